@@ -1,0 +1,359 @@
+"""The panel layer: a validated, integer-coded view of a dataframe given column roles.
+
+Every estimator starts here. :func:`build_panel` reads only the columns it needs, codes units and periods as
+integers, normalises every common coding of "never treated" (0, NaN, inf, a value beyond the last period) to one
+(``inf``), checks the design, and drops rows with missing values *counting them* in the sample report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from didx._errors import DataError, DesignError, InvalidOptionError
+from didx._frame import Columns, factorize, numeric_column, read_columns
+from didx._sample import Dropped, SampleReport
+from didx._validate import as_list
+
+NEVER = np.inf
+"""Internal coding of a never-treated cohort."""
+
+
+@dataclass(frozen=True, eq=False)
+class Panel:
+    """Validated arrays, one entry per kept row.
+
+    Attributes
+    ----------
+    y : outcome (float64).
+    unit : unit codes 0..n_units-1 (None for repeated cross sections without a unit column).
+    time : period codes 0..n_periods-1, in increasing order of ``periods``.
+    periods : the period values (numeric time) or positions 0..T-1 (date-like time), increasing.
+    period_labels : the original period values, as given.
+    cohort : first treated period per row, in the units of ``periods``; ``inf`` for never treated.
+    treat : 0/1 treatment indicator per row (given, or derived from the cohort as ``t >= g``).
+    covariates : (n, p) float64 matrix.
+    weights : sampling weights or None.
+    codes : integer codes of categorical columns (clusters, extra fixed effects) by column name.
+    row_index : position of each kept row in the input frame.
+    """
+
+    y: np.ndarray
+    unit: np.ndarray | None
+    unit_labels: np.ndarray | None
+    time: np.ndarray
+    periods: np.ndarray
+    period_labels: np.ndarray
+    cohort: np.ndarray | None
+    treat: np.ndarray | None
+    covariates: np.ndarray
+    covariate_names: tuple[str, ...]
+    weights: np.ndarray | None
+    codes: dict[str, np.ndarray]
+    row_index: np.ndarray
+    report: SampleReport
+    names: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def n_units(self) -> int:
+        return 0 if self.unit_labels is None else int(self.unit_labels.shape[0])
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.periods.shape[0])
+
+    def unit_cohort(self) -> np.ndarray:
+        """Cohort per unit (``inf`` = never treated)."""
+        if self.cohort is None or self.unit is None:
+            raise DesignError("This panel has no cohort or no unit column.")
+        out = np.full(self.n_units, NEVER)
+        out[self.unit] = self.cohort
+        return out
+
+    @property
+    def is_balanced(self) -> bool:
+        return bool(self.report.balanced)
+
+
+def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Codes, numeric period values, original labels, and whether time is date-like."""
+    arr = cols.arrays[time]
+    kind = cols.kinds[time]
+    if kind == "numeric":
+        values = np.asarray(arr, dtype=np.float64)
+        codes, uniques = factorize(values, sort=True)
+        return codes, uniques.astype(np.float64), uniques, False
+    if kind == "datetime":
+        codes, uniques = factorize(arr, sort=True)
+        return codes, np.arange(uniques.shape[0], dtype=np.float64), uniques, True
+    example = next((v for v in arr[:50] if v is not None), None)
+    raise DataError(
+        f"{func}: the time column {time!r} must be numeric (e.g. a year) or date-like, but it holds "
+        f"values such as {example!r}. Fix: convert it, e.g. with pandas.to_datetime or astype(int)."
+    )
+
+
+def _normalise_cohort(
+    raw: np.ndarray, kind: str, *, name: str, periods: np.ndarray, labels: np.ndarray, date_like: bool, func: str
+) -> np.ndarray:
+    """Cohort in the units of ``periods``; every never-treated coding becomes ``inf``."""
+    if date_like:
+        if kind != "datetime":
+            # allow an all-missing or numeric-never column only if it is entirely never-treated codings
+            raise DataError(
+                f"{func}: the time column is date-like, so the cohort column {name!r} must hold dates too "
+                f"(NaT for never treated). Fix: convert it with pandas.to_datetime."
+            )
+        dates = raw.astype("datetime64[ns]")
+        out = np.full(dates.shape[0], NEVER)
+        ok = ~np.isnat(dates)
+        pos = np.searchsorted(labels.astype("datetime64[ns]"), dates[ok], side="left").astype(np.float64)
+        pos[pos >= periods.shape[0]] = NEVER  # first treated after the last period
+        out[ok] = pos
+        return out
+    if kind != "numeric":
+        example = next((v for v in raw[:50] if v is not None), None)
+        raise DataError(
+            f"{func}: the cohort column {name!r} must be numeric (the first treated period; 0, NaN or inf for "
+            f"never treated). It holds values such as {example!r}. Fix: convert it to numbers."
+        )
+    g = np.asarray(raw, dtype=np.float64).copy()
+    zero = g == 0
+    if zero.any() and periods[0] <= 0 <= periods[-1] and np.any(periods == 0):
+        raise DataError(
+            f"{func}: the cohort column {name!r} uses 0, but 0 is also a period of the time column, so 0 cannot "
+            f"mean 'never treated'. Fix: code never-treated units as NaN or inf in {name!r}."
+        )
+    never = zero | np.isnan(g) | np.isinf(g) | (g > periods[-1])
+    g[never] = NEVER
+    return g
+
+
+def build_panel(
+    data: Any,
+    *,
+    func: str,
+    y: str,
+    time: str,
+    unit: str | None = None,
+    cohort: str | None = None,
+    treat: str | None = None,
+    covariates: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    categorical: str | Sequence[str] | None = None,
+    require_control: str = "untreated_obs",
+    check_duplicates: bool = True,
+) -> Panel:
+    """Validate ``data`` for a DiD design and return a :class:`Panel`.
+
+    ``require_control`` is ``'never'`` (at least one never-treated unit), ``'untreated_obs'`` (at least one
+    untreated observation) or ``'none'``.
+    """
+    if cohort is not None and treat is not None:
+        raise InvalidOptionError(
+            f"{func}: give either cohort= (first treated period) or treat= (0/1 indicator), not both."
+        )
+    cov_list = as_list(covariates)
+    cl_list = as_list(cluster)
+    cat_list = [c for c in as_list(categorical) if c not in cl_list]
+    roles: dict[str, Any] = {"y": y, "time": time, "unit": unit, "cohort": cohort, "treat": treat,
+                             "covariates": cov_list, "weights": weights, "cluster": cl_list, "fe": cat_list}
+    wanted = [c for c in [y, time, unit, cohort, treat, weights, *cov_list, *cl_list, *cat_list] if c is not None]
+    cols = read_columns(data, wanted, func, roles)
+    n_input = cols.n_rows
+
+    yv = numeric_column(cols, y, "outcome (y)", func, "Fix: pass a numeric outcome column.")
+    time_codes, periods, labels, date_like = _code_time(cols, time, func)
+    keep = np.ones(n_input, dtype=bool)
+    drops: list[tuple[str, np.ndarray]] = []
+
+    def drop(mask: np.ndarray, reason: str) -> None:
+        newly = mask & keep
+        if newly.any():
+            drops.append((reason, newly))
+            keep[newly] = False
+
+    drop(time_codes < 0, f"missing time ({time})")
+    unit_codes_all: np.ndarray | None = None
+    if unit is not None:
+        unit_codes_all, unit_uniques = factorize(cols.arrays[unit], sort=False)
+        drop(unit_codes_all < 0, f"missing unit ({unit})")
+    drop(~np.isfinite(yv), f"missing outcome ({y})")
+    cov_mat = np.empty((n_input, len(cov_list)))
+    for j, c in enumerate(cov_list):
+        cov_mat[:, j] = numeric_column(cols, c, "covariate", func, "Fix: encode it as numbers (dummies).")
+    for j, c in enumerate(cov_list):
+        drop(~np.isfinite(cov_mat[:, j]), f"missing covariate ({c})")
+    w: np.ndarray | None = None
+    if weights is not None:
+        w = numeric_column(cols, weights, "weights", func, "Fix: pass a numeric column of weights.")
+        drop(~np.isfinite(w), f"missing weight ({weights})")
+        bad = keep & (w < 0)
+        if bad.any():
+            raise DataError(
+                f"{func}: the weights column {weights!r} has {int(bad.sum())} negative values "
+                f"(e.g. {w[bad][0]!r}). Fix: weights must be non-negative."
+            )
+    cl_codes_all: dict[str, np.ndarray] = {}
+    for c in [*cl_list, *cat_list]:
+        codes, _ = factorize(cols.arrays[c], sort=False)
+        cl_codes_all[c] = codes
+        drop(codes < 0, f"missing {'cluster' if c in cl_list else 'fixed effect'} ({c})")
+    tr: np.ndarray | None = None
+    if treat is not None:
+        tr = numeric_column(cols, treat, "treatment", func, "Fix: pass a 0/1 treatment indicator.")
+        drop(np.isnan(tr), f"missing treatment ({treat})")
+        vals = np.unique(tr[keep])
+        bad_vals = vals[~np.isin(vals, [0.0, 1.0])]
+        if bad_vals.size:
+            raise DataError(
+                f"{func}: the treatment column {treat!r} must be 0/1 (or boolean), but it has the value(s) "
+                f"{', '.join(repr(float(v)) for v in bad_vals[:5])}. Fix: recode it as a 0/1 indicator "
+                f"(for a continuous or fractional treatment, round it or use a different estimator)."
+            )
+    g_all: np.ndarray | None = None
+    if cohort is not None:
+        g_all = _normalise_cohort(cols.arrays[cohort], cols.kinds[cohort], name=cohort, periods=periods,
+                                  labels=labels, date_like=date_like, func=func)
+
+    idx = np.flatnonzero(keep)
+    all_kept = idx.shape[0] == n_input
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if all_kept else a[idx]
+
+    yk = take(yv)
+    tk = take(time_codes)
+    # re-code periods present after dropping
+    present = np.bincount(tk, minlength=periods.shape[0]) > 0
+    if not present.all():
+        remap = np.cumsum(present) - 1
+        tk = remap[tk]
+        periods = periods[present]
+        labels = labels[present]
+    if periods.shape[0] < 2:
+        raise DesignError(
+            f"{func}: the time column {time!r} has {periods.shape[0]} distinct period(s) after dropping missing "
+            f"values; a difference-in-differences needs at least two. Fix: check the time column and the rows "
+            f"dropped for missing values."
+        )
+    uk: np.ndarray | None = None
+    unit_labels: np.ndarray | None = None
+    if unit is not None and unit_codes_all is not None:
+        if all_kept:
+            uk, unit_labels = unit_codes_all, unit_uniques
+        else:
+            uk, old = factorize(unit_codes_all[idx], sort=False)
+            unit_labels = unit_uniques[old]
+    n_units = 0 if unit_labels is None else unit_labels.shape[0]
+    T = periods.shape[0]
+    balanced: bool | None = None
+    n_gaps: int | None = None
+    if uk is not None:
+        counts = np.bincount(uk, minlength=n_units)
+        if check_duplicates and counts.max() > 1:
+            key = uk * T + tk
+            if n_units * T <= 50_000_000:
+                dup = np.bincount(key, minlength=n_units * T) > 1
+                dkey = int(np.flatnonzero(dup)[0]) if dup.any() else -1
+            else:
+                s = np.sort(key)
+                d = np.flatnonzero(s[1:] == s[:-1])
+                dkey = int(s[d[0]]) if d.size else -1
+            if dkey >= 0:
+                u_lab = unit_labels[dkey // T] if unit_labels is not None else dkey // T
+                n_dup = int(key.shape[0] - np.unique(key).shape[0])
+                raise DataError(
+                    f"{func}: {n_dup} duplicate (unit, time) rows, e.g. {unit}={u_lab!r} at "
+                    f"{time}={labels[dkey % T]!r}. Each unit may appear once per period. Fix: aggregate the "
+                    f"duplicates, or if this is a repeated cross section do not pass unit= (or use panel=False)."
+                )
+        balanced = bool(counts.min() == T)
+        if not balanced:
+            tmin = np.full(n_units, T, dtype=np.int64)
+            tmax = np.full(n_units, -1, dtype=np.int64)
+            np.minimum.at(tmin, uk, tk)
+            np.maximum.at(tmax, uk, tk)
+            n_gaps = int(np.count_nonzero(tmax - tmin + 1 != counts))
+    gk: np.ndarray | None = None
+    if g_all is not None:
+        gk = take(g_all)
+        if uk is not None:
+            first = np.full(n_units, np.nan)
+            first[uk] = gk
+            varies = first[uk] != gk
+            if varies.any():
+                r = int(np.flatnonzero(varies)[0])
+                u_lab = unit_labels[uk[r]] if unit_labels is not None else uk[r]
+                vals = np.unique(gk[uk == uk[r]])
+                raise DataError(
+                    f"{func}: the cohort column {cohort!r} varies within unit {u_lab!r} (values "
+                    f"{', '.join(_fmt_cohort(v) for v in vals[:4])}). A cohort is the unit's first treated period "
+                    f"and must be constant within a unit. Fix: set it to the first period the unit is treated."
+                )
+    trk: np.ndarray | None = None
+    if tr is not None:
+        trk = take(tr)
+    elif gk is not None:
+        trk = (periods[tk] >= gk).astype(np.float64)
+    # design checks
+    if gk is not None:
+        treated_units = np.isfinite(gk)
+        if not treated_units.any():
+            raise DesignError(
+                f"{func}: no treated units: every value of the cohort column {cohort!r} codes 'never treated' "
+                f"(0, NaN, inf or a period after the last one, {labels[-1]!r}). Fix: check the cohort column."
+            )
+        if require_control == "never" and treated_units.all():
+            raise DesignError(
+                f"{func}: no control units: every unit has a treatment date in {cohort!r}, and this estimator "
+                f"compares with never-treated units. Fix: use a not-yet-treated control group if the estimator "
+                f"offers one, or add never-treated units."
+            )
+    if trk is not None:
+        if not (trk == 1).any():
+            raise DesignError(
+                f"{func}: no treated observations: {treat or cohort!r} is never 1 in the sample. Fix: check the "
+                f"treatment column."
+            )
+        if require_control != "none" and not (trk == 0).any():
+            raise DesignError(
+                f"{func}: no control observations: every row is treated in {treat or cohort!r}. Fix: include "
+                f"untreated units or periods."
+            )
+    dropped = []
+    still = None
+    if unit_codes_all is not None and drops:
+        still = np.bincount(unit_codes_all[keep], minlength=unit_uniques.shape[0]) > 0
+    for reason, mask in drops:
+        n_rows = int(mask.sum())
+        n_u = None
+        if unit_codes_all is not None and still is not None:
+            codes = np.unique(unit_codes_all[mask])
+            codes = codes[codes >= 0]
+            n_u = int(np.count_nonzero(~still[codes]))
+        dropped.append(Dropped(reason=reason, n_rows=n_rows, n_units=n_u))
+    report = SampleReport(
+        n_input_rows=n_input, n_obs=int(yk.shape[0]), n_units=n_units if uk is not None else None,
+        n_periods=T, dropped=tuple(dropped), balanced=balanced, n_units_with_gaps=n_gaps,
+    )
+    covk = take(cov_mat) if cov_list else np.empty((yk.shape[0], 0))
+    clk = {c: factorize(take(v), sort=False)[0] for c, v in cl_codes_all.items()}
+    return Panel(
+        y=yk, unit=uk, unit_labels=unit_labels, time=tk, periods=periods, period_labels=labels, cohort=gk,
+        treat=trk, covariates=covk, covariate_names=tuple(cov_list), weights=None if w is None else take(w),
+        codes=clk, row_index=idx, report=report,
+        names={"y": y, "unit": unit, "time": time, "cohort": cohort, "treat": treat, "weights": weights,
+               "cluster": tuple(cl_list), "date_like": date_like},
+    )
+
+
+def _fmt_cohort(v: float) -> str:
+    return "never" if np.isinf(v) else repr(float(v))

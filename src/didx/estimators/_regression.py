@@ -1,0 +1,136 @@
+"""Shared machinery of the regression estimators (2x2, TWFE, event study, plain OLS).
+
+A regression result keeps its :class:`~didx.linalg.OLSFit` (demeaned regressors and residuals) in a
+:class:`RegressionSource`, so ``with_vcov`` and the wild bootstrap work from it without refitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from didx._errors import DataError
+from didx._frame import factorize, read_columns
+from didx._sample import SampleReport
+from didx.inference.vcov import SSC, VcovResult, VcovSpec, compute_vcov, resolve_vcov
+from didx.linalg.ols import OLSFit
+from didx.results.base import Inference, Result
+
+FEW_CLUSTERS = 42
+
+
+@dataclass(frozen=True, eq=False)
+class RegressionSource:
+    """The stored fit and how to find cluster codes for the estimation sample."""
+
+    fit: OLSFit
+    codes: Mapping[str, np.ndarray]
+    data: Any
+    row_index: np.ndarray
+    default: VcovSpec
+    treated_codes: np.ndarray | None = None  # per-observation: 1 if in a treated unit/group
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            if name in self.codes:
+                out[name] = np.asarray(self.codes[name])
+                continue
+            cols = read_columns(self.data, [name], func, {"cluster": name})
+            codes, _ = factorize(cols.arrays[name][self.row_index], sort=False)
+            if (codes < 0).any():
+                raise DataError(
+                    f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in the "
+                    f"estimation sample. Fix: fill them, or re-run the estimator with cluster={name!r} so the rows "
+                    f"are dropped and counted."
+                )
+            out[name] = codes
+        return out
+
+    def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
+        codes = self.cluster_codes(func, spec.clusters)
+        vr = compute_vcov(self.fit, spec, codes, func)
+        return vr.matrix, inference_info(spec, vr, self.fit, codes, self.treated_codes)
+
+    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
+                  ssc: Any) -> tuple[np.ndarray, Inference]:
+        spec = resolve_vcov(func, vcov, cluster, self.default, ssc)
+        return self.compute(func, spec)
+
+
+def inference_info(spec: VcovSpec, vr: VcovResult, fit: OLSFit, codes: Mapping[str, np.ndarray],
+                   treated: np.ndarray | None) -> Inference:
+    details: list[str] = []
+    label = spec.kind
+    if spec.kind == "hetero":
+        label = "hetero (HC1)"
+    if spec.clusters:
+        label = f"{spec.kind}, clustered by {' and '.join(spec.clusters)}"
+        G = min(vr.n_clusters) if vr.n_clusters else 0
+        n_treated_cl = None
+        if treated is not None and len(spec.clusters) == 1:
+            c = np.asarray(codes[spec.clusters[0]])
+            tr = np.bincount(c, weights=treated, minlength=int(c.max()) + 1) > 0
+            n_treated_cl = int(tr.sum())
+            details.append(f"Treated clusters: {n_treated_cl} of {G}")
+        if G < FEW_CLUSTERS or (n_treated_cl is not None and n_treated_cl < 10):
+            details.append(
+                f"Few clusters ({G}{'' if n_treated_cl is None else f', {n_treated_cl} treated'}): cluster-robust "
+                f"SEs can over-reject. Remedies: result.wild_bootstrap(term) (wild cluster bootstrap) or "
+                f"collapse='group_period' (group x period means)."
+            )
+    details.append(f"Coefficients counted for the small-sample factor K: {vr.k_ssc}")
+    if spec.kind in ("HC0", "CR0") or (not spec.ssc.adj and not spec.ssc.cluster_adj):
+        ssc_text = "none"
+    elif spec.kind in ("HC1", "hetero"):
+        ssc_text = "n/(n-K) (sandwich, Stata and fixest convention)" if spec.ssc.adj else spec.ssc.describe()
+    elif spec.kind == "CR3":
+        ssc_text = "(G-1)/G (jackknife)"
+    elif spec.kind in ("HC2", "HC3"):
+        ssc_text = "leverage-based"
+    elif spec.kind == "iid":
+        ssc_text = "residual variance over n-K" if spec.ssc.adj else "residual variance over n"
+    else:
+        ssc_text = spec.ssc.describe()
+    return Inference(vcov_type=label, df=vr.df, n_clusters=vr.n_clusters, cluster_names=spec.clusters,
+                     small_sample=ssc_text, details=tuple(details))
+
+
+@dataclass(frozen=True, eq=False)
+class RegressionResult(Result):
+    """A result of a linear regression: keeps the fit for ``with_vcov`` and the wild bootstrap."""
+
+    @property
+    def fit(self) -> OLSFit:
+        src = self._source
+        assert isinstance(src, RegressionSource)  # set by every regression estimator
+        return src.fit
+
+
+def make_regression_result(
+    cls: type[RegressionResult], *, estimator: str, fit: OLSFit, headline: str, spec: VcovSpec,
+    codes: Mapping[str, np.ndarray], data: Any, row_index: np.ndarray, sample: SampleReport,
+    design: Sequence[tuple[str, str]], treated: np.ndarray | None = None,
+    term_info: Mapping[str, np.ndarray] | None = None, extras: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (), func: str = "regression", **kwargs: Any,
+) -> Any:
+    source = RegressionSource(fit=fit, codes=dict(codes), data=data, row_index=row_index, default=spec,
+                              treated_codes=treated)
+    V, inf = source.compute(func, spec)
+    all_notes = list(notes)
+    if fit.dropped_collinear:
+        all_notes.append("Dropped for collinearity: " + ", ".join(fit.dropped_collinear))
+    return cls(estimator=estimator, terms=fit.names, coef=fit.coef, vcov_matrix=V, headline=headline,
+               inference=inf, sample=sample, design=tuple(design), term_info=term_info or {},
+               extras=extras or {}, notes=tuple(all_notes), _source=source, **kwargs)
+
+
+def default_spec(cluster_default: Sequence[str], kind_without_cluster: str, ssc: SSC | None) -> VcovSpec:
+    s = ssc if ssc is not None else SSC()
+    if cluster_default:
+        return VcovSpec("CR1", tuple(cluster_default), s)
+    return VcovSpec(kind_without_cluster, (), s)

@@ -1,0 +1,129 @@
+"""Two-way fixed effects over many periods.
+
+``y_it = a_i + l_t + tau D_it (+ W_it' b) (+ other fixed effects) + e_it``, the fixed effects absorbed without
+dummy matrices (:mod:`didx.linalg.absorb`): exact for one or two factors, alternating projections beyond.
+Standard errors follow fixest (default: clustered by unit). Reference: ``fixest::feols(y ~ d | unit + time)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from didx._panel import build_panel
+from didx._sample import Dropped
+from didx._validate import as_list
+from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
+from didx.inference.vcov import SSC, resolve_vcov
+from didx.linalg.absorb import FixedEffects
+from didx.linalg.ols import fit_ols
+
+
+@dataclass(frozen=True, eq=False)
+class TWFEResult(RegressionResult):
+    """Result of :func:`twfe`."""
+
+
+def twfe(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    treat: str | None = None,
+    cohort: str | None = None,
+    covariates: str | Sequence[str] | None = None,
+    fe: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+    drop_singletons: bool = False,
+) -> TWFEResult:
+    """Static two-way fixed-effects DiD.
+
+    Parameters
+    ----------
+    y, unit, time : outcome, unit and period columns.
+    treat : 0/1 column, ``D_it`` (treated at t). Or:
+    cohort : first treated period per unit (0 / NaN / inf / after the last period = never treated); then
+        ``D_it = 1[t >= cohort]``.
+    covariates : time-varying controls W.
+    fe : extra fixed effects absorbed besides unit and time.
+    vcov : ``"iid"``, ``"hetero"``, ``"HC1"``, ``"CR1"``, ``"CR3"`` ... Default: CR1 clustered by ``cluster`` or,
+        if not given, by ``unit`` (fixest's default).
+    cluster : one or two cluster columns.
+    ssc : small-sample correction; ``didx.SSC(adj=False, cluster_adj=False)`` switches it off.
+    drop_singletons : drop observations alone in a fixed-effect level (fixest's ``fixef.rm = "singleton"``).
+        By default they are kept, counted and reported, as fixest does.
+    """
+    func = "twfe"
+    fe_list = as_list(fe)
+    panel = build_panel(data, func=func, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
+                        covariates=covariates, weights=weights, cluster=cluster, categorical=fe_list,
+                        require_control="untreated_obs")
+    assert panel.unit is not None and panel.treat is not None
+    factors = [panel.unit, panel.time] + [panel.codes[c] for c in fe_list]
+    fe_names = [unit, time, *fe_list]
+    keep = np.ones(panel.n_obs, dtype=bool)
+    report = panel.report
+    n_singletons = 0
+    fes = FixedEffects(factors, fe_names, weights=panel.weights)
+    single = fes.singletons()
+    n_singletons = int(single.sum())
+    if drop_singletons and n_singletons:
+        total = 0
+        while single.any():
+            keep &= ~single
+            total = int((~keep).sum())
+            factors_k = [_recode(f[keep]) for f in factors]
+            fes_k = FixedEffects(factors_k, fe_names)
+            s_k = fes_k.singletons()
+            single = np.zeros(panel.n_obs, dtype=bool)
+            single[np.flatnonzero(keep)[s_k]] = True
+        report = report.with_dropped(Dropped("singleton in a fixed effect (drop_singletons=True)", total))
+        factors = [_recode(f[keep]) for f in factors]
+        w = None if panel.weights is None else panel.weights[keep]
+        fes = FixedEffects(factors, fe_names, weights=w)
+    else:
+        w = panel.weights
+    idx = np.flatnonzero(keep)
+    D = panel.treat[idx]
+    treat_name = treat if treat is not None else "treated"
+    X = np.column_stack([D, panel.covariates[idx]]) if panel.covariates.shape[1] else D[:, None]
+    names = [treat_name, *panel.covariate_names]
+    fit = fit_ols(panel.y[idx], X, names, fe=fes, weights=w, func=func, protected=[treat_name])
+    default = default_spec([unit], "iid", ssc)
+    spec = resolve_vcov(func, vcov, cluster, default, ssc)
+    codes = {k: v[idx] for k, v in panel.codes.items()}
+    codes.setdefault(unit, factors[0])
+    codes.setdefault(time, factors[1])
+    ever = np.zeros(panel.n_units)
+    np.maximum.at(ever, panel.unit, panel.treat)
+    notes = []
+    if n_singletons and not drop_singletons:
+        notes.append(f"{n_singletons} singleton observations (alone in a fixed-effect level) kept, as fixest "
+                     f"does; drop_singletons=True removes them.")
+    design = [
+        ("Estimator", "two-way fixed effects (static)"),
+        ("Outcome", y),
+        ("Treatment", f"{treat} (0/1)" if treat else f"1[{time} >= {cohort}]"),
+        ("Fixed effects", ", ".join(fe_names) + f" [{fes.method}]"),
+        ("Covariates", ", ".join(panel.covariate_names) or "none"),
+        ("Weights", weights or "none"),
+        ("Singletons", f"{n_singletons} {'dropped' if drop_singletons else 'kept'}"),
+    ]
+    res: TWFEResult = make_regression_result(
+        TWFEResult, estimator="Two-way fixed effects", fit=fit, headline=treat_name, spec=spec, codes=codes,
+        data=data, row_index=panel.row_index[idx], sample=report, design=design, treated=ever[panel.unit][idx],
+        notes=notes, func=func,
+    )
+    return res
+
+
+def _recode(codes: np.ndarray) -> np.ndarray:
+    u, inv = np.unique(codes, return_inverse=True)
+    return inv.astype(np.int64)

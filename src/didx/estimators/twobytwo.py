@@ -1,0 +1,253 @@
+"""The canonical 2x2 difference-in-differences: the cell-mean table and the interacted regression.
+
+``y = a + b G + c T + tau G*T (+ W'beta) (+ (W x T)'gamma) + e``; without covariates ``tau`` equals the cell-mean
+difference in differences ``(Ybar_11 - Ybar_10) - (Ybar_01 - Ybar_00)`` exactly. With ``unit=`` the group dummy
+and intercept are replaced by unit fixed effects (``y = a_i + c T + tau G*T + e``).
+
+Reference: Card & Krueger (1994); the numbers of R's ``lm(fte ~ nj * d)`` with sandwich SEs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from didx._errors import DataError
+from didx._panel import build_panel
+from didx._validate import as_list
+from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
+from didx.inference.vcov import SSC, resolve_vcov
+from didx.linalg.absorb import FixedEffects
+from didx.linalg.ols import fit_ols
+from didx.results.render import fmt_num, latex_table, markdown_table, text_table
+
+
+@dataclass(frozen=True)
+class CellTable:
+    """The 2x2 table: cell means (SE, n) by group and period, the changes, the differences and the DiD.
+
+    ``means``/``ses``/``ns`` are indexed ``[group, post]`` (0 = control / before, 1 = treated / after). The SEs of
+    the cells are ``sd / sqrt(n)`` of each cell; the SEs of the differences are linear combinations of the
+    regression's coefficients under the chosen covariance.
+    """
+
+    means: np.ndarray
+    ses: np.ndarray
+    ns: np.ndarray
+    change: np.ndarray  # by group: after - before
+    change_se: np.ndarray
+    difference: np.ndarray  # by period: treated - control
+    difference_se: np.ndarray
+    did: float
+    did_se: float
+    labels: tuple[str, str] = ("Treated", "Control")
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = []
+        for g, name in ((1, self.labels[0]), (0, self.labels[1])):
+            rows.append({"group": name, "before": self.means[g, 0], "after": self.means[g, 1],
+                         "change": self.change[g], "before_se": self.ses[g, 0], "after_se": self.ses[g, 1],
+                         "change_se": self.change_se[g], "n_before": int(self.ns[g, 0]),
+                         "n_after": int(self.ns[g, 1])})
+        rows.append({"group": "Difference", "before": self.difference[0], "after": self.difference[1],
+                     "change": self.did, "before_se": self.difference_se[0], "after_se": self.difference_se[1],
+                     "change_se": self.did_se, "n_before": int(self.ns[:, 0].sum()),
+                     "n_after": int(self.ns[:, 1].sum())})
+        return pd.DataFrame(rows)
+
+    def _rows(self) -> list[list[str]]:
+        out = []
+        for g, name in ((1, self.labels[0]), (0, self.labels[1])):
+            out.append([name, fmt_num(self.means[g, 0], 2), fmt_num(self.means[g, 1], 2), fmt_num(self.change[g], 2)])
+            out.append(["", f"({fmt_num(self.ses[g, 0], 2)})", f"({fmt_num(self.ses[g, 1], 2)})",
+                        f"({fmt_num(self.change_se[g], 2)})"])
+            out.append(["", f"n={int(self.ns[g, 0])}", f"n={int(self.ns[g, 1])}", ""])
+        out.append(["Difference", fmt_num(self.difference[0], 2), fmt_num(self.difference[1], 2),
+                    fmt_num(self.did, 2)])
+        out.append(["", f"({fmt_num(self.difference_se[0], 2)})", f"({fmt_num(self.difference_se[1], 2)})",
+                    f"({fmt_num(self.did_se, 2)})"])
+        return out
+
+    _HEADER = ("", "Before", "After", "Change")
+
+    def __str__(self) -> str:
+        return (text_table(self._HEADER, self._rows()) + "\nCell SEs: sd/sqrt(n) per cell; SEs of differences "
+                "from the regression's covariance. Bottom-right: the difference in differences.")
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def to_markdown(self) -> str:
+        return markdown_table(self._HEADER, self._rows())
+
+    def to_latex(self) -> str:
+        return latex_table(self._HEADER, self._rows(), caption="Difference in differences: cell means")
+
+
+@dataclass(frozen=True, eq=False)
+class DiD2x2Result(RegressionResult):
+    """Result of :func:`did2x2`; ``.table`` is the cell-mean table."""
+
+    @property
+    def table(self) -> CellTable:
+        """The cell-mean table; SEs of its differences follow this result's covariance."""
+        e = self.extras
+        return _make_table(self, e["means"], e["ses"], e["ns"], e["group"], e["post"], e["pooled"])
+
+    def _summary_extra(self) -> list[str]:
+        return ["Cell means", str(self.table)]
+
+
+def _cell_stats(y: np.ndarray, g: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    means = np.zeros((2, 2))
+    ses = np.zeros((2, 2))
+    ns = np.zeros((2, 2), dtype=np.int64)
+    for gi in (0, 1):
+        for pi in (0, 1):
+            m = (g == gi) & (p == pi)
+            yy = y[m]
+            n = int(m.sum())
+            ns[gi, pi] = n
+            if w is None:
+                means[gi, pi] = yy.mean()
+                ses[gi, pi] = yy.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+            else:
+                ww = w[m]
+                mu = float(np.sum(ww * yy) / np.sum(ww))
+                means[gi, pi] = mu
+                ses[gi, pi] = (np.sqrt(np.sum(ww**2 * (yy - mu) ** 2)) / np.sum(ww) * np.sqrt(n / (n - 1))
+                               if n > 1 else np.nan)
+    return means, ses, ns
+
+
+def did2x2(
+    data: Any,
+    *,
+    y: str,
+    group: str,
+    post: str,
+    unit: str | None = None,
+    covariates: str | Sequence[str] | None = None,
+    covariate_trends: bool = False,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+) -> DiD2x2Result:
+    """Two-group, two-period difference in differences.
+
+    Parameters
+    ----------
+    data : any dataframe (pandas, polars, pyarrow, duckdb, ...).
+    y : outcome column.
+    group : 0/1 column, 1 for the treated group (constant within a unit).
+    post : 0/1 column, 1 for the period after treatment.
+    unit : optional unit column; adds unit fixed effects (the panel version) and clusters by unit by default.
+    covariates : columns entered in levels (precision); with ``covariate_trends=True`` also interacted with
+        ``post`` (conditional parallel trends: the trend may depend on W).
+    vcov : ``"iid"``, ``"HC0"``, ``"HC1"``, ``"hetero"``, ``"HC2"``, ``"HC3"``, ``"CR1"``, ``"CR3"``. Default: CR1
+        by ``cluster`` if given, else by ``unit`` if given, else HC1. See :mod:`didx.inference.vcov`.
+    cluster : cluster column(s); two for two-way clustering.
+    weights : sampling weights (weighted least squares).
+    ssc : small-sample correction (:class:`didx.SSC`).
+
+    Returns
+    -------
+    DiD2x2Result : ``.estimate`` is tau (the coefficient of ``group:post``); ``.table`` is the cell-mean table.
+    """
+    func = "did2x2"
+    cov_list = as_list(covariates)
+    panel = build_panel(data, func=func, y=y, time=post, unit=unit, treat=group, covariates=cov_list,
+                        weights=weights, cluster=cluster, require_control="untreated_obs")
+    if not np.array_equal(panel.periods, [0.0, 1.0]):
+        raise DataError(
+            f"{func}: the post column {post!r} must be a 0/1 indicator (1 after treatment), but its values are "
+            f"{', '.join(fmt_num(v, 4) for v in panel.period_labels[:6])}. Fix: recode it, e.g. "
+            f"(df[{post!r}] >= first_post_period).astype(int)."
+        )
+    G = np.asarray(panel.treat)
+    T = panel.time.astype(np.float64)
+    if panel.unit is not None:
+        first = np.full(panel.n_units, np.nan)
+        first[panel.unit] = G
+        if np.any(first[panel.unit] != G):
+            raise DataError(
+                f"{func}: the group column {group!r} varies within a unit of {unit!r}. The treated group must be "
+                f"fixed per unit. Fix: set {group!r} to 1 for every row of a treated unit."
+            )
+    GT = G * T
+    names_cov = list(cov_list)
+    W = panel.covariates
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    fe = None
+    if panel.unit is None:
+        cols += [np.ones_like(T), G, T, GT]
+        names += ["(Intercept)", group, post, f"{group}:{post}"]
+    else:
+        fe = FixedEffects([panel.unit], [unit or "unit"], weights=panel.weights)
+        cols += [T, GT]
+        names += [post, f"{group}:{post}"]
+    for j, c in enumerate(names_cov):
+        cols.append(W[:, j])
+        names.append(c)
+    if covariate_trends:
+        for j, c in enumerate(names_cov):
+            cols.append(W[:, j] * T)
+            names.append(f"{c}:{post}")
+    X = np.column_stack(cols)
+    headline = f"{group}:{post}"
+    fit = fit_ols(panel.y, X, names, fe=fe, weights=panel.weights, func=func, protected=[headline])
+    default = default_spec([unit] if unit is not None else [], "HC1", ssc)
+    spec = resolve_vcov(func, vcov, cluster, default, ssc)
+    codes = dict(panel.codes)
+    if unit is not None and panel.unit is not None:
+        codes.setdefault(unit, panel.unit)
+    means, ses, ns = _cell_stats(panel.y, G, panel.time, panel.weights)
+    design = [
+        ("Estimator", "2x2 difference in differences (interacted regression)"),
+        ("Outcome", y),
+        ("Treated group", f"{group} == 1"),
+        ("Post period", f"{post} == 1"),
+        ("Fixed effects", f"unit ({unit})" if unit else "none (group and period dummies)"),
+        ("Covariates", ", ".join(names_cov) if names_cov else "none"),
+        ("Covariate trends (W x post)", "yes" if covariate_trends else "no"),
+        ("Weights", weights or "none"),
+    ]
+    res: DiD2x2Result = make_regression_result(
+        DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes, data=data,
+        row_index=panel.row_index, sample=panel.report, design=design, treated=G, func=func,
+        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": panel.unit is None},
+    )
+    return res
+
+
+def _make_table(res: RegressionResult, means: np.ndarray, ses: np.ndarray, ns: np.ndarray, group: str, post: str,
+                pooled: bool) -> CellTable:
+    """Differences of cell means with SEs from the regression covariance (linear combinations of b)."""
+    terms = res.terms
+    V = res.vcov_matrix
+
+    def lin(weights: dict[str, float]) -> float:
+        a = np.zeros(len(terms))
+        for t, v in weights.items():
+            if t not in terms:
+                return float("nan")
+            a[terms.index(t)] = v
+        return float(np.sqrt(a @ V @ a))
+
+    gp = f"{group}:{post}"
+    change = means[:, 1] - means[:, 0]
+    difference = means[1, :] - means[0, :]
+    did = float(change[1] - change[0])
+    change_se = np.array([lin({post: 1.0}), lin({post: 1.0, gp: 1.0})])
+    if pooled:
+        difference_se = np.array([lin({group: 1.0}), lin({group: 1.0, gp: 1.0})])
+    else:
+        difference_se = np.array([np.nan, np.nan])
+    return CellTable(means=means, ses=ses, ns=ns, change=change, change_se=change_se, difference=difference,
+                     difference_se=difference_se, did=did, did_se=lin({gp: 1.0}))

@@ -1,0 +1,252 @@
+"""Covariance matrices for (fixed-effect) least squares, with the small-sample conventions of R.
+
+Conventions (``n`` observations, ``k`` slope coefficients, ``K`` coefficients counted for the correction,
+``G`` clusters):
+
+================  =============================================================  ==========================
+``vcov=``         matrix                                                         matches
+================  =============================================================  ==========================
+``"iid"``         ``s^2 (X'WX)^-1``, ``s^2 = sum w e^2 / (n - K)``                 R ``lm``; fixest ``iid``
+``"HC0"``         ``B M B``, ``M = sum w^2 e^2 x x'``                              sandwich ``HC0``
+``"HC1"``         HC0 x ``n / (n - K)``                                            sandwich ``HC1``, Stata,
+``"hetero"``      the same as ``"HC1"``                                            fixest ``hetero``
+``"HC2"/"HC3"``   HC0 with ``e^2 / (1 - h)`` or ``e^2 / (1 - h)^2``                 sandwich (no absorbed FE)
+``"CR1"``         cluster sums, x ``G/(G-1) (n-1)/(n-K)``                          fixest, sandwich, Stata
+``"CR0"``         cluster sums, no correction
+``"CR3"``         leave-one-cluster-out jackknife ``(G-1)/G sum (b_-g - b)(b_-g - b)'``  MacKinnon-Nielsen-Webb CV3
+================  =============================================================  ==========================
+
+``K`` counts the slope coefficients plus the fixed-effect coefficients, except that fixed effects nested in a
+cluster variable are not counted (fixest's ``fixef.K = "nested"``; one is added back for each, the intercept
+it subsumes: ``K = k + n_fe - sum over nested factors of (levels - 1)``). fixest's HC1 factor is
+``(n-1)/(n-K)`` times the "each observation its own cluster" factor ``n/(n-1)``, i.e. sandwich's ``n/(n-K)``. Two-way clustering follows Cameron, Gelbach & Miller (2011), ``V_A + V_B - V_{AB}``, each term with the
+correction of the smaller number of clusters (fixest's ``cluster.df = "min"``); a non-positive result is repaired
+by zeroing negative eigenvalues, as fixest does. t tests use ``n - K`` degrees of freedom, or ``min(G) - 1``
+with clustering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from didx._errors import InvalidOptionError
+from didx._validate import check_option
+from didx.linalg.ols import OLSFit
+
+VCOV_TYPES = ("iid", "HC0", "HC1", "hetero", "HC2", "HC3", "CR0", "CR1", "CR3")
+
+
+@dataclass(frozen=True)
+class SSC:
+    """Small-sample correction, as a value (fixest's ``ssc()``).
+
+    adj : multiply by ``(n - 1) / (n - K)`` (``n / (n - K)`` for ``HC1``).
+    fixef_k : how fixed effects count in ``K``: ``"nested"`` (not those nested in a cluster), ``"full"``, ``"none"``.
+    cluster_adj : multiply clustered matrices by ``G / (G - 1)``.
+    cluster_df : ``"min"`` (two-way: every term uses the smaller G) or ``"conventional"`` (each its own).
+    """
+
+    adj: bool = True
+    fixef_k: str = "nested"
+    cluster_adj: bool = True
+    cluster_df: str = "min"
+
+    def __post_init__(self) -> None:
+        check_option("SSC", "fixef_k", self.fixef_k, ("nested", "full", "none"))
+        check_option("SSC", "cluster_df", self.cluster_df, ("min", "conventional"))
+
+    def describe(self) -> str:
+        if not self.adj and not self.cluster_adj:
+            return "none"
+        parts = []
+        if self.adj:
+            parts.append(f"(n-1)/(n-K) with fixed effects counted '{self.fixef_k}'")
+        if self.cluster_adj:
+            parts.append(f"G/(G-1) ({self.cluster_df} G)")
+        return ", ".join(parts)
+
+
+SSC_NONE = SSC(adj=False, cluster_adj=False)
+
+
+@dataclass(frozen=True)
+class VcovSpec:
+    """A resolved request: the type and the cluster variables (by name)."""
+
+    kind: str
+    clusters: tuple[str, ...] = ()
+    ssc: SSC = SSC()
+
+    def label(self) -> str:
+        if self.clusters:
+            return f"{self.kind}, clustered by {' and '.join(self.clusters)}"
+        return self.kind
+
+
+def resolve_vcov(func: str, vcov: str | None, cluster: str | Sequence[str] | None, default: VcovSpec,
+                 ssc: SSC | None = None) -> VcovSpec:
+    """Turn user arguments into a :class:`VcovSpec` (``vcov=None`` takes the estimator's default)."""
+    clusters: tuple[str, ...] = () if cluster is None else ((cluster,) if isinstance(cluster, str) else tuple(cluster))
+    s = ssc if ssc is not None else default.ssc
+    if vcov is None:
+        if clusters:
+            return VcovSpec("CR1", clusters, s)
+        return VcovSpec(default.kind, default.clusters, s)
+    if not isinstance(vcov, str):
+        raise InvalidOptionError(f"The 'vcov' parameter of {func} must be a string such as 'HC1' or 'CR1'. Got {vcov!r}.")
+    kind = {"hc0": "HC0", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3", "cr0": "CR0", "cr1": "CR1", "cr3": "CR3",
+            "iid": "iid", "hetero": "hetero", "cluster": "CR1", "crv1": "CR1", "crv3": "CR3"}.get(vcov.lower(), vcov)
+    check_option(func, "vcov", kind, VCOV_TYPES + ("cluster",))
+    if kind.startswith("CR"):
+        if not clusters:
+            clusters = default.clusters
+        if not clusters:
+            raise InvalidOptionError(
+                f"{func}: vcov={vcov!r} needs a cluster variable. Fix: pass cluster='column' (the level at which "
+                f"treatment is assigned), or choose vcov='HC1'."
+            )
+        if kind == "CR3" and len(clusters) > 1:
+            raise InvalidOptionError(f"{func}: vcov='CR3' supports one cluster variable, got {list(clusters)}.")
+        return VcovSpec(kind, clusters, s)
+    if clusters:
+        raise InvalidOptionError(
+            f"{func}: cluster={list(clusters)} was given with vcov={vcov!r}, which does not cluster. Fix: drop "
+            f"vcov= (clustering then gives CR1) or use vcov='CR1' / 'CR3'."
+        )
+    return VcovSpec(kind, (), s)
+
+
+@dataclass(frozen=True)
+class VcovResult:
+    matrix: np.ndarray
+    df: float | None
+    n_clusters: tuple[int, ...]
+    k_ssc: int
+    factor: float
+
+
+def _count_k(fit: OLSFit, ssc: SSC, cluster_codes: Sequence[np.ndarray]) -> int:
+    k = fit.n_coef
+    fe = fit.fe
+    if fe is None or ssc.fixef_k == "none":
+        return k
+    n_fe = fe.n_params()
+    if ssc.fixef_k == "full" or not cluster_codes:
+        return k + n_fe
+    nested = np.zeros(len(fe.factors), dtype=bool)
+    for codes in cluster_codes:
+        nested |= np.asarray(fe.nested_in(codes))
+    n_fe -= sum(L - 1 for L, m in zip(fe.n_levels, nested, strict=True) if m)
+    return k + max(n_fe, 0)
+
+
+def _cluster_meat(S: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, int]:
+    G = int(codes.max()) + 1
+    sums = np.empty((G, S.shape[1]))
+    for j in range(S.shape[1]):
+        sums[:, j] = np.bincount(codes, weights=S[:, j], minlength=G)
+    present = np.bincount(codes, minlength=G) > 0
+    sums = sums[present]
+    return sums.T @ sums, int(present.sum())
+
+
+def _intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    key = a.astype(np.int64) * (int(b.max()) + 1) + b
+    return np.unique(key, return_inverse=True)[1].astype(np.int64)
+
+
+def _leverage(fit: OLSFit) -> np.ndarray:
+    X = fit.X
+    h = np.einsum("ij,jk,ik->i", X, fit.bread, X)
+    return h if fit.weights is None else h * fit.weights
+
+
+def compute_vcov(fit: OLSFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarray], func: str = "vcov") -> VcovResult:
+    """The covariance matrix of ``fit.coef`` under ``spec``; ``cluster_codes`` maps names to integer codes."""
+    n = fit.n_obs
+    B = fit.bread
+    ssc = spec.ssc
+    codes = [np.asarray(cluster_codes[c]) for c in spec.clusters]
+    K = _count_k(fit, ssc, codes)
+    if fit.n_coef == 0:
+        return VcovResult(np.zeros((0, 0)), None, (), K, 1.0)
+    kind = spec.kind
+    if kind == "iid":
+        w = 1.0 if fit.weights is None else fit.weights
+        rss = float(np.sum(w * fit.resid**2))
+        denom = n - K if ssc.adj else n
+        V = B * (rss / denom)
+        return VcovResult(V, float(n - K), (), K, 1.0 / denom)
+    if kind in ("HC0", "HC1", "hetero", "HC2", "HC3"):
+        S = fit.scores()
+        if kind in ("HC2", "HC3"):
+            if fit.fe is not None:
+                raise InvalidOptionError(
+                    f"{func}: vcov={kind!r} needs the leverage of every observation, which absorbed fixed effects "
+                    f"hide. Fix: use vcov='hetero' / 'HC1', or cluster."
+                )
+            h = _leverage(fit)
+            S = S / ((1.0 - h) ** (0.5 if kind == "HC2" else 1.0))[:, None]
+        meat = S.T @ S
+        factor = 1.0
+        if kind in ("HC1", "hetero"):
+            factor = ((n - 1) / (n - K) if ssc.adj else 1.0) * (n / (n - 1) if ssc.cluster_adj else 1.0)
+        return VcovResult(factor * (B @ meat @ B), float(n - K), (), K, factor)
+    # clustered
+    if kind == "CR3":
+        return _jackknife(fit, codes[0], K)
+    S = fit.scores()
+    adj = (n - 1) / (n - K) if ssc.adj else 1.0
+    if len(codes) == 1:
+        meat, G = _cluster_meat(S, codes[0])
+        cadj = G / (G - 1) if (ssc.cluster_adj and kind == "CR1") else 1.0
+        factor = adj * cadj if kind == "CR1" else 1.0
+        return VcovResult(factor * (B @ meat @ B), float(G - 1), (G,), K, factor)
+    if len(codes) != 2:
+        raise InvalidOptionError(f"{func}: at most two cluster variables are supported, got {list(spec.clusters)}.")
+    m1, G1 = _cluster_meat(S, codes[0])
+    m2, G2 = _cluster_meat(S, codes[1])
+    m12, G12 = _cluster_meat(S, _intersect(codes[0], codes[1]))
+    Gmin = min(G1, G2)
+
+    def cfac(G: int) -> float:
+        if not (ssc.cluster_adj and kind == "CR1"):
+            return 1.0
+        g = Gmin if ssc.cluster_df == "min" else G
+        return g / (g - 1)
+
+    a = adj if kind == "CR1" else 1.0
+    V = a * (B @ (cfac(G1) * m1 + cfac(G2) * m2 - cfac(G12) * m12) @ B)
+    V = 0.5 * (V + V.T)
+    vals, vecs = np.linalg.eigh(V)
+    if vals.min() < 0:
+        V = (vecs * np.clip(vals, 0.0, None)) @ vecs.T
+    return VcovResult(V, float(Gmin - 1), (G1, G2), K, a)
+
+
+def _jackknife(fit: OLSFit, codes: np.ndarray, K: int) -> VcovResult:
+    """CV3: leave-one-cluster-out coefficients from per-cluster cross products (no refit per cluster)."""
+    X, e = fit.X, fit.resid
+    w = np.ones(X.shape[0]) if fit.weights is None else fit.weights
+    k = X.shape[1]
+    G = int(codes.max()) + 1
+    XtX = np.linalg.inv(fit.bread)
+    XtX_g = np.empty((G, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            col = np.bincount(codes, weights=w * X[:, a] * X[:, b], minlength=G)
+            XtX_g[:, a, b] = col
+            XtX_g[:, b, a] = col
+    s_g = np.empty((G, k))
+    for a in range(k):
+        s_g[:, a] = np.bincount(codes, weights=w * X[:, a] * e, minlength=G)
+    present = np.bincount(codes, minlength=G) > 0
+    XtX_g, s_g = XtX_g[present], s_g[present]
+    G = int(present.sum())
+    # b_-g - b = -(X'X - X_g'X_g)^{-1} X_g' e_g
+    diffs = -np.linalg.solve(XtX[None, :, :] - XtX_g, s_g[:, :, None])[:, :, 0]
+    V = (G - 1) / G * (diffs.T @ diffs)
+    return VcovResult(V, float(G - 1), (G,), K, (G - 1) / G)

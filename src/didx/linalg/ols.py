@@ -1,0 +1,126 @@
+"""Weighted least squares on fixed-effect-demeaned data (Frisch-Waugh-Lovell)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from didx._errors import DesignError
+from didx.linalg.absorb import FixedEffects
+
+COLLINEAR_TOL = 1e-10
+
+
+@dataclass(frozen=True, eq=False)
+class OLSFit:
+    """Everything later inference needs, so that no step refits.
+
+    ``X`` and ``resid`` are the demeaned regressors and residuals (``y - X b`` after absorbing ``fe``);
+    ``bread`` is ``(X' W X)^{-1}``.
+    """
+
+    coef: np.ndarray
+    names: tuple[str, ...]
+    X: np.ndarray
+    resid: np.ndarray
+    weights: np.ndarray | None
+    bread: np.ndarray
+    fe: FixedEffects | None
+    dropped_collinear: tuple[str, ...]
+    y_demeaned: np.ndarray
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.resid.shape[0])
+
+    @property
+    def n_coef(self) -> int:
+        return int(self.coef.shape[0])
+
+    def scores(self) -> np.ndarray:
+        """Per-observation scores ``x_i w_i e_i`` (n x k)."""
+        we = self.resid if self.weights is None else self.resid * self.weights
+        return self.X * we[:, None]
+
+
+def _xtwx(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    return X.T @ X if w is None else X.T @ (X * w[:, None])
+
+
+def independent_columns(XtX: np.ndarray, tol: float = COLLINEAR_TOL) -> np.ndarray:
+    """Indices of a maximal set of linearly independent columns, in their original order.
+
+    Sequential test: column j is kept if its squared residual on the kept columns before it exceeds
+    ``tol`` times its own sum of squares (the rule fixest applies to its cross-product matrix).
+    """
+    k = XtX.shape[0]
+    keep: list[int] = []
+    for j in range(k):
+        d = XtX[j, j]
+        if d <= 0:
+            continue
+        if keep:
+            A = XtX[np.ix_(keep, keep)]
+            b = XtX[keep, j]
+            try:
+                coef = sla.solve(A, b, assume_a="pos")
+            except (sla.LinAlgError, ValueError):
+                coef = np.linalg.lstsq(A, b, rcond=None)[0]
+            resid = d - b @ coef
+        else:
+            resid = d
+        if resid > tol * d:
+            keep.append(j)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def fit_ols(
+    y: np.ndarray,
+    X: np.ndarray,
+    names: Sequence[str],
+    *,
+    fe: FixedEffects | None = None,
+    weights: np.ndarray | None = None,
+    func: str = "ols",
+    protected: Sequence[str] = (),
+) -> OLSFit:
+    """Weighted OLS of ``y`` on ``X`` after absorbing ``fe``; collinear regressors are dropped and named.
+
+    ``protected`` names regressors whose removal for collinearity is an error (the treatment effect).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64).reshape(y.shape[0], -1)
+    if fe is not None:
+        yd = fe.demean(y)
+        Xd = fe.demean(X) if X.shape[1] else X
+    else:
+        yd, Xd = y, X
+    XtX = _xtwx(Xd, weights)
+    keep = independent_columns(XtX)
+    dropped = tuple(n for j, n in enumerate(names) if j not in set(keep.tolist()))
+    lost = [n for n in dropped if n in set(protected)]
+    if lost:
+        raise DesignError(
+            f"{func}: the regressor(s) {', '.join(map(repr, lost))} are collinear with the fixed effects or "
+            f"other regressors, so the effect is not identified. Fix: check that treatment varies within units "
+            f"and periods (e.g. there are treated and untreated observations in some period)."
+        )
+    if keep.shape[0] < X.shape[1]:
+        Xd = Xd[:, keep]
+        XtX = XtX[np.ix_(keep, keep)]
+        names = [names[j] for j in keep]
+    if Xd.shape[1]:
+        bread = sla.inv(XtX, check_finite=False)
+        bread = 0.5 * (bread + bread.T)
+        Xty = Xd.T @ (yd if weights is None else yd * weights)
+        coef = bread @ Xty
+        resid = yd - Xd @ coef
+    else:
+        bread = np.zeros((0, 0))
+        coef = np.zeros(0)
+        resid = yd
+    return OLSFit(coef=coef, names=tuple(names), X=Xd, resid=resid, weights=weights, bread=bread, fe=fe,
+                  dropped_collinear=dropped, y_demeaned=yd)

@@ -1,0 +1,302 @@
+"""The result contract every estimator returns.
+
+A :class:`Result` is immutable. It holds the estimates, their covariance, the design choices and the sample
+report. Inference is applied when presenting (``tidy(conf_level=...)``) and changing the covariance returns a new
+result (``with_vcov``), never a refit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from didx._errors import InvalidOptionError
+from didx._sample import SampleReport
+from didx._validate import check_conf_level, did_you_mean
+from didx.results.render import fmt_num, latex_table, markdown_table, text_table
+
+TIDY_COLUMNS = ("term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high")
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How standard errors were computed: printed by ``summary()`` and used for p-values and intervals.
+
+    ``df`` is the t distribution's degrees of freedom, or None for the normal distribution.
+    """
+
+    vcov_type: str
+    df: float | None = None
+    n_clusters: tuple[int, ...] = ()
+    cluster_names: tuple[str, ...] = ()
+    small_sample: str = ""
+    band: str = "pointwise"
+    details: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        out = [f"Standard errors: {self.vcov_type}"]
+        if self.cluster_names:
+            counts = ", ".join(f"{c}: {g}" for c, g in zip(self.cluster_names, self.n_clusters, strict=False))
+            out.append(f"Clusters: {counts}")
+        if self.small_sample:
+            out.append(f"Small-sample correction: {self.small_sample}")
+        out.append("Reference distribution: " + ("normal" if self.df is None else f"t with {fmt_num(self.df, 0)} df"))
+        out.append(f"Intervals: {self.band}")
+        out.extend(self.details)
+        return out
+
+
+class VcovSource(Protocol):
+    """Something that can recompute the covariance of a result's estimates without refitting."""
+
+    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
+                  ssc: Any) -> tuple[np.ndarray, Inference]: ...
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class WaldTest:
+    """A joint Wald test of ``R b = r``: chi-square and F forms."""
+
+    statistic: float
+    df: int
+    p_value: float
+    f_statistic: float
+    f_df: tuple[float, float] | None
+    f_p_value: float
+    terms: tuple[str, ...]
+    label: str = "Wald test"
+
+    def __str__(self) -> str:
+        f_df = f"F({self.f_df[0]:g}, {self.f_df[1]:g})" if self.f_df else "F"
+        return (f"{self.label} of {', '.join(self.terms)} = 0: chi2({self.df}) = {self.statistic:.4f}, "
+                f"p = {self.p_value:.4g}; {f_df} = {self.f_statistic:.4f}, p = {self.f_p_value:.4g}")
+
+
+class Summary(str):
+    """The text of ``summary()``: prints itself in a console and in notebooks."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Immutable estimates with their covariance, design choices and sample report.
+
+    Attributes
+    ----------
+    estimator : a human name ("Two-way fixed effects", ...).
+    terms : coefficient names.
+    coef : estimates (read-only).
+    vcov_matrix : covariance of ``coef`` (read-only).
+    headline : the term whose estimate and SE are ``.estimate`` / ``.std_error``.
+    inference : how the SEs were computed.
+    sample : observations, units, periods and what was dropped.
+    design : ordered (choice, value) pairs printed by ``summary()``.
+    term_info : optional per-term columns for ``tidy()`` (``group``, ``time``, ``event_time``, ``n``, ...).
+    extras : estimator-specific tables (e.g. the 2x2 cell-mean table).
+    """
+
+    estimator: str
+    terms: tuple[str, ...]
+    coef: np.ndarray
+    vcov_matrix: np.ndarray
+    headline: str
+    inference: Inference
+    sample: SampleReport
+    design: tuple[tuple[str, str], ...] = ()
+    term_info: Mapping[str, np.ndarray] = field(default_factory=dict)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    _source: VcovSource | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coef", _readonly(self.coef))
+        object.__setattr__(self, "vcov_matrix", _readonly(self.vcov_matrix))
+        object.__setattr__(self, "terms", tuple(self.terms))
+        object.__setattr__(self, "term_info", {k: _ro_any(v) for k, v in self.term_info.items()})
+        if self.headline not in self.terms:
+            raise ValueError(f"headline {self.headline!r} is not among the terms {self.terms}")
+
+    # ---- headline numbers
+    def _index(self, term: str) -> int:
+        try:
+            return self.terms.index(term)
+        except ValueError:
+            raise InvalidOptionError(
+                f"{term!r} is not a term of this result.{did_you_mean(term, self.terms)} Terms: {list(self.terms)}."
+            ) from None
+
+    @property
+    def estimate(self) -> float:
+        """The headline effect (the DiD / ATT coefficient)."""
+        return float(self.coef[self._index(self.headline)])
+
+    @property
+    def std_error(self) -> float:
+        """Standard error of the headline effect."""
+        i = self._index(self.headline)
+        return float(np.sqrt(self.vcov_matrix[i, i]))
+
+    @property
+    def std_errors(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.vcov_matrix), 0.0, None))
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """The covariance matrix, labelled by term."""
+        return pd.DataFrame(np.array(self.vcov_matrix), index=list(self.terms), columns=list(self.terms))
+
+    @property
+    def params(self) -> pd.Series:
+        return pd.Series(np.array(self.coef), index=list(self.terms), name="estimate")
+
+    # ---- inference applied at presentation
+    def _critical(self, conf_level: float) -> float:
+        a = 1.0 - conf_level
+        if self.inference.df is None:
+            return float(stats.norm.ppf(1 - a / 2))
+        return float(stats.t.ppf(1 - a / 2, self.inference.df))
+
+    def _p_values(self, t: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            if self.inference.df is None:
+                return np.asarray(2 * stats.norm.sf(np.abs(t)))
+            return np.asarray(2 * stats.t.sf(np.abs(t), self.inference.df))
+
+    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+        """One row per term: ``term, estimate, std_error, statistic, p_value, conf_low, conf_high`` plus
+        ``group``, ``time``, ``event_time`` (and other per-term columns) where they apply."""
+        conf_level = check_conf_level(conf_level)
+        se = self.std_errors
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(se > 0, self.coef / se, np.nan)
+        crit = self._critical(conf_level)
+        df = pd.DataFrame({
+            "term": list(self.terms), "estimate": np.array(self.coef), "std_error": se, "statistic": t,
+            "p_value": self._p_values(t), "conf_low": self.coef - crit * se, "conf_high": self.coef + crit * se,
+        })
+        for k, v in self.term_info.items():
+            df[k] = np.array(v)
+        return df
+
+    def conf_int(self, conf_level: float = 0.95) -> pd.DataFrame:
+        return self.tidy(conf_level).set_index("term")[["conf_low", "conf_high"]]
+
+    # ---- changing inference
+    def with_vcov(self, vcov: str | None = None, *, cluster: str | Sequence[str] | None = None,
+                  ssc: Any = None) -> Result:
+        """A new result with another covariance estimator (e.g. ``"hetero"``, or ``cluster="state"``), computed
+        from the stored fit without re-estimating."""
+        if self._source is None:
+            raise InvalidOptionError(
+                f"{self.estimator}: this result cannot recompute its covariance (no stored scores). "
+                f"Fix: re-run the estimator with the vcov you want."
+            )
+        V, inf = self._source.recompute(self.estimator, vcov, cluster, ssc)
+        return dataclasses.replace(self, vcov_matrix=V, inference=inf)
+
+    # ---- tests
+    def wald(self, terms: Sequence[str] | np.ndarray | None = None, r: np.ndarray | float | None = None,
+             *, label: str = "Wald test") -> WaldTest:
+        """Joint Wald test of ``R b = r``. ``terms`` is a list of term names (testing each is 0) or a matrix R."""
+        if terms is None:
+            raise InvalidOptionError("wald(): pass the terms to test, or a restriction matrix R.")
+        if isinstance(terms, np.ndarray):
+            R = np.atleast_2d(np.asarray(terms, dtype=float))
+            if R.shape[1] != len(self.terms):
+                raise InvalidOptionError(
+                    f"wald(): R must have {len(self.terms)} columns (one per term), got shape {R.shape}."
+                )
+            names = tuple(f"row {i + 1}" for i in range(R.shape[0]))
+        else:
+            names = tuple(terms)
+            if not names:
+                raise InvalidOptionError("wald(): the list of terms to test is empty.")
+            R = np.zeros((len(names), len(self.terms)))
+            for i, t in enumerate(names):
+                R[i, self._index(t)] = 1.0
+        rv = np.zeros(R.shape[0]) if r is None else np.broadcast_to(np.asarray(r, dtype=float), (R.shape[0],))
+        diff = R @ self.coef - rv
+        RVR = R @ self.vcov_matrix @ R.T
+        stat = float(diff @ np.linalg.pinv(RVR) @ diff)
+        q = int(np.linalg.matrix_rank(RVR))
+        p = float(stats.chi2.sf(stat, q))
+        f = stat / q
+        if self.inference.df is None:
+            f_df = None
+            fp = p
+        else:
+            f_df = (float(q), float(self.inference.df))
+            fp = float(stats.f.sf(f, q, self.inference.df))
+        return WaldTest(statistic=stat, df=q, p_value=p, f_statistic=f, f_df=f_df, f_p_value=fp, terms=names,
+                        label=label)
+
+    # ---- presentation
+    def _table_rows(self, conf_level: float) -> tuple[list[str], list[list[str]]]:
+        t = self.tidy(conf_level)
+        pct = f"{100 * conf_level:g}%"
+        header = ["term", "estimate", "std_error", "statistic", "p_value", f"{pct} low", f"{pct} high"]
+        rows = [[str(r.term)] + [fmt_num(getattr(r, c)) for c in TIDY_COLUMNS[1:]] for r in t.itertuples()]
+        return header, rows
+
+    def summary(self, conf_level: float = 0.95) -> Summary:
+        """Everything needed to read and reproduce the estimate: design choices, sample, inference, table."""
+        title = f"didx · {self.estimator}"
+        out = [title, "=" * len(title), "Design"]
+        out += [f"  {k}: {v}" for k, v in self.design]
+        out.append("Sample")
+        out += ["  " + s for s in self.sample.lines()]
+        out.append("Inference")
+        out += ["  " + s for s in self.inference.lines()]
+        header, rows = self._table_rows(conf_level)
+        out.append("")
+        out.append(text_table(header, rows))
+        extra = self._summary_extra()
+        if extra:
+            out.append("")
+            out.extend(extra)
+        if self.notes:
+            out.append("")
+            out.append("Notes")
+            out += ["  - " + n for n in self.notes]
+        return Summary("\n".join(out))
+
+    def _summary_extra(self) -> list[str]:
+        """Hook for subclasses (tests, tables) printed after the estimates."""
+        return []
+
+    def to_markdown(self, conf_level: float = 0.95) -> str:
+        header, rows = self._table_rows(conf_level)
+        foot = f"\n\n{self.estimator}; SE: {self.inference.vcov_type}; N = {self.sample.n_obs}"
+        return markdown_table(header, rows) + foot
+
+    def to_latex(self, conf_level: float = 0.95) -> str:
+        header, rows = self._table_rows(conf_level)
+        cap = f"{self.estimator} (SE: {self.inference.vcov_type}; N = {self.sample.n_obs})"
+        return latex_table(header, rows, caption=cap)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.estimator}: {self.headline} = {self.estimate:.6g} "
+                f"(SE {self.std_error:.4g}), N = {self.sample.n_obs}>")
+
+
+def _ro_any(v: Any) -> np.ndarray:
+    a = np.array(v, copy=True)
+    a.flags.writeable = False
+    return a
