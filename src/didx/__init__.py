@@ -21,6 +21,36 @@ from didx.results import Inference, Result, WaldTest, compare
 
 __version__ = "0.1.0"
 
+# Estimators added by later modules are imported lazily: importing didx stays cheap, and the public names
+# resolve to the module that defines them.
+_LAZY = {
+    "event_study": "didx.estimators.event_study",
+    "EventStudyResult": "didx.results.event",
+    "plot_event_studies": "didx.results.plot",
+    "uniform_bands": "didx.inference.bands",
+    "drdid": "didx.estimators.drdid",
+    "bacon": "didx.estimators.bacon",
+    "att_gt": "didx.estimators.callaway_santanna",
+    "sun_abraham": "didx.estimators.sun_abraham",
+    "imputation": "didx.estimators.imputation",
+    "did2s": "didx.estimators.did2s",
+    "dcdh": "didx.estimators.chaisemartin",
+    "twfe_weights": "didx.estimators.chaisemartin",
+    "stacked": "didx.estimators.stacked",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'didx' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(_LAZY))
+
 __all__ = [
     "SSC",
     "CellTable",
