@@ -10,14 +10,15 @@ Reference: Card & Krueger (1994); the numbers of R's ``lm(fte ~ nj * d)`` with s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from didx._errors import DataError
+from didx._errors import DataError, InvalidOptionError
 from didx._panel import build_panel
+from didx._sample import Dropped
 from didx._validate import as_list
 from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
@@ -137,6 +138,7 @@ def did2x2(
     cluster: str | Sequence[str] | None = None,
     weights: str | None = None,
     ssc: SSC | None = None,
+    first_difference: bool = False,
 ) -> DiD2x2Result:
     """Two-group, two-period difference in differences.
 
@@ -154,6 +156,10 @@ def did2x2(
     cluster : cluster column(s); two for two-way clustering.
     weights : sampling weights (weighted least squares).
     ssc : small-sample correction (:class:`didx.SSC`).
+    first_difference : with ``unit=``, estimate ``dy_i = c + tau G_i (+ dW_i'b) (+ W_i0'g) + e_i`` on the units
+        observed in both periods (the others are dropped and counted). On a balanced panel ``tau`` equals the
+        unit fixed-effects and pooled estimates; its SEs are those of a cross-section of units (default HC1),
+        e.g. Card & Krueger's balanced first-difference regression.
 
     Returns
     -------
@@ -179,6 +185,10 @@ def did2x2(
                 f"{func}: the group column {group!r} varies within a unit of {unit!r}. The treated group must be "
                 f"fixed per unit. Fix: set {group!r} to 1 for every row of a treated unit."
             )
+    if first_difference:
+        return _first_difference(data, panel, y=y, group=group, post=post, unit=unit, cov_list=cov_list,
+                                 covariate_trends=covariate_trends, vcov=vcov, cluster=cluster, weights=weights,
+                                 ssc=ssc)
     GT = G * T
     names_cov = list(cov_list)
     W = panel.covariates
@@ -222,6 +232,71 @@ def did2x2(
         DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes, data=data,
         row_index=panel.row_index, sample=panel.report, design=design, treated=G, func=func,
         extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": panel.unit is None},
+    )
+    return res
+
+
+def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, unit: str | None,
+                      cov_list: list[str], covariate_trends: bool, vcov: str | None,
+                      cluster: str | Sequence[str] | None, weights: str | None, ssc: SSC | None) -> DiD2x2Result:
+    func = "did2x2"
+    if panel.unit is None:
+        raise InvalidOptionError(
+            f"{func}: first_difference=True needs unit= (the column identifying a unit across the two periods)."
+        )
+    n_units = panel.n_units
+    both = np.bincount(panel.unit, minlength=n_units) == 2
+    pre_row = np.full(n_units, -1, dtype=np.int64)
+    post_row = np.full(n_units, -1, dtype=np.int64)
+    rows = np.arange(panel.n_obs)
+    pre_row[panel.unit[panel.time == 0]] = rows[panel.time == 0]
+    post_row[panel.unit[panel.time == 1]] = rows[panel.time == 1]
+    units = np.flatnonzero(both)
+    r0, r1 = pre_row[units], post_row[units]
+    n_lost = int(n_units - units.shape[0])
+    report = panel.report.with_dropped(
+        Dropped("unit not observed in both periods (first difference)", int(panel.n_obs - 2 * units.shape[0]),
+                n_lost))
+    report = replace(report, n_obs=int(units.shape[0]), n_units=int(units.shape[0]))
+    dy = panel.y[r1] - panel.y[r0]
+    Gu = np.asarray(panel.treat)[r0]
+    cols = [np.ones(units.shape[0]), Gu]
+    names = [post, f"{group}:{post}"]
+    W = panel.covariates
+    for j, c in enumerate(cov_list):
+        cols.append(W[r1, j] - W[r0, j])
+        names.append(f"d({c})")
+    if covariate_trends:
+        for j, c in enumerate(cov_list):
+            cols.append(W[r0, j])
+            names.append(f"{c}:{post}")
+    w = None if panel.weights is None else panel.weights[r0]
+    headline = f"{group}:{post}"
+    fit = fit_ols(dy, np.column_stack(cols), names, weights=w, func=func, protected=[headline])
+    spec = resolve_vcov(func, vcov, cluster, default_spec([], "HC1", ssc), ssc)
+    codes = {}
+    for name, c in panel.codes.items():
+        if np.any(c[r0] != c[r1]):
+            raise DataError(
+                f"{func}: the cluster column {name!r} changes between the two periods for some units; with "
+                f"first_difference=True each unit is one observation. Fix: cluster by a unit-level variable."
+            )
+        codes[name] = c[r0]
+    means, ses, ns = _cell_stats(panel.y, np.asarray(panel.treat), panel.time, panel.weights)
+    design = [
+        ("Estimator", "2x2 difference in differences (first differences of a balanced panel)"),
+        ("Outcome", f"change in {y} between {post} == 0 and {post} == 1"),
+        ("Treated group", f"{group} == 1"),
+        ("Unit", unit or ""),
+        ("Covariates", ", ".join(f"d({c})" for c in cov_list) if cov_list else "none"),
+        ("Covariate trends (W x post)", "yes (baseline W)" if covariate_trends else "no"),
+        ("Weights", weights or "none"),
+    ]
+    res: DiD2x2Result = make_regression_result(
+        DiD2x2Result, estimator="2x2 DiD (first differences)", fit=fit, headline=headline, spec=spec,
+        codes=codes, data=data, row_index=panel.row_index[r0], sample=report, design=design, treated=Gu,
+        func=func,
+        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": False},
     )
     return res
 
