@@ -16,7 +16,7 @@ import numpy as np
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import Columns, factorize, numeric_column, read_columns
 from didx._sample import Dropped, SampleReport
-from didx._validate import as_list
+from didx._validate import as_list, fmt_value
 
 NEVER = np.inf
 """Internal coding of a never-treated cohort."""
@@ -216,7 +216,7 @@ def build_panel(
         if bad_vals.size:
             raise DataError(
                 f"{func}: the treatment column {treat!r} must be 0/1 (or boolean), but it has the value(s) "
-                f"{', '.join(repr(float(v)) for v in bad_vals[:5])}. Fix: recode it as a 0/1 indicator "
+                f"{', '.join(fmt_value(float(v)) for v in bad_vals[:5])}. Fix: recode it as a 0/1 indicator "
                 f"(for a continuous or fractional treatment, round it or use a different estimator)."
             )
     g_all: np.ndarray | None = None
@@ -271,8 +271,8 @@ def build_panel(
                 u_lab = unit_labels[dkey // T] if unit_labels is not None else dkey // T
                 n_dup = int(key.shape[0] - np.unique(key).shape[0])
                 raise DataError(
-                    f"{func}: {n_dup} duplicate (unit, time) rows, e.g. {unit}={u_lab!r} at "
-                    f"{time}={labels[dkey % T]!r}. Each unit may appear once per period. Fix: aggregate the "
+                    f"{func}: {n_dup} duplicate (unit, time) rows, e.g. {unit}={fmt_value(u_lab)} at "
+                    f"{time}={fmt_value(labels[dkey % T])}. Each unit may appear once per period. Fix: aggregate the "
                     f"duplicates, or if this is a repeated cross section do not pass unit= (or use panel=False)."
                 )
         balanced = bool(counts.min() == T)
@@ -294,7 +294,7 @@ def build_panel(
                 u_lab = unit_labels[uk[r]] if unit_labels is not None else uk[r]
                 vals = np.unique(gk[uk == uk[r]])
                 raise DataError(
-                    f"{func}: the cohort column {cohort!r} varies within unit {u_lab!r} (values "
+                    f"{func}: the cohort column {cohort!r} varies within unit {fmt_value(u_lab)} (values "
                     f"{', '.join(_fmt_cohort(v) for v in vals[:4])}). A cohort is the unit's first treated period "
                     f"and must be constant within a unit. Fix: set it to the first period the unit is treated."
                 )
@@ -309,7 +309,7 @@ def build_panel(
         if not treated_units.any():
             raise DesignError(
                 f"{func}: no treated units: every value of the cohort column {cohort!r} codes 'never treated' "
-                f"(0, NaN, inf or a period after the last one, {labels[-1]!r}). Fix: check the cohort column."
+                f"(0, NaN, inf or a period after the last one, {fmt_value(labels[-1])}). Fix: check the cohort column."
             )
         if require_control == "never" and treated_units.all():
             raise DesignError(
@@ -356,4 +356,4 @@ def build_panel(
 
 
 def _fmt_cohort(v: float) -> str:
-    return "never" if np.isinf(v) else repr(float(v))
+    return "never" if np.isinf(v) else fmt_value(float(v))

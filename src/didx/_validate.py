@@ -70,3 +70,18 @@ def check_conf_level(conf_level: float) -> float:
             f"conf_level must be a number strictly between 0 and 1 (e.g. 0.95). Got {conf_level!r}."
         )
     return float(conf_level)
+
+
+def fmt_value(v: object) -> str:
+    """A value as users wrote it: numpy scalars unwrapped, whole floats without '.0', strings quoted."""
+    item = getattr(v, "item", None)
+    if callable(item):
+        try:
+            v = item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, str):
+        return repr(v)
+    return str(v)

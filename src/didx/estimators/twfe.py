@@ -8,7 +8,7 @@ Standard errors follow fixest (default: clustered by unit). Reference: ``fixest:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -84,7 +84,10 @@ def twfe(
             s_k = fes_k.singletons()
             single = np.zeros(panel.n_obs, dtype=bool)
             single[np.flatnonzero(keep)[s_k]] = True
-        report = report.with_dropped(Dropped("singleton in a fixed effect (drop_singletons=True)", total))
+        units_left = np.unique(panel.unit[keep]).shape[0]
+        report = report.with_dropped(Dropped("singleton in a fixed effect (drop_singletons=True)", total,
+                                             panel.n_units - units_left))
+        report = replace(report, n_obs=int(keep.sum()), n_units=units_left)
         factors = [_recode(f[keep]) for f in factors]
         w = None if panel.weights is None else panel.weights[keep]
         fes = FixedEffects(factors, fe_names, weights=w)

@@ -1,0 +1,173 @@
+"""The panel layer: one test per input error (message names the column/value and the fix), drop counting,
+never-treated codings and dataframe backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from didx._panel import build_panel
+
+
+@pytest.fixture
+def small() -> pd.DataFrame:
+    return didx.datasets.simulate_staggered(20, 5, [3, 4], seed=0)
+
+
+def _twfe(df: pd.DataFrame, **kw: object) -> didx.Result:
+    args: dict = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort"}
+    args.update(kw)
+    return didx.twfe(df, **args)
+
+
+def test_missing_column_did_you_mean(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.ColumnNotFoundError) as e:
+        _twfe(small, y="yy")
+    msg = str(e.value)
+    assert "'yy'" in msg and "Did you mean 'y'" in msg and "Fix:" in msg and "y=" in msg
+    assert isinstance(e.value, didx.DidxError) and isinstance(e.value, ValueError)
+
+
+def test_non_numeric_outcome(small: pd.DataFrame) -> None:
+    small["y"] = small["y"].map(lambda v: f"{v:.2f}")
+    with pytest.raises(didx.DataError, match=r"outcome \(y\) column 'y' must be numeric.*Fix"):
+        _twfe(small)
+
+
+def test_duplicate_unit_time(small: pd.DataFrame) -> None:
+    dup = pd.concat([small, small.iloc[[7]]], ignore_index=True)
+    with pytest.raises(didx.DataError, match=r"1 duplicate \(unit, time\) rows, e\.g\. unit=1 at time=3.*Fix"):
+        _twfe(dup)
+
+
+def test_treatment_not_binary(small: pd.DataFrame) -> None:
+    small["d"] = small["d"] * 0.5
+    with pytest.raises(didx.DataError, match=r"treatment column 'd' must be 0/1.*0\.5.*Fix"):
+        didx.twfe(small, y="y", unit="unit", time="time", treat="d")
+
+
+def test_cohort_varies_within_unit(small: pd.DataFrame) -> None:
+    small.loc[(small.unit == 3) & (small.time == 2), "cohort"] = 4
+    small.loc[(small.unit == 3) & (small.time != 2), "cohort"] = 3
+    with pytest.raises(didx.DataError, match=r"cohort column 'cohort' varies within unit 3.*Fix"):
+        _twfe(small)
+
+
+def test_time_not_numeric_or_date(small: pd.DataFrame) -> None:
+    small["time"] = "t" + small["time"].astype(str)
+    with pytest.raises(didx.DataError, match=r"time column 'time' must be numeric.*'t1'.*Fix"):
+        _twfe(small)
+
+
+def test_no_treated_units(small: pd.DataFrame) -> None:
+    small["cohort"] = 0
+    with pytest.raises(didx.DesignError, match=r"no treated units.*'cohort'.*Fix"):
+        _twfe(small)
+
+
+def test_no_control_units(small: pd.DataFrame) -> None:
+    small = small[small.cohort > 0]
+    with pytest.raises(didx.DesignError, match=r"no control units.*Fix"):
+        build_panel(small, func="att_gt", y="y", unit="unit", time="time", cohort="cohort",
+                    require_control="never")
+    small2 = small.assign(d=1)
+    with pytest.raises(didx.DesignError, match=r"no control observations.*'d'.*Fix"):
+        didx.twfe(small2, y="y", unit="unit", time="time", treat="d")
+
+
+def test_fewer_than_two_periods(small: pd.DataFrame) -> None:
+    one = small[small.time == 3]
+    with pytest.raises(didx.DesignError, match=r"1 distinct period.*at least two.*Fix"):
+        _twfe(one)
+
+
+def test_post_not_binary(card_krueger: pd.DataFrame) -> None:
+    df = card_krueger.assign(d=card_krueger["d"] + 1)
+    with pytest.raises(didx.DataError, match=r"post column 'd' must be a 0/1.*Fix"):
+        didx.did2x2(df, y="fte", group="nj", post="d")
+
+
+def test_bad_option_message(card_krueger: pd.DataFrame) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=r"'vcov' parameter of did2x2 must be one of .*Got 'HC9'"):
+        didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov="HC9")
+    with pytest.raises(didx.InvalidOptionError, match=r"needs a cluster variable.*Fix"):
+        didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov="CR1")
+
+
+def test_zero_cohort_ambiguous_when_zero_is_a_period() -> None:
+    df = didx.datasets.simulate_staggered(20, 5, [3], seed=1)
+    df["time"] -= 1  # periods 0..4, so cohort 0 would be ambiguous
+    df["cohort"] = np.where(df["cohort"] > 0, df["cohort"] - 1, 0)
+    with pytest.raises(didx.DataError, match=r"0 is also a period.*NaN or inf"):
+        _twfe(df)
+
+
+def test_missing_rows_dropped_and_counted(small: pd.DataFrame) -> None:
+    small.loc[[0, 5, 6], "y"] = np.nan
+    small.loc[[10], "x2"] = np.nan
+    res = _twfe(small, covariates="x2")
+    reasons = {d.reason: d for d in res.sample.dropped}
+    assert reasons["missing outcome (y)"].n_rows == 3
+    assert reasons["missing covariate (x2)"].n_rows == 1
+    assert res.sample.n_obs == len(small) - 4
+    text = str(res.summary())
+    assert "3 rows (0 units): missing outcome (y)" in text
+    assert "1 rows (0 units): missing covariate (x2)" in text
+
+
+def test_never_treated_codings_normalised(small: pd.DataFrame) -> None:
+    cohorts = []
+    for code in (0, np.nan, np.inf, 99):
+        df = small.assign(cohort=small["cohort"].astype(float).where(small["cohort"] > 0, code))
+        p = build_panel(df, func="t", y="y", unit="unit", time="time", cohort="cohort")
+        assert p.cohort is not None
+        cohorts.append(p.unit_cohort())
+    for c in cohorts[1:]:
+        np.testing.assert_array_equal(c, cohorts[0])
+    assert np.isinf(cohorts[0]).sum() == (small.groupby("unit")["cohort"].first() == 0).sum()
+
+
+def test_date_time_column() -> None:
+    df = didx.datasets.simulate_staggered(30, 6, [3, 5], seed=2)
+    dates = pd.to_datetime("2020-01-01") + pd.to_timedelta((df["time"] - 1) * 31, unit="D")
+    gdates = pd.to_datetime("2020-01-01") + pd.to_timedelta((df["cohort"] - 1) * 31, unit="D")
+    df2 = df.assign(time=dates, cohort=gdates.where(df["cohort"] > 0, pd.NaT))
+    a = _twfe(df)
+    b = _twfe(df2)
+    assert b.estimate == pytest.approx(a.estimate, rel=1e-12)
+
+
+def test_balance_and_gap_report(small: pd.DataFrame) -> None:
+    holed = small.drop(index=small.index[(small.unit == 2) & (small.time == 3)])
+    p = build_panel(holed, func="t", y="y", unit="unit", time="time", cohort="cohort")
+    assert p.report.balanced is False and p.report.n_units_with_gaps == 1
+    assert "1 units have gaps" in "\n".join(p.report.lines())
+
+
+@pytest.mark.parametrize("backend", ["polars", "pyarrow", "duckdb"])
+def test_dataframe_backends(mpdta: pd.DataFrame, backend: str) -> None:
+    base = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    if backend == "polars":
+        import polars as pl
+
+        data = pl.from_pandas(mpdta)
+    elif backend == "pyarrow":
+        import pyarrow as pa
+
+        data = pa.Table.from_pandas(mpdta)
+    else:
+        import duckdb
+
+        con = duckdb.connect()
+        con.register("m", mpdta)
+        data = con.sql("select * from m")
+    res = didx.twfe(data, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    assert res.estimate == pytest.approx(base.estimate, rel=1e-12)
+    assert res.std_error == pytest.approx(base.std_error, rel=1e-12)
+
+
+def test_not_a_dataframe() -> None:
+    with pytest.raises(didx.InvalidOptionError, match="must be a dataframe"):
+        didx.twfe([1, 2, 3], y="y", unit="u", time="t", treat="d")

@@ -1,0 +1,137 @@
+"""TWFE: fixest references on mpdta and base_did, identities and invariances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TOL_IDENTITY, TOL_POINT, TOL_SE, load_reference
+
+import didx
+
+REF = load_reference("fixest_twfe.json")
+
+
+@pytest.mark.parametrize(("key", "vcov", "cluster", "ssc"), [
+    ("cluster_countyreal", None, None, None),
+    ("iid", "iid", None, None),
+    ("hetero", "hetero", None, None),
+    ("twoway", None, ["countyreal", "year"], None),
+    ("cluster_countyreal_ssc_none", None, None, didx.SSC(adj=False, cluster_adj=False)),
+])
+def test_mpdta_twfe(mpdta: pd.DataFrame, key: str, vcov: str | None, cluster: list[str] | None,
+                    ssc: didx.SSC | None) -> None:
+    ref = REF["mpdta_twfe"][key][0]
+    res = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post", vcov=vcov,
+                    cluster=cluster, ssc=ssc)
+    assert res.estimate == pytest.approx(ref["estimate"], rel=TOL_POINT)
+    assert res.std_error == pytest.approx(ref["se"], rel=TOL_SE)
+    row = res.tidy().iloc[0]
+    assert row["statistic"] == pytest.approx(ref["t"], rel=TOL_SE)
+    assert row["p_value"] == pytest.approx(ref["p"], rel=1e-6)
+
+
+def test_with_vcov_equals_refit(mpdta: pd.DataFrame) -> None:
+    base = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post")
+    refit = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post", vcov="iid")
+    switched = base.with_vcov("iid")
+    assert switched.std_error == pytest.approx(refit.std_error, rel=1e-14)
+    assert base.std_error == pytest.approx(REF["mpdta_twfe"]["cluster_countyreal"][0]["se"], rel=TOL_SE)
+    assert switched is not base and base.inference.cluster_names == ("countyreal",)
+
+
+def test_base_did_through_ols() -> None:
+    """The regression engine on fixest's base_did: y ~ x1 + i(period, treat, 5) | id + period."""
+    df = didx.datasets.load("base_did")
+    names = []
+    for p in range(1, 11):
+        if p == 5:
+            continue
+        col = f"period::{p}:treat"
+        df[col] = ((df["period"] == p) & (df["treat"] == 1)).astype(float)
+        names.append(col)
+    res = didx.ols(df, y="y", x=["x1", *names], fe=["id", "period"], cluster="id")
+    for row in REF["base_did"]["coefs"]:
+        i = res.terms.index(row["term"])
+        assert res.coef[i] == pytest.approx(row["estimate"], rel=TOL_POINT)
+        assert res.std_errors[i] == pytest.approx(row["se"], rel=TOL_SE)
+
+
+def test_cohort_and_treat_codings_agree(mpdta: pd.DataFrame) -> None:
+    a = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post")
+    b = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    assert b.estimate == pytest.approx(a.estimate, rel=TOL_IDENTITY)
+    assert b.std_error == pytest.approx(a.std_error, rel=TOL_IDENTITY)
+
+
+@pytest.mark.parametrize("never", [0, np.nan, np.inf, 9999])
+def test_never_treated_coding_invariance(mpdta: pd.DataFrame, never: float) -> None:
+    df = mpdta.copy()
+    df["g"] = df["first.treat"].astype(float).where(df["first.treat"] > 0, never)
+    res = didx.twfe(df, y="lemp", unit="countyreal", time="year", cohort="g")
+    assert res.estimate == pytest.approx(REF["mpdta_twfe"]["iid"][0]["estimate"], rel=TOL_IDENTITY)
+
+
+def test_row_order_and_unit_labels(mpdta: pd.DataFrame) -> None:
+    base = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post")
+    shuffled = mpdta.sample(frac=1.0, random_state=7)
+    shuffled["countyreal"] = "county-" + (shuffled["countyreal"] * 7 + 3).astype(str)
+    res = didx.twfe(shuffled, y="lemp", unit="countyreal", time="year", treat="treat_post")
+    assert res.estimate == pytest.approx(base.estimate, rel=TOL_IDENTITY)
+    assert res.std_error == pytest.approx(base.std_error, rel=TOL_IDENTITY)
+
+
+def test_two_periods_equals_2x2(mpdta: pd.DataFrame) -> None:
+    """TWFE on two periods with one treated cohort is the 2x2 with unit effects (and the pooled 2x2)."""
+    df = mpdta[mpdta["year"].isin([2005, 2006]) & mpdta["first.treat"].isin([0, 2006])].copy()
+    df["G"] = (df["first.treat"] == 2006).astype(int)
+    df["P"] = (df["year"] == 2006).astype(int)
+    tw = didx.twfe(df, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    fe = didx.did2x2(df, y="lemp", group="G", post="P", unit="countyreal")
+    pooled = didx.did2x2(df, y="lemp", group="G", post="P")
+    assert tw.estimate == pytest.approx(pooled.estimate, rel=TOL_IDENTITY)
+    assert tw.estimate == pytest.approx(fe.estimate, rel=TOL_IDENTITY)
+    assert tw.std_error == pytest.approx(fe.std_error, rel=1e-9)
+
+
+def test_unbalanced_exact_absorption_matches_dummies() -> None:
+    """Unbalanced panel: the concentrated solve equals OLS with explicit dummies (small problem)."""
+    rng = np.random.default_rng(11)
+    df = didx.datasets.simulate_staggered(60, 8, 3, seed=1)
+    df = df.drop(index=rng.choice(len(df), 90, replace=False)).reset_index(drop=True)
+    w = rng.uniform(0.5, 2.0, len(df))
+    df["w"] = w
+    res = didx.twfe(df, y="y", unit="unit", time="time", treat="d", covariates="x2", weights="w")
+    U = pd.get_dummies(df["unit"]).to_numpy(float)
+    T = pd.get_dummies(df["time"]).to_numpy(float)[:, 1:]
+    X = np.column_stack([df["d"], df["x2"], U, T])
+    sw = np.sqrt(w)
+    b = np.linalg.lstsq(X * sw[:, None], df["y"].to_numpy() * sw, rcond=None)[0]
+    assert res.coef[0] == pytest.approx(b[0], rel=1e-10)
+    assert res.coef[1] == pytest.approx(b[1], rel=1e-10)
+    assert res.sample.balanced is False
+
+
+def test_extra_fixed_effects_use_projections_and_match_dummies() -> None:
+    df = didx.datasets.simulate_staggered(40, 6, 2, seed=2)
+    df["region"] = df["unit"] % 5 * 10 + df["time"] % 2  # varies within unit
+    res = didx.twfe(df, y="y", unit="unit", time="time", treat="d", fe="region")
+    U = pd.get_dummies(df["unit"]).to_numpy(float)
+    T = pd.get_dummies(df["time"]).to_numpy(float)[:, 1:]
+    R = pd.get_dummies(df["region"]).to_numpy(float)[:, 1:]
+    X = np.column_stack([df["d"], U, T, R])
+    b = np.linalg.lstsq(X, df["y"].to_numpy(), rcond=None)[0]
+    assert res.estimate == pytest.approx(b[0], rel=1e-9)
+    assert "alternating projections" in str(res.summary())
+
+
+def test_singletons_reported_and_dropped() -> None:
+    df = didx.datasets.simulate_staggered(30, 5, 2, seed=4)
+    extra = pd.DataFrame({"unit": [999], "time": [3], "cohort": [0], "y": [1.0], "d": [0], "x1": [0.0],
+                          "x2": [0.0], "tau": [0.0]})
+    df = pd.concat([df, extra], ignore_index=True)
+    kept = didx.twfe(df, y="y", unit="unit", time="time", treat="d")
+    assert "1 singleton" in str(kept.summary())
+    dropped = didx.twfe(df, y="y", unit="unit", time="time", treat="d", drop_singletons=True)
+    assert dropped.sample.n_obs == len(df) - 1
+    assert dropped.estimate == pytest.approx(kept.estimate, rel=1e-10)  # singletons do not move the estimate

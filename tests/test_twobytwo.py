@@ -1,0 +1,143 @@
+"""2x2 DiD: Card & Krueger reference numbers (R lm + sandwich) and the identities of the 2x2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TOL_IDENTITY, TOL_POINT, TOL_SE, load_reference
+
+import didx
+
+REF = load_reference("card_krueger.json")
+TERMS = ["(Intercept)", "nj", "d", "nj:d"]
+
+
+def _check(res: didx.Result, rows: list[dict], terms: list[str] | None = None) -> None:
+    terms = terms or [r["term"] for r in rows]
+    for row, term in zip(rows, terms, strict=True):
+        i = res.terms.index(term)
+        assert res.coef[i] == pytest.approx(row["estimate"], rel=TOL_POINT)
+        assert res.std_errors[i] == pytest.approx(row["se"], rel=TOL_SE)
+
+
+@pytest.mark.parametrize(("key", "vcov", "cluster"), [
+    ("ols_iid", "iid", None), ("ols_hc0", "HC0", None), ("ols_hc1", "HC1", None),
+    ("ols_cluster_store_CR1", "CR1", "store_id"),
+])
+def test_card_krueger_regression(card_krueger: pd.DataFrame, key: str, vcov: str, cluster: str | None) -> None:
+    res = didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov=vcov, cluster=cluster)
+    _check(res, REF[key], TERMS)
+    assert res.sample.n_obs == REF["nobs"]
+    assert res.estimate == pytest.approx(2.75360578298052, rel=TOL_POINT)
+
+
+def test_hetero_is_hc1(card_krueger: pd.DataFrame) -> None:
+    a = didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov="hetero")
+    b = didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov="HC1")
+    np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=1e-14)
+
+
+def test_card_krueger_cell_means(card_krueger: pd.DataFrame) -> None:
+    res = didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov="iid")
+    table = res.table
+    for cell in REF["cell_means"]:
+        g, p = cell["nj"], cell["d"]
+        assert table.means[g, p] == pytest.approx(cell["fte.mean"], rel=TOL_POINT)
+        assert table.ses[g, p] == pytest.approx(cell["fte.se"], rel=TOL_SE)
+        assert table.ns[g, p] == cell["fte.n"]
+
+
+def test_identity_ols_equals_cell_means(card_krueger: pd.DataFrame) -> None:
+    res = didx.did2x2(card_krueger, y="fte", group="nj", post="d")
+    t = res.table
+    cell_did = (t.means[1, 1] - t.means[1, 0]) - (t.means[0, 1] - t.means[0, 0])
+    assert res.estimate == pytest.approx(cell_did, rel=TOL_IDENTITY)
+    assert t.did == pytest.approx(res.estimate, rel=TOL_IDENTITY)
+    # the four coefficients are the four cells
+    c = dict(zip(res.terms, res.coef, strict=True))
+    assert c["(Intercept)"] == pytest.approx(t.means[0, 0], rel=TOL_IDENTITY)
+    assert c["(Intercept)"] + c["nj"] == pytest.approx(t.means[1, 0], rel=TOL_IDENTITY)
+    assert c["(Intercept)"] + c["d"] == pytest.approx(t.means[0, 1], rel=TOL_IDENTITY)
+    # SE of the DiD cell of the table is the regression SE
+    assert t.did_se == pytest.approx(res.std_error, rel=TOL_IDENTITY)
+    frame = t.to_frame()
+    assert list(frame["group"]) == ["Treated", "Control", "Difference"]
+    assert "Before" in str(t) and "Change" in str(t)
+
+
+def test_balanced_first_difference(card_krueger: pd.DataFrame) -> None:
+    res = didx.did2x2(card_krueger, y="fte", group="nj", post="d", unit="store_id", first_difference=True)
+    assert res.sample.n_obs == REF["balanced_nstores"]
+    _check(res, REF["balanced_fd_hc1"], ["d", "nj:d"])
+    _check(res.with_vcov("iid"), REF["balanced_fd_ols_iid"], ["d", "nj:d"])
+    dropped = {d.reason: d for d in res.sample.dropped}
+    assert dropped["unit not observed in both periods (first difference)"].n_units == 410 - 384
+    assert "first difference" in str(res.summary())
+
+
+def test_balanced_pooled_cluster(card_krueger: pd.DataFrame) -> None:
+    both = card_krueger.dropna(subset=["fte"]).groupby("store_id")["fte"].transform("size") == 2
+    bal = card_krueger.dropna(subset=["fte"])[both]
+    res = didx.did2x2(bal, y="fte", group="nj", post="d", cluster="store_id")
+    _check(res, REF["balanced_ols_cluster_store_CR1"], TERMS)
+    _check(res.with_vcov("iid"), REF["balanced_ols_iid"], TERMS)
+
+
+def test_unit_fe_equals_pooled_on_balanced_panel(card_krueger: pd.DataFrame) -> None:
+    both = card_krueger.dropna(subset=["fte"]).groupby("store_id")["fte"].transform("size") == 2
+    bal = card_krueger.dropna(subset=["fte"])[both]
+    pooled = didx.did2x2(bal, y="fte", group="nj", post="d", cluster="store_id")
+    fe = didx.did2x2(bal, y="fte", group="nj", post="d", unit="store_id")
+    fd = didx.did2x2(bal, y="fte", group="nj", post="d", unit="store_id", first_difference=True)
+    assert fe.estimate == pytest.approx(pooled.estimate, rel=TOL_IDENTITY)
+    assert fd.estimate == pytest.approx(pooled.estimate, rel=TOL_IDENTITY)
+    assert fe.std_error < pooled.with_vcov("iid").std_error  # unit effects tighten the SE
+    assert fe.inference.cluster_names == ("store_id",)
+
+
+def test_covariates_levels_and_trends(card_krueger: pd.DataFrame) -> None:
+    df = card_krueger
+    lev = didx.did2x2(df, y="fte", group="nj", post="d", covariates=["bk", "kfc", "roys"], vcov="HC1")
+    tr = didx.did2x2(df, y="fte", group="nj", post="d", covariates=["bk", "kfc", "roys"], covariate_trends=True,
+                     vcov="HC1")
+    assert {"bk", "kfc", "roys"} <= set(lev.terms)
+    assert {"bk:d", "kfc:d", "roys:d"} <= set(tr.terms)
+    # by hand: the same regression with numpy
+    d = df.dropna(subset=["fte"])
+    X = np.column_stack([np.ones(len(d)), d.nj, d.d, d.nj * d.d, d.bk, d.kfc, d.roys,
+                         d.bk * d.d, d.kfc * d.d, d.roys * d.d])
+    b = np.linalg.lstsq(X, d.fte.to_numpy(), rcond=None)[0]
+    assert tr.estimate == pytest.approx(b[3], rel=TOL_IDENTITY)
+
+
+def test_cr3_jackknife_by_hand() -> None:
+    rng = np.random.default_rng(3)
+    n = 120
+    df = pd.DataFrame({"g": rng.integers(0, 2, n), "p": rng.integers(0, 2, n), "cl": rng.integers(0, 12, n)})
+    df["y"] = df.g * df.p + rng.standard_normal(n)
+    res = didx.did2x2(df, y="y", group="g", post="p", vcov="CR3", cluster="cl")
+    X = np.column_stack([np.ones(n), df.g, df.p, df.g * df.p])
+    yv = df.y.to_numpy()
+    b = np.linalg.lstsq(X, yv, rcond=None)[0]
+    diffs = []
+    for c in range(12):
+        m = df.cl.to_numpy() != c
+        diffs.append(np.linalg.lstsq(X[m], yv[m], rcond=None)[0] - b)
+    D = np.array(diffs)
+    V = 11 / 12 * D.T @ D
+    np.testing.assert_allclose(res.vcov_matrix, V, rtol=1e-9)
+
+
+def test_weights_equal_replication() -> None:
+    """Integer weights give the same point estimate as replicating rows."""
+    rng = np.random.default_rng(5)
+    n = 80
+    df = pd.DataFrame({"g": rng.integers(0, 2, n), "p": rng.integers(0, 2, n), "w": rng.integers(1, 4, n)})
+    df["y"] = 2 * df.g * df.p + rng.standard_normal(n)
+    a = didx.did2x2(df, y="y", group="g", post="p", weights="w")
+    rep = df.loc[df.index.repeat(df.w)]
+    b = didx.did2x2(rep, y="y", group="g", post="p")
+    assert a.estimate == pytest.approx(b.estimate, rel=TOL_IDENTITY)
+    t = a.table
+    assert t.did == pytest.approx(a.estimate, rel=TOL_IDENTITY)
