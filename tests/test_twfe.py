@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TOL_IDENTITY, TOL_POINT, TOL_SE, load_reference
 
 import didx
+from conftest import TOL_IDENTITY, TOL_POINT, TOL_SE, load_reference
 
 REF = load_reference("fixest_twfe.json")
 

@@ -128,5 +128,4 @@ def twfe(
 
 
 def _recode(codes: np.ndarray) -> np.ndarray:
-    u, inv = np.unique(codes, return_inverse=True)
-    return inv.astype(np.int64)
+    return np.unique(codes, return_inverse=True)[1].astype(np.int64)

@@ -13,13 +13,14 @@ Conventions (``n`` observations, ``k`` slope coefficients, ``K`` coefficients co
 ``"HC2"/"HC3"``   HC0 with ``e^2 / (1 - h)`` or ``e^2 / (1 - h)^2``                 sandwich (no absorbed FE)
 ``"CR1"``         cluster sums, x ``G/(G-1) (n-1)/(n-K)``                          fixest, sandwich, Stata
 ``"CR0"``         cluster sums, no correction
-``"CR3"``         leave-one-cluster-out jackknife ``(G-1)/G sum (b_-g - b)(b_-g - b)'``  MacKinnon-Nielsen-Webb CV3
+``"CR3"``         jackknife ``(G-1)/G sum (b_-g - b)(b_-g - b)'``                 MacKinnon-Nielsen-Webb CV3
 ================  =============================================================  ==========================
 
 ``K`` counts the slope coefficients plus the fixed-effect coefficients, except that fixed effects nested in a
 cluster variable are not counted (fixest's ``fixef.K = "nested"``; one is added back for each, the intercept
 it subsumes: ``K = k + n_fe - sum over nested factors of (levels - 1)``). fixest's HC1 factor is
-``(n-1)/(n-K)`` times the "each observation its own cluster" factor ``n/(n-1)``, i.e. sandwich's ``n/(n-K)``. Two-way clustering follows Cameron, Gelbach & Miller (2011), ``V_A + V_B - V_{AB}``, each term with the
+``(n-1)/(n-K)`` times the "each observation its own cluster" factor ``n/(n-1)``, i.e. sandwich's ``n/(n-K)``.
+Two-way clustering follows Cameron, Gelbach & Miller (2011), ``V_A + V_B - V_{AB}``, each term with the
 correction of the smaller number of clusters (fixest's ``cluster.df = "min"``); a non-positive result is repaired
 by zeroing negative eigenvalues, as fixest does. t tests use ``n - K`` degrees of freedom, or ``min(G) - 1``
 with clustering.
@@ -96,10 +97,12 @@ def resolve_vcov(func: str, vcov: str | None, cluster: str | Sequence[str] | Non
             return VcovSpec("CR1", clusters, s)
         return VcovSpec(default.kind, default.clusters, s)
     if not isinstance(vcov, str):
-        raise InvalidOptionError(f"The 'vcov' parameter of {func} must be a string such as 'HC1' or 'CR1'. Got {vcov!r}.")
+        raise InvalidOptionError(
+            f"The 'vcov' parameter of {func} must be a string such as 'HC1' or 'CR1'. Got {vcov!r}."
+        )
     kind = {"hc0": "HC0", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3", "cr0": "CR0", "cr1": "CR1", "cr3": "CR3",
             "iid": "iid", "hetero": "hetero", "cluster": "CR1", "crv1": "CR1", "crv3": "CR3"}.get(vcov.lower(), vcov)
-    check_option(func, "vcov", kind, VCOV_TYPES + ("cluster",))
+    check_option(func, "vcov", kind, (*VCOV_TYPES, "cluster"))
     if kind.startswith("CR"):
         if not clusters:
             clusters = default.clusters
@@ -164,7 +167,9 @@ def _leverage(fit: OLSFit) -> np.ndarray:
     return h if fit.weights is None else h * fit.weights
 
 
-def compute_vcov(fit: OLSFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarray], func: str = "vcov") -> VcovResult:
+def compute_vcov(
+    fit: OLSFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarray], func: str = "vcov"
+) -> VcovResult:
     """The covariance matrix of ``fit.coef`` under ``spec``; ``cluster_codes`` maps names to integer codes."""
     n = fit.n_obs
     B = fit.bread

@@ -45,7 +45,7 @@ class FixedEffects:
     weights: np.ndarray | None = None
     n_levels: list[int] = field(init=False)
     _wsum: list[np.ndarray] = field(init=False, repr=False)
-    _exact2: tuple[int, int, np.ndarray, np.ndarray] | None = field(init=False, default=None, repr=False)
+    _exact2: tuple[int, int, np.ndarray, sp.csr_matrix] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.factors = [np.asarray(f, dtype=np.int64) for f in self.factors]
@@ -53,7 +53,8 @@ class FixedEffects:
         self.n_levels = [int(f.max()) + 1 if f.size else 0 for f in self.factors]
         w = self.weights
         self._wsum = [
-            np.bincount(f, weights=w, minlength=L).astype(np.float64) for f, L in zip(self.factors, self.n_levels, strict=True)
+            np.bincount(f, weights=w, minlength=L).astype(np.float64)
+            for f, L in zip(self.factors, self.n_levels, strict=True)
         ]
         if len(self.factors) == 2 and min(self.n_levels) <= EXACT_MAX_LEVELS:
             self._setup_exact_two()
