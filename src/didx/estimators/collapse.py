@@ -1,0 +1,133 @@
+"""Collapsing a panel to group x period cell means (Bertrand, Duflo & Mullainathan 2004).
+
+When treatment is assigned at the level of a few groups (states, regions, cohorts), individual-level
+observations add little independent information: the effective sample is the set of group x period cells, and
+cluster-robust standard errors with few groups over-reject. Estimating on the cell means
+
+    ybar_gt = sum_{i in (g,t)} w_i y_it / sum_{i in (g,t)} w_i
+
+makes that explicit. Cells are weighted equally (``collapse="group_period"``) or by their size, the sum of the
+(sampling) weights in the cell (``collapse="group_period_weighted"``). On a balanced panel in which treatment
+is constant within each cell, the weighted cell-mean regression with group fixed effects reproduces the
+individual-level point estimate exactly; with equal cell sizes so does the unweighted one.
+
+Reference: Bertrand, M., Duflo, E. & Mullainathan, S. (2004), "How much should we trust
+differences-in-differences estimates?", QJE 119(1), section V.B (aggregating the data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from didx._errors import DataError, DesignError
+from didx._frame import factorize
+from didx._panel import Panel
+from didx._validate import check_option
+
+COLLAPSE_OPTIONS = ("group_period", "group_period_weighted")
+
+
+@dataclass(frozen=True)
+class CollapseInfo:
+    """What a collapse did: printed among the design choices."""
+
+    group: str
+    n_groups: int
+    n_cells: int
+    n_rows: int
+    weighted: bool
+
+    def describe(self) -> str:
+        how = "weighted by cell size" if self.weighted else "cells weighted equally"
+        return (f"{self.group} x period means ({self.n_cells} cells of {self.n_groups} groups from "
+                f"{self.n_rows} rows; {how})")
+
+
+def check_collapse(func: str, collapse: str | None) -> bool:
+    """Validate the ``collapse`` option; True for a weighted collapse."""
+    if collapse is None:
+        return False
+    check_option(func, "collapse", collapse, COLLAPSE_OPTIONS)
+    return collapse == "group_period_weighted"
+
+
+def cohort_groups(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row group codes and labels when the groups are the cohorts (never treated = one group)."""
+    if panel.cohort is None:
+        raise DesignError("cohort_groups needs a panel with a cohort column.")
+    codes, uniques = factorize(panel.cohort, sort=True)
+    labels = np.array(["never" if np.isinf(v) else f"{v:g}" for v in uniques], dtype=object)
+    return codes.astype(np.int64), labels
+
+
+def collapse_panel(panel: Panel, *, func: str, group_codes: np.ndarray, group_name: str, weighted: bool,
+                   constant: dict[str, np.ndarray | None] | None = None,
+                   group_labels: np.ndarray | None = None) -> tuple[Panel, CollapseInfo]:
+    """Replace the panel's rows by group x period cell means.
+
+    The returned panel's ``unit`` is the group (so unit fixed effects become group fixed effects and the
+    default clustering is by group), ``y`` and ``covariates`` are cell means, ``weights`` the cell sizes when
+    ``weighted`` (else None), and ``row_index`` points at the first input row of each cell. Arrays in
+    ``constant`` (treatment, cohort, ...) must be constant within every cell; otherwise the treatment varies
+    below the group level and collapsing would average it away, which is an error.
+    """
+    g = np.asarray(group_codes, dtype=np.int64)
+    n = panel.n_obs
+    T = panel.n_periods
+    key = g * T + panel.time
+    cell_keys, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    n_cells = int(cell_keys.shape[0])
+    checks: dict[str, np.ndarray | None] = {"treatment": panel.treat, "cohort": panel.cohort}
+    checks.update(constant or {})
+    for what, arr in checks.items():
+        if arr is None:
+            continue
+        a = np.asarray(arr)
+        same = (a == a[first][inv]) | (np.isnan(a) & np.isnan(a[first][inv])) if a.dtype.kind == "f" else (
+            a == a[first][inv])
+        if not same.all():
+            r = int(np.flatnonzero(~same)[0])
+            lab = group_labels[g[r]] if group_labels is not None else g[r]
+            raise DesignError(
+                f"{func}: cannot collapse to {group_name} x period means: the {what} varies within the cell "
+                f"{group_name}={lab!r}, period={panel.period_labels[panel.time[r]]!r}, so the treatment is "
+                f"not assigned at the {group_name!r} level. Fix: collapse by the level at which treatment is "
+                f"assigned (cluster=<that column>), or do not collapse."
+            )
+    w = np.ones(n) if panel.weights is None else panel.weights
+    size = np.bincount(inv, weights=w, minlength=n_cells)
+    if np.any(size <= 0):
+        raise DataError(f"{func}: a {group_name} x period cell has zero total weight; cannot take its mean.")
+    y = np.bincount(inv, weights=w * panel.y, minlength=n_cells) / size
+    if panel.covariates.shape[1]:
+        cov = np.column_stack([np.bincount(inv, weights=w * panel.covariates[:, j], minlength=n_cells) / size
+                               for j in range(panel.covariates.shape[1])])
+    else:
+        cov = np.empty((n_cells, 0))
+    cell_group_raw = g[first]
+    cell_group, used = factorize(cell_group_raw, sort=True)
+    cell_group = cell_group.astype(np.int64)
+    labels = (group_labels[used.astype(np.int64)] if group_labels is not None
+              else used.astype(np.int64))
+    codes: dict[str, np.ndarray] = {}
+    for name, c in panel.codes.items():
+        c = np.asarray(c)
+        if name == group_name or np.array_equal(c, c[first][inv]):
+            codes[name] = factorize(c[first], sort=False)[0]
+    codes[group_name] = cell_group
+    n_groups = int(labels.shape[0])
+    counts = np.bincount(cell_group, minlength=n_groups)
+    report = dataclasses.replace(panel.report, n_obs=n_cells, n_units=n_groups,
+                                 balanced=bool(counts.min() == T), n_units_with_gaps=None)
+    info = CollapseInfo(group=group_name, n_groups=n_groups, n_cells=n_cells, n_rows=n, weighted=weighted)
+    report = report.with_notes(f"Collapsed to {info.describe()}")
+    out = dataclasses.replace(
+        panel, y=y, unit=cell_group, unit_labels=np.asarray(labels), time=panel.time[first],
+        cohort=None if panel.cohort is None else panel.cohort[first],
+        treat=None if panel.treat is None else panel.treat[first], covariates=cov,
+        weights=size if weighted else None, codes=codes, row_index=panel.row_index[first], report=report,
+    )
+    return out, info

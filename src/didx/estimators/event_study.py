@@ -1,0 +1,365 @@
+"""The two-way fixed-effects event study (dynamic TWFE).
+
+    y_it = a_i + l_t + sum_{k not in ref} b_k 1[t - g_i = k] + W_it' c + e_it
+
+with ``g_i`` the first treated period of unit ``i`` and ``k = t - g_i`` the event time, in period units.
+Never-treated units have no event-time indicator: they contribute to the fixed effects (the counterfactual
+time path) only. Always-treated units (treated in the first period) have no pre-period and are dropped and
+reported. The coefficients of the reference event times (``ref``, default -1) are normalised to zero; with a
+list (``ref=[-1, -5]``) several are, as fixest's ``i(rel, ref = c(-1, -5))`` does.
+
+Window. ``window=(lo, hi)`` keeps the event times ``lo..hi``. Observations of treated units outside the
+window are *dropped* (and counted in the sample report); never-treated units are kept whole. This is the
+"trimmed" event study (Schmidheiny & Siegloch 2023). It differs from fixest's ``i(rel, keep = lo:hi)``, which
+keeps those observations with all indicators zero, i.e. silently pools them with the reference period. With
+``bin_endpoints=True`` nothing is dropped: the end points become ``1[k <= lo]`` and ``1[k >= hi]``.
+
+Standard errors follow fixest (default CR1 clustered by unit). Reference: ``fixest::feols(y ~ i(rel, ref =
+c(-1, -1000)) | unit + time)`` with never-treated units coded ``rel = -1000`` (fixest 0.12.2); Borusyak,
+Jaravel & Spiess (2024) and Sun & Abraham (2021) on when the TWFE event study is (not) a weighted average of
+effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from didx._errors import DesignError, InvalidOptionError
+from didx._panel import Panel, build_panel
+from didx._sample import Dropped, SampleReport
+from didx._validate import as_list
+from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
+from didx.estimators.collapse import CollapseInfo, check_collapse, cohort_groups, collapse_panel
+from didx.inference.vcov import SSC, resolve_vcov
+from didx.linalg.absorb import FixedEffects
+from didx.linalg.ols import fit_ols
+from didx.results.event import EventStudyResult
+
+TERM_PREFIX = "event_time::"
+
+
+@dataclass(frozen=True, eq=False)
+class EventStudyRegressionResult(RegressionResult, EventStudyResult):
+    """Result of :func:`event_study`: a regression result (``with_vcov``, wild bootstrap) and an event study
+    (``pretrend_test``, ``event_table``, ``plot``)."""
+
+
+def event_term(k: float) -> str:
+    """The term name of event time ``k`` (``"event_time::-2"``)."""
+    return f"{TERM_PREFIX}{k:g}"
+
+
+def _check_ref(func: str, ref: float | Sequence[float]) -> tuple[float, ...]:
+    refs = [ref] if isinstance(ref, int | float | np.integer | np.floating) else list(ref)
+    if not refs:
+        raise InvalidOptionError(f"{func}: ref must be an event time (e.g. -1) or a list of them; got [].")
+    out = []
+    for r in refs:
+        number = isinstance(r, int | float | np.integer | np.floating) and not isinstance(r, bool)
+        if not number or not np.isfinite(r):
+            raise InvalidOptionError(
+                f"{func}: ref must be a pre-treatment event time such as -1 (or a list, e.g. [-1, -5]). "
+                f"Got {r!r}."
+            )
+        if r >= 0:
+            raise InvalidOptionError(
+                f"{func}: ref={r!r} is not a pre-treatment event time; the reference period must be negative "
+                f"(k = t - cohort < 0). Fix: use ref=-1 (the period just before treatment) or ref=-2 to "
+                f"allow one period of anticipation."
+            )
+        out.append(float(r))
+    return tuple(sorted(set(out)))
+
+
+def _check_window(func: str, window: tuple[float, float] | None,
+                  refs: tuple[float, ...]) -> tuple[float, float] | None:
+    if window is None:
+        return None
+    try:
+        lo, hi = (float(window[0]), float(window[1]))
+        ok = len(window) == 2
+    except (TypeError, ValueError, IndexError):
+        ok = False
+    if not ok or not (np.isfinite(lo) and np.isfinite(hi)) or lo >= 0 or hi < 0:
+        raise InvalidOptionError(
+            f"{func}: window must be a pair (lo, hi) of event times with lo < 0 <= hi, e.g. window=(-4, 3). "
+            f"Got {window!r}."
+        )
+    outside = [r for r in refs if not lo <= r <= hi]
+    if outside:
+        raise InvalidOptionError(
+            f"{func}: the reference period(s) {outside} lie outside window={window!r}. Fix: widen the "
+            f"window or choose ref inside it."
+        )
+    return lo, hi
+
+
+def event_study(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    ref: float | Sequence[float] = -1,
+    window: tuple[float, float] | None = None,
+    bin_endpoints: bool = False,
+    covariates: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+    collapse: str | None = None,
+) -> EventStudyRegressionResult:
+    """TWFE event study: dynamic effects relative to a reference period.
+
+    ``y_it = a_i + l_t + sum_{k not in ref} b_k 1[t - g_i = k] + W_it' c + e_it``.
+
+    Parameters
+    ----------
+    data : any dataframe (pandas, polars, pyarrow, duckdb, ...).
+    y, unit, time : outcome, unit and period columns. Event time is ``k = time - cohort`` in the units of
+        ``time`` (for a date-like ``time``, in positions of the sorted periods).
+    cohort : first treated period of each unit; never treated as 0, NaN, inf or any value after the last
+        period (fixest's 10000 convention works). A single-date design is a cohort column equal to the
+        treatment date for treated units and never-treated otherwise.
+    ref : reference event time(s), normalised to 0. Default -1; ``ref=-2`` allows one period of anticipation;
+        a list (``[-1, -5]``) normalises several, which identifies the model without never-treated units.
+    window : ``(lo, hi)``: estimate ``b_lo .. b_hi``. Observations of treated units outside it are dropped and
+        reported (a trimmed event study), unless ``bin_endpoints``.
+    bin_endpoints : with ``window``, keep every observation and bin event times beyond the window into the end
+        points: ``b_lo`` is the effect at ``k <= lo`` and ``b_hi`` at ``k >= hi``.
+    covariates : time-varying controls (their terms have no event time).
+    vcov, cluster, ssc : covariance (see :func:`didx.twfe`). Default CR1 clustered by ``unit`` (fixest).
+    weights : sampling weights (weighted least squares).
+    collapse : ``"group_period"`` (or ``"group_period_weighted"``, cells weighted by size): estimate on
+        group x period cell means, the groups being ``cluster`` if given, else the cohorts (Bertrand, Duflo &
+        Mullainathan 2004). The remedy when treatment varies at the level of few groups.
+
+    Returns
+    -------
+    EventStudyRegressionResult : terms ``"event_time::k"`` (``term_info["event_time"]`` = k; NaN for
+        covariates) and the covariates; ``.estimate`` is ``b_0``. ``.pretrend_test()``, ``.plot()``,
+        ``.event_table()``, ``.with_vcov()``.
+    """
+    func = "event_study"
+    refs = _check_ref(func, ref)
+    win = _check_window(func, window, refs)
+    if bin_endpoints and win is None:
+        raise InvalidOptionError(
+            f"{func}: bin_endpoints=True needs a window=(lo, hi) whose end points receive the binned event "
+            f"times. Fix: pass window=, or drop bin_endpoints."
+        )
+    weighted_collapse = check_collapse(func, collapse)
+    cl_list = as_list(cluster)
+    panel = build_panel(data, func=func, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
+                        weights=weights, cluster=cl_list, require_control="untreated_obs")
+    assert panel.unit is not None and panel.cohort is not None  # unit and cohort are required arguments
+    report = panel.report
+    # always-treated units: no untreated period of their own
+    first_period = panel.periods[0]
+    always = panel.cohort <= first_period
+    n_always_units = 0
+    if always.any():
+        n_always_units = int(np.unique(panel.unit[always]).shape[0])
+        report = report.with_dropped(Dropped(
+            f"always treated ({cohort} <= first period {panel.period_labels[0]!r}): no pre-treatment period",
+            int(always.sum()), n_always_units))
+        panel = _subset(panel, ~always, report)
+    treated_row = np.isfinite(panel.cohort)
+    if not treated_row.any():
+        raise DesignError(f"{func}: no treated units left after dropping the always-treated ones.")
+    k = _event_time(panel, treated_row)
+    n_trimmed = 0
+    if win is not None:
+        lo, hi = win
+        if bin_endpoints:
+            k = np.where(treated_row, np.clip(k, lo, hi), np.nan)
+        else:
+            out = treated_row & ((k < lo) | (k > hi))
+            if out.any():
+                n_trimmed = int(out.sum())
+                before = np.unique(panel.unit).shape[0]
+                keep = ~out
+                after = np.unique(_units(panel)[keep]).shape[0]
+                reason = f"observations of treated units outside window [{lo:g}, {hi:g}]"
+                report = report.with_dropped(Dropped(reason, n_trimmed, before - after))
+                panel = _subset(panel, keep, report)
+                k = k[keep]
+                treated_row = treated_row[keep]
+    observed = np.unique(k[treated_row])
+    missing_refs = [r for r in refs if not np.any(np.isclose(observed, r))]
+    if missing_refs:
+        shown = ", ".join(f"{v:g}" for v in observed[:20])
+        raise DesignError(
+            f"{func}: the reference event time(s) {', '.join(f'{r:g}' for r in missing_refs)} are never "
+            f"observed (observed event times: {shown}). Fix: choose ref among the observed pre-treatment event times."
+        )
+    report = panel.report
+    collapse_info: CollapseInfo | None = None
+    if collapse is not None:
+        if len(cl_list) > 1:
+            raise InvalidOptionError(
+                f"{func}: collapse= groups by one cluster column; got cluster={cl_list!r}. Fix: pass one "
+                f"column.")
+        if cl_list:
+            gcodes = panel.codes[cl_list[0]]
+            gname, glabels = cl_list[0], None
+        else:
+            gcodes, glabels = cohort_groups(panel)
+            gname = "cohort"
+        panel, collapse_info = collapse_panel(panel, func=func, group_codes=gcodes, group_name=gname,
+                                              weighted=weighted_collapse, group_labels=glabels,
+                                              constant={"event time": k})
+        report = panel.report
+        treated_row = np.isfinite(_cohort(panel))
+        k = _event_time(panel, treated_row)
+        if bin_endpoints and win is not None:
+            k = np.where(treated_row, np.clip(k, win[0], win[1]), np.nan)
+    est_k = np.array([v for v in np.unique(k[treated_row]) if not np.any(np.isclose(v, refs))])
+    # event-time indicators: one column per estimated event time (dense n x K_event, K_event small)
+    col_of = np.full(k.shape[0], -1, dtype=np.int64)
+    pos = np.searchsorted(est_k, k[treated_row])
+    pos_ok = (pos < est_k.shape[0])
+    hit = np.zeros(pos.shape[0], dtype=bool)
+    hit[pos_ok] = np.isclose(est_k[pos[pos_ok]], k[treated_row][pos_ok])
+    tr_idx = np.flatnonzero(treated_row)
+    col_of[tr_idx[hit]] = pos[hit]
+    D = np.zeros((panel.n_obs, est_k.shape[0]))
+    rows = np.flatnonzero(col_of >= 0)
+    D[rows, col_of[rows]] = 1.0
+    names = [event_term(v) for v in est_k] + list(panel.covariate_names)
+    X = np.column_stack([D, panel.covariates]) if panel.covariates.shape[1] else D
+    fe_unit_name = unit if collapse_info is None else collapse_info.group
+    fes = FixedEffects([_units(panel), panel.time], [fe_unit_name, time], weights=panel.weights)
+    fit = fit_ols(panel.y, X, names, fe=fes, weights=panel.weights, func=func)
+    if not any(n.startswith(TERM_PREFIX) for n in fit.names):
+        raise DesignError(
+            f"{func}: no event-time coefficient is identified (all are collinear with the fixed effects). "
+            f"Fix: check the cohort column and that there are untreated observations in each period."
+        )
+    event_of = {event_term(v): float(v) for v in est_k}
+    et = np.array([event_of.get(n, np.nan) for n in fit.names])
+    n_obs_k = np.bincount(col_of[rows], minlength=est_k.shape[0])
+    n_of = {event_term(v): int(c) for v, c in zip(est_k, n_obs_k, strict=True)}
+    n_term = np.array([n_of.get(n, panel.n_obs) for n in fit.names], dtype=float)
+    headline = _headline(fit.names, et)
+    default = default_spec([fe_unit_name], "iid", ssc)
+    if collapse_info is not None and cl_list:
+        default = default_spec([cl_list[0]], "iid", ssc)
+    spec = resolve_vcov(func, vcov, cl_list or None, default, ssc)
+    codes = dict(panel.codes)
+    codes.setdefault(fe_unit_name, _units(panel))
+    codes.setdefault(time, panel.time)
+    g = _cohort(panel)
+    ever = np.isfinite(g).astype(float)
+    n_never = int(np.unique(_units(panel)[~np.isfinite(g)]).shape[0])
+    n_cohorts = int(np.unique(g[np.isfinite(g)]).shape[0])
+    design = _design(y=y, cohort=cohort, time=time, refs=refs, win=win, bin_endpoints=bin_endpoints,
+                     n_trimmed=n_trimmed, n_always=n_always_units, n_never=n_never, n_cohorts=n_cohorts,
+                     fe=f"{fe_unit_name}, {time} [{fes.method}]", covariates=panel.covariate_names,
+                     weights=weights, collapse_info=collapse_info)
+    notes = []
+    if n_never == 0 and len(refs) < 2:
+        notes.append("No never-treated units: with a single reference period the event-time coefficients are "
+                     "identified only up to a linear trend; one is dropped for collinearity. Pin two periods "
+                     "(ref=[-1, -k]) to choose which.")
+    res: EventStudyRegressionResult = make_regression_result(
+        EventStudyRegressionResult, estimator="TWFE event study", fit=fit, headline=headline, spec=spec,
+        codes=codes, data=data, row_index=panel.row_index, sample=report, design=design, treated=ever,
+        term_info={"event_time": et, "n": n_term}, notes=notes, func=func,
+        extras={"reference": refs, "window": win, "bin_endpoints": bin_endpoints, "outcome": y,
+                "collapse": None if collapse_info is None else collapse_info.describe()},
+    )
+    return res
+
+
+def _cohort(panel: Panel) -> np.ndarray:
+    if panel.cohort is None:
+        raise DesignError("event_study needs a cohort column.")
+    return panel.cohort
+
+
+def _units(panel: Panel) -> np.ndarray:
+    if panel.unit is None:
+        raise DesignError("event_study needs a unit column.")
+    return panel.unit
+
+
+def _event_time(panel: Panel, treated_row: np.ndarray) -> np.ndarray:
+    """``k = t - g`` for rows of treated units, NaN for never-treated rows."""
+    g = np.where(treated_row, _cohort(panel), 0.0)
+    return np.where(treated_row, panel.periods[panel.time] - g, np.nan)
+
+
+def _headline(names: Sequence[str], et: np.ndarray) -> str:
+    post = [(e, n) for n, e in zip(names, et, strict=True) if np.isfinite(e) and e >= 0]
+    if post:
+        return min(post)[1]
+    pre = [n for n, e in zip(names, et, strict=True) if np.isfinite(e)]
+    return pre[-1]
+
+
+def _design(*, y: str, cohort: str, time: str, refs: tuple[float, ...], win: tuple[float, float] | None,
+            bin_endpoints: bool, n_trimmed: int, n_always: int, n_never: int, n_cohorts: int, fe: str,
+            covariates: Sequence[str], weights: str | None,
+            collapse_info: CollapseInfo | None) -> list[tuple[str, str]]:
+    if win is None:
+        window_text = "all observed event times"
+    elif bin_endpoints:
+        window_text = (f"[{win[0]:g}, {win[1]:g}], end points binned ({win[0]:g} = all k <= {win[0]:g}; "
+                       f"{win[1]:g} = all k >= {win[1]:g})")
+    else:
+        window_text = f"[{win[0]:g}, {win[1]:g}], treated-unit observations outside dropped ({n_trimmed} rows)"
+    return [
+        ("Estimator", "TWFE event study (dynamic two-way fixed effects)"),
+        ("Outcome", y),
+        ("Event time", f"k = {time} - {cohort}"),
+        ("Reference period(s)", ", ".join(f"k = {r:g}" for r in refs) + " (normalised to 0)"),
+        ("Window", window_text),
+        ("Endpoint binning", "yes" if bin_endpoints else "no"),
+        ("Treated cohorts", str(n_cohorts)),
+        ("Control units", f"{n_never} never treated (fixed effects only) and not-yet-treated observations"),
+        ("Always-treated units", f"{n_always} dropped" if n_always else "none"),
+        ("Fixed effects", fe),
+        ("Covariates", ", ".join(covariates) or "none"),
+        ("Weights", weights or "none"),
+        ("Collapse", "no (individual observations)" if collapse_info is None else collapse_info.describe()),
+    ]
+
+
+def _subset(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
+    """Rows ``keep`` of a panel, with units and periods recoded to stay contiguous."""
+    import dataclasses
+
+    from didx._frame import factorize
+
+    unit = panel.unit[keep] if panel.unit is not None else None
+    unit_labels = panel.unit_labels
+    if unit is not None and panel.unit_labels is not None:
+        unit, old = factorize(unit, sort=False)
+        unit_labels = panel.unit_labels[old.astype(np.int64)]
+    time = panel.time[keep]
+    present = np.bincount(time, minlength=panel.n_periods) > 0
+    periods, labels = panel.periods, panel.period_labels
+    if not present.all():
+        time = (np.cumsum(present) - 1)[time]
+        periods, labels = periods[present], labels[present]
+    n_units = None if unit_labels is None else int(unit_labels.shape[0])
+    balanced = report.balanced
+    if unit is not None and n_units is not None:
+        balanced = bool(np.bincount(unit, minlength=n_units).min() == periods.shape[0])
+    report = dataclasses.replace(report, n_obs=int(keep.sum()), n_units=n_units,
+                                 n_periods=int(periods.shape[0]), balanced=balanced)
+    return dataclasses.replace(
+        panel, y=panel.y[keep], unit=unit, unit_labels=unit_labels, time=time, periods=periods,
+        period_labels=labels, cohort=None if panel.cohort is None else panel.cohort[keep],
+        treat=None if panel.treat is None else panel.treat[keep], covariates=panel.covariates[keep],
+        weights=None if panel.weights is None else panel.weights[keep],
+        codes={c: factorize(v[keep], sort=False)[0] for c, v in panel.codes.items()},
+        row_index=panel.row_index[keep], report=report,
+    )
