@@ -170,7 +170,7 @@ def event_study(
             f"always treated ({cohort} <= first period {panel.period_labels[0]!r}): no pre-treatment period",
             int(always.sum()), n_always_units))
         panel = _subset(panel, ~always, report)
-    treated_row = np.isfinite(panel.cohort)
+    treated_row = np.isfinite(_cohort(panel))
     if not treated_row.any():
         raise DesignError(f"{func}: no treated units left after dropping the always-treated ones.")
     k = _event_time(panel, treated_row)
@@ -183,7 +183,7 @@ def event_study(
             out = treated_row & ((k < lo) | (k > hi))
             if out.any():
                 n_trimmed = int(out.sum())
-                before = np.unique(panel.unit).shape[0]
+                before = np.unique(_units(panel)).shape[0]
                 keep = ~out
                 after = np.unique(_units(panel)[keep]).shape[0]
                 reason = f"observations of treated units outside window [{lo:g}, {hi:g}]"
