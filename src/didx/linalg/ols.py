@@ -50,29 +50,28 @@ def _xtwx(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     return X.T @ X if w is None else X.T @ (X * w[:, None])
 
 
-def independent_columns(XtX: np.ndarray, tol: float = COLLINEAR_TOL) -> np.ndarray:
+def independent_columns(XtX: np.ndarray, scale: np.ndarray | None = None, tol: float = COLLINEAR_TOL) -> np.ndarray:
     """Indices of a maximal set of linearly independent columns, in their original order.
 
-    Sequential test: column j is kept if its squared residual on the kept columns before it exceeds
-    ``tol`` times its own sum of squares (the rule fixest applies to its cross-product matrix).
+    Sequential test: column j is kept if its squared residual on the kept columns before it exceeds ``tol``
+    times its sum of squares *before* the fixed effects were absorbed (``scale``), so that a regressor absorbed
+    by the fixed effects (e.g. a time-invariant covariate with unit effects) is detected as collinear.
     """
     k = XtX.shape[0]
+    ref = np.diag(XtX) if scale is None else np.maximum(scale, np.diag(XtX))
     keep: list[int] = []
     for j in range(k):
         d = XtX[j, j]
-        if d <= 0:
+        if d <= 0 or ref[j] <= 0:
             continue
         if keep:
             A = XtX[np.ix_(keep, keep)]
             b = XtX[keep, j]
-            try:
-                coef = sla.solve(A, b, assume_a="pos")
-            except (sla.LinAlgError, ValueError):
-                coef = np.linalg.lstsq(A, b, rcond=None)[0]
+            coef = np.linalg.lstsq(A, b, rcond=None)[0]
             resid = d - b @ coef
         else:
             resid = d
-        if resid > tol * d:
+        if resid > tol * ref[j]:
             keep.append(j)
     return np.asarray(keep, dtype=np.int64)
 
@@ -99,7 +98,10 @@ def fit_ols(
     else:
         yd, Xd = y, X
     XtX = _xtwx(Xd, weights)
-    keep = independent_columns(XtX)
+    scale = None
+    if fe is not None and X.shape[1]:
+        scale = np.einsum("ij,ij->j", X, X if weights is None else X * weights[:, None])
+    keep = independent_columns(XtX, scale)
     dropped = tuple(n for j, n in enumerate(names) if j not in set(keep.tolist()))
     lost = [n for n in dropped if n in set(protected)]
     if lost:

@@ -1,0 +1,111 @@
+"""The result contract: immutability, tidy columns, confidence levels recomputed, rendering, compare, Wald."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import didx
+
+
+@pytest.fixture(scope="module")
+def res(mpdta: pd.DataFrame) -> didx.TWFEResult:
+    return didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post", covariates="lpop")
+
+
+def test_immutable(res: didx.TWFEResult) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.estimator = "x"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="read-only"):
+        res.coef[0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        res.vcov_matrix[0, 0] = 1.0
+
+
+def test_tidy_columns_and_conf_level(res: didx.TWFEResult) -> None:
+    t95 = res.tidy()
+    assert list(t95.columns)[:7] == ["term", "estimate", "std_error", "statistic", "p_value", "conf_low",
+                                      "conf_high"]
+    t90 = res.tidy(conf_level=0.90)
+    df = res.inference.df
+    assert df is not None
+    for t, lvl in ((t95, 0.95), (t90, 0.90)):
+        crit = stats.t.ppf(1 - (1 - lvl) / 2, df)
+        np.testing.assert_allclose(t["conf_high"] - t["estimate"], crit * t["std_error"], rtol=1e-12)
+    assert (t90["conf_high"] < t95["conf_high"]).all()
+    with pytest.raises(didx.InvalidOptionError, match="conf_level"):
+        res.tidy(conf_level=95)
+
+
+def test_headline_and_vcov_labels(res: didx.TWFEResult) -> None:
+    assert res.estimate == res.coef[0]
+    assert res.std_error == pytest.approx(np.sqrt(res.vcov_matrix[0, 0]))
+    assert list(res.vcov.index) == ["treat_post", "lpop"] or list(res.vcov.index) == ["treat_post"]
+    assert isinstance(res.estimate, float) and isinstance(res.std_error, float)
+
+
+def test_summary_prints_every_choice(res: didx.TWFEResult) -> None:
+    s = str(res.summary())
+    for needle in ("Two-way fixed effects", "Fixed effects: countyreal, year", "CR1, clustered by countyreal",
+                   "Clusters: countyreal: 500", "Observations: 2500", "Dropped: nothing", "t with 499 df",
+                   "Small-sample correction"):
+        assert needle in s, needle
+
+
+def test_markdown_and_latex(res: didx.TWFEResult) -> None:
+    md = res.to_markdown()
+    assert md.startswith("| term | estimate |") and "treat_post" in md
+    tex = res.to_latex()
+    assert r"\begin{tabular}" in tex and r"treat\_post" in tex
+
+
+def test_compare(mpdta: pd.DataFrame, res: didx.TWFEResult) -> None:
+    iid = res.with_vcov("iid")
+    table = didx.compare([res, iid], names=["cluster", "iid"])
+    text = str(table)
+    assert "treat_post" in text and "cluster" in text and "(" in text
+    assert "| treat_post |" in didx.compare([res, iid], output="markdown")
+    assert r"\begin{tabular}" in didx.compare([res, iid], output="latex")
+    with pytest.raises(didx.InvalidOptionError):
+        didx.compare([])
+
+
+def test_wald_matches_t_squared(res: didx.TWFEResult) -> None:
+    w = res.wald(["treat_post"])
+    t = res.tidy().iloc[0]["statistic"]
+    assert w.statistic == pytest.approx(t**2, rel=1e-12)
+    assert w.f_p_value == pytest.approx(res.tidy().iloc[0]["p_value"], rel=1e-9)
+    R = np.zeros((1, len(res.terms)))
+    R[0, 0] = 1.0
+    assert res.wald(R).statistic == pytest.approx(w.statistic, rel=1e-12)
+    with pytest.raises(didx.InvalidOptionError, match="Did you mean 'treat_post'"):
+        res.wald(["treat_pst"])
+
+
+def test_with_vcov_new_cluster_column(mpdta: pd.DataFrame, res: didx.TWFEResult) -> None:
+    df = mpdta.copy()
+    df["state"] = df["countyreal"] // 1000
+    r = didx.twfe(df, y="lemp", unit="countyreal", time="year", treat="treat_post")
+    by_state = r.with_vcov(cluster="state")
+    direct = didx.twfe(df, y="lemp", unit="countyreal", time="year", treat="treat_post", cluster="state")
+    assert by_state.std_error == pytest.approx(direct.std_error, rel=1e-13)
+    assert "Few clusters" in str(by_state.summary())
+
+
+def test_datasets() -> None:
+    assert "mpdta" in didx.datasets.available()
+    assert didx.datasets.load("card_krueger").shape == (820, 15)
+    with pytest.raises(didx.InvalidOptionError, match="Did you mean 'mpdta'"):
+        didx.datasets.load("mpdt")
+
+
+def test_simulate_staggered_truth() -> None:
+    df = didx.datasets.simulate_staggered(2000, 6, 2, effects=2.0, seed=1)
+    assert set(df.columns) >= {"unit", "time", "cohort", "y", "d", "tau"}
+    assert (df.loc[df.d == 1, "tau"] == 2.0).all()
+    r = didx.twfe(df, y="y", unit="unit", time="time", cohort="cohort")
+    assert abs(r.estimate - 2.0) < 4 * r.std_error  # constant effect: TWFE is unbiased
