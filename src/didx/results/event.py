@@ -7,6 +7,7 @@ covariance without refitting.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,38 @@ class EventStudyResult(Result):
         if self.pretrend_terms():
             return [str(self.pretrend_test())]
         return []
+
+    def with_uniform_bands(self, *, n_draws: int = 100_000, seed: int | None = 0) -> EventStudyResult:
+        """A copy whose intervals for the event-time terms are uniform (sup-t) bands.
+
+        ``tidy()``, ``event_table()``, ``summary()`` and the plot then show bands that cover all event-time
+        coefficients jointly at ``conf_level`` (see :func:`didx.uniform_bands`); other terms stay pointwise.
+        ``summary()`` prints the band type.
+        """
+        from didx.inference.bands import sup_t_critical_value
+
+        sup_t_critical_value(np.eye(2), n_draws=n_draws, seed=seed)  # validates n_draws before storing it
+        k = int(np.isfinite(self.event_times).sum())
+        band = (f"uniform (sup-t) over the {k} event-time coefficients ({n_draws} draws, seed {seed}); "
+                f"other terms pointwise")
+        inf = dataclasses.replace(self.inference, band=band)
+        extras = {**self.extras, "uniform_band": (int(n_draws), seed)}
+        return dataclasses.replace(self, inference=inf, extras=extras)
+
+    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+        """As :meth:`Result.tidy`; after :meth:`with_uniform_bands` the event-time rows carry the sup-t band."""
+        t = super().tidy(conf_level)
+        spec = self.extras.get("uniform_band")
+        if spec is None or not self.inference.band.startswith("uniform"):
+            return t
+        from didx.inference.bands import uniform_bands
+
+        band = uniform_bands(self, conf_level=conf_level, n_draws=spec[0], seed=spec[1])
+        rows = t["term"].isin(band.terms).to_numpy()
+        order = [band.terms.index(x) for x in t.loc[rows, "term"]]
+        t.loc[rows, "conf_low"] = band.conf_low[order]
+        t.loc[rows, "conf_high"] = band.conf_high[order]
+        return t
 
     def event_table(self, conf_level: float = 0.95) -> pd.DataFrame:
         """Tidy rows with an event time, plus the reference period(s) as zero rows (as plotted)."""
