@@ -141,3 +141,23 @@ def test_weights_equal_replication() -> None:
     assert a.estimate == pytest.approx(b.estimate, rel=TOL_IDENTITY)
     t = a.table
     assert t.did == pytest.approx(a.estimate, rel=TOL_IDENTITY)
+
+
+def test_plot_structure(card_krueger: pd.DataFrame) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = didx.did2x2(card_krueger, y="fte", group="nj", post="d")
+    ax = res.plot()
+    lines = ax.get_lines()
+    assert len(lines) == 3  # treated, control, counterfactual
+    t = res.table
+    np.testing.assert_allclose(lines[0].get_ydata(), t.means[1])
+    np.testing.assert_allclose(lines[1].get_ydata(), t.means[0])
+    cf = lines[2].get_ydata()
+    assert t.means[1, 1] - cf[1] == pytest.approx(res.estimate, rel=1e-12)  # the gap is the DiD
+    assert ax.get_ylabel() == "Mean of fte"
+    assert [tk.get_text() for tk in ax.get_xticklabels()] == ["Before", "After"]
+    plt.close(ax.figure)

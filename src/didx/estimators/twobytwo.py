@@ -102,6 +102,30 @@ class DiD2x2Result(RegressionResult):
     def _summary_extra(self) -> list[str]:
         return ["Cell means", str(self.table)]
 
+    def plot(self, ax: Any = None, *, labels: tuple[str, str] = ("Treated", "Control"),
+             period_labels: tuple[str, str] = ("Before", "After")) -> Any:
+        """The 2x2 picture: group means before and after, and the treated group's counterfactual under
+        parallel trends (dashed); the vertical gap at "After" is the DiD. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        m = self.table.means
+        x = [0, 1]
+        ax.plot(x, m[1], "o-", color="C0", label=labels[0])
+        ax.plot(x, m[0], "s-", color="C1", label=labels[1])
+        counterfactual = [m[1, 0], m[1, 0] + (m[0, 1] - m[0, 0])]
+        ax.plot(x, counterfactual, "o--", color="C0", alpha=0.5, label=f"{labels[0]}, parallel-trends counterfactual")
+        ax.annotate("", xy=(1.03, m[1, 1]), xytext=(1.03, counterfactual[1]),
+                    arrowprops={"arrowstyle": "<->", "color": "0.3"})
+        ax.text(1.06, (m[1, 1] + counterfactual[1]) / 2, f"DiD = {self.table.did:.3g}", va="center")
+        ax.set_xticks(x, list(period_labels))
+        ax.set_xlim(-0.2, 1.45)
+        ax.set_ylabel(f"Mean of {self.extras.get('y', 'outcome')}")
+        ax.set_title("Difference in differences")
+        ax.legend(loc="best", frameon=False, fontsize="small")
+        return ax
+
 
 def _cell_stats(y: np.ndarray, g: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, ...]:
     means = np.zeros((2, 2))
@@ -231,7 +255,8 @@ def did2x2(
     res: DiD2x2Result = make_regression_result(
         DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes, data=data,
         row_index=panel.row_index, sample=panel.report, design=design, treated=G, func=func,
-        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": panel.unit is None},
+        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": panel.unit is None,
+                "y": y},
     )
     return res
 
@@ -296,7 +321,7 @@ def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, u
         DiD2x2Result, estimator="2x2 DiD (first differences)", fit=fit, headline=headline, spec=spec,
         codes=codes, data=data, row_index=panel.row_index[r0], sample=report, design=design, treated=Gu,
         func=func,
-        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": False},
+        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": False, "y": y},
     )
     return res
 

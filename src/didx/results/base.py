@@ -122,6 +122,12 @@ class Result:
     notes: tuple[str, ...] = ()
     _source: VcovSource | None = field(default=None, repr=False, compare=False)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Keep the short repr on subclasses: @dataclass does not overwrite a __repr__ already in the class body.
+        super().__init_subclass__(**kwargs)
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = Result.__repr__  # type: ignore[method-assign]
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "coef", _readonly(self.coef))
         object.__setattr__(self, "vcov_matrix", _readonly(self.vcov_matrix))
