@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from didx._sample import SampleReport
 from didx.inference.vcov import SSC, VcovResult, VcovSpec, compute_vcov, resolve_vcov
 from didx.linalg.ols import OLSFit
 from didx.results.base import Inference, Result
+
+if TYPE_CHECKING:
+    from didx.inference.wild import WildBootstrapResult
 
 FEW_CLUSTERS = 42
 
@@ -109,6 +112,36 @@ class RegressionResult(Result):
         src = self._source
         assert isinstance(src, RegressionSource)  # set by every regression estimator
         return src.fit
+
+    def wild_bootstrap(
+        self,
+        term: str | Sequence[str] | np.ndarray,
+        *,
+        n_bootstrap: int = 9999,
+        weights: str = "rademacher",
+        impose_null: bool = True,
+        seed: int | None = None,
+        conf_level: float = 0.95,
+        r: float | Sequence[float] | np.ndarray = 0.0,
+        cluster: str | None = None,
+    ) -> WildBootstrapResult:
+        """Wild cluster bootstrap test of ``term = r`` (or of ``R b = r`` for a matrix / list of terms).
+
+        Works from the stored fit and cluster-level sums (Roodman, MacKinnon, Nielsen & Webb 2019), never an
+        n x B matrix. ``impose_null=True`` is WCR (restricted residuals; CI by test inversion), ``False`` is WCU
+        (percentile-t CI). With Rademacher weights and ``2^G <= n_bootstrap`` all sign vectors are enumerated.
+        ``cluster`` defaults to the result's clustering. Absorbed fixed effects are partialled out (FWL) with an
+        exact correction when they are not nested in the clusters. See :mod:`didx.inference.wild`.
+
+        Returns
+        -------
+        WildBootstrapResult with ``p_value``, ``conf_int``, ``statistic`` (CR1 t, or Wald for several
+        restrictions), ``n_bootstrap``, ``full_enumeration``, ``weights``, ``method`` ("WCR" / "WCU").
+        """
+        from didx.inference.wild import wild_bootstrap
+
+        return wild_bootstrap(self, term, n_bootstrap=n_bootstrap, weights=weights, impose_null=impose_null,
+                              seed=seed, conf_level=conf_level, r=r, cluster=cluster)
 
 
 def make_regression_result(
