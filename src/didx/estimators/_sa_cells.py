@@ -1,0 +1,259 @@
+"""The Sun-Abraham regression from cohort x period cell means (balanced panel, no covariates, no weights).
+
+On a balanced panel every regressor of the saturated model is constant within a (cohort, period) cell, so the
+unit + time fixed-effect regression on ``N T`` rows has the same coefficients as the regression of the cell
+means ``Ybar[c, t]`` on the same regressors with cohort and time effects, weighted by the cohort sizes ``n_c``
+(see ``SCALE.md``). The demeaned regressors ``Xd[c, t]`` and ``(X'X)^{-1}`` are the same too. The residual of
+unit ``i`` (cohort ``c``) at ``t`` is
+
+    e_it = (y_it - ybar_i) - (Ybar_ct - Ybar_c.) + u_ct,    u = the cell regression's residual,
+
+so every covariance matrix needs only cluster x period sums of ``e`` (and, for unit clusters nested in cohorts,
+the ``T x T`` matrices ``sum_i e_i e_i'`` per cohort): no ``N T x k`` matrix is formed. Small-sample
+conventions are those of :mod:`didx.inference.vcov` (fixest's), verified equal to the general path to 1e-10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from didx._errors import DataError
+from didx._frame import factorize, read_columns
+from didx.estimators._regression import inference_info
+from didx.inference.vcov import VcovResult, VcovSpec, resolve_vcov
+from didx.linalg.absorb import FixedEffects
+from didx.linalg.ols import OLSFit, fit_ols
+from didx.results.base import Inference
+
+CELL_KINDS = ("iid", "HC0", "HC1", "hetero", "CR0", "CR1")
+
+
+@dataclass(frozen=True, eq=False)
+class CellFit:
+    """The cell-level fit and the unit-level residual matrix ``E`` (N x T)."""
+
+    fit: OLSFit            # cell-level weighted fit: coef, names, bread equal to the unit-level ones
+    xd: np.ndarray         # (G, T, k) demeaned regressors per cell
+    resid: np.ndarray      # (N, T) unit-level residuals
+    group_of_unit: np.ndarray
+    n_groups: int
+    unit: np.ndarray       # per row
+    time: np.ndarray       # per row
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.resid.size)
+
+
+def fit_cells(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n_periods: int,
+              group_of_unit: np.ndarray, cell_of_group_time: np.ndarray, names: Sequence[str],
+              func: str) -> CellFit:
+    """Fit the saturated regression from cell means; ``cell_of_group_time`` is (G, T) with -1 for no dummy."""
+    N, T = n_units, n_periods
+    G = int(cell_of_group_time.shape[0])
+    k = len(names)
+    E = np.empty((N, T))
+    E[unit, time] = y
+    n_g = np.bincount(group_of_unit, minlength=G).astype(np.float64)
+    S = np.empty((G, T))
+    for t in range(T):
+        S[:, t] = np.bincount(group_of_unit, weights=E[:, t], minlength=G)
+    ybar = S / n_g[:, None]
+    gcode = np.repeat(np.arange(G), T)
+    tcode = np.tile(np.arange(T), G)
+    w = np.repeat(n_g, T)
+    X = np.zeros((G * T, k))
+    flat = cell_of_group_time.reshape(-1)
+    has = flat >= 0
+    X[np.flatnonzero(has), flat[has]] = 1.0
+    fe = FixedEffects([gcode, tcode], ["cohort", "time"], weights=w)
+    fit = fit_ols(ybar.reshape(-1), X, list(names), fe=fe, weights=w, func=func)
+    u = fit.resid.reshape(G, T)
+    # e_it = y_it - ybar_i - (Ybar_ct - Ybar_c.) + u_ct, in place on E
+    E -= E.mean(axis=1, keepdims=True)
+    E -= (ybar - ybar.mean(axis=1, keepdims=True) - u)[group_of_unit]
+    xd = fit.X.reshape(G, T, -1)
+    return CellFit(fit=fit, xd=xd, resid=E, group_of_unit=group_of_unit, n_groups=G, unit=unit, time=time)
+
+
+def _unit_level(codes: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray | None:
+    """Cluster code per unit if constant within units, else None."""
+    cu = np.full(n_units, -1, dtype=np.int64)
+    cu[unit] = codes
+    return cu if bool(np.all(cu[unit] == codes)) else None
+
+
+def _cluster_meat(cf: CellFit, codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Sum over clusters of the score outer products, from cluster x period sums of the residuals."""
+    N, T = cf.resid.shape
+    G = cf.n_groups
+    k = cf.xd.shape[2]
+    cu = _unit_level(codes, cf.unit, N)
+    if cu is not None:
+        key = cu * G + cf.group_of_unit
+        uniq, inv = np.unique(key, return_inverse=True)
+        inv = inv.reshape(-1)
+        if uniq.shape[0] == N:  # each unit its own (cluster, cohort) cell: no summing needed
+            order = np.argsort(inv)
+            Esum = cf.resid[order]
+        else:
+            Esum = np.empty((uniq.shape[0], T))
+            for t in range(T):
+                Esum[:, t] = np.bincount(inv, weights=cf.resid[:, t], minlength=uniq.shape[0])
+        grp = uniq % G
+        clus = uniq // G
+        _, clus_code = np.unique(clus, return_inverse=True)
+        clus_code = clus_code.reshape(-1)
+        n_cl = int(clus_code.max()) + 1
+        if n_cl == uniq.shape[0]:  # clusters nested in cohorts: T x T per cohort
+            meat = np.zeros((k, k))
+            for c in range(G):
+                m = grp == c
+                if not m.any():
+                    continue
+                Ec = Esum[m]
+                W = Ec.T @ Ec
+                meat += cf.xd[c].T @ W @ cf.xd[c]
+            return meat, n_cl
+        scores = np.zeros((n_cl, k))
+        for c in range(G):
+            m = grp == c
+            if m.any():
+                scores[clus_code[m]] += Esum[m] @ cf.xd[c]
+        return scores.T @ scores, n_cl
+    # cluster varies within units: sums by (cluster, cell)
+    e_row = cf.resid[cf.unit, cf.time]
+    cell = cf.group_of_unit[cf.unit] * T + cf.time
+    key = codes.astype(np.int64) * (G * T) + cell
+    uniq, inv = np.unique(key, return_inverse=True)
+    sums = np.bincount(inv.reshape(-1), weights=e_row, minlength=uniq.shape[0])
+    _, clus_code = np.unique(uniq // (G * T), return_inverse=True)
+    clus_code = clus_code.reshape(-1)
+    n_cl = int(clus_code.max()) + 1
+    xflat = cf.xd.reshape(G * T, k)
+    scores = np.zeros((n_cl, k))
+    for j in np.unique(uniq % (G * T)):
+        m = (uniq % (G * T)) == j
+        scores[clus_code[m]] += sums[m][:, None] * xflat[j]
+    return scores.T @ scores, n_cl
+
+
+def _count_k(cf: CellFit, spec: VcovSpec, codes: Sequence[np.ndarray]) -> int:
+    """fixest's K: slopes + fixed-effect coefficients (unit + time, one connected panel), nested FE not counted."""
+    N, T = cf.resid.shape
+    k = cf.fit.n_coef
+    if spec.ssc.fixef_k == "none":
+        return k
+    n_fe = N + T - 1
+    if spec.ssc.fixef_k == "full" or not codes:
+        return k + n_fe
+    unit_nested = any(_unit_level(c, cf.unit, N) is not None for c in codes)
+    time_nested = any(_unit_level(c, cf.time, T) is not None for c in codes)
+    n_fe -= (N - 1) * unit_nested + (T - 1) * time_nested
+    return k + max(n_fe, 0)
+
+
+def cell_vcov(cf: CellFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarray]) -> VcovResult:
+    """The covariance of the coefficients under ``spec`` (kinds in ``CELL_KINDS``), as :func:`compute_vcov`."""
+    n = cf.n_obs
+    B = cf.fit.bread
+    ssc = spec.ssc
+    codes = [np.asarray(cluster_codes[c]) for c in spec.clusters]
+    K = _count_k(cf, spec, codes)
+    if cf.fit.n_coef == 0:
+        return VcovResult(np.zeros((0, 0)), None, (), K, 1.0)
+    kind = spec.kind
+    E = cf.resid
+    if kind == "iid":
+        rss = float(np.einsum("ij,ij->", E, E))
+        denom = n - K if ssc.adj else n
+        return VcovResult(B * (rss / denom), float(n - K), (), K, 1.0 / denom)
+    if kind in ("HC0", "HC1", "hetero"):
+        G, T = cf.n_groups, E.shape[1]
+        h = np.empty((G, T))
+        for t in range(T):
+            h[:, t] = np.bincount(cf.group_of_unit, weights=E[:, t] ** 2, minlength=G)
+        meat = np.einsum("gtk,gt,gtl->kl", cf.xd, h, cf.xd)
+        factor = 1.0
+        if kind in ("HC1", "hetero"):
+            factor = ((n - 1) / (n - K) if ssc.adj else 1.0) * (n / (n - 1) if ssc.cluster_adj else 1.0)
+        return VcovResult(factor * (B @ meat @ B), float(n - K), (), K, factor)
+    adj = (n - 1) / (n - K) if ssc.adj else 1.0
+    if len(codes) == 1:
+        meat, G = _cluster_meat(cf, codes[0])
+        cadj = G / (G - 1) if (ssc.cluster_adj and kind == "CR1") else 1.0
+        factor = adj * cadj if kind == "CR1" else 1.0
+        return VcovResult(factor * (B @ meat @ B), float(G - 1), (G,), K, factor)
+    m1, G1 = _cluster_meat(cf, codes[0])
+    m2, G2 = _cluster_meat(cf, codes[1])
+    key = codes[0].astype(np.int64) * (int(codes[1].max()) + 1) + codes[1]
+    m12, G12 = _cluster_meat(cf, np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64))
+    Gmin = min(G1, G2)
+
+    def cfac(Gc: int) -> float:
+        if not (ssc.cluster_adj and kind == "CR1"):
+            return 1.0
+        g = Gmin if ssc.cluster_df == "min" else Gc
+        return g / (g - 1)
+
+    a = adj if kind == "CR1" else 1.0
+    V = a * (B @ (cfac(G1) * m1 + cfac(G2) * m2 - cfac(G12) * m12) @ B)
+    V = 0.5 * (V + V.T)
+    vals, vecs = np.linalg.eigh(V)
+    if vals.min() < 0:
+        V = (vecs * np.clip(vals, 0.0, None)) @ vecs.T
+    return VcovResult(V, float(Gmin - 1), (G1, G2), K, a)
+
+
+@dataclass(frozen=True, eq=False)
+class CellSource:
+    """Recomputes the covariance of a cell-path fit; falls back to the general regression for CR3."""
+
+    cells: CellFit
+    codes: Mapping[str, np.ndarray]
+    data: Any
+    row_index: np.ndarray
+    default: VcovSpec
+    treated: np.ndarray
+    general: Callable[[], Any]  # builds a RegressionSource on demand (dense regressors)
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fit(self) -> OLSFit:
+        return self.cells.fit
+
+    def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            if name in self.codes:
+                out[name] = np.asarray(self.codes[name])
+                continue
+            cols = read_columns(self.data, [name], func, {"cluster": name})
+            codes, _ = factorize(cols.arrays[name][self.row_index], sort=False)
+            if (codes < 0).any():
+                raise DataError(
+                    f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in the "
+                    f"estimation sample. Fix: fill them, or re-run the estimator with cluster={name!r} so the rows "
+                    f"are dropped and counted."
+                )
+            out[name] = codes
+        return out
+
+    def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
+        if spec.kind not in CELL_KINDS or len(spec.clusters) > 2:
+            if "general" not in self._cache:
+                self._cache["general"] = self.general()
+            V, inf = self._cache["general"].compute(func, spec)
+            return np.asarray(V), inf
+        codes = self.cluster_codes(func, spec.clusters)
+        vr = cell_vcov(self.cells, spec, codes)
+        return vr.matrix, inference_info(spec, vr, self.cells.fit, codes, self.treated)
+
+    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
+                  ssc: Any) -> tuple[np.ndarray, Inference]:
+        spec = resolve_vcov(func, vcov, cluster, self.default, ssc)
+        return self.compute(func, spec)

@@ -1,0 +1,385 @@
+"""Sun & Abraham (2021): the interaction-weighted event-study estimator.
+
+The saturated regression
+
+    y_it = a_i + l_t + sum_{g in treated cohorts} sum_{e not in ref} b_{g,e} 1[G_i = g, t - g = e] + W_it' c + u_it
+
+is estimated by least squares with the unit and time effects absorbed. Each ``b_{g,e}`` is a cohort-specific
+effect at relative period ``e`` against the reference cohorts (never treated, or the last-treated cohort); the
+interaction-weighted estimator aggregates them with the cohort shares of each relative period,
+
+    theta_e = sum_g s_{g,e} b_{g,e},   s_{g,e} = n_{g,e} / sum_h n_{h,e},
+
+with ``n_{g,e}`` the number of observations (sum of weights) in the cell, and ``Var(theta) = s' V s``: the
+shares are held fixed, as fixest's ``aggregate()`` does. The overall ATT weights all post cells (``e >= 0``)
+by their sizes and the cohort aggregation the post cells of each cohort.
+
+References: Sun, L. and Abraham, S. (2021), "Estimating dynamic treatment effects in event studies with
+heterogeneous treatment effects", Journal of Econometrics 225(2). fixest ``sunab()`` / ``aggregate.fixest``
+(Berge, lrberge/fixest ``R/did.R``) — the conventions reproduced here (reference cohorts, always-treated
+removal, relative periods in the units of the time column, fixed cell-size weights).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from didx._errors import DataError, DesignError, InvalidOptionError
+from didx._panel import Panel, build_panel
+from didx._sample import Dropped
+from didx._validate import check_option
+from didx.estimators._regression import RegressionResult, RegressionSource, default_spec
+from didx.estimators._sa_cells import CellSource, fit_cells
+from didx.estimators._sa_design import Aggregation, aggregate_matrix, fmt_value, make_cells
+from didx.inference.vcov import SSC, resolve_vcov
+from didx.linalg.absorb import FixedEffects
+from didx.linalg.ols import fit_ols
+from didx.results.base import Inference, Result
+from didx.results.event import EventStudyResult
+
+
+@dataclass(frozen=True, eq=False)
+class SunAbrahamCoefficients(RegressionResult):
+    """The raw cohort x relative-period coefficients (``tidy()`` has ``group`` and ``event_time`` columns)."""
+
+
+@dataclass(frozen=True, eq=False)
+class SunAbrahamAggregate(Result):
+    """An aggregation of the Sun-Abraham cell coefficients (overall ATT or by cohort)."""
+
+
+@dataclass(frozen=True, eq=False)
+class AggregatedSource:
+    """Recomputes an aggregation's covariance from the regression's: ``A V A'``."""
+
+    raw: Any
+    matrix: np.ndarray
+
+    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
+                  ssc: Any) -> tuple[np.ndarray, Inference]:
+        V, inf = self.raw.recompute(func, vcov, cluster, ssc)
+        return self.matrix @ V @ self.matrix.T, inf
+
+
+@dataclass(frozen=True, eq=False)
+class SunAbrahamResult(EventStudyResult):
+    """Sun-Abraham event study: one coefficient per relative period, the overall ``ATT`` (the headline) and
+    the covariates, all linear in the regression's coefficients.
+
+    ``.att`` and ``.cohort`` are the overall and by-cohort aggregations, ``.coefficients`` the raw cohort x
+    relative-period coefficients; all share this result's covariance type (``with_vcov`` updates them too).
+    """
+
+    def _aggregate(self, kind: str) -> SunAbrahamAggregate:
+        agg: Aggregation = self.extras["aggregations"][kind]
+        raw_coef = np.asarray(self.extras["raw_coef"])
+        raw_V = np.asarray(self.extras["raw_vcov"])
+        A = agg.matrix
+        headline = agg.names[0]
+        return SunAbrahamAggregate(
+            estimator=f"{self.estimator} — {'overall ATT' if kind == 'att' else 'by cohort'}",
+            terms=agg.names, coef=A @ raw_coef, vcov_matrix=A @ raw_V @ A.T, headline=headline,
+            inference=self.inference, sample=self.sample, design=self.design,
+            term_info={"group": agg.group, "n_cells": agg.n_cells}, notes=self.notes,
+            _source=AggregatedSource(self.extras["raw_source"], A),
+        )
+
+    @property
+    def att(self) -> SunAbrahamAggregate:
+        """The overall ATT: every post cell (e >= 0) weighted by its size (fixest ``agg = "ATT"``)."""
+        return self._aggregate("att")
+
+    @property
+    def cohort(self) -> SunAbrahamAggregate:
+        """The average post-treatment effect of each cohort (fixest ``agg = "cohort"``)."""
+        return self._aggregate("cohort")
+
+    @property
+    def coefficients(self) -> SunAbrahamCoefficients:
+        """The cohort x relative-period coefficients (and covariates) of the saturated regression."""
+        raw = self.extras["raw_result"]
+        assert isinstance(raw, SunAbrahamCoefficients)
+        V = np.asarray(self.extras["raw_vcov"])
+        return dataclasses.replace(raw, vcov_matrix=V, inference=self.inference)
+
+    def with_vcov(self, vcov: str | None = None, *, cluster: str | Sequence[str] | None = None,
+                  ssc: Any = None) -> SunAbrahamResult:
+        src = self.extras["raw_source"]
+        V, inf = src.recompute("sun_abraham", vcov, cluster, ssc)
+        A = self.extras["aggregations"]["main"].matrix
+        extras = {**self.extras, "raw_vcov": V}
+        return dataclasses.replace(self, vcov_matrix=A @ V @ A.T, inference=inf, extras=extras)
+
+
+def _as_ref(ref: float | Sequence[float]) -> tuple[float, ...]:
+    vals = [ref] if isinstance(ref, int | float | np.integer | np.floating) else list(ref)
+    out = []
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not np.isfinite(v):
+            raise InvalidOptionError(
+                f"The 'ref' parameter of sun_abraham must be a relative period or a list of them (e.g. -1 or "
+                f"[-1, -5]). Got {ref!r} instead."
+            )
+        out.append(float(v))
+    if not out:
+        raise InvalidOptionError("The 'ref' parameter of sun_abraham needs at least one relative period (e.g. -1).")
+    return tuple(out)
+
+
+def _subset(panel: Panel, keep: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Arrays of the kept rows with units and periods recoded to 0..L-1."""
+    idx = np.flatnonzero(keep)
+    assert panel.unit is not None and panel.cohort is not None
+    _, unit = np.unique(panel.unit[idx], return_inverse=True)
+    tpresent, time = np.unique(panel.time[idx], return_inverse=True)
+    arrays = {
+        "y": panel.y[idx], "unit": unit.reshape(-1).astype(np.int64), "time": time.reshape(-1).astype(np.int64),
+        "periods": panel.periods[tpresent], "cohort": panel.cohort[idx],
+        "covariates": panel.covariates[idx], "weights": None if panel.weights is None else panel.weights[idx],
+        "codes": {k: v[idx] for k, v in panel.codes.items()}, "row_index": panel.row_index[idx],
+    }
+    return arrays, idx
+
+
+def sun_abraham(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    ref: float | Sequence[float] = -1,
+    control: str = "never",
+    covariates: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+    engine: str = "auto",
+) -> SunAbrahamResult:
+    """Sun & Abraham (2021) interaction-weighted event study (fixest's ``sunab()``).
+
+    Parameters
+    ----------
+    y, unit, time : outcome, unit and period columns.
+    cohort : first treated period of each unit (0 / NaN / inf / after the last period = never treated).
+    ref : reference relative period(s): no dummy is created for them (default -1, fixest's ``ref.p``).
+    control : ``"never"``: the never-treated units are the control (reference) cohort; ``"last_treated"``: the
+        last-treated cohort is the control, periods from its treatment on are dropped and never-treated units
+        are not used (Sun and Abraham's choice when no unit is never treated).
+    covariates : time-varying controls added to the regression.
+    vcov, cluster, ssc : covariance; default CR1 clustered by ``unit`` (fixest's default). ``"iid"``,
+        ``"hetero"``, ``"CR1"`` with ``cluster=...`` (one or two columns), ``"CR3"``.
+    weights : observation weights (the aggregation shares then use sums of weights, as fixest).
+    engine : ``"auto"`` (cell means when the panel is balanced without covariates or weights, otherwise the
+        regression), ``"cells"`` or ``"regression"``. Both give the same numbers.
+
+    Returns
+    -------
+    SunAbrahamResult : an event study with one term per relative period (``<time>::<e>``), the overall
+    ``ATT`` (headline) and the covariates; ``.att``, ``.cohort`` and ``.coefficients`` give the other
+    aggregations and the raw cohort x period coefficients.
+
+    Notes
+    -----
+    Relative periods are ``period - cohort`` in the units of the time column (fixest's convention). Units
+    treated in the first observed period (or earlier) have no pre-period and are dropped (reported). A cohort
+    observed only before its treatment is a reference cohort, like the never treated.
+    """
+    func = "sun_abraham"
+    check_option(func, "control", control, ("never", "last_treated"))
+    check_option(func, "engine", engine, ("auto", "cells", "regression"))
+    refs = _as_ref(ref)
+    panel = build_panel(data, func=func, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
+                        weights=weights, cluster=cluster, require_control="never" if control == "never" else "none")
+    assert panel.unit is not None and panel.cohort is not None
+    report = panel.report
+    periods = panel.periods
+    p = periods[panel.time]
+    g = panel.cohort
+    finite = np.isfinite(g)
+    gvals = np.unique(g[finite])
+    early = gvals < periods[0]
+    odd = gvals[~early & ~np.isin(gvals, periods)]
+    if odd.size:
+        raise DataError(
+            f"{func}: the cohort column {cohort!r} has the value(s) {', '.join(fmt_value(v) for v in odd[:5])}, "
+            f"which are not periods of {time!r}. A cohort is the first treated period. Fix: set it to the first "
+            f"period in which the unit is observed treated."
+        )
+    keep = np.ones(panel.n_obs, dtype=bool)
+    notes: list[str] = []
+    drops: list[Dropped] = []
+
+    def drop(mask: np.ndarray, reason: str) -> None:
+        newly = mask & keep
+        if newly.any():
+            units_before = np.unique(panel.unit[keep]).shape[0]  # type: ignore[index]
+            keep[newly] = False
+            units_after = np.unique(panel.unit[keep]).shape[0]  # type: ignore[index]
+            drops.append(Dropped(reason, int(newly.sum()), units_before - units_after))
+
+    g_last = float(gvals.max())
+    if control == "last_treated":
+        if gvals.shape[0] < 2:
+            raise DesignError(
+                f"{func}: control='last_treated' needs at least two treated cohorts in {cohort!r} (the last one is "
+                f"the control); there is {gvals.shape[0]}. Fix: use control='never' with never-treated units."
+            )
+        drop(~finite, "never-treated units (control='last_treated' uses the last-treated cohort)")
+        drop(p >= g_last, f"periods from {fmt_value(g_last)} on, when the control cohort (last treated) is treated")
+    rel = p - g  # -inf for never treated
+    # fixest: a cohort seen only at e >= 0 is always treated (dropped); one seen only at e < 0 is a reference
+    for c in gvals:
+        m = keep & (g == c)
+        if not m.any():
+            continue
+        has_pre = bool((rel[m] < 0).any())
+        has_post = bool((rel[m] >= 0).any())
+        if has_post and not has_pre:
+            drop(g == c, f"always-treated units (cohort {fmt_value(c)}: treated in every observed period)")
+    kept_g = np.unique(g[keep & finite])
+    ref_cohorts = [c for c in kept_g if not bool((rel[keep & (g == c)] >= 0).any())]
+    if control == "never" and not (keep & ~finite).any():
+        raise DesignError(
+            f"{func}: no never-treated units remain to serve as the control group. Fix: use "
+            f"control='last_treated', or add never-treated units."
+        )
+    ref_extra = [c for c in ref_cohorts if c != g_last or control != "last_treated"]
+    if ref_extra:
+        notes.append(f"Cohort(s) {', '.join(fmt_value(c) for c in ref_extra)} observed only before treatment: used "
+                     f"as reference (control) cohorts, as fixest does.")
+    if drops:
+        report = report.with_dropped(*drops)
+    arr, idx = _subset(panel, keep)
+    report = dataclasses.replace(report, n_obs=int(idx.shape[0]), n_units=int(arr["unit"].max()) + 1,
+                                 n_periods=int(arr["periods"].shape[0]))
+    g_k = arr["cohort"]
+    rel_k = arr["periods"][arr["time"]] - g_k
+    ref_mask = np.isin(g_k, np.asarray(ref_cohorts, dtype=float))
+    cells = make_cells(g_k, rel_k, ref_mask, refs, time)
+    if cells.k == 0:
+        raise DesignError(
+            f"{func}: no cohort x relative-period cell is left to estimate (every treated cohort is a reference "
+            f"or every relative period is in ref={list(refs)}). Fix: check the cohort column and ref."
+        )
+    n_units = int(arr["unit"].max()) + 1
+    T = int(arr["periods"].shape[0])
+    counts = np.bincount(arr["unit"], minlength=n_units)
+    balanced = bool(counts.min() == T == counts.max())
+    n_cov = arr["covariates"].shape[1]
+    fast_ok = balanced and n_cov == 0 and arr["weights"] is None
+    if engine == "cells" and not fast_ok:
+        raise InvalidOptionError(
+            f"{func}: engine='cells' needs a balanced panel without covariates or weights. Fix: use "
+            f"engine='auto' (the regression is used automatically)."
+        )
+    use_cells = fast_ok and engine != "regression"
+    default = default_spec([unit], "iid", ssc)
+    spec = resolve_vcov(func, vcov, cluster, default, ssc)
+    codes = dict(arr["codes"])
+    codes.setdefault(unit, arr["unit"])
+    codes.setdefault(time, arr["time"])
+    treated_row = np.isfinite(g_k).astype(np.float64)
+    w = arr["weights"]
+    size = np.bincount(cells.index[cells.index >= 0], minlength=cells.k).astype(np.float64) if w is None else \
+        np.bincount(cells.index[cells.index >= 0], weights=w[cells.index >= 0], minlength=cells.k)
+    cov_names = list(panel.covariate_names)
+    all_names = [*cov_names, *cells.names]
+
+    def general_source() -> RegressionSource:
+        X = np.zeros((idx.shape[0], n_cov + cells.k))
+        if n_cov:
+            X[:, :n_cov] = arr["covariates"]
+        r = np.flatnonzero(cells.index >= 0)
+        X[r, n_cov + cells.index[r]] = 1.0
+        fes = FixedEffects([arr["unit"], arr["time"]], [unit, time], weights=w)
+        fit = fit_ols(arr["y"], X, all_names, fe=fes, weights=w, func=func)
+        return RegressionSource(fit=fit, codes=codes, data=data, row_index=arr["row_index"], default=default,
+                                treated_codes=treated_row)
+
+    source: Any
+    if use_cells:
+        unit_g = np.zeros(n_units)
+        unit_g[arr["unit"]] = np.where(np.isfinite(g_k), g_k, np.inf)
+        gu_vals, group_of_unit = np.unique(unit_g, return_inverse=True)
+        group_of_unit = group_of_unit.reshape(-1).astype(np.int64)
+        cgt = np.full((gu_vals.shape[0], T), -1, dtype=np.int64)
+        has = cells.index >= 0
+        cgt[group_of_unit[arr["unit"][has]], arr["time"][has]] = cells.index[has]
+        cf = fit_cells(arr["y"], arr["unit"], arr["time"], n_units, T, group_of_unit, cgt, list(cells.names), func)
+        source = CellSource(cells=cf, codes=codes, data=data, row_index=arr["row_index"], default=default,
+                            treated=treated_row, general=general_source)
+        fit = cf.fit
+        method = "cohort x period cell means (balanced panel, no covariates: identical to the regression)"
+    else:
+        source = general_source()
+        fit = source.fit
+        method = "least squares with unit and time effects absorbed"
+    raw_V, inf = source.compute(func, spec)
+    names = list(fit.names)
+    raw_notes = list(notes)
+    if fit.dropped_collinear:
+        raw_notes.append("Dropped for collinearity: " + ", ".join(fit.dropped_collinear))
+    info_pos = {n: j for j, n in enumerate(cells.names)}
+    raw_group = np.array([cells.cohort[info_pos[n]] if n in info_pos else np.nan for n in names])
+    raw_et = np.array([cells.event_time[info_pos[n]] if n in info_pos else np.nan for n in names])
+    raw_n = np.array([size[info_pos[n]] if n in info_pos else np.nan for n in names])
+    cov_kept = [n for n in names if n not in info_pos]
+
+    def cov_rows() -> np.ndarray:
+        A = np.zeros((len(cov_kept), len(names)))
+        for r, n in enumerate(cov_kept):
+            A[r, names.index(n)] = 1.0
+        return A
+
+    period = aggregate_matrix("period", names, cells, size, time)
+    att = aggregate_matrix("att", names, cells, size, time)
+    by_cohort = aggregate_matrix("cohort", names, cells, size, time)
+    if not att.n_cells[0]:
+        raise DesignError(f"{func}: no post-treatment cell (relative period >= 0) is estimated, so there is no ATT.")
+    main_A = np.vstack([period.matrix, att.matrix, cov_rows()])
+    main = Aggregation(names=(*period.names, "ATT", *cov_kept), matrix=main_A,
+                       event_time=np.concatenate([period.event_time, [np.nan], np.full(len(cov_kept), np.nan)]),
+                       group=np.full(main_A.shape[0], np.nan),
+                       n_cells=np.concatenate([period.n_cells, att.n_cells, np.zeros(len(cov_kept), np.int64)]))
+    n_treated_cohorts = int(np.unique(cells.cohort).shape[0])
+    design = [
+        ("Estimator", "Sun & Abraham (2021) interaction-weighted event study"),
+        ("Outcome", y),
+        ("Cohort", f"{cohort} (first treated period; relative period = {time} - {cohort})"),
+        ("Control group", "never treated" if control == "never"
+         else f"last-treated cohort ({fmt_value(g_last)}); periods from {fmt_value(g_last)} on dropped"),
+        ("Reference period(s)", ", ".join(fmt_value(r) for r in refs) + " (no dummy; fixest ref.p)"),
+        ("Interactions", f"{cells.k} cohort x relative-period cells, {n_treated_cohorts} treated cohorts"),
+        ("Fixed effects", f"{unit}, {time}"),
+        ("Covariates", ", ".join(cov_names) or "none"),
+        ("Weights", weights or "none"),
+        ("Aggregation", "cell sizes in the estimation sample, held fixed (fixest aggregate())"),
+        ("Computation", method),
+    ]
+    raw_result = SunAbrahamCoefficients(
+        estimator="Sun & Abraham (2021) cohort x period coefficients", terms=tuple(names), coef=fit.coef,
+        vcov_matrix=raw_V, headline=names[len(cov_kept)] if len(cov_kept) < len(names) else names[0],
+        inference=inf, sample=report, design=tuple(design),
+        term_info={"group": raw_group, "event_time": raw_et, "n": raw_n}, notes=tuple(raw_notes),
+        _source=source if isinstance(source, RegressionSource) else None,
+    )
+    if not isinstance(source, RegressionSource):
+        raw_result = dataclasses.replace(raw_result, _source=source)
+    extras = {"reference": refs, "raw_coef": np.array(fit.coef), "raw_vcov": raw_V, "raw_source": source,
+              "raw_result": raw_result,
+              "aggregations": {"main": main, "period": period, "att": att, "cohort": by_cohort},
+              "cell_size": dict(zip(cells.names, size.tolist(), strict=True))}
+    return SunAbrahamResult(
+        estimator="Sun & Abraham (2021)", terms=main.names, coef=main_A @ fit.coef,
+        vcov_matrix=main_A @ raw_V @ main_A.T,
+        headline="ATT", inference=inf, sample=report, design=tuple(design),
+        term_info={"event_time": main.event_time, "n_cells": main.n_cells}, extras=extras, notes=tuple(raw_notes),
+        _source=AggregatedSource(source, main_A),
+    )
