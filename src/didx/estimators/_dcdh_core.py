@@ -1,0 +1,169 @@
+"""The DID_l computations of de Chaisemartin & D'Haultfoeuille (2024) on the prepared grid.
+
+For one direction of switch (``s = 1``: switchers in, whose treatment rises above the baseline; ``s = 0``:
+switchers out) and one horizon ``l``, the estimator compares the switchers' long difference
+``Y_{g, F_g - 1 + l} - Y_{g, F_g - 1}`` with that of the groups with the same baseline treatment that have not
+switched yet at ``F_g - 1 + l``. Everything is expressed through the group-level influence variables of
+DIDmultiplegtDYN (``U_{G,g,l}``, and ``U^var_{G,g,l}`` demeaned within cohorts with a degrees-of-freedom
+adjustment), so that ``DID_l = sum_g U_{G,g,l} / G`` and ``Var(DID_l) = sum_c (sum_{g in c} U^var_{G,g,l})^2 / G^2``.
+All sums over groups are ``bincount`` / matrix reductions; the only loops are over horizons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from didx.estimators._dcdh_prep import DcdhData
+
+
+@dataclass
+class Component:
+    """One estimated DID_l (or placebo) for one direction of switch."""
+
+    n_switch_w: float  # N^1_l (weighted number of switchers)
+    U: np.ndarray  # (G,) U_{G,g,l}
+    U_var: np.ndarray  # (G,) U^var_{G,g,l}
+    count: np.ndarray  # (G, T) weight of each cell used (N displayed by the package)
+    cells: np.ndarray  # (G, T) bool: cell used
+    switcher_cells: np.ndarray  # (G, T) bool: the switchers' cells (F_g - 1 + l)
+    delta_D: float = np.nan  # average treatment change of the switchers at F_g - 1 + l
+    delta_norm: float = np.nan  # average cumulated treatment change (normalized option)
+    delta_g: np.ndarray | None = None  # (G,) N_gt |D - d_sq| at the switcher cell, for the accumulated periods
+
+
+def shift(a: np.ndarray, k: int) -> np.ndarray:
+    """``a[:, c - k]`` (NaN for c < k): R's ``lag`` within group on the balanced grid."""
+    out = np.full_like(a, np.nan)
+    if k < a.shape[1]:
+        out[:, k:] = a[:, : a.shape[1] - k]
+    return out
+
+
+class Core:
+    """Computations shared by every horizon for a prepared grid."""
+
+    def __init__(self, data: DcdhData) -> None:
+        self.d = data
+        self.G = float(data.n_groups_total)
+        self.n_g, self.n_t = data.Y.shape
+        self.key = data.d_code[:, None] * self.n_t + np.arange(self.n_t)[None, :]
+        self.F = data.F[:, None]
+        self.tv = data.tv[None, :].astype(np.float64)
+        self.T_g = data.T_g[:, None]
+        self.rows = np.arange(self.n_g)
+
+    def by_dt(self, vals: np.ndarray) -> np.ndarray:
+        """Sum (NaN as 0) by (baseline treatment, period), broadcast back to the (G, T) grid."""
+        v = np.where(np.isnan(vals), 0.0, vals)
+        s = np.bincount(self.key.ravel(), weights=v.ravel(), minlength=self.d.n_d * self.n_t)
+        return s[self.key]
+
+    def effect_inputs(self, l: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Long difference, control indicator and switcher indicator for effect ``l``, direction ``s``."""
+        d = self.d
+        diff = d.Y - shift(d.Y, l)
+        nan = np.isnan(diff)
+        nc = np.where(nan, np.nan, (self.F > self.tv).astype(np.float64))
+        ctrl = self.by_dt(nc * d.N)
+        sw = (self.tv == self.F - 1 + l) & (l <= d.L[:, None]) & (d.S[:, None] == s) & (ctrl > 0)
+        dist = np.where(nan, np.nan, sw.astype(np.float64))
+        return diff, nc, dist
+
+    def component(self, diff: np.ndarray, nc: np.ndarray, dist: np.ndarray, l: int) -> Component | None:
+        """U, U^var and the counts of one DID_l (or placebo) given its differences, controls and switchers."""
+        d = self.d
+        N = d.N
+        n1_t = np.nansum(dist * N, axis=0)
+        n1 = float(n1_t.sum())
+        if n1 == 0:
+            return None
+        ctrl = self.by_dt(nc * N)
+        n1g = self.by_dt(dist * N)
+        G = self.G
+        inrange = (self.tv >= l + 1) & (self.tv <= self.T_g)
+        dummy = (l <= d.T_g - 1)[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = n1g / ctrl
+            term = dist - ratio * nc
+            u_temp = dummy * (G / n1) * inrange * N * term * diff
+            used = (~np.isnan(u_temp) & (u_temp != 0)) | (
+                (u_temp == 0) & (diff == 0) & ((dist != 0) | ((n1g != 0) & (nc != 0))))
+            # demeaning for the variance: controls within (baseline, period), switchers within cohorts
+            ok = ~np.isnan(diff)
+            cset = ok & (nc == 1) & (n1_t[None, :] > 0)
+            cnt_ns = self.by_dt(np.where(cset, N, 0.0))
+            tot_ns = self.by_dt(np.where(cset, diff * N, 0.0))
+            dof_ns = self.by_dt(np.where(cset, ((N != 0) & ok).astype(np.float64), 0.0))
+            mean_ns = np.where(cset, tot_ns / cnt_ns, np.nan)
+            dof_ns = np.where(cset, dof_ns, np.nan)
+            sw = dist == 1
+            mean_s = np.full(diff.shape, np.nan)
+            dof_s = np.full(diff.shape, np.nan)
+            gi, ti = np.nonzero(sw)
+            if gi.size:
+                ck = np.column_stack([d.d_code[gi], d.F[gi], d.d_fg[gi]])
+                _, cohort = np.unique(ck, axis=0, return_inverse=True)
+                cohort = cohort.ravel()
+                nv = N[gi, ti]
+                dv = diff[gi, ti]
+                c_cnt = np.bincount(cohort, weights=nv)
+                c_tot = np.bincount(cohort, weights=np.where(np.isnan(dv), 0.0, dv * nv))
+                c_dof = np.bincount(cohort, weights=((nv != 0) & ~np.isnan(dv)).astype(np.float64))
+                mean_s[gi, ti] = c_tot[cohort] / c_cnt[cohort]
+                dof_s[gi, ti] = c_dof[cohort]
+            at_sw = self.tv == self.F - 1 + l
+            before = self.F > self.tv
+            e_hat = np.where(before, mean_ns * (dof_ns >= 2), np.nan)
+            e_hat = np.where(at_sw, mean_s * (dof_s >= 2), e_hat)
+            dof_adj = np.where(at_sw, _dof(dof_s), np.nan)
+            dof_adj = np.where(before, _dof(dof_ns), dof_adj)
+            u_var = dummy * (G / n1) * term * inrange * N * dof_adj * (diff - e_hat)
+        return Component(
+            n_switch_w=n1, U=np.nansum(u_temp, axis=1), U_var=np.nansum(u_var, axis=1),
+            count=np.where(used, N, 0.0), cells=used, switcher_cells=sw,
+        )
+
+    def effect(self, l: int, s: int, normalized: bool) -> tuple[Component | None, np.ndarray, np.ndarray]:
+        """DID_l for direction ``s``; also returns its control and switcher indicators (reused by placebos)."""
+        d = self.d
+        diff, nc, dist = self.effect_inputs(l, s)
+        comp = self.component(diff, nc, dist, l)
+        if comp is not None:
+            sw = comp.switcher_cells
+            sign = np.where(d.S[:, None] == 1, 1.0, -1.0)
+            change = sign * (d.D - d.d_sq[:, None])
+            w = d.N / comp.n_switch_w
+            comp.delta_D = float(np.sum(np.where(sw, w * change, 0.0)))
+            comp.delta_g = np.where(sw, d.N * np.abs(d.D - d.d_sq[:, None]), 0.0).sum(axis=1)
+            if normalized:
+                comp.delta_norm = self._cumulated(sw, w, l, None)
+        return comp, nc, dist
+
+    def placebo(self, i: int, nc_eff: np.ndarray, dist_eff: np.ndarray, normalized: bool) -> Component | None:
+        """Placebo i: the long difference ``Y_{F_g - 1 - i} - Y_{F_g - 1}`` on effect i's switchers/controls."""
+        d = self.d
+        diff = shift(d.Y, 2 * i) - shift(d.Y, i)
+        has = (~np.isnan(diff)).astype(np.float64)
+        comp = self.component(diff, nc_eff * has, dist_eff * has, i)
+        if comp is not None and normalized:
+            comp.delta_norm = self._cumulated(comp.switcher_cells, d.N / comp.n_switch_w, i, ~np.isnan(diff))
+        return comp
+
+    def _cumulated(self, sw: np.ndarray, w: np.ndarray, l: int, extra: np.ndarray | None) -> float:
+        """sum over switchers of w * S-signed sum_{k=F_g}^{F_g-1+l} (D_k - d_sq)."""
+        d = self.d
+        window = (self.tv >= self.F) & (self.tv <= self.F - 1 + l)
+        if extra is not None:
+            window &= extra
+        tot = np.where(window & ~np.isnan(d.D), d.D - d.d_sq[:, None], 0.0).sum(axis=1)
+        sign = np.where(d.S == 1, 1.0, -1.0)
+        per_g = sign * tot
+        return float(np.sum(np.where(sw, w * per_g[:, None], 0.0)))
+
+
+def _dof(x: np.ndarray) -> np.ndarray:
+    """The package's small-cohort factor ``1 + 1[x >= 2] (sqrt(x / (x - 1)) - 1)`` (NaN for x = 1, as in R)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1 + (x >= 2) * (np.sqrt(x / (x - 1)) - 1)
