@@ -37,23 +37,41 @@ class Cells:
     event_time: np.ndarray
     names: tuple[str, ...]
     index: np.ndarray
+    table: np.ndarray  # (n cohorts, T): the cell of each cohort x period, -1 for none
 
     @property
     def k(self) -> int:
         return int(self.cohort.shape[0])
 
 
-def make_cells(g: np.ndarray, rel: np.ndarray, ref_cohort: np.ndarray, ref: Sequence[float],
-               time_name: str) -> Cells:
-    """Cells for rows with finite, non-reference cohort ``g`` and relative period ``rel`` not in ``ref``."""
-    use = np.isfinite(g) & ~ref_cohort & ~np.isin(rel, np.asarray(ref, dtype=float))
-    rows = np.flatnonzero(use)
-    pairs = np.column_stack([rel[rows], g[rows]]) if rows.size else np.empty((0, 2))
-    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)  # lexicographic: event time, then cohort
-    index = np.full(g.shape[0], -1, dtype=np.int64)
-    index[rows] = np.asarray(inv).reshape(-1)
-    names = tuple(f"{time_name}::{fmt_value(e)}:cohort::{fmt_value(c)}" for e, c in uniq)
-    return Cells(cohort=uniq[:, 1].copy(), event_time=uniq[:, 0].copy(), names=names, index=index)
+def make_cells(gcode: np.ndarray, time: np.ndarray, gvals: np.ndarray, periods: np.ndarray,
+               dummies: np.ndarray, ref: Sequence[float], time_name: str) -> Cells:
+    """Cells for the rows of cohorts with ``dummies[c]`` whose relative period is not in ``ref``.
+
+    ``gcode`` is the row's cohort code into ``gvals`` (-1 for never treated), ``time`` its period code into
+    ``periods``. Runs in O(n) without sorting the rows: the cells are looked up in a cohort x period table.
+    """
+    G, T = gvals.shape[0], periods.shape[0]
+    index = np.full(gcode.shape[0], -1, dtype=np.int64)
+    if G == 0:
+        return Cells(np.empty(0), np.empty(0), (), index, np.empty((0, T), dtype=np.int64))
+    treated = gcode >= 0
+    key = np.where(treated, gcode * T + time, G * T)
+    present = np.bincount(key, minlength=G * T + 1)[: G * T].reshape(G, T) > 0
+    rel = periods[None, :] - gvals[:, None]
+    ok = present & dummies[:, None] & ~np.isin(rel, np.asarray(ref, dtype=float))
+    cg, ct = np.nonzero(ok)
+    order = np.lexsort((gvals[cg], rel[cg, ct]))  # event time, then cohort (fixest's order)
+    cg, ct = cg[order], ct[order]
+    table = np.full(G * T + 1, -1, dtype=np.int64)
+    table[cg * T + ct] = np.arange(cg.shape[0])
+    index = table[key]
+    table = table.copy()
+    ev = rel[cg, ct]
+    coh = gvals[cg]
+    names = tuple(f"{time_name}::{fmt_value(e)}:cohort::{fmt_value(c)}" for e, c in zip(ev, coh, strict=True))
+    return Cells(cohort=coh.astype(float), event_time=ev.astype(float), names=names, index=index,
+                 table=table[: G * T].reshape(G, T))
 
 
 @dataclass(frozen=True)

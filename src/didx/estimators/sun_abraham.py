@@ -131,12 +131,25 @@ def _as_ref(ref: float | Sequence[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _cohort_codes(ucoh: np.ndarray, gvals: np.ndarray) -> np.ndarray:
+    """Code of each unit's cohort in ``gvals`` (-1 for never treated / not listed)."""
+    pos = np.searchsorted(gvals, ucoh)
+    pos = np.minimum(pos, max(gvals.shape[0] - 1, 0))
+    ok = np.isfinite(ucoh) & (gvals.shape[0] > 0)
+    if gvals.shape[0]:
+        ok &= gvals[pos] == ucoh
+    return np.where(ok, pos, -1).astype(np.int64)
+
+
 def _subset(panel: Panel, keep: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
     """Arrays of the kept rows with units and periods recoded to 0..L-1."""
     idx = np.flatnonzero(keep)
     assert panel.unit is not None and panel.cohort is not None
-    _, unit = np.unique(panel.unit[idx], return_inverse=True)
-    tpresent, time = np.unique(panel.time[idx], return_inverse=True)
+    if idx.shape[0] == panel.n_obs:
+        unit, time, tpresent = panel.unit, panel.time, np.arange(panel.n_periods)
+    else:
+        _, unit = np.unique(panel.unit[idx], return_inverse=True)
+        tpresent, time = np.unique(panel.time[idx], return_inverse=True)
     arrays = {
         "y": panel.y[idx], "unit": unit.reshape(-1).astype(np.int64), "time": time.reshape(-1).astype(np.int64),
         "periods": panel.periods[tpresent], "cohort": panel.cohort[idx],
@@ -200,10 +213,9 @@ def sun_abraham(
     assert panel.unit is not None and panel.cohort is not None
     report = panel.report
     periods = panel.periods
-    p = periods[panel.time]
-    g = panel.cohort
-    finite = np.isfinite(g)
-    gvals = np.unique(g[finite])
+    T0 = panel.n_periods
+    ucoh = panel.unit_cohort()
+    gvals = np.unique(ucoh[np.isfinite(ucoh)])
     early = gvals < periods[0]
     odd = gvals[~early & ~np.isin(gvals, periods)]
     if odd.size:
@@ -212,17 +224,21 @@ def sun_abraham(
             f"which are not periods of {time!r}. A cohort is the first treated period. Fix: set it to the first "
             f"period in which the unit is observed treated."
         )
+    gcode = _cohort_codes(ucoh, gvals)[panel.unit]
+    finite = gcode >= 0
     keep = np.ones(panel.n_obs, dtype=bool)
     notes: list[str] = []
     drops: list[Dropped] = []
 
+    def n_units_kept() -> int:
+        return int(np.count_nonzero(np.bincount(panel.unit[keep], minlength=panel.n_units)))  # type: ignore[index]
+
     def drop(mask: np.ndarray, reason: str) -> None:
         newly = mask & keep
         if newly.any():
-            units_before = np.unique(panel.unit[keep]).shape[0]  # type: ignore[index]
+            before = n_units_kept()
             keep[newly] = False
-            units_after = np.unique(panel.unit[keep]).shape[0]  # type: ignore[index]
-            drops.append(Dropped(reason, int(newly.sum()), units_before - units_after))
+            drops.append(Dropped(reason, int(newly.sum()), before - n_units_kept()))
 
     g_last = float(gvals.max())
     if control == "last_treated":
@@ -232,44 +248,51 @@ def sun_abraham(
                 f"the control); there is {gvals.shape[0]}. Fix: use control='never' with never-treated units."
             )
         drop(~finite, "never-treated units (control='last_treated' uses the last-treated cohort)")
-        drop(p >= g_last, f"periods from {fmt_value(g_last)} on, when the control cohort (last treated) is treated")
-    rel = p - g  # -inf for never treated
+        drop(periods[panel.time] >= g_last,
+             f"periods from {fmt_value(g_last)} on, when the control cohort (last treated) is treated")
     # fixest: a cohort seen only at e >= 0 is always treated (dropped); one seen only at e < 0 is a reference
-    for c in gvals:
-        m = keep & (g == c)
-        if not m.any():
-            continue
-        has_pre = bool((rel[m] < 0).any())
-        has_post = bool((rel[m] >= 0).any())
-        if has_post and not has_pre:
-            drop(g == c, f"always-treated units (cohort {fmt_value(c)}: treated in every observed period)")
-    kept_g = np.unique(g[keep & finite])
-    ref_cohorts = [c for c in kept_g if not bool((rel[keep & (g == c)] >= 0).any())]
+    rel_tab = periods[None, :] - gvals[:, None]
+    Gv = gvals.shape[0]
+
+    def presence() -> np.ndarray:
+        key = np.where(finite & keep, gcode * T0 + panel.time, Gv * T0)
+        return np.bincount(key, minlength=Gv * T0 + 1)[: Gv * T0].reshape(Gv, T0) > 0
+
+    pres = presence()
+    has_pre = (pres & (rel_tab < 0)).any(axis=1)
+    has_post = (pres & (rel_tab >= 0)).any(axis=1)
+    always = has_post & ~has_pre
+    if always.any():
+        for c in np.flatnonzero(always):
+            drop(gcode == c, f"always-treated units (cohort {fmt_value(gvals[c])}: treated in every observed period)")
+    ref_cohort = ~has_post & has_pre
     if control == "never" and not (keep & ~finite).any():
         raise DesignError(
             f"{func}: no never-treated units remain to serve as the control group. Fix: use "
             f"control='last_treated', or add never-treated units."
         )
-    ref_extra = [c for c in ref_cohorts if c != g_last or control != "last_treated"]
+    ref_extra = [gvals[c] for c in np.flatnonzero(ref_cohort) if gvals[c] != g_last or control != "last_treated"]
     if ref_extra:
         notes.append(f"Cohort(s) {', '.join(fmt_value(c) for c in ref_extra)} observed only before treatment: used "
                      f"as reference (control) cohorts, as fixest does.")
     if drops:
         report = report.with_dropped(*drops)
     arr, idx = _subset(panel, keep)
-    report = dataclasses.replace(report, n_obs=int(idx.shape[0]), n_units=int(arr["unit"].max()) + 1,
-                                 n_periods=int(arr["periods"].shape[0]))
+    n_units = int(arr["unit"].max()) + 1
+    T = int(arr["periods"].shape[0])
+    report = dataclasses.replace(report, n_obs=int(idx.shape[0]), n_units=n_units, n_periods=T)
     g_k = arr["cohort"]
-    rel_k = arr["periods"][arr["time"]] - g_k
-    ref_mask = np.isin(g_k, np.asarray(ref_cohorts, dtype=float))
-    cells = make_cells(g_k, rel_k, ref_mask, refs, time)
+    ucoh_k = np.full(n_units, np.inf)
+    ucoh_k[arr["unit"]] = g_k
+    gvals_k = gvals[np.isin(gvals, ucoh_k)]
+    gcode_unit = _cohort_codes(ucoh_k, gvals_k)
+    dummies = ~np.isin(gvals_k, gvals[ref_cohort])
+    cells = make_cells(gcode_unit[arr["unit"]], arr["time"], gvals_k, arr["periods"], dummies, refs, time)
     if cells.k == 0:
         raise DesignError(
             f"{func}: no cohort x relative-period cell is left to estimate (every treated cohort is a reference "
             f"or every relative period is in ref={list(refs)}). Fix: check the cohort column and ref."
         )
-    n_units = int(arr["unit"].max()) + 1
-    T = int(arr["periods"].shape[0])
     counts = np.bincount(arr["unit"], minlength=n_units)
     balanced = bool(counts.min() == T == counts.max())
     n_cov = arr["covariates"].shape[1]
@@ -305,13 +328,12 @@ def sun_abraham(
 
     source: Any
     if use_cells:
-        unit_g = np.zeros(n_units)
-        unit_g[arr["unit"]] = np.where(np.isfinite(g_k), g_k, np.inf)
-        gu_vals, group_of_unit = np.unique(unit_g, return_inverse=True)
-        group_of_unit = group_of_unit.reshape(-1).astype(np.int64)
-        cgt = np.full((gu_vals.shape[0], T), -1, dtype=np.int64)
-        has = cells.index >= 0
-        cgt[group_of_unit[arr["unit"][has]], arr["time"][has]] = cells.index[has]
+        Gk = gvals_k.shape[0]
+        grp = np.where(gcode_unit >= 0, gcode_unit, Gk)
+        used = np.bincount(grp, minlength=Gk + 1) > 0
+        remap = np.cumsum(used) - 1
+        group_of_unit = remap[grp].astype(np.int64)
+        cgt = np.vstack([cells.table, np.full((1, T), -1, dtype=np.int64)])[used]
         cf = fit_cells(arr["y"], arr["unit"], arr["time"], n_units, T, group_of_unit, cgt, list(cells.names), func)
         source = CellSource(cells=cf, codes=codes, data=data, row_index=arr["row_index"], default=default,
                             treated=treated_row, general=general_source)
