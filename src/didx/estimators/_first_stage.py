@@ -1,0 +1,276 @@
+"""The untreated-only first stage shared by the imputation (BJS) and two-stage (Gardner) estimators.
+
+Both estimators fit ``Y_it(0) = X_it' beta + sum_f delta_f[level_f(i, t)]`` by weighted least squares on the
+untreated observations only, and both need more than the absorbed slopes: the *levels* of the fixed effects (to
+predict ``Y(0)`` for treated observations) and solves of the first-stage normal equations with other right-hand
+sides (BJS's ``v_it`` weights, Gardner's GMM correction). With ``Z0 = [X0, D0]`` (``D0`` the fixed-effect
+incidence on untreated rows, never formed), everything reduces to one operation,
+
+    solve  (Z0' W0 Z0) b = a,
+
+done by block elimination: ``S = D0' W0 D0`` (the fixed-effect block) is solved
+
+* for one factor: exactly, ``delta = r / (sum of weights by level)``;
+* for two factors (the smaller with at most ``EXACT_MAX_LEVELS`` levels): exactly, by the same concentrated
+  method as :mod:`didx.linalg.absorb` (``C g = r_B - P' diag(1/w_A) r_A`` with ``C = diag(w_B) - P' diag(1/w_A) P``
+  built from the (A, B) cell sums of weights, pseudo-inverted by an eigendecomposition);
+* otherwise: by Jacobi-preconditioned conjugate gradients on the sparse ``S`` (levels x levels, never n x levels);
+
+and the covariates by their Schur complement ``X0'W0X0 - R' S^- R`` with ``R = D0' W0 X0``. Any generalised
+inverse gives the same predictions for identified observations; :meth:`FirstStage.identified` says which rows
+those are (every level seen among the untreated rows and, with two factors, both levels in one connected
+component of the untreated (A, B) graph).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.sparse.csgraph import connected_components
+
+from didx._errors import ConvergenceError, DesignError
+
+EXACT_MAX_LEVELS = 5000
+CG_RTOL = 1e-13
+CG_MAXITER = 20_000
+
+
+def level_sums(codes: np.ndarray, n_levels: int, rows: np.ndarray | None, cols: np.ndarray | None,
+               values: np.ndarray, n_cols: int) -> np.ndarray:
+    """Dense ``(n_levels, n_cols)`` sums of ``values`` by (level, column).
+
+    ``rows`` selects the observations the entries belong to (None = all, in order) and ``cols`` gives each
+    entry's column (None = a single column).
+    """
+    c = codes if rows is None else codes[rows]
+    if cols is None or n_cols == 1:
+        return np.bincount(c, weights=values, minlength=n_levels).reshape(n_levels, 1)
+    if n_levels * n_cols <= 50_000_000:
+        key = c * n_cols + cols
+        return np.bincount(key, weights=values, minlength=n_levels * n_cols).reshape(n_levels, n_cols)
+    M = sp.coo_matrix((values, (c, cols)), shape=(n_levels, n_cols)).tocsr()
+    return np.asarray(M.toarray())
+
+
+@dataclass(eq=False)
+class FirstStage:
+    """Weighted least squares of ``y`` on covariates and fixed effects, on the rows where ``fit_rows`` is True.
+
+    ``factors`` are integer codes (0..L-1) for *all* rows, so that levels estimated on the untreated rows can be
+    used to predict treated ones.
+    """
+
+    factors: Sequence[np.ndarray]
+    names: Sequence[str]
+    X: np.ndarray
+    fit_rows: np.ndarray
+    weights: np.ndarray | None = None
+    func: str = "first stage"
+    covariate_names: tuple[str, ...] = ()
+    n_levels: list[int] = field(init=False)
+    beta: np.ndarray = field(init=False)
+    deltas: list[np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.factors = [np.asarray(f, dtype=np.int64) for f in self.factors]
+        self.names = list(self.names)
+        self.X = np.asarray(self.X, dtype=np.float64).reshape(self.fit_rows.shape[0], -1)
+        self.n_levels = [int(f.max()) + 1 if f.size else 0 for f in self.factors]
+        self._rows0 = np.flatnonzero(self.fit_rows)
+        self._w0 = None if self.weights is None else self.weights[self._rows0]
+        self._codes0 = [f[self._rows0] for f in self.factors]
+        w0 = np.ones(self._rows0.shape[0]) if self._w0 is None else self._w0
+        self._wsum = [np.bincount(c, weights=w0, minlength=L).astype(np.float64)
+                      for c, L in zip(self._codes0, self.n_levels, strict=True)]
+        self._setup_solver()
+        self._setup_covariates()
+
+    # ------------------------------------------------------------------ fixed-effect block
+    @property
+    def method(self) -> str:
+        if len(self.factors) == 1:
+            return "exact (group sums)"
+        if self._exact2 is not None:
+            return "exact (concentrated solve)"
+        return "conjugate gradients on the sparse normal equations"
+
+    def _setup_solver(self) -> None:
+        self._exact2: tuple[int, int, np.ndarray, sp.csr_matrix] | None = None
+        self._S: sp.csr_matrix | None = None
+        F = len(self.factors)
+        if F == 2 and min(self.n_levels) <= EXACT_MAX_LEVELS:
+            ia, ib = (0, 1) if self.n_levels[0] >= self.n_levels[1] else (1, 0)
+            a, b = self._codes0[ia], self._codes0[ib]
+            La, Lb = self.n_levels[ia], self.n_levels[ib]
+            w = np.ones(a.shape[0]) if self._w0 is None else self._w0
+            P = sp.csr_matrix((w, (a, b)), shape=(La, Lb))
+            P.sum_duplicates()
+            wa = self._wsum[ia]
+            inv_wa = np.where(wa > 0, 1.0 / np.where(wa > 0, wa, 1.0), 0.0)
+            C = np.diag(self._wsum[ib]) - (P.T @ sp.diags(inv_wa) @ P).toarray()
+            C = 0.5 * (C + C.T)
+            vals, vecs = np.linalg.eigh(C)
+            tol = max(float(vals.max()), 1.0) * Lb * 1e-12
+            inv = np.where(vals > tol, 1.0 / np.where(vals > tol, vals, 1.0), 0.0)
+            self._exact2 = (ia, ib, (vecs * inv) @ vecs.T, P)
+        elif F >= 2:
+            offsets = np.concatenate([[0], np.cumsum(self.n_levels)])
+            n0 = self._rows0.shape[0]
+            cols = np.concatenate([c + offsets[j] for j, c in enumerate(self._codes0)])
+            rows = np.tile(np.arange(n0), F)
+            w = np.ones(n0) if self._w0 is None else self._w0
+            D = sp.csr_matrix((np.ones(n0 * F), (rows, cols)), shape=(n0, int(offsets[-1])))
+            self._S = (D.T @ sp.diags(w) @ D).tocsr()
+            self._offsets = offsets
+
+    def solve_fe(self, r: list[np.ndarray]) -> list[np.ndarray]:
+        """A solution ``delta`` of ``S delta = r`` (``r``: one ``(L_f, K)`` block per factor)."""
+        F = len(self.factors)
+        if F == 0:
+            return []
+        if F == 1:
+            ws = self._wsum[0][:, None]
+            return [np.where(ws > 0, r[0] / np.where(ws > 0, ws, 1.0), 0.0)]
+        if self._exact2 is not None:
+            ia, ib, C_pinv, P = self._exact2
+            wa = self._wsum[ia][:, None]
+            rA, rB = r[ia], r[ib]
+            ra_w = np.where(wa > 0, rA / np.where(wa > 0, wa, 1.0), 0.0)
+            g = C_pinv @ (rB - np.asarray(P.T @ ra_w))
+            alpha = np.where(wa > 0, (rA - np.asarray(P @ g)) / np.where(wa > 0, wa, 1.0), 0.0)
+            out: list[np.ndarray] = [np.empty(0), np.empty(0)]
+            out[ia], out[ib] = alpha, g
+            return out
+        return self._solve_cg(r)
+
+    def _solve_cg(self, r: list[np.ndarray]) -> list[np.ndarray]:
+        assert self._S is not None
+        S = self._S
+        diag = S.diagonal()
+        active = np.flatnonzero(diag > 0)
+        Sa = S[active][:, active]
+        M = sp.diags(1.0 / diag[active])
+        rhs = np.vstack(r)
+        sol = np.zeros_like(rhs)
+        for k in range(rhs.shape[1]):
+            b = rhs[active, k]
+            if not np.any(b):
+                continue
+            x, info = spla.cg(Sa, b, rtol=CG_RTOL, atol=0.0, maxiter=CG_MAXITER, M=M)
+            if info != 0:
+                resid = float(np.linalg.norm(Sa @ x - b)) / max(float(np.linalg.norm(b)), 1e-300)
+                if resid > 1e-8:
+                    raise ConvergenceError(
+                        f"{self.func}: solving the fixed-effect normal equations ({', '.join(self.names)}) did not "
+                        f"converge (relative residual {resid:.2e}). Fix: check for nearly disconnected fixed "
+                        f"effects, or use fewer fixed-effect factors."
+                    )
+            sol[active, k] = x
+        return [sol[self._offsets[j]:self._offsets[j + 1]] for j in range(len(self.factors))]
+
+    # ------------------------------------------------------------------ covariates (Schur complement)
+    def _setup_covariates(self) -> None:
+        p = self.X.shape[1]
+        self._H_inv = np.zeros((0, 0))
+        self._Qx: list[np.ndarray] = [np.zeros((L, 0)) for L in self.n_levels]
+        self._R: list[np.ndarray] = [np.zeros((L, 0)) for L in self.n_levels]
+        if p == 0:
+            return
+        X0 = self.X[self._rows0]
+        wX0 = X0 if self._w0 is None else X0 * self._w0[:, None]
+        self._R = [np.column_stack([np.bincount(c, weights=wX0[:, j], minlength=L) for j in range(p)])
+                   for c, L in zip(self._codes0, self.n_levels, strict=True)]
+        self._Qx = self.solve_fe(self._R)
+        H = X0.T @ wX0 - sum((R.T @ Q for R, Q in zip(self._R, self._Qx, strict=True)), np.zeros((p, p)))
+        H = 0.5 * (H + H.T)
+        scale = np.sqrt(np.clip(np.diag(H), 0.0, None))
+        bad = scale <= 1e-10 * np.sqrt(np.clip(np.einsum("ij,ij->j", X0, wX0), 1e-300, None))
+        if bad.any():
+            raise DesignError(
+                f"{self.func}: the first-stage covariate(s) "
+                f"{', '.join(repr(n) for n in np.asarray(self.covariate_names)[bad])} are collinear with the fixed "
+                f"effects among the untreated observations. Fix: drop them from the covariates."
+            )
+        self._H_inv = np.linalg.inv(H)
+
+    def solve(self, a_x: np.ndarray, a_d: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``b = (Z0' W0 Z0)^- a`` with ``a = [a_x; a_d]`` (``a_x``: (p, K); ``a_d``: (L_f, K) per factor)."""
+        delta_a = self.solve_fe(a_d)
+        p = self.X.shape[1]
+        K = a_d[0].shape[1] if a_d else a_x.shape[1]
+        if p == 0:
+            return np.zeros((0, K)), delta_a
+        rhs = a_x - sum((Q.T @ a for Q, a in zip(self._Qx, a_d, strict=True)), np.zeros((p, K)))
+        beta = self._H_inv @ rhs
+        deltas = [d - Q @ beta for d, Q in zip(delta_a, self._Qx, strict=True)]
+        return beta, deltas
+
+    def predict(self, beta: np.ndarray, deltas: list[np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
+        """``X beta + sum_f delta_f[level]`` for ``rows`` (all rows if None); (n, K) or (n,) for vectors."""
+        X = self.X if rows is None else self.X[rows]
+        out = X @ beta if X.shape[1] else np.zeros((X.shape[0], *beta.shape[1:]))
+        for f, d in zip(self.factors, deltas, strict=True):
+            out = out + d[f if rows is None else f[rows]]
+        return out
+
+    def fit(self, y: np.ndarray) -> np.ndarray:
+        """Fit the first stage to ``y`` (all rows; only ``fit_rows`` are used) and return ``y - prediction``
+        for every row."""
+        y0 = y[self._rows0]
+        wy0 = y0 if self._w0 is None else y0 * self._w0
+        a_x = (self.X[self._rows0].T @ wy0).reshape(-1, 1)
+        a_d = [np.bincount(c, weights=wy0, minlength=L).reshape(L, 1)
+               for c, L in zip(self._codes0, self.n_levels, strict=True)]
+        beta, deltas = self.solve(a_x, a_d)
+        self.beta = beta[:, 0]
+        self.deltas = [d[:, 0] for d in deltas]
+        return y - self.predict(self.beta, self.deltas)
+
+    # ------------------------------------------------------------------ identification and cluster sums
+    def identified(self) -> np.ndarray:
+        """Rows whose fixed-effect prediction is identified by the untreated rows."""
+        ok = np.ones(self.fit_rows.shape[0], dtype=bool)
+        for f, ws in zip(self.factors, self._wsum, strict=True):
+            ok &= (ws > 0)[f]
+        if len(self.factors) >= 2:
+            offsets = np.concatenate([[0], np.cumsum(self.n_levels)])
+            total = int(offsets[-1])
+            c0 = [c + offsets[j] for j, c in enumerate(self._codes0)]
+            src = np.concatenate([c0[0]] * (len(c0) - 1))
+            dst = np.concatenate(c0[1:])
+            G = sp.coo_matrix((np.ones(src.shape[0]), (src, dst)), shape=(total, total))
+            _, comp = connected_components(G, directed=False)
+            first = comp[self.factors[0] + offsets[0]]
+            for j in range(1, len(self.factors)):
+                ok &= comp[self.factors[j] + offsets[j]] == first
+        return ok
+
+    def cluster_resid_sums(self, resid: np.ndarray, cluster: np.ndarray, n_clusters: int
+                           ) -> tuple[np.ndarray, list[sp.csr_matrix]]:
+        """Per-cluster sums of ``w * resid`` over the untreated rows, by covariate (G, p) and by fixed-effect
+        level (sparse (G, L_f) per factor): ``sum_{i in c} w_i e_i z_i``."""
+        e0 = resid[self._rows0]
+        we = e0 if self._w0 is None else e0 * self._w0
+        c0 = cluster[self._rows0]
+        p = self.X.shape[1]
+        X0 = self.X[self._rows0]
+        RX = np.column_stack([np.bincount(c0, weights=we * X0[:, j], minlength=n_clusters) for j in range(p)]) \
+            if p else np.zeros((n_clusters, 0))
+        Rf = []
+        for codes, L in zip(self._codes0, self.n_levels, strict=True):
+            M = sp.csr_matrix((we, (c0, codes)), shape=(n_clusters, L))
+            M.sum_duplicates()
+            Rf.append(M)
+        return RX, Rf
+
+    def apply_cluster_sums(self, RX: np.ndarray, Rf: list[sp.csr_matrix], beta: np.ndarray,
+                           deltas: list[np.ndarray]) -> np.ndarray:
+        """``sum_{i in c, untreated} w_i e_i z_i' b`` for every cluster c and column of ``b``: (G, K)."""
+        out = RX @ beta if RX.shape[1] else np.zeros((RX.shape[0], deltas[0].shape[1] if deltas else beta.shape[1]))
+        for M, d in zip(Rf, deltas, strict=True):
+            out = out + np.asarray(M @ d)
+        return out
