@@ -55,7 +55,9 @@ def read_columns(data: Any, columns: Sequence[str], func: str, roles: dict[str, 
     if isinstance(data, pd.DataFrame):
         names = tuple(str(c) for c in data.columns)
         check_columns(func, roles, names)
-        frame: Any = nw.from_native(data[list(dict.fromkeys(columns))], eager_only=True)
+        if data.columns.has_duplicates:
+            data = data.loc[:, ~data.columns.duplicated()]
+        frame: Any = nw.from_native(data, eager_only=True)  # columns are read without copying the frame
     else:
         try:
             native = nw.from_native(data)

@@ -58,6 +58,11 @@ class Panel:
     names: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def all_rows_kept(self) -> bool:
+        """True when every input row is in the panel, in input order (row_index is then 0..n-1)."""
+        return self.report.n_obs == self.report.n_input_rows
+
+    @property
     def n_obs(self) -> int:
         return int(self.y.shape[0])
 
@@ -87,8 +92,7 @@ def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndar
     arr = cols.arrays[time]
     kind = cols.kinds[time]
     if kind == "numeric":
-        values = np.asarray(arr, dtype=np.float64)
-        codes, uniques = factorize(values, sort=True)
+        codes, uniques = factorize(np.asarray(arr), sort=True)
         return codes, uniques.astype(np.float64), uniques, False
     if kind == "datetime":
         codes, uniques = factorize(arr, sort=True)
@@ -204,15 +208,18 @@ def build_panel(
             )
     cl_codes_all: dict[str, np.ndarray] = {}
     for c in [*cl_list, *cat_list]:
-        codes, _ = factorize(cols.arrays[c], sort=False)
+        if c == unit and unit_codes_all is not None:
+            codes = unit_codes_all
+        else:
+            codes, _ = factorize(cols.arrays[c], sort=False)
         cl_codes_all[c] = codes
         drop(codes < 0, f"missing {'cluster' if c in cl_list else 'fixed effect'} ({c})")
     tr: np.ndarray | None = None
     if treat is not None:
         tr = numeric_column(cols, treat, "treatment", func, "Fix: pass a 0/1 treatment indicator.")
         drop(np.isnan(tr), f"missing treatment ({treat})")
-        vals = np.unique(tr[keep])
-        bad_vals = vals[~np.isin(vals, [0.0, 1.0])]
+        not_binary = keep & (tr != 0.0) & (tr != 1.0)
+        bad_vals = np.unique(tr[not_binary]) if not_binary.any() else np.empty(0)
         if bad_vals.size:
             raise DataError(
                 f"{func}: the treatment column {treat!r} must be 0/1 (or boolean), but it has the value(s) "
@@ -224,8 +231,9 @@ def build_panel(
         g_all = _normalise_cohort(cols.arrays[cohort], cols.kinds[cohort], name=cohort, periods=periods,
                                   labels=labels, date_like=date_like, func=func)
 
-    idx = np.flatnonzero(keep)
-    all_kept = idx.shape[0] == n_input
+    all_kept = bool(keep.all())
+    idx = np.empty(0, dtype=np.int64) if all_kept else np.flatnonzero(keep)
+
     def take(a: np.ndarray) -> np.ndarray:
         return a if all_kept else a[idx]
 
@@ -345,11 +353,16 @@ def build_panel(
         n_periods=T, dropped=tuple(dropped), balanced=balanced, n_units_with_gaps=n_gaps,
     )
     covk = take(cov_mat) if cov_list else np.empty((yk.shape[0], 0))
-    clk = {c: factorize(take(v), sort=False)[0] for c, v in cl_codes_all.items()}
+    clk = {}
+    for c, v in cl_codes_all.items():
+        if c == unit and uk is not None:
+            clk[c] = uk
+        else:
+            clk[c] = v if all_kept else factorize(v[idx], sort=False)[0]
     return Panel(
         y=yk, unit=uk, unit_labels=unit_labels, time=tk, periods=periods, period_labels=labels, cohort=gk,
         treat=trk, covariates=covk, covariate_names=tuple(cov_list), weights=None if w is None else take(w),
-        codes=clk, row_index=idx, report=report,
+        codes=clk, row_index=np.arange(n_input, dtype=np.int64) if all_kept else idx, report=report,
         names={"y": y, "unit": unit, "time": time, "cohort": cohort, "treat": treat, "weights": weights,
                "cluster": tuple(cl_list), "date_like": date_like},
     )

@@ -32,7 +32,7 @@ class RegressionSource:
     fit: OLSFit
     codes: Mapping[str, np.ndarray]
     data: Any
-    row_index: np.ndarray
+    row_index: np.ndarray | None  # None: the estimation sample is every row of data, in order
     default: VcovSpec
     treated_codes: np.ndarray | None = None  # per-observation: 1 if in a treated unit/group
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -44,7 +44,8 @@ class RegressionSource:
                 out[name] = np.asarray(self.codes[name])
                 continue
             cols = read_columns(self.data, [name], func, {"cluster": name})
-            codes, _ = factorize(cols.arrays[name][self.row_index], sort=False)
+            raw = cols.arrays[name] if self.row_index is None else cols.arrays[name][self.row_index]
+            codes, _ = factorize(raw, sort=False)
             if (codes < 0).any():
                 raise DataError(
                     f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in the "
@@ -146,7 +147,7 @@ class RegressionResult(Result):
 
 def make_regression_result(
     cls: type[RegressionResult], *, estimator: str, fit: OLSFit, headline: str, spec: VcovSpec,
-    codes: Mapping[str, np.ndarray], data: Any, row_index: np.ndarray, sample: SampleReport,
+    codes: Mapping[str, np.ndarray], data: Any, row_index: np.ndarray | None, sample: SampleReport,
     design: Sequence[tuple[str, str]], treated: np.ndarray | None = None,
     term_info: Mapping[str, np.ndarray] | None = None, extras: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (), func: str = "regression", **kwargs: Any,

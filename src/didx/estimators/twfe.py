@@ -93,15 +93,20 @@ def twfe(
         fes = FixedEffects(factors, fe_names, weights=w)
     else:
         w = panel.weights
+    all_kept = bool(keep.all())
     idx = np.flatnonzero(keep)
-    D = panel.treat[idx]
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if all_kept else a[idx]
+
+    D = take(panel.treat)
     treat_name = treat if treat is not None else "treated"
-    X = np.column_stack([D, panel.covariates[idx]]) if panel.covariates.shape[1] else D[:, None]
+    X = np.column_stack([D, take(panel.covariates)]) if panel.covariates.shape[1] else D[:, None]
     names = [treat_name, *panel.covariate_names]
-    fit = fit_ols(panel.y[idx], X, names, fe=fes, weights=w, func=func, protected=[treat_name])
+    fit = fit_ols(take(panel.y), X, names, fe=fes, weights=w, func=func, protected=[treat_name])
     default = default_spec([unit], "iid", ssc)
     spec = resolve_vcov(func, vcov, cluster, default, ssc)
-    codes = {k: v[idx] for k, v in panel.codes.items()}
+    codes = {k: take(v) for k, v in panel.codes.items()}
     codes.setdefault(unit, factors[0])
     codes.setdefault(time, factors[1])
     ever = np.zeros(panel.n_units)
@@ -121,7 +126,8 @@ def twfe(
     ]
     res: TWFEResult = make_regression_result(
         TWFEResult, estimator="Two-way fixed effects", fit=fit, headline=treat_name, spec=spec, codes=codes,
-        data=data, row_index=panel.row_index[idx], sample=report, design=design, treated=ever[panel.unit][idx],
+        data=data, row_index=None if (all_kept and panel.all_rows_kept) else panel.row_index[idx],
+        sample=report, design=design, treated=take(ever[panel.unit]),
         notes=notes, func=func,
     )
     return res

@@ -45,7 +45,8 @@ class FixedEffects:
     weights: np.ndarray | None = None
     n_levels: list[int] = field(init=False)
     _wsum: list[np.ndarray] = field(init=False, repr=False)
-    _exact2: tuple[int, int, np.ndarray, sp.csr_matrix] | None = field(init=False, default=None, repr=False)
+    _exact2: tuple[int, int, np.ndarray, np.ndarray | sp.csr_matrix] | None = field(init=False, default=None, repr=False)
+    _n_components: int | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.factors = [np.asarray(f, dtype=np.int64) for f in self.factors]
@@ -71,18 +72,27 @@ class FixedEffects:
         ia, ib = (0, 1) if self.n_levels[0] >= self.n_levels[1] else (1, 0)
         a, b = self.factors[ia], self.factors[ib]
         La, Lb = self.n_levels[ia], self.n_levels[ib]
-        w = np.ones(a.shape[0]) if self.weights is None else self.weights
-        P = sp.csr_matrix((w, (a, b)), shape=(La, Lb))  # sums of weights by (a, b)
-        P.sum_duplicates()
         wa = self._wsum[ia]
         inv_wa = np.where(wa > 0, 1.0 / np.where(wa > 0, wa, 1.0), 0.0)
-        C = np.diag(self._wsum[ib]) - (P.T @ sp.diags(inv_wa) @ P).toarray()
+        P: np.ndarray | sp.csr_matrix
+        if La * Lb <= 2 * a.shape[0] + 1_000_000:
+            # dense cell table of weight sums by (a, b), e.g. a balanced unit x period panel: one bincount
+            P = np.bincount(a * Lb + b, weights=self.weights, minlength=La * Lb).reshape(La, Lb)
+            PtDP = (P * inv_wa[:, None]).T @ P
+        else:
+            w = np.ones(a.shape[0]) if self.weights is None else self.weights
+            P = sp.csr_matrix((w, (a, b)), shape=(La, Lb))  # sums of weights by (a, b)
+            P.sum_duplicates()
+            PtDP = (P.T @ sp.diags(inv_wa) @ P).toarray()
+        C = np.diag(self._wsum[ib]) - PtDP
         C = 0.5 * (C + C.T)
         vals, vecs = np.linalg.eigh(C)
         tol = max(vals.max(), 1.0) * Lb * 1e-12
         inv = np.where(vals > tol, 1.0 / np.where(vals > tol, vals, 1.0), 0.0)
         C_pinv = (vecs * inv) @ vecs.T
-        self._exact2 = (ia, ib, C_pinv, P.tocsr())
+        # the null space of C has one dimension per connected component of the (a, b) graph
+        self._n_components = int(np.count_nonzero(vals <= tol))
+        self._exact2 = (ia, ib, C_pinv, P)
 
     def demean(self, X: np.ndarray) -> np.ndarray:
         """Residuals of each column of ``X`` (n or n x k) on all fixed effects (weighted)."""
@@ -128,13 +138,19 @@ class FixedEffects:
         )
 
     def n_params(self) -> int:
-        """Number of identified fixed-effect coefficients (levels minus redundant references)."""
+        """Number of identified fixed-effect coefficients (levels minus redundant references).
+
+        Exact for one and two factors (connected components of the bipartite graph of levels, as fixest);
+        for three or more, the usual approximation ``sum(levels) - (factors - 1)``.
+        """
         total = sum(self.n_levels)
         if len(self.factors) == 1:
             return total
         if len(self.factors) == 2:
-            a, b = self.factors
+            if self._n_components is not None:
+                return total - self._n_components
             La, Lb = self.n_levels
+            a, b = self.factors
             G = sp.csr_matrix((np.ones(a.shape[0]), (a, b + La)), shape=(La + Lb, La + Lb))
             n_comp, _ = connected_components(G, directed=False)
             return total - n_comp

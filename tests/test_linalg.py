@@ -1,0 +1,64 @@
+"""Fixed-effect absorption: the exact concentrated solve, alternating projections and dummies agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import didx.linalg.absorb as absorb
+from didx.linalg import FixedEffects, fit_ols
+
+
+def _dummy_resid(x: np.ndarray, factors: list[np.ndarray], w: np.ndarray | None = None) -> np.ndarray:
+    D = np.column_stack([np.eye(int(f.max()) + 1)[f] for f in factors])
+    sw = np.ones(x.shape[0]) if w is None else np.sqrt(w)
+    b = np.linalg.lstsq(D * sw[:, None], x * sw, rcond=None)[0]
+    return x - D @ b
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_exact_two_way_equals_dummies_unbalanced(weighted: bool) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 40, 400)
+    b = rng.integers(0, 7, 400)
+    x = rng.standard_normal(400)
+    w = rng.uniform(0.2, 3.0, 400) if weighted else None
+    fe = FixedEffects([a, b], ["a", "b"], weights=w)
+    assert fe.method.startswith("exact")
+    np.testing.assert_allclose(fe.demean(x), _dummy_resid(x, [a, b], w), atol=1e-10)
+
+
+def test_projections_equal_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 30, 300)
+    b = rng.integers(0, 8, 300)
+    x = rng.standard_normal(300)
+    exact = FixedEffects([a, b], ["a", "b"]).demean(x)
+    monkeypatch.setattr(absorb, "EXACT_MAX_LEVELS", 0)
+    fe = FixedEffects([a, b], ["a", "b"])
+    assert fe.method == "alternating projections"
+    np.testing.assert_allclose(fe.demean(x), exact, atol=1e-10)
+
+
+def test_components_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    a = np.r_[rng.integers(0, 50, 300), rng.integers(50, 90, 200)]
+    b = np.r_[rng.integers(0, 6, 300), rng.integers(6, 10, 200)]
+    assert FixedEffects([a, b], ["a", "b"]).n_params() == 90 + 10 - 2  # two connected components
+    monkeypatch.setattr(absorb, "EXACT_MAX_LEVELS", 0)
+    assert FixedEffects([a, b], ["a", "b"]).n_params() == 98
+    # and the exact solve is right on a disconnected design
+    x = rng.standard_normal(500)
+    monkeypatch.setattr(absorb, "EXACT_MAX_LEVELS", 5000)
+    np.testing.assert_allclose(FixedEffects([a, b], ["a", "b"]).demean(x), _dummy_resid(x, [a, b]), atol=1e-10)
+
+
+def test_collinear_regressor_dropped_and_named() -> None:
+    rng = np.random.default_rng(4)
+    unit = np.repeat(np.arange(20), 5)
+    time = np.tile(np.arange(5), 20)
+    z = np.repeat(rng.standard_normal(20), 5)  # time-invariant: absorbed by unit effects
+    d = (rng.random(100) < 0.5).astype(float)
+    y = d + rng.standard_normal(100)
+    fit = fit_ols(y, np.column_stack([d, z]), ["d", "z"], fe=FixedEffects([unit, time], ["u", "t"]))
+    assert fit.names == ("d",) and fit.dropped_collinear == ("z",)
