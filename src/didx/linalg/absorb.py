@@ -117,7 +117,9 @@ class FixedEffects:
             g = C_pinv @ rhs
             wa = self._wsum[ia]
             pg = np.where(wa > 0, (P @ g) / np.where(wa > 0, wa, 1.0), 0.0)
-            return xa - (g[b] - pg[a])
+            xa -= g[b]
+            xa += pg[a]
+            return xa
         return self._map(x)
 
     def _map(self, x: np.ndarray) -> np.ndarray:

@@ -30,7 +30,11 @@ class OLSFit:
     bread: np.ndarray
     fe: FixedEffects | None
     dropped_collinear: tuple[str, ...]
-    y_demeaned: np.ndarray
+
+    @property
+    def y_demeaned(self) -> np.ndarray:
+        """The outcome after absorbing the fixed effects (``resid + X b``), rebuilt on demand."""
+        return self.resid + self.X @ self.coef if self.coef.shape[0] else self.resid
 
     @property
     def n_obs(self) -> int:
@@ -125,4 +129,4 @@ def fit_ols(
         coef = np.zeros(0)
         resid = yd
     return OLSFit(coef=coef, names=tuple(names), X=Xd, resid=resid, weights=weights, bread=bread, fe=fe,
-                  dropped_collinear=dropped, y_demeaned=yd)
+                  dropped_collinear=dropped)
