@@ -115,10 +115,21 @@ class Core:
                 dof_s[gi, ti] = c_dof[cohort]
             at_sw = self.tv == self.F - 1 + l
             before = self.F > self.tv
-            e_hat = np.where(before, mean_ns * (dof_ns >= 2), np.nan)
-            e_hat = np.where(at_sw, mean_s * (dof_s >= 2), e_hat)
-            dof_adj = np.where(at_sw, _dof(dof_s), np.nan)
-            dof_adj = np.where(before, _dof(dof_ns), dof_adj)
+            # singleton cohorts are demeaned within the union of switchers and controls of (baseline, t)
+            uset = (sw & (N != 0)) | (cset & (N != 0))
+            cnt_u = self.by_dt(np.where(uset, N, 0.0))
+            tot_u = self.by_dt(np.where(uset, diff * N, 0.0))
+            dof_u = self.by_dt(uset.astype(np.float64))
+            mean_u = tot_u / cnt_u
+            e_hat = np.where(before | at_sw, 0.0, np.nan)
+            e_hat = np.where(before & (dof_ns >= 2), mean_ns, e_hat)
+            e_hat = np.where(at_sw & (dof_s >= 2), mean_s, e_hat)
+            single = (at_sw & (dof_s == 1)) | (before & (dof_ns == 1))
+            e_hat = np.where(single & (dof_u >= 2), mean_u, e_hat)
+            dof_adj = np.where(before | at_sw, 1.0, np.nan)
+            dof_adj = np.where(at_sw & (dof_s > 1), np.sqrt(dof_s / (dof_s - 1)), dof_adj)
+            dof_adj = np.where(before & (dof_ns > 1), np.sqrt(dof_ns / (dof_ns - 1)), dof_adj)
+            dof_adj = np.where(single & (dof_u >= 2), np.sqrt(dof_u / (dof_u - 1)), dof_adj)
             u_var = dummy * (G / n1) * term * inrange * N * dof_adj * (diff - e_hat)
         return Component(
             n_switch_w=n1, U=np.nansum(u_temp, axis=1), U_var=np.nansum(u_var, axis=1),
@@ -162,8 +173,3 @@ class Core:
         per_g = sign * tot
         return float(np.sum(np.where(sw, w * per_g[:, None], 0.0)))
 
-
-def _dof(x: np.ndarray) -> np.ndarray:
-    """The package's small-cohort factor ``1 + 1[x >= 2] (sqrt(x / (x - 1)) - 1)`` (NaN for x = 1, as in R)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return 1 + (x >= 2) * (np.sqrt(x / (x - 1)) - 1)
