@@ -1,0 +1,280 @@
+"""Sun-Abraham: fixest references (base_stagg, mpdta), the cell-means path, identities, invariances, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from conftest import TOL_IDENTITY, load_reference
+
+REF = load_reference("fixest_sunab.json")
+TOL_POINT = 1e-9      # point estimates vs fixest (observed agreement ~1e-11)
+TOL_SE = 1e-9         # analytic SEs vs fixest (observed ~1e-12)
+TOL_P = 1e-6          # p-values (t distribution tails)
+TOL_PATH = 1e-10      # cell-means path vs the regression path
+
+
+def _check(res: Any, rows: list[dict[str, Any]], *, p_values: bool = True) -> None:
+    t = res.tidy().set_index("term")
+    for r in rows:
+        assert r["term"] in t.index, f"missing term {r['term']}"
+        got = t.loc[r["term"]]
+        assert got["estimate"] == pytest.approx(r["estimate"], rel=TOL_POINT), r["term"]
+        assert got["std_error"] == pytest.approx(r["se"], rel=TOL_SE), r["term"]
+        assert got["statistic"] == pytest.approx(r["t"], rel=TOL_SE), r["term"]
+        if p_values:
+            assert got["p_value"] == pytest.approx(r["p"], rel=TOL_P), r["term"]
+
+
+@pytest.fixture(scope="module")
+def base_stagg() -> pd.DataFrame:
+    return didx.datasets.load("base_stagg")
+
+
+@pytest.fixture(scope="module")
+def sa_stagg(base_stagg: pd.DataFrame) -> Any:
+    return didx.sun_abraham(base_stagg, y="y", unit="id", time="year", cohort="year_treated", covariates="x1")
+
+
+# ---------------------------------------------------------------- fixest references
+def test_base_stagg_period(sa_stagg: Any) -> None:
+    _check(sa_stagg, REF["base_stagg"]["sunab_period_agg"])
+    assert sa_stagg.sample.n_obs == REF["base_stagg"]["nobs"]
+
+
+def test_base_stagg_att_and_cohort(sa_stagg: Any) -> None:
+    _check(sa_stagg.att, [r for r in REF["base_stagg"]["sunab_att"] if r["term"] == "ATT"])
+    _check(sa_stagg.cohort, [r for r in REF["base_stagg"]["sunab_cohort_agg"] if r["term"] != "x1"])
+    # the headline of the event study is the overall ATT
+    att = next(r for r in REF["base_stagg"]["sunab_att"] if r["term"] == "ATT")
+    assert sa_stagg.estimate == pytest.approx(att["estimate"], rel=TOL_POINT)
+    assert sa_stagg.std_error == pytest.approx(att["se"], rel=TOL_SE)
+
+
+def test_base_stagg_no_agg(sa_stagg: Any) -> None:
+    coefs = sa_stagg.coefficients
+    _check(coefs, REF["base_stagg"]["sunab_no_agg"])
+    t = coefs.tidy().set_index("term")
+    assert t.loc["year::-9:cohort::10", "group"] == 10 and t.loc["year::-9:cohort::10", "event_time"] == -9
+    assert np.isnan(t.loc["x1", "event_time"])
+    assert len(coefs.terms) == len(REF["base_stagg"]["sunab_no_agg"])
+
+
+def test_base_stagg_iid(base_stagg: pd.DataFrame) -> None:
+    res = didx.sun_abraham(base_stagg, y="y", unit="id", time="year", cohort="year_treated", covariates="x1",
+                           vcov="iid")
+    _check(res, REF["base_stagg"]["sunab_period_agg_iid"])
+
+
+def test_base_stagg_hetero(base_stagg: pd.DataFrame, sa_stagg: Any) -> None:
+    rows = REF["base_stagg"]["sunab_att_hetero"]
+    res = didx.sun_abraham(base_stagg, y="y", unit="id", time="year", cohort="year_treated", covariates="x1",
+                           vcov="hetero")
+    _check(res.att, [r for r in rows if r["term"] == "ATT"])
+    _check(res, [r for r in rows if r["term"] == "x1"])
+    # with_vcov gives the same without refitting, for the event study and its aggregations
+    switched = sa_stagg.with_vcov("hetero")
+    _check(switched.att, [r for r in rows if r["term"] == "ATT"])
+    assert switched.att.with_vcov("hetero").std_error == pytest.approx(switched.att.std_error, rel=1e-13)
+
+
+@pytest.mark.parametrize("engine", ["auto", "cells", "regression"])
+def test_mpdta(mpdta: pd.DataFrame, engine: str) -> None:
+    ref = REF["mpdta_sunab"]
+    res = didx.sun_abraham(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat", engine=engine,
+                           cluster="countyreal")
+    _check(res, ref["period_agg"])
+    _check(res.att, ref["att"])
+    _check(res.coefficients, ref["no_agg"])
+
+
+def test_mpdta_never_coded_10000_as_in_the_r_call(mpdta: pd.DataFrame) -> None:
+    df = mpdta.assign(g_sa=np.where(mpdta["first.treat"] == 0, 10000, mpdta["first.treat"]))
+    res = didx.sun_abraham(df, y="lemp", unit="countyreal", time="year", cohort="g_sa")
+    _check(res.att, REF["mpdta_sunab"]["att"])
+
+
+# ---------------------------------------------------------------- the cell-means path equals the regression
+@pytest.fixture(scope="module")
+def sim() -> pd.DataFrame:
+    df = didx.datasets.simulate_staggered(400, 8, [3, 4, 6, 7], seed=3)
+    df["state"] = df["unit"] % 13
+    cohort_state = {0: 0, 3: 1, 4: 2, 6: 3, 7: 4}
+    df["state_nested"] = df["cohort"].map(cohort_state) * 100 + df["unit"] % 7
+    return df
+
+
+@pytest.mark.parametrize(("vcov", "cluster"), [
+    (None, None), ("iid", None), ("hetero", None), ("HC0", None), (None, "state"), (None, "state_nested"),
+    ("CR0", "state"), (None, ["unit", "time"]), (None, ["state", "time"]), ("CR3", "state"), (None, "time"),
+])
+def test_cells_equal_regression(sim: pd.DataFrame, vcov: str | None, cluster: Any) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", vcov=vcov, cluster=cluster)
+    a = didx.sun_abraham(sim, engine="cells", **kw)
+    b = didx.sun_abraham(sim, engine="regression", **kw)
+    assert a.terms == b.terms
+    np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_PATH, atol=1e-12)
+    np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
+    np.testing.assert_allclose(a.coefficients.vcov_matrix, b.coefficients.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
+    assert a.inference.df == b.inference.df and a.inference.n_clusters == b.inference.n_clusters
+    assert "cell means" in dict(a.design)["Computation"]
+
+
+def test_cells_equal_regression_with_two_reference_periods(sim: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", ref=[-1, -3])
+    a = didx.sun_abraham(sim, engine="cells", **kw)
+    b = didx.sun_abraham(sim, engine="regression", **kw)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_PATH)
+    np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH)
+    assert -3.0 not in set(a.event_times) and a.reference_periods == (-1.0, -3.0)
+
+
+def test_with_vcov_on_cells_equals_refit(sim: pd.DataFrame) -> None:
+    base = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort")
+    refit = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort", cluster="state")
+    switched = base.with_vcov(cluster="state")
+    np.testing.assert_allclose(switched.vcov_matrix, refit.vcov_matrix, rtol=1e-13)
+    assert switched.cohort.std_error == pytest.approx(refit.cohort.std_error, rel=1e-13)
+    assert switched.coefficients.inference.cluster_names == ("state",)
+
+
+# ---------------------------------------------------------------- identities
+def _cell_means(df: pd.DataFrame) -> pd.DataFrame:
+    return df.groupby(["cohort", "time"])["y"].mean().unstack()
+
+
+def test_post_coefficients_equal_cs_cell_mean_form(sim: pd.DataFrame) -> None:
+    """b_{g,e} = (Ybar_{g,t} - Ybar_{g,g-1}) - (Ybar_{never,t} - Ybar_{never,g-1}): CS never-treated, no
+    covariates, universal base period; the period aggregation weights them by cohort shares."""
+    res = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort")
+    m = _cell_means(sim)
+    n = sim[sim["time"] == 1].groupby("cohort").size()
+    coefs = res.coefficients.tidy()
+    expected = {}
+    for g in [3, 4, 6, 7]:
+        for t in range(1, 9):
+            if t == g - 1:
+                continue
+            expected[(g, t - g)] = (m.loc[g, t] - m.loc[g, g - 1]) - (m.loc[0, t] - m.loc[0, g - 1])
+    assert len(coefs) == len(expected)
+    for r in coefs.itertuples():
+        assert r.estimate == pytest.approx(expected[(int(r.group), int(r.event_time))], rel=TOL_IDENTITY, abs=1e-12)
+    tidy = res.tidy().set_index("event_time")
+    for e in range(-6, 6):
+        if e == -1:
+            continue
+        cs = [(g, expected[(g, e)]) for g in [3, 4, 6, 7] if (g, e) in expected]
+        w = np.array([n[g] for g, _ in cs], dtype=float)
+        agg = float(np.dot(w / w.sum(), [v for _, v in cs]))
+        assert tidy.loc[float(e), "estimate"] == pytest.approx(agg, rel=TOL_IDENTITY, abs=1e-12)
+    post = [(n[g], v) for (g, e), v in expected.items() if e >= 0]
+    w = np.array([p[0] for p in post], dtype=float)
+    assert res.estimate == pytest.approx(float(np.dot(w / w.sum(), [p[1] for p in post])), rel=TOL_IDENTITY)
+
+
+def test_post_coefficients_equal_att_gt_if_available(sim: pd.DataFrame) -> None:
+    try:
+        att_gt = didx.att_gt
+    except (AttributeError, ImportError):
+        pytest.skip("didx.att_gt is not available yet")
+    res = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort")
+    cs = att_gt(sim, y="y", unit="unit", time="time", cohort="cohort", control="never", base_period="universal")
+    t = cs.tidy()
+    coefs = res.coefficients.tidy()
+    for r in coefs.itertuples():
+        row = t[(t["group"] == r.group) & (t["time"] == r.group + r.event_time)]
+        assert len(row) == 1
+        assert r.estimate == pytest.approx(float(row["estimate"].iloc[0]), rel=TOL_IDENTITY, abs=1e-12)
+
+
+def test_last_treated_control_cell_mean_form(sim: pd.DataFrame) -> None:
+    res = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort", control="last_treated")
+    m = _cell_means(sim)
+    for r in res.coefficients.tidy().itertuples():
+        g, t = int(r.group), int(r.group + r.event_time)
+        assert t < 7 and g != 7
+        want = (m.loc[g, t] - m.loc[g, g - 1]) - (m.loc[7, t] - m.loc[7, g - 1])
+        assert r.estimate == pytest.approx(want, rel=TOL_IDENTITY, abs=1e-12)
+    reasons = " ".join(d.reason for d in res.sample.dropped)
+    assert "never-treated" in reasons and "periods from 7" in reasons
+    assert "last-treated cohort (7)" in dict(res.design)["Control group"]
+
+
+# ---------------------------------------------------------------- invariances
+def test_invariances(mpdta: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    base = didx.sun_abraham(mpdta, **kw)
+    shuffled = mpdta.sample(frac=1.0, random_state=1)
+    relabelled = mpdta.assign(countyreal=mpdta["countyreal"].astype(str) + "_x")
+    nan_never = mpdta.assign(**{"first.treat": mpdta["first.treat"].replace(0, np.nan)})
+    inf_never = mpdta.assign(**{"first.treat": mpdta["first.treat"].replace(0, np.inf)})
+    for df in (shuffled, relabelled, nan_never, inf_never):
+        other = didx.sun_abraham(df, **kw)
+        assert other.terms == base.terms
+        np.testing.assert_allclose(other.coef, base.coef, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(other.vcov_matrix, base.vcov_matrix, rtol=1e-10, atol=1e-16)
+
+
+def test_constant_weights_do_not_change_estimates(mpdta: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    base = didx.sun_abraham(mpdta, **kw)
+    w = didx.sun_abraham(mpdta.assign(w=2.0), weights="w", **kw)
+    np.testing.assert_allclose(w.coef, base.coef, rtol=1e-10)
+    assert dict(w.design)["Computation"].startswith("least squares")
+
+
+def test_always_treated_dropped_and_reported(mpdta: pd.DataFrame) -> None:
+    extra = mpdta[mpdta["countyreal"].isin(mpdta["countyreal"].unique()[:3])].copy()
+    extra["countyreal"] += 100000
+    extra["first.treat"] = 2003
+    df = pd.concat([mpdta, extra], ignore_index=True)
+    res = didx.sun_abraham(df, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    _check(res.att, REF["mpdta_sunab"]["att"])
+    drop = [d for d in res.sample.dropped if "always-treated" in d.reason]
+    assert len(drop) == 1 and drop[0].n_rows == 15 and drop[0].n_units == 3
+    assert "always-treated" in str(res.summary())
+
+
+def test_event_study_interface(sa_stagg: Any) -> None:
+    table = sa_stagg.event_table()
+    assert -1.0 in set(table["event_time"]) and sa_stagg.reference_periods == (-1.0,)
+    assert len(sa_stagg.pretrend_terms()) == 8
+    assert sa_stagg.pretrend_test().df == 8
+    text = str(sa_stagg.summary())
+    for word in ("Control group: never treated", "Reference period(s): -1", "clustered by id", "Aggregation"):
+        assert word in text
+    assert isinstance(sa_stagg, didx.EventStudyResult)
+
+
+# ---------------------------------------------------------------- errors
+def test_errors(mpdta: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    with pytest.raises(didx.InvalidOptionError, match=r"'control'.*'never'.*'last_treated'.*'nevr'"):
+        didx.sun_abraham(mpdta, control="nevr", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'ref'.*e\.g\. -1"):
+        didx.sun_abraham(mpdta, ref="first", **kw)  # type: ignore[arg-type]
+    with pytest.raises(didx.InvalidOptionError, match=r"engine='cells'.*balanced.*covariates.*engine='auto'"):
+        didx.sun_abraham(mpdta, engine="cells", covariates="lpop", **kw)
+    with pytest.raises(didx.ColumnNotFoundError, match=r"'first_treat'.*Did you mean 'first.treat'"):
+        didx.sun_abraham(mpdta, y="lemp", unit="countyreal", time="year", cohort="first_treat")
+    odd = mpdta.assign(**{"first.treat": mpdta["first.treat"].replace(2006, 2005.5)})
+    with pytest.raises(didx.DataError, match=r"'first.treat'.*2005.5.*not periods of 'year'.*Fix"):
+        didx.sun_abraham(odd, **kw)
+    treated_only = mpdta[mpdta["first.treat"] > 0]
+    with pytest.raises(didx.DesignError, match=r"control.*never-treated.*Fix"):
+        didx.sun_abraham(treated_only, **kw)
+    one_cohort = mpdta[mpdta["first.treat"].isin([0, 2006])]
+    with pytest.raises(didx.DesignError, match=r"last_treated.*at least two treated cohorts.*Fix"):
+        didx.sun_abraham(one_cohort, control="last_treated", **kw)
+
+
+def test_last_treated_without_never_treated(mpdta: pd.DataFrame) -> None:
+    treated_only = mpdta[mpdta["first.treat"] > 0]
+    res = didx.sun_abraham(treated_only, y="lemp", unit="countyreal", time="year", cohort="first.treat",
+                           control="last_treated")
+    assert res.sample.n_obs == int((treated_only["year"] < 2007).sum())
+    assert set(res.coefficients.tidy()["group"]) == {2004.0, 2006.0}
