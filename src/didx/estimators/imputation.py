@@ -144,7 +144,12 @@ def _parse_horizons(horizons: Any, available: np.ndarray, func: str) -> np.ndarr
 
 def _parse_pretrends(pretrends: Any, available: np.ndarray, func: str) -> np.ndarray:
     if pretrends is True:
-        vals = available
+        vals = available[1:]  # the full set of leads is collinear with the unit fixed effects
+        if vals.size == 0:
+            raise InvalidOptionError(
+                f"{func}: pretrends=True needs at least two distinct leads (event times < 0) among the untreated "
+                f"observations of treated units; there are {available.size}."
+            )
     elif isinstance(pretrends, int | np.integer) and not isinstance(pretrends, bool):
         if pretrends < 1:
             raise InvalidOptionError(
@@ -159,6 +164,12 @@ def _parse_pretrends(pretrends: Any, available: np.ndarray, func: str) -> np.nda
                 f"The 'pretrends' parameter of {func} must be True, a positive number of leads K (event times "
                 f"-K..-1) or negative integers (event times t - cohort < 0). Got {pretrends!r}."
             )
+    if pretrends is not True and np.all(np.isin(available, vals)):
+        raise InvalidOptionError(
+            f"{func}: pretrends={pretrends!r} asks for every lead ({', '.join(f'{v:g}' for v in available)}), "
+            f"which together are collinear with the unit fixed effects. Fix: leave at least one out, e.g. "
+            f"pretrends=True (all but the earliest) or a shorter list."
+        )
     missing = vals[~np.isin(vals, available)]
     if missing.size:
         raise InvalidOptionError(
@@ -219,7 +230,8 @@ def imputation(
         Treatment is absorbing: ``D_it = 1[t >= cohort]``.
     horizons : None for the static ATT (every treated observation weighted equally); True for every horizon
         ``h = t - cohort >= 0``; or a list of horizons. One effect ``tau<h>`` per horizon.
-    pretrends : leads to test (BJS's pre-trend test): True (all), an integer K (event times -K..-1) or a list
+    pretrends : leads to test (BJS's pre-trend test): True (all but the earliest, which the unit fixed effects
+        make collinear), an integer K (event times -K..-1) or a list
         of negative event times. Estimated on untreated observations only; ``pretrend_test()`` gives the joint
         Wald test.
     covariates : time-varying covariates in the Y(0) model.

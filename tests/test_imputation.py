@@ -1,0 +1,204 @@
+"""BJS imputation: didimputation references, identities with did2s and the 2x2, invariances, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from conftest import TOL_IDENTITY, load_reference
+
+REF = load_reference("did2s_didimputation.json")
+# R's fixest estimates the fixed-effect levels iteratively (fixef.tol), so the reference carries ~1e-8 relative
+# noise in the point estimates; the SEs agree to ~3e-9.
+TOL_REF_POINT = 1e-7
+TOL_REF_SE = 1e-7
+TOL_DENSE = 1e-9  # sparse/concentrated algebra vs a dense-matrix implementation of the same formula
+
+
+@pytest.fixture(scope="module")
+def df_het() -> pd.DataFrame:
+    return didx.datasets.load("df_het_didimputation")
+
+
+def test_static_matches_didimputation(df_het: pd.DataFrame) -> None:
+    ref = REF["didimp_df_het_static"]["result"][0]
+    res = didx.imputation(df_het, y="dep_var", unit="unit", time="year", cohort="g")
+    assert res.estimate == pytest.approx(ref["estimate"], rel=TOL_REF_POINT)
+    assert res.std_error == pytest.approx(ref["std.error"], rel=TOL_REF_SE)
+    assert res.sample.n_obs == len(df_het) == 31000
+    assert isinstance(res, didx.estimators.imputation.ImputationResult)
+
+
+def test_event_study_matches_didimputation(df_het: pd.DataFrame) -> None:
+    ref = REF["didimp_df_het_es"]["result"]
+    res = didx.imputation(df_het, y="dep_var", unit="unit", time="year", cohort="g", horizons=True,
+                          pretrends=[-5, -4, -3, -2, -1])
+    tidy = res.tidy()
+    assert list(tidy["event_time"]) == [float(r["term"]) for r in ref]
+    np.testing.assert_allclose(tidy["estimate"], [r["estimate"] for r in ref], rtol=TOL_REF_POINT)
+    np.testing.assert_allclose(tidy["std_error"], [r["std.error"] for r in ref], rtol=TOL_REF_SE)
+    assert isinstance(res, didx.EventStudyResult)
+    assert res.headline == "tau0"
+    test = res.pretrend_test()
+    assert test.df == 5 and 0.0 < test.p_value < 1.0
+    # pretrends=5 means the same leads
+    res5 = didx.imputation(df_het, y="dep_var", unit="unit", time="year", cohort="g", pretrends=5)
+    np.testing.assert_allclose(res5.coef[:5], res.coef[:5], rtol=1e-12)
+
+
+def _single_cohort_two_periods() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    n = 40
+    unit = np.repeat(np.arange(n), 2)
+    t = np.tile([1, 2], n)
+    g = np.repeat(np.where(np.arange(n) < 15, 2, 0), 2)
+    y = rng.standard_normal(2 * n) + 0.5 * t + np.where((g > 0) & (t >= g), 1.5, 0.0)
+    return pd.DataFrame({"unit": unit, "time": t, "g": g, "y": y,
+                         "grp": (g > 0).astype(int), "post": (t == 2).astype(int),
+                         "d": ((g > 0) & (t >= g)).astype(int)})
+
+
+def test_two_by_two_identity() -> None:
+    df = _single_cohort_two_periods()
+    imp = didx.imputation(df, y="y", unit="unit", time="time", cohort="g")
+    two = didx.did2s(df, y="y", unit="unit", time="time", cohort="g")
+    dd = didx.did2x2(df, y="y", group="grp", post="post", unit="unit")
+    assert imp.estimate == pytest.approx(dd.estimate, rel=TOL_IDENTITY)
+    assert two.estimate == pytest.approx(dd.estimate, rel=TOL_IDENTITY)
+
+
+def test_agrees_with_did2s_static_and_by_horizon(df_het: pd.DataFrame) -> None:
+    imp = didx.imputation(df_het, y="dep_var", unit="unit", time="year", cohort="g")
+    two = didx.did2s(df_het, y="dep_var", unit="unit", time="year", cohort="g")
+    assert imp.estimate == pytest.approx(two.estimate, rel=TOL_IDENTITY)
+    imp_h = didx.imputation(df_het, y="dep_var", unit="unit", time="year", cohort="g", horizons=[0, 1, 2, 5])
+    two_e = didx.did2s(df_het, y="dep_var", unit="unit", time="year", cohort="g", second_stage="event",
+                       window=(0, 20))
+    t2 = two_e.tidy().set_index("event_time")["estimate"]
+    np.testing.assert_allclose(imp_h.coef, t2.loc[[0.0, 1.0, 2.0, 5.0]].to_numpy(), rtol=TOL_IDENTITY)
+
+
+def _simulated(seed: int = 1, n_units: int = 60) -> pd.DataFrame:
+    df = didx.datasets.simulate_staggered(n_units, 6, cohorts=3, seed=seed)
+    rng = np.random.default_rng(seed)
+    df["region"] = np.repeat(rng.integers(0, 4, n_units), 6)
+    df["w"] = np.repeat(rng.uniform(0.5, 2.0, n_units), 6)
+    return df
+
+
+def _dense_bjs(df: pd.DataFrame, *, covariates: list[str], fe: list[str], weights: str | None,
+               leave_out: bool = False) -> tuple[float, float]:
+    """BJS static ATT and conservative SE (clustered by unit) with dense matrices, straight from the formulas."""
+    tr = ((df["cohort"] > 0) & (df["time"] >= df["cohort"])).to_numpy()
+    cols = [pd.get_dummies(df["unit"], dtype=float), pd.get_dummies(df["time"], dtype=float).iloc[:, 1:]]
+    cols += [pd.get_dummies(df[f], dtype=float).iloc[:, 1:] for f in fe]
+    Z = np.column_stack([df[covariates].to_numpy(float)] + [c.to_numpy() for c in cols])
+    w = np.ones(len(df)) if weights is None else df[weights].to_numpy(float)
+    y = df["y"].to_numpy(float)
+    Z0, W0 = Z[~tr], w[~tr]
+    A = Z0.T @ (Z0 * W0[:, None])
+    b = np.linalg.lstsq(A, Z0.T @ (W0 * y[~tr]), rcond=None)[0]
+    resid = y - Z @ b
+    w1 = w[tr] / w[tr].sum()
+    est = float(w1 @ resid[tr])
+    v = np.zeros(len(df))
+    v[~tr] = -W0 * (Z0 @ np.linalg.lstsq(A, Z[tr].T @ w1, rcond=None)[0])
+    v[tr] = w1
+    et = (df["time"] - df["cohort"]).to_numpy(float)
+    key = pd.Series(list(zip(df["cohort"], et, strict=True)))
+    e = resid.copy()
+    frame = pd.DataFrame({"k": key, "v2": v**2, "v2t": v**2 * resid, "u": df["unit"].to_numpy(), "tr": tr})
+    if leave_out:
+        tot = frame.groupby("k")[["v2", "v2t"]].transform("sum")
+        own = frame.groupby(["k", "u"])[["v2", "v2t"]].transform("sum")
+        tbar = (tot["v2t"] - own["v2t"]) / (tot["v2"] - own["v2"])
+    else:
+        tot = frame.groupby("k")[["v2", "v2t"]].transform("sum")
+        tbar = tot["v2t"] / tot["v2"]
+    e[tr] = resid[tr] - tbar.to_numpy()[tr]
+    psi = pd.Series(v * e).groupby(df["unit"].to_numpy()).sum().to_numpy()
+    return est, float(np.sqrt(psi @ psi))
+
+
+@pytest.mark.parametrize(("covariates", "fe", "weights"), [
+    ([], [], None), (["x2"], [], None), ([], [], "w"), (["x2"], ["region"], "w"),
+])
+def test_matches_dense_formula(covariates: list[str], fe: list[str], weights: str | None) -> None:
+    df = _simulated()
+    df["region"] = df["region"].astype(str) + "_" + df["time"].astype(str)  # varies within units
+    est, se = _dense_bjs(df, covariates=covariates, fe=fe, weights=weights)
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", covariates=covariates or None,
+                          fe=fe or None, weights=weights)
+    assert res.estimate == pytest.approx(est, rel=TOL_DENSE)
+    assert res.std_error == pytest.approx(se, rel=TOL_DENSE)
+
+
+def test_leave_out_matches_dense_formula() -> None:
+    df = _simulated(seed=4, n_units=80)
+    est, se = _dense_bjs(df, covariates=[], fe=[], weights=None, leave_out=True)
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", leave_out=True)
+    assert res.estimate == pytest.approx(est, rel=TOL_DENSE)
+    assert res.std_error == pytest.approx(se, rel=TOL_DENSE)
+    plain = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort")
+    assert res.std_error != plain.std_error
+
+
+def test_custom_weights_and_horizon_covariance() -> None:
+    df = _simulated(seed=2)
+    df["ones"] = 1.0
+    df["late"] = (df["time"] - df["cohort"] >= 1).astype(float)
+    static = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort")
+    custom = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", wtr=["ones", "late"])
+    assert custom.coef[0] == pytest.approx(static.estimate, rel=TOL_IDENTITY)
+    assert np.sqrt(custom.vcov_matrix[0, 0]) == pytest.approx(static.std_error, rel=TOL_IDENTITY)
+    assert custom.terms == ("ones", "late")
+    # the covariance of horizons: a weighted sum of horizons has the variance of the combined weights
+    hz = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True)
+    n = hz.tidy()["n"].to_numpy()
+    share = n / n.sum()
+    assert share @ hz.coef == pytest.approx(static.estimate, rel=TOL_IDENTITY)
+    assert np.sqrt(share @ hz.vcov_matrix @ share) != pytest.approx(0.0)
+
+
+def test_invariances() -> None:
+    df = _simulated(seed=5)
+    base = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True, pretrends=True)
+    shuffled = df.sample(frac=1.0, random_state=1)
+    shuffled["unit"] = "u" + (shuffled["unit"] * 7 % 1000).astype(str)
+    r2 = didx.imputation(shuffled, y="y", unit="unit", time="time", cohort="cohort", horizons=True,
+                         pretrends=True)
+    np.testing.assert_allclose(r2.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(r2.vcov_matrix, base.vcov_matrix, rtol=1e-8, atol=1e-14)
+    for never in (np.nan, np.inf):
+        alt = df.assign(cohort=df["cohort"].where(df["cohort"] > 0, never))
+        r3 = didx.imputation(alt, y="y", unit="unit", time="time", cohort="cohort", horizons=True,
+                             pretrends=True)
+        np.testing.assert_allclose(r3.coef, base.coef, rtol=TOL_IDENTITY)
+
+
+def test_always_treated_units_are_dropped_and_reported() -> None:
+    df = _simulated(seed=6)
+    df.loc[df["unit"] < 3, "cohort"] = 1  # treated in every period: Y(0) not imputable
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort")
+    assert res.sample.n_obs == len(df) - 18
+    assert res.sample.dropped[-1].n_rows == 18 and res.sample.dropped[-1].n_units == 3
+    assert "cannot be imputed" in str(res.summary())
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"horizons": [-1]}, "horizons"),
+    ({"horizons": [99]}, "99"),
+    ({"pretrends": [-99]}, "-99"),
+    ({"pretrends": [1]}, "pretrends"),
+    ({"horizons": True, "wtr": "x2"}, "not both"),
+    ({"fe": "unit"}, "repeats the unit"),
+    ({"cohort": "cohrt"}, "cohort"),
+    ({"leave_out": "yes"}, "leave_out"),
+])
+def test_errors(kwargs: dict[str, object], match: str) -> None:
+    df = _simulated(seed=7)
+    args: dict[str, object] = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", **kwargs}
+    with pytest.raises(didx.DidxError, match=match):
+        didx.imputation(df, **args)  # type: ignore[arg-type]
