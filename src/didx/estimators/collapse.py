@@ -18,14 +18,15 @@ differences-in-differences estimates?", QJE 119(1), section V.B (aggregating the
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from didx._errors import DataError, DesignError
+from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import factorize
 from didx._panel import Panel
-from didx._validate import check_option
+from didx._validate import as_list, check_option
 
 COLLAPSE_OPTIONS = ("group_period", "group_period_weighted")
 
@@ -44,6 +45,12 @@ class CollapseInfo:
         how = "weighted by cell size" if self.weighted else "cells weighted equally"
         return (f"{self.group} x period means ({self.n_cells} cells of {self.n_groups} groups from "
                 f"{self.n_rows} rows; {how})")
+
+
+def _plain(v: object) -> object:
+    """A numpy scalar as a plain Python value (for messages)."""
+    item = getattr(v, "item", None)
+    return item() if callable(item) else v
 
 
 def check_collapse(func: str, collapse: str | None) -> bool:
@@ -90,12 +97,14 @@ def collapse_panel(panel: Panel, *, func: str, group_codes: np.ndarray, group_na
             a == a[first][inv])
         if not same.all():
             r = int(np.flatnonzero(~same)[0])
-            lab = group_labels[g[r]] if group_labels is not None else g[r]
+            period = _plain(panel.period_labels[panel.time[r]])
+            where = (f"the cell {group_name}={_plain(group_labels[g[r]])!r}, period={period!r}"
+                     if group_labels is not None else
+                     f"a {group_name} x period cell (period={period!r}, input row {int(panel.row_index[r])})")
             raise DesignError(
-                f"{func}: cannot collapse to {group_name} x period means: the {what} varies within the cell "
-                f"{group_name}={lab!r}, period={panel.period_labels[panel.time[r]]!r}, so the treatment is "
-                f"not assigned at the {group_name!r} level. Fix: collapse by the level at which treatment is "
-                f"assigned (cluster=<that column>), or do not collapse."
+                f"{func}: cannot collapse to {group_name} x period means: the {what} varies within {where}, so "
+                f"the treatment is not assigned at the {group_name!r} level. Fix: collapse by the level at "
+                f"which treatment is assigned (cluster=<that column>), or do not collapse."
             )
     w = np.ones(n) if panel.weights is None else panel.weights
     size = np.bincount(inv, weights=w, minlength=n_cells)
@@ -131,3 +140,31 @@ def collapse_panel(panel: Panel, *, func: str, group_codes: np.ndarray, group_na
         weights=size if weighted else None, codes=codes, row_index=panel.row_index[first], report=report,
     )
     return out, info
+
+
+def collapse_by_group(panel: Panel, *, func: str, collapse: str, cluster: str | Sequence[str] | None,
+                      constant: dict[str, np.ndarray | None] | None = None) -> tuple[Panel, CollapseInfo]:
+    """Collapse to cells of the treatment-level group: ``cluster`` if given, else the cohorts.
+
+    The shared entry point of ``collapse=`` in :func:`didx.did2x2`, :func:`didx.twfe` and
+    :func:`didx.event_study`.
+    """
+    weighted = check_collapse(func, collapse)
+    cl = as_list(cluster)
+    if len(cl) > 1:
+        raise InvalidOptionError(
+            f"{func}: collapse={collapse!r} groups by one cluster column (the level at which treatment is "
+            f"assigned); got cluster={cl!r}. Fix: pass a single column."
+        )
+    if cl:
+        return collapse_panel(panel, func=func, group_codes=panel.codes[cl[0]], group_name=cl[0],
+                              weighted=weighted, constant=constant)
+    if panel.cohort is None:
+        raise InvalidOptionError(
+            f"{func}: collapse={collapse!r} needs the groups at which treatment is assigned. Fix: pass "
+            f"cluster=<that column> (e.g. the state); with a treated-group/control split only there would be "
+            f"just 4 cells and no degrees of freedom left for inference."
+        )
+    codes, labels = cohort_groups(panel)
+    return collapse_panel(panel, func=func, group_codes=codes, group_name="cohort", weighted=weighted,
+                          constant=constant, group_labels=labels)

@@ -33,7 +33,7 @@ from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list
 from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
-from didx.estimators.collapse import CollapseInfo, check_collapse, cohort_groups, collapse_panel
+from didx.estimators.collapse import CollapseInfo, check_collapse, collapse_by_group
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
@@ -154,7 +154,7 @@ def event_study(
             f"{func}: bin_endpoints=True needs a window=(lo, hi) whose end points receive the binned event "
             f"times. Fix: pass window=, or drop bin_endpoints."
         )
-    weighted_collapse = check_collapse(func, collapse)
+    check_collapse(func, collapse)
     cl_list = as_list(cluster)
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                         weights=weights, cluster=cl_list, require_control="untreated_obs")
@@ -202,19 +202,8 @@ def event_study(
     report = panel.report
     collapse_info: CollapseInfo | None = None
     if collapse is not None:
-        if len(cl_list) > 1:
-            raise InvalidOptionError(
-                f"{func}: collapse= groups by one cluster column; got cluster={cl_list!r}. Fix: pass one "
-                f"column.")
-        if cl_list:
-            gcodes = panel.codes[cl_list[0]]
-            gname, glabels = cl_list[0], None
-        else:
-            gcodes, glabels = cohort_groups(panel)
-            gname = "cohort"
-        panel, collapse_info = collapse_panel(panel, func=func, group_codes=gcodes, group_name=gname,
-                                              weighted=weighted_collapse, group_labels=glabels,
-                                              constant={"event time": k})
+        panel, collapse_info = collapse_by_group(panel, func=func, collapse=collapse, cluster=cl_list,
+                                                 constant={"event time": k})
         report = panel.report
         treated_row = np.isfinite(_cohort(panel))
         k = _event_time(panel, treated_row)

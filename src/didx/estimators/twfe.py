@@ -17,6 +17,7 @@ from didx._panel import build_panel
 from didx._sample import Dropped
 from didx._validate import as_list
 from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
+from didx.estimators.collapse import collapse_by_group
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
@@ -42,6 +43,7 @@ def twfe(
     weights: str | None = None,
     ssc: SSC | None = None,
     drop_singletons: bool = False,
+    collapse: str | None = None,
 ) -> TWFEResult:
     """Static two-way fixed-effects DiD.
 
@@ -59,12 +61,19 @@ def twfe(
     ssc : small-sample correction; ``didx.SSC(adj=False, cluster_adj=False)`` switches it off.
     drop_singletons : drop observations alone in a fixed-effect level (fixest's ``fixef.rm = "singleton"``).
         By default they are kept, counted and reported, as fixest does.
+    collapse : ``"group_period"`` / ``"group_period_weighted"``: estimate on group x period cell means (groups:
+        ``cluster`` if given, else the cohorts), see :mod:`didx.estimators.collapse`.
     """
     func = "twfe"
     fe_list = as_list(fe)
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
                         covariates=covariates, weights=weights, cluster=cluster, categorical=fe_list,
                         require_control="untreated_obs")
+    collapsed = None
+    if collapse is not None:
+        panel, collapsed = collapse_by_group(panel, func=func, collapse=collapse, cluster=cluster,
+                                             constant={f"fixed effect {c}": panel.codes[c] for c in fe_list})
+        unit = collapsed.group
     assert panel.unit is not None and panel.treat is not None
     factors = [panel.unit, panel.time] + [panel.codes[c] for c in fe_list]
     fe_names = [unit, time, *fe_list]
@@ -124,6 +133,8 @@ def twfe(
         ("Weights", weights or "none"),
         ("Singletons", f"{n_singletons} {'dropped' if drop_singletons else 'kept'}"),
     ]
+    if collapsed is not None:
+        design.append(("Collapse", collapsed.describe()))
     res: TWFEResult = make_regression_result(
         TWFEResult, estimator="Two-way fixed effects", fit=fit, headline=treat_name, spec=spec, codes=codes,
         data=data, row_index=None if (all_kept and panel.all_rows_kept) else panel.row_index[idx],

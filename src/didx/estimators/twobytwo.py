@@ -21,6 +21,7 @@ from didx._panel import build_panel
 from didx._sample import Dropped
 from didx._validate import as_list
 from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
+from didx.estimators.collapse import collapse_by_group
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
@@ -163,6 +164,7 @@ def did2x2(
     weights: str | None = None,
     ssc: SSC | None = None,
     first_difference: bool = False,
+    collapse: str | None = None,
 ) -> DiD2x2Result:
     """Two-group, two-period difference in differences.
 
@@ -184,6 +186,8 @@ def did2x2(
         observed in both periods (the others are dropped and counted). On a balanced panel ``tau`` equals the
         unit fixed-effects and pooled estimates; its SEs are those of a cross-section of units (default HC1),
         e.g. Card & Krueger's balanced first-difference regression.
+    collapse : ``"group_period"`` / ``"group_period_weighted"``: estimate on ``cluster`` x period cell means with
+        ``cluster`` fixed effects (Bertrand, Duflo & Mullainathan 2004), see :mod:`didx.estimators.collapse`.
 
     Returns
     -------
@@ -199,6 +203,10 @@ def did2x2(
             f"{', '.join(fmt_num(v, 4) for v in panel.period_labels[:6])}. Fix: recode it, e.g. "
             f"(df[{post!r}] >= first_post_period).astype(int)."
         )
+    collapsed = None
+    if collapse is not None:
+        panel, collapsed = collapse_by_group(panel, func=func, collapse=collapse, cluster=cluster)
+        unit = collapsed.group
     G = np.asarray(panel.treat)
     T = panel.time.astype(np.float64)
     if panel.unit is not None:
@@ -252,6 +260,8 @@ def did2x2(
         ("Covariate trends (W x post)", "yes" if covariate_trends else "no"),
         ("Weights", weights or "none"),
     ]
+    if collapsed is not None:
+        design.append(("Collapse", collapsed.describe()))
     res: DiD2x2Result = make_regression_result(
         DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes, data=data,
         row_index=panel.row_index, sample=panel.report, design=design, treated=G, func=func,
