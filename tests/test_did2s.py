@@ -1,0 +1,165 @@
+"""Gardner two-stage DiD: R did2s references, the GMM variance against dense matrices, options, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from conftest import TOL_IDENTITY, load_reference
+
+REF = load_reference("did2s_didimputation.json")
+# With state + year fixed effects fixest's iterative FE solution is exact to ~1e-12 here; with unit + year
+# (1500 levels) it carries ~3e-8 relative noise (fixef.tol), hence the looser tolerance for that entry.
+TOL_REF = 1e-10
+TOL_REF_ITERATIVE = 1e-7
+TOL_DENSE = 1e-9
+
+
+@pytest.fixture(scope="module")
+def df_het() -> pd.DataFrame:
+    return didx.datasets.load("df_het_did2s")
+
+
+def test_static_matches_did2s(df_het: pd.DataFrame) -> None:
+    ref = REF["df_het_static"]["coefs"][0]
+    res = didx.did2s(df_het, y="dep_var", unit="unit", time="year", treat="treat",
+                     first_stage_fe=["state", "year"], cluster="state")
+    assert res.estimate == pytest.approx(ref["estimate"], rel=TOL_REF)
+    assert res.std_error == pytest.approx(ref["se"], rel=TOL_REF)
+    assert res.sample.n_obs == len(df_het) == 46500
+    assert res.inference.n_clusters == (40,)
+
+
+def test_static_unit_fe_matches_did2s(df_het: pd.DataFrame) -> None:
+    ref = REF["df_het_static_unitFE"]["coefs"][0]
+    res = didx.did2s(df_het, y="dep_var", unit="unit", time="year", treat="treat",
+                     first_stage_fe=["unit", "year"], cluster="state")
+    assert res.estimate == pytest.approx(ref["estimate"], rel=TOL_REF_ITERATIVE)
+    assert res.std_error == pytest.approx(ref["se"], rel=TOL_REF_ITERATIVE)
+
+
+def test_event_study_matches_did2s(df_het: pd.DataFrame) -> None:
+    ref = REF["df_het_es"]["coefs"]
+    res = didx.did2s(df_het, y="dep_var", unit="unit", time="year", cohort="g", first_stage_fe=["state", "year"],
+                     cluster="state", second_stage="event")
+    assert list(res.terms) == [r["term"].replace("rel_year", "event_time") for r in ref]
+    np.testing.assert_allclose(res.coef, [r["estimate"] for r in ref], rtol=TOL_REF)
+    np.testing.assert_allclose(res.std_errors, [r["se"] for r in ref], rtol=TOL_REF)
+    assert isinstance(res, didx.EventStudyResult)
+    assert res.headline == "event_time::0"
+    # the same from the 0/1 treatment column (cohort derived from an absorbing treatment)
+    res_t = didx.did2s(df_het, y="dep_var", unit="unit", time="year", treat="treat",
+                       first_stage_fe=["state", "year"], cluster="state", second_stage="event")
+    np.testing.assert_allclose(res_t.coef, res.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res_t.vcov_matrix, res.vcov_matrix, rtol=1e-10)
+
+
+def _simulated(seed: int = 1, n_units: int = 60) -> pd.DataFrame:
+    df = didx.datasets.simulate_staggered(n_units, 6, cohorts=3, seed=seed)
+    rng = np.random.default_rng(seed)
+    df["state"] = np.repeat(rng.integers(0, 8, n_units), 6)
+    df["w"] = np.repeat(rng.uniform(0.5, 2.0, n_units), 6)
+    df["cell"] = (df["state"] % 3).astype(str) + "_" + df["time"].astype(str)
+    return df
+
+
+def _dense_did2s(df: pd.DataFrame, *, fe: list[str], covariates: list[str], weights: str | None,
+                 cluster: str) -> tuple[np.ndarray, np.ndarray]:
+    """Butts-Gardner two-stage estimate and GMM covariance with dense matrices (the R formula)."""
+    tr = df["d"].to_numpy() == 1
+    X1 = np.column_stack([df[covariates].to_numpy(float)]
+                         + [pd.get_dummies(df[f], dtype=float).to_numpy()[:, (1 if j else 0):]
+                            for j, f in enumerate(fe)])
+    w = np.ones(len(df)) if weights is None else df[weights].to_numpy(float)
+    sw = np.sqrt(w)
+    y = df["y"].to_numpy(float)
+    X10 = X1.copy()
+    X10[tr] = 0
+    b1 = np.linalg.lstsq(X10 * sw[:, None], y * sw * ~tr, rcond=None)[0]
+    adj = y - X1 @ b1
+    X2 = tr[:, None].astype(float)
+    b2 = np.linalg.lstsq(X2 * sw[:, None], adj * sw, rcond=None)[0]
+    u2 = (adj - X2 @ b2) * sw
+    u1 = np.where(tr, 0.0, adj) * sw
+    x1, x10, x2 = X1 * sw[:, None], X10 * sw[:, None], X2 * sw[:, None]
+    V = (x2.T @ x1) @ np.linalg.pinv(x10.T @ x10)
+    cl = pd.factorize(df[cluster])[0]
+    contrib = x2 * u2[:, None] - (x10 * u1[:, None]) @ V.T
+    psi = np.zeros((cl.max() + 1, 1))
+    np.add.at(psi, cl, contrib)
+    bread = np.linalg.inv(x2.T @ x2)
+    return b2, bread @ psi.T @ psi @ bread
+
+
+@pytest.mark.parametrize(("fe", "covariates", "weights", "cluster"), [
+    (["unit", "time"], [], None, "unit"),
+    (["state", "time"], ["x2"], "w", "state"),
+    (["unit", "time", "cell"], ["x2"], "w", "state"),  # three factors: the conjugate-gradient path
+    (["cell"], [], None, "unit"),
+])
+def test_gmm_variance_matches_dense(fe: list[str], covariates: list[str], weights: str | None,
+                                    cluster: str) -> None:
+    df = _simulated()
+    b, V = _dense_did2s(df, fe=fe, covariates=covariates, weights=weights, cluster=cluster)
+    res = didx.did2s(df, y="y", unit="unit", time="time", treat="d", first_stage_fe=fe,
+                     first_stage_covariates=covariates or None, weights=weights, cluster=cluster)
+    assert res.estimate == pytest.approx(float(b[0]), rel=TOL_DENSE)
+    assert res.std_error == pytest.approx(float(np.sqrt(V[0, 0])), rel=TOL_DENSE)
+
+
+def test_ref_and_window_select_terms() -> None:
+    df = _simulated(seed=3)
+    full = didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", second_stage="event")
+    sub = didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", second_stage="event", ref=-1,
+                     window=(-2, 1))
+    assert list(sub.tidy()["event_time"]) == [-2.0, 0.0, 1.0]
+    assert sub.reference_periods == (-1.0,)
+    # no intercept: the coefficients are means by term, unaffected by which other terms are estimated
+    f = full.tidy().set_index("event_time")["estimate"]
+    np.testing.assert_allclose(sub.coef, f.loc[[-2.0, 0.0, 1.0]].to_numpy(), rtol=TOL_IDENTITY)
+
+
+def test_invariances() -> None:
+    df = _simulated(seed=8)
+    base = didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", second_stage="event")
+    shuffled = df.sample(frac=1.0, random_state=2)
+    shuffled["unit"] = "id" + shuffled["unit"].astype(str)
+    r2 = didx.did2s(shuffled, y="y", unit="unit", time="time", cohort="cohort", second_stage="event")
+    np.testing.assert_allclose(r2.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(r2.vcov_matrix, base.vcov_matrix, rtol=1e-8)
+    for never in (np.nan, np.inf):
+        alt = df.assign(cohort=df["cohort"].where(df["cohort"] > 0, never))
+        r3 = didx.did2s(alt, y="y", unit="unit", time="time", cohort="cohort", second_stage="event")
+        np.testing.assert_allclose(r3.coef, base.coef, rtol=TOL_IDENTITY)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"second_stage": "dynamic"}, "second_stage"),
+    ({"treat": None, "cohort": None}, "treat= .* or cohort="),
+    ({"second_stage": "event", "window": (3, 1)}, "window"),
+    ({"window": (0, 3)}, "second_stage='event'"),
+    ({"first_stage_fe": ["unit", "unit"]}, "repeats"),
+    ({"first_stage_fe": ["stat"]}, "stat"),
+    ({"cluster": "clus"}, "clus"),
+])
+def test_errors(kwargs: dict[str, object], match: str) -> None:
+    df = _simulated(seed=9)
+    args: dict[str, object] = {"y": "y", "unit": "unit", "time": "time", "treat": "d", **kwargs}
+    with pytest.raises(didx.DidxError, match=match):
+        didx.did2s(df, **args)  # type: ignore[arg-type]
+
+
+def test_event_needs_absorbing_treatment() -> None:
+    df = _simulated(seed=10)
+    switch = df["d"].to_numpy().copy()
+    treated_units = df.loc[df["d"] == 1, "unit"].unique()[:2]
+    last = df["time"] == df["time"].max()
+    switch[(df["unit"].isin(treated_units) & last).to_numpy()] = 0
+    df["d2"] = switch
+    with pytest.raises(didx.DidxError, match=r"'d2' switches off"):
+        didx.did2s(df, y="y", unit="unit", time="time", treat="d2", second_stage="event")
+    # the static second stage accepts a non-absorbing treatment
+    res = didx.did2s(df, y="y", unit="unit", time="time", treat="d2")
+    assert np.isfinite(res.estimate)
