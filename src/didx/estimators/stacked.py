@@ -1,0 +1,252 @@
+"""Stacked difference-in-differences (Cengiz, Dube, Lindner & Zipperer 2019) with the corrective weights of
+Wing, Freedman & Hollingsworth (2024).
+
+For every adoption cohort ``a`` a *sub-experiment* is built: the units first treated at ``a`` and the clean
+controls — never-treated units (``control="never"``), or also units first treated after ``a + hi``
+(``control="not_yet"``, WFH's clean controls) — observed at event times ``e = t - a`` in the window
+``[lo, hi]``. A sub-experiment is kept only if the whole window is inside the data (WFH's inclusion criterion
+IC1: ``a + lo >= first period`` and ``a + hi <= last period``) and it has a clean control (IC2). The
+sub-experiments are stacked and the event study
+
+    y_{ia,e} = alpha_{ia} + lambda_e + sum_{e != -1} delta_e D_{ia} 1[event time = e] + u_{ia,e}
+
+is fitted by weighted least squares, with unit x sub-experiment effects and event-time effects absorbed
+(``fixed_effects="unit_event"``, WFH's equation 3 with unit effects: on a balanced stack the same point
+estimates as their ``treat + event_time`` effects) or unit x sub-experiment and period x sub-experiment effects
+(``fixed_effects="subexperiment"``, Cengiz et al.). The corrective weights are 1 for treated rows and, for a
+control row of sub-experiment ``a`` at event time ``e``,
+
+    Q_{a,e} = (N^D_{a,e} / N^D_e) / (N^C_{a,e} / N^C_e),
+
+``N^D`` / ``N^C`` counting treated / control rows at that event time in the sub-experiment (``_{a,e}``) or the
+whole stack (``_e``). With them and ``fixed_effects="unit_event"``, ``delta_e`` is the *trimmed aggregate ATT*:
+``sum_a (N^D_a / N^D) DiD_a(e)``, every sub-experiment's DiD against period -1 weighted by its share of treated
+units. The static ``ATT`` is the average of ``delta_0 .. delta_hi``. Standard errors: clustered by unit by
+default (a unit appears in several sub-experiments).
+
+References: Cengiz, D., Dube, A., Lindner, A. and Zipperer, B. (2019), QJE 134(3). Wing, C., Freedman, S. M.
+and Hollingsworth, A. (2024), "Stacked Difference-in-Differences", NBER WP 32054 (and their reference code,
+hollina/stacked-did-weights, ``compute_weights``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from didx._errors import DesignError, InvalidOptionError
+from didx._panel import build_panel
+from didx._sample import Dropped, SampleReport
+from didx._validate import check_option
+from didx.estimators._regression import RegressionResult, RegressionSource, default_spec
+from didx.estimators._sa_design import fmt_value
+from didx.estimators.event_study import event_term
+from didx.estimators.sun_abraham import AggregatedSource
+from didx.inference.vcov import SSC, resolve_vcov
+from didx.linalg.absorb import FixedEffects
+from didx.linalg.ols import fit_ols
+from didx.results.event import EventStudyResult
+
+
+@dataclass(frozen=True, eq=False)
+class StackedResult(EventStudyResult):
+    """Stacked DiD event study: ``delta_e`` per event time and the static ``ATT`` (headline), linear in the
+    regression's coefficients. ``extras["sub_experiments"]`` lists every sub-experiment with its counts and
+    corrective weight; ``.regression`` is the underlying weighted regression."""
+
+    @property
+    def sub_experiments(self) -> pd.DataFrame:
+        return pd.DataFrame(self.extras["sub_experiments"])
+
+    @property
+    def regression(self) -> RegressionResult:
+        reg: RegressionResult = self.extras["regression"]
+        return reg
+
+
+def _check_window(func: str, window: Any) -> tuple[float, float]:
+    ok = isinstance(window, tuple | list) and len(window) == 2 and all(
+        isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in window)
+    if not ok or not (float(window[0]) <= -1 and float(window[1]) >= 0):
+        raise InvalidOptionError(
+            f"The 'window' parameter of {func} must be a pair (lo, hi) of event times with lo <= -1 <= 0 <= hi "
+            f"(e.g. (-3, 3)): -1 is the reference period and 0 the first treated period. Got {window!r} instead."
+        )
+    return float(window[0]), float(window[1])
+
+
+def stacked(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    window: tuple[float, float],
+    control: str = "not_yet",
+    weights: str = "corrective",
+    fixed_effects: str = "unit_event",
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    ssc: SSC | None = None,
+) -> StackedResult:
+    """Stacked DiD event study with Wing-Freedman-Hollingsworth corrective weights.
+
+    Parameters
+    ----------
+    y, unit, time : outcome, unit and period columns.
+    cohort : first treated period (0 / NaN / inf / after the last period = never treated).
+    window : ``(lo, hi)``: event times ``lo .. hi`` of every sub-experiment (``lo <= -1``, ``hi >= 0``; -1 is
+        the reference period). Cohorts whose window does not fit in the data are dropped (reported).
+    control : ``"not_yet"`` (default; never treated and units first treated after ``a + hi``, WFH's clean
+        controls) or ``"never"``.
+    weights : ``"corrective"`` (WFH's Q weights) or ``"none"`` (the unweighted stack of Cengiz et al.).
+    fixed_effects : ``"unit_event"`` (unit x sub-experiment and event-time effects) or ``"subexperiment"``
+        (unit x sub-experiment and period x sub-experiment effects).
+    vcov, cluster, ssc : covariance; default CR1 clustered by ``unit``.
+
+    Returns
+    -------
+    StackedResult : terms ``event_time::<e>`` (e != -1) and ``ATT`` (the headline: the mean of the post
+    coefficients).
+    """
+    func = "stacked"
+    lo, hi = _check_window(func, window)
+    check_option(func, "control", control, ("not_yet", "never"))
+    check_option(func, "weights", weights, ("corrective", "none"))
+    check_option(func, "fixed_effects", fixed_effects, ("unit_event", "subexperiment"))
+    panel = build_panel(data, func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
+                        require_control="none")
+    assert panel.unit is not None and panel.cohort is not None
+    periods = panel.periods
+    p = periods[panel.time]
+    g = panel.cohort
+    ucoh = panel.unit_cohort()
+    gvals = np.unique(ucoh[np.isfinite(ucoh)])
+    first, last = float(periods[0]), float(periods[-1])
+    report: SampleReport = panel.report
+    parts: list[dict[str, np.ndarray]] = []
+    subs: list[dict[str, Any]] = []
+    dropped_cohorts: list[str] = []
+    dropped_values: list[float] = []
+    for k, a in enumerate(gvals):
+        if a + lo < first or a + hi > last:
+            dropped_cohorts.append(f"{fmt_value(a)} (window {fmt_value(a + lo)}..{fmt_value(a + hi)} outside the data)")
+            dropped_values.append(float(a))
+            continue
+        treated_u = g == a
+        clean = ~np.isfinite(g) if control == "never" else (~np.isfinite(g) | (g > a + hi))
+        rows = np.flatnonzero((treated_u | clean) & (p >= a + lo) & (p <= a + hi))
+        if not (clean[rows]).any():
+            dropped_cohorts.append(f"{fmt_value(a)} (no clean control unit)")
+            dropped_values.append(float(a))
+            continue
+        e = p[rows] - a
+        parts.append({"rows": rows, "e": e, "D": treated_u[rows].astype(np.float64),
+                      "sub": np.full(rows.shape[0], k, dtype=np.int64)})
+        subs.append({"cohort": float(a), "n_treated_units": int(np.unique(panel.unit[rows][treated_u[rows]]).shape[0]),
+                     "n_control_units": int(np.unique(panel.unit[rows][clean[rows]]).shape[0])})
+    if not parts:
+        raise DesignError(
+            f"{func}: no sub-experiment fits the window {fmt_value(lo)}..{fmt_value(hi)} with a clean control "
+            f"(cohorts: {', '.join(dropped_cohorts) or 'none'}). Fix: choose a narrower window, or "
+            f"control='not_yet'."
+        )
+    n_treated_cohorts = gvals.shape[0]
+    rows = np.concatenate([x["rows"] for x in parts])
+    e = np.concatenate([x["e"] for x in parts])
+    D = np.concatenate([x["D"] for x in parts])
+    sub = np.concatenate([x["sub"] for x in parts])
+    # corrective weights by event time (WFH compute_weights)
+    ev_vals, ev_code = np.unique(e, return_inverse=True)
+    ev_code = ev_code.reshape(-1)
+    E = ev_vals.shape[0]
+    n_sub = int(sub.max()) + 1
+    key = sub * E + ev_code
+    nD_ae = np.bincount(key, weights=D, minlength=n_sub * E)
+    nC_ae = np.bincount(key, weights=1.0 - D, minlength=n_sub * E)
+    nD_e = np.bincount(ev_code, weights=D, minlength=E)
+    nC_e = np.bincount(ev_code, weights=1.0 - D, minlength=E)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = (nD_ae / nD_e[np.arange(n_sub * E) % E]) / (nC_ae / nC_e[np.arange(n_sub * E) % E])
+    w = np.ones(rows.shape[0]) if weights == "none" else np.where(D == 1.0, 1.0, q[key])
+    if not np.all(np.isfinite(w)):
+        raise DesignError(f"{func}: some event time has no treated or no control row, so the corrective weights "
+                          f"are undefined. Fix: narrow the window.")
+    # fixed effects
+    unit_sub = panel.unit[rows].astype(np.int64) * n_sub + sub
+    _, unit_sub = np.unique(unit_sub, return_inverse=True)
+    if fixed_effects == "unit_event":
+        second = ev_code
+        fe_names = [f"{unit} x sub-experiment", "event time"]
+    else:
+        second = np.unique(sub * panel.n_periods + panel.time[rows], return_inverse=True)[1].reshape(-1)
+        fe_names = [f"{unit} x sub-experiment", f"{time} x sub-experiment"]
+    fes = FixedEffects([unit_sub.reshape(-1), second.astype(np.int64)], fe_names, weights=w)
+    keep_e = [v for v in ev_vals if v != -1.0]
+    names = [event_term(v) for v in keep_e]
+    X = np.zeros((rows.shape[0], len(keep_e)))
+    col = {v: j for j, v in enumerate(keep_e)}
+    ev_col = np.array([col.get(v, -1) for v in ev_vals])[ev_code]
+    has = (D == 1.0) & (ev_col >= 0)
+    X[np.flatnonzero(has), ev_col[has]] = 1.0
+    fit = fit_ols(panel.y[rows], X, names, fe=fes, weights=w, func=func, protected=names)
+    default = default_spec([unit], "iid", ssc)
+    spec = resolve_vcov(func, vcov, cluster, default, ssc)
+    codes = {k: v[rows] for k, v in panel.codes.items()}
+    codes.setdefault(unit, panel.unit[rows])
+    codes.setdefault(time, panel.time[rows])
+    source = RegressionSource(fit=fit, codes=codes, data=data, row_index=panel.row_index[rows], default=spec,
+                              treated_codes=D)
+    V, inf = source.compute(func, spec)
+    post = [j for j, v in enumerate(keep_e) if v >= 0]
+    A = np.vstack([np.eye(len(names)), np.zeros((1, len(names)))])
+    A[-1, post] = 1.0 / len(post)
+    weight_note = "1 for treated rows; controls (N^D_ae/N^D_e)/(N^C_ae/N^C_e) (WFH 2024)" if weights == "corrective" \
+        else "none (unweighted stack)"
+    for s_idx, s in enumerate(subs):
+        r = (sub == s_idx) & (D == 0.0)
+        s["control_weight"] = float(w[r][0]) if r.any() else float("nan")
+        s["treated_share"] = s["n_treated_units"] / sum(x["n_treated_units"] for x in subs)
+    design = [
+        ("Estimator", "stacked DiD (Cengiz et al. 2019)" + (" with corrective weights (Wing, Freedman & "
+                                                            "Hollingsworth 2024)" if weights == "corrective" else "")),
+        ("Outcome", y),
+        ("Event window", f"{fmt_value(lo)} .. {fmt_value(hi)} (event time = {time} - {cohort})"),
+        ("Reference period", "-1"),
+        ("Control group", "never treated" if control == "never"
+         else f"clean controls: never treated or first treated after a + {fmt_value(hi)} (not yet treated)"),
+        ("Sub-experiments", f"{len(subs)} of {n_treated_cohorts} cohorts "
+                            f"({', '.join(fmt_value(s['cohort']) for s in subs)})"),
+        ("Weights", weight_note),
+        ("Fixed effects", " + ".join(fe_names) + f" [{fes.method}]"),
+        ("Static ATT", "mean of the event-time coefficients 0.." + fmt_value(hi)),
+    ]
+    if dropped_cohorts:
+        n_rows_out = int(np.isin(g, dropped_values).sum())
+        n_units_out = int(np.isin(ucoh, dropped_values).sum())
+        report = report.with_dropped(Dropped("cohorts not used as a treated sub-experiment (their units may still "
+                                             "serve as clean controls): " + "; ".join(dropped_cohorts),
+                                             n_rows_out, n_units_out))
+    stacked_report = report.with_notes(f"Stacked rows: {rows.shape[0]} in {len(subs)} sub-experiments "
+                                       f"({int(np.unique(panel.unit[rows]).shape[0])} distinct units)")
+    notes = []
+    if fit.dropped_collinear:
+        notes.append("Dropped for collinearity: " + ", ".join(fit.dropped_collinear))
+    regression = RegressionResult(
+        estimator="Stacked DiD regression", terms=fit.names, coef=fit.coef, vcov_matrix=V, headline=fit.names[0],
+        inference=inf, sample=stacked_report, design=tuple(design), notes=tuple(notes), _source=source,
+        term_info={"event_time": np.array(keep_e)},
+    )
+    et = np.array([*keep_e, np.nan])
+    return StackedResult(
+        estimator="Stacked DiD", terms=(*names, "ATT"), coef=A @ fit.coef, vcov_matrix=A @ V @ A.T,
+        headline="ATT", inference=inf, sample=stacked_report, design=tuple(design),
+        term_info={"event_time": et}, extras={"reference": (-1.0,), "sub_experiments": subs,
+                                              "regression": regression, "stacked_weights": w},
+        notes=tuple(notes), _source=AggregatedSource(source, A),
+    )
