@@ -28,7 +28,7 @@ class Component:
     count: np.ndarray  # (G, T) weight of each cell used (N displayed by the package)
     cells: np.ndarray  # (G, T) bool: cell used
     switcher_cells: np.ndarray  # (G, T) bool: the switchers' cells (F_g - 1 + l)
-    delta_D: float = np.nan  # average treatment change of the switchers at F_g - 1 + l
+    delta_change: float = np.nan  # average treatment change of the switchers at F_g - 1 + l
     delta_norm: float = np.nan  # average cumulated treatment change (normalized option)
     delta_g: np.ndarray | None = None  # (G,) N_gt |D - d_sq| at the switcher cell, for the accumulated periods
 
@@ -65,7 +65,7 @@ class Core:
         d = self.d
         diff = d.Y - shift(d.Y, l)
         nan = np.isnan(diff)
-        nc = np.where(nan, np.nan, (self.F > self.tv).astype(np.float64))
+        nc = np.where(nan, np.nan, (self.tv < self.F).astype(np.float64))
         ctrl = self.by_dt(nc * d.N)
         sw = (self.tv == self.F - 1 + l) & (l <= d.L[:, None]) & (d.S[:, None] == s) & (ctrl > 0)
         dist = np.where(nan, np.nan, sw.astype(np.float64))
@@ -114,7 +114,7 @@ class Core:
                 mean_s[gi, ti] = c_tot[cohort] / c_cnt[cohort]
                 dof_s[gi, ti] = c_dof[cohort]
             at_sw = self.tv == self.F - 1 + l
-            before = self.F > self.tv
+            before = self.tv < self.F
             # singleton cohorts are demeaned within the union of switchers and controls of (baseline, t)
             uset = (sw & (N != 0)) | (cset & (N != 0))
             cnt_u = self.by_dt(np.where(uset, N, 0.0))
@@ -146,7 +146,7 @@ class Core:
             sign = np.where(d.S[:, None] == 1, 1.0, -1.0)
             change = sign * (d.D - d.d_sq[:, None])
             w = d.N / comp.n_switch_w
-            comp.delta_D = float(np.sum(np.where(sw, w * change, 0.0)))
+            comp.delta_change = float(np.sum(np.where(sw, w * change, 0.0)))
             comp.delta_g = np.where(sw, d.N * np.abs(d.D - d.d_sq[:, None]), 0.0).sum(axis=1)
             if normalized:
                 comp.delta_norm = self._cumulated(sw, w, l, None)

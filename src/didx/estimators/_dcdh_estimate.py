@@ -34,7 +34,7 @@ class DynEstimates:
     n_effects: int
     n_placebos: int
     avg_periods: float
-    delta_D: np.ndarray  # normalisation per term (1 when not normalized)
+    normalization: np.ndarray  # normalisation per term (1 when not normalized)
     messages: list[str] = field(default_factory=list)
 
 
@@ -115,16 +115,16 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
         norm.append(k)
         counts.append(cnt)
     # average total effect
-    sums = {}
+    sums: dict[int, tuple[float, np.ndarray, np.ndarray, float]] = {}
     for s in (1, 0):
         comps = [c for c in eff[s] if c is not None]
         tot = sum(c.n_switch_w for c in comps)
         if tot == 0:
             sums[s] = (0.0, zeros_g, zeros_g, 0.0)
             continue
-        num = sum((c.n_switch_w / tot) * c.U for c in comps)
-        num_v = sum((c.n_switch_w / tot) * c.U_var for c in comps)
-        den = float(sum((c.n_switch_w / tot) * c.delta_D for c in comps))
+        num = np.sum([(c.n_switch_w / tot) * c.U for c in comps], axis=0)
+        num_v = np.sum([(c.n_switch_w / tot) * c.U_var for c in comps], axis=0)
+        den = float(sum((c.n_switch_w / tot) * c.delta_change for c in comps))
         sums[s] = (tot, num / den, num_v / den, den)
     (t1, u1, v1, den1), (t0, u0, v0, den0) = sums[1], sums[0]
     w_plus = den1 * t1 / (den1 * t1 + den0 * t0)
@@ -152,18 +152,19 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
         sw_n.append(nsw_c)
         norm.append(k)
     # average number of periods over which effects accumulate
-    num = den = 0.0
+    acc_num = acc_den = 0.0
     M = np.minimum(l_xx, data.T_g - data.F + 1)
     for i in range(l_xx):
         for s in (1, 0):
             c = eff[s][i]
             if c is not None and c.delta_g is not None:
-                num += float(np.sum(c.delta_g * (M - i)))
-                den += float(np.sum(c.delta_g))
+                acc_num += float(np.sum(c.delta_g * (M - i)))
+                acc_den += float(np.sum(c.delta_g))
     return DynEstimates(
         terms=terms, event_time=ets, coef=np.array(coefs), infl=np.column_stack(infl), n_w=np.array(n_w),
         n_cells=np.array(n_c), n_switchers_w=np.array(sw_w), n_switchers=np.array(sw_n), n_effects=l_xx,
-        n_placebos=l_pl, avg_periods=num / den if den else np.nan, delta_D=np.array(norm), messages=messages,
+        n_placebos=l_pl, avg_periods=acc_num / acc_den if acc_den else np.nan, normalization=np.array(norm),
+        messages=messages,
     )
 
 

@@ -45,12 +45,12 @@ class DcdhData:
 
 def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(has any, column index of first True) per row."""
-    has = mask.any(axis=1)
+    has = np.asarray(mask.any(axis=1))
     return has, np.where(has, mask.argmax(axis=1), -1)
 
 
 def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: str, weights: str | None,
-            cluster: str | None) -> DcdhData:
+            cluster: str | None, raw: bool = False) -> DcdhData:
     """Read the columns and build the grid and the group-level design quantities (see module docstring)."""
     roles: dict[str, object] = {"y": y, "group": group, "time": time, "treat": treat, "weights": weights,
                                 "cluster": cluster}
@@ -124,6 +124,16 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
             )
         cl_group = factorize(cg, sort=True)[0]
     G_total = G
+    if raw:  # the grid as given, no design-based restriction (DID_M, TWFE weights)
+        nan_g = np.full(G, np.nan)
+        report = SampleReport(n_input_rows=n_input, n_obs=int(P.sum()), n_units=G, n_periods=T,
+                              dropped=tuple(drops), balanced=bool(P.all()))
+        return DcdhData(
+            Y=Y, D=D, N=np.where(np.isnan(Y), 0.0, W), tv=tv, n_groups_total=G, d_sq=nan_g,
+            d_code=np.zeros(G, dtype=np.int64), n_d=1, F=nan_g, T_g=nan_g, S=nan_g, d_fg=nan_g, L=nan_g,
+            L_pl=nan_g, T_max=int(tv.max()), cluster=cl_group, group_labels=g_labels[g_old],
+            period_labels=t_labels[t_old], report=report,
+        )
 
     # baseline treatment: at the group's first observed period
     _, first_col = _first_true(P)
@@ -131,8 +141,8 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     max_t_obs = np.where(P, tv[None, :], -1).max(axis=1)
     # drop cells after which the group has been both strictly above and strictly below its baseline
     with np.errstate(invalid="ignore"):
-        inc = np.logical_or.accumulate(P & (D > d_sq[:, None]), axis=1)
-        dec = np.logical_or.accumulate(P & (D < d_sq[:, None]), axis=1)
+        inc = np.logical_or.accumulate(P & (d_sq[:, None] < D), axis=1)
+        dec = np.logical_or.accumulate(P & (d_sq[:, None] > D), axis=1)
     both = P & inc & dec
     if both.any():
         drops.append(Dropped("cells after the group's treatment was both above and below its baseline",
@@ -182,7 +192,7 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     # gaps just before the switch: the switch date is unknown, use the group as a control until the gap
     before = P & (tv[None, :] < F[:, None])
     ldbf = np.where(before, tv[None, :], -1).max(axis=1).astype(np.float64)
-    gap = (F < T_max + 1) & (ldbf < F - 1)
+    gap = (T_max + 1 > F) & (ldbf < F - 1)
     trunc = np.full(G, np.nan)
     Y = np.where(P, Y, np.nan)
     D = np.where(P, D, np.nan)
@@ -190,7 +200,7 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
         Y[gap[:, None] & (tv[None, :] > ldbf[:, None])] = np.nan
         trunc[gap] = ldbf[gap] + 1
         F[gap] = T_max + 1
-    never = F == T_max + 1
+    never = T_max + 1 == F
     trunc[never] = max_t_obs[never] + 1
     # keep the period columns still present (the balanced panel of the remaining rows)
     Y, D, P = Y[:, tcols], D[:, tcols], P[:, tcols]
@@ -205,12 +215,12 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     post = (tv[None, :] >= F[:, None]) & (tv[None, :] <= T_g[:, None]) & ~np.isnan(D)
     with np.errstate(invalid="ignore", divide="ignore"):
         avg_post = np.where(post, D, 0.0).sum(axis=1) / post.sum(axis=1)
-        bad = ((avg_post == d_sq) | np.isnan(avg_post)) & (F != T_g + 1) & alive
+        bad = ((avg_post == d_sq) | np.isnan(avg_post)) & (T_g + 1 != F) & alive
     if bad.any():
         drops.append(Dropped("switchers whose post-switch treatment averages their baseline (no first stage)",
                              int(P[bad].sum()), int(bad.sum())))
         alive &= ~bad
-    S = np.where(F != T_max + 1, (avg_post > d_sq).astype(np.float64), np.nan)
+    S = np.where(T_max + 1 != F, (avg_post > d_sq).astype(np.float64), np.nan)
     S[np.isnan(avg_post)] = np.nan
     pos = np.minimum(np.searchsorted(tv, F), tv.size - 1)
     d_fg = np.where(tv[pos] == F, D[np.arange(G), pos], np.nan)

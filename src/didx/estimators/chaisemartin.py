@@ -1,0 +1,221 @@
+"""de Chaisemartin & D'Haultfoeuille estimators: DID_l event study (2024), DID_M (2020) and TWFE weights.
+
+* :func:`dcdh` -- the dynamic effects ``DID_l`` of de Chaisemartin & D'Haultfoeuille (2024, "Difference-in-
+  differences estimators of intertemporal treatment effects", REStat), as computed by the R package
+  DIDmultiplegtDYN 2.2.0 (``did_multiplegt_dyn``); or, with ``estimator="did_m"``, the instantaneous ``DID_M`` of
+  de Chaisemartin & D'Haultfoeuille (2020, AER).
+* :func:`twfe_weights` -- the decomposition of the two-way fixed-effects coefficient into weights on the treated
+  (g, t) cells (de Chaisemartin & D'Haultfoeuille 2020, Theorem 1; R's ``TwoWayFEWeights``, type "feTR").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from didx._errors import InvalidOptionError
+from didx._validate import check_option
+from didx.estimators._dcdh_didm import did_m
+from didx.estimators._dcdh_estimate import cluster_vcov, estimate_dyn
+from didx.estimators._dcdh_prep import prepare
+from didx.estimators._dcdh_twfe_weights import TWFEWeights, twfe_weights
+from didx.results.base import Inference, WaldTest
+from didx.results.event import EventStudyResult
+
+__all__ = ["DcdhResult", "TWFEWeights", "dcdh", "twfe_weights"]
+
+
+@dataclass(frozen=True, eq=False)
+class DcdhResult(EventStudyResult):
+    """Result of :func:`dcdh`.
+
+    Terms keep the authors' names: ``Effect_1 ... Effect_L`` (event time ``l - 1``: the switch period is 0),
+    ``Av_tot_eff`` (the headline, average total effect per treatment unit, no event time) and
+    ``Placebo_1 ... Placebo_P`` (event time ``-(l + 1)``; the period before the switch, -1, is the reference).
+    ``extras`` holds the joint tests (``p_joint_effects``, ``p_joint_placebos``, ``p_equality_effects``), the
+    weighted counts and ``avg_periods_accumulated``.
+    """
+
+    def joint_test(self, which: str = "effects") -> WaldTest:
+        """Chi-square test that all effects (``"effects"``), all placebos (``"placebos"``) are zero, or that all
+        effects are equal (``"equality"``), with the generalized inverse of their covariance."""
+        check_option("DcdhResult.joint_test", "which", which, ["effects", "placebos", "equality"])
+        if which == "placebos":
+            return self.pretrend_test()
+        eff = [t for t in self.terms if t.startswith("Effect_")]
+        if which == "effects":
+            return self.wald(eff, label="Joint test of the effects")
+        if len(eff) < 2:
+            raise InvalidOptionError("joint_test('equality') needs at least two effects. Fix: effects >= 2.")
+        k = len(eff)
+        R = np.zeros((k - 1, len(self.terms)))
+        idx = [self.terms.index(t) for t in eff]
+        for r in range(k - 1):
+            R[r, idx] = -1.0 / k
+            R[r, idx[r]] += 1.0
+        return self.wald(R, label="Equality of the effects")
+
+    def _summary_extra(self) -> list[str]:
+        out = []
+        for key, label in (("p_joint_effects", "all effects = 0"), ("p_joint_placebos", "all placebos = 0"),
+                           ("p_equality_effects", "all effects equal")):
+            p = self.extras.get(key)
+            if p is not None and np.isfinite(p):
+                out.append(f"Joint test, {label}: p = {p:.4g}")
+        ap = self.extras.get("avg_periods_accumulated")
+        if ap is not None and np.isfinite(ap):
+            out.append(f"Average number of periods over which the total effect accumulates: {ap:.4f}")
+        return out
+
+
+def dcdh(
+    data: Any,
+    *,
+    y: str,
+    group: str,
+    time: str,
+    treat: str,
+    effects: int = 1,
+    placebo: int = 0,
+    normalized: bool = False,
+    controls: str | list[str] | None = None,
+    cluster: str | None = None,
+    weights: str | None = None,
+    estimator: str = "did_l",
+) -> DcdhResult:
+    """de Chaisemartin & D'Haultfoeuille DiD for binary, non-absorbing and discrete treatments.
+
+    ``estimator="did_l"`` (default): the event-study effects of de Chaisemartin & D'Haultfoeuille (2024).
+    Let ``F_g`` be the first period where group g's treatment differs from its baseline ``D_{g,1}``. For
+    switchers ``g`` (``S_g = +1`` if their treatment rises, ``-1`` if it falls) observed ``l`` periods after
+    ``F_g``, and controls: groups with the same baseline that have not switched yet at ``F_g - 1 + l``,
+
+    ``DID_l = sum_g S_g N_g / N_l [ (Y_{g,F_g-1+l} - Y_{g,F_g-1})
+    - mean over controls c of (Y_{c,F_g-1+l} - Y_{c,F_g-1}) ]``,
+
+    ``Placebo_l`` the same with the long difference ``Y_{F_g-1-l} - Y_{F_g-1}``, and the average total effect
+    per treatment unit ``delta = sum_l w_l DID_l / sum_l w_l delta^D_l`` (``w_l = N_l / sum N_l``,
+    ``delta^D_l`` the switchers' average treatment change; the headline ``.estimate``). With
+    ``normalized=True`` each ``DID_l`` is divided by the switchers' average cumulated treatment change.
+    Standard errors are the package's analytic ones: the group-level influence variables, demeaned within
+    cohorts with its small-cohort adjustment, summed within clusters (the groups unless ``cluster=``).
+    The covariance between terms is the same inner product (what the package uses for its joint tests).
+
+    ``estimator="did_m"``: the instantaneous ``DID_M`` of de Chaisemartin & D'Haultfoeuille (2020) for a 0/1
+    treatment: switchers between t-1 and t against groups whose treatment is the same in t-1 and t.
+
+    Parameters
+    ----------
+    y, group, time, treat : outcome, group, period and treatment columns (one row per group and period).
+    effects : number of event-study effects ``DID_1..DID_effects`` (fewer are reported if not estimable).
+    placebo : number of placebos (at most ``effects``).
+    normalized : divide each effect by the switchers' average cumulated treatment change.
+    controls : not supported yet (raises).
+    cluster : a column coarser than ``group`` (e.g. the state of a county) to cluster the standard errors.
+    weights : cell weights ``N_gt`` (e.g. the population of the group-period cell).
+    estimator : ``"did_l"`` or ``"did_m"``.
+
+    References
+    ----------
+    de Chaisemartin, C. and D'Haultfoeuille, X. (2024), REStat; (2020), AER 110(9). R: DIDmultiplegtDYN 2.2.0.
+    """
+    func = "dcdh"
+    check_option(func, "estimator", estimator, ["did_l", "did_m"])
+    if controls is not None and len([controls] if isinstance(controls, str) else list(controls)) > 0:
+        raise InvalidOptionError(
+            f"{func}: controls= is not supported yet (got {controls!r}); the residualisation of the outcome "
+            f"changes on the covariates by baseline treatment is not implemented. Fix: drop controls=, or "
+            f"residualise the outcome yourself before calling dcdh."
+        )
+    for name, val in (("effects", effects), ("placebo", placebo)):
+        if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < (1 if name == "effects" else 0):
+            raise InvalidOptionError(
+                f"The {name!r} parameter of {func} must be an integer >= {1 if name == 'effects' else 0}. "
+                f"Got {val!r}. Fix: pass e.g. {name}=3."
+            )
+    if placebo > effects:
+        raise InvalidOptionError(
+            f"{func}: placebo={placebo} exceeds effects={effects}; the package estimates at most as many placebos "
+            f"as effects. Fix: pass placebo <= effects."
+        )
+    data_p = prepare(data, func=func, y=y, group=group, time=time, treat=treat, weights=weights, cluster=cluster,
+                     raw=estimator == "did_m")
+    if estimator == "did_m":
+        return did_m(data_p, y=y, group=group, treat=treat, cluster=cluster, weights=weights,
+                     result_cls=DcdhResult)
+    est = estimate_dyn(data_p, effects=int(effects), placebo=int(placebo), normalized=normalized)
+    G = float(data_p.n_groups_total)
+    V = cluster_vcov(est.infl, data_p.cluster, G)
+    terms = est.terms
+    coef = est.coef
+    n_eff, n_pl = est.n_effects, est.n_placebos
+
+    def chi2_p(idx: list[int], R: np.ndarray | None = None) -> float:
+        b = coef[idx]
+        Vs = V[np.ix_(idx, idx)]
+        if R is not None:
+            b = R @ b
+            Vs = R @ Vs @ R.T
+            Vs = (Vs + Vs.T) / 2
+        if not np.all(np.isfinite(b)):
+            return np.nan
+        stat = float(b @ np.linalg.pinv(Vs) @ b)
+        return float(stats.chi2.sf(stat, len(b)))
+
+    eff_idx = list(range(n_eff))
+    pl_idx = [i for i, t in enumerate(terms) if t.startswith("Placebo_")]
+    p_eff = chi2_p(eff_idx) if n_eff > 1 else np.nan
+    p_pl = chi2_p(pl_idx) if n_pl > 1 else np.nan
+    p_eq = np.nan
+    if n_eff > 1:
+        D = np.eye(n_eff)[: n_eff - 1] - 1.0 / n_eff
+        p_eq = chi2_p(eff_idx, D)
+    n_clusters = int(data_p.cluster.max()) + 1
+    cl_label = cluster if cluster is not None and cluster != group else group
+    inference = Inference(
+        vcov_type=f"analytic (DIDmultiplegtDYN influence variables), clustered by {cl_label}",
+        df=None, n_clusters=(n_clusters,), cluster_names=(cl_label,),
+        details=("Covariances between terms: inner products of the same influence variables (the package's "
+                 "joint-test covariance).",),
+    )
+    design = (
+        ("Estimator", "de Chaisemartin-D'Haultfoeuille DID_l (event study)"),
+        ("Outcome", y),
+        ("Treatment", f"{treat} (baseline = first observed value; switchers in and out)"),
+        ("Control group", "groups with the same baseline treatment that have not switched yet"),
+        ("Reference period", "F_g - 1 (event time -1), long differences from it"),
+        ("Effects / placebos", f"{n_eff} / {n_pl} (requested {effects} / {placebo})"),
+        ("Normalized", "yes (DID_l / average cumulated treatment change)" if normalized else "no"),
+        ("Weights", weights or "none"),
+        ("Groups (G)", f"{int(G)}"),
+    )
+    term_info = {
+        "event_time": np.array(est.event_time, dtype=float),
+        "n": est.n_cells,
+        "n_switchers": est.n_switchers,
+    }
+    extras = {
+        "reference": (-1.0,),
+        "p_joint_effects": p_eff,
+        "p_joint_placebos": p_pl,
+        "p_equality_effects": p_eq,
+        "avg_periods_accumulated": est.avg_periods,
+        "n_weighted": dict(zip(terms, est.n_w.tolist(), strict=True)),
+        "n_switchers_weighted": dict(zip(terms, est.n_switchers_w.tolist(), strict=True)),
+        "normalization": dict(zip(terms, est.normalization.tolist(), strict=True)),
+        "n_groups": int(G),
+    }
+    notes = (
+        *est.messages,
+        "Missing treatment values are not imputed (those cells are treated as absent), unlike the R package's "
+        "conventions for gaps.",
+    )
+    return DcdhResult(
+        estimator="de Chaisemartin-D'Haultfoeuille DID_l", terms=tuple(terms), coef=coef, vcov_matrix=V,
+        headline="Av_tot_eff", inference=inference, sample=data_p.report, design=design, term_info=term_info,
+        extras=extras, notes=notes,
+    )
+
