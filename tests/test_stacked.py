@@ -1,0 +1,127 @@
+"""Stacked DiD with corrective weights: identities (no R reference exists in the fixtures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from conftest import TOL_IDENTITY
+
+
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    df = didx.datasets.simulate_staggered(300, 10, [4, 5, 7], seed=2)
+    df["state"] = df["unit"] % 11
+    return df
+
+
+def _means(df: pd.DataFrame) -> pd.DataFrame:
+    return df.groupby(["cohort", "time"])["y"].mean().unstack()
+
+
+def test_single_cohort_equals_twfe_event_study(panel: pd.DataFrame) -> None:
+    """One cohort and never-treated controls, window = all periods: the stack is the panel itself."""
+    one = panel[panel["cohort"].isin([0, 5])]
+    res = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control="never")
+    es = didx.event_study(one, y="y", unit="unit", time="time", cohort="cohort")
+    reg = res.regression
+    assert reg.terms == es.terms
+    np.testing.assert_allclose(reg.coef, es.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(reg.vcov_matrix, es.vcov_matrix, rtol=1e-9)
+    sub = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control="never",
+                       fixed_effects="subexperiment")
+    np.testing.assert_allclose(sub.coef, res.coef, rtol=TOL_IDENTITY)
+
+
+def test_corrective_weights_match_treated_shares(panel: pd.DataFrame) -> None:
+    """WFH: the weighted control share of each sub-experiment equals its treated share."""
+    res = didx.stacked(panel, y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2))
+    subs = res.sub_experiments
+    treated_share = subs["n_treated_units"] / subs["n_treated_units"].sum()
+    weighted_control = subs["control_weight"] * subs["n_control_units"]
+    np.testing.assert_allclose(weighted_control / weighted_control.sum(), treated_share, rtol=1e-12)
+    n_d, n_c = subs["n_treated_units"].sum(), subs["n_control_units"].sum()
+    np.testing.assert_allclose(subs["control_weight"],
+                               (subs["n_treated_units"] / n_d) / (subs["n_control_units"] / n_c), rtol=1e-12)
+    # controls: never treated plus cohorts treated after a + hi
+    units = panel.groupby("unit")["cohort"].first()
+    n_never, n_7 = int((units == 0).sum()), int((units == 7).sum())
+    assert list(subs["n_control_units"]) == [n_never + n_7, n_never, n_never]  # 7 > 4 + 2; nothing after 5 + 2
+
+
+def test_trimmed_aggregate_att_from_cell_means(panel: pd.DataFrame) -> None:
+    """delta_e = sum_a (N^D_a / N^D) [(Ybar_{a, a+e} - Ybar_{a, a-1}) - (Ybar_{C_a, a+e} - Ybar_{C_a, a-1})]."""
+    lo, hi = -2, 2
+    res = didx.stacked(panel, y="y", unit="unit", time="time", cohort="cohort", window=(lo, hi))
+    units = panel.groupby("unit")["cohort"].first()
+    tidy = res.tidy().set_index("term")
+    post = []
+    for e in [-2, 0, 1, 2]:
+        num, den = 0.0, 0
+        for a in [4, 5, 7]:
+            treated = units[units == a].index
+            clean = units[(units == 0) | (units > a + hi)].index
+
+            def mean(ids: Any, t: int) -> float:
+                return float(panel[panel["unit"].isin(ids) & (panel["time"] == t)]["y"].mean())
+
+            did = (mean(treated, a + e) - mean(treated, a - 1)) - (mean(clean, a + e) - mean(clean, a - 1))
+            num += len(treated) * did
+            den += len(treated)
+        assert tidy.loc[f"event_time::{e}", "estimate"] == pytest.approx(num / den, rel=TOL_IDENTITY)
+        if e >= 0:
+            post.append(num / den)
+    assert res.estimate == pytest.approx(float(np.mean(post)), rel=TOL_IDENTITY)
+
+
+def test_unweighted_stack_is_different_and_never_control(panel: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2))
+    a = didx.stacked(panel, **kw)
+    b = didx.stacked(panel, weights="none", **kw)
+    assert not np.allclose(a.coef, b.coef)
+    assert "unweighted" in dict(b.design)["Weights"]
+    c = didx.stacked(panel, control="never", **kw)
+    assert c.sub_experiments["n_control_units"].nunique() == 1
+
+
+def test_window_trims_cohorts_and_reports(panel: pd.DataFrame) -> None:
+    res = didx.stacked(panel, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 4))
+    assert list(res.sub_experiments["cohort"]) == [5.0]  # 4 - 4 < 1 and 7 + 4 > 10
+    reasons = " ".join(d.reason for d in res.sample.dropped)
+    assert "4 (window 0..8 outside the data)" in reasons and "7 (window 3..11" in reasons
+    assert "Sub-experiments: 1 of 3" in str(res.summary())
+
+
+def test_inference_and_invariance(panel: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2))
+    res = didx.stacked(panel, **kw)
+    assert res.inference.cluster_names == ("unit",) and res.inference.n_clusters == (300,)
+    refit = didx.stacked(panel, cluster="state", **kw)
+    switched = res.with_vcov(cluster="state")
+    np.testing.assert_allclose(switched.vcov_matrix, refit.vcov_matrix, rtol=1e-12)
+    shuffled = didx.stacked(panel.sample(frac=1.0, random_state=0), **kw)
+    np.testing.assert_allclose(shuffled.coef, res.coef, rtol=1e-10)
+    np.testing.assert_allclose(shuffled.vcov_matrix, res.vcov_matrix, rtol=1e-9)
+    nan_never = didx.stacked(panel.assign(cohort=panel["cohort"].replace(0, np.nan)), **kw)
+    np.testing.assert_allclose(nan_never.coef, res.coef, rtol=1e-12)
+    assert isinstance(res, didx.EventStudyResult) and res.reference_periods == (-1.0,)
+    assert res.pretrend_test().df == 1
+
+
+def test_errors(panel: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort")
+    with pytest.raises(didx.InvalidOptionError, match=r"'window'.*lo <= -1.*\(-3, 3\).*Got \(0, 3\)"):
+        didx.stacked(panel, window=(0, 3), **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'control'.*'not_yet'.*'never'.*'notyet'"):
+        didx.stacked(panel, window=(-2, 2), control="notyet", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'weights'.*'corrective'"):
+        didx.stacked(panel, window=(-2, 2), weights="wfh", **kw)
+    with pytest.raises(didx.DesignError, match=r"no sub-experiment fits the window -9..9.*Fix"):
+        didx.stacked(panel, window=(-9, 9), **kw)
+    treated_only = panel[panel["cohort"] > 0]
+    with pytest.raises(didx.DesignError, match=r"no clean control"):
+        didx.stacked(treated_only, window=(-1, 3), control="never", **kw)
