@@ -50,7 +50,6 @@ def main() -> None:
         print(es.tidy()[["term", "event_time", "estimate", "std_error", "conf_low", "conf_high"]].to_string())
         print(es.pretrend_test())
         ax = es.plot()
-        ax.figure.tight_layout()
         path = os.path.join(OUT, "mpdta_event_study.png")
         ax.figure.savefig(path, dpi=120)
         plt.close(ax.figure)
