@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import expit
 
 from didx._errors import DesignError
 
@@ -146,11 +147,7 @@ def wls(X: np.ndarray, y: np.ndarray, w: np.ndarray, mask: np.ndarray, what: str
 
 
 def _sigmoid(eta: np.ndarray) -> np.ndarray:
-    out = np.empty_like(eta)
-    pos = eta >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-eta[pos]))
-    e = np.exp(eta[~pos])
-    out[~pos] = e / (1.0 + e)
+    out: np.ndarray = expit(eta)
     return out
 
 
@@ -186,14 +183,22 @@ def fit_logit(X: np.ndarray, d: np.ndarray, w: np.ndarray, *, max_iter: int = 10
         grad = X.T @ (w * (d - p))
         H = _crossprod(X, w * p * (1.0 - p))
         step = _solve_sym(H, grad, "propensity score")
-        t = 1.0
-        for _half in range(50):
-            new_beta = beta + t * step
-            new_eta = X @ new_beta
+        new_beta = beta + step
+        new_eta = X @ new_beta
+        # Newton decrement grad' H^{-1} grad (log-likelihood units, free of the covariates' scales): far from the
+        # optimum, halve the step until the deviance falls; close to it, Newton converges quadratically.
+        if float(grad @ step) > 0.01:
+            t = 1.0
             new_dev = _logit_deviance(d, w, new_eta)
-            if new_dev <= dev + 1e-12 * abs(dev):
-                break
-            t *= 0.5
+            for _half in range(50):
+                if new_dev <= dev + 1e-12 * abs(dev):
+                    break
+                t *= 0.5
+                new_beta = beta + t * step
+                new_eta = X @ new_beta
+                new_dev = _logit_deviance(d, w, new_eta)
+        else:  # Newton's local quadratic convergence on a convex problem
+            new_dev = dev
         change = np.max(np.abs(new_beta - beta) / (np.abs(new_beta) + 1e-8))
         beta, eta, dev = new_beta, new_eta, new_dev
         if change < tol:
