@@ -262,3 +262,13 @@ def test_bad_options(voters_fit) -> None:  # type: ignore[no-untyped-def]
         voters_fit.wild_bootstrap("treatment", r=np.nan)
     with pytest.raises(DidxError, match="column 'nope'"):
         voters_fit.wild_bootstrap("treatment", cluster="nope")
+
+
+def test_joint_pretrend_test_on_event_study(mpdta) -> None:  # type: ignore[no-untyped-def]
+    """The joint (Wald) wild bootstrap of the leads: its statistic is the analytic pre-trend test's chi-square."""
+    es = didx.event_study(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    leads = list(es.pretrend_terms())
+    wb = es.wild_bootstrap(leads, n_bootstrap=499, seed=7)
+    assert wb.n_restrictions == len(leads) == 3
+    assert wb.statistic == pytest.approx(es.pretrend_test().statistic, rel=1e-10)
+    assert 0.05 < wb.p_value < 0.5  # analytic p = 0.18; 499 draws
