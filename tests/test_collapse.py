@@ -117,3 +117,14 @@ def test_errors(equal: pd.DataFrame) -> None:
         didx.did2x2(two, y="y", group="g", post="post", unit="unit", collapse="group_period")
     with pytest.raises(didx.InvalidOptionError, match=r"groups by one cluster column"):
         didx.event_study(equal, **ES, cluster=["state", "t"], collapse="group_period")
+
+
+def test_one_row_per_cell_is_the_identity(equal: pd.DataFrame) -> None:
+    shuffled = equal.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    full = didx.event_study(shuffled, **ES)
+    col = didx.event_study(shuffled, **ES, cluster="unit", collapse="group_period")
+    np.testing.assert_allclose(col.coef, full.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(col.std_errors, full.std_errors, rtol=1e-9)
+    # clustering by a column read from the data afterwards uses the right rows
+    np.testing.assert_allclose(col.with_vcov(cluster="state").std_errors,
+                               full.with_vcov(cluster="state").std_errors, rtol=1e-9)

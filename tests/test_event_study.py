@@ -313,3 +313,19 @@ def test_errors(mpdta: pd.DataFrame, kwargs: dict[str, Any], pattern: str) -> No
 def test_missing_cohort_column_error(mpdta: pd.DataFrame) -> None:
     with pytest.raises(didx.ColumnNotFoundError, match=re.escape("'first_treat'")):
         didx.event_study(mpdta, y="lemp", unit="countyreal", time="year", cohort="first_treat")
+
+
+def test_weights_equal_manual_weighted_regression(base_stagg: pd.DataFrame) -> None:
+    d = base_stagg.copy()
+    d["w"] = 1.0 + (d["id"] % 3)
+    res = didx.event_study(d, y="y", unit="id", time="year", cohort="year_treated", weights="w")
+    treated = d["year_treated"] < 10000
+    names = []
+    for k in res.event_times:
+        col = f"k{int(k) + 20}"
+        d[col] = (treated & (d["time_to_treatment"] == k)).astype(float)
+        names.append(col)
+    manual = didx.ols(d, y="y", x=names, fe=["id", "year"], cluster="id", weights="w")
+    np.testing.assert_allclose(res.coef, manual.params[names].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(res.std_errors, manual.std_errors, rtol=1e-9)
+    assert "Weights: w" in res.summary()

@@ -87,6 +87,11 @@ def collapse_panel(panel: Panel, *, func: str, group_codes: np.ndarray, group_na
     key = g * T + panel.time
     cell_keys, first, inv = np.unique(key, return_index=True, return_inverse=True)
     n_cells = int(cell_keys.shape[0])
+    # cells in order of their first row: with one row per cell the rows keep their input order
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(n_cells)
+    first, inv = first[order], rank[inv.ravel()]
     checks: dict[str, np.ndarray | None] = {"treatment": panel.treat, "cohort": panel.cohort}
     checks.update(constant or {})
     for what, arr in checks.items():
