@@ -1,0 +1,216 @@
+"""Data preparation for Callaway & Sant'Anna (2021): the sample rules of R's ``did`` 2.5.1.
+
+From a validated :class:`didx._panel.Panel` this module applies, in order and reporting every drop:
+
+1. units already treated in the first period (``cohort <= first period + anticipation``) are dropped;
+2. with no never-treated units and ``control="not_yet"``: periods ``>= last cohort - anticipation`` are dropped
+   and the last cohort becomes the comparison group (``did::pre_process_did``);
+3. panel data: units not observed in every period are dropped (balanced panel), unless ``allow_unbalanced``;
+4. cohorts with fewer than ``p + 5`` units (``p`` covariates) are noted, as ``did`` warns.
+
+The output, :class:`CSData`, holds units sorted by cohort (never treated last) so that every cohort is a
+contiguous block, which the cohort-sum estimators and the multiplier bootstrap rely on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from didx._errors import DataError, DesignError
+from didx._panel import NEVER, Panel
+from didx._sample import Dropped, SampleReport
+
+
+@dataclass(frozen=True, eq=False)
+class CSData:
+    """Rows and units ready for the ATT(g,t) computations.
+
+    ``mode`` is ``"panel"`` (balanced panel), ``"unbalanced"`` (panel with gaps, repeated-cross-section
+    estimators with influence functions summed by unit) or ``"rc"`` (repeated cross sections: every row is
+    its own observation unit). Units are sorted by cohort; ``cohort_values`` lists the cohorts present (treated
+    ones increasing, then ``inf`` for the comparison-only group if any); ``block`` gives each cohort's slice of
+    units. Rows: ``row_unit`` (sorted unit code), ``row_time`` (period code), ``y``, ``X`` (covariates with an
+    intercept first, or None).
+    """
+
+    mode: str
+    n_units: int
+    periods: np.ndarray
+    period_labels: np.ndarray
+    cohort_values: np.ndarray
+    unit_cohort: np.ndarray  # cohort code (index into cohort_values) per unit, non-decreasing
+    block: np.ndarray  # (G_all + 1,) boundaries of cohort blocks in the unit order
+    unit_weight: np.ndarray
+    row_unit: np.ndarray
+    row_time: np.ndarray
+    y: np.ndarray
+    X: np.ndarray | None
+    cluster: np.ndarray | None  # cluster code per unit (coarser than unit), or None
+    n_clusters: int
+    report: SampleReport
+    weighted: bool
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.periods.shape[0])
+
+    @property
+    def treated_cohorts(self) -> np.ndarray:
+        return self.cohort_values[np.isfinite(self.cohort_values)]
+
+    def cohort_size(self) -> np.ndarray:
+        return np.diff(self.block)
+
+
+def _fmt(v: float) -> str:
+    return "never" if not np.isfinite(v) else f"{v:g}"
+
+
+def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: str,
+            cluster: str | None) -> CSData:
+    """Apply ``did``'s sample rules to ``panel`` and sort units by cohort (see the module docstring)."""
+    report = panel.report
+    periods = panel.periods
+    labels = panel.period_labels
+    T = periods.shape[0]
+    n_rows = panel.n_obs
+    if mode == "rc":
+        unit = np.arange(n_rows, dtype=np.int64)
+        n_units = n_rows
+    else:
+        if panel.unit is None:
+            raise DesignError(f"{func}: panel data need unit=. Fix: pass unit=, or panel=False.")
+        unit = panel.unit.astype(np.int64)
+        n_units = panel.n_units
+    row_g = np.asarray(panel.cohort, dtype=np.float64)
+    keep = np.ones(n_rows, dtype=bool)
+    drops: list[Dropped] = []
+    notes: list[str] = []
+
+    def n_kept_units() -> int:
+        return int(np.count_nonzero(np.bincount(unit[keep], minlength=n_units)))
+
+    def drop_rows(mask: np.ndarray, reason: str) -> None:
+        newly = mask & keep
+        if newly.any():
+            before = n_kept_units()
+            keep[newly] = False
+            drops.append(Dropped(reason=reason, n_rows=int(newly.sum()), n_units=before - n_kept_units()))
+
+    first = periods[0]
+    drop_rows(np.isfinite(row_g) & (row_g <= first + anticipation),
+              f"already treated in the first period (cohort <= {first:g}{' + anticipation' if anticipation else ''})"
+              f": no untreated period to compare")
+    remaining_g = row_g[keep]
+    if not np.isfinite(remaining_g).any():
+        raise DesignError(
+            f"{func}: no treated cohort is left after dropping units treated in the first period. ATT(g,t) needs "
+            f"units first treated after the first period. Fix: check the cohort column and anticipation."
+        )
+    if not (~np.isfinite(remaining_g)).any():
+        if control == "never":
+            raise DesignError(
+                f"{func}: there are no never-treated units, so control='never' has no comparison group. Fix: use "
+                f"control='not_yet' (units not yet treated; the last cohort then serves only as a comparison)."
+            )
+        gmax = float(np.max(remaining_g))
+        drop_rows(periods[panel.time] >= gmax - anticipation,
+                  f"periods >= the last cohort ({gmax:g}{' - anticipation' if anticipation else ''}): no units "
+                  f"left untreated to compare with (no never-treated units)")
+        row_g = row_g.copy()
+        row_g[row_g == gmax] = NEVER
+        notes.append(f"No never-treated units: cohort {gmax:g} serves as the comparison group (as did does), "
+                     f"periods from {gmax - anticipation:g} on are dropped.")
+        if not np.isfinite(row_g[keep]).any():
+            raise DesignError(f"{func}: only one treated cohort and no never-treated units: nothing to compare. "
+                              f"Fix: add never-treated units or another cohort.")
+    # balance
+    if mode != "rc":
+        counts = np.bincount(unit[keep], minlength=n_units)
+        present_periods = np.unique(panel.time[keep]).shape[0]
+        gaps = (counts > 0) & (counts < present_periods)
+        if gaps.any():
+            if mode == "panel":
+                drop_rows(gaps[unit],
+                          "not observed in every period (did balances the panel; allow_unbalanced=True keeps them)")
+            else:
+                notes.append(f"Unbalanced panel: {int(gaps.sum())} units are not observed in every period; "
+                             f"repeated-cross-section estimators with influence functions summed by unit.")
+        elif mode == "unbalanced":
+            mode = "panel"
+            notes.append("allow_unbalanced=True but the panel is balanced: the panel estimators are used.")
+    if not keep.any():
+        raise DesignError(f"{func}: no rows left after the sample rules. Fix: check the panel's balance.")
+    rows = np.flatnonzero(keep)
+    # re-code periods and units
+    tcode = panel.time[rows]
+    present = np.bincount(tcode, minlength=T) > 0
+    remap_t = np.cumsum(present) - 1
+    tcode = remap_t[tcode]
+    periods = periods[present]
+    labels = labels[present]
+    if periods.shape[0] < 2:
+        raise DesignError(f"{func}: fewer than two periods left after the sample rules. Fix: check the data.")
+    u_old = unit[rows]
+    u_present = np.bincount(u_old, minlength=n_units) > 0
+    u_new = (np.cumsum(u_present) - 1)[u_old]
+    n_units = int(u_present.sum())
+    g_unit = np.empty(n_units)
+    g_unit[u_new] = row_g[rows]
+    cohort_values = np.unique(g_unit)  # inf sorts last
+    cohort_code = np.searchsorted(cohort_values, g_unit)
+    order = np.argsort(cohort_code, kind="stable")
+    rank = np.empty(n_units, dtype=np.int64)
+    rank[order] = np.arange(n_units)
+    row_unit = rank[u_new]
+    unit_cohort = cohort_code[order]
+    block = np.searchsorted(unit_cohort, np.arange(cohort_values.shape[0] + 1))
+    # weights per unit
+    weighted = panel.weights is not None
+    if panel.weights is not None:
+        w_rows = panel.weights[rows]
+        w_unit = np.zeros(n_units)
+        w_unit[row_unit] = w_rows
+        if mode != "rc" and np.any(w_unit[row_unit] != w_rows):
+            raise DataError(
+                f"{func}: the weights column {panel.names.get('weights')!r} varies within units. Callaway-Sant'Anna "
+                f"uses one sampling weight per unit. Fix: make the weight constant within each unit."
+            )
+    else:
+        w_unit = np.ones(n_units)
+    X = None
+    if panel.covariates.shape[1]:
+        X = np.column_stack([np.ones(rows.shape[0]), panel.covariates[rows]])
+    cl_unit = None
+    n_clusters = n_units
+    if cluster is not None:
+        codes = panel.codes[cluster][rows]
+        cl_unit = np.full(n_units, -1, dtype=np.int64)
+        cl_unit[row_unit] = codes
+        if mode != "rc" and np.any(cl_unit[row_unit] != codes):
+            raise DataError(
+                f"{func}: the cluster column {cluster!r} varies within units. Clusters must nest units (e.g. "
+                f"states containing counties). Fix: cluster on a variable constant within each unit."
+            )
+        c_present = np.bincount(cl_unit) > 0
+        cl_unit = (np.cumsum(c_present) - 1)[cl_unit]
+        n_clusters = int(c_present.sum())
+    sizes = np.diff(block)
+    p = 0 if X is None else X.shape[1] - 1
+    small = [float(c) for c, s in zip(cohort_values, sizes, strict=True) if s < p + 5]
+    if small:
+        notes.append("Small cohorts (fewer than " + str(p + 5) + " units, as did warns): "
+                     + ", ".join(f"{_fmt(c)} ({int(s)} units)" for c, s in zip(cohort_values, sizes, strict=True)
+                                 if s < p + 5))
+    new_report = report.with_dropped(*drops).with_notes(*notes)
+    from dataclasses import replace
+
+    new_report = replace(new_report, n_obs=int(rows.shape[0]), n_units=None if mode == "rc" else int(n_units),
+                         n_periods=int(periods.shape[0]),
+                         balanced=None if mode == "rc" else mode == "panel")
+    return CSData(mode=mode, n_units=int(n_units), periods=periods, period_labels=labels,
+                  cohort_values=cohort_values, unit_cohort=unit_cohort, block=block, unit_weight=w_unit,
+                  row_unit=row_unit, row_time=tcode, y=panel.y[rows], X=X, cluster=cl_unit,
+                  n_clusters=n_clusters, report=new_report, weighted=weighted)

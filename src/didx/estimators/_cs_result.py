@@ -1,0 +1,250 @@
+"""Result types of :func:`didx.att_gt` and of its aggregations, and the inference shared by both.
+
+Inference is computed from the stored influence-function representation (:class:`IFStore`) for any set of
+estimands given as a linear map ``(A, U)`` of the cells (see :mod:`didx.estimators._cs_aggregate`):
+
+- ``"analytic"``: ``V = sum_i psi_i psi_i' / n^2`` (``did``'s ``IF'IF / n`` scaled to the estimates), or with
+  ``cluster=`` the sum over clusters of the summed influence functions (no small-sample factor);
+- ``"rademacher"`` / ``"mammen"`` multiplier bootstrap: draws are formed from per-cohort multiplier sums computed
+  once at fit time, so ATT(g,t) and every aggregation use the same draws; SEs are ``did``'s IQR-based ones and
+  the uniform band uses the sup-t critical value of the draws;
+- ``"gaussian"`` multipliers: the draws would be exactly ``N(0, V)``, so the SEs are the analytic ones and the
+  sup-t critical value is simulated from ``N(0, corr(V))`` (:func:`didx.inference.bands.sup_t_critical_value`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from didx._validate import check_conf_level
+from didx.estimators._cs_aggregate import Aggregation, aggregate
+from didx.estimators._cs_store import IFStore
+from didx.inference import multiplier as mb
+from didx.results.base import Inference, Result, WaldTest
+from didx.results.event import EventStudyResult
+
+
+@dataclass(eq=False)
+class CSState:
+    """What the aggregations and inference need after fitting (kept out of the printed result)."""
+
+    store: IFStore
+    group: np.ndarray
+    time: np.ndarray
+    att: np.ndarray
+    cohort_code: np.ndarray
+    reference: np.ndarray
+    pg_cohort: np.ndarray
+    se_type: str  # "analytic" | "rademacher" | "mammen" | "gaussian"
+    clustered: bool
+    basis: np.ndarray | None = None  # (B, G_all, L) multiplier sums
+    scale: float = 1.0
+    n_bootstrap: int = 0
+    seed: int | None = None
+    inference: Inference | None = None
+
+
+@dataclass(frozen=True)
+class Estimands:
+    """Point estimates, covariance and (bootstrap) band information of a set of estimands."""
+
+    estimate: np.ndarray
+    vcov: np.ndarray
+    draws: np.ndarray | None
+    band_idx: np.ndarray
+
+
+def compute_inference(state: CSState, A: np.ndarray, U: np.ndarray | None, estimate: np.ndarray,
+                      band_idx: np.ndarray) -> Estimands:
+    """Covariance (and bootstrap draws) of the estimands ``(A, U)``."""
+    V = state.store.vcov(A, U, clustered=state.clustered)
+    draws = None
+    if state.se_type in ("rademacher", "mammen") and state.basis is not None:
+        draws = state.store.draws(state.basis, state.scale, A, U)
+        se = mb.bootstrap_se(draws)
+        zero = ~(np.sqrt(np.clip(np.diag(V), 0, None)) > np.sqrt(np.finfo(float).eps) * 10)
+        se[zero] = np.nan
+        V = mb.draws_vcov(draws, se)
+    return Estimands(estimate=np.asarray(estimate, dtype=float), vcov=V, draws=draws, band_idx=band_idx)
+
+
+def band_critical_value(state: CSState, est: Estimands | None, vcov: np.ndarray, band_idx: np.ndarray,
+                        conf_level: float) -> float:
+    """Critical value of the uniform band over ``band_idx`` (bootstrap sup-t, or simulated for gaussian)."""
+    if band_idx.size == 0:
+        return float(stats.norm.ppf(0.5 + conf_level / 2))
+    if est is not None and est.draws is not None:
+        se = np.sqrt(np.clip(np.diag(vcov), 0, None))[band_idx]
+        se = np.where(se > 0, se, np.nan)
+        return mb.sup_t_critical_value(est.draws[:, band_idx], se, conf_level)
+    from didx.inference.bands import sup_t_critical_value
+
+    return sup_t_critical_value(vcov[np.ix_(band_idx, band_idx)], conf_level=conf_level,
+                                n_draws=max(int(state.n_bootstrap), 100), seed=state.seed)
+
+
+def _uniform_tidy(res: Result, t: pd.DataFrame, conf_level: float) -> pd.DataFrame:
+    info = res.extras.get("_band")
+    if info is None:
+        return t
+    state, est, band_idx = info
+    crit = band_critical_value(state, est, res.vcov_matrix, band_idx, conf_level)
+    rows = np.zeros(len(t), dtype=bool)
+    rows[band_idx] = True
+    se = t["std_error"].to_numpy()
+    t.loc[rows, "conf_low"] = t.loc[rows, "estimate"].to_numpy() - crit * se[rows]
+    t.loc[rows, "conf_high"] = t.loc[rows, "estimate"].to_numpy() + crit * se[rows]
+    return t
+
+
+def uniform_critical_value(res: Result, conf_level: float = 0.95) -> float:
+    """The sup-t critical value of the result's uniform band (pointwise one if the band is pointwise)."""
+    conf_level = check_conf_level(conf_level)
+    info = res.extras.get("_band")
+    if info is None:
+        return float(stats.norm.ppf(0.5 + conf_level / 2))
+    state, est, band_idx = info
+    return band_critical_value(state, est, res.vcov_matrix, band_idx, conf_level)
+
+
+@dataclass(frozen=True, eq=False)
+class CSAggregateResult(Result):
+    """A ``simple``, ``group`` or ``calendar`` aggregation of ATT(g,t) (R's ``aggte``)."""
+
+    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+        return _uniform_tidy(self, super().tidy(conf_level), conf_level)
+
+    def uniform_critical_value(self, conf_level: float = 0.95) -> float:
+        return uniform_critical_value(self, conf_level)
+
+
+@dataclass(frozen=True, eq=False)
+class CSEventStudyResult(EventStudyResult):
+    """The ``dynamic`` aggregation: effects by event time ``e = t - g`` (an event study)."""
+
+    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+        t = super().tidy(conf_level)
+        if self.extras.get("uniform_band") is not None:
+            return t
+        return _uniform_tidy(self, t, conf_level)
+
+    def uniform_critical_value(self, conf_level: float = 0.95) -> float:
+        return uniform_critical_value(self, conf_level)
+
+
+@dataclass(frozen=True, eq=False)
+class ATTgtResult(Result):
+    """Group-time average treatment effects ATT(g,t) (Callaway & Sant'Anna 2021) with their influence functions.
+
+    Terms ``ATT(g,t)`` in ``did``'s order (by cohort, then period) and, last, the headline ``ATT (simple)``: the
+    ``simple`` aggregation (post-treatment cells weighted by cohort size), so ``.estimate`` / ``.std_error`` are
+    the overall ATT and its SE. ``term_info`` has ``group``, ``time``, ``event_time`` and ``base_period`` (NaN for
+    the headline). ``aggregate()`` computes the four aggregations without refitting; ``pretest`` is the Wald
+    pre-test of all pre-treatment ATT(g,t) = 0 (``did``'s ``W``/``Wpval``).
+    """
+
+    _state: CSState | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def pretest(self) -> WaldTest | None:
+        """Wald test that every pre-treatment ATT(g,t) is zero (analytic covariance, as ``did``); None if
+        there is no pre-treatment cell or their covariance is singular."""
+        out = self.extras.get("pretest")
+        return out if isinstance(out, WaldTest) else None
+
+    def cells(self, conf_level: float = 0.95) -> pd.DataFrame:
+        """The tidy table of the ATT(g,t) cells only (without the headline)."""
+        t = self.tidy(conf_level)
+        return t[np.isfinite(t["group"].astype(float))].reset_index(drop=True)
+
+    def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
+        return _uniform_tidy(self, super().tidy(conf_level), conf_level)
+
+    def uniform_critical_value(self, conf_level: float = 0.95) -> float:
+        """Sup-t critical value of the uniform band over the ATT(g,t) (bootstrap); pointwise without one."""
+        return uniform_critical_value(self, conf_level)
+
+    def influence_functions(self) -> np.ndarray:
+        """The n x K matrix of ATT(g,t) influence functions (``did``'s ``inffunc``), built on request only."""
+        st = self._need_state()
+        K = st.att.shape[0]
+        D = st.store.coefficients(np.eye(K))
+        out = np.empty((st.store.Z.shape[0], K))
+        for g in range(st.store.n_cohorts):
+            lo, hi = st.store.block[g], st.store.block[g + 1]
+            out[lo:hi] = st.store.Z[lo:hi] @ D[g]
+        return out
+
+    def _need_state(self) -> CSState:
+        if self._state is None:
+            raise ValueError("this ATTgtResult carries no influence functions")
+        return self._state
+
+    def aggregate(self, type: str = "simple", *, min_e: float = -np.inf, max_e: float = np.inf,
+                  balance_e: int | None = None) -> Result:
+        """Aggregate ATT(g,t) as R's ``aggte``: ``"simple"``, ``"group"``, ``"dynamic"`` or ``"calendar"``.
+
+        Parameters
+        ----------
+        type : the aggregation. ``dynamic`` returns an :class:`~didx.results.event.EventStudyResult` (terms
+            ``e=k`` and the average over ``e >= 0``); the others a :class:`CSAggregateResult` whose last term is
+            the overall average.
+        min_e, max_e : event-time window (``dynamic``); ``max_e`` also caps the cells of ``simple`` and ``group``.
+        balance_e : keep only cohorts observed for at least ``balance_e`` periods after treatment (``dynamic``).
+
+        SEs come from the stored influence functions, including the term for the estimated cohort-share weights
+        (``did``'s ``wif``); with a multiplier bootstrap the same draws as the ATT(g,t) are used.
+        """
+        st = self._need_state()
+        func = "ATTgtResult.aggregate"
+        agg = aggregate(type, group=st.group, time=st.time, att=st.att, cohort_code=st.cohort_code,
+                        reference=st.reference, pg_cohort=st.pg_cohort, min_e=min_e, max_e=max_e,
+                        balance_e=balance_e, func=func)
+        return make_aggregate_result(self, st, agg, min_e=min_e, max_e=max_e, balance_e=balance_e)
+
+
+def make_aggregate_result(parent: Result, st: CSState, agg: Aggregation, *, min_e: float, max_e: float,
+                          balance_e: int | None) -> Result:
+    band_idx = np.array([agg.terms.index(t) for t in agg.band_terms], dtype=int)
+    est = compute_inference(st, agg.A, agg.U, agg.estimate, band_idx)
+    inf = st.inference or parent.inference
+    if band_idx.size and inf.band.startswith("uniform"):
+        inf = dataclasses.replace(inf, band=f"uniform (sup-t) over the {band_idx.size} "
+                                  f"{'event times' if agg.kind == 'dynamic' else agg.kind + ' effects'}; "
+                                  f"overall average pointwise")
+    else:
+        inf = dataclasses.replace(inf, band="pointwise")
+    names = {"simple": "simple (post-treatment ATT(g,t) weighted by cohort size)",
+             "group": "group (by cohort, then averaged with cohort-size weights)",
+             "dynamic": "dynamic (by event time e = t - g; overall = average over e >= 0)",
+             "calendar": "calendar (by period, then averaged)"}
+    design = [*parent.design, ("Aggregation", names[agg.kind])]
+    if agg.kind == "dynamic":
+        window = []
+        if np.isfinite(min_e):
+            window.append(f"min_e = {min_e:g}")
+        if np.isfinite(max_e):
+            window.append(f"max_e = {max_e:g}")
+        if balance_e is not None:
+            window.append(f"balance_e = {balance_e} (cohorts observed at least e = {balance_e})")
+        design.append(("Event window", ", ".join(window) if window else "all event times"))
+    elif np.isfinite(max_e):
+        design.append(("Cells", f"post-treatment with t - g <= {max_e:g}"))
+    headline = agg.terms[-1]
+    extras: dict[str, Any] = {"aggregation": agg.kind}
+    if inf.band.startswith("uniform"):
+        extras["_band"] = (st, est, band_idx)
+    common: dict[str, Any] = dict(estimator=f"Callaway & Sant'Anna (2021), {agg.kind} aggregation",
+                                  terms=agg.terms, coef=agg.estimate, vcov_matrix=est.vcov, headline=headline,
+                                  inference=inf, sample=parent.sample, design=tuple(design),
+                                  term_info=dict(agg.info), notes=parent.notes)
+    if agg.kind == "dynamic":
+        extras["reference"] = agg.reference
+        return CSEventStudyResult(extras=extras, **common)
+    return CSAggregateResult(extras=extras, **common)

@@ -1,0 +1,109 @@
+"""Influence functions of ATT(g,t) stored as cohort-level coefficients on short per-unit features.
+
+Every influence function of the Callaway-Sant'Anna estimator and of its aggregations is, for a unit ``i`` of
+cohort ``g``, ``psi_i = D_g' z_i``: a cohort-specific coefficient vector times a short feature vector ``z_i``.
+
+- Without covariates ``z_i = (1, w_i, w_i y'_i1, ..., w_i y'_iT)`` (balanced panel) or, for repeated cross
+  sections and unbalanced panels, ``(1, w_i, w_i o_i1, .., w_i o_iT, w_i o_i1 y'_i1, .., w_i o_iT y'_iT)`` with
+  ``o_it`` the indicator that unit i is observed at t and ``y'`` the outcome centred on its cohort x period
+  mean (for numerical accuracy). The ATT(g,t) coefficients follow from cohort x period sums.
+- With covariates ``z_i = (1, w_i, psi_i1, ..., psi_iK)``: the per-cell influence functions themselves.
+
+So the covariance of any set of estimands with coefficients ``D = coef @ A`` plus a weight-estimation term ``U``
+(on the ``w_i`` feature) is ``sum_g D_g' M_g D_g / n^2`` with ``M_g = sum_{i in g} z_i z_i'`` (an L x L matrix
+per cohort), or for clusters ``sum_c psi_c psi_c' / n^2`` with ``psi_c = sum_g D_g' (sum_{i in c, g} z_i)``:
+no n x K matrix is formed in the first case (see ``shared/design/SCALE.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+W_COL = 1
+"""Index of the ``w_i`` feature (the weight-estimation terms of the aggregations load on it)."""
+
+
+@dataclass(eq=False)
+class IFStore:
+    """Per-unit features (units grouped by cohort), cell coefficients and the sums that give covariances.
+
+    Attributes
+    ----------
+    Z : (n, L) features, rows grouped by cohort (``block``).
+    coef : (G_all, L, K) coefficients of the K cell influence functions by cohort.
+    n : number of units (the ``n`` of ``did``'s ``V = IF'IF / n``).
+    cluster : cluster code per unit (coarser than units) or None.
+    """
+
+    Z: np.ndarray
+    block: np.ndarray
+    coef: np.ndarray
+    n: int
+    cluster: np.ndarray | None = None
+    n_clusters: int = 0
+    _gram: np.ndarray | None = field(default=None, repr=False)
+    _zc: np.ndarray | None = field(default=None, repr=False)
+    _csize: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_cohorts(self) -> int:
+        return int(self.block.shape[0] - 1)
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.coef.shape[2])
+
+    def gram(self) -> np.ndarray:
+        """``M_g = sum_{i in g} z_i z_i'`` per cohort, (G_all, L, L)."""
+        if self._gram is None:
+            G, L = self.n_cohorts, self.Z.shape[1]
+            M = np.zeros((G, L, L))
+            for g in range(G):
+                Zg = self.Z[self.block[g]:self.block[g + 1]]
+                if Zg.shape[0]:
+                    M[g] = Zg.T @ Zg
+            self._gram = M
+        return self._gram
+
+    def cluster_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """(C, G_all, L) sums of ``z`` by cluster and cohort, and the cluster sizes (units)."""
+        if self._zc is None:
+            if self.cluster is None:
+                raise ValueError("no clusters")
+            C, G, L = self.n_clusters, self.n_cohorts, self.Z.shape[1]
+            cohort = np.repeat(np.arange(G), np.diff(self.block))
+            key = self.cluster * G + cohort
+            zc = np.empty((C * G, L))
+            for j in range(L):
+                zc[:, j] = np.bincount(key, weights=self.Z[:, j], minlength=C * G)
+            self._zc = zc.reshape(C, G, L)
+            self._csize = np.bincount(self.cluster, minlength=C).astype(float)
+        assert self._csize is not None
+        return self._zc, self._csize
+
+    def coefficients(self, A: np.ndarray, U: np.ndarray | None = None) -> np.ndarray:
+        """(G_all, L, m) coefficients of ``m`` estimands ``psi = Psi_cells @ A + U[g] * w_i``."""
+        D = np.einsum("glk,km->glm", self.coef, A)
+        if U is not None:
+            D[:, W_COL, :] += U
+        return D
+
+    def vcov(self, A: np.ndarray, U: np.ndarray | None = None, clustered: bool = False) -> np.ndarray:
+        """Covariance of the estimands: ``sum_i psi_i psi_i' / n^2`` (or by cluster sums of ``psi``)."""
+        D = self.coefficients(A, U)
+        if clustered and self.cluster is not None:
+            zc, _ = self.cluster_sums()
+            psi_c = np.einsum("cgl,glm->cm", zc, D)
+            S = psi_c.T @ psi_c
+        else:
+            M = self.gram()
+            S = np.einsum("glm,glh,ghq->mq", D, M, D)
+        S = 0.5 * (S + S.T)
+        return np.asarray(S / float(self.n) ** 2)
+
+    def draws(self, basis: np.ndarray, scale: float, A: np.ndarray, U: np.ndarray | None = None) -> np.ndarray:
+        """Bootstrap draws (B, m) of the estimands from block sums ``basis`` (B, G_all, L)."""
+        D = self.coefficients(A, U)
+        return np.asarray(np.einsum("bgl,glm->bm", basis, D) * scale)
