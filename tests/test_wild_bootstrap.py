@@ -272,3 +272,18 @@ def test_joint_pretrend_test_on_event_study(mpdta) -> None:  # type: ignore[no-u
     assert wb.n_restrictions == len(leads) == 3
     assert wb.statistic == pytest.approx(es.pretrend_test().statistic, rel=1e-10)
     assert 0.05 < wb.p_value < 0.5  # analytic p = 0.18; 499 draws
+
+
+def test_two_way_clustered_result_needs_a_cluster() -> None:
+    df = _small_panel(2, 6)
+    res = didx.ols(df, y="y", x=["treat", "x2"], fe=["unit", "year"], cluster=["state", "year"])
+    with pytest.raises(InvalidOptionError, match=r"clustered two ways.*Fix: pass cluster= one of"):
+        res.wild_bootstrap("treat")
+    assert res.wild_bootstrap("treat", cluster="state").n_clusters == 6
+
+
+def test_single_cluster_error() -> None:
+    df = _small_panel(2, 6).assign(one=1)
+    res = didx.ols(df, y="y", x=["treat", "x2"], fe=["year"])
+    with pytest.raises(DidxError, match=r"'one' has a single cluster.*Fix: cluster at a finer level"):
+        res.wild_bootstrap("treat", cluster="one")

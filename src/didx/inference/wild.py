@@ -75,6 +75,7 @@ from didx.linalg.ols import OLSFit
 WEIGHT_TYPES = ("rademacher", "webb", "mammen", "normal")
 MAX_CROSSTAB_LEVELS = 3000
 CHUNK_BYTES = 32 * 2**20
+MAX_K_BYTES = 4 * 2**30
 TIE_RTOL = 1e-12
 BISECT_ITER = 200
 
@@ -397,14 +398,24 @@ def wild_cluster_bootstrap(
         Mz[:, j, :] = _cluster_sums(fit.X * (w * Z[:, j])[:, None], cl, G)
     corr = _FECorrection(fit.fe, Z, w, cl, G)
     H = np.linalg.inv(R @ A @ R.T)
-    if impose_null:
-        # u~(r) = u^ + Z H (R b^ - r) = u_a + u_b r (u_b used for one restriction: CI inversion)
-        u_a = fit.resid + Z @ (H @ est)
-        u_b = -(Z @ H)[:, 0] if q == 1 else None
-        us = [u_a - Z @ (H @ r)] + ([u_a, u_b] if u_b is not None else [])
+    if 2.0 * G * G * q * 8 > MAX_K_BYTES:
+        raise DesignError(
+            f"{func}: {G} clusters make the G x G matrices of the fast algorithm too large "
+            f"({2.0 * G * G * q * 8 / 2**30:.1f} GB). With this many clusters the analytic cluster-robust "
+            f"standard errors are reliable. Fix: use result.tidy() / result.wald(), or bootstrap over a coarser "
+            f"cluster variable (cluster=)."
+        )
+    if impose_null and q == 1:
+        # u~(r) = u^ + Z H (R b^ - r) = u_a + u_b r, and every statistic is linear in u: K(r) = K_a + r K_b
+        u_a = fit.resid + Z[:, 0] * float(H[0, 0] * est[0])
+        u_b = -Z[:, 0] * float(H[0, 0])
+        sa, sb = _statistics(fit, RA, Mz, corr, w, cl, G, [u_a, u_b])
+        r0 = float(r[0])
+        stats_list = [_Stats(a=sa.a + r0 * sb.a, K=sa.K + r0 * sb.K), sa, sb]
+    elif impose_null:
+        stats_list = _statistics(fit, RA, Mz, corr, w, cl, G, [fit.resid + Z @ (H @ (est - r))])
     else:
-        us = [fit.resid]
-    stats_list = _statistics(fit, RA, Mz, corr, w, cl, G, us)
+        stats_list = _statistics(fit, RA, Mz, corr, w, cl, G, [fit.resid])
 
     full = weights == "rademacher" and G < 63 and n_bootstrap >= 2**G
     B = 2**G if full else int(n_bootstrap)
