@@ -141,22 +141,25 @@ def _cohort_codes(ucoh: np.ndarray, gvals: np.ndarray) -> np.ndarray:
     return np.where(ok, pos, -1).astype(np.int64)
 
 
-def _subset(panel: Panel, keep: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+def _subset(panel: Panel, keep: np.ndarray) -> dict[str, Any]:
     """Arrays of the kept rows with units and periods recoded to 0..L-1."""
-    idx = np.flatnonzero(keep)
     assert panel.unit is not None and panel.cohort is not None
-    if idx.shape[0] == panel.n_obs:
-        unit, time, tpresent = panel.unit, panel.time, np.arange(panel.n_periods)
-    else:
-        _, unit = np.unique(panel.unit[idx], return_inverse=True)
-        tpresent, time = np.unique(panel.time[idx], return_inverse=True)
+    if keep.all():  # nothing dropped: no copies
+        return {
+            "y": panel.y, "unit": panel.unit, "time": panel.time, "periods": panel.periods, "cohort": panel.cohort,
+            "covariates": panel.covariates, "weights": panel.weights, "codes": dict(panel.codes),
+            "row_index": panel.row_index,
+        }
+    idx = np.flatnonzero(keep)
+    _, unit = np.unique(panel.unit[idx], return_inverse=True)
+    tpresent, time = np.unique(panel.time[idx], return_inverse=True)
     arrays = {
         "y": panel.y[idx], "unit": unit.reshape(-1).astype(np.int64), "time": time.reshape(-1).astype(np.int64),
         "periods": panel.periods[tpresent], "cohort": panel.cohort[idx],
         "covariates": panel.covariates[idx], "weights": None if panel.weights is None else panel.weights[idx],
         "codes": {k: v[idx] for k, v in panel.codes.items()}, "row_index": panel.row_index[idx],
     }
-    return arrays, idx
+    return arrays
 
 
 def sun_abraham(
@@ -277,10 +280,11 @@ def sun_abraham(
                      f"as reference (control) cohorts, as fixest does.")
     if drops:
         report = report.with_dropped(*drops)
-    arr, idx = _subset(panel, keep)
+    arr = _subset(panel, keep)
+    n_kept = int(arr["y"].shape[0])
     n_units = int(arr["unit"].max()) + 1
     T = int(arr["periods"].shape[0])
-    report = dataclasses.replace(report, n_obs=int(idx.shape[0]), n_units=n_units, n_periods=T)
+    report = dataclasses.replace(report, n_obs=n_kept, n_units=n_units, n_periods=T)
     g_k = arr["cohort"]
     ucoh_k = np.full(n_units, np.inf)
     ucoh_k[arr["unit"]] = g_k
@@ -316,7 +320,7 @@ def sun_abraham(
     all_names = [*cov_names, *cells.names]
 
     def general_source() -> RegressionSource:
-        X = np.zeros((idx.shape[0], n_cov + cells.k))
+        X = np.zeros((n_kept, n_cov + cells.k))
         if n_cov:
             X[:, :n_cov] = arr["covariates"]
         r = np.flatnonzero(cells.index >= 0)
