@@ -175,7 +175,10 @@ def rc_dr(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | 
     (Sant'Anna & Zhao 2020, eq. 3.4 with traditional nuisance estimators; R: ``DRDID::drdid_rc``).
 
     Outcome regressions for comparison AND treated observations in each period; the influence function includes
-    the estimation effects of the logit and of the four OLS fits.
+    the estimation effects of the logit and of the four OLS fits. As in R, the estimation effects of the
+    comparison-group OLS on the treated and comparison terms are summed over periods
+    (``inf.treat.or.post + inf.treat.or.pre``), where the exact derivative would subtract the pre-period term; the
+    two agree when the propensity score balances X, and parity with ``did::att_gt(panel = FALSE)`` needs R's form.
     """
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
@@ -250,7 +253,8 @@ def rc_dr_improved(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.n
     R: ``DRDID::drdid_imp_rc``, the default of ``DRDID::drdid(panel = FALSE)``).
 
     IPT propensity score, comparison-group outcome regressions weighted by the odds ``p/(1-p)`` in each period,
-    treated-group OLS in each period; the influence function is the leading term only.
+    treated-group OLS in each period; the influence function is the leading term only (R's choice: the estimation
+    effects vanish asymptotically, but not exactly in a sample, unlike the panel version).
     """
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
