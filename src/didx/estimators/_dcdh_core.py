@@ -103,9 +103,7 @@ class Core:
             dof_s = np.full(diff.shape, np.nan)
             gi, ti = np.nonzero(sw)
             if gi.size:
-                ck = np.column_stack([d.d_code[gi], d.F[gi], d.d_fg[gi]])
-                _, cohort = np.unique(ck, axis=0, return_inverse=True)
-                cohort = cohort.ravel()
+                cohort = d.cohort_code[gi]
                 nv = N[gi, ti]
                 dv = diff[gi, ti]
                 c_cnt = np.bincount(cohort, weights=nv)

@@ -34,6 +34,7 @@ class DcdhData:
     T_g: np.ndarray  # (G,) last period with a not-yet-switched group of the same baseline
     S: np.ndarray  # (G,) 1 switcher in, 0 switcher out, NaN otherwise
     d_fg: np.ndarray  # (G,) treatment at F_g
+    cohort_code: np.ndarray  # (G,) integer code of (d_sq, F_g, d_fg): the switchers' cohorts for the variance
     L: np.ndarray  # (G,) T_g - F_g + 1
     L_pl: np.ndarray  # (G,) number of feasible placebos, NaN if F_g < 3
     T_max: int
@@ -98,7 +99,7 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     tk, t_old = factorize(t_codes[idx], sort=True)
     G, T = int(g_old.shape[0]), int(t_old.shape[0])
     key = gk * T + tk
-    if np.unique(key).shape[0] != key.shape[0]:
+    if np.bincount(key, minlength=G * T).max() > 1:
         raise DataError(
             f"{func}: duplicate ({group}, {time}) rows: each group may appear once per period. Fix: aggregate "
             f"the data to the group x period level first (weighted means, with the cell size as weights=)."
@@ -130,7 +131,8 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
                               dropped=tuple(drops), balanced=bool(P.all()))
         return DcdhData(
             Y=Y, D=D, N=np.where(np.isnan(Y), 0.0, W), tv=tv, n_groups_total=G, d_sq=nan_g,
-            d_code=np.zeros(G, dtype=np.int64), n_d=1, F=nan_g, T_g=nan_g, S=nan_g, d_fg=nan_g, L=nan_g,
+            d_code=np.zeros(G, dtype=np.int64), n_d=1, F=nan_g, T_g=nan_g, S=nan_g, d_fg=nan_g,
+            cohort_code=np.zeros(G, dtype=np.int64), L=nan_g,
             L_pl=nan_g, T_max=int(tv.max()), cluster=cl_group, group_labels=g_labels[g_old],
             period_labels=t_labels[t_old], report=report,
         )
@@ -234,9 +236,13 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
         dropped=tuple(drops), balanced=bool(P[keep_g].all()),
     )
     d_code_k = d_code[keep_g]
+    fg_code = factorize(d_fg[keep_g], sort=True)[0] + 1  # NaN -> 0
+    cohort_key = (d_code_k * (T_max + 2) + F[keep_g].astype(np.int64)) * (int(fg_code.max()) + 1) + fg_code
+    cohort_code = np.unique(cohort_key, return_inverse=True)[1].ravel()
     return DcdhData(
         Y=Y[keep_g], D=D[keep_g], N=N[keep_g], tv=tv, n_groups_total=G_total, d_sq=d_sq[keep_g],
-        d_code=d_code_k, n_d=n_d, F=F[keep_g], T_g=T_g[keep_g], S=S[keep_g], d_fg=d_fg[keep_g], L=L[keep_g],
+        d_code=d_code_k, n_d=n_d, F=F[keep_g], T_g=T_g[keep_g], S=S[keep_g], d_fg=d_fg[keep_g],
+        cohort_code=cohort_code, L=L[keep_g],
         L_pl=L_pl[keep_g], T_max=T_max, cluster=factorize(cl_group[keep_g], sort=True)[0],
         group_labels=g_labels[g_old[keep_g]], period_labels=t_labels[t_old[tcols]], report=report,
     )
