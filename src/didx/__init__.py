@@ -30,6 +30,8 @@ _LAZY = {
     "uniform_bands": "didx.inference.bands",
     "drdid": "didx.estimators.drdid",
     "bacon": "didx.estimators.bacon",
+    "BaconDecomposition": "didx.estimators.bacon",
+    "WildBootstrapResult": "didx.inference.wild",
     "att_gt": "didx.estimators.callaway_santanna",
     "sun_abraham": "didx.estimators.sun_abraham",
     "imputation": "didx.estimators.imputation",

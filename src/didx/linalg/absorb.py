@@ -45,7 +45,9 @@ class FixedEffects:
     weights: np.ndarray | None = None
     n_levels: list[int] = field(init=False)
     _wsum: list[np.ndarray] = field(init=False, repr=False)
-    _exact2: tuple[int, int, np.ndarray, np.ndarray | sp.csr_matrix] | None = field(init=False, default=None, repr=False)
+    _exact2: tuple[int, int, np.ndarray, np.ndarray | sp.csr_matrix] | None = field(
+        init=False, default=None, repr=False
+    )
     _n_components: int | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
