@@ -99,23 +99,33 @@ class FirstStage:
         return "conjugate gradients on the sparse normal equations"
 
     def _setup_solver(self) -> None:
-        self._exact2: tuple[int, int, np.ndarray, sp.csr_matrix] | None = None
+        self._exact2: tuple[int, int, np.ndarray, np.ndarray | sp.csr_matrix] | None = None
+        self._n_components = 0
         self._S: sp.csr_matrix | None = None
         F = len(self.factors)
         if F == 2 and min(self.n_levels) <= EXACT_MAX_LEVELS:
             ia, ib = (0, 1) if self.n_levels[0] >= self.n_levels[1] else (1, 0)
             a, b = self._codes0[ia], self._codes0[ib]
             La, Lb = self.n_levels[ia], self.n_levels[ib]
-            w = np.ones(a.shape[0]) if self._w0 is None else self._w0
-            P = sp.csr_matrix((w, (a, b)), shape=(La, Lb))
-            P.sum_duplicates()
             wa = self._wsum[ia]
             inv_wa = np.where(wa > 0, 1.0 / np.where(wa > 0, wa, 1.0), 0.0)
-            C = np.diag(self._wsum[ib]) - (P.T @ sp.diags(inv_wa) @ P).toarray()
+            P: np.ndarray | sp.csr_matrix
+            if La * Lb <= 2 * a.shape[0] + 1_000_000:
+                # dense table of weight sums by (a, b) cell (e.g. unit x period): one bincount
+                P = np.bincount(a * Lb + b, weights=self._w0, minlength=La * Lb).reshape(La, Lb)
+                PtDP = (P * inv_wa[:, None]).T @ P
+            else:
+                w = np.ones(a.shape[0]) if self._w0 is None else self._w0
+                P = sp.csr_matrix((w, (a, b)), shape=(La, Lb))
+                P.sum_duplicates()
+                PtDP = (P.T @ sp.diags(inv_wa) @ P).toarray()
+            C = np.diag(self._wsum[ib]) - PtDP
             C = 0.5 * (C + C.T)
             vals, vecs = np.linalg.eigh(C)
             tol = max(float(vals.max()), 1.0) * Lb * 1e-12
             inv = np.where(vals > tol, 1.0 / np.where(vals > tol, vals, 1.0), 0.0)
+            # one null direction per connected component of the untreated (a, b) graph, plus one per empty b level
+            self._n_components = int(np.count_nonzero(vals <= tol)) - int(np.count_nonzero(self._wsum[ib] <= 0))
             self._exact2 = (ia, ib, (vecs * inv) @ vecs.T, P)
         elif F >= 2:
             offsets = np.concatenate([[0], np.cumsum(self.n_levels)])
@@ -214,7 +224,7 @@ class FirstStage:
         X = self.X if rows is None else self.X[rows]
         out = X @ beta if X.shape[1] else np.zeros((X.shape[0], *beta.shape[1:]))
         for f, d in zip(self.factors, deltas, strict=True):
-            out = out + d[f if rows is None else f[rows]]
+            out += d[f if rows is None else f[rows]]
         return out
 
     def fit(self, y: np.ndarray) -> np.ndarray:
@@ -236,6 +246,8 @@ class FirstStage:
         ok = np.ones(self.fit_rows.shape[0], dtype=bool)
         for f, ws in zip(self.factors, self._wsum, strict=True):
             ok &= (ws > 0)[f]
+        if len(self.factors) == 2 and self._exact2 is not None and self._n_components == 1:
+            return ok  # the untreated graph is connected: level presence suffices
         if len(self.factors) >= 2:
             offsets = np.concatenate([[0], np.cumsum(self.n_levels)])
             total = int(offsets[-1])
@@ -249,28 +261,32 @@ class FirstStage:
                 ok &= comp[self.factors[j] + offsets[j]] == first
         return ok
 
-    def cluster_resid_sums(self, resid: np.ndarray, cluster: np.ndarray, n_clusters: int
-                           ) -> tuple[np.ndarray, list[sp.csr_matrix]]:
-        """Per-cluster sums of ``w * resid`` over the untreated rows, by covariate (G, p) and by fixed-effect
-        level (sparse (G, L_f) per factor): ``sum_{i in c} w_i e_i z_i``."""
+    def cluster_sums(self, resid: np.ndarray, cluster: np.ndarray, n_clusters: int, beta: np.ndarray,
+                     deltas: list[np.ndarray]) -> np.ndarray:
+        """``sum_{i in c, untreated} w_i e_i z_i' b`` for every cluster c and column of ``b``: (G, K).
+
+        ``e`` is ``resid`` on the untreated rows, ``z_i`` the row's first-stage design (covariates and level
+        indicators) and ``b = [beta; deltas]``. Few columns: a gather per column; many: sparse cluster x level
+        sums of ``w e`` built once, times ``b``.
+        """
         e0 = resid[self._rows0]
         we = e0 if self._w0 is None else e0 * self._w0
         c0 = cluster[self._rows0]
+        K = beta.shape[1]
+        out = np.zeros((n_clusters, K))
         p = self.X.shape[1]
-        X0 = self.X[self._rows0]
-        RX = np.column_stack([np.bincount(c0, weights=we * X0[:, j], minlength=n_clusters) for j in range(p)]) \
-            if p else np.zeros((n_clusters, 0))
-        Rf = []
-        for codes, L in zip(self._codes0, self.n_levels, strict=True):
+        X0 = self.X[self._rows0] if p else None
+        if K <= 4:
+            for k in range(K):
+                zb = X0 @ beta[:, k] if X0 is not None else np.zeros(e0.shape[0])
+                for codes, d in zip(self._codes0, deltas, strict=True):
+                    zb += d[:, k][codes]
+                out[:, k] = np.bincount(c0, weights=we * zb, minlength=n_clusters)
+            return out
+        if X0 is not None:
+            RX = np.column_stack([np.bincount(c0, weights=we * X0[:, j], minlength=n_clusters) for j in range(p)])
+            out += RX @ beta
+        for codes, L, d in zip(self._codes0, self.n_levels, deltas, strict=True):
             M = sp.csr_matrix((we, (c0, codes)), shape=(n_clusters, L))
-            M.sum_duplicates()
-            Rf.append(M)
-        return RX, Rf
-
-    def apply_cluster_sums(self, RX: np.ndarray, Rf: list[sp.csr_matrix], beta: np.ndarray,
-                           deltas: list[np.ndarray]) -> np.ndarray:
-        """``sum_{i in c, untreated} w_i e_i z_i' b`` for every cluster c and column of ``b``: (G, K)."""
-        out = RX @ beta if RX.shape[1] else np.zeros((RX.shape[0], deltas[0].shape[1] if deltas else beta.shape[1]))
-        for M, d in zip(Rf, deltas, strict=True):
-            out = out + np.asarray(M @ d)
+            out += np.asarray(M @ d)
         return out

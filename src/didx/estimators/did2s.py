@@ -64,8 +64,7 @@ def two_stage_variance(first: FirstStage, u1: np.ndarray, u2: np.ndarray, term: 
         a_x[j] = np.bincount(k, weights=w[on] * first.X[on, j], minlength=K)
     a_d = [level_sums(f, L, on, k, w[on], K) for f, L in zip(first.factors, first.n_levels, strict=True)]
     beta_q, delta_q = first.solve(a_x, a_d)
-    RX, Rf = first.cluster_resid_sums(u1, cluster, G)
-    correction = first.apply_cluster_sums(RX, Rf, beta_q, delta_q)
+    correction = first.cluster_sums(u1, cluster, G, beta_q, delta_q)
     direct = np.bincount(cluster[on] * K + k, weights=w[on] * u2[on], minlength=G * K).reshape(G, K)
     psi = direct - correction
     bread = 1.0 / np.bincount(k, weights=w[on], minlength=K)

@@ -96,8 +96,7 @@ def bjs_estimate(first: FirstStage, resid: np.ndarray, tw: TreatmentWeights, gro
         a_x[j] = np.bincount(k, weights=w * first.X[r, j], minlength=K)
     a_d = [level_sums(f, L, r, k, w, K) for f, L in zip(first.factors, first.n_levels, strict=True)]
     beta, deltas = first.solve(a_x, a_d)
-    RX, Rf = first.cluster_resid_sums(resid, cluster, G)
-    psi = -first.apply_cluster_sums(RX, Rf, beta, deltas)
+    psi = -first.cluster_sums(resid, cluster, G, beta, deltas)
     # treated rows: v = w, residual tau - taubar(cohort x horizon)
     gk = group[r] * K + k
     n_gk = int(gk.max()) + 1 if gk.size else 0
@@ -272,7 +271,6 @@ def imputation(
     assert panel.unit is not None and panel.cohort is not None and panel.treat is not None
     n = panel.n_obs
     treated = panel.treat == 1
-    event_time = panel.periods[panel.time] - panel.cohort  # -inf for never treated
     factors = [panel.unit, panel.time] + [panel.codes[c] for c in fe_list]
     fe_names = [unit, time, *fe_list]
     first = FirstStage(factors, fe_names, panel.covariates, ~treated, panel.weights, func=func,
@@ -296,8 +294,12 @@ def imputation(
     rows1 = np.flatnonzero(use)
     w_est = np.ones(n) if panel.weights is None else panel.weights
     # treatment weights
-    cohort_codes = np.unique(panel.cohort, return_inverse=True)[1].astype(np.int64)
-    et1 = event_time[rows1]
+    # cohort x event time cells = cohort x period cells (event time = period - cohort): no sort of n values
+    unit_cohort = panel.unit_cohort()
+    cohort_values, unit_cohort_code = np.unique(unit_cohort, return_inverse=True)
+    T = panel.n_periods
+    group = unit_cohort_code.astype(np.int64)[panel.unit] * T + panel.time
+    cell_event = (panel.periods[None, :] - cohort_values[:, None]).ravel()  # event time of each cell
     if wtr_list:
         cols = read_columns(data, wtr_list, func, {"wtr": wtr_list})
         r_list, c_list, v_list = [], [], []
@@ -322,13 +324,16 @@ def imputation(
         term_et = np.full(len(wtr_list), np.nan)
         mode = f"custom ({', '.join(wtr_list)})"
     elif horizons is not None and horizons is not False:
-        available = np.unique(et1)
+        cells = np.bincount(group[rows1], minlength=cell_event.shape[0]) > 0
+        available = np.unique(cell_event[cells])
         hs = _parse_horizons(horizons, available, func)
-        pos = np.searchsorted(hs, et1)
-        pos_c = np.minimum(pos, hs.shape[0] - 1)
-        inh = hs[pos_c] == et1
+        # horizon column of each cell (-1: not requested), then of each treated row
+        pos = np.minimum(np.searchsorted(hs, cell_event), hs.shape[0] - 1)
+        cell_col = np.where(hs[pos] == cell_event, pos, -1)
+        col1 = cell_col[group[rows1]]
+        inh = col1 >= 0
         r = rows1[inh]
-        k = pos_c[inh].astype(np.int64)
+        k = col1[inh].astype(np.int64)
         v = w_est[r]
         v = v / np.bincount(k, weights=v, minlength=hs.shape[0])[k]
         tw = TreatmentWeights(r, k, v, tuple(f"tau{int(h)}" for h in hs))
@@ -339,12 +344,10 @@ def imputation(
         tw = TreatmentWeights(rows1, np.zeros(rows1.shape[0], dtype=np.int64), v / v.sum(), ("ATT",))
         term_et = np.full(1, np.nan)
         mode = "static: every treated observation weighted equally"
-    et_codes = np.unique(event_time, return_inverse=True)[1].astype(np.int64)
-    group = cohort_codes * (int(et_codes.max()) + 1) + et_codes  # cohort x event time
     cluster_name = cluster if cluster is not None else unit
     cl = panel.codes[cluster] if cluster is not None else panel.unit
     G = int(cl.max()) + 1
-    est, V, n_fallback = bjs_estimate(first, resid, tw, _recode(group), cl, G, leave_out=leave_out)
+    est, V, n_fallback = bjs_estimate(first, resid, tw, group, cl, G, leave_out=leave_out)
     n_terms = np.bincount(tw.col, weights=(tw.value != 0).astype(float), minlength=tw.n_cols)
     terms = list(tw.names)
     coef = est
@@ -355,7 +358,9 @@ def imputation(
     pre_block = None
     if pretrends is not None and pretrends is not False:
         untreated = ~treated
-        leads_avail = np.unique(event_time[untreated & np.isfinite(event_time)])
+        event_time = panel.periods[panel.time] - panel.cohort  # -inf for never treated
+        cells0 = np.bincount(group[untreated], minlength=cell_event.shape[0]) > 0
+        leads_avail = np.unique(cell_event[cells0 & np.isfinite(cell_event) & (cell_event < 0)])
         leads = _parse_pretrends(pretrends, leads_avail, func)
         pc, pv, pn, _ = _pretrend_fit(panel, factors, fe_names, event_time, leads, untreated, cl, cluster_name, func)
         P = leads.shape[0]
