@@ -208,6 +208,21 @@ def test_did_l_equals_not_yet_treated_callaway_santanna():
                                    rtol=TOL_IDENTITY)
 
 
+def test_did_l_equals_didx_att_gt_not_yet_dynamic():
+    try:
+        from didx.estimators.callaway_santanna import att_gt
+    except ImportError:  # pragma: no cover - the CS module is written in parallel
+        pytest.skip("didx.att_gt is not available")
+    rng = np.random.default_rng(11)
+    df = _staggered(rng, n_groups=60, n_periods=7)
+    res = didx.dcdh(df, y="y", group="g", time="t", treat="d", effects=4)
+    dyn = att_gt(df, y="y", unit="g", time="t", cohort="cohort", control="not_yet", method="reg").aggregate(
+        "dynamic")
+    cs = dyn.tidy().set_index("event_time")["estimate"]
+    for ell in range(1, 5):
+        np.testing.assert_allclose(res.params[f"Effect_{ell}"], cs.loc[float(ell - 1)], rtol=TOL_IDENTITY)
+
+
 def test_did_m_equals_did_1_in_absorbing_staggered_design():
     rng = np.random.default_rng(12)
     df = _staggered(rng, n_groups=50, n_periods=6)
