@@ -91,6 +91,7 @@ def test_unweighted_stack_is_different_and_never_control(panel: pd.DataFrame) ->
 def test_window_trims_cohorts_and_reports(panel: pd.DataFrame) -> None:
     res = didx.stacked(panel, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 4))
     assert list(res.sub_experiments["cohort"]) == [5.0]  # 4 - 4 < 1 and 7 + 4 > 10
+    assert list(res.sub_experiments["control_weight"]) == [1.0]
     reasons = " ".join(d.reason for d in res.sample.dropped)
     assert "4 (window 0..8 outside the data)" in reasons and "7 (window 3..11" in reasons
     assert "Sub-experiments: 1 of 3" in str(res.summary())

@@ -133,7 +133,7 @@ def stacked(
     subs: list[dict[str, Any]] = []
     dropped_cohorts: list[str] = []
     dropped_values: list[float] = []
-    for k, a in enumerate(gvals):
+    for a in gvals:
         if a + lo < first or a + hi > last:
             dropped_cohorts.append(f"{fmt_value(a)} (window {fmt_value(a + lo)}..{fmt_value(a + hi)} outside the data)")
             dropped_values.append(float(a))
@@ -147,7 +147,7 @@ def stacked(
             continue
         e = p[rows] - a
         parts.append({"rows": rows, "e": e, "D": treated_u[rows].astype(np.float64),
-                      "sub": np.full(rows.shape[0], k, dtype=np.int64)})
+                      "sub": np.full(rows.shape[0], len(parts), dtype=np.int64)})
         subs.append({"cohort": float(a), "n_treated_units": int(np.unique(panel.unit[rows][treated_u[rows]]).shape[0]),
                      "n_control_units": int(np.unique(panel.unit[rows][clean[rows]]).shape[0])})
     if not parts:
