@@ -51,6 +51,7 @@ class CSData:
     n_clusters: int
     report: SampleReport
     weighted: bool
+    unit_labels: np.ndarray  # label of each (sorted) unit; row positions of the input for repeated cross sections
 
     @property
     def n_periods(self) -> int:
@@ -157,6 +158,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     u_present = np.bincount(u_old, minlength=n_units) > 0
     u_new = (np.cumsum(u_present) - 1)[u_old]
     n_units = int(u_present.sum())
+    old_code = np.flatnonzero(u_present)  # panel unit code (or row position) of each new unit code
     g_unit = np.empty(n_units)
     g_unit[u_new] = row_g[rows]
     cohort_values = np.unique(g_unit)  # inf sorts last
@@ -166,6 +168,10 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     rank[order] = np.arange(n_units)
     row_unit = rank[u_new]
     unit_cohort = cohort_code[order]
+    if mode == "rc" or panel.unit_labels is None:
+        unit_labels = panel.row_index[old_code[order]]
+    else:
+        unit_labels = panel.unit_labels[old_code[order]]
     block = np.searchsorted(unit_cohort, np.arange(cohort_values.shape[0] + 1))
     # weights per unit
     weighted = panel.weights is not None
@@ -213,4 +219,5 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     return CSData(mode=mode, n_units=int(n_units), periods=periods, period_labels=labels,
                   cohort_values=cohort_values, unit_cohort=unit_cohort, block=block, unit_weight=w_unit,
                   row_unit=row_unit, row_time=tcode, y=panel.y[rows], X=X, cluster=cl_unit,
-                  n_clusters=n_clusters, report=new_report, weighted=weighted)
+                  n_clusters=n_clusters, report=new_report, weighted=weighted,
+                  unit_labels=unit_labels)

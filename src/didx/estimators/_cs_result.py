@@ -48,6 +48,8 @@ class CSState:
     n_bootstrap: int = 0
     seed: int | None = None
     inference: Inference | None = None
+    unit_labels: np.ndarray | None = None
+    cell_terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,10 @@ class ATTgtResult(Result):
         """Sup-t critical value of the uniform band over the ATT(g,t) (bootstrap); pointwise without one."""
         return uniform_critical_value(self, conf_level)
 
-    def influence_functions(self) -> np.ndarray:
-        """The n x K matrix of ATT(g,t) influence functions (``did``'s ``inffunc``), built on request only."""
+    def influence_functions(self) -> pd.DataFrame:
+        """The n x K ATT(g,t) influence functions (``did``'s ``inffunc``; ``V = IF'IF / n``, SE =
+        ``sqrt(sum IF^2) / n``), one row per unit (indexed by unit label; by input row position for repeated
+        cross sections) and one column per cell. Built on request only: estimation never forms it."""
         st = self._need_state()
         K = st.att.shape[0]
         D = st.store.coefficients(np.eye(K))
@@ -179,7 +183,7 @@ class ATTgtResult(Result):
         for g in range(st.store.n_cohorts):
             lo, hi = st.store.block[g], st.store.block[g + 1]
             out[lo:hi] = st.store.Z[lo:hi] @ D[g]
-        return out
+        return pd.DataFrame(out, index=st.unit_labels, columns=list(st.cell_terms))
 
     def _need_state(self) -> CSState:
         if self._state is None:

@@ -74,7 +74,7 @@ def att_gt(
     panel: bool = True,
     allow_unbalanced: bool = False,
     n_bootstrap: int | None = 0,
-    bootstrap_weights: str = "mammen",
+    bootstrap_weights: str = "rademacher",
     seed: int | None = None,
 ) -> ATTgtResult:
     """Group-time average treatment effects (Callaway & Sant'Anna 2021), as R's ``did::att_gt``.
@@ -99,8 +99,8 @@ def att_gt(
     allow_unbalanced : keep units not observed in every period (``did``'s ``allow_unbalanced_panel``: the
         repeated-cross-section estimators, influence functions summed by unit); default drops them (reported).
     n_bootstrap : multiplier-bootstrap draws (0 or None: analytic SEs and pointwise intervals).
-    bootstrap_weights : ``"mammen"`` (``did``'s), ``"rademacher"`` or ``"gaussian"`` (exact: analytic SEs, sup-t
-        critical value simulated from the covariance).
+    bootstrap_weights : ``"rademacher"`` (``did``'s: ``BMisc::multiplier_bootstrap`` draws Rademacher weights),
+        ``"mammen"`` or ``"gaussian"`` (exact: analytic SEs, sup-t critical value simulated from the covariance).
     seed : seed of the bootstrap.
 
     Returns
@@ -195,6 +195,8 @@ def att_gt(
     inference = Inference(vcov_type=vcov_type, n_clusters=(cs.n_clusters,),
                           cluster_names=(str(cl) if clustered else unit_name,), band=band, details=tuple(details))
     state.inference = inference
+    state.unit_labels = cs.unit_labels
+    state.cell_terms = terms[:-1]
     design = _design(y=y, control=control, base_period=base_period, method=method, covariates=cov_list,
                      anticipation=anticipation, mode=cs.mode, weights=weights, n_cells=K)
     notes = list(plan_notes)

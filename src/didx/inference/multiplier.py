@@ -8,8 +8,9 @@ of every estimand is ``sum_g D_g' (sum_{i in g} v_i z_i)``: so only the per-bloc
 sum_{i in g} v_ib z_i`` are needed. They are computed here in chunks of units (memory ``O(B x chunk)``), with
 the multipliers generated from raw random bits:
 
-- Rademacher ``v = +-1`` (probability 1/2 each): ``v = 2u - 1`` with ``u`` a fair bit;
-- Mammen ``v = (1 - sqrt 5)/2`` w.p. ``(sqrt 5 + 1)/(2 sqrt 5)``, else ``(1 + sqrt 5)/2`` (R's ``did`` default):
+- Rademacher ``v = +-1`` (probability 1/2 each; R's ``did`` default, via ``BMisc::multiplier_bootstrap``):
+  ``v = 2u - 1`` with ``u`` a fair bit;
+- Mammen ``v = (1 - sqrt 5)/2`` w.p. ``(sqrt 5 + 1)/(2 sqrt 5)``, else ``(1 + sqrt 5)/2``:
   ``v = a + (b - a) u`` with ``u`` Bernoulli from a 32-bit uniform integer.
 
 Clustered draws (one multiplier per cluster) follow ``did``: the cluster's *mean* influence function is

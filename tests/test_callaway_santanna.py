@@ -1,0 +1,415 @@
+"""Callaway & Sant'Anna (2021) ``att_gt``: parity with R's did 2.5.1 on mpdta, identities, robustness, errors.
+
+Reference numbers: tests/reference/callaway_santanna.json (R 4.2.2, did 2.5.1, DRDID 1.2.3; calls inside).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from conftest import load_reference
+from didx import DesignError, InvalidOptionError
+from didx.results.event import EventStudyResult
+
+REF = load_reference("callaway_santanna.json")
+
+TOL_ATT = 1e-8          # relative, ATT(g,t) and aggregated estimates vs did 2.5.1
+TOL_SE = 1e-8           # relative, analytic SEs vs did 2.5.1
+TOL_WPVAL = 5e-6 + 1e-9  # absolute: R rounds the pre-test p-value to 5 decimals
+TOL_BOOT_SE = 0.10      # relative, bootstrap SEs vs R's seeded run (Monte Carlo error of both)
+TOL_BOOT_CRIT = 0.15    # absolute, uniform critical value vs R's seeded run
+TOL_IDENTITY = 1e-10
+
+KEYS = sorted(REF["mpdta"])
+CONTROL = {"nevertreated": "never", "notyettreated": "not_yet"}
+
+
+@pytest.fixture(scope="module")
+def mp() -> pd.DataFrame:
+    return didx.datasets.load("mpdta")
+
+
+def fit(df: pd.DataFrame, **kw: object) -> didx.estimators.callaway_santanna.ATTgtResult:  # type: ignore[name-defined]
+    args: dict[str, object] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    args.update(kw)
+    return didx.att_gt(df, **args)  # type: ignore[arg-type]
+
+
+def fit_key(df: pd.DataFrame, key: str):  # type: ignore[no-untyped-def]
+    cov, method, control, base = key.split("|")
+    return fit(df, control=CONTROL[control], base_period=base, method=method,
+               covariates=None if cov == "none" else ["lpop"])
+
+
+def _se(values: list) -> np.ndarray:  # type: ignore[type-arg]
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+# ------------------------------------------------------------------------------------------------ R parity
+@pytest.mark.parametrize("key", KEYS)
+def test_attgt_matches_did(mp: pd.DataFrame, key: str) -> None:
+    ref = REF["mpdta"][key]
+    res = fit_key(mp, key)
+    cells = res.cells()
+    assert list(cells["group"]) == [r["group"] for r in ref["attgt"]]
+    assert list(cells["time"]) == [r["t"] for r in ref["attgt"]]
+    np.testing.assert_allclose(cells["estimate"], [r["att"] for r in ref["attgt"]], rtol=TOL_ATT, atol=1e-14)
+    se_ref = _se([r["se"] for r in ref["attgt"]])
+    ok = np.isfinite(se_ref)
+    np.testing.assert_allclose(cells["std_error"][ok], se_ref[ok], rtol=TOL_SE)
+    assert np.all(cells["std_error"][~ok] == 0)  # the universal base period cell: 0 by construction (R: NA)
+    assert res.pretest is not None
+    assert abs(res.pretest.p_value - ref["Wpval"][0][0]) <= TOL_WPVAL
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("kind", ["simple", "group", "dynamic", "calendar"])
+def test_aggregations_match_did(mp: pd.DataFrame, key: str, kind: str) -> None:
+    ref = REF["mpdta"][key][f"aggte_{kind}"]
+    res = fit_key(mp, key)
+    agg = res.aggregate(kind)
+    np.testing.assert_allclose(agg.estimate, ref["overall_att"], rtol=TOL_ATT)
+    np.testing.assert_allclose(agg.std_error, ref["overall_se"], rtol=TOL_SE)
+    if kind == "simple":
+        np.testing.assert_allclose(res.estimate, ref["overall_att"], rtol=TOL_ATT)
+        np.testing.assert_allclose(res.std_error, ref["overall_se"], rtol=TOL_SE)
+        return
+    _check_egt(agg, ref)
+
+
+def _check_egt(agg: didx.Result, ref: dict) -> None:  # type: ignore[type-arg]
+    se_ref = _se(ref["se_egt"])
+    ok = np.isfinite(se_ref)  # R reports the universal reference event time with SE NA; didx as a reference
+    m = len(agg.terms) - 1
+    np.testing.assert_allclose(agg.coef[:m], np.asarray(ref["att_egt"], dtype=float)[ok], rtol=TOL_ATT, atol=1e-14)
+    np.testing.assert_allclose(agg.std_errors[:m], se_ref[ok], rtol=TOL_SE)
+    if isinstance(agg, EventStudyResult):
+        np.testing.assert_array_equal(agg.event_times[:m], np.asarray(ref["egt"], dtype=float)[ok])
+        assert agg.reference_periods == tuple(float(e) for e in np.asarray(ref["egt"])[~ok])
+
+
+@pytest.mark.parametrize(("name", "kw"), [("dynamic_balance_e1", {"balance_e": 1}),
+                                          ("dynamic_min_e_m2_max_e_2", {"min_e": -2, "max_e": 2})])
+def test_dynamic_windows_match_did(mp: pd.DataFrame, name: str, kw: dict) -> None:  # type: ignore[type-arg]
+    ref = REF["mpdta_extra"][name]
+    agg = fit(mp).aggregate("dynamic", **kw)
+    np.testing.assert_allclose(agg.estimate, ref["overall_att"], rtol=TOL_ATT)
+    np.testing.assert_allclose(agg.std_error, ref["overall_se"], rtol=TOL_SE)
+    _check_egt(agg, ref)
+
+
+def test_bootstrap_within_monte_carlo_error(mp: pd.DataFrame) -> None:
+    # R: biters = 1000 (Rademacher, BMisc); here 5000 draws so that our own Monte Carlo error is small.
+    ref = REF["mpdta_bootstrap_seed1814"]
+    res = fit(mp, n_bootstrap=5000, seed=1814)
+    cells = res.cells()
+    np.testing.assert_allclose(cells["estimate"], [r["att"] for r in ref["attgt"]], rtol=TOL_ATT)
+    np.testing.assert_allclose(cells["std_error"], [r["se"] for r in ref["attgt"]], rtol=TOL_BOOT_SE)
+    assert abs(res.uniform_critical_value() - ref["crit_val"]) <= TOL_BOOT_CRIT
+    # the uniform band is wider than the pointwise interval and used by tidy()
+    t = res.cells()
+    width = (t["conf_high"] - t["estimate"]) / t["std_error"]
+    np.testing.assert_allclose(width, res.uniform_critical_value(), rtol=1e-12)
+    assert "uniform" in res.summary()
+
+
+def test_bootstrap_seeded_and_aggregations_share_draws(mp: pd.DataFrame) -> None:
+    a = fit(mp, n_bootstrap=199, seed=3)
+    b = fit(mp, n_bootstrap=199, seed=3)
+    np.testing.assert_array_equal(a.std_errors, b.std_errors)
+    c = fit(mp, n_bootstrap=199, seed=4)
+    assert not np.array_equal(a.std_errors, c.std_errors)
+    dyn = a.aggregate("dynamic")
+    analytic = fit(mp).aggregate("dynamic")
+    np.testing.assert_allclose(dyn.std_errors, analytic.std_errors, rtol=0.25)
+    assert dyn.uniform_critical_value() > 1.96
+
+
+def test_mammen_and_gaussian_multipliers(mp: pd.DataFrame) -> None:
+    base = fit(mp)
+    mam = fit(mp, n_bootstrap=2000, seed=1, bootstrap_weights="mammen")
+    np.testing.assert_allclose(mam.std_errors[:-1], base.std_errors[:-1], rtol=0.15)
+    gau = fit(mp, n_bootstrap=2000, seed=1, bootstrap_weights="gaussian")
+    np.testing.assert_allclose(gau.std_errors, base.std_errors, rtol=1e-12)  # exact: the analytic covariance
+    crit = gau.uniform_critical_value()
+    bonferroni = 2.8653  # z_{1 - 0.05 / 24}
+    assert 1.96 < crit < bonferroni + 0.05
+
+
+def test_clustered_bootstrap_and_analytic(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    df["state"] = df["countyreal"] // 1000
+    res = fit(df, cluster="state")
+    assert res.inference.n_clusters == (df["state"].nunique(),)
+    # clustering on a variable with one unit per cluster reproduces the unit-level SEs
+    df["same"] = df["countyreal"] * 10
+    np.testing.assert_allclose(fit(df, cluster="same").std_errors, fit(mp).std_errors, rtol=TOL_IDENTITY)
+    boot = fit(df, cluster="state", n_bootstrap=999, seed=1)
+    assert np.all(np.isfinite(boot.std_errors))
+    # analytic clustered SEs: sums over clusters of the summed influence functions, / n
+    psi = res.influence_functions()
+    assert psi.shape == (500, 12)
+    state = df.drop_duplicates("countyreal").set_index("countyreal")["state"]
+    psi_c = psi.groupby(state.loc[psi.index].to_numpy()).sum().to_numpy()
+    np.testing.assert_allclose(np.sqrt((psi_c**2).sum(axis=0)) / 500, res.std_errors[:12], rtol=1e-10)
+    assert not np.allclose(res.std_errors, fit(mp).std_errors, rtol=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------ identities
+def test_no_covariates_dr_ipw_reg_identical(mp: pd.DataFrame) -> None:
+    r = [fit(mp, method=m, control="not_yet") for m in ("dr", "ipw", "reg")]
+    for other in r[1:]:
+        np.testing.assert_allclose(other.coef, r[0].coef, rtol=TOL_IDENTITY)
+        np.testing.assert_allclose(other.std_errors, r[0].std_errors, rtol=TOL_IDENTITY)
+
+
+def test_influence_functions_reproduce_vcov(mp: pd.DataFrame) -> None:
+    for kw in ({}, {"covariates": ["lpop"]}, {"base_period": "universal", "control": "not_yet"}):
+        res = fit(mp, **kw)
+        psi = res.influence_functions().to_numpy()
+        n = psi.shape[0]
+        K = psi.shape[1]
+        np.testing.assert_allclose(psi.T @ psi / n**2, res.vcov_matrix[:K, :K], rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(psi.mean(axis=0), 0.0, atol=1e-10)
+
+
+def test_influence_function_of_a_cell_by_unit(mp: pd.DataFrame) -> None:
+    psi = fit(mp).influence_functions()["ATT(2004,2006)"]
+    wide = mp.pivot(index="countyreal", columns="year", values="lemp")
+    g = mp.drop_duplicates("countyreal").set_index("countyreal")["first.treat"].loc[wide.index]
+    dy = wide[2006] - wide[2003]
+    n = len(wide)
+    expect = pd.Series(0.0, index=wide.index)
+    for cohort, sign in ((2004, 1.0), (0, -1.0)):
+        m = g == cohort
+        expect[m] = sign * n * (dy[m] - dy[m].mean()) / m.sum()
+    np.testing.assert_allclose(psi.loc[wide.index].to_numpy(), expect.to_numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_two_periods_one_cohort_equals_did2x2_and_drdid(mp: pd.DataFrame) -> None:
+    df = mp[mp["year"].isin([2005, 2006]) & mp["first.treat"].isin([0, 2006])].copy()
+    res = fit(df)
+    assert len(res.terms) == 2
+    df["g"] = (df["first.treat"] == 2006).astype(int)
+    df["post"] = (df["year"] == 2006).astype(int)
+    two = didx.did2x2(df, y="lemp", group="g", post="post", unit="countyreal", vcov="CR0",
+                      ssc=didx.SSC(adj=False, cluster_adj=False))
+    np.testing.assert_allclose(res.coef[0], two.estimate, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.std_errors[0], two.std_error, rtol=1e-9)
+    dr = didx.drdid(df, y="lemp", group="g", post="year", unit="countyreal", covariates=["lpop"],
+                   method="dr_traditional")
+    cov = fit(df, covariates=["lpop"])
+    np.testing.assert_allclose(cov.coef[0], dr.estimate, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(cov.std_errors[0], dr.std_error, rtol=1e-9)
+
+
+def test_weights_constant_equal_unweighted(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    df["w"] = 3.0
+    for kw in ({}, {"covariates": ["lpop"]}):
+        a, b = fit(mp, **kw), fit(df, weights="w", **kw)
+        np.testing.assert_allclose(b.coef, a.coef, rtol=1e-9)
+        np.testing.assert_allclose(b.std_errors, a.std_errors, rtol=1e-9)
+        np.testing.assert_allclose(b.aggregate("group").std_errors, a.aggregate("group").std_errors, rtol=1e-9)
+
+
+def test_weighted_cells_are_weighted_means(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    rng = np.random.default_rng(0)
+    wu = pd.Series(rng.uniform(0.5, 2.0, df["countyreal"].nunique()), index=df["countyreal"].unique())
+    df["w"] = df["countyreal"].map(wu)
+    res = fit(df, weights="w")
+    wide = df.pivot(index="countyreal", columns="year", values="lemp")
+    g = df.drop_duplicates("countyreal").set_index("countyreal")["first.treat"].loc[wide.index]
+    w = wu.loc[wide.index]
+    dy = wide[2006] - wide[2003]
+    tr, co = g == 2004, g == 0
+    expect = np.average(dy[tr], weights=w[tr]) - np.average(dy[co], weights=w[co])
+    np.testing.assert_allclose(res.coef[res.terms.index("ATT(2004,2006)")], expect, rtol=TOL_IDENTITY)
+    dr = fit(df, weights="w", covariates=["lpop"], method="reg")
+    assert np.all(np.isfinite(dr.std_errors))
+
+
+def test_invariant_to_row_order_unit_labels_and_never_coding(mp: pd.DataFrame) -> None:
+    base = fit(mp, control="not_yet")
+    shuffled = mp.sample(frac=1.0, random_state=1)
+    shuffled["countyreal"] = shuffled["countyreal"] * 7 + 3
+    other = fit(shuffled, control="not_yet")
+    np.testing.assert_allclose(other.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(other.std_errors, base.std_errors, rtol=TOL_IDENTITY)
+    for code in (np.nan, np.inf):
+        df = mp.copy()
+        df["first.treat"] = df["first.treat"].astype(float).replace(0.0, code)
+        r = fit(df, control="not_yet")
+        np.testing.assert_allclose(r.coef, base.coef, rtol=TOL_IDENTITY)
+        np.testing.assert_allclose(r.std_errors, base.std_errors, rtol=TOL_IDENTITY)
+
+
+# ------------------------------------------------------------------------------------------------ robustness
+def test_no_never_treated_with_not_yet(mp: pd.DataFrame) -> None:
+    df = mp[mp["first.treat"] > 0]
+    with pytest.raises(DesignError, match="not_yet"):
+        fit(df)
+    res = fit(df, control="not_yet")
+    # the last cohort (2007) becomes the comparison group; 2007 is dropped
+    assert set(res.cells()["group"]) == {2004.0, 2006.0}
+    assert set(res.cells()["time"]) <= {2004.0, 2005.0, 2006.0}
+    assert any("2007" in d.reason for d in res.sample.dropped)
+    assert "comparison group" in res.summary()
+    res.aggregate("dynamic")
+
+
+def test_units_treated_in_first_period_dropped_and_reported(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    first = df["countyreal"].isin(df["countyreal"].unique()[:7])
+    df.loc[first, "first.treat"] = 2003
+    res = fit(df)
+    d = [x for x in res.sample.dropped if "first period" in x.reason]
+    assert d and d[0].n_units == 7 and d[0].n_rows == 35
+    ref = fit(df[~first])
+    np.testing.assert_allclose(res.coef, ref.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.std_errors, ref.std_errors, rtol=TOL_IDENTITY)
+
+
+def test_cohort_of_one_unit(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    one = df["countyreal"] == df.loc[df["first.treat"] == 0, "countyreal"].iloc[0]
+    df.loc[one, "first.treat"] = 2005
+    res = fit(df)
+    cells = res.cells()
+    assert (cells["group"] == 2005).sum() == 4
+    assert np.all(np.isfinite(cells["std_error"]))
+    assert any("Small cohorts" in s for s in res.sample.notes)
+    for kind in ("simple", "group", "dynamic", "calendar"):
+        assert np.isfinite(res.aggregate(kind).std_error)
+
+
+def test_unbalanced_dropped_or_kept(mp: pd.DataFrame) -> None:
+    drop_ids = mp["countyreal"].unique()[::25]
+    mask = mp["countyreal"].isin(drop_ids) & (mp["year"] == 2005)
+    df = mp[~mask]
+    res = fit(df)
+    d = [x for x in res.sample.dropped if "every period" in x.reason]
+    assert d and d[0].n_units == len(drop_ids)
+    ref = fit(mp[~mp["countyreal"].isin(drop_ids)])
+    np.testing.assert_allclose(res.coef, ref.coef, rtol=TOL_IDENTITY)
+    unb = fit(df, allow_unbalanced=True)
+    assert unb.sample.n_units == 500
+    assert "unbalanced" in unb.summary()
+    # ATT(2004,2006): row-level cell means of the rows observed in 2003 and 2006
+    sub = df[df["year"].isin([2003, 2006]) & df["first.treat"].isin([0, 2004])]
+    m = sub.groupby(["first.treat", "year"])["lemp"].mean()
+    expect = (m[2004, 2006] - m[2004, 2003]) - (m[0, 2006] - m[0, 2003])
+    np.testing.assert_allclose(unb.coef[unb.terms.index("ATT(2004,2006)")], expect, rtol=TOL_IDENTITY)
+    assert np.all(np.isfinite(unb.std_errors))
+    cov = fit(df, allow_unbalanced=True, covariates=["lpop"])
+    assert np.all(np.isfinite(cov.std_errors))
+    # allow_unbalanced on a balanced panel is the panel estimator
+    np.testing.assert_allclose(fit(mp, allow_unbalanced=True).std_errors, fit(mp).std_errors, rtol=TOL_IDENTITY)
+
+
+def test_repeated_cross_sections(mp: pd.DataFrame) -> None:
+    res = fit(mp.drop(columns="countyreal"), unit=None, panel=False)
+    sub = mp[mp["year"].isin([2003, 2006]) & mp["first.treat"].isin([0, 2004])]
+    m = sub.groupby(["first.treat", "year"])["lemp"].mean()
+    expect = (m[2004, 2006] - m[2004, 2003]) - (m[0, 2006] - m[0, 2003])
+    np.testing.assert_allclose(res.coef[res.terms.index("ATT(2004,2006)")], expect, rtol=TOL_IDENTITY)
+    # cross sections: the SE treats rows as independent, so it exceeds the panel SE here
+    assert res.std_errors[0] > fit(mp).std_errors[0]
+    psi = res.influence_functions().to_numpy()
+    K = psi.shape[1]
+    np.testing.assert_allclose(psi.T @ psi / psi.shape[0] ** 2, res.vcov_matrix[:K, :K], rtol=1e-9, atol=1e-15)
+    for method in ("dr", "ipw", "reg"):
+        cov = fit(mp, panel=False, covariates=["lpop"], method=method)
+        assert np.all(np.isfinite(cov.std_errors))
+
+
+def test_anticipation_shifts_base_period(mp: pd.DataFrame) -> None:
+    res = fit(mp, anticipation=1)
+    cells = res.cells()
+    row = cells[(cells["group"] == 2006) & (cells["time"] == 2006)].iloc[0]
+    assert row["base_period"] == 2004
+    # cohort 2004 has no period before 2004 - 1: its units are dropped as treated in the first period
+    assert 2004 not in set(cells["group"])
+    assert "Anticipation: 1" in res.summary()
+
+
+# ------------------------------------------------------------------------------------------------ results
+def test_summary_prints_every_choice(mp: pd.DataFrame) -> None:
+    s = fit(mp, control="not_yet", base_period="universal", n_bootstrap=199, seed=1).summary()
+    for text in ("Control group: not yet treated", "Base period: universal", "Anticipation: 0",
+                 "Estimation method", "multiplier bootstrap (rademacher", "Intervals: uniform", "Wald pre-test"):
+        assert text in s
+    a = fit(mp).summary()
+    assert "Intervals: pointwise" in a and "analytic" in a
+
+
+def test_dynamic_is_event_study(mp: pd.DataFrame) -> None:
+    dyn = fit(mp, base_period="universal").aggregate("dynamic")
+    assert isinstance(dyn, EventStudyResult)
+    assert dyn.reference_periods == (-1.0,)
+    table = dyn.event_table()
+    assert -1.0 in set(table["event_time"])
+    assert dyn.pretrend_test().df == 3
+    assert dyn.headline == "ATT (average e>=0)"
+    band = didx.uniform_bands(dyn)
+    assert band.critical_value > 1.96
+
+
+def test_headline_is_simple_aggregation(mp: pd.DataFrame) -> None:
+    res = fit(mp)
+    simple = res.aggregate("simple")
+    assert res.headline == "ATT (simple)"
+    np.testing.assert_allclose(res.estimate, simple.estimate, rtol=1e-14)
+    np.testing.assert_allclose(res.std_error, simple.std_error, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ errors
+def test_error_bad_option(mp: pd.DataFrame) -> None:
+    with pytest.raises(InvalidOptionError, match=r"'control' parameter of att_gt.*'not_yet'.*'nevr'"):
+        fit(mp, control="nevr")
+    with pytest.raises(InvalidOptionError, match=r"'base_period'.*'universal'"):
+        fit(mp, base_period="fixed")
+    with pytest.raises(InvalidOptionError, match=r"'bootstrap_weights'.*'mammen'"):
+        fit(mp, n_bootstrap=200, bootstrap_weights="webb")
+    with pytest.raises(InvalidOptionError, match="at least 100"):
+        fit(mp, n_bootstrap=10)
+    with pytest.raises(InvalidOptionError, match=r"'anticipation'.*>= 0"):
+        fit(mp, anticipation=-1)
+    with pytest.raises(InvalidOptionError, match=r"'type' parameter.*'dynamic'"):
+        fit(mp).aggregate("event")
+
+
+def test_error_missing_column(mp: pd.DataFrame) -> None:
+    with pytest.raises(didx.ColumnNotFoundError, match="first_treat"):
+        didx.att_gt(mp, y="lemp", unit="countyreal", time="year", cohort="first_treat")
+
+
+def test_error_panel_without_unit(mp: pd.DataFrame) -> None:
+    with pytest.raises(InvalidOptionError, match="unit="):
+        didx.att_gt(mp, y="lemp", time="year", cohort="first.treat")
+
+
+def test_error_cluster_or_weights_vary_within_unit(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    df["cl"] = np.arange(len(df)) % 3
+    with pytest.raises(didx.DataError, match="'cl' varies within units"):
+        fit(df, cluster="cl")
+    df["w"] = np.arange(len(df)) % 2 + 1.0
+    with pytest.raises(didx.DataError, match="'w' varies within units"):
+        fit(df, weights="w")
+
+
+def test_error_everyone_treated_first_period(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    df["first.treat"] = np.where(df["first.treat"] > 0, 2003, 0)
+    with pytest.raises(DesignError, match="first period"):
+        fit(df)
+
+
+def test_error_window_empty(mp: pd.DataFrame) -> None:
+    with pytest.raises(DesignError, match="min_e"):
+        fit(mp).aggregate("dynamic", min_e=10)
