@@ -122,15 +122,19 @@ def _dense_bjs(df: pd.DataFrame, *, covariates: list[str], fe: list[str], weight
     return est, float(np.sqrt(psi @ psi))
 
 
-@pytest.mark.parametrize(("covariates", "fe", "weights"), [
-    ([], [], None), (["x2"], [], None), ([], [], "w"), (["x2"], ["region"], "w"),
+@pytest.mark.parametrize(("covariates", "fe", "weights", "balanced"), [
+    ([], [], None, True), (["x2"], [], None, True), ([], [], "w", True), (["x2"], ["region"], "w", True),
+    (["x2"], [], "w", False),
 ])
-def test_matches_dense_formula(covariates: list[str], fe: list[str], weights: str | None) -> None:
+def test_matches_dense_formula(covariates: list[str], fe: list[str], weights: str | None, balanced: bool) -> None:
     df = _simulated()
+    if not balanced:
+        df = df.sample(frac=0.93, random_state=5).reset_index(drop=True)
     df["region"] = df["region"].astype(str) + "_" + df["time"].astype(str)  # varies within units
     est, se = _dense_bjs(df, covariates=covariates, fe=fe, weights=weights)
     res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", covariates=covariates or None,
                           fe=fe or None, weights=weights)
+    assert res.sample.n_obs == len(df)
     assert res.estimate == pytest.approx(est, rel=TOL_DENSE)
     assert res.std_error == pytest.approx(se, rel=TOL_DENSE)
 
@@ -202,3 +206,26 @@ def test_errors(kwargs: dict[str, object], match: str) -> None:
     args: dict[str, object] = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", **kwargs}
     with pytest.raises(didx.DidxError, match=match):
         didx.imputation(df, **args)  # type: ignore[arg-type]
+
+
+def test_all_leads_is_an_error() -> None:
+    df = _simulated(seed=11)
+    with pytest.raises(didx.DidxError, match="collinear with the unit fixed effects"):
+        didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", pretrends=[-1, -2, -3, -4])
+
+
+@pytest.mark.parametrize("path", ["sparse_cells", "conjugate_gradients"])
+def test_first_stage_solver_paths_agree(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    import didx.estimators._first_stage as fs
+
+    df = _simulated(seed=12).sample(frac=0.9, random_state=3)  # unbalanced
+    kwargs = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", "horizons": True}
+    base = didx.imputation(df, **kwargs)  # type: ignore[arg-type]
+    if path == "sparse_cells":
+        monkeypatch.setattr(fs, "DENSE_CELLS_EXTRA", -10**9)
+    else:
+        monkeypatch.setattr(fs, "EXACT_MAX_LEVELS", 0)
+    other = didx.imputation(df, **kwargs)  # type: ignore[arg-type]
+    assert other.extras["first_stage"].method != base.extras["first_stage"].method or path == "sparse_cells"
+    np.testing.assert_allclose(other.coef, base.coef, rtol=TOL_DENSE)
+    np.testing.assert_allclose(other.std_errors, base.std_errors, rtol=TOL_DENSE)

@@ -35,6 +35,7 @@ from scipy.sparse.csgraph import connected_components
 from didx._errors import ConvergenceError, DesignError
 
 EXACT_MAX_LEVELS = 5000
+DENSE_CELLS_EXTRA = 1_000_000  # dense (a, b) cell table when La * Lb <= 2 n + this, else sparse
 CG_RTOL = 1e-13
 CG_MAXITER = 20_000
 
@@ -110,7 +111,7 @@ class FirstStage:
             wa = self._wsum[ia]
             inv_wa = np.where(wa > 0, 1.0 / np.where(wa > 0, wa, 1.0), 0.0)
             P: np.ndarray | sp.csr_matrix
-            if La * Lb <= 2 * a.shape[0] + 1_000_000:
+            if La * Lb <= 2 * a.shape[0] + DENSE_CELLS_EXTRA:
                 # dense table of weight sums by (a, b) cell (e.g. unit x period): one bincount
                 P = np.bincount(a * Lb + b, weights=self._w0, minlength=La * Lb).reshape(La, Lb)
                 PtDP = (P * inv_wa[:, None]).T @ P
