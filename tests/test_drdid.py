@@ -386,3 +386,26 @@ def test_influence_function_is_the_empirical_derivative(func: object, weighted: 
         down[i] -= eps * w.mean()
         numeric = n * (fit(up).att - fit(down).att) / (2 * eps) * w[i] / w.mean()
         assert numeric == pytest.approx(base.inf_func[i], abs=1e-6 * np.abs(base.inf_func).max())
+
+
+@pytest.mark.parametrize("method", ["dr", "dr_traditional", "ipw"])
+def test_error_perfect_separation(method: str) -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(size=n)
+    d = (x > 0.5).astype(int)
+    y0 = rng.normal(size=n)
+    df = pd.DataFrame({"id": np.tile(np.arange(n), 2), "t": np.repeat([0, 1], n),
+                       "y": np.concatenate([y0, y0 + d + rng.normal(size=n)]), "d": np.tile(d, 2),
+                       "x": np.tile(x, 2)})
+    with pytest.raises(DesignError, match=r"perfectly separate treated and comparison units.*Fix"):
+        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates="x", method=method)
+
+
+def test_polars_input_same_result() -> None:
+    pl = pytest.importorskip("polars")
+    df = _simulated_panel()
+    a = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1", "x2"], weights="w")
+    b = didx.drdid(pl.from_pandas(df), y="y", group="d", post="t", unit="id", covariates=["x1", "x2"], weights="w")
+    assert b.estimate == a.estimate
+    assert b.std_error == a.std_error

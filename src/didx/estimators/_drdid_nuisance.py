@@ -164,6 +164,13 @@ def _logit_deviance(d: np.ndarray, w: np.ndarray, eta: np.ndarray) -> float:
     return float(2.0 * np.sum(w * (np.logaddexp(0.0, eta) - d * eta)))
 
 
+_SEPARATION = (
+    "The propensity score (logit) does not converge: the covariates perfectly separate treated and comparison units "
+    "(fitted probabilities 0 or 1), so there is no overlap. Fix: remove the covariates that predict the group "
+    "perfectly, or restrict the sample to units with common support."
+)
+
+
 def fit_logit(X: np.ndarray, d: np.ndarray, w: np.ndarray, *, max_iter: int = 100, tol: float = 1e-12) -> PscoreFit:
     """Weighted logit MLE of ``d`` on ``X`` (no intercept added) by Newton-Raphson with step halving.
 
@@ -178,11 +185,16 @@ def fit_logit(X: np.ndarray, d: np.ndarray, w: np.ndarray, *, max_iter: int = 10
     eta = X @ beta
     dev = _logit_deviance(d, w, eta)
     converged = False
-    for _ in range(max_iter):
+    for it in range(max_iter):
         p = _sigmoid(eta)
         grad = X.T @ (w * (d - p))
         H = _crossprod(X, w * p * (1.0 - p))
-        step = _solve_sym(H, grad, "propensity score")
+        try:
+            step = _solve_sym(H, grad, "propensity score")
+        except DesignError:
+            if it == 0:
+                raise
+            raise DesignError(_SEPARATION) from None
         new_beta = beta + step
         new_eta = X @ new_beta
         # Newton decrement grad' H^{-1} grad (log-likelihood units, free of the covariates' scales): far from the
@@ -204,11 +216,9 @@ def fit_logit(X: np.ndarray, d: np.ndarray, w: np.ndarray, *, max_iter: int = 10
         if change < tol:
             converged = True
             break
-    if not np.all(np.isfinite(beta)):
-        raise DesignError(
-            "The propensity score (logit) coefficients are not finite: the covariates are collinear or perfectly "
-            "separate the groups. Fix: remove some covariates."
-        )
+    if not np.all(np.isfinite(beta)) or (not converged and np.any(np.minimum(_sigmoid(eta), 1 - _sigmoid(eta))
+                                                                < 1e-12)):
+        raise DesignError(_SEPARATION)
     return PscoreFit(coef=beta, pscore=_sigmoid(eta), converged=converged, kind="logit")
 
 
