@@ -9,7 +9,7 @@ import pytest
 
 import didx
 from conftest import TOL_IDENTITY, load_reference
-from didx._errors import ColumnNotFoundError, DataError, InvalidOptionError
+from didx._errors import ColumnNotFoundError, DataError, DesignError, InvalidOptionError
 from didx.results.event import EventStudyResult
 
 REF = load_reference("dcdh.json")["favara_default"]
@@ -157,6 +157,29 @@ def test_switchers_out_mirror_switchers_in():
     np.testing.assert_allclose(b.std_errors, a.std_errors, rtol=TOL_IDENTITY)
 
 
+def test_both_directions_average_in_and_out_switchers():
+    # baseline 0 groups switch in, baseline 1 groups switch out; DID_l(both) is the N-weighted mean of the two
+    rng = np.random.default_rng(5)
+    G, T = 80, 7
+    g = np.repeat(np.arange(G), T)
+    t = np.tile(np.arange(1, T + 1), G)
+    start = rng.integers(0, 2, G)[g]
+    c = rng.choice([3, 4, 5, 0], size=G)[g]
+    d = np.where((c > 0) & (t >= c), 1 - start, start)
+    y = rng.normal(size=G)[g] + 0.2 * t + 1.5 * d + rng.normal(size=g.size)
+    df = pd.DataFrame({"g": g, "t": t, "y": y, "d": d})
+    kw = dict(y="y", group="g", time="t", treat="d", effects=3, placebo=2)
+    both, sw_in, sw_out = (didx.dcdh(df, **kw, switchers=s) for s in ("both", "in", "out"))
+    for term in both.terms:
+        n_in = sw_in.extras["n_switchers_weighted"][term]
+        n_out = sw_out.extras["n_switchers_weighted"][term]
+        assert n_in > 0 and n_out > 0
+        assert both.extras["n_switchers_weighted"][term] == n_in + n_out
+        mixed = (n_in * sw_in.params[term] + n_out * sw_out.params[term]) / (n_in + n_out)
+        np.testing.assert_allclose(both.params[term], mixed, rtol=TOL_IDENTITY)
+    assert "Switchers: in only" in str(sw_in.summary())
+
+
 def test_normalized_binary_absorbing_divides_by_l():
     rng = np.random.default_rng(4)
     df = _staggered(rng, n_groups=30, n_periods=6)
@@ -270,6 +293,17 @@ def test_error_missing_column(favara):
 def test_error_bad_estimator(favara):
     with pytest.raises(InvalidOptionError, match=r"'estimator'.*did_x"):
         didx.dcdh(favara, **FAVARA_ARGS, estimator="did_x")
+
+
+def test_error_bad_switchers(favara):
+    with pytest.raises(InvalidOptionError, match=r"'switchers'.*'inn'"):
+        didx.dcdh(favara, **FAVARA_ARGS, switchers="inn")
+
+
+def test_error_no_switchers_out(favara):
+    # favara's branching index never decreases: there are no switchers out
+    with pytest.raises(DesignError, match=r"no switchers \(out\).*'inter_bra'"):
+        didx.dcdh(favara, **FAVARA_ARGS, switchers="out")
 
 
 def test_error_placebo_exceeds_effects(favara):

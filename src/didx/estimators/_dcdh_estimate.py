@@ -43,7 +43,8 @@ def _max_or_zero(a: np.ndarray) -> float:
     return float(a.max()) if a.size else 0.0
 
 
-def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool) -> DynEstimates:
+def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool,
+                 switchers: str = "both") -> DynEstimates:
     """Every DID_l, placebo and the average total effect, with their variance influence variables."""
     core = Core(data)
     S = data.S
@@ -51,6 +52,10 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
     L_a = _max_or_zero(data.L[S == 0])
     L_pl_u = _max_or_zero(data.L_pl[S == 1])
     L_pl_a = _max_or_zero(data.L_pl[S == 0])
+    if switchers == "in":  # only switchers in: the package puts full weight on them
+        L_a = L_pl_a = 0.0
+    elif switchers == "out":
+        L_u = L_pl_u = 0.0
     messages: list[str] = []
     l_xx = int(min(max(L_u, L_a), effects))
     l_pl = int(min(max(L_pl_u, L_pl_a), placebo, effects)) if placebo else 0

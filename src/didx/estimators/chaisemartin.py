@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from didx._errors import InvalidOptionError
+from didx._errors import DesignError, InvalidOptionError
 from didx._validate import check_option
 from didx.estimators._dcdh_didm import did_m
 from didx.estimators._dcdh_estimate import cluster_vcov, estimate_dyn
@@ -85,6 +85,7 @@ def dcdh(
     cluster: str | None = None,
     weights: str | None = None,
     estimator: str = "did_l",
+    switchers: str = "both",
 ) -> DcdhResult:
     """de Chaisemartin & D'Haultfoeuille DiD for binary, non-absorbing and discrete treatments.
 
@@ -117,6 +118,8 @@ def dcdh(
     cluster : a column coarser than ``group`` (e.g. the state of a county) to cluster the standard errors.
     weights : cell weights ``N_gt`` (e.g. the population of the group-period cell).
     estimator : ``"did_l"`` or ``"did_m"``.
+    switchers : ``"both"`` (default), ``"in"`` (only groups whose treatment rises above their baseline) or
+        ``"out"`` (only those whose treatment falls below it), as the package's ``switchers=`` option.
 
     References
     ----------
@@ -124,6 +127,9 @@ def dcdh(
     """
     func = "dcdh"
     check_option(func, "estimator", estimator, ["did_l", "did_m"])
+    check_option(func, "switchers", switchers, ["both", "in", "out"])
+    if estimator == "did_m" and switchers != "both":
+        raise InvalidOptionError(f"{func}: switchers={switchers!r} applies to estimator='did_l' only. Fix: drop it.")
     if controls is not None and len([controls] if isinstance(controls, str) else list(controls)) > 0:
         raise InvalidOptionError(
             f"{func}: controls= is not supported yet (got {controls!r}); the residualisation of the outcome "
@@ -146,7 +152,15 @@ def dcdh(
     if estimator == "did_m":
         return did_m(data_p, y=y, group=group, treat=treat, cluster=cluster, weights=weights,
                      result_cls=DcdhResult)
-    est = estimate_dyn(data_p, effects=int(effects), placebo=int(placebo), normalized=normalized)
+    sides = {"both": (0.0, 1.0), "in": (1.0,), "out": (0.0,)}[switchers]
+    if not np.any(np.isin(data_p.S, sides) & (data_p.L >= 1)):
+        raise DesignError(
+            f"{func}: no effect can be estimated: there are no switchers ({switchers}) with a not-yet-switched "
+            f"group of the same baseline treatment {treat!r}. Fix: check the treatment column, or use "
+            f"switchers='both'."
+        )
+    est = estimate_dyn(data_p, effects=int(effects), placebo=int(placebo), normalized=normalized,
+                       switchers=switchers)
     G = float(data_p.n_groups_total)
     V = cluster_vcov(est.infl, data_p.cluster, G)
     terms = est.terms
@@ -184,7 +198,8 @@ def dcdh(
     design = (
         ("Estimator", "de Chaisemartin-D'Haultfoeuille DID_l (event study)"),
         ("Outcome", y),
-        ("Treatment", f"{treat} (baseline = first observed value; switchers in and out)"),
+        ("Treatment", f"{treat} (baseline = first observed value)"),
+        ("Switchers", {"both": "in and out", "in": "in only", "out": "out only"}[switchers]),
         ("Control group", "groups with the same baseline treatment that have not switched yet"),
         ("Reference period", "F_g - 1 (event time -1), long differences from it"),
         ("Effects / placebos", f"{n_eff} / {n_pl} (requested {effects} / {placebo})"),
