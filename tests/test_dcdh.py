@@ -278,6 +278,19 @@ def test_cluster_coarser_than_group(favara, fav_res):
     assert not np.allclose(st.std_errors, fav_res.std_errors)
 
 
+def test_with_vcov_reclusters_without_refitting(favara, fav_res):
+    st = didx.dcdh(favara, **FAVARA_ARGS, effects=8, placebo=3, cluster="state_n")
+    re = fav_res.with_vcov(cluster="state_n")
+    np.testing.assert_allclose(re.vcov_matrix, st.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-16)
+    assert re.inference.cluster_names == ("state_n",)
+    np.testing.assert_allclose(fav_res.with_vcov(cluster="county").vcov_matrix, fav_res.vcov_matrix,
+                               rtol=TOL_IDENTITY)
+    with pytest.raises(InvalidOptionError, match="only the clustering can change"):
+        fav_res.with_vcov("hetero")
+    with pytest.raises(DataError, match="'year' varies within a group"):
+        fav_res.with_vcov(cluster="year")
+
+
 def test_polars_input(favara, fav_res):
     pl = pytest.importorskip("polars")
     res = didx.dcdh(pl.from_pandas(favara), **FAVARA_ARGS, effects=8, placebo=3)
