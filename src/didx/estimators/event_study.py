@@ -22,9 +22,9 @@ effects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
 from didx.results.event import EventStudyResult
+
+if TYPE_CHECKING:
+    from didx.estimators.compare_es import EventStudyComparison
 
 TERM_PREFIX = "event_time::"
 
@@ -98,6 +101,7 @@ def _check_window(func: str, window: tuple[float, float] | None,
     return lo, hi
 
 
+@overload
 def event_study(
     data: Any,
     *,
@@ -114,7 +118,52 @@ def event_study(
     weights: str | None = None,
     ssc: SSC | None = None,
     collapse: str | None = None,
-) -> EventStudyRegressionResult:
+    estimator: Literal["twfe"] = "twfe",
+    options: None = None,
+) -> EventStudyRegressionResult: ...
+
+
+@overload
+def event_study(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    ref: float | Sequence[float] = -1,
+    window: tuple[float, float] | None = None,
+    bin_endpoints: bool = False,
+    covariates: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+    collapse: str | None = None,
+    estimator: str | Sequence[str],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> EventStudyResult | EventStudyComparison: ...
+
+
+def event_study(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    ref: float | Sequence[float] = -1,
+    window: tuple[float, float] | None = None,
+    bin_endpoints: bool = False,
+    covariates: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+    collapse: str | None = None,
+    estimator: str | Sequence[str] = "twfe",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> EventStudyResult | EventStudyComparison:
     """TWFE event study: dynamic effects relative to a reference period.
 
     ``y_it = a_i + l_t + sum_{k not in ref} b_k 1[t - g_i = k] + W_it' c + e_it``.
@@ -139,16 +188,46 @@ def event_study(
     collapse : ``"group_period"`` (or ``"group_period_weighted"``, cells weighted by size): estimate on
         group x period cell means, the groups being ``cluster`` if given, else the cohorts (Bertrand, Duflo &
         Mullainathan 2004). The remedy when treatment varies at the level of few groups.
+    estimator : ``"twfe"`` (default: this regression), or another event-study estimator run with the same
+        ``ref`` and ``window`` -- ``"sun_abraham"``, ``"callaway_santanna"`` (universal base period, never-treated
+        controls, dynamic aggregation), ``"imputation"`` (BJS), ``"did2s"`` (Gardner), ``"dcdh"``
+        (de Chaisemartin-D'Haultfoeuille, treatment ``1[time >= cohort]``), ``"stacked"`` (needs ``window``) --
+        or a list of them, or ``"all"``. An option an estimator cannot honour raises (e.g. ``ref=-2`` for dcdh,
+        ``covariates`` for stacked). See :mod:`didx.estimators.compare_es` for the mapping and for how the
+        estimators' pre-period coefficients differ.
+    options : per-estimator keyword arguments passed on (and overriding the mapped ones), e.g.
+        ``{"callaway_santanna": {"base_period": "varying", "control": "not_yet"}, "stacked": {"window": (-2, 1)}}``.
 
     Returns
     -------
-    EventStudyRegressionResult : terms ``"event_time::k"`` (``term_info["event_time"]`` = k; NaN for
-        covariates) and the covariates; ``.estimate`` is ``b_0``. ``.pretrend_test()``, ``.plot()``,
-        ``.event_table()``, ``.with_vcov()``.
+    EventStudyRegressionResult (``estimator="twfe"``) : terms ``"event_time::k"`` (``term_info["event_time"]``
+        = k; NaN for covariates) and the covariates; ``.estimate`` is ``b_0``. ``.pretrend_test()``,
+        ``.plot()``, ``.event_table()``, ``.with_vcov()``.
+    EventStudyResult (another single estimator) : that estimator's event study.
+    EventStudyComparison (a list or ``"all"``) : ``.tidy()`` (one table: estimator, term, event_time, estimate,
+        std_error, conf_low, conf_high, reference), ``.plot()`` (overlaid), ``.results``, ``.summary()``.
     """
     func = "event_study"
     refs = _check_ref(func, ref)
     win = _check_window(func, window, refs)
+    if not (isinstance(estimator, str) and estimator == "twfe") or options is not None:
+        from didx.estimators.compare_es import compare_event_studies, parse_estimators
+
+        names = parse_estimators(func, estimator)
+        return compare_event_studies(
+            data, names=names, single=isinstance(estimator, str) and estimator != "all", y=y, unit=unit,
+            time=time, cohort=cohort, refs=refs, window=win, bin_endpoints=bin_endpoints, covariates=covariates,
+            vcov=vcov, cluster=cluster, weights=weights, ssc=ssc, collapse=collapse, options=options)
+    return _twfe_event_study(data, y=y, unit=unit, time=time, cohort=cohort, refs=refs, win=win,
+                             bin_endpoints=bin_endpoints, covariates=covariates, vcov=vcov, cluster=cluster,
+                             weights=weights, ssc=ssc, collapse=collapse)
+
+
+def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, refs: tuple[float, ...],
+                      win: tuple[float, float] | None, bin_endpoints: bool, covariates: str | Sequence[str] | None,
+                      vcov: str | None, cluster: str | Sequence[str] | None, weights: str | None,
+                      ssc: SSC | None, collapse: str | None) -> EventStudyRegressionResult:
+    func = "event_study"
     if bin_endpoints and win is None:
         raise InvalidOptionError(
             f"{func}: bin_endpoints=True needs a window=(lo, hi) whose end points receive the binned event "
