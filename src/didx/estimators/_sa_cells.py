@@ -82,6 +82,8 @@ def fit_cells(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n
 
 def _unit_level(codes: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray | None:
     """Cluster code per unit if constant within units, else None."""
+    if codes is unit:
+        return np.arange(n_units, dtype=np.int64)
     cu = np.full(n_units, -1, dtype=np.int64)
     cu[unit] = codes
     return cu if bool(np.all(cu[unit] == codes)) else None
@@ -92,6 +94,12 @@ def _cluster_meat(cf: CellFit, codes: np.ndarray) -> tuple[np.ndarray, int]:
     N, T = cf.resid.shape
     G = cf.n_groups
     k = cf.xd.shape[2]
+    if codes is cf.unit:  # clustered by unit: every unit its own cluster, nested in its cohort
+        meat = np.zeros((k, k))
+        for c in range(G):
+            Ec = cf.resid[cf.group_of_unit == c]
+            meat += cf.xd[c].T @ (Ec.T @ Ec) @ cf.xd[c]
+        return meat, N
     cu = _unit_level(codes, cf.unit, N)
     if cu is not None:
         key = cu * G + cf.group_of_unit

@@ -52,26 +52,24 @@ def make_cells(gcode: np.ndarray, time: np.ndarray, gvals: np.ndarray, periods: 
     ``periods``. Runs in O(n) without sorting the rows: the cells are looked up in a cohort x period table.
     """
     G, T = gvals.shape[0], periods.shape[0]
-    index = np.full(gcode.shape[0], -1, dtype=np.int64)
     if G == 0:
+        index = np.full(gcode.shape[0], -1, dtype=np.int64)
         return Cells(np.empty(0), np.empty(0), (), index, np.empty((0, T), dtype=np.int64))
-    treated = gcode >= 0
-    key = np.where(treated, gcode * T + time, G * T)
-    present = np.bincount(key, minlength=G * T + 1)[: G * T].reshape(G, T) > 0
+    key = (gcode + 1) * T + time  # block 0: never treated
+    present = np.bincount(key, minlength=(G + 1) * T)[T:].reshape(G, T) > 0
     rel = periods[None, :] - gvals[:, None]
     ok = present & dummies[:, None] & ~np.isin(rel, np.asarray(ref, dtype=float))
     cg, ct = np.nonzero(ok)
     order = np.lexsort((gvals[cg], rel[cg, ct]))  # event time, then cohort (fixest's order)
     cg, ct = cg[order], ct[order]
-    table = np.full(G * T + 1, -1, dtype=np.int64)
-    table[cg * T + ct] = np.arange(cg.shape[0])
+    table = np.full((G + 1) * T, -1, dtype=np.int64)
+    table[(cg + 1) * T + ct] = np.arange(cg.shape[0])
     index = table[key]
-    table = table.copy()
     ev = rel[cg, ct]
     coh = gvals[cg]
     names = tuple(f"{time_name}::{fmt_value(e)}:cohort::{fmt_value(c)}" for e, c in zip(ev, coh, strict=True))
     return Cells(cohort=coh.astype(float), event_time=ev.astype(float), names=names, index=index,
-                 table=table[: G * T].reshape(G, T))
+                 table=table[T:].reshape(G, T).copy())
 
 
 @dataclass(frozen=True)

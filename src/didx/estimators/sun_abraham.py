@@ -258,8 +258,9 @@ def sun_abraham(
     Gv = gvals.shape[0]
 
     def presence() -> np.ndarray:
-        key = np.where(finite & keep, gcode * T0 + panel.time, Gv * T0)
-        return np.bincount(key, minlength=Gv * T0 + 1)[: Gv * T0].reshape(Gv, T0) > 0
+        key = (gcode + 1) * T0 + panel.time  # block 0: never treated
+        counts = np.bincount(key if keep.all() else key[keep], minlength=(Gv + 1) * T0)
+        return counts[T0:].reshape(Gv, T0) > 0
 
     pres = presence()
     has_pre = (pres & (rel_tab < 0)).any(axis=1)
