@@ -91,7 +91,11 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     has_y = np.zeros(max(int(g_codes.max()) + 1, 1), dtype=bool)
     ok = keep & np.isfinite(yv)
     has_y[g_codes[ok]] = True
-    drop(keep & ~has_y[np.maximum(g_codes, 0)], f"group whose outcome ({y}) is always missing")
+    no_y = keep & ~has_y[np.maximum(g_codes, 0)]
+    if no_y.any():
+        drops.append(Dropped(f"groups whose outcome ({y}) is always missing", int(no_y.sum()),
+                             int(np.unique(g_codes[no_y]).size)))
+        keep[no_y] = False
     idx = np.flatnonzero(keep)
     if idx.size == 0:
         raise DesignError(f"{func}: no rows left after dropping missing values. Fix: check {y!r}, {treat!r}.")
@@ -235,6 +239,12 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
         n_input_rows=n_input, n_obs=int(P[keep_g].sum()), n_units=int(keep_g.size), n_periods=int(tv.size),
         dropped=tuple(drops), balanced=bool(P[keep_g].all()),
     )
+    n_missing_y = int((P[keep_g] & np.isnan(Y[keep_g])).sum())
+    notes = [f"Groups in the denominator G of every DID (as the package): {G_total}"]
+    if n_missing_y:
+        notes.append(f"{n_missing_y} cells with a missing outcome kept with weight 0 (their treatment defines the "
+                     f"switching dates)")
+    report = report.with_notes(*notes)
     d_code_k = d_code[keep_g]
     fg_code = factorize(d_fg[keep_g], sort=True)[0] + 1  # NaN -> 0
     cohort_key = (d_code_k * (T_max + 2) + F[keep_g].astype(np.int64)) * (int(fg_code.max()) + 1) + fg_code
