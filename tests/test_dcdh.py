@@ -190,6 +190,30 @@ def test_normalized_binary_absorbing_divides_by_l():
         np.testing.assert_allclose(n.std_errors[ell - 1], a.std_errors[ell - 1] / ell, rtol=TOL_IDENTITY)
 
 
+def test_gap_before_switch_makes_the_group_a_control_until_the_gap():
+    # g0 is not observed at t=3 and treated from t=4: its switch date is unknown, so (as the package) it is used
+    # as a control only while observed before the gap -- the same as dropping its later rows and its treatment.
+    rng = np.random.default_rng(8)
+    df = _staggered(rng, n_groups=30, n_periods=6)
+    g0 = df["g"] == 0
+    df.loc[g0, "d"] = (df.loc[g0, "t"] >= 4).astype(int)
+    gap = df[~(g0 & (df["t"] == 3))]
+    same = df[~(g0 & (df["t"] >= 3))].assign(d=lambda x: np.where(x["g"] == 0, 0, x["d"]))
+    kw = dict(y="y", group="g", time="t", treat="d", effects=2, placebo=1)
+    a, b = didx.dcdh(gap, **kw), didx.dcdh(same, **kw)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(a.std_errors, b.std_errors, rtol=TOL_IDENTITY)
+
+
+def test_cells_above_and_below_baseline_are_dropped_and_reported():
+    y = np.arange(12, dtype=float).reshape(3, 4) ** 1.5
+    d = np.array([[1, 2, 0, 0], [1, 1, 1, 2], [1, 1, 1, 1]])
+    res = didx.dcdh(_panel(y, d), y="y", group="g", time="t", treat="d")
+    reasons = [x.reason for x in res.sample.dropped]
+    assert any("both above and below" in r for r in reasons)
+    assert next(x for x in res.sample.dropped if "both above" in x.reason).n_rows == 2
+
+
 # ---------------------------------------------------------------- identities with Callaway-Sant'Anna
 def _staggered(rng: np.random.Generator, n_groups: int, n_periods: int) -> pd.DataFrame:
     cohorts = rng.choice([3, 4, 5, 0], size=n_groups)  # 0 = never treated
