@@ -29,6 +29,7 @@ _LAZY = {
     "plot_event_studies": "didx.results.plot",
     "uniform_bands": "didx.inference.bands",
     "drdid": "didx.estimators.drdid",
+    "DRDiDResult": "didx.estimators.drdid",
     "bacon": "didx.estimators.bacon",
     "BaconDecomposition": "didx.estimators.bacon",
     "WildBootstrapResult": "didx.inference.wild",
