@@ -315,6 +315,12 @@ def test_with_vcov_reclusters_without_refitting(favara, fav_res):
         fav_res.with_vcov(cluster="year")
 
 
+def test_date_time_column(favara, fav_res):
+    dated = favara.assign(date=pd.to_datetime(favara["year"].astype(str) + "-07-01"))
+    res = didx.dcdh(dated, y="Dl_vloans_b", group="county", time="date", treat="inter_bra", effects=8, placebo=3)
+    np.testing.assert_allclose(res.coef, fav_res.coef, rtol=TOL_IDENTITY)
+
+
 def test_polars_input(favara, fav_res):
     pl = pytest.importorskip("polars")
     res = didx.dcdh(pl.from_pandas(favara), **FAVARA_ARGS, effects=8, placebo=3)
@@ -373,6 +379,11 @@ def test_error_cluster_not_nested(favara):
 def test_error_did_m_needs_binary_treatment(favara):
     with pytest.raises(DataError, match=r"'inter_bra' must be 0/1.*2\.0"):
         didx.dcdh(favara, **FAVARA_ARGS, estimator="did_m")
+
+
+def test_error_negative_weights(favara):
+    with pytest.raises(DataError, match="weights column 'w' has negative values"):
+        didx.dcdh(favara.assign(w=-1.0), **FAVARA_ARGS, weights="w")
 
 
 def test_error_non_numeric_time(favara):

@@ -61,10 +61,15 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     yv = numeric_column(cols, y, "outcome (y)", func, "Fix: pass a numeric outcome column.")
     dv = numeric_column(cols, treat, "treatment", func,
                         "Fix: pass a numeric treatment (binary, or discrete with ordered values).")
-    if cols.kinds[time] != "numeric":
-        raise DataError(f"{func}: the time column {time!r} must be numeric (e.g. a year). Fix: convert it.")
+    if cols.kinds[time] not in ("numeric", "datetime"):
+        raise DataError(
+            f"{func}: the time column {time!r} must be numeric (e.g. a year) or date-like, but it holds values such "
+            f"as {cols.arrays[time][0]!r}. Fix: convert it, e.g. with pandas.to_datetime or astype(int)."
+        )
     g_codes, g_labels = factorize(cols.arrays[group], sort=True)
-    t_codes, t_labels = factorize(np.asarray(cols.arrays[time], dtype=np.float64), sort=True)
+    t_raw = cols.arrays[time]
+    t_codes, t_labels = factorize(t_raw if cols.kinds[time] == "datetime" else np.asarray(t_raw, dtype=np.float64),
+                                  sort=True)
     wv = np.ones(n_input) if weights is None else numeric_column(cols, weights, "weights", func,
                                                                  "Fix: pass a numeric column of weights.")
     if weights is not None and np.any(wv[np.isfinite(wv)] < 0):
