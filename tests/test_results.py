@@ -26,6 +26,30 @@ def test_immutable(res: didx.TWFEResult) -> None:
         res.vcov_matrix[0, 0] = 1.0
 
 
+def test_term_info_and_extras_are_read_only(mpdta: pd.DataFrame) -> None:
+    import copy
+    import pickle
+
+    info = {"n": np.array([5.0])}
+    extras = {"note": "x"}
+    r = didx.Result(estimator="e", terms=("a",), coef=np.array([1.0]), vcov_matrix=np.eye(1), headline="a",
+                    inference=didx.results.base.Inference("iid"), sample=didx._sample.SampleReport(1, 1),
+                    term_info=info, extras=extras)
+    with pytest.raises(TypeError):
+        r.term_info["n"] = np.array([6.0])  # type: ignore[index]
+    with pytest.raises(TypeError):
+        r.extras["note"] = "y"  # type: ignore[index]
+    with pytest.raises(ValueError, match="read-only"):
+        r.term_info["n"][0] = 6.0
+    extras["note"] = "changed after construction"  # the caller's dict is not the result's
+    info["n"] = np.array([7.0])
+    assert r.extras["note"] == "x" and r.term_info["n"][0] == 5.0
+    assert dict(pickle.loads(pickle.dumps(r)).extras) == {"note": "x"}
+    assert copy.deepcopy(r).tidy()["n"].iloc[0] == 5.0
+    tw = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post")
+    assert {**tw.with_vcov("iid").extras} == {**tw.extras}
+
+
 def test_tidy_columns_and_conf_level(res: didx.TWFEResult) -> None:
     t95 = res.tidy()
     assert list(t95.columns)[:7] == ["term", "estimate", "std_error", "statistic", "p_value", "conf_low",

@@ -8,9 +8,9 @@ result (``with_vcov``), never a refit.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,32 @@ class VcovSource(Protocol):
                   ssc: Any) -> tuple[np.ndarray, Inference]: ...
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenDict(Mapping[K, V]):
+    """A read-only mapping (a private copy of the given one): ``term_info`` and ``extras`` of a result cannot be
+    changed after construction. Unlike ``types.MappingProxyType`` it pickles and deep-copies."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[K, V] | None = None) -> None:
+        self._data: dict[K, V] = dict(data) if data is not None else {}
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True)
     a.flags.writeable = False
@@ -105,8 +131,9 @@ class Result:
     inference : how the SEs were computed.
     sample : observations, units, periods and what was dropped.
     design : ordered (choice, value) pairs printed by ``summary()``.
-    term_info : optional per-term columns for ``tidy()`` (``group``, ``time``, ``event_time``, ``n``, ...).
-    extras : estimator-specific tables (e.g. the 2x2 cell-mean table).
+    term_info : optional per-term columns for ``tidy()`` (``group``, ``time``, ``event_time``, ``n``, ...), stored
+        as a read-only mapping of read-only arrays.
+    extras : estimator-specific tables (e.g. the 2x2 cell-mean table), stored as a read-only mapping.
     """
 
     estimator: str
@@ -132,7 +159,8 @@ class Result:
         object.__setattr__(self, "coef", _readonly(self.coef))
         object.__setattr__(self, "vcov_matrix", _readonly(self.vcov_matrix))
         object.__setattr__(self, "terms", tuple(self.terms))
-        object.__setattr__(self, "term_info", {k: _ro_any(v) for k, v in self.term_info.items()})
+        object.__setattr__(self, "term_info", FrozenDict({k: _ro_any(v) for k, v in self.term_info.items()}))
+        object.__setattr__(self, "extras", FrozenDict(self.extras))
         if self.headline not in self.terms:
             raise ValueError(f"headline {self.headline!r} is not among the terms {self.terms}")
 
