@@ -133,3 +133,11 @@ def test_simulate_staggered_truth() -> None:
     assert (df.loc[df.d == 1, "tau"] == 2.0).all()
     r = didx.twfe(df, y="y", unit="unit", time="time", cohort="cohort")
     assert abs(r.estimate - 2.0) < 4 * r.std_error  # constant effect: TWFE is unbiased
+
+
+def test_latex_escape_single_pass() -> None:
+    from didx.results.render import latex_escape
+
+    assert latex_escape("a\\b") == r"a\textbackslash{}b"
+    assert latex_escape("x_1 & 5% {y}") == r"x\_1 \& 5\% \{y\}"
+    assert latex_escape("~^") == r"\textasciitilde{}\^{}"

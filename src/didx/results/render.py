@@ -56,11 +56,13 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_l
     return "\n".join(lines)
 
 
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+
+
 def latex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
-        s = s.replace(a, b)
-    return s
+    """Escape LaTeX's special characters in one pass (so the braces of ``\\textbackslash{}`` stay braces)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in s)
 
 
 def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_left: int = 1,
