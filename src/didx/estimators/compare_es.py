@@ -331,16 +331,23 @@ def _need_single(name: str, what: str, values: list[str]) -> str | None:
     return values[0] if values else None
 
 
-def _refuse(name: str, option: str, value: Any, why: str) -> None:
+def _refuse(name: str, option: str, value: Any, why: str, fix: str | None = None) -> None:
     raise InvalidOptionError(
-        f"event_study: estimator={name!r} cannot honour {option}={value!r}: {why}. Fix: drop {option}= or leave "
-        f"{name!r} out of estimator=."
+        f"event_study: estimator={name!r} cannot honour {option}={value!r}: {why}. Fix: "
+        f"{fix or f'drop {option}='} or leave {name!r} out of estimator=."
     )
+
+
+def _ref_value(refs: tuple[float, ...]) -> Any:
+    return f"{refs[0]:g}" if len(refs) == 1 else "[" + ", ".join(f"{r:g}" for r in refs) + "]"
 
 
 def _only_ref_minus_one(name: str, c: _Common, why: str) -> None:
     if c.refs != (-1.0,):
-        _refuse(name, "ref", c.refs[0] if len(c.refs) == 1 else list(c.refs), why)
+        raise InvalidOptionError(
+            f"event_study: estimator={name!r} cannot honour ref={_ref_value(c.refs)}: {why}. Fix: use ref=-1 "
+            f"(the default) or leave {name!r} out of estimator=."
+        )
 
 
 def _no_vcov(name: str, c: _Common) -> None:
@@ -393,10 +400,14 @@ def _run_callaway_santanna(data: Any, frame: pd.DataFrame, info: _Info, c: _Comm
     name = "callaway_santanna"
     _no_vcov(name, c)
     if len(c.refs) > 1:
-        _refuse(name, "ref", list(c.refs), "its base period is a single period, g - 1 - anticipation")
+        raise InvalidOptionError(
+            f"event_study: estimator={name!r} cannot honour ref={_ref_value(c.refs)}: its base period is a single "
+            f"period, g - 1 - anticipation. Fix: pass one reference period (ref=-1, or ref=-2 for one period of "
+            f"anticipation) or leave {name!r} out of estimator=."
+        )
     ref = c.refs[0]
     if ref != round(ref):
-        _refuse(name, "ref", ref, "the reference must be an integer event time (-1 - anticipation)")
+        _refuse(name, "ref", ref, "the reference must be an integer event time (-1 - anticipation)", "use ref=-1")
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "control": "never",
                             "base_period": "universal", "anticipation": int(-1 - ref),
                             "covariates": c.covariates or None,
@@ -460,7 +471,7 @@ def _run_did2s(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: d
     _no_vcov(name, c)
     bad = [r for r in c.refs if r != round(r)]
     if bad:
-        _refuse(name, "ref", bad[0], "its event times are integers")
+        _refuse(name, "ref", bad[0], "its event times are integers", "use an integer ref")
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "second_stage": "event",
                             "ref": [int(r) for r in c.refs] if len(c.refs) > 1 else int(c.refs[0]),
                             "window": None if c.window is None else (int(np.ceil(c.window[0])),

@@ -1,0 +1,301 @@
+"""event_study(estimator=...): every estimator with the same ref/window, the comparison table, identities across
+estimators (2x2, imputation == did2s, Sun-Abraham == CS), invariances and errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from conftest import TOL_IDENTITY
+from didx.estimators.compare_es import ESTIMATORS, PRE_PERIOD, EventStudyComparison
+from didx.estimators.event_study import EventStudyRegressionResult
+from didx.results.event import EventStudyResult
+
+MPDTA = {"y": "lemp", "unit": "countyreal", "time": "year", "cohort": "first.treat"}
+SIM = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort"}
+TIDY_COLUMNS = ["estimator", "term", "event_time", "estimate", "std_error", "conf_low", "conf_high", "reference"]
+# Stacked needs its whole window inside the data for a cohort to enter; on mpdta (2003-2007, cohorts 2004, 2006,
+# 2007) the common window (-3, 3) fits no cohort, so stacked gets its own.
+STACKED_MPDTA = {"stacked": {"window": (-1, 1)}}
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> Iterator[None]:
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def compare_mpdta(mpdta: pd.DataFrame) -> EventStudyComparison:
+    res = didx.event_study(mpdta, **MPDTA, estimator="all", window=(-3, 3), options=STACKED_MPDTA)
+    assert isinstance(res, EventStudyComparison)
+    return res
+
+
+@pytest.fixture(scope="module")
+def sim() -> pd.DataFrame:
+    return didx.datasets.simulate_staggered(60, 8, cohorts=[4, 5, 6], seed=11)
+
+
+# ------------------------------------------------------------------ structure
+def test_tidy_structure(compare_mpdta: EventStudyComparison) -> None:
+    t = compare_mpdta.tidy()
+    assert list(t.columns) == TIDY_COLUMNS
+    assert list(compare_mpdta.results) == list(ESTIMATORS)
+    assert list(pd.unique(t["estimator"])) == list(ESTIMATORS)
+    assert t["event_time"].notna().all()
+    assert t["event_time"].between(-3, 3).all()
+    for name, part in t.groupby("estimator", sort=False):
+        assert part["event_time"].is_monotonic_increasing, name
+        assert not part["event_time"].duplicated().any(), name
+        ref = part[part["reference"]]
+        assert (ref["estimate"] == 0).all() and (ref["std_error"] == 0).all()
+        est = part[~part["reference"]]
+        assert (est["conf_low"] < est["estimate"]).all() and (est["estimate"] < est["conf_high"]).all()
+        assert (est["std_error"] > 0).all()
+    # every estimator but BJS (no normalised period) has the reference -1 row
+    has_ref = t[t["reference"]].groupby("estimator")["event_time"].apply(list).to_dict()
+    assert has_ref == {n: [-1.0] for n in ESTIMATORS if n != "imputation"}
+    assert set(t.loc[t["estimator"] == "imputation", "event_time"]) == {-3, -2, -1, 0, 1, 2, 3}
+
+
+def test_tidy_matches_each_result(compare_mpdta: EventStudyComparison) -> None:
+    t = compare_mpdta.tidy(conf_level=0.9)
+    for name, res in compare_mpdta.results.items():
+        own = res.tidy(conf_level=0.9)
+        own = own[np.isfinite(own["event_time"].astype(float))]
+        own = own.sort_values("event_time", kind="stable").set_index("term")
+        part = t[(t["estimator"] == name) & ~t["reference"]].set_index("term")
+        assert list(part.index) == list(own.index)
+        for col in ("estimate", "std_error", "conf_low", "conf_high"):
+            np.testing.assert_array_equal(part[col].to_numpy(), own[col].to_numpy(float))
+
+
+def test_wide_and_getitem(compare_mpdta: EventStudyComparison) -> None:
+    w = compare_mpdta.wide()
+    assert list(w.columns) == list(ESTIMATORS)
+    assert w.loc[-1.0, "twfe"] == 0.0 and np.isnan(w.loc[-3.0, "stacked"])
+    assert compare_mpdta["dcdh"] is compare_mpdta.results["dcdh"]
+
+
+def test_summary_documents_pre_period_definitions(compare_mpdta: EventStudyComparison) -> None:
+    s = str(compare_mpdta.summary())
+    for name in ESTIMATORS:
+        assert f"[{name}]" in s
+    for key in ("twfe", "sun_abraham", "callaway_santanna_universal", "imputation", "did2s", "dcdh", "stacked"):
+        assert PRE_PERIOD[key] in s
+    assert "options overrode the common mapping of window" in s  # the stacked override is not silent
+    assert "observations of treated units outside window [-3, 3]" in s  # TWFE / SA trimming is reported
+    assert "Pre-trend test" in s and "base_period='universal'" in s and "effects=4, placebo=2" in s
+
+
+def test_summary_varying_base(mpdta: pd.DataFrame) -> None:
+    res = didx.event_study(mpdta, **MPDTA, estimator=["callaway_santanna"] * 1 + ["twfe"],
+                           options={"callaway_santanna": {"base_period": "varying"}})
+    assert isinstance(res, EventStudyComparison)
+    s = str(res.summary())
+    assert PRE_PERIOD["callaway_santanna_varying"] in s and "short gaps" in s
+    # varying base: -1 is estimated (a short gap), not a reference
+    t = res.tidy()
+    cs = t[t["estimator"] == "callaway_santanna"]
+    assert not cs["reference"].any() and -1.0 in set(cs["event_time"])
+
+
+def test_plot_overlays_every_estimator(compare_mpdta: EventStudyComparison) -> None:
+    ax = compare_mpdta.plot()
+    labels = [h.get_label() for h in ax.get_legend().legend_handles]
+    assert labels == ["TWFE", "Sun-Abraham", "Callaway-Sant'Anna", "BJS imputation", "Gardner two-stage",
+                      "de Chaisemartin-D'Haultfoeuille", "Stacked (WFH weights)"]
+    points = [ln for ln in ax.get_lines() if ln.get_gid() == "estimates"]
+    assert len(points) == len(ESTIMATORS)
+    # dodged: the seven series sit at distinct offsets around event time 0
+    x0 = sorted(float(np.asarray(ln.get_xdata())[np.argmin(np.abs(np.asarray(ln.get_xdata())))]) for ln in points)
+    assert len(set(np.round(x0, 6))) == len(ESTIMATORS) and x0[0] < 0 < x0[-1]
+    _fig, ax2 = plt.subplots()
+    assert compare_mpdta.plot(ax=ax2) is ax2
+
+
+# ------------------------------------------------------------------ single estimators and the default
+def test_default_is_the_twfe_regression(mpdta: pd.DataFrame) -> None:
+    a = didx.event_study(mpdta, **MPDTA)
+    b = didx.event_study(mpdta, **MPDTA, estimator="twfe")
+    assert type(a) is EventStudyRegressionResult and type(b) is EventStudyRegressionResult
+    np.testing.assert_array_equal(a.coef, b.coef)
+    np.testing.assert_array_equal(a.vcov_matrix, b.vcov_matrix)
+
+
+@pytest.mark.parametrize("name", [n for n in ESTIMATORS if n not in ("twfe", "stacked")])
+def test_single_estimator_returns_its_event_study(name: str, mpdta: pd.DataFrame,
+                                                  compare_mpdta: EventStudyComparison) -> None:
+    res = didx.event_study(mpdta, **MPDTA, estimator=name, window=(-3, 3))
+    assert isinstance(res, EventStudyResult) and not isinstance(res, EventStudyComparison)
+    assert type(res) is type(compare_mpdta.results[name])
+    np.testing.assert_array_equal(res.coef, compare_mpdta.results[name].coef)
+
+
+def test_twfe_in_a_comparison_is_the_direct_call(mpdta: pd.DataFrame, compare_mpdta: EventStudyComparison) -> None:
+    direct = didx.event_study(mpdta, **MPDTA, window=(-3, 3))
+    np.testing.assert_array_equal(compare_mpdta["twfe"].coef, direct.coef)
+    np.testing.assert_array_equal(compare_mpdta["twfe"].vcov_matrix, direct.vcov_matrix)
+
+
+def test_stacked_single(mpdta: pd.DataFrame) -> None:
+    res = didx.event_study(mpdta, **MPDTA, estimator="stacked", window=(-1, 1))
+    direct = didx.stacked(mpdta, **MPDTA, window=(-1, 1))
+    np.testing.assert_array_equal(res.coef, direct.coef)
+
+
+# ------------------------------------------------------------------ identities
+def _two_period_panel(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = 40
+    unit = np.repeat(np.arange(n), 2)
+    time = np.tile([1, 2], n)
+    treated = np.repeat(np.arange(n) < 15, 2)
+    y = rng.normal(size=2 * n) + np.repeat(rng.normal(size=n), 2) + 0.3 * time + 1.5 * (treated & (time == 2))
+    return pd.DataFrame({"unit": unit, "time": time, "cohort": np.where(treated, 2, 0), "y": y,
+                         "group": treated.astype(int), "post": (time == 2).astype(int)})
+
+
+def test_all_estimators_equal_the_2x2_in_a_two_period_panel() -> None:
+    df = _two_period_panel(3)
+    two = didx.did2x2(df, y="y", group="group", post="post", unit="unit")
+    res = didx.event_study(df, **SIM, estimator="all", window=(-1, 0))
+    assert isinstance(res, EventStudyComparison)
+    t = res.tidy()
+    at0 = t[t["event_time"] == 0].set_index("estimator")["estimate"]
+    assert list(at0.index) == list(ESTIMATORS)
+    for name, value in at0.items():
+        assert value == pytest.approx(two.estimate, rel=TOL_IDENTITY, abs=TOL_IDENTITY), name
+    # the regression estimators also share the 2x2's clustered SE (CR1 by unit, fixest conventions)
+    for name in ("twfe", "sun_abraham"):
+        se0 = t[(t["estimator"] == name) & (t["event_time"] == 0)]["std_error"].iloc[0]
+        assert se0 == pytest.approx(two.std_error, rel=TOL_IDENTITY), name
+
+
+@pytest.mark.parametrize("data", ["sim", "mpdta"])
+def test_imputation_equals_did2s_by_horizon(data: str, request: pytest.FixtureRequest) -> None:
+    df = request.getfixturevalue(data)
+    cols = SIM if data == "sim" else MPDTA
+    res = didx.event_study(df, **cols, estimator=["imputation", "did2s"])
+    assert isinstance(res, EventStudyComparison)
+    w = res.wide()
+    post = w[w.index >= 0]
+    assert post.notna().all().all() and len(post) >= 3
+    np.testing.assert_allclose(post["imputation"], post["did2s"], rtol=TOL_IDENTITY, atol=TOL_IDENTITY)
+
+
+@pytest.mark.parametrize("data", ["sim", "mpdta"])
+def test_sun_abraham_equals_cs_universal_never(data: str, request: pytest.FixtureRequest) -> None:
+    """Balanced panel with never-treated units: SA (ref -1) == CS (never, universal base, no covariates)
+    aggregated by event time with cohort shares -- post and pre coefficients, and the window changes neither."""
+    df = request.getfixturevalue(data)
+    cols = SIM if data == "sim" else MPDTA
+    for window in (None, (-2, 2)):
+        res = didx.event_study(df, **cols, estimator=["sun_abraham", "callaway_santanna"], window=window)
+        assert isinstance(res, EventStudyComparison)
+        w = res.wide()
+        assert w.notna().all().all()
+        np.testing.assert_allclose(w["sun_abraham"], w["callaway_santanna"], rtol=TOL_IDENTITY, atol=TOL_IDENTITY)
+        assert (w.index >= 0).sum() >= 3
+
+
+def test_sun_abraham_equals_cs_with_ref_minus_two(sim: pd.DataFrame) -> None:
+    """ref=-2 means the same for both: SA normalises k=-2, CS uses the universal base g-2 (anticipation 1)."""
+    res = didx.event_study(sim, **SIM, estimator=["sun_abraham", "callaway_santanna", "twfe", "did2s"], ref=-2)
+    assert isinstance(res, EventStudyComparison)
+    for r in res.results.values():
+        assert r.reference_periods == (-2.0,)
+    w = res.wide()
+    np.testing.assert_allclose(w["sun_abraham"], w["callaway_santanna"], rtol=TOL_IDENTITY, atol=TOL_IDENTITY)
+    assert w.loc[-1.0, "sun_abraham"] != 0.0 and w.loc[-2.0, "twfe"] == 0.0
+
+
+def test_window_semantics(sim: pd.DataFrame) -> None:
+    res = didx.event_study(sim, **SIM, estimator="all", window=(-2, 1))
+    assert isinstance(res, EventStudyComparison)
+    t = res.tidy()
+    for name, part in t.groupby("estimator"):
+        assert set(part["event_time"]) == {-2.0, -1.0, 0.0, 1.0}, name
+    # Sun-Abraham's window trims treated observations exactly as TWFE does
+    k = sim["time"] - sim["cohort"]
+    trimmed = sim[(sim["cohort"] == 0) | k.between(-2, 1)]
+    direct = didx.sun_abraham(trimmed, **SIM)
+    np.testing.assert_array_equal(res["sun_abraham"].coef, direct.coef)
+    assert res["sun_abraham"].sample.dropped[-1].n_rows == len(sim) - len(trimmed)
+    # dCDH: effects = hi + 1, placebos = -lo - 1
+    assert [x for x in res["dcdh"].terms if x != "Av_tot_eff"] == ["Effect_1", "Effect_2", "Placebo_1"]
+
+
+# ------------------------------------------------------------------ invariances
+def test_row_order_and_never_treated_coding(sim: pd.DataFrame) -> None:
+    base = didx.event_study(sim, **SIM, estimator="all", window=(-2, 2))
+    shuffled = sim.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    shuffled["cohort"] = shuffled["cohort"].astype(float).replace(0.0, np.nan)
+    other = didx.event_study(shuffled, **SIM, estimator="all", window=(-2, 2))
+    assert isinstance(base, EventStudyComparison) and isinstance(other, EventStudyComparison)
+    a, b = base.tidy(), other.tidy()
+    assert list(a["term"]) == list(b["term"])
+    for col in ("estimate", "std_error", "conf_low", "conf_high"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-9, atol=1e-12)
+
+
+def test_polars_input(sim: pd.DataFrame) -> None:
+    pl = pytest.importorskip("polars")
+    a = didx.event_study(sim, **SIM, estimator=["sun_abraham", "dcdh"], window=(-2, 2))
+    b = didx.event_study(pl.from_pandas(sim), **SIM, estimator=["sun_abraham", "dcdh"], window=(-2, 2))
+    assert isinstance(a, EventStudyComparison) and isinstance(b, EventStudyComparison)
+    np.testing.assert_allclose(a.tidy()["estimate"], b.tidy()["estimate"], rtol=TOL_IDENTITY)
+
+
+# ------------------------------------------------------------------ errors
+ERRORS: list[tuple[dict[str, Any], list[str]]] = [
+    ({"estimator": "sunab"}, ["'estimator'", "'sunab'", "sun_abraham"]),
+    ({"estimator": []}, ["empty list"]),
+    ({"estimator": ["twfe", "twfe"]}, ["repeats"]),
+    ({"estimator": "dcdh", "ref": -2}, ["'dcdh'", "ref=-2", "period before the switch", "Fix: use ref=-1"]),
+    ({"estimator": "imputation", "ref": -2}, ["'imputation'", "ref=-2", "Fix"]),
+    ({"estimator": "stacked"}, ["'stacked'", "window=", "Fix"]),
+    ({"estimator": "stacked", "window": (-1, 1), "covariates": "x1"}, ["'stacked'", "covariates", "Fix"]),
+    ({"estimator": "stacked", "window": (-1, 1), "weights": "x1"}, ["'stacked'", "weights='x1'", "Fix"]),
+    ({"estimator": "dcdh", "covariates": "x2"}, ["'dcdh'", "covariates", "controls", "Fix"]),
+    ({"estimator": "callaway_santanna", "vcov": "hetero"}, ["'callaway_santanna'", "vcov='hetero'", "Fix"]),
+    ({"estimator": "callaway_santanna", "ref": [-1, -3]},
+     ["'callaway_santanna'", "ref=[-3, -1]", "anticipation", "Fix"]),
+    ({"estimator": "imputation", "cluster": ["unit", "time"]}, ["'imputation'", "single cluster", "Fix"]),
+    ({"estimator": ["twfe", "dcdh"], "bin_endpoints": True, "window": (-2, 2)}, ["bin_endpoints", "dcdh", "Fix"]),
+    ({"estimator": "sun_abraham", "collapse": "group_period"}, ["collapse", "sun_abraham", "Fix"]),
+    ({"estimator": ["twfe"], "options": {"dcdh": {"effects": 2}}}, ["options", "'dcdh'", "Fix"]),
+    ({"estimator": "dcdh", "options": {"dcdh": 3}}, ["options['dcdh']", "dict"]),
+    ({"estimator": "all", "window": (1, 3)}, ["window", "(1, 3)"]),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "needles"), ERRORS, ids=[str(i) for i in range(len(ERRORS))])
+def test_errors(kwargs: dict[str, Any], needles: list[str], sim: pd.DataFrame) -> None:
+    with pytest.raises(didx.InvalidOptionError) as info:
+        didx.event_study(sim, **SIM, **kwargs)
+    msg = str(info.value)
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+
+
+def test_dates_are_refused_with_a_fix(sim: pd.DataFrame) -> None:
+    df = sim.assign(time=pd.to_datetime("2000-01-01") + pd.to_timedelta(sim["time"] * 366, unit="D"))
+    with pytest.raises(didx.DataError, match=r"'time'.*numeric.*Fix"):
+        didx.event_study(df, **SIM, estimator="dcdh")
+
+
+def test_missing_column_is_named(sim: pd.DataFrame) -> None:
+    with pytest.raises(didx.ColumnNotFoundError, match="'cohrt'"):
+        didx.event_study(sim, **{**SIM, "cohort": "cohrt"}, estimator="all")
