@@ -148,11 +148,18 @@ class FirstStage:
             return [np.where(ws > 0, r[0] / np.where(ws > 0, ws, 1.0), 0.0)]
         if self._exact2 is not None:
             ia, ib, C_pinv, P = self._exact2
-            wa = self._wsum[ia][:, None]
+            wa = self._wsum[ia]
+            inv_wa = np.where(wa > 0, 1.0 / np.where(wa > 0, wa, 1.0), 0.0)[:, None]
             rA, rB = r[ia], r[ib]
-            ra_w = np.where(wa > 0, rA / np.where(wa > 0, wa, 1.0), 0.0)
-            g = C_pinv @ (rB - np.asarray(P.T @ ra_w))
-            alpha = np.where(wa > 0, (rA - np.asarray(P @ g)) / np.where(wa > 0, wa, 1.0), 0.0)
+            buf = rA * inv_wa  # (L_A, K): the only large temporary
+            g = C_pinv @ (rB - np.asarray(P.T @ buf))
+            if isinstance(P, np.ndarray):
+                np.matmul(P, g, out=buf)
+            else:
+                buf[...] = P @ g
+            np.subtract(rA, buf, out=buf)
+            buf *= inv_wa
+            alpha = buf
             out: list[np.ndarray] = [np.empty(0), np.empty(0)]
             out[ia], out[ib] = alpha, g
             return out
@@ -267,8 +274,8 @@ class FirstStage:
         """``sum_{i in c, untreated} w_i e_i z_i' b`` for every cluster c and column of ``b``: (G, K).
 
         ``e`` is ``resid`` on the untreated rows, ``z_i`` the row's first-stage design (covariates and level
-        indicators) and ``b = [beta; deltas]``. Few columns: a gather per column; many: sparse cluster x level
-        sums of ``w e`` built once, times ``b``.
+        indicators) and ``b = [beta; deltas]``. Few columns: a gather per column; many: cluster x level sums
+        of ``w e`` (by level for factors nested in the clusters, a dense table when small, else sparse) times ``b``.
         """
         e0 = resid[self._rows0]
         we = e0 if self._w0 is None else e0 * self._w0
@@ -287,7 +294,21 @@ class FirstStage:
         if X0 is not None:
             RX = np.column_stack([np.bincount(c0, weights=we * X0[:, j], minlength=n_clusters) for j in range(p)])
             out += RX @ beta
+        n0 = c0.shape[0]
         for codes, L, d in zip(self._codes0, self.n_levels, deltas, strict=True):
-            M = sp.csr_matrix((we, (c0, codes)), shape=(n_clusters, L))
-            out += np.asarray(M @ d)
+            first = np.full(L, -1, dtype=np.int64)
+            first[codes] = c0
+            if np.array_equal(first[codes], c0):
+                # the factor is nested in the clusters (e.g. units within unit or state clusters): level sums
+                s_l = np.bincount(codes, weights=we, minlength=L)
+                lv = np.flatnonzero(first >= 0)
+                M = sp.csr_matrix((s_l[lv], (first[lv], lv)), shape=(n_clusters, L))
+                out += np.asarray(M @ d)
+            elif n_clusters * L <= 2 * n0 + DENSE_CELLS_EXTRA:
+                # dense cluster x level table (e.g. unit clusters x periods): one bincount
+                tab = np.bincount(c0 * L + codes, weights=we, minlength=n_clusters * L).reshape(n_clusters, L)
+                out += tab @ d
+            else:
+                M = sp.csr_matrix((we, (c0, codes)), shape=(n_clusters, L))
+                out += np.asarray(M @ d)
         return out

@@ -47,27 +47,31 @@ class Did2sEventResult(EventStudyResult):
     """Event-study result of :func:`did2s` (terms ``event_time::<e>``)."""
 
 
-def two_stage_variance(first: FirstStage, u1: np.ndarray, u2: np.ndarray, term: np.ndarray, n_terms: int,
-                       cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+def two_stage_variance(first: FirstStage, resid: np.ndarray, on: np.ndarray, term: np.ndarray, u2: np.ndarray,
+                       n_terms: int, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
     """The GMM-corrected covariance of second-stage coefficients on mutually exclusive indicators.
 
-    ``term`` gives each row's second-stage indicator (-1: none); ``u1`` is used on the first-stage rows only.
+    ``on`` are the rows with a second-stage indicator, ``term`` their indicator (0..n_terms-1) and ``u2`` their
+    second-stage residuals (the other rows have none); ``resid`` is the first-stage residual, read on the
+    first-stage (untreated) rows only.
     """
-    w = np.ones(term.shape[0]) if first.weights is None else first.weights
-    on = np.flatnonzero(term >= 0)
-    k = term[on]
+    w = None if first.weights is None else first.weights[on]
     K, G = n_terms, n_clusters
     # (X10'W X10)^- X1'W X2: per-level sums of the indicators (all rows), solved by the first stage
     p = first.X.shape[1]
     a_x = np.zeros((p, K))
     for j in range(p):
-        a_x[j] = np.bincount(k, weights=w[on] * first.X[on, j], minlength=K)
-    a_d = [level_sums(f, L, on, k, w[on], K) for f, L in zip(first.factors, first.n_levels, strict=True)]
+        xj = first.X[on, j]
+        a_x[j] = np.bincount(term, weights=xj if w is None else w * xj, minlength=K)
+    ones = np.ones(on.shape[0]) if w is None else w
+    a_d = [level_sums(f, L, on, term, ones, K) for f, L in zip(first.factors, first.n_levels, strict=True)]
+    del ones
     beta_q, delta_q = first.solve(a_x, a_d)
-    correction = first.cluster_sums(u1, cluster, G, beta_q, delta_q)
-    direct = np.bincount(cluster[on] * K + k, weights=w[on] * u2[on], minlength=G * K).reshape(G, K)
-    psi = direct - correction
-    bread = 1.0 / np.bincount(k, weights=w[on], minlength=K)
+    del a_d
+    psi = -first.cluster_sums(resid, cluster, G, beta_q, delta_q)
+    del delta_q
+    psi += np.bincount(cluster[on] * K + term, weights=u2 if w is None else w * u2, minlength=G * K).reshape(G, K)
+    bread = 1.0 / np.bincount(term, weights=w, minlength=K)
     V = bread[:, None] * (psi.T @ psi) * bread[None, :]
     return 0.5 * (V + V.T)
 
@@ -155,43 +159,53 @@ def did2s(
             "treated observations whose first-stage fixed effects are not identified by the untreated "
             f"observations (a level of {', '.join(fe_list)} never untreated)", int(lost.sum()), n_lost_units))
     use = ident
-    # second-stage terms
+    # second-stage terms, by cohort x period cell (event time = period - cohort): no per-row float temporaries
     if second_stage == "static":
-        term = np.where(treated & use, 0, -1).astype(np.int64)
+        on = np.flatnonzero(treated & use)
+        term = np.zeros(on.shape[0], dtype=np.int64)
         names = ["ATT"]
         term_et = None
         refs: tuple[float, ...] = ()
     else:
-        g = panel.cohort if panel.cohort is not None else _cohort_from_treat(panel.unit, panel.time, panel.periods,
-                                                                              panel.treat, panel.n_units, treat, func)
-        et = panel.periods[panel.time] - g
-        finite = np.isfinite(et) & use
-        values = np.unique(et[finite])
+        unit_g = panel.unit_cohort() if panel.cohort is not None else _cohort_from_treat(
+            panel.unit, panel.time, panel.periods, panel.treat, panel.n_units, treat, func)
+        cohort_values, unit_code = np.unique(unit_g, return_inverse=True)
+        T = panel.n_periods
+        cell = unit_code.astype(np.int64)[panel.unit] * T + panel.time
+        cell_event = (panel.periods[None, :] - cohort_values[:, None]).ravel()
+        present = np.bincount(cell if not lost.any() else cell[use], minlength=cell_event.shape[0]) > 0
+        values = np.unique(cell_event[present & np.isfinite(cell_event)])
         refs = tuple(float(r) for r in np.atleast_1d(np.asarray(ref, dtype=float))) if ref is not None else ()
         keep_vals = values[~np.isin(values, refs)]
         if window is not None:
             keep_vals = keep_vals[(keep_vals >= window[0]) & (keep_vals <= window[1])]
         if keep_vals.size == 0:
             raise DesignError(f"{func}: no event time left to estimate after ref={ref!r} and window={window!r}.")
-        pos = np.minimum(np.searchsorted(keep_vals, et), keep_vals.shape[0] - 1)
-        term = np.where(finite & (keep_vals[pos] == et), pos, -1).astype(np.int64)
+        pos = np.minimum(np.searchsorted(keep_vals, cell_event), keep_vals.shape[0] - 1)
+        cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
+        row_term = cell_term[cell]
+        del cell
+        if lost.any():
+            row_term[lost] = -1
+        on = np.flatnonzero(row_term >= 0)
+        term = row_term[on]
+        del row_term
         names = [f"event_time::{v:g}" for v in keep_vals]
         term_et = keep_vals.astype(float)
     K = len(names)
-    w = np.ones(panel.n_obs) if panel.weights is None else panel.weights
-    on = term >= 0
-    wsum = np.bincount(term[on], weights=w[on], minlength=K)
+    w_on = None if panel.weights is None else panel.weights[on]
+    wsum = np.bincount(term, weights=w_on, minlength=K)
     if np.any(wsum <= 0):
         raise DesignError(f"{func}: a second-stage term has no observations (or zero weight).")
-    coef = np.bincount(term[on], weights=w[on] * adj[on], minlength=K) / wsum
-    u2 = adj.copy()
-    u2[on] -= coef[term[on]]
-    u1 = np.where(treated, 0.0, adj)
+    adj_on = adj[on]
+    coef = np.bincount(term, weights=adj_on if w_on is None else w_on * adj_on, minlength=K) / wsum
+    u2 = adj_on - coef[term]
+    del adj_on
     cluster_name = cluster if cluster is not None else unit
     cl = panel.codes[cluster] if cluster is not None else panel.unit
     G = int(cl.max()) + 1
-    V = two_stage_variance(first, u1, u2, term, K, cl, G)
-    n_terms = np.bincount(term[on], minlength=K).astype(float)
+    V = two_stage_variance(first, adj, on, term, u2, K, cl, G)
+    n_terms = np.bincount(term, minlength=K).astype(float)
     n_used = int(use.sum())
     sample = SampleReport(n_input_rows=report.n_input_rows, n_obs=n_used,
                           n_units=int(np.count_nonzero(np.bincount(panel.unit[use], minlength=panel.n_units))),
@@ -231,18 +245,17 @@ def did2s(
 
 def _cohort_from_treat(unit: np.ndarray, time: np.ndarray, periods: np.ndarray, treat: np.ndarray, n_units: int,
                        treat_name: str | None, func: str) -> np.ndarray:
-    """First treated period per row's unit (inf if never), checking that treatment is absorbing."""
+    """First treated period of each unit (inf if never), checking that treatment is absorbing."""
     T = periods.shape[0]
     first = np.full(n_units, T, dtype=np.int64)
     on = treat == 1
     np.minimum.at(first, unit[on], time[on])
     g = np.where(first < T, periods[np.minimum(first, T - 1)], np.inf)
-    implied = (time >= first[unit]).astype(np.float64)
-    bad = implied != treat
+    bad = (time >= first[unit]) != (treat == 1)
     if bad.any():
         raise DataError(
             f"{func}: second_stage='event' needs an absorbing treatment, but {treat_name!r} switches off after "
             f"switching on for {int(np.count_nonzero(np.bincount(unit[bad], minlength=n_units)))} units. Fix: pass "
             f"cohort= (first treated period), or use second_stage='static'."
         )
-    return np.asarray(g[unit])
+    return np.asarray(g)

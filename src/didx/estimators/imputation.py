@@ -269,7 +269,6 @@ def imputation(
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                         weights=weights, cluster=cluster, categorical=fe_list, require_control="untreated_obs")
     assert panel.unit is not None and panel.cohort is not None and panel.treat is not None
-    n = panel.n_obs
     treated = panel.treat == 1
     factors = [panel.unit, panel.time] + [panel.codes[c] for c in fe_list]
     fe_names = [unit, time, *fe_list]
@@ -292,7 +291,6 @@ def imputation(
             f"observation. Fix: include never-treated units or pre-treatment periods of the treated units."
         )
     rows1 = np.flatnonzero(use)
-    w_est = np.ones(n) if panel.weights is None else panel.weights
     # treatment weights
     # cohort x event time cells = cohort x period cells (event time = period - cohort): no sort of n values
     unit_cohort = panel.unit_cohort()
@@ -311,7 +309,7 @@ def imputation(
                     f"{func}: the treatment-weight column {c!r} has missing values on treated observations. "
                     f"Fix: give every treated observation a weight (0 to leave it out)."
                 )
-            v = raw * w_est[rows1]
+            v = raw if panel.weights is None else raw * panel.weights[rows1]
             s = float(v.sum())
             if s == 0:
                 raise DataError(f"{func}: the treatment weights in {c!r} sum to zero. Fix: give positive weights.")
@@ -334,13 +332,13 @@ def imputation(
         inh = col1 >= 0
         r = rows1[inh]
         k = col1[inh].astype(np.int64)
-        v = w_est[r]
+        v = np.ones(r.shape[0]) if panel.weights is None else panel.weights[r]
         v = v / np.bincount(k, weights=v, minlength=hs.shape[0])[k]
         tw = TreatmentWeights(r, k, v, tuple(f"tau{int(h)}" for h in hs))
         term_et = hs.astype(np.float64)
         mode = "by horizon (event time t - cohort), treated observations weighted equally within a horizon"
     else:
-        v = w_est[rows1]
+        v = np.ones(rows1.shape[0]) if panel.weights is None else panel.weights[rows1]
         tw = TreatmentWeights(rows1, np.zeros(rows1.shape[0], dtype=np.int64), v / v.sum(), ("ATT",))
         term_et = np.full(1, np.nan)
         mode = "static: every treated observation weighted equally"
