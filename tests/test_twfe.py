@@ -135,3 +135,31 @@ def test_singletons_reported_and_dropped() -> None:
     dropped = didx.twfe(df, y="y", unit="unit", time="time", treat="d", drop_singletons=True)
     assert dropped.sample.n_obs == len(df) - 1
     assert dropped.estimate == pytest.approx(kept.estimate, rel=1e-10)  # singletons do not move the estimate
+
+
+def test_zero_weights_dropped_and_counted_as_fixest() -> None:
+    """fixest and lm drop 0-weight observations: n, K and the clusters count only rows that enter the fit."""
+    df = didx.datasets.simulate_staggered(40, 6, 2, seed=8)
+    rng = np.random.default_rng(8)
+    df["w"] = rng.uniform(0.5, 2.0, len(df))
+    df.loc[df["unit"] == 3, "w"] = 0.0  # a whole unit (one cluster fewer)
+    df.loc[[10, 50, 100], "w"] = 0.0  # and single rows
+    positive = df[df["w"] > 0]
+    for vcov in (None, "iid", "hetero"):
+        a = didx.twfe(df, y="y", unit="unit", time="time", treat="d", weights="w", vcov=vcov)
+        b = didx.twfe(positive, y="y", unit="unit", time="time", treat="d", weights="w", vcov=vcov)
+        assert a.estimate == pytest.approx(b.estimate, rel=TOL_IDENTITY)
+        assert a.std_error == pytest.approx(b.std_error, rel=TOL_IDENTITY)
+        assert a.inference.n_clusters == b.inference.n_clusters
+    dropped = {d.reason: d for d in a.sample.dropped}
+    assert dropped["zero weight (w)"].n_rows == int((df["w"] == 0).sum())
+    assert dropped["zero weight (w)"].n_units == 1
+    assert a.sample.n_obs == len(positive)
+    g = didx.did2x2(df[df["time"].isin([1, 6])].assign(P=lambda d: (d["time"] == 6).astype(int),
+                                                        G=lambda d: (d["cohort"] > 0).astype(int)),
+                    y="y", group="G", post="P", weights="w", vcov="HC1")
+    assert "zero weight (w)" in str(g.summary())
+    o = didx.ols(df, y="y", x="d", fe=["unit", "time"], weights="w", vcov="hetero")
+    assert o.std_error == pytest.approx(b.with_vcov("hetero").std_error, rel=TOL_IDENTITY)
+    with pytest.raises(didx.DataError, match=r"weights column 'w' has 1 negative.*Fix"):
+        didx.ols(df.assign(w=np.where(df.index == 0, -1.0, df["w"])), y="y", x="d", weights="w")

@@ -155,11 +155,14 @@ def build_panel(
     categorical: str | Sequence[str] | None = None,
     require_control: str = "untreated_obs",
     check_duplicates: bool = True,
+    zero_weights: str = "keep",
 ) -> Panel:
     """Validate ``data`` for a DiD design and return a :class:`Panel`.
 
     ``require_control`` is ``'never'`` (at least one never-treated unit), ``'untreated_obs'`` (at least one
-    untreated observation) or ``'none'``.
+    untreated observation) or ``'none'``. ``zero_weights="drop"`` removes rows whose weight is 0 and counts them
+    (as R's ``lm`` and fixest do for regressions, so that ``n``, ``K`` and the clusters count only observations
+    that enter the fit); ``"keep"`` leaves them in.
     """
     if cohort is not None and treat is not None:
         raise InvalidOptionError(
@@ -206,6 +209,8 @@ def build_panel(
                 f"{func}: the weights column {weights!r} has {int(bad.sum())} negative values "
                 f"(e.g. {w[bad][0]!r}). Fix: weights must be non-negative."
             )
+        if zero_weights == "drop":
+            drop(w == 0, f"zero weight ({weights})")
     cl_codes_all: dict[str, np.ndarray] = {}
     for c in [*cl_list, *cat_list]:
         if c == unit and unit_codes_all is not None:

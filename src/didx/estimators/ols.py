@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from didx._errors import InvalidOptionError
+from didx._errors import DataError, InvalidOptionError
 from didx._frame import factorize, numeric_column, read_columns
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list
@@ -60,6 +60,15 @@ def ols(
         bad = keep & ~np.isfinite(w)
         drops.append(Dropped(f"missing weight ({weights})", int(bad.sum())))
         keep &= np.isfinite(w)
+        neg = keep & (w < 0)
+        if neg.any():
+            raise DataError(
+                f"{func}: the weights column {weights!r} has {int(neg.sum())} negative values "
+                f"(e.g. {w[neg][0]!r}). Fix: weights must be non-negative."
+            )
+        zero = keep & (w == 0)
+        drops.append(Dropped(f"zero weight ({weights})", int(zero.sum())))
+        keep &= ~zero
     codes_all = {}
     for c in dict.fromkeys([*fes, *cls]):
         codes_all[c] = factorize(cols.arrays[c], sort=False)[0]

@@ -68,7 +68,7 @@ def twfe(
     fe_list = as_list(fe)
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
                         covariates=covariates, weights=weights, cluster=cluster, categorical=fe_list,
-                        require_control="untreated_obs")
+                        require_control="untreated_obs", zero_weights="drop")
     collapsed = None
     if collapse is not None:
         panel, collapsed = collapse_by_group(panel, func=func, collapse=collapse, cluster=cluster,
