@@ -53,6 +53,17 @@ class Core:
         self.tv = data.tv[None, :].astype(np.float64)
         self.T_g = data.T_g[:, None]
         self.rows = np.arange(self.n_g)
+        self.n_cl = int(data.cluster.max()) + 1 if data.cluster.size else 0
+        self.clustered = self.n_cl < self.n_g  # cohort sizes then count clusters, not groups
+
+    def count_by_dt(self, mask: np.ndarray) -> np.ndarray:
+        """Number of groups (or of clusters, when clustered) with a True cell by (baseline, period), on the grid."""
+        if not self.clustered:
+            return self.by_dt(mask.astype(np.float64))
+        gi, ti = np.nonzero(mask)
+        pair = np.unique(self.key[gi, ti] * self.n_cl + self.d.cluster[gi])
+        cnt = np.bincount(pair // self.n_cl, minlength=self.d.n_d * self.n_t).astype(np.float64)
+        return cnt[self.key]
 
     def by_dt(self, vals: np.ndarray) -> np.ndarray:
         """Sum (NaN as 0) by (baseline treatment, period), broadcast back to the (G, T) grid."""
@@ -95,7 +106,7 @@ class Core:
             cset = ok & (nc == 1) & (n1_t[None, :] > 0)
             cnt_ns = self.by_dt(np.where(cset, N, 0.0))
             tot_ns = self.by_dt(np.where(cset, diff * N, 0.0))
-            dof_ns = self.by_dt(np.where(cset, ((N != 0) & ok).astype(np.float64), 0.0))
+            dof_ns = self.count_by_dt(cset & (N != 0))
             mean_ns = np.where(cset, tot_ns / cnt_ns, np.nan)
             dof_ns = np.where(cset, dof_ns, np.nan)
             sw = dist == 1
@@ -108,7 +119,13 @@ class Core:
                 dv = diff[gi, ti]
                 c_cnt = np.bincount(cohort, weights=nv)
                 c_tot = np.bincount(cohort, weights=np.where(np.isnan(dv), 0.0, dv * nv))
-                c_dof = np.bincount(cohort, weights=((nv != 0) & ~np.isnan(dv)).astype(np.float64))
+                c_ok = (nv != 0) & ~np.isnan(dv)
+                if self.clustered:
+                    n_co = int(cohort.max()) + 1
+                    pair = np.unique(d.cluster[gi][c_ok] * n_co + cohort[c_ok])
+                    c_dof = np.bincount(pair % n_co, minlength=n_co).astype(np.float64)
+                else:
+                    c_dof = np.bincount(cohort, weights=c_ok.astype(np.float64))
                 mean_s[gi, ti] = c_tot[cohort] / c_cnt[cohort]
                 dof_s[gi, ti] = c_dof[cohort]
             at_sw = self.tv == self.F - 1 + l
@@ -117,7 +134,7 @@ class Core:
             uset = (sw & (N != 0)) | (cset & (N != 0))
             cnt_u = self.by_dt(np.where(uset, N, 0.0))
             tot_u = self.by_dt(np.where(uset, diff * N, 0.0))
-            dof_u = self.by_dt(uset.astype(np.float64))
+            dof_u = self.count_by_dt(uset)
             mean_u = tot_u / cnt_u
             e_hat = np.where(before | at_sw, 0.0, np.nan)
             e_hat = np.where(before & (dof_ns >= 2), mean_ns, e_hat)

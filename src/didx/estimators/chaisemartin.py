@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
-from didx._errors import DataError, DesignError, InvalidOptionError
-from didx._frame import factorize, read_columns
+from didx._errors import DesignError, InvalidOptionError
 from didx._validate import check_option
 from didx.estimators._dcdh_didm import did_m
 from didx.estimators._dcdh_estimate import cluster_vcov, estimate_dyn
@@ -76,13 +74,14 @@ class DcdhResult(EventStudyResult):
 
 @dataclass(frozen=True, eq=False)
 class _DcdhVcovSource:
-    """Recomputes the clustered covariance from the stored group-level influence variables (no refit)."""
+    """Recomputes the covariance for another clustering.
 
-    infl: np.ndarray  # (groups kept, terms)
-    group_labels: np.ndarray
+    The package's small-cohort factors count clusters (not groups) when clustering, so the variance influence
+    variables depend on the clustering: they are recomputed (the point estimates do not change).
+    """
+
     data: Any
-    group: str
-    n_groups: float
+    call: dict[str, Any]
 
     def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
                   ssc: Any) -> tuple[np.ndarray, Inference]:
@@ -91,35 +90,11 @@ class _DcdhVcovSource:
                 f"{func}: the dcdh standard errors are the package's cluster sums of influence variables; only "
                 f"the clustering can change (got vcov={vcov!r}, ssc={ssc!r}). Fix: call with_vcov(cluster='col')."
             )
-        names = [cluster] if isinstance(cluster, str) else list(cluster or [self.group])
+        names = [cluster] if isinstance(cluster, str) else list(cluster or [self.call["group"]])
         if len(names) != 1:
             raise InvalidOptionError(f"{func}: dcdh clusters on one column; got {names!r}. Fix: pass one column.")
-        name = names[0]
-        if name == self.group:
-            codes = np.arange(self.infl.shape[0])
-        else:
-            cols = read_columns(self.data, [self.group, name], func, {"group": self.group, "cluster": name})
-            frame = pd.DataFrame({"g": cols.arrays[self.group], "c": cols.arrays[name]})
-            per_group = frame.dropna().groupby("g")["c"].nunique()
-            if (per_group > 1).any():
-                raise DataError(
-                    f"{func}: the cluster column {name!r} varies within a group ({self.group}="
-                    f"{per_group.index[per_group > 1][0]!r}). Groups must be nested within clusters. Fix: pass a "
-                    f"coarser cluster column."
-                )
-            first = frame.dropna().groupby("g")["c"].first()
-            mapped = pd.Series(self.group_labels).map(first)
-            if mapped.isna().any():
-                raise DataError(f"{func}: the cluster column {name!r} is missing for some groups. Fix: fill it.")
-            codes = factorize(mapped.to_numpy(), sort=True)[0]
-        V = cluster_vcov(self.infl, codes, self.n_groups)
-        inf = Inference(
-            vcov_type=f"analytic (DIDmultiplegtDYN influence variables), clustered by {name}", df=None,
-            n_clusters=(int(codes.max()) + 1,), cluster_names=(name,),
-            details=("Covariances between terms: inner products of the same influence variables (the package's "
-                     "joint-test covariance).",),
-        )
-        return V, inf
+        res = dcdh(self.data, **{**self.call, "cluster": names[0]})
+        return np.array(res.vcov_matrix), res.inference
 
 
 def dcdh(
@@ -283,6 +258,8 @@ def dcdh(
         estimator="de Chaisemartin-D'Haultfoeuille DID_l", terms=tuple(terms), coef=coef, vcov_matrix=V,
         headline="Av_tot_eff", inference=inference, sample=data_p.report, design=design, term_info=term_info,
         extras=extras, notes=notes,
-        _source=_DcdhVcovSource(infl=est.infl, group_labels=data_p.group_labels, data=data, group=group, n_groups=G),
+        _source=_DcdhVcovSource(data=data, call=dict(
+            y=y, group=group, time=time, treat=treat, effects=effects, placebo=placebo, normalized=normalized,
+            weights=weights, switchers=switchers)),
     )
 
