@@ -125,7 +125,7 @@ class Core:
                     pair = np.unique(d.cluster[gi][c_ok] * n_co + cohort[c_ok])
                     c_dof = np.bincount(pair % n_co, minlength=n_co).astype(np.float64)
                 else:
-                    c_dof = np.bincount(cohort, weights=c_ok.astype(np.float64))
+                    c_dof = np.bincount(cohort, weights=c_ok.astype(np.float64)).astype(np.float64)
                 mean_s[gi, ti] = c_tot[cohort] / c_cnt[cohort]
                 dof_s[gi, ti] = c_dof[cohort]
             at_sw = self.tv == self.F - 1 + l
