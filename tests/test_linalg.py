@@ -62,3 +62,45 @@ def test_collinear_regressor_dropped_and_named() -> None:
     y = d + rng.standard_normal(100)
     fit = fit_ols(y, np.column_stack([d, z]), ["d", "z"], fe=FixedEffects([unit, time], ["u", "t"]))
     assert fit.names == ("d",) and fit.dropped_collinear == ("z",)
+
+
+@pytest.mark.parametrize("scale", [1e-14, 1e12])
+def test_weight_scale_invariance_exact_and_projections(monkeypatch: pytest.MonkeyPatch, scale: float) -> None:
+    """Multiplying every weight by a constant changes nothing (no absolute thresholds on weight sums)."""
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 40, 400)
+    b = rng.integers(0, 7, 400)
+    x = rng.standard_normal(400)
+    w = rng.uniform(0.2, 3.0, 400)
+    ref = _dummy_resid(x, [a, b], w)
+    np.testing.assert_allclose(FixedEffects([a, b], ["a", "b"], weights=w * scale).demean(x), ref, atol=1e-10)
+    assert FixedEffects([a, b], ["a", "b"], weights=w * scale).n_params() == 40 + 7 - 1
+    monkeypatch.setattr(absorb, "EXACT_MAX_LEVELS", 0)
+    np.testing.assert_allclose(FixedEffects([a, b], ["a", "b"], weights=w * scale).demean(x), ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e9])
+def test_outcome_scale_invariance_projections(monkeypatch: pytest.MonkeyPatch, scale: float) -> None:
+    """The projections' stopping rule is relative to the data: a rescaled outcome is demeaned as precisely."""
+    monkeypatch.setattr(absorb, "EXACT_MAX_LEVELS", 0)
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 30, 300)
+    b = rng.integers(0, 8, 300)
+    x = rng.standard_normal(300) + 3.0 * (a % 3) + b
+    ref = _dummy_resid(x, [a, b])
+    out = FixedEffects([a, b], ["a", "b"]).demean(x * scale) / scale
+    np.testing.assert_allclose(out, ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_exact_two_way_with_nested_factor(weighted: bool) -> None:
+    """A factor nested in the other (region within unit) adds nothing: every one of its levels is redundant."""
+    rng = np.random.default_rng(9)
+    a = rng.integers(0, 50, 500)
+    b = a % 4  # nested in a
+    x = rng.standard_normal(500)
+    w = rng.uniform(0.2, 3.0, 500) if weighted else None
+    fe = FixedEffects([a, b], ["a", "b"], weights=w)
+    assert fe.method.startswith("exact")
+    np.testing.assert_allclose(fe.demean(x), _dummy_resid(x, [a], w), atol=1e-10)
+    assert fe.n_params() == 50
