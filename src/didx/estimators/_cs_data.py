@@ -129,8 +129,10 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
                               f"Fix: add never-treated units or another cohort.")
     # balance
     if mode != "rc":
-        counts = np.bincount(unit[keep], minlength=n_units)
-        present_periods = np.unique(panel.time[keep]).shape[0]
+        all_rows = bool(keep.all())
+        counts = np.bincount(unit if all_rows else unit[keep], minlength=n_units)
+        present_periods = int(np.count_nonzero(np.bincount(panel.time if all_rows else panel.time[keep],
+                                                           minlength=T)))
         gaps = (counts > 0) & (counts < present_periods)
         if gaps.any():
             if mode == "panel":
@@ -144,23 +146,28 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
             notes.append("allow_unbalanced=True but the panel is balanced: the panel estimators are used.")
     if not keep.any():
         raise DesignError(f"{func}: no rows left after the sample rules. Fix: check the panel's balance.")
-    rows = np.flatnonzero(keep)
+    all_kept = bool(keep.all())
+    rows = np.arange(n_rows) if all_kept else np.flatnonzero(keep)
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if all_kept else a[rows]
+
     # re-code periods and units
-    tcode = panel.time[rows]
+    tcode = take(panel.time)
     present = np.bincount(tcode, minlength=T) > 0
-    remap_t = np.cumsum(present) - 1
-    tcode = remap_t[tcode]
+    if not present.all():
+        tcode = (np.cumsum(present) - 1)[tcode]
     periods = periods[present]
     labels = labels[present]
     if periods.shape[0] < 2:
         raise DesignError(f"{func}: fewer than two periods left after the sample rules. Fix: check the data.")
-    u_old = unit[rows]
+    u_old = take(unit)
     u_present = np.bincount(u_old, minlength=n_units) > 0
-    u_new = (np.cumsum(u_present) - 1)[u_old]
+    u_new = u_old if u_present.all() else (np.cumsum(u_present) - 1)[u_old]
     n_units = int(u_present.sum())
     old_code = np.flatnonzero(u_present)  # panel unit code (or row position) of each new unit code
     g_unit = np.empty(n_units)
-    g_unit[u_new] = row_g[rows]
+    g_unit[u_new] = take(row_g)
     cohort_values = np.unique(g_unit)  # inf sorts last
     cohort_code = np.searchsorted(cohort_values, g_unit)
     order = np.argsort(cohort_code, kind="stable")
@@ -176,7 +183,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     # weights per unit
     weighted = panel.weights is not None
     if panel.weights is not None:
-        w_rows = panel.weights[rows]
+        w_rows = take(panel.weights)
         w_unit = np.zeros(n_units)
         w_unit[row_unit] = w_rows
         if mode != "rc" and np.any(w_unit[row_unit] != w_rows):
@@ -188,11 +195,11 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
         w_unit = np.ones(n_units)
     X = None
     if panel.covariates.shape[1]:
-        X = np.column_stack([np.ones(rows.shape[0]), panel.covariates[rows]])
+        X = np.column_stack([np.ones(rows.shape[0]), take(panel.covariates)])
     cl_unit = None
     n_clusters = n_units
     if cluster is not None:
-        codes = panel.codes[cluster][rows]
+        codes = take(panel.codes[cluster])
         cl_unit = np.full(n_units, -1, dtype=np.int64)
         cl_unit[row_unit] = codes
         if mode != "rc" and np.any(cl_unit[row_unit] != codes):
@@ -218,6 +225,6 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
                          balanced=None if mode == "rc" else mode == "panel")
     return CSData(mode=mode, n_units=int(n_units), periods=periods, period_labels=labels,
                   cohort_values=cohort_values, unit_cohort=unit_cohort, block=block, unit_weight=w_unit,
-                  row_unit=row_unit, row_time=tcode, y=panel.y[rows], X=X, cluster=cl_unit,
+                  row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
                   n_clusters=n_clusters, report=new_report, weighted=weighted,
                   unit_labels=unit_labels)

@@ -62,8 +62,15 @@ class IFStore:
             M = np.zeros((G, L, L))
             for g in range(G):
                 Zg = self.Z[self.block[g]:self.block[g + 1]]
-                if Zg.shape[0]:
+                if Zg.shape[0] == 0:
+                    continue
+                # only the features that are not identically zero in this cohort (cells not involving it)
+                nz = np.flatnonzero(np.any(Zg != 0, axis=0))
+                if nz.size == L:
                     M[g] = Zg.T @ Zg
+                else:
+                    Zs = np.ascontiguousarray(Zg[:, nz])
+                    M[g][np.ix_(nz, nz)] = Zs.T @ Zs
             self._gram = M
         return self._gram
 
@@ -99,7 +106,7 @@ class IFStore:
             S = psi_c.T @ psi_c
         else:
             M = self.gram()
-            S = np.einsum("glm,glh,ghq->mq", D, M, D)
+            S = sum((D[g].T @ M[g] @ D[g] for g in range(self.n_cohorts)), np.zeros((D.shape[2], D.shape[2])))
         S = 0.5 * (S + S.T)
         return np.asarray(S / float(self.n) ** 2)
 

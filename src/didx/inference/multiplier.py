@@ -37,15 +37,19 @@ _IQR_NORMAL = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
 _CHUNK_ELEMENTS = 8_000_000  # multipliers per chunk (float32: 32 MB)
 
 
-def _bits(rng: np.random.Generator, size: int, kind: str) -> np.ndarray:
-    """``size`` 0/1 draws as float32: fair bits (Rademacher) or Bernoulli(p_high) (Mammen)."""
+def _bits(rng: np.random.Generator, out: np.ndarray, kind: str, mask: np.ndarray) -> np.ndarray:
+    """Fill ``out`` (float32) with 0/1 draws: fair bits (Rademacher) or Bernoulli(p_high) (Mammen).
+
+    Buffers are reused across chunks: allocating fresh arrays (page faults) costs more than drawing."""
+    size = out.shape[0]
     if kind == "rademacher":
-        raw = rng.bit_generator.random_raw((size + 63) // 64).astype(np.uint64)
-        return np.unpackbits(raw.view(np.uint8))[:size].astype(np.float32)
-    raw = rng.bit_generator.random_raw((size + 1) // 2).astype(np.uint64)
-    u32 = raw.view(np.uint32)[:size]
-    threshold = np.uint32(min(round(MAMMEN_P_HIGH * 2.0**32), 2**32 - 1))
-    return (u32 < threshold).astype(np.float32)
+        raw = rng.bit_generator.random_raw((size + 63) // 64)
+        np.copyto(out, np.unpackbits(raw.view(np.uint8), count=size), casting="unsafe")
+        return out
+    rng.random(dtype=np.float32, out=out)
+    np.less(out, np.float32(MAMMEN_P_HIGH), out=mask[:size])
+    np.copyto(out, mask[:size], casting="unsafe")
+    return out
 
 
 def _affine(kind: str) -> tuple[float, float]:
@@ -69,14 +73,19 @@ def block_sums(Z: np.ndarray, block: np.ndarray, n_draws: int, kind: str, rng: n
     a, b = _affine(kind)
     out = np.zeros((B, G, L))
     chunk = max(1, _CHUNK_ELEMENTS // max(B, 1))
+    buf = np.empty(B * chunk, dtype=np.float32)
+    mask = np.empty(B * chunk, dtype=bool)
     for g in range(G):
         lo, hi = int(block[g]), int(block[g + 1])
+        if hi == lo:
+            continue
+        acc = np.zeros((B, L))
         for s in range(lo, hi, chunk):
             e = min(hi, s + chunk)
-            Zc = Z[s:e]
-            U = _bits(rng, B * (e - s), kind).reshape(B, e - s)
-            part = (U @ Zc.astype(np.float32)).astype(np.float64)
-            out[:, g, :] += b * part + a * Zc.sum(axis=0)
+            Zc = Z[s:e].astype(np.float32)
+            U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s)
+            acc += U @ Zc
+        out[:, g, :] = b * acc + a * Z[lo:hi].sum(axis=0)
     return out
 
 
@@ -88,9 +97,11 @@ def cluster_sums(Zc: np.ndarray, n_draws: int, kind: str, rng: np.random.Generat
     a, b = _affine(kind)
     out = np.zeros((B, flat.shape[1]))
     chunk = max(1, _CHUNK_ELEMENTS // max(B, 1))
+    buf = np.empty(B * min(chunk, C), dtype=np.float32)
+    mask = np.empty(B * min(chunk, C), dtype=bool)
     for s in range(0, C, chunk):
         e = min(C, s + chunk)
-        U = _bits(rng, B * (e - s), kind).reshape(B, e - s).astype(np.float64)
+        U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s).astype(np.float64)
         out += b * (U @ flat[s:e]) + a * flat[s:e].sum(axis=0)
     return out.reshape((B, *Zc.shape[1:]))
 
