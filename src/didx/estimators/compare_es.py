@@ -161,11 +161,19 @@ class EventStudyComparison:
         return t.pivot(index="event_time", columns="estimator", values=column)[list(self.results)]
 
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """All event studies on one Axes (:func:`didx.plot_event_studies`, dodged); returns the Axes."""
+        """All event studies on one Axes (:func:`didx.plot_event_studies`: each estimator shifted by a small
+        dodge, hollow points at its reference periods); keyword arguments go to it (``conf_level``, ``uniform``,
+        ``dodge``, ``title``, ``labels``). With more than three estimators the legend goes below the Axes, in
+        columns. Returns the Axes."""
         from didx.results.plot import plot_event_studies
 
         kwargs.setdefault("labels", [LABELS[n] for n in self.results])
-        return plot_event_studies(list(self.results.values()), ax=ax, **kwargs)
+        ax = plot_event_studies(list(self.results.values()), ax=ax, **kwargs)
+        if self.outcome:
+            ax.set_ylabel(f"Effect on {self.outcome}")
+        if len(self.results) > 3:
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize="small", frameon=False)
+        return ax
 
     def summary(self, digits: int = 4) -> Summary:
         """The common options, then per estimator: the call, how ``window`` was applied, how its pre-period
