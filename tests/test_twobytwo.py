@@ -161,3 +161,31 @@ def test_plot_structure(card_krueger: pd.DataFrame) -> None:
     assert ax.get_ylabel() == "Mean of fte"
     assert [tk.get_text() for tk in ax.get_xticklabels()] == ["Before", "After"]
     plt.close(ax.figure)
+
+
+def test_first_difference_table_is_on_the_estimation_sample(card_krueger: pd.DataFrame) -> None:
+    """The first-difference table is built from the stores in both waves: its DiD is the estimate."""
+    res = didx.did2x2(card_krueger, y="fte", group="nj", post="d", unit="store_id", first_difference=True)
+    t = res.table
+    assert t.did == pytest.approx(res.estimate, rel=TOL_IDENTITY)
+    assert t.did_se == pytest.approx(res.std_error, rel=TOL_IDENTITY)
+    assert int(t.ns.sum()) == 2 * REF["balanced_nstores"]
+    c = dict(zip(res.terms, res.coef, strict=True))
+    assert t.change[0] == pytest.approx(c["d"], rel=TOL_IDENTITY)  # the intercept: the control stores' change
+
+
+def test_table_hides_difference_ses_that_are_not_the_cell_differences(card_krueger: pd.DataFrame) -> None:
+    """With covariates tau is not the cell-mean DiD, so the table must not print tau's SE under that DiD."""
+    res = didx.did2x2(card_krueger, y="fte", group="nj", post="d", covariates=["bk", "kfc", "roys"], vcov="HC1")
+    t = res.table
+    plain = didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov="HC1").table
+    assert t.did == pytest.approx(plain.did, rel=TOL_IDENTITY) and t.did != pytest.approx(res.estimate)
+    assert np.isnan(t.did_se) and np.isnan(t.change_se).all() and np.isnan(t.difference_se).all()
+    assert "not shown" in str(t) and "()" not in str(t)
+    # unit effects on an unbalanced panel: same rule; on a balanced panel the SEs are shown
+    unb = didx.did2x2(card_krueger, y="fte", group="nj", post="d", unit="store_id")
+    assert np.isnan(unb.table.did_se)
+    both = card_krueger.dropna(subset=["fte"]).groupby("store_id")["fte"].transform("size") == 2
+    bal = didx.did2x2(card_krueger.dropna(subset=["fte"])[both], y="fte", group="nj", post="d", unit="store_id")
+    assert bal.table.did_se == pytest.approx(bal.std_error, rel=TOL_IDENTITY)
+    assert bal.table.did == pytest.approx(bal.estimate, rel=TOL_IDENTITY)

@@ -47,6 +47,7 @@ class CellTable:
     did: float
     did_se: float
     labels: tuple[str, str] = ("Treated", "Control")
+    se_note: str = ""  # why the SEs of the differences are not shown, if they are not
 
     def to_frame(self) -> pd.DataFrame:
         rows = []
@@ -62,23 +63,27 @@ class CellTable:
         return pd.DataFrame(rows)
 
     def _rows(self) -> list[list[str]]:
+        def p(v: float) -> str:
+            return "" if np.isnan(v) else f"({fmt_num(v, 2)})"
+
         out = []
         for g, name in ((1, self.labels[0]), (0, self.labels[1])):
             out.append([name, fmt_num(self.means[g, 0], 2), fmt_num(self.means[g, 1], 2), fmt_num(self.change[g], 2)])
-            out.append(["", f"({fmt_num(self.ses[g, 0], 2)})", f"({fmt_num(self.ses[g, 1], 2)})",
-                        f"({fmt_num(self.change_se[g], 2)})"])
+            out.append(["", p(self.ses[g, 0]), p(self.ses[g, 1]), p(self.change_se[g])])
             out.append(["", f"n={int(self.ns[g, 0])}", f"n={int(self.ns[g, 1])}", ""])
         out.append(["Difference", fmt_num(self.difference[0], 2), fmt_num(self.difference[1], 2),
                     fmt_num(self.did, 2)])
-        out.append(["", f"({fmt_num(self.difference_se[0], 2)})", f"({fmt_num(self.difference_se[1], 2)})",
-                    f"({fmt_num(self.did_se, 2)})"])
+        out.append(["", p(self.difference_se[0]), p(self.difference_se[1]), p(self.did_se)])
         return out
 
     _HEADER = ("", "Before", "After", "Change")
 
     def __str__(self) -> str:
-        return (text_table(self._HEADER, self._rows()) + "\nCell SEs: sd/sqrt(n) per cell; SEs of differences "
-                "from the regression's covariance. Bottom-right: the difference in differences.")
+        foot = ("Cell SEs: sd/sqrt(n) per cell; SEs of differences from the regression's covariance. "
+                "Bottom-right: the difference in differences.")
+        if self.se_note:
+            foot += " " + self.se_note
+        return text_table(self._HEADER, self._rows()) + "\n" + foot
 
     def __repr__(self) -> str:
         return str(self)
@@ -98,7 +103,8 @@ class DiD2x2Result(RegressionResult):
     def table(self) -> CellTable:
         """The cell-mean table; SEs of its differences follow this result's covariance."""
         e = self.extras
-        return _make_table(self, e["means"], e["ses"], e["ns"], e["group"], e["post"], e["pooled"])
+        return _make_table(self, e["means"], e["ses"], e["ns"], e["group"], e["post"], e["pooled"],
+                           e.get("cell_regression", True))
 
     def _summary_extra(self) -> list[str]:
         return ["Cell means", str(self.table)]
@@ -266,7 +272,7 @@ def did2x2(
         DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes, data=data,
         row_index=panel.row_index, sample=panel.report, design=design, treated=G, func=func,
         extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": panel.unit is None,
-                "y": y},
+                "y": y, "cell_regression": not names_cov and (panel.unit is None or bool(panel.report.balanced))},
     )
     return res
 
@@ -317,7 +323,9 @@ def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, u
                 f"first_difference=True each unit is one observation. Fix: cluster by a unit-level variable."
             )
         codes[name] = c[r0]
-    means, ses, ns = _cell_stats(panel.y, np.asarray(panel.treat), panel.time, panel.weights)
+    rows_fd = np.concatenate([r0, r1])  # the cells of the units that enter the first differences
+    means, ses, ns = _cell_stats(panel.y[rows_fd], np.asarray(panel.treat)[rows_fd], panel.time[rows_fd],
+                                 None if w is None else np.concatenate([w, w]))  # the unit's weight, as in the fit
     design = [
         ("Estimator", "2x2 difference in differences (first differences of a balanced panel)"),
         ("Outcome", f"change in {y} between {post} == 0 and {post} == 1"),
@@ -331,16 +339,32 @@ def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, u
         DiD2x2Result, estimator="2x2 DiD (first differences)", fit=fit, headline=headline, spec=spec,
         codes=codes, data=data, row_index=panel.row_index[r0], sample=report, design=design, treated=Gu,
         func=func,
-        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": False, "y": y},
+        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": False, "y": y,
+                "cell_regression": not cov_list},
     )
     return res
 
 
 def _make_table(res: RegressionResult, means: np.ndarray, ses: np.ndarray, ns: np.ndarray, group: str, post: str,
-                pooled: bool) -> CellTable:
-    """Differences of cell means with SEs from the regression covariance (linear combinations of b)."""
+                pooled: bool, cell_regression: bool = True) -> CellTable:
+    """Differences of cell means with SEs from the regression covariance (linear combinations of b).
+
+    The SEs of the differences are shown only when the regression's coefficients *are* those differences
+    (``cell_regression``: no covariates, and pooled, first-differenced or unit effects on a balanced panel);
+    otherwise they would be the SEs of covariate-adjusted (or unbalanced-FE) coefficients printed next to raw
+    cell-mean differences.
+    """
     terms = res.terms
     V = res.vcov_matrix
+    if not cell_regression:
+        nan2 = np.array([np.nan, np.nan])
+        change = means[:, 1] - means[:, 0]
+        return CellTable(means=means, ses=ses, ns=ns, change=change, change_se=nan2,
+                         difference=means[1, :] - means[0, :], difference_se=nan2, did=float(change[1] - change[0]),
+                         did_se=float("nan"),
+                         se_note=("SEs of the differences are not shown: with covariates or unit effects on an "
+                                  "unbalanced panel the regression's tau is not this cell-mean DiD (see the "
+                                  "estimates)."))
 
     def lin(weights: dict[str, float]) -> float:
         a = np.zeros(len(terms))
