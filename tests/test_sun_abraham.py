@@ -278,3 +278,14 @@ def test_last_treated_without_never_treated(mpdta: pd.DataFrame) -> None:
                            control="last_treated")
     assert res.sample.n_obs == int((treated_only["year"] < 2007).sum())
     assert set(res.coefficients.tidy()["group"]) == {2004.0, 2006.0}
+
+
+def test_single_cohort_equals_twfe_event_study(sim: pd.DataFrame) -> None:
+    """With one treated cohort the saturated regression is the TWFE event study (same dummies)."""
+    one = sim[sim["cohort"].isin([0, 4])]
+    res = didx.sun_abraham(one, y="y", unit="unit", time="time", cohort="cohort")
+    es = didx.event_study(one, y="y", unit="unit", time="time", cohort="cohort")
+    coefs = res.coefficients
+    np.testing.assert_allclose(coefs.coef, es.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(coefs.vcov_matrix, es.vcov_matrix, rtol=1e-9)
+    np.testing.assert_allclose(coefs.tidy()["event_time"], es.tidy()["event_time"])
