@@ -189,3 +189,10 @@ def test_table_hides_difference_ses_that_are_not_the_cell_differences(card_krueg
     bal = didx.did2x2(card_krueger.dropna(subset=["fte"])[both], y="fte", group="nj", post="d", unit="store_id")
     assert bal.table.did_se == pytest.approx(bal.std_error, rel=TOL_IDENTITY)
     assert bal.table.did == pytest.approx(bal.estimate, rel=TOL_IDENTITY)
+
+
+def test_group_varying_within_unit_names_the_unit(card_krueger: pd.DataFrame) -> None:
+    df = card_krueger.copy()
+    df.loc[(df["store_id"] == 7) & (df["d"] == 1), "nj"] = 1 - df.loc[(df["store_id"] == 7) & (df["d"] == 1), "nj"]
+    with pytest.raises(didx.DataError, match=r"group column 'nj' varies within unit store_id=7 .*Fix: set 'nj'"):
+        didx.did2x2(df, y="fte", group="nj", post="d", unit="store_id")

@@ -19,7 +19,7 @@ import pandas as pd
 from didx._errors import DataError, InvalidOptionError
 from didx._panel import build_panel
 from didx._sample import Dropped
-from didx._validate import as_list
+from didx._validate import as_list, fmt_value
 from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
 from didx.estimators.collapse import collapse_by_group
 from didx.inference.vcov import SSC, resolve_vcov
@@ -218,10 +218,14 @@ def did2x2(
     if panel.unit is not None:
         first = np.full(panel.n_units, np.nan)
         first[panel.unit] = G
-        if np.any(first[panel.unit] != G):
+        varies = first[panel.unit] != G
+        if varies.any():
+            u = int(panel.unit[np.flatnonzero(varies)[0]])
+            label = panel.unit_labels[u] if panel.unit_labels is not None else u
             raise DataError(
-                f"{func}: the group column {group!r} varies within a unit of {unit!r}. The treated group must be "
-                f"fixed per unit. Fix: set {group!r} to 1 for every row of a treated unit."
+                f"{func}: the group column {group!r} varies within unit {unit}={fmt_value(label)} (it is 0 in one "
+                f"period and 1 in the other). The treated group must be fixed per unit. Fix: set {group!r} to 1 "
+                f"for every row of a treated unit (and use post= for the timing)."
             )
     if first_difference:
         return _first_difference(data, panel, y=y, group=group, post=post, unit=unit, cov_list=cov_list,
