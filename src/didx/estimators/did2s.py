@@ -228,11 +228,11 @@ def did2s(
         ("Second stage", "treatment indicator, no intercept" if second_stage == "static"
          else "event-time indicators, no intercept; never-treated"
          + (f" and event times {', '.join(f'{r:g}' for r in refs)}" if refs else "") + " as reference"),
-        ("Window", "all event times" if window is None else f"[{window[0]}, {window[1]}]")
-        if second_stage == "event" else ("Window", "n/a"),
         ("Weights", weights or "none"),
     ]
-    extras: dict[str, Any] = {"reference": refs, "first_stage": first}
+    if second_stage == "event":
+        design.insert(5, ("Window", "all event times" if window is None else f"[{window[0]}, {window[1]}]"))
+    extras: dict[str, Any] = {"reference": refs, "first_stage_method": first.method}
     common: dict[str, Any] = dict(estimator="Two-stage DiD (Gardner)", terms=tuple(names), coef=coef,
                                   vcov_matrix=V, inference=inference, sample=sample, design=tuple(design),
                                   extras=extras)

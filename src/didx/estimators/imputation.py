@@ -404,7 +404,7 @@ def imputation(
         ("Variance", "BJS conservative" + (", leave-out averages" if leave_out else "")),
         ("Pre-trend test", "leads " + ", ".join(f"{e:g}" for e in et_all[:pre_block]) if pre_block else "none"),
     ]
-    extras = {"reference": (), "first_stage": first}
+    extras = {"reference": (), "first_stage_method": first.method}
     common = dict(estimator="Imputation (BJS)", terms=tuple(terms), coef=coef, vcov_matrix=vcov,
                   inference=inference, sample=sample, design=tuple(design), notes=tuple(notes))
     headline = terms[pre_block or 0]
