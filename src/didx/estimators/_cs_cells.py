@@ -222,16 +222,18 @@ def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEst
     G = data.cohort_values.shape[0]
     block = data.block
     K = len(cells)
-    Z = np.zeros((n, K + 2))
+    # column-major: every cell writes one contiguous column
+    Z = np.zeros((n, K + 2), order="F")
     Z[:, 0] = 1.0
     Z[:, 1] = data.unit_weight
     unit_code = data.unit_cohort
     weights = data.unit_weight if data.weighted else None
     if data.mode == "panel":
-        Y = _wide(data)
+        Y = np.empty((T, n))
+        Y[data.row_time, data.row_unit] = data.y
         p = data.X.shape[1]
-        Xw = np.empty((n, T, p))
-        Xw[data.row_unit, data.row_time, :] = data.X
+        Xw = np.empty((T, n, p))
+        Xw[data.row_time, data.row_unit, :] = data.X
     kept_idx: list[int] = []
     att: list[float] = []
     skipped: list[tuple[Cell, str]] = []
@@ -247,9 +249,9 @@ def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEst
         try:
             if data.mode == "panel":
                 units = np.concatenate([np.arange(block[h], block[h + 1]) for h in codes])
-                dy = Y[units, c.t] - Y[units, c.b]
+                dy = Y[c.t][units] - Y[c.b][units]
                 treated = unit_code[units] == c.g_code
-                X = Xw[units, min(c.t, c.b), :]
+                X = Xw[min(c.t, c.b)][units]
                 wk = None if weights is None else weights[units]
                 est, inf = _drdid_core.panel_cell(dy, treated, X, wk, method)
                 Z[units, 2 + k] = np.asarray(inf) * (n / units.shape[0])
@@ -274,7 +276,8 @@ def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEst
             continue
         kept_idx.append(k)
         att.append(float(est))
-    Z = Z[:, [0, 1, *[2 + k for k in kept_idx]]]
+    if len(kept_idx) < K:
+        Z = np.asfortranarray(Z[:, [0, 1, *[2 + k for k in kept_idx]]])
     Kk = len(kept_idx)
     coef = np.zeros((G, Kk + 2, Kk))
     for j in range(Kk):

@@ -66,11 +66,8 @@ class IFStore:
                     continue
                 # only the features that are not identically zero in this cohort (cells not involving it)
                 nz = np.flatnonzero(np.any(Zg != 0, axis=0))
-                if nz.size == L:
-                    M[g] = Zg.T @ Zg
-                else:
-                    Zs = np.ascontiguousarray(Zg[:, nz])
-                    M[g][np.ix_(nz, nz)] = Zs.T @ Zs
+                Zs = np.ascontiguousarray(Zg if nz.size == L else Zg[:, nz])
+                M[g][np.ix_(nz, nz)] = Zs.T @ Zs
             self._gram = M
         return self._gram
 
