@@ -44,6 +44,15 @@ def sa_stagg(base_stagg: pd.DataFrame) -> Any:
 def test_base_stagg_period(sa_stagg: Any) -> None:
     _check(sa_stagg, REF["base_stagg"]["sunab_period_agg"])
     assert sa_stagg.sample.n_obs == REF["base_stagg"]["nobs"]
+    assert dict(sa_stagg.design)["Computation"].startswith("cohort x period sums")  # balanced: no dummy matrix
+
+
+@pytest.mark.parametrize("vcov", [None, "iid"])
+def test_base_stagg_regression_engine(base_stagg: pd.DataFrame, vcov: str | None) -> None:
+    res = didx.sun_abraham(base_stagg, y="y", unit="id", time="year", cohort="year_treated", covariates="x1",
+                           vcov=vcov, engine="regression")
+    _check(res, REF["base_stagg"]["sunab_period_agg" if vcov is None else "sunab_period_agg_iid"])
+    assert dict(res.design)["Computation"].startswith("least squares")
 
 
 def test_base_stagg_att_and_cohort(sa_stagg: Any) -> None:
@@ -122,6 +131,22 @@ def test_cells_equal_regression(sim: pd.DataFrame, vcov: str | None, cluster: An
     np.testing.assert_allclose(a.coefficients.vcov_matrix, b.coefficients.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
     assert a.inference.df == b.inference.df and a.inference.n_clusters == b.inference.n_clusters
     assert "cell means" in dict(a.design)["Computation"]
+
+
+@pytest.mark.parametrize(("vcov", "cluster"), [
+    (None, None), ("iid", None), ("hetero", None), (None, "state"), (None, "state_nested"), (None, ["unit", "time"]),
+])
+def test_cells_equal_regression_with_covariates(sim: pd.DataFrame, vcov: str | None, cluster: Any) -> None:
+    """Covariates on a balanced panel: cohort x period sums and Wd'Wd instead of the dummy matrix; x1 is
+    time-invariant, hence absorbed by the unit effects and dropped by both paths."""
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", covariates=["x2", "x1"],
+                              vcov=vcov, cluster=cluster)
+    a = didx.sun_abraham(sim, engine="cells", **kw)
+    b = didx.sun_abraham(sim, engine="regression", **kw)
+    assert a.terms == b.terms and "x2" in a.terms and "x1" not in a.terms
+    np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_PATH, atol=1e-12)
+    np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
+    assert "Dropped for collinearity: x1" in " ".join(a.notes)
 
 
 def test_cells_equal_regression_with_two_reference_periods(sim: pd.DataFrame) -> None:
@@ -257,8 +282,8 @@ def test_errors(mpdta: pd.DataFrame) -> None:
         didx.sun_abraham(mpdta, control="nevr", **kw)
     with pytest.raises(didx.InvalidOptionError, match=r"'ref'.*e\.g\. -1"):
         didx.sun_abraham(mpdta, ref="first", **kw)  # type: ignore[arg-type]
-    with pytest.raises(didx.InvalidOptionError, match=r"engine='cells'.*balanced.*covariates.*engine='auto'"):
-        didx.sun_abraham(mpdta, engine="cells", covariates="lpop", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"engine='cells'.*balanced.*weights.*engine='auto'"):
+        didx.sun_abraham(mpdta.assign(w=1.0), engine="cells", weights="w", **kw)
     with pytest.raises(didx.ColumnNotFoundError, match=r"'first_treat'.*Did you mean 'first.treat'"):
         didx.sun_abraham(mpdta, y="lemp", unit="countyreal", time="year", cohort="first_treat")
     odd = mpdta.assign(**{"first.treat": mpdta["first.treat"].replace(2006, 2005.5)})

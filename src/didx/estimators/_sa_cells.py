@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.linalg as sla
 
 from didx._errors import DataError
 from didx._frame import factorize, read_columns
 from didx.estimators._regression import inference_info
 from didx.inference.vcov import VcovResult, VcovSpec, resolve_vcov
 from didx.linalg.absorb import FixedEffects
-from didx.linalg.ols import OLSFit, fit_ols
+from didx.linalg.ols import OLSFit, fit_ols, independent_columns
 from didx.results.base import Inference
 
 CELL_KINDS = ("iid", "HC0", "HC1", "hetero", "CR0", "CR1")
@@ -43,10 +44,20 @@ class CellFit:
     n_groups: int
     unit: np.ndarray       # per row
     time: np.ndarray       # per row
+    wd: np.ndarray | None = None  # (p, N, T) two-way demeaned covariates (their coefficients come first)
 
     @property
     def n_obs(self) -> int:
         return int(self.resid.size)
+
+    @property
+    def n_cov(self) -> int:
+        return 0 if self.wd is None else int(self.wd.shape[0])
+
+    def unit_w_scores(self, E: np.ndarray) -> np.ndarray:
+        """Per-unit covariate scores ``v_i = sum_t Wd_it e_it`` (N x p) for residual-like matrix ``E``."""
+        assert self.wd is not None
+        return np.einsum("pnt,nt->np", self.wd, E)
 
 
 def fit_cells(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n_periods: int,
@@ -80,6 +91,84 @@ def fit_cells(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n
     return CellFit(fit=fit, xd=xd, resid=E, group_of_unit=group_of_unit, n_groups=G, unit=unit, time=time)
 
 
+def _wide(values: np.ndarray, unit: np.ndarray, time: np.ndarray, N: int, T: int) -> np.ndarray:
+    out = np.empty((N, T))
+    out[unit, time] = values
+    return out
+
+
+def _twoway(M: np.ndarray) -> np.ndarray:
+    """Balanced two-way (unit, period) demeaning of a wide N x T matrix, in place."""
+    M -= M.mean(axis=1, keepdims=True)
+    M -= M.mean(axis=0, keepdims=True)
+    return M
+
+
+def fit_cells_covariates(y: np.ndarray, W: np.ndarray, cov_names: Sequence[str], unit: np.ndarray,
+                         time: np.ndarray, n_units: int, n_periods: int, group_of_unit: np.ndarray,
+                         cell_of_group_time: np.ndarray, names: Sequence[str]) -> CellFit:
+    """The saturated regression with covariates on a balanced panel without forming the ``NT x k`` dummies.
+
+    With ``Z = [Wd, Dd]`` the two-way demeaned covariates (row level) and cell dummies (cell level),
+    ``Z'Z`` and ``Z'y`` need only ``Wd'Wd``, ``Wd'y`` and cohort x period sums of ``Wd``; the residuals are
+    ``yd - Dd b - Wd c`` in the wide ``N x T`` layout.
+    """
+    N, T = n_units, n_periods
+    G = int(cell_of_group_time.shape[0])
+    k = len(names)
+    p = W.shape[1]
+    n_g = np.bincount(group_of_unit, minlength=G).astype(np.float64)
+    gcode = np.repeat(np.arange(G), T)
+    tcode = np.tile(np.arange(T), G)
+    wcell = np.repeat(n_g, T)
+    X = np.zeros((G * T, k))
+    flat = cell_of_group_time.reshape(-1)
+    has = flat >= 0
+    X[np.flatnonzero(has), flat[has]] = 1.0
+    fe = FixedEffects([gcode, tcode], ["cohort", "time"], weights=wcell)
+    xd = fe.demean(X).reshape(G, T, k)
+
+    def cell_sums(M: np.ndarray) -> np.ndarray:
+        out = np.empty((G, T))
+        for t in range(T):
+            out[:, t] = np.bincount(group_of_unit, weights=M[:, t], minlength=G)
+        return out
+
+    yd = _twoway(_wide(y, unit, time, N, T))
+    wd = np.empty((p, N, T))
+    for a in range(p):
+        wd[a] = _twoway(_wide(W[:, a], unit, time, N, T))
+    K = p + k
+    ZtZ = np.empty((K, K))
+    Zty = np.empty(K)
+    wflat = wd.reshape(p, -1)
+    ZtZ[:p, :p] = wflat @ wflat.T
+    Zty[:p] = wflat @ yd.reshape(-1)
+    for a in range(p):
+        ZtZ[p:, a] = ZtZ[a, p:] = np.einsum("gtk,gt->k", xd, cell_sums(wd[a]))
+    ZtZ[p:, p:] = np.einsum("gtk,g,gtl->kl", xd, n_g, xd)
+    Zty[p:] = np.einsum("gtk,gt->k", xd, cell_sums(yd))
+    scale = np.concatenate([np.einsum("ij,ij->j", W, W), np.einsum("gk,g->k", X.reshape(G, T, k).sum(axis=1), n_g)])
+    keep = independent_columns(ZtZ, scale)
+    all_names = [*cov_names, *names]
+    dropped = tuple(n for j, n in enumerate(all_names) if j not in set(keep.tolist()))
+    ZtZ = ZtZ[np.ix_(keep, keep)]
+    bread = sla.inv(ZtZ, check_finite=False)
+    bread = 0.5 * (bread + bread.T)
+    coef = bread @ Zty[keep]
+    kw = [int(j) for j in keep if j < p]
+    kd = [int(j) - p for j in keep if j >= p]
+    wd = wd[kw]
+    xd = xd[:, :, kd]
+    E = yd
+    E -= np.einsum("gtk,k->gt", xd, coef[len(kw):])[group_of_unit]
+    for j in range(len(kw)):
+        E -= coef[j] * wd[j]
+    fit = OLSFit(coef=coef, names=tuple(all_names[j] for j in keep), X=np.empty((0, len(keep))),
+                 resid=np.empty(0), weights=None, bread=bread, fe=None, dropped_collinear=dropped)
+    return CellFit(fit=fit, xd=xd, resid=E, group_of_unit=group_of_unit, n_groups=G, unit=unit, time=time, wd=wd)
+
+
 def _unit_level(codes: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray | None:
     """Cluster code per unit if constant within units, else None."""
     if codes is unit:
@@ -89,64 +178,83 @@ def _unit_level(codes: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray
     return cu if bool(np.all(cu[unit] == codes)) else None
 
 
+def _nested_meat(cf: CellFit, Esum: np.ndarray, Vsum: np.ndarray | None, grp: np.ndarray) -> np.ndarray:
+    """Meat when every cluster lies in one cohort: rows of ``Esum`` (T) / ``Vsum`` (p) are clusters."""
+    k, p = cf.xd.shape[2], cf.n_cov
+    meat = np.zeros((p + k, p + k))
+    for c in range(cf.n_groups):
+        m = grp == c
+        if not m.any():
+            continue
+        Ec = Esum[m]
+        meat[p:, p:] += cf.xd[c].T @ (Ec.T @ Ec) @ cf.xd[c]
+        if Vsum is not None:
+            cross = cf.xd[c].T @ (Ec.T @ Vsum[m])
+            meat[p:, :p] += cross
+            meat[:p, p:] += cross.T
+    if Vsum is not None:
+        meat[:p, :p] = Vsum.T @ Vsum
+    return meat
+
+
 def _cluster_meat(cf: CellFit, codes: np.ndarray) -> tuple[np.ndarray, int]:
-    """Sum over clusters of the score outer products, from cluster x period sums of the residuals."""
+    """Sum over clusters of the score outer products, from cluster x period sums of the residuals.
+
+    The score of cluster ``c`` is ``[sum Wd_it e_it ; sum_g Xd_g' E_cg]`` with ``E_cg`` the period sums of the
+    residuals of the cluster's units in cohort ``g``.
+    """
     N, T = cf.resid.shape
     G = cf.n_groups
-    k = cf.xd.shape[2]
+    k, p = cf.xd.shape[2], cf.n_cov
+    V = cf.unit_w_scores(cf.resid) if p else None
     if codes is cf.unit:  # clustered by unit: every unit its own cluster, nested in its cohort
-        meat = np.zeros((k, k))
-        for c in range(G):
-            Ec = cf.resid[cf.group_of_unit == c]
-            meat += cf.xd[c].T @ (Ec.T @ Ec) @ cf.xd[c]
-        return meat, N
+        return _nested_meat(cf, cf.resid, V, cf.group_of_unit), N
     cu = _unit_level(codes, cf.unit, N)
     if cu is not None:
         key = cu * G + cf.group_of_unit
         uniq, inv = np.unique(key, return_inverse=True)
         inv = inv.reshape(-1)
-        if uniq.shape[0] == N:  # each unit its own (cluster, cohort) cell: no summing needed
-            order = np.argsort(inv)
-            Esum = cf.resid[order]
-        else:
-            Esum = np.empty((uniq.shape[0], T))
-            for t in range(T):
-                Esum[:, t] = np.bincount(inv, weights=cf.resid[:, t], minlength=uniq.shape[0])
+        Esum = np.empty((uniq.shape[0], T))
+        for t in range(T):
+            Esum[:, t] = np.bincount(inv, weights=cf.resid[:, t], minlength=uniq.shape[0])
+        Vsum = None
+        if V is not None:
+            Vsum = np.empty((uniq.shape[0], p))
+            for a in range(p):
+                Vsum[:, a] = np.bincount(inv, weights=V[:, a], minlength=uniq.shape[0])
         grp = uniq % G
-        clus = uniq // G
-        _, clus_code = np.unique(clus, return_inverse=True)
+        _, clus_code = np.unique(uniq // G, return_inverse=True)
         clus_code = clus_code.reshape(-1)
         n_cl = int(clus_code.max()) + 1
         if n_cl == uniq.shape[0]:  # clusters nested in cohorts: T x T per cohort
-            meat = np.zeros((k, k))
-            for c in range(G):
-                m = grp == c
-                if not m.any():
-                    continue
-                Ec = Esum[m]
-                W = Ec.T @ Ec
-                meat += cf.xd[c].T @ W @ cf.xd[c]
-            return meat, n_cl
-        scores = np.zeros((n_cl, k))
+            return _nested_meat(cf, Esum, Vsum, grp), n_cl
+        scores = np.zeros((n_cl, p + k))
         for c in range(G):
             m = grp == c
             if m.any():
-                scores[clus_code[m]] += Esum[m] @ cf.xd[c]
+                scores[clus_code[m], p:] += Esum[m] @ cf.xd[c]
+        if Vsum is not None:
+            for a in range(p):
+                scores[:, a] = np.bincount(clus_code, weights=Vsum[:, a], minlength=n_cl)
         return scores.T @ scores, n_cl
     # cluster varies within units: sums by (cluster, cell)
+    _, cl_row = np.unique(codes, return_inverse=True)
+    cl_row = cl_row.reshape(-1).astype(np.int64)
+    n_cl = int(cl_row.max()) + 1
     e_row = cf.resid[cf.unit, cf.time]
     cell = cf.group_of_unit[cf.unit] * T + cf.time
-    key = codes.astype(np.int64) * (G * T) + cell
-    uniq, inv = np.unique(key, return_inverse=True)
+    uniq, inv = np.unique(cl_row * (G * T) + cell, return_inverse=True)
     sums = np.bincount(inv.reshape(-1), weights=e_row, minlength=uniq.shape[0])
-    _, clus_code = np.unique(uniq // (G * T), return_inverse=True)
-    clus_code = clus_code.reshape(-1)
-    n_cl = int(clus_code.max()) + 1
+    clus_code = uniq // (G * T)
     xflat = cf.xd.reshape(G * T, k)
-    scores = np.zeros((n_cl, k))
-    for j in np.unique(uniq % (G * T)):
-        m = (uniq % (G * T)) == j
-        scores[clus_code[m]] += sums[m][:, None] * xflat[j]
+    scores = np.zeros((n_cl, p + k))
+    cells_u = uniq % (G * T)
+    for j in np.unique(cells_u):
+        m = cells_u == j
+        scores[clus_code[m], p:] += sums[m][:, None] * xflat[j]
+    if cf.wd is not None:
+        for a in range(p):
+            scores[:, a] = np.bincount(cl_row, weights=cf.wd[a][cf.unit, cf.time] * e_row, minlength=n_cl)
     return scores.T @ scores, n_cl
 
 
@@ -182,10 +290,22 @@ def cell_vcov(cf: CellFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarra
         return VcovResult(B * (rss / denom), float(n - K), (), K, 1.0 / denom)
     if kind in ("HC0", "HC1", "hetero"):
         G, T = cf.n_groups, E.shape[1]
+        p = cf.n_cov
+        E2 = E**2
         h = np.empty((G, T))
         for t in range(T):
-            h[:, t] = np.bincount(cf.group_of_unit, weights=E[:, t] ** 2, minlength=G)
-        meat = np.einsum("gtk,gt,gtl->kl", cf.xd, h, cf.xd)
+            h[:, t] = np.bincount(cf.group_of_unit, weights=E2[:, t], minlength=G)
+        kk = cf.xd.shape[2]
+        meat = np.zeros((p + kk, p + kk))
+        meat[p:, p:] = np.einsum("gtk,gt,gtl->kl", cf.xd, h, cf.xd)
+        if cf.wd is not None:
+            we = cf.wd * E2[None]
+            meat[:p, :p] = we.reshape(p, -1) @ cf.wd.reshape(p, -1).T
+            for j in range(p):
+                sa = np.empty((G, T))
+                for t in range(T):
+                    sa[:, t] = np.bincount(cf.group_of_unit, weights=we[j][:, t], minlength=G)
+                meat[p:, j] = meat[j, p:] = np.einsum("gtk,gt->k", cf.xd, sa)
         factor = 1.0
         if kind in ("HC1", "hetero"):
             factor = ((n - 1) / (n - K) if ssc.adj else 1.0) * (n / (n - 1) if ssc.cluster_adj else 1.0)

@@ -34,7 +34,7 @@ from didx._panel import Panel, build_panel
 from didx._sample import Dropped
 from didx._validate import check_option
 from didx.estimators._regression import RegressionResult, RegressionSource, default_spec
-from didx.estimators._sa_cells import CellSource, fit_cells
+from didx.estimators._sa_cells import CellSource, fit_cells, fit_cells_covariates
 from didx.estimators._sa_design import Aggregation, aggregate_matrix, fmt_value, make_cells
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
@@ -301,10 +301,10 @@ def sun_abraham(
     counts = np.bincount(arr["unit"], minlength=n_units)
     balanced = bool(counts.min() == T == counts.max())
     n_cov = arr["covariates"].shape[1]
-    fast_ok = balanced and n_cov == 0 and arr["weights"] is None
+    fast_ok = balanced and arr["weights"] is None
     if engine == "cells" and not fast_ok:
         raise InvalidOptionError(
-            f"{func}: engine='cells' needs a balanced panel without covariates or weights. Fix: use "
+            f"{func}: engine='cells' needs a balanced panel without weights. Fix: use "
             f"engine='auto' (the regression is used automatically)."
         )
     use_cells = fast_ok and engine != "regression"
@@ -339,11 +339,17 @@ def sun_abraham(
         remap = np.cumsum(used) - 1
         group_of_unit = remap[grp].astype(np.int64)
         cgt = np.vstack([cells.table, np.full((1, T), -1, dtype=np.int64)])[used]
-        cf = fit_cells(arr["y"], arr["unit"], arr["time"], n_units, T, group_of_unit, cgt, list(cells.names), func)
+        if n_cov:
+            cf = fit_cells_covariates(arr["y"], arr["covariates"], cov_names, arr["unit"], arr["time"], n_units, T,
+                                      group_of_unit, cgt, list(cells.names))
+        else:
+            cf = fit_cells(arr["y"], arr["unit"], arr["time"], n_units, T, group_of_unit, cgt, list(cells.names),
+                           func)
         source = CellSource(cells=cf, codes=codes, data=data, row_index=arr["row_index"], default=default,
                             treated=treated_row, general=general_source)
         fit = cf.fit
-        method = "cohort x period cell means (balanced panel, no covariates: identical to the regression)"
+        method = ("cohort x period sums (balanced panel: identical to the regression, no dummy matrix)" if n_cov
+                  else "cohort x period cell means (balanced panel, no covariates: identical to the regression)")
     else:
         source = general_source()
         fit = source.fit
