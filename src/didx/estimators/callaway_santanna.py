@@ -21,7 +21,6 @@ Journal of Econometrics 225(2), 200-230.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -269,7 +268,3 @@ def _design(*, y: str, control: str, base_period: str, method: str, covariates: 
         ("Weights", weights or "none"),
         ("ATT(g,t) cells", str(n_cells)),
     )
-
-
-def _with_state(res: ATTgtResult, **changes: Any) -> ATTgtResult:
-    return dataclasses.replace(res, **changes)
