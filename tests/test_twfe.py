@@ -163,3 +163,48 @@ def test_zero_weights_dropped_and_counted_as_fixest() -> None:
     assert o.std_error == pytest.approx(b.with_vcov("hetero").std_error, rel=TOL_IDENTITY)
     with pytest.raises(didx.DataError, match=r"weights column 'w' has 1 negative.*Fix"):
         didx.ols(df.assign(w=np.where(df.index == 0, -1.0, df["w"])), y="y", x="d", weights="w")
+
+
+def _jackknife_by_refit(df: pd.DataFrame, cluster: str, weighted: bool) -> np.ndarray:
+    def fit(d: pd.DataFrame) -> np.ndarray:
+        U = pd.get_dummies(d["unit"]).to_numpy(float)
+        T = pd.get_dummies(d["time"]).to_numpy(float)[:, 1:]
+        X = np.column_stack([d["d"], d["x2"], U, T])
+        sw = np.sqrt(d["w"].to_numpy()) if weighted else np.ones(len(d))
+        return np.linalg.lstsq(X * sw[:, None], d["y"].to_numpy() * sw, rcond=None)[0][:2]
+
+    b = fit(df)
+    diffs = np.array([fit(df[df[cluster] != g]) - b for g in df[cluster].unique()])
+    G = diffs.shape[0]
+    return (G - 1) / G * diffs.T @ diffs
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("cluster", ["unit", "state"])
+def test_cr3_is_the_leave_one_cluster_out_jackknife(monkeypatch: pytest.MonkeyPatch, cluster: str,
+                                                   weighted: bool) -> None:
+    """CR3 with unit and time effects equals refitting without each cluster (time effects re-estimated too)."""
+    import didx.inference.vcov as vcov_module
+
+    rng = np.random.default_rng(12)
+    df = didx.datasets.simulate_staggered(36, 6, 2, seed=12)
+    df = df.drop(index=rng.choice(len(df), 20, replace=False)).reset_index(drop=True)  # unbalanced
+    df["state"] = df["unit"] // 4
+    df["w"] = rng.uniform(0.5, 2.0, len(df))
+    kw = {"weights": "w"} if weighted else {}
+    res = didx.twfe(df, y="y", unit="unit", time="time", treat="d", covariates="x2", vcov="CR3", cluster=cluster,
+                    **kw)
+    V = _jackknife_by_refit(df, cluster, weighted)
+    np.testing.assert_allclose(res.vcov_matrix, V, rtol=1e-9)
+    monkeypatch.setattr(vcov_module, "JACKKNIFE_CHUNK_ENTRIES", 200)  # chunks of clusters, and one-cluster chunks
+    small = didx.twfe(df, y="y", unit="unit", time="time", treat="d", covariates="x2", vcov="CR3",
+                      cluster=cluster, **kw)
+    np.testing.assert_allclose(small.vcov_matrix, V, rtol=1e-9)
+
+
+def test_cr3_unidentified_without_a_cluster() -> None:
+    df = pd.DataFrame({"g": [1, 1, 0, 0, 0, 0, 0, 0] * 3, "p": [0, 1] * 12, "cl": np.repeat(np.arange(12), 2)})
+    df["y"] = np.arange(24.0) % 5 + df["g"] * df["p"]
+    df.loc[df["g"] == 1, "cl"] = 0  # the treated rows all in one cluster
+    with pytest.raises(didx.DesignError, match=r"CR3.*leaving out one cluster.*Fix"):
+        didx.did2x2(df, y="y", group="g", post="p", vcov="CR3", cluster="cl")

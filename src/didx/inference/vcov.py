@@ -23,7 +23,8 @@ it subsumes: ``K = k + n_fe - sum over nested factors of (levels - 1)``). fixest
 Two-way clustering follows Cameron, Gelbach & Miller (2011), ``V_A + V_B - V_{AB}``, each term with the
 correction of the smaller number of clusters (fixest's ``cluster.df = "min"``); a non-positive result is repaired
 by zeroing negative eigenvalues, as fixest does. t tests use ``n - K`` degrees of freedom, or ``min(G) - 1``
-with clustering.
+with clustering. CR3 is the exact leave-one-cluster-out jackknife, fixed effects not nested in the cluster
+re-estimated without each cluster (:func:`_jackknife`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from didx._errors import InvalidOptionError
+from didx._errors import DesignError, InvalidOptionError
 from didx._validate import check_option
 from didx.linalg.ols import OLSFit
 
@@ -202,7 +203,7 @@ def compute_vcov(
         return VcovResult(factor * (B @ meat @ B), float(n - K), (), K, factor)
     # clustered
     if kind == "CR3":
-        return _jackknife(fit, codes[0], K)
+        return _jackknife(fit, codes[0], K, func)
     S = fit.scores()
     adj = (n - 1) / (n - K) if ssc.adj else 1.0
     if len(codes) == 1:
@@ -232,26 +233,101 @@ def compute_vcov(
     return VcovResult(V, float(Gmin - 1), (G1, G2), K, a)
 
 
-def _jackknife(fit: OLSFit, codes: np.ndarray, K: int) -> VcovResult:
-    """CV3: leave-one-cluster-out coefficients from per-cluster cross products (no refit per cluster)."""
+JACKKNIFE_MAX_DUMMY_ENTRIES = 20_000_000
+"""Largest ``n x levels`` dummy block built for CR3 when fixed effects are not nested in the clusters."""
+JACKKNIFE_CHUNK_ENTRIES = 10_000_000
+"""Rows x p^2 entries of per-observation cross products held at once by CR3 (about 80 MB)."""
+
+
+def _nonnested_fe_columns(fit: OLSFit, codes: np.ndarray, func: str) -> np.ndarray | None:
+    """Columns that make the demeaned-data jackknife exact when some fixed effects are not nested in the clusters.
+
+    Leaving a cluster out removes whole levels of the nested factors, so absorbing those on the full sample is the
+    same as on the subsample; the other factors' effects must be re-estimated without the cluster. Their dummies,
+    demeaned by the nested factors (``Z``), are added as regressors: the leave-one-out regressions of the stored
+    ``y_demeaned`` on ``[X, Z]`` give the same slopes as re-absorbing every fixed effect without the cluster
+    (``X`` and ``y`` differ from their nested-only demeaned versions by multiples of ``Z``).
+    """
+    fe = fit.fe
+    if fe is None:
+        return None
+    nested = fe.nested_in(codes)
+    free = [j for j, m in enumerate(nested) if not m]
+    if not free:
+        return None
+    n = fit.n_obs
+    sizes = [fe.n_levels[j] for j in free]
+    if n * sum(sizes) > JACKKNIFE_MAX_DUMMY_ENTRIES:
+        names = [fe.names[j] for j in free]
+        raise InvalidOptionError(
+            f"{func}: vcov='CR3' re-estimates the fixed effects {names} (not nested in the clusters) without each "
+            f"cluster, which needs {sum(sizes)} dummy columns for {n} observations: too large. Fix: cluster at a "
+            f"level that nests these fixed effects, or use vcov='CR1' (or the wild cluster bootstrap)."
+        )
+    cols = []
+    for i, j in enumerate(free):
+        f = fe.factors[j]
+        D = np.zeros((n, fe.n_levels[j]))
+        D[np.arange(n), f] = 1.0
+        # one level per factor is redundant (with the nested factors' constant, or with the first free factor)
+        cols.append(D[:, 1:] if (i > 0 or any(nested)) else D)
+    Z = np.hstack(cols)
+    if any(nested):
+        from didx.linalg.absorb import FixedEffects
+
+        inner = FixedEffects([fe.factors[j] for j, m in enumerate(nested) if m],
+                             [fe.names[j] for j, m in enumerate(nested) if m], weights=fit.weights)
+        Z = inner.demean(Z)
+    return Z
+
+
+def _jackknife(fit: OLSFit, codes: np.ndarray, K: int, func: str = "vcov") -> VcovResult:
+    """CV3: ``(G-1)/G sum_g (b_-g - b)(b_-g - b)'`` with ``b_-g`` the estimate without cluster ``g``.
+
+    Computed from per-cluster cross products, ``b_-g - b = -(A - A_g)^{-1} X_g' W e_g``, never by refitting. Fixed
+    effects nested in the clusters stay absorbed (leaving a cluster out removes their levels whole); the others are
+    re-estimated without each cluster through their dummies (:func:`_nonnested_fe_columns`), so the result is the
+    exact leave-one-cluster-out jackknife of the fixed-effects regression.
+    """
     X, e = fit.X, fit.resid
-    w = np.ones(X.shape[0]) if fit.weights is None else fit.weights
     k = X.shape[1]
-    G = int(codes.max()) + 1
-    XtX = np.linalg.inv(fit.bread)
-    XtX_g = np.empty((G, k, k))
-    for a in range(k):
-        for b in range(a, k):
-            col = np.bincount(codes, weights=w * X[:, a] * X[:, b], minlength=G)
-            XtX_g[:, a, b] = col
-            XtX_g[:, b, a] = col
-    s_g = np.empty((G, k))
-    for a in range(k):
-        s_g[:, a] = np.bincount(codes, weights=w * X[:, a] * e, minlength=G)
-    present = np.bincount(codes, minlength=G) > 0
-    XtX_g, s_g = XtX_g[present], s_g[present]
-    G = int(present.sum())
-    # b_-g - b = -(X'X - X_g'X_g)^{-1} X_g' e_g
-    diffs = -np.linalg.solve(XtX[None, :, :] - XtX_g, s_g[:, :, None])[:, :, 0]
+    Z = _nonnested_fe_columns(fit, codes, func)
+    Xa = X if Z is None else np.hstack([X, Z])
+    p = Xa.shape[1]
+    w = fit.weights
+    WXa = Xa if w is None else Xa * w[:, None]
+    A = Xa.T @ WXa
+    order = np.argsort(codes, kind="stable")
+    sc = np.asarray(codes)[order]
+    starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+    G = int(starts.shape[0])
+    diffs = np.empty((G, k))
+    bounds = np.r_[starts, sc.shape[0]]
+    budget_rows = max(1, JACKKNIFE_CHUNK_ENTRIES // (p * p))
+    g0 = 0
+    while g0 < G:  # whole clusters in chunks of at most budget_rows rows: memory O(budget_rows x p^2)
+        g1 = min(int(np.searchsorted(bounds, bounds[g0] + budget_rows, side="right")) - 1, G)
+        if g1 <= g0:  # one cluster larger than the budget: its cross products directly
+            g1 = g0 + 1
+            rows = order[bounds[g0]:bounds[g1]]
+            A_g = (Xa[rows].T @ WXa[rows])[None]
+            s_g = (WXa[rows].T @ e[rows])[None]
+        else:
+            lo = int(bounds[g0])
+            rows = order[lo:int(bounds[g1])]
+            Xs, WXs = Xa[rows], WXa[rows]
+            local = starts[g0:g1] - lo
+            A_g = np.add.reduceat(Xs[:, :, None] * WXs[:, None, :], local, axis=0)
+            s_g = np.add.reduceat(WXs * e[rows][:, None], local, axis=0)
+        try:
+            d = -np.linalg.solve(A[None, :, :] - A_g, s_g[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            raise DesignError(
+                f"{func}: vcov='CR3' needs the estimate without each cluster, but leaving out one cluster makes the "
+                f"regression unidentified (that cluster holds all the variation of a regressor or a fixed-effect "
+                f"level). Fix: use vcov='CR1', or the wild cluster bootstrap."
+            ) from None
+        diffs[g0:g1] = d[:, :k]
+        g0 = g1
     V = (G - 1) / G * (diffs.T @ diffs)
     return VcovResult(V, float(G - 1), (G,), K, (G - 1) / G)
