@@ -22,8 +22,9 @@ from _common import measure, panel
 import didx
 
 
-def run(df: Any, engine: str) -> Any:
-    res = didx.sun_abraham(df, y="y", unit="unit", time="time", cohort="cohort", engine=engine)
+def run(df: Any, engine: str, covariates: list[str] | None = None) -> Any:
+    res = didx.sun_abraham(df, y="y", unit="unit", time="time", cohort="cohort", engine=engine,
+                           covariates=covariates)
     _ = res.att, res.cohort  # the other aggregations are part of the job
     return res
 
@@ -34,17 +35,20 @@ def main() -> None:
     ap.add_argument("--periods", type=int, default=10)
     ap.add_argument("--cohorts", type=int, default=5)
     ap.add_argument("--regression", action="store_true", help="also time engine='regression' (dense regressors)")
+    ap.add_argument("--covariates", action="store_true", help="also time with the time-varying covariate x2")
     a = ap.parse_args()
     for n in (int(s) for s in a.sizes.split(",")):
         df = panel(n, a.periods, a.cohorts)
         engines = ["auto", "regression"] if a.regression else ["auto"]
-        for engine in engines:
-            res = run(df, engine)
-            m = measure(lambda df=df, engine=engine: run(df, engine))
+        jobs = [(e, None) for e in engines] + ([("auto", ["x2"])] if a.covariates else [])
+        for engine, cov in jobs:
+            res = run(df, engine, cov)
+            m = measure(lambda df=df, engine=engine, cov=cov: run(df, engine, cov))
             c0 = time.process_time()
-            run(df, engine)
+            run(df, engine, cov)
             m["cpu_seconds"] = time.process_time() - c0  # less sensitive than wall time to a loaded machine
-            print(json.dumps({"task": "didx.sun_abraham", "engine": engine, "n_units": n, "n_periods": a.periods,
+            print(json.dumps({"task": "didx.sun_abraham", "engine": engine, "covariates": cov, "n_units": n,
+                              "n_periods": a.periods,
                               "n_rows": len(df), "n_cells": len(res.coefficients.terms), "att": res.estimate,
                               "se": res.std_error, **{k: round(v, 3) for k, v in m.items()}}), flush=True)
         del df
