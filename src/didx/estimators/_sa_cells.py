@@ -1,4 +1,4 @@
-"""The Sun-Abraham regression from cohort x period cell means (balanced panel, no covariates, no weights).
+"""The Sun-Abraham regression from cohort x period cell means (balanced panel, no weights).
 
 On a balanced panel every regressor of the saturated model is constant within a (cohort, period) cell, so the
 unit + time fixed-effect regression on ``N T`` rows has the same coefficients as the regression of the cell
@@ -11,6 +11,8 @@ unit ``i`` (cohort ``c``) at ``t`` is
 so every covariance matrix needs only cluster x period sums of ``e`` (and, for unit clusters nested in cohorts,
 the ``T x T`` matrices ``sum_i e_i e_i'`` per cohort): no ``N T x k`` matrix is formed. Small-sample
 conventions are those of :mod:`didx.inference.vcov` (fixest's), verified equal to the general path to 1e-10.
+With covariates (:func:`fit_cells_covariates`) the design ``[Wd, Dd]`` is handled the same way: ``Wd`` is kept
+in the wide ``p x N x T`` layout and only its cross products and cohort x period sums enter.
 """
 
 from __future__ import annotations

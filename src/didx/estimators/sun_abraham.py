@@ -192,8 +192,9 @@ def sun_abraham(
     vcov, cluster, ssc : covariance; default CR1 clustered by ``unit`` (fixest's default). ``"iid"``,
         ``"hetero"``, ``"CR1"`` with ``cluster=...`` (one or two columns), ``"CR3"``.
     weights : observation weights (the aggregation shares then use sums of weights, as fixest).
-    engine : ``"auto"`` (cell means when the panel is balanced without covariates or weights, otherwise the
-        regression), ``"cells"`` or ``"regression"``. Both give the same numbers.
+    engine : ``"auto"`` (cohort x period sums when the panel is balanced and unweighted, with or without
+        covariates, otherwise the regression with dummies), ``"cells"`` or ``"regression"``. Both give the same
+        numbers (see ``_sa_cells``).
 
     Returns
     -------
