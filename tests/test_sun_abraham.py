@@ -314,3 +314,33 @@ def test_single_cohort_equals_twfe_event_study(sim: pd.DataFrame) -> None:
     np.testing.assert_allclose(coefs.coef, es.coef, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(coefs.vcov_matrix, es.vcov_matrix, rtol=1e-9)
     np.testing.assert_allclose(coefs.tidy()["event_time"], es.tidy()["event_time"])
+
+
+def test_weighted_shares_use_sums_of_weights(mpdta: pd.DataFrame) -> None:
+    """fixest aggregate(): shares are column sums of weights x sign(model matrix), i.e. weighted cell sizes."""
+    w = 1.0 + (mpdta["countyreal"] % 5)
+    res = didx.sun_abraham(mpdta.assign(w=w), y="lemp", unit="countyreal", time="year", cohort="first.treat",
+                           weights="w")
+    raw = res.coefficients.tidy()
+    df = mpdta.assign(w=w, e=mpdta["year"] - mpdta["first.treat"])
+    size = df[df["first.treat"] > 0].groupby(["first.treat", "e"])["w"].sum()
+    raw["size"] = [size[(g, e)] for g, e in zip(raw["group"], raw["event_time"], strict=True)]
+    t = res.tidy().set_index("term")
+    for e, grp in raw.groupby("event_time"):
+        want = float(np.dot(grp["size"] / grp["size"].sum(), grp["estimate"]))
+        assert t.loc[f"year::{int(e)}", "estimate"] == pytest.approx(want, rel=TOL_IDENTITY)
+    post = raw[raw["event_time"] >= 0]
+    assert res.estimate == pytest.approx(float(np.dot(post["size"] / post["size"].sum(), post["estimate"])),
+                                         rel=TOL_IDENTITY)
+
+
+def test_results_pickle(mpdta: pd.DataFrame) -> None:
+    import pickle
+
+    res = didx.sun_abraham(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    back = pickle.loads(pickle.dumps(res))
+    np.testing.assert_array_equal(back.coef, res.coef)
+    np.testing.assert_allclose(back.with_vcov("CR3", cluster="countyreal").vcov_matrix,
+                               res.with_vcov("CR3", cluster="countyreal").vcov_matrix, rtol=1e-14)
+    st = didx.stacked(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat", window=(-1, 1))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(st)).coef, st.coef)

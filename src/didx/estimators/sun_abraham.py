@@ -131,6 +131,36 @@ def _as_ref(ref: float | Sequence[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
+@dataclass(frozen=True, eq=False)
+class _GeneralFit:
+    """Builds the regression with dense interaction dummies (a picklable callable, kept by the cell path for
+    covariance types it cannot compute from sums, e.g. CR3)."""
+
+    arr: dict[str, Any]
+    cell_index: np.ndarray
+    k: int
+    names: tuple[str, ...]
+    fe_names: tuple[str, str]
+    codes: dict[str, np.ndarray]
+    data: Any
+    default: Any
+    treated: np.ndarray
+
+    def __call__(self) -> RegressionSource:
+        arr = self.arr
+        n_cov = arr["covariates"].shape[1]
+        X = np.zeros((arr["y"].shape[0], n_cov + self.k))
+        if n_cov:
+            X[:, :n_cov] = arr["covariates"]
+        r = np.flatnonzero(self.cell_index >= 0)
+        X[r, n_cov + self.cell_index[r]] = 1.0
+        w = arr["weights"]
+        fes = FixedEffects([arr["unit"], arr["time"]], list(self.fe_names), weights=w)
+        fit = fit_ols(arr["y"], X, list(self.names), fe=fes, weights=w, func="sun_abraham")
+        return RegressionSource(fit=fit, codes=self.codes, data=self.data, row_index=arr["row_index"],
+                                default=self.default, treated_codes=self.treated)
+
+
 def _cohort_codes(ucoh: np.ndarray, gvals: np.ndarray) -> np.ndarray:
     """Code of each unit's cohort in ``gvals`` (-1 for never treated / not listed)."""
     pos = np.searchsorted(gvals, ucoh)
@@ -321,16 +351,9 @@ def sun_abraham(
     cov_names = list(panel.covariate_names)
     all_names = [*cov_names, *cells.names]
 
-    def general_source() -> RegressionSource:
-        X = np.zeros((n_kept, n_cov + cells.k))
-        if n_cov:
-            X[:, :n_cov] = arr["covariates"]
-        r = np.flatnonzero(cells.index >= 0)
-        X[r, n_cov + cells.index[r]] = 1.0
-        fes = FixedEffects([arr["unit"], arr["time"]], [unit, time], weights=w)
-        fit = fit_ols(arr["y"], X, all_names, fe=fes, weights=w, func=func)
-        return RegressionSource(fit=fit, codes=codes, data=data, row_index=arr["row_index"], default=default,
-                                treated_codes=treated_row)
+    general_source = _GeneralFit(arr=arr, cell_index=cells.index, k=cells.k, names=tuple(all_names),
+                                 fe_names=(unit, time), codes=codes, data=data, default=default,
+                                 treated=treated_row)
 
     source: Any
     if use_cells:
