@@ -89,7 +89,7 @@ def _simulated(seed: int = 1, n_units: int = 60) -> pd.DataFrame:
 
 
 def _dense_bjs(df: pd.DataFrame, *, covariates: list[str], fe: list[str], weights: str | None,
-               leave_out: bool = False) -> tuple[float, float]:
+               leave_out: bool = False, cluster: str = "unit") -> tuple[float, float]:
     """BJS static ATT and conservative SE (clustered by unit) with dense matrices, straight from the formulas."""
     tr = ((df["cohort"] > 0) & (df["time"] >= df["cohort"])).to_numpy()
     cols = [pd.get_dummies(df["unit"], dtype=float), pd.get_dummies(df["time"], dtype=float).iloc[:, 1:]]
@@ -109,7 +109,7 @@ def _dense_bjs(df: pd.DataFrame, *, covariates: list[str], fe: list[str], weight
     et = (df["time"] - df["cohort"]).to_numpy(float)
     key = pd.Series(list(zip(df["cohort"], et, strict=True)))
     e = resid.copy()
-    frame = pd.DataFrame({"k": key, "v2": v**2, "v2t": v**2 * resid, "u": df["unit"].to_numpy(), "tr": tr})
+    frame = pd.DataFrame({"k": key, "v2": v**2, "v2t": v**2 * resid, "u": df[cluster].to_numpy(), "tr": tr})
     if leave_out:
         tot = frame.groupby("k")[["v2", "v2t"]].transform("sum")
         own = frame.groupby(["k", "u"])[["v2", "v2t"]].transform("sum")
@@ -118,7 +118,7 @@ def _dense_bjs(df: pd.DataFrame, *, covariates: list[str], fe: list[str], weight
         tot = frame.groupby("k")[["v2", "v2t"]].transform("sum")
         tbar = tot["v2t"] / tot["v2"]
     e[tr] = resid[tr] - tbar.to_numpy()[tr]
-    psi = pd.Series(v * e).groupby(df["unit"].to_numpy()).sum().to_numpy()
+    psi = pd.Series(v * e).groupby(df[cluster].to_numpy()).sum().to_numpy()
     return est, float(np.sqrt(psi @ psi))
 
 
@@ -147,6 +147,18 @@ def test_leave_out_matches_dense_formula() -> None:
     assert res.std_error == pytest.approx(se, rel=TOL_DENSE)
     plain = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort")
     assert res.std_error != plain.std_error
+
+
+@pytest.mark.parametrize("leave_out", [False, True])
+def test_cluster_by_region_matches_dense_formula(leave_out: bool) -> None:
+    df = _simulated(seed=13, n_units=90)
+    df["region"] = np.repeat(np.random.default_rng(13).integers(0, 12, 90), 6)  # constant within units
+    est, se = _dense_bjs(df, covariates=[], fe=[], weights=None, leave_out=leave_out, cluster="region")
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", cluster="region",
+                          leave_out=leave_out)
+    assert res.inference.n_clusters == (12,)
+    assert res.estimate == pytest.approx(est, rel=TOL_DENSE)
+    assert res.std_error == pytest.approx(se, rel=TOL_DENSE)
 
 
 def test_custom_weights_and_horizon_covariance() -> None:
