@@ -299,3 +299,33 @@ def test_dates_are_refused_with_a_fix(sim: pd.DataFrame) -> None:
 def test_missing_column_is_named(sim: pd.DataFrame) -> None:
     with pytest.raises(didx.ColumnNotFoundError, match="'cohrt'"):
         didx.event_study(sim, **{**SIM, "cohort": "cohrt"}, estimator="all")
+
+
+# ------------------------------------------------------------------ TWFE: closed-form demeaning on balanced panels
+def _no_never(sim: pd.DataFrame) -> pd.DataFrame:
+    return sim[sim["cohort"] > 0].reset_index(drop=True)
+
+
+TWFE_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("plain", {}),
+    ("covariates", {"covariates": ["x2"]}),
+    ("ref_list", {"ref": [-1, -4]}),
+    ("binned", {"window": (-3, 2), "bin_endpoints": True}),
+    ("hetero", {"vcov": "hetero"}),
+    ("no_never_treated", {"ref": -1}),
+]
+
+
+@pytest.mark.parametrize(("case", "kwargs"), TWFE_CASES, ids=[c[0] for c in TWFE_CASES])
+def test_twfe_balanced_closed_form_equals_the_solver(case: str, kwargs: dict[str, Any], sim: pd.DataFrame) -> None:
+    """On a balanced panel the TWFE event study builds the demeaned indicators per cohort x period cell; unit
+    weights send it through the dense indicators and the fixed-effect solver: same numbers, same dropped terms."""
+    df = _no_never(sim) if case == "no_never_treated" else sim
+    fast = didx.event_study(df, **SIM, **kwargs)
+    dense = didx.event_study(df.assign(w=1.0), **SIM, **kwargs, weights="w")
+    assert fast.terms == dense.terms
+    np.testing.assert_allclose(fast.coef, dense.coef, rtol=TOL_IDENTITY, atol=TOL_IDENTITY)
+    np.testing.assert_allclose(fast.vcov_matrix, dense.vcov_matrix, rtol=1e-9, atol=1e-14)
+    if case == "no_never_treated":
+        assert any("No never-treated units" in n for n in fast.notes)
+        assert len(fast.terms) == len(set((df["time"] - df["cohort"]).unique())) - 2  # ref and one collinear

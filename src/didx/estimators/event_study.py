@@ -14,6 +14,11 @@ window are *dropped* (and counted in the sample report); never-treated units are
 keeps those observations with all indicators zero, i.e. silently pools them with the reference period. With
 ``bin_endpoints=True`` nothing is dropped: the end points become ``1[k <= lo]`` and ``1[k >= hi]``.
 
+Computation. On a balanced panel without weights the demeaned event-time indicators are built in closed form on
+the cohort x period cells (an indicator depends on the unit only through its cohort) and gathered, instead of
+materialising dense indicators and demeaning them column by column; otherwise the fixed-effect solver demeans
+them. Both give the same numbers (tests/test_event_study_compare.py).
+
 Standard errors follow fixest (default CR1 clustered by unit). Reference: ``fixest::feols(y ~ i(rel, ref =
 c(-1, -1000)) | unit + time)`` with never-treated units coded ``rel = -1000`` (fixest 0.12.2); Borusyak,
 Jaravel & Spiess (2024) and Sun & Abraham (2021) on when the TWFE event study is (not) a weighted average of
@@ -22,6 +27,7 @@ effects.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -36,7 +42,7 @@ from didx.estimators._regression import FEW_CLUSTERS, RegressionResult, default_
 from didx.estimators.collapse import CollapseInfo, check_collapse, collapse_by_group
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
-from didx.linalg.ols import fit_ols
+from didx.linalg.ols import OLSFit, fit_ols, independent_columns
 from didx.results.event import EventStudyResult
 
 if TYPE_CHECKING:
@@ -289,7 +295,7 @@ def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, r
         if bin_endpoints and win is not None:
             k = np.where(treated_row, np.clip(k, win[0], win[1]), np.nan)
     est_k = np.array([v for v in np.unique(k[treated_row]) if not np.any(np.isclose(v, refs))])
-    # event-time indicators: one column per estimated event time (dense n x K_event, K_event small)
+    # the event-time column of each row (-1: no indicator)
     col_of = np.full(k.shape[0], -1, dtype=np.int64)
     pos = np.searchsorted(est_k, k[treated_row])
     pos_ok = (pos < est_k.shape[0])
@@ -297,14 +303,18 @@ def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, r
     hit[pos_ok] = np.isclose(est_k[pos[pos_ok]], k[treated_row][pos_ok])
     tr_idx = np.flatnonzero(treated_row)
     col_of[tr_idx[hit]] = pos[hit]
-    D = np.zeros((panel.n_obs, est_k.shape[0]))
     rows = np.flatnonzero(col_of >= 0)
-    D[rows, col_of[rows]] = 1.0
     names = [event_term(v) for v in est_k] + list(panel.covariate_names)
-    X = np.column_stack([D, panel.covariates]) if panel.covariates.shape[1] else D
     fe_unit_name = unit if collapse_info is None else collapse_info.group
     fes = FixedEffects([_units(panel), panel.time], [fe_unit_name, time], weights=panel.weights)
-    fit = fit_ols(panel.y, X, names, fe=fes, weights=panel.weights, func=func)
+    if collapse_info is None and panel.weights is None and _is_balanced(panel):
+        fit = _fit_balanced(panel, col_of, est_k.shape[0], names, fes, func)
+    else:
+        # unbalanced or weighted: dense indicators (n x K_event), demeaned by the fixed-effect solver
+        D = np.zeros((panel.n_obs, est_k.shape[0]))
+        D[rows, col_of[rows]] = 1.0
+        X = np.column_stack([D, panel.covariates]) if panel.covariates.shape[1] else D
+        fit = fit_ols(panel.y, X, names, fe=fes, weights=panel.weights, func=func)
     if not any(n.startswith(TERM_PREFIX) for n in fit.names):
         raise DesignError(
             f"{func}: no event-time coefficient is identified (all are collinear with the fixed effects). "
@@ -347,6 +357,57 @@ def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, r
                 "collapse": None if collapse_info is None else collapse_info.describe()},
     )
     return res
+
+
+def _is_balanced(panel: Panel) -> bool:
+    """Every unit observed in every period (duplicates are rejected by ``build_panel``)."""
+    unit = _units(panel)
+    n_units = int(unit.max()) + 1 if unit.size else 0
+    return bool(n_units and panel.n_obs == n_units * panel.n_periods
+                and np.bincount(unit, minlength=n_units).min() == panel.n_periods)
+
+
+def _fit_balanced(panel: Panel, col_of: np.ndarray, n_event: int, names: Sequence[str], fes: FixedEffects,
+                  func: str) -> OLSFit:
+    """The regression on a balanced panel without weights, with the demeaned event-time indicators in closed form.
+
+    An indicator ``x_it = f(g_i, t)`` depends on the unit only through its cohort, so its two-way demeaned value
+    ``x_it - mean_s f(g_i, s) - sum_h p_h f(h, t) + sum_h p_h mean_s f(h, s)`` (``p_h`` the cohort shares) is a
+    cohort x period table: built on the C x T cells and gathered, with no dense indicator matrix and no iterative
+    demeaning of K columns. Covariates and the outcome go through the fixed-effect solver. Collinearity is judged
+    as in :func:`didx.linalg.ols.fit_ols` (against each column's sum of squares before demeaning).
+    """
+    unit = _units(panel)
+    T = panel.n_periods
+    n_units = int(unit.max()) + 1
+    unit_cohort = np.full(n_units, np.inf)
+    unit_cohort[unit] = _cohort(panel)
+    _, unit_code = np.unique(unit_cohort, return_inverse=True)
+    n_cohorts = int(unit_code.max()) + 1
+    cell = unit_code[unit] * T + panel.time
+    cell_col = np.full(n_cohorts * T, -1, dtype=np.int64)
+    cell_col[cell] = col_of  # constant within a cohort x period cell
+    flat = np.zeros((n_cohorts * T, n_event))
+    hit = np.flatnonzero(cell_col >= 0)
+    flat[hit, cell_col[hit]] = 1.0
+    F = flat.reshape(n_cohorts, T, n_event)
+    share = np.bincount(unit_code, minlength=n_cohorts) / n_units
+    unit_mean = F.mean(axis=1)  # cohort x K: the unit means
+    period_mean = np.tensordot(share, F, axes=(0, 0))  # T x K: the period means
+    cell_value = F - unit_mean[:, None, :] - period_mean[None, :, :] + share @ unit_mean
+    Xd = np.take(cell_value.reshape(n_cohorts * T, n_event), cell, axis=0)
+    scale = np.bincount(col_of[col_of >= 0], minlength=n_event).astype(np.float64)
+    if panel.covariates.shape[1]:
+        cov = panel.covariates
+        Xd = np.column_stack([Xd, fes.demean(cov)])
+        scale = np.concatenate([scale, np.einsum("ij,ij->j", cov, cov)])
+    keep = independent_columns(Xd.T @ Xd, scale)
+    kept = set(keep.tolist())
+    dropped = tuple(n for j, n in enumerate(names) if j not in kept)
+    if len(kept) < Xd.shape[1]:
+        Xd = Xd[:, keep]
+    fit = fit_ols(fes.demean(panel.y), Xd, [names[j] for j in keep], fe=None, func=func)
+    return dataclasses.replace(fit, fe=fes, dropped_collinear=dropped)
 
 
 def _cohort(panel: Panel) -> np.ndarray:
@@ -405,8 +466,6 @@ def _design(*, y: str, cohort: str, time: str, refs: tuple[float, ...], win: tup
 
 def _subset(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
     """Rows ``keep`` of a panel, with units and periods recoded to stay contiguous."""
-    import dataclasses
-
     from didx._frame import factorize
 
     unit = panel.unit[keep] if panel.unit is not None else None
