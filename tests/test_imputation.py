@@ -241,3 +241,13 @@ def test_first_stage_solver_paths_agree(monkeypatch: pytest.MonkeyPatch, path: s
     assert other.extras["first_stage_method"] != base.extras["first_stage_method"] or path == "sparse_cells"
     np.testing.assert_allclose(other.coef, base.coef, rtol=TOL_DENSE)
     np.testing.assert_allclose(other.std_errors, base.std_errors, rtol=TOL_DENSE)
+
+
+@pytest.mark.parametrize(("covariates", "weights"), [(["x2"], None), (None, "w"), (["x2"], "w")])
+def test_agrees_with_did2s_with_covariates_and_weights(covariates: list[str] | None, weights: str | None) -> None:
+    df = _simulated(seed=15)
+    imp = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", covariates=covariates,
+                          weights=weights, horizons=True)
+    two = didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", first_stage_covariates=covariates,
+                     weights=weights, second_stage="event", window=(0, 100))
+    np.testing.assert_allclose(imp.coef, two.coef, rtol=TOL_IDENTITY)
