@@ -104,3 +104,29 @@ def test_exact_two_way_with_nested_factor(weighted: bool) -> None:
     assert fe.method.startswith("exact")
     np.testing.assert_allclose(fe.demean(x), _dummy_resid(x, [a], w), atol=1e-10)
     assert fe.n_params() == 50
+
+
+def test_collinearity_rule_keeps_a_large_level_with_small_variation() -> None:
+    """With fixed effects, a regressor far from zero with little variation (a date in seconds, a level of
+    1e6 +- 0.5) is identified: its variation left after the fixed effects is compared with its *centred* variation,
+    not with its raw sum of squares."""
+    rng = np.random.default_rng(10)
+    unit = np.repeat(np.arange(50), 6)
+    time = np.tile(np.arange(6), 50)
+    big = 1e6 + 0.5 * rng.standard_normal(300)
+    d = (rng.random(300) < 0.4).astype(float)
+    y = d + 0.3 * (big - 1e6) + rng.standard_normal(300)
+    fit = fit_ols(y, np.column_stack([d, big]), ["d", "big"], fe=FixedEffects([unit, time], ["u", "t"]))
+    assert fit.names == ("d", "big")
+    ref = np.linalg.lstsq(np.column_stack([d, big - 1e6, np.eye(50)[unit], np.eye(6)[time][:, 1:]]), y,
+                          rcond=None)[0]
+    np.testing.assert_allclose(fit.coef, ref[:2], rtol=1e-6)
+    # still dropped: a constant regressor (with fixed effects or an intercept), a time-invariant one with unit
+    # effects, an exact linear combination
+    const = np.full(300, 0.1)
+    assert fit_ols(y, np.column_stack([np.ones(300), d, const]), ["(Intercept)", "d", "c"]).names == (
+        "(Intercept)", "d")
+    z = np.repeat(rng.standard_normal(50), 6)
+    f2 = fit_ols(y, np.column_stack([d, const, z, big, 2 * d - big]), ["d", "c", "z", "big", "comb"],
+                 fe=FixedEffects([unit, time], ["u", "t"]))
+    assert f2.names == ("d", "big") and f2.dropped_collinear == ("c", "z", "comb")

@@ -12,6 +12,10 @@ from didx._errors import DesignError
 from didx.linalg.absorb import FixedEffects
 
 COLLINEAR_TOL = 1e-10
+"""A regressor is collinear if its squared residual on the previous ones is below this share of its centred sum of
+squares (with absorbed fixed effects), or of its raw sum of squares (without)."""
+FLOOR_TOL = 1e-20
+"""... or below this share of its raw sum of squares (rounding noise: a constant, or absorbed by the fixed effects)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,15 +58,23 @@ def _xtwx(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     return X.T @ X if w is None else X.T @ (X * w[:, None])
 
 
-def independent_columns(XtX: np.ndarray, scale: np.ndarray | None = None, tol: float = COLLINEAR_TOL) -> np.ndarray:
+def independent_columns(XtX: np.ndarray, scale: np.ndarray | None = None, tol: float = COLLINEAR_TOL, *,
+                        floor: np.ndarray | None = None) -> np.ndarray:
     """Indices of a maximal set of linearly independent columns, in their original order.
 
     Sequential test: column j is kept if its squared residual on the kept columns before it exceeds ``tol``
-    times its sum of squares *before* the fixed effects were absorbed (``scale``), so that a regressor absorbed
-    by the fixed effects (e.g. a time-invariant covariate with unit effects) is detected as collinear.
+    times a reference sum of squares. Without ``floor`` the reference is ``max(scale, diag(XtX))`` (``scale``: the
+    sum of squares before the fixed effects were absorbed, so that a regressor absorbed by them is detected).
+    With ``floor`` (as :func:`fit_ols` uses it with fixed effects) the reference is ``scale`` itself, the *centred*
+    sum of squares, so that a regressor far from zero with little variation is kept; and a column whose residual
+    is below ``FLOOR_TOL`` times ``floor`` (its raw sum of squares) is rounding noise, i.e. collinear (a constant,
+    or a regressor absorbed by the fixed effects).
     """
     k = XtX.shape[0]
-    ref = np.diag(XtX) if scale is None else np.maximum(scale, np.diag(XtX))
+    if floor is None:
+        ref = np.diag(XtX) if scale is None else np.maximum(scale, np.diag(XtX))
+    else:
+        ref = np.diag(XtX) if scale is None else np.asarray(scale, dtype=np.float64)
     keep: list[int] = []
     for j in range(k):
         d = XtX[j, j]
@@ -75,9 +87,21 @@ def independent_columns(XtX: np.ndarray, scale: np.ndarray | None = None, tol: f
             resid = d - b @ coef
         else:
             resid = d
-        if resid > tol * ref[j]:
+        if resid > tol * ref[j] and (floor is None or resid > FLOOR_TOL * floor[j]):
             keep.append(j)
     return np.asarray(keep, dtype=np.int64)
+
+
+def _centred_sums(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Centred and raw weighted sums of squares of the columns of ``X`` (a constant column: centred = 0)."""
+    wX = X if w is None else X * w[:, None]
+    raw = np.einsum("ij,ij->j", X, wX)
+    sw = float(X.shape[0]) if w is None else float(w.sum())
+    mean = wX.sum(axis=0) / sw if sw > 0 else np.zeros(X.shape[1])
+    Xc = X - mean
+    centred = np.einsum("ij,ij->j", Xc, Xc if w is None else Xc * w[:, None])
+    centred[X.max(axis=0) == X.min(axis=0)] = 0.0
+    return centred, raw
 
 
 def fit_ols(
@@ -102,10 +126,15 @@ def fit_ols(
     else:
         yd, Xd = y, X
     XtX = _xtwx(Xd, weights)
-    scale = None
-    if fe is not None and X.shape[1]:
-        scale = np.einsum("ij,ij->j", X, X if weights is None else X * weights[:, None])
-    keep = independent_columns(XtX, scale)
+    if fe is not None and X.shape[1] and X.shape[0]:
+        # fixed effects include a constant: compare what is left of each regressor with its centred variation
+        # (a level of 1e6 +- 0.5 is identified), and treat rounding-level leftovers as absorbed
+        scale, floor = _centred_sums(X, weights)
+        keep = independent_columns(XtX, scale, floor=floor)
+    else:
+        # no absorbed effects: relative to the raw sums of squares, as the normal equations lose about
+        # (level / spread)^2 in precision on a column far from zero
+        keep = independent_columns(XtX)
     dropped = tuple(n for j, n in enumerate(names) if j not in set(keep.tolist()))
     lost = [n for n in dropped if n in set(protected)]
     if lost:
