@@ -240,7 +240,8 @@ def imputation(
     wtr : custom treatment weights: column(s) holding ``w_it`` on treated rows (normalised to sum to one; values
         on untreated rows are ignored). One estimate per column. Exclusive with ``horizons``.
     leave_out : average ``tau`` within cohort x horizon leaving out the observation's own cluster when
-        centring the treated residuals of the variance (BJS's leave-out refinement; less conservative).
+        centring the treated residuals of the variance (BJS's leave-out refinement: an observation's own
+        effect no longer pulls the average towards it, which biases the plain version down in small cells).
 
     Returns
     -------
