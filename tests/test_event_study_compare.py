@@ -329,3 +329,78 @@ def test_twfe_balanced_closed_form_equals_the_solver(case: str, kwargs: dict[str
     if case == "no_never_treated":
         assert any("No never-treated units" in n for n in fast.notes)
         assert len(fast.terms) == len(set((df["time"] - df["cohort"]).unique())) - 2  # ref and one collinear
+
+
+# ------------------------------------------------------------------ the mapping onto each estimator's signature
+def _direct(name: str, df: pd.DataFrame, cov: list[str] | None, cluster: str | None) -> EventStudyResult:
+    """Each estimator called by hand with what event_study(window=(-2, 2), ref=-1) should pass it."""
+    if name == "twfe":
+        return didx.event_study(df, **SIM, window=(-2, 2), covariates=cov, cluster=cluster)
+    if name == "sun_abraham":
+        k = df["time"] - df["cohort"]
+        trimmed = df[(df["cohort"] == 0) | k.between(-2, 2)]
+        return didx.sun_abraham(trimmed, **SIM, covariates=cov, cluster=cluster)
+    if name == "callaway_santanna":
+        cs = didx.att_gt(df, **SIM, base_period="universal", covariates=cov, cluster=cluster)
+        out = cs.aggregate("dynamic", min_e=-2, max_e=2)
+        assert isinstance(out, EventStudyResult)
+        return out
+    if name == "imputation":
+        res = didx.imputation(df, **SIM, horizons=[0, 1, 2], pretrends=[-2, -1], covariates=cov, cluster=cluster)
+        assert isinstance(res, EventStudyResult)
+        return res
+    if name == "did2s":
+        res2 = didx.did2s(df, **SIM, second_stage="event", ref=-1, window=(-2, 2), first_stage_covariates=cov,
+                          cluster=cluster)
+        assert isinstance(res2, EventStudyResult)
+        return res2
+    if name == "dcdh":
+        d = df.assign(treat01=((df["cohort"] > 0) & (df["time"] >= df["cohort"])).astype(int))
+        return didx.dcdh(d, y="y", group="unit", time="time", treat="treat01", effects=3, placebo=1, cluster=cluster)
+    return didx.stacked(df, **SIM, window=(-2, 2), cluster=cluster)
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+@pytest.mark.parametrize("with_options", [False, True], ids=["plain", "covariates_cluster"])
+def test_mapping_matches_direct_calls(name: str, with_options: bool, sim: pd.DataFrame) -> None:
+    df = sim.assign(state=sim["unit"] // 4)
+    cov = ["x2"] if with_options and name not in ("dcdh", "stacked") else None
+    cluster = "state" if with_options else None
+    res = didx.event_study(df, **SIM, estimator=name, window=(-2, 2), covariates=cov, cluster=cluster)
+    direct = _direct(name, df, cov, cluster)
+    et = res.event_times
+    direct_et = direct.event_times
+    inside = np.isfinite(direct_et) & (direct_et >= -2) & (direct_et <= 2)
+    want = {e: (b, s) for e, b, s in zip(direct_et[inside], direct.coef[inside], direct.std_errors[inside],
+                                         strict=True)}
+    got = {e: (b, s) for e, b, s in zip(et[np.isfinite(et)], res.coef[np.isfinite(et)],
+                                        res.std_errors[np.isfinite(et)], strict=True)}
+    assert set(got) == set(want)
+    for e, (b, s) in want.items():
+        assert got[e][0] == pytest.approx(b, rel=TOL_IDENTITY, abs=TOL_IDENTITY), (name, e)
+        assert got[e][1] == pytest.approx(s, rel=TOL_IDENTITY), (name, e)
+    if with_options:
+        assert res.inference.cluster_names == ("state",) and res.inference.n_clusters == (15,), res.inference
+
+
+def test_options_reach_the_estimator(sim: pd.DataFrame) -> None:
+    res = didx.event_study(sim, **SIM, estimator="callaway_santanna",
+                           options={"callaway_santanna": {"control": "not_yet"}})
+    cs = didx.att_gt(sim, **SIM, control="not_yet", base_period="universal").aggregate("dynamic")
+    np.testing.assert_allclose(res.coef, cs.coef, rtol=TOL_IDENTITY)
+    never = didx.event_study(sim, **SIM, estimator="callaway_santanna")
+    assert not np.allclose(res.coef, never.coef)
+
+
+def test_dcdh_placebos_capped_with_a_note(sim: pd.DataFrame) -> None:
+    res = didx.event_study(sim, **SIM, estimator=["dcdh", "imputation"], window=(-5, 1))
+    assert isinstance(res, EventStudyComparison)
+    assert [t for t in res["dcdh"].terms if t.startswith("Placebo")] == ["Placebo_1", "Placebo_2"]
+    assert any("placebos capped" in n for n in res.notes["dcdh"])
+    assert "placebos capped at the number of effects (2" in str(res.summary())
+    # without a window: every effect the data allow, and BJS leaves out the earliest lead (noted)
+    full = didx.event_study(sim, **SIM, estimator=["dcdh", "imputation"])
+    assert isinstance(full, EventStudyComparison)
+    assert any("earliest lead" in n for n in full.notes["imputation"])
+    k = sim.loc[sim["cohort"] > 0, "time"] - sim.loc[sim["cohort"] > 0, "cohort"]
+    assert sum(t.startswith("Effect") for t in full["dcdh"].terms) == int(k.max()) + 1
