@@ -208,3 +208,13 @@ def test_cr3_unidentified_without_a_cluster() -> None:
     df.loc[df["g"] == 1, "cl"] = 0  # the treated rows all in one cluster
     with pytest.raises(didx.DesignError, match=r"CR3.*leaving out one cluster.*Fix"):
         didx.did2x2(df, y="y", group="g", post="p", vcov="CR3", cluster="cl")
+
+
+def test_option_errors_name_the_fix(mpdta: pd.DataFrame) -> None:
+    kw = {"y": "lemp", "unit": "countyreal", "time": "year"}
+    with pytest.raises(didx.InvalidOptionError, match=r"give the treatment.*treat=.*cohort=.*Fix"):
+        didx.twfe(mpdta, **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"CR3.*one cluster variable.*\['countyreal', 'year'\].*Fix"):
+        didx.twfe(mpdta, **kw, cohort="first.treat", vcov="CR3", cluster=["countyreal", "year"])
+    with pytest.raises(didx.InvalidOptionError, match=r"at most two cluster.*'lpop'\].*Fix"):
+        didx.twfe(mpdta, **kw, cohort="first.treat", cluster=["countyreal", "year", "lpop"])

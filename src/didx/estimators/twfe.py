@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from didx._errors import InvalidOptionError
 from didx._panel import build_panel
 from didx._sample import Dropped
 from didx._validate import as_list
@@ -65,6 +66,11 @@ def twfe(
         ``cluster`` if given, else the cohorts), see :mod:`didx.estimators.collapse`.
     """
     func = "twfe"
+    if treat is None and cohort is None:
+        raise InvalidOptionError(
+            f"{func}: give the treatment, either treat= (a 0/1 column D_it) or cohort= (each unit's first treated "
+            f"period; 0, NaN or inf for never treated). Fix: add treat='your_indicator' or cohort='first_treated'."
+        )
     fe_list = as_list(fe)
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
                         covariates=covariates, weights=weights, cluster=cluster, categorical=fe_list,

@@ -112,8 +112,16 @@ def resolve_vcov(func: str, vcov: str | None, cluster: str | Sequence[str] | Non
                 f"{func}: vcov={vcov!r} needs a cluster variable. Fix: pass cluster='column' (the level at which "
                 f"treatment is assigned), or choose vcov='HC1'."
             )
+        if len(clusters) > 2:
+            raise InvalidOptionError(
+                f"{func}: at most two cluster variables are supported, got {list(clusters)}. Fix: pass one or two "
+                f"columns to cluster=."
+            )
         if kind == "CR3" and len(clusters) > 1:
-            raise InvalidOptionError(f"{func}: vcov='CR3' supports one cluster variable, got {list(clusters)}.")
+            raise InvalidOptionError(
+                f"{func}: vcov='CR3' supports one cluster variable, got {list(clusters)}. Fix: cluster by one "
+                f"column, or use vcov='CR1' for two-way clustering."
+            )
         return VcovSpec(kind, clusters, s)
     if clusters:
         raise InvalidOptionError(
@@ -212,7 +220,10 @@ def compute_vcov(
         factor = adj * cadj if kind == "CR1" else 1.0
         return VcovResult(factor * (B @ meat @ B), float(G - 1), (G,), K, factor)
     if len(codes) != 2:
-        raise InvalidOptionError(f"{func}: at most two cluster variables are supported, got {list(spec.clusters)}.")
+        raise InvalidOptionError(
+            f"{func}: at most two cluster variables are supported, got {list(spec.clusters)}. Fix: pass one or two "
+            f"columns to cluster=."
+        )
     m1, G1 = _cluster_meat(S, codes[0])
     m2, G2 = _cluster_meat(S, codes[1])
     m12, G12 = _cluster_meat(S, _intersect(codes[0], codes[1]))
