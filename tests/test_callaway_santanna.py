@@ -413,3 +413,57 @@ def test_error_everyone_treated_first_period(mp: pd.DataFrame) -> None:
 def test_error_window_empty(mp: pd.DataFrame) -> None:
     with pytest.raises(DesignError, match="min_e"):
         fit(mp).aggregate("dynamic", min_e=10)
+
+
+# ------------------------------------------------------------------------------------------------ more paths
+def test_max_e_caps_simple_and_group(mp: pd.DataFrame) -> None:
+    res = fit(mp)
+    cells = res.cells()
+    keep = (cells["time"] >= cells["group"]) & (cells["time"] - cells["group"] <= 1)
+    size = mp.drop_duplicates("countyreal")["first.treat"].value_counts()
+    w = cells.loc[keep, "group"].map(size)
+    expect = float(np.average(cells.loc[keep, "estimate"], weights=w))
+    np.testing.assert_allclose(res.aggregate("simple", max_e=1).estimate, expect, rtol=TOL_IDENTITY)
+    grp = res.aggregate("group", max_e=1)
+    np.testing.assert_allclose(grp.coef[0], cells.loc[keep & (cells["group"] == 2004), "estimate"].mean(),
+                               rtol=TOL_IDENTITY)
+
+
+def test_date_time_column_and_other_backends(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    df["date"] = pd.to_datetime(df["year"].astype(str) + "-01-01")
+    df["first_date"] = pd.to_datetime(df["first.treat"].where(df["first.treat"] > 0).astype("Int64").astype(str)
+                                      .replace("<NA>", None) + "-01-01")
+    res = didx.att_gt(df, y="lemp", unit="countyreal", time="date", cohort="first_date")
+    base = fit(mp)
+    np.testing.assert_allclose(res.coef, base.coef, rtol=TOL_IDENTITY)
+    assert res.terms[0].startswith("ATT(2004-01-01")
+    pl = pytest.importorskip("polars")
+    r2 = didx.att_gt(pl.from_pandas(mp), y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    np.testing.assert_allclose(r2.coef, base.coef, rtol=TOL_IDENTITY)
+
+
+def test_covariate_bootstrap_and_clusters(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    df["state"] = df["countyreal"] // 1000
+    base = fit(df, covariates=["lpop"])
+    boot = fit(df, covariates=["lpop"], n_bootstrap=2000, seed=7)
+    np.testing.assert_allclose(boot.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(boot.std_errors[:-1], base.std_errors[:-1], rtol=0.15)
+    cl = fit(df, covariates=["lpop"], cluster="state", n_bootstrap=500, seed=7)
+    assert np.all(np.isfinite(cl.std_errors))
+    dyn = cl.aggregate("dynamic")
+    assert dyn.uniform_critical_value() > 1.96
+
+
+def test_unbalanced_influence_functions_reproduce_vcov(mp: pd.DataFrame) -> None:
+    df = mp.drop(index=mp.index[::37])
+    for kw in ({}, {"covariates": ["lpop"]}):
+        res = fit(df, allow_unbalanced=True, **kw)
+        psi = res.influence_functions().to_numpy()
+        K = psi.shape[1]
+        assert psi.shape[0] == df["countyreal"].nunique()
+        np.testing.assert_allclose(psi.T @ psi / psi.shape[0] ** 2, res.vcov_matrix[:K, :K], rtol=1e-9,
+                                   atol=1e-15)
+        agg = res.aggregate("dynamic")
+        assert np.all(np.isfinite(agg.std_errors))
