@@ -67,9 +67,14 @@ def test_no_treated_units(small: pd.DataFrame) -> None:
         _twfe(small)
 
 
+def test_no_treated_observations_with_treat(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.DesignError, match=r"no treated observations: 'd' is never 1.*Fix"):
+        didx.twfe(small.assign(d=0), y="y", unit="unit", time="time", treat="d")
+
+
 def test_no_control_units(small: pd.DataFrame) -> None:
     small = small[small.cohort > 0]
-    with pytest.raises(didx.DesignError, match=r"no control units.*Fix"):
+    with pytest.raises(didx.DesignError, match=r"no control units.*'cohort'.*Fix"):
         build_panel(small, func="att_gt", y="y", unit="unit", time="time", cohort="cohort",
                     require_control="never")
     small2 = small.assign(d=1)
@@ -79,7 +84,7 @@ def test_no_control_units(small: pd.DataFrame) -> None:
 
 def test_fewer_than_two_periods(small: pd.DataFrame) -> None:
     one = small[small.time == 3]
-    with pytest.raises(didx.DesignError, match=r"1 distinct period.*at least two.*Fix"):
+    with pytest.raises(didx.DesignError, match=r"time column 'time' has 1 distinct period.*at least two.*Fix"):
         _twfe(one)
 
 
@@ -171,3 +176,19 @@ def test_dataframe_backends(mpdta: pd.DataFrame, backend: str) -> None:
 def test_not_a_dataframe() -> None:
     with pytest.raises(didx.InvalidOptionError, match="must be a dataframe"):
         didx.twfe([1, 2, 3], y="y", unit="u", time="t", treat="d")
+
+
+def test_negative_weights(small: pd.DataFrame) -> None:
+    small["w"] = 1.0
+    small.loc[4, "w"] = -2.0
+    with pytest.raises(didx.DataError, match=r"weights column 'w' has 1 negative values \(e\.g\. -2\.0\).*Fix"):
+        _twfe(small, weights="w")
+
+
+def test_missing_cluster_dropped_and_counted(small: pd.DataFrame) -> None:
+    small["state"] = (small["unit"] // 4).astype(float)
+    small.loc[small["unit"] == 5, "state"] = np.nan
+    res = _twfe(small, cluster="state")
+    reasons = {d.reason: d for d in res.sample.dropped}
+    assert reasons["missing cluster (state)"].n_rows == 5 and reasons["missing cluster (state)"].n_units == 1
+    assert res.sample.n_units == 19
