@@ -467,3 +467,21 @@ def test_unbalanced_influence_functions_reproduce_vcov(mp: pd.DataFrame) -> None
                                    atol=1e-15)
         agg = res.aggregate("dynamic")
         assert np.all(np.isfinite(agg.std_errors))
+
+
+def test_multiplier_draws_generic() -> None:
+    from didx.inference.multiplier import bootstrap_critical_value, bootstrap_se, multiplier_draws
+
+    rng = np.random.default_rng(0)
+    psi = rng.standard_normal((4000, 3)) * np.array([1.0, 2.0, 3.0])
+    analytic = np.sqrt((psi**2).sum(axis=0)) / 4000
+    for kind in ("rademacher", "mammen", "gaussian"):
+        d = multiplier_draws(psi, 4000, kind, seed=1)
+        assert d.shape == (4000, 3)
+        np.testing.assert_allclose(bootstrap_se(d), analytic, rtol=0.06)
+        np.testing.assert_array_equal(d, multiplier_draws(psi, 4000, kind, seed=1))
+        assert 1.96 < bootstrap_critical_value(d, bootstrap_se(d)) < 2.5
+    cl = np.arange(4000) // 2  # equal cluster sizes: did's cluster-mean draws equal cluster-sum ones
+    dc = multiplier_draws(psi, 4000, "rademacher", seed=2, cluster=cl)
+    psi_c = psi.reshape(2000, 2, 3).sum(axis=1)
+    np.testing.assert_allclose(bootstrap_se(dc), np.sqrt((psi_c**2).sum(axis=0)) / 4000, rtol=0.06)

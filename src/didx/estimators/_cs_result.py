@@ -84,7 +84,7 @@ def band_critical_value(state: CSState, est: Estimands | None, vcov: np.ndarray,
     if est is not None and est.draws is not None:
         se = np.sqrt(np.clip(np.diag(vcov), 0, None))[band_idx]
         se = np.where(se > 0, se, np.nan)
-        return mb.sup_t_critical_value(est.draws[:, band_idx], se, conf_level)
+        return mb.bootstrap_critical_value(est.draws[:, band_idx], se, conf_level)
     from didx.inference.bands import sup_t_critical_value
 
     return sup_t_critical_value(vcov[np.ix_(band_idx, band_idx)], conf_level=conf_level,

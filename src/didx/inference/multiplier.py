@@ -118,7 +118,7 @@ def bootstrap_se(draws: np.ndarray) -> np.ndarray:
     return se
 
 
-def sup_t_critical_value(draws: np.ndarray, se: np.ndarray, conf_level: float = 0.95) -> float:
+def bootstrap_critical_value(draws: np.ndarray, se: np.ndarray, conf_level: float = 0.95) -> float:
     """The ``conf_level`` quantile of ``max_k |draw_k / se_k|`` over columns with a finite SE (``did``)."""
     ok = np.isfinite(se) & (se > 0)
     if not ok.any():
@@ -139,3 +139,33 @@ def draws_vcov(draws: np.ndarray, se: np.ndarray) -> np.ndarray:
     s = np.where(np.isfinite(se), se, 0.0)
     np.fill_diagonal(R, 1.0)
     return np.asarray(R * np.outer(s, s))
+
+
+def multiplier_draws(psi: np.ndarray, n_draws: int, kind: str = "rademacher", *, seed: int | None = None,
+                     cluster: np.ndarray | None = None) -> np.ndarray:
+    """Multiplier-bootstrap draws ``(B, K)`` of estimators with influence functions ``psi`` (n x K).
+
+    Unit level: ``(1/n) sum_i v_i psi_i``; with ``cluster`` codes (0..C-1 per row): ``(1/C) sum_c v_c
+    psi_bar_c`` with ``psi_bar_c`` the cluster's mean influence function (``did::mboot``). Gaussian multipliers
+    give ``N(0, psi'psi / n^2)`` draws. Memory ``O(B x chunk)``; ``psi`` is read once.
+    """
+    if kind not in MULTIPLIERS:
+        raise InvalidOptionError(f"multipliers must be one of {MULTIPLIERS}; got {kind!r}.")
+    P = np.atleast_2d(np.asarray(psi, dtype=float).T).T
+    n = P.shape[0]
+    rng = np.random.default_rng(seed)
+    if cluster is not None:
+        codes = np.asarray(cluster, dtype=np.int64)
+        C = int(codes.max()) + 1
+        sizes = np.bincount(codes, minlength=C).astype(float)
+        sums = np.stack([np.bincount(codes, weights=P[:, j], minlength=C) for j in range(P.shape[1])], axis=1)
+        means = sums / sizes[:, None]
+        if kind == "gaussian":
+            return np.asarray(rng.standard_normal((int(n_draws), C)) @ means / C)
+        return np.asarray(cluster_sums(means, n_draws, kind, rng) / C)
+    if kind == "gaussian":
+        V = P.T @ P / float(n) ** 2
+        lam, U = np.linalg.eigh(V)
+        L = U * np.sqrt(np.clip(lam, 0.0, None))
+        return np.asarray(rng.standard_normal((int(n_draws), V.shape[0])) @ L.T)
+    return np.asarray(block_sums(P, np.array([0, n]), n_draws, kind, rng)[:, 0, :] / n)
