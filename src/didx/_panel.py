@@ -207,7 +207,7 @@ def build_panel(
         if bad.any():
             raise DataError(
                 f"{func}: the weights column {weights!r} has {int(bad.sum())} negative values "
-                f"(e.g. {w[bad][0]!r}). Fix: weights must be non-negative."
+                f"(e.g. {fmt_value(w[bad][0])}). Fix: weights must be non-negative."
             )
         if zero_weights == "drop":
             drop(w == 0, f"zero weight ({weights})")

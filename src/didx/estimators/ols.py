@@ -11,7 +11,7 @@ import numpy as np
 from didx._errors import DataError, InvalidOptionError
 from didx._frame import factorize, numeric_column, read_columns
 from didx._sample import Dropped, SampleReport
-from didx._validate import as_list
+from didx._validate import as_list, fmt_value
 from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
@@ -64,7 +64,7 @@ def ols(
         if neg.any():
             raise DataError(
                 f"{func}: the weights column {weights!r} has {int(neg.sum())} negative values "
-                f"(e.g. {w[neg][0]!r}). Fix: weights must be non-negative."
+                f"(e.g. {fmt_value(w[neg][0])}). Fix: weights must be non-negative."
             )
         zero = keep & (w == 0)
         drops.append(Dropped(f"zero weight ({weights})", int(zero.sum())))
