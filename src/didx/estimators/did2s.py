@@ -171,9 +171,13 @@ def did2s(
             panel.unit, panel.time, panel.periods, panel.treat, panel.n_units, treat, func)
         cohort_values, unit_code = np.unique(unit_g, return_inverse=True)
         T = panel.n_periods
-        cell = unit_code.astype(np.int64)[panel.unit] * T + panel.time
+        # only rows of ever-treated units can carry an event-time indicator
+        rows_e = np.flatnonzero(np.isfinite(unit_g)[panel.unit])
+        if lost.any():
+            rows_e = rows_e[~lost[rows_e]]
+        cell = unit_code.astype(np.int64)[panel.unit[rows_e]] * T + panel.time[rows_e]
         cell_event = (panel.periods[None, :] - cohort_values[:, None]).ravel()
-        present = np.bincount(cell if not lost.any() else cell[use], minlength=cell_event.shape[0]) > 0
+        present = np.bincount(cell, minlength=cell_event.shape[0]) > 0
         values = np.unique(cell_event[present & np.isfinite(cell_event)])
         refs = tuple(float(r) for r in np.atleast_1d(np.asarray(ref, dtype=float))) if ref is not None else ()
         keep_vals = values[~np.isin(values, refs)]
@@ -185,11 +189,10 @@ def did2s(
         cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
         row_term = cell_term[cell]
         del cell
-        if lost.any():
-            row_term[lost] = -1
-        on = np.flatnonzero(row_term >= 0)
-        term = row_term[on]
-        del row_term
+        sel = row_term >= 0
+        on = rows_e[sel]
+        term = row_term[sel]
+        del row_term, rows_e
         names = [f"event_time::{v:g}" for v in keep_vals]
         term_et = keep_vals.astype(float)
     K = len(names)
@@ -208,7 +211,8 @@ def did2s(
     n_terms = np.bincount(term, minlength=K).astype(float)
     n_used = int(use.sum())
     sample = SampleReport(n_input_rows=report.n_input_rows, n_obs=n_used,
-                          n_units=int(np.count_nonzero(np.bincount(panel.unit[use], minlength=panel.n_units))),
+                          n_units=panel.n_units if not lost.any() else int(np.count_nonzero(
+                              np.bincount(panel.unit[use], minlength=panel.n_units))),
                           n_periods=report.n_periods, dropped=report.dropped, balanced=report.balanced,
                           n_units_with_gaps=report.n_units_with_gaps, notes=report.notes)
     n_treated_cl = int(np.count_nonzero(np.bincount(cl[treated & use], minlength=G)))

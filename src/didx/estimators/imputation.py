@@ -80,7 +80,8 @@ def bjs_estimate(first: FirstStage, resid: np.ndarray, tw: TreatmentWeights, gro
                  ) -> tuple[np.ndarray, np.ndarray, int]:
     """Estimates ``sum w tau`` and the BJS conservative covariance for each column of treatment weights.
 
-    ``resid`` is ``Y - Yhat(0)`` for every row (``tau_it`` on treated rows); ``group`` codes cohort x horizon.
+    ``resid`` is ``Y - Yhat(0)`` for every row (``tau_it`` on treated rows); ``group`` gives each weight entry's
+    cohort x event-time cell.
     Returns (estimates, covariance, number of leave-out averages that fell back to the full average).
     """
     K = tw.n_cols
@@ -98,7 +99,7 @@ def bjs_estimate(first: FirstStage, resid: np.ndarray, tw: TreatmentWeights, gro
     beta, deltas = first.solve(a_x, a_d)
     psi = -first.cluster_sums(resid, cluster, G, beta, deltas)
     # treated rows: v = w, residual tau - taubar(cohort x horizon)
-    gk = group[r] * K + k
+    gk = group * K + k
     n_gk = int(gk.max()) + 1 if gk.size else 0
     w2 = w * w
     num = np.bincount(gk, weights=w2 * tau, minlength=n_gk)
@@ -297,7 +298,13 @@ def imputation(
     unit_cohort = panel.unit_cohort()
     cohort_values, unit_cohort_code = np.unique(unit_cohort, return_inverse=True)
     T = panel.n_periods
-    group = unit_cohort_code.astype(np.int64)[panel.unit] * T + panel.time
+    unit_cell = unit_cohort_code.astype(np.int64) * T
+    unit_codes = panel.unit
+
+    def cells(rows: np.ndarray) -> np.ndarray:
+        return unit_cell[unit_codes[rows]] + panel.time[rows]
+
+    group1 = cells(rows1)
     cell_event = (panel.periods[None, :] - cohort_values[:, None]).ravel()  # event time of each cell
     if wtr_list:
         cols = read_columns(data, wtr_list, func, {"wtr": wtr_list})
@@ -323,13 +330,13 @@ def imputation(
         term_et = np.full(len(wtr_list), np.nan)
         mode = f"custom ({', '.join(wtr_list)})"
     elif horizons is not None and horizons is not False:
-        cells = np.bincount(group[rows1], minlength=cell_event.shape[0]) > 0
-        available = np.unique(cell_event[cells])
+        present = np.bincount(group1, minlength=cell_event.shape[0]) > 0
+        available = np.unique(cell_event[present])
         hs = _parse_horizons(horizons, available, func)
         # horizon column of each cell (-1: not requested), then of each treated row
         pos = np.minimum(np.searchsorted(hs, cell_event), hs.shape[0] - 1)
         cell_col = np.where(hs[pos] == cell_event, pos, -1)
-        col1 = cell_col[group[rows1]]
+        col1 = cell_col[group1]
         inh = col1 >= 0
         r = rows1[inh]
         k = col1[inh].astype(np.int64)
@@ -346,7 +353,8 @@ def imputation(
     cluster_name = cluster if cluster is not None else unit
     cl = panel.codes[cluster] if cluster is not None else panel.unit
     G = int(cl.max()) + 1
-    est, V, n_fallback = bjs_estimate(first, resid, tw, group, cl, G, leave_out=leave_out)
+    del group1
+    est, V, n_fallback = bjs_estimate(first, resid, tw, cells(tw.row), cl, G, leave_out=leave_out)
     n_terms = np.bincount(tw.col, weights=(tw.value != 0).astype(float), minlength=tw.n_cols)
     terms = list(tw.names)
     coef = est
@@ -358,7 +366,7 @@ def imputation(
     if pretrends is not None and pretrends is not False:
         untreated = ~treated
         event_time = panel.periods[panel.time] - panel.cohort  # -inf for never treated
-        cells0 = np.bincount(group[untreated], minlength=cell_event.shape[0]) > 0
+        cells0 = np.bincount(cells(np.flatnonzero(untreated)), minlength=cell_event.shape[0]) > 0
         leads_avail = np.unique(cell_event[cells0 & np.isfinite(cell_event) & (cell_event < 0)])
         leads = _parse_pretrends(pretrends, leads_avail, func)
         pc, pv, pn, _ = _pretrend_fit(panel, factors, fe_names, event_time, leads, untreated, cl, cluster_name, func)
@@ -379,7 +387,8 @@ def imputation(
                      f"cell; their residual is centred on the full-cell average.")
     n_used = int(np.count_nonzero(~lost))
     sample = SampleReport(n_input_rows=report.n_input_rows, n_obs=n_used,
-                          n_units=int(np.count_nonzero(np.bincount(panel.unit[~lost], minlength=panel.n_units))),
+                          n_units=panel.n_units if not lost.any() else int(np.count_nonzero(
+                              np.bincount(panel.unit[~lost], minlength=panel.n_units))),
                           n_periods=report.n_periods, dropped=report.dropped, balanced=report.balanced,
                           n_units_with_gaps=report.n_units_with_gaps, notes=report.notes)
     n_treated_cl = int(np.count_nonzero(np.bincount(cl[use], minlength=G)))
