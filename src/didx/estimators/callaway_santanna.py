@@ -157,7 +157,7 @@ def att_gt(
     se_type = "analytic" if n_boot == 0 else bootstrap_weights
     state = CSState(store=store, group=group, time=tvals, att=est.att, cohort_code=cohort_code,
                     reference=reference, pg_cohort=pg_cohort, se_type=se_type, clustered=clustered,
-                    n_bootstrap=n_boot, seed=seed)
+                    n_bootstrap=n_boot, seed=0 if seed is None and bootstrap_weights == "gaussian" else seed)
     if se_type in ("rademacher", "mammen"):
         rng = np.random.default_rng(seed)
         if clustered:
@@ -179,8 +179,13 @@ def att_gt(
     pretest = _pretest(est.att, V_analytic, group, tvals)
     terms = tuple(f"ATT({_lab(labels, P, g)},{_lab(labels, P, P[c.t])})" for g, c in zip(group, est.cells, strict=True))
     terms = (*terms, "ATT (simple)")
-    unit_name = unit if unit is not None else "row"
-    cluster_desc = f"clustered by {cl}" if clustered else f"clustered by unit ({unit_name})"
+    unit_name = unit if unit is not None else "unit"
+    if clustered:
+        cluster_desc = f"clustered by {cl}"
+    elif cs.mode == "rc":
+        cluster_desc = "independent observations (repeated cross sections)"
+    else:
+        cluster_desc = f"clustered by unit ({unit_name})"
     if se_type == "analytic":
         vcov_type = f"analytic (influence function), {cluster_desc}"
     elif se_type == "gaussian":
@@ -191,8 +196,9 @@ def att_gt(
     band = ("pointwise" if n_boot == 0 else
             f"uniform (sup-t) over the {band_idx.size} ATT(g,t); headline pointwise")
     details = [f"Wald pre-test of pre-treatment ATT(g,t) = 0: {_fmt_pretest(pretest)}"]
-    inference = Inference(vcov_type=vcov_type, n_clusters=(cs.n_clusters,),
-                          cluster_names=(str(cl) if clustered else unit_name,), band=band, details=tuple(details))
+    cl_names: tuple[str, ...] = (str(cl),) if clustered else (() if cs.mode == "rc" else (unit_name,))
+    inference = Inference(vcov_type=vcov_type, n_clusters=(cs.n_clusters,) if cl_names else (),
+                          cluster_names=cl_names, band=band, details=tuple(details))
     state.inference = inference
     state.unit_labels = cs.unit_labels
     state.cell_terms = terms[:-1]
