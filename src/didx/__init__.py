@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 # resolve to the module that defines them.
 _LAZY = {
     "event_study": "didx.estimators.event_study",
+    "EventStudyComparison": "didx.estimators.compare_es",
     "EventStudyResult": "didx.results.event",
     "plot_event_studies": "didx.results.plot",
     "uniform_bands": "didx.inference.bands",
