@@ -68,6 +68,16 @@ class StackedResult(EventStudyResult):
         return reg
 
 
+def _n_distinct(codes: np.ndarray, n_levels: int) -> int:
+    return int(np.count_nonzero(np.bincount(codes, minlength=n_levels)))
+
+
+def _compact(key: np.ndarray, n_levels: int) -> np.ndarray:
+    """Codes 0..L-1 of the levels of ``key`` (integers below ``n_levels``) that occur, in increasing order."""
+    present = np.bincount(key, minlength=n_levels) > 0
+    return (np.cumsum(present) - 1)[key].astype(np.int64)
+
+
 def _check_window(func: str, window: Any) -> tuple[float, float]:
     ok = isinstance(window, tuple | list) and len(window) == 2 and all(
         isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in window)
@@ -148,8 +158,9 @@ def stacked(
         e = p[rows] - a
         parts.append({"rows": rows, "e": e, "D": treated_u[rows].astype(np.float64),
                       "sub": np.full(rows.shape[0], len(parts), dtype=np.int64)})
-        subs.append({"cohort": float(a), "n_treated_units": int(np.unique(panel.unit[rows][treated_u[rows]]).shape[0]),
-                     "n_control_units": int(np.unique(panel.unit[rows][clean[rows]]).shape[0])})
+        units = panel.unit[rows]
+        subs.append({"cohort": float(a), "n_treated_units": _n_distinct(units[treated_u[rows]], panel.n_units),
+                     "n_control_units": _n_distinct(units[clean[rows]], panel.n_units)})
     if not parts:
         raise DesignError(
             f"{func}: no sub-experiment fits the window {fmt_value(lo)}..{fmt_value(hi)} with a clean control "
@@ -162,8 +173,9 @@ def stacked(
     D = np.concatenate([x["D"] for x in parts])
     sub = np.concatenate([x["sub"] for x in parts])
     # corrective weights by event time (WFH compute_weights)
-    ev_vals, ev_code = np.unique(e, return_inverse=True)
-    ev_code = ev_code.reshape(-1)
+    ev_vals = np.unique(np.concatenate([periods[(periods >= s["cohort"] + lo) & (periods <= s["cohort"] + hi)]
+                                        - s["cohort"] for s in subs]))
+    ev_code = np.searchsorted(ev_vals, e)
     E = ev_vals.shape[0]
     n_sub = int(sub.max()) + 1
     key = sub * E + ev_code
@@ -178,15 +190,14 @@ def stacked(
         raise DesignError(f"{func}: some event time has no treated or no control row, so the corrective weights "
                           f"are undefined. Fix: narrow the window.")
     # fixed effects
-    unit_sub = panel.unit[rows].astype(np.int64) * n_sub + sub
-    _, unit_sub = np.unique(unit_sub, return_inverse=True)
+    unit_sub = _compact(panel.unit[rows].astype(np.int64) * n_sub + sub, panel.n_units * n_sub)
     if fixed_effects == "unit_event":
         second = ev_code
         fe_names = [f"{unit} x sub-experiment", "event time"]
     else:
-        second = np.unique(sub * panel.n_periods + panel.time[rows], return_inverse=True)[1].reshape(-1)
+        second = _compact(sub * panel.n_periods + panel.time[rows], n_sub * panel.n_periods)
         fe_names = [f"{unit} x sub-experiment", f"{time} x sub-experiment"]
-    fes = FixedEffects([unit_sub.reshape(-1), second.astype(np.int64)], fe_names, weights=w)
+    fes = FixedEffects([unit_sub, second.astype(np.int64)], fe_names, weights=w)
     keep_e = [v for v in ev_vals if v != -1.0]
     names = [event_term(v) for v in keep_e]
     X = np.zeros((rows.shape[0], len(keep_e)))
@@ -233,7 +244,7 @@ def stacked(
                                              "serve as clean controls): " + "; ".join(dropped_cohorts),
                                              n_rows_out, n_units_out))
     stacked_report = report.with_notes(f"Stacked rows: {rows.shape[0]} in {len(subs)} sub-experiments "
-                                       f"({int(np.unique(panel.unit[rows]).shape[0])} distinct units)")
+                                       f"({_n_distinct(panel.unit[rows], panel.n_units)} distinct units)")
     notes = []
     if fit.dropped_collinear:
         notes.append("Dropped for collinearity: " + ", ".join(fit.dropped_collinear))
