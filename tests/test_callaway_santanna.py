@@ -206,6 +206,17 @@ def test_two_periods_one_cohort_equals_did2x2_and_drdid(mp: pd.DataFrame) -> Non
     np.testing.assert_allclose(cov.std_errors[0], dr.std_error, rtol=1e-9)
 
 
+@pytest.mark.parametrize(("method", "drdid_method"), [("dr", "dr_traditional"), ("ipw", "ipw"), ("reg", "reg")])
+def test_two_periods_one_cohort_rc_equals_drdid(mp: pd.DataFrame, method: str, drdid_method: str) -> None:
+    df = mp[mp["year"].isin([2005, 2006]) & mp["first.treat"].isin([0, 2006])].copy()
+    df["g"] = (df["first.treat"] == 2006).astype(int)
+    a = didx.att_gt(df, y="lemp", time="year", cohort="first.treat", panel=False, covariates=["lpop"],
+                    method=method)
+    b = didx.drdid(df, y="lemp", group="g", post="year", covariates=["lpop"], panel=False, method=drdid_method)
+    np.testing.assert_allclose(a.coef[0], b.estimate, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(a.std_errors[0], b.std_error, rtol=1e-9)
+
+
 def test_weights_constant_equal_unweighted(mp: pd.DataFrame) -> None:
     df = mp.copy()
     df["w"] = 3.0
