@@ -126,3 +126,25 @@ def test_errors(panel: pd.DataFrame) -> None:
     treated_only = panel[panel["cohort"] > 0]
     with pytest.raises(didx.DesignError, match=r"no clean control"):
         didx.stacked(treated_only, window=(-1, 3), control="never", **kw)
+
+
+def test_hand_computed_small_panel() -> None:
+    """Two units adopt at 3, one at 4, two never; periods 1..5; window (-1, 1). By hand:
+    DiD_3(0) = 6 - 1.5 = 4.5, DiD_3(1) = 7 - 3 = 4, DiD_4(0) = 5 - 1.5 = 3.5, DiD_4(1) = 8 - 3 = 5;
+    treated shares 2/3 and 1/3, so delta_0 = 25/6, delta_1 = 13/3 and ATT = 17/4; control weights
+    (2/3)/(2/4) = 4/3 and (1/3)/(2/4) = 2/3."""
+    t = np.arange(1, 6)
+    rows = []
+    for u, (g, path) in enumerate([
+        (3, t + 5.0 * (t >= 3)), (3, t + 1 + 5.0 * (t >= 3)), (4, 3.0 * t + 2.0 * (t >= 4)),
+        (0, 1.0 * t), (0, 2.0 * t),
+    ]):
+        rows += [{"unit": u, "time": int(tt), "cohort": g, "y": float(v)} for tt, v in zip(t, path, strict=True)]
+    df = pd.DataFrame(rows)
+    res = didx.stacked(df, y="y", unit="unit", time="time", cohort="cohort", window=(-1, 1))
+    tidy = res.tidy().set_index("term")
+    assert tidy.loc["event_time::0", "estimate"] == pytest.approx(25 / 6, rel=1e-12)
+    assert tidy.loc["event_time::1", "estimate"] == pytest.approx(13 / 3, rel=1e-12)
+    assert res.estimate == pytest.approx(17 / 4, rel=1e-12)
+    np.testing.assert_allclose(res.sub_experiments["control_weight"], [4 / 3, 2 / 3], rtol=1e-12)
+    assert list(res.sub_experiments["n_control_units"]) == [2, 2]  # cohort 4 is not clean for a = 3 (4 <= 3 + 1)
