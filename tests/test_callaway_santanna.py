@@ -496,3 +496,14 @@ def test_multiplier_draws_generic() -> None:
     dc = multiplier_draws(psi, 4000, "rademacher", seed=2, cluster=cl)
     psi_c = psi.reshape(2000, 2, 3).sum(axis=1)
     np.testing.assert_allclose(bootstrap_se(dc), np.sqrt((psi_c**2).sum(axis=0)) / 4000, rtol=0.06)
+
+
+def test_cells_without_data_are_skipped_and_reported(mp: pd.DataFrame) -> None:
+    df = mp[~((mp["first.treat"] == 2004) & (mp["year"] == 2005))]
+    res = fit(df.drop(columns="countyreal"), unit=None, panel=False)
+    skipped = res.extras["skipped"]
+    assert (2004.0, 2005.0) in skipped and (2004.0, 2006.0) not in skipped
+    assert any("ATT(2004,2005) not estimated" in n for n in res.notes)
+    assert "ATT(2004,2005)" not in res.terms
+    for kind in ("simple", "group", "dynamic", "calendar"):
+        assert np.isfinite(res.aggregate(kind).std_error)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from didx._errors import InvalidOptionError
+from didx._errors import DesignError, InvalidOptionError
 from didx._panel import build_panel
 from didx._validate import as_list, check_option
 from didx.estimators._cs_aggregate import aggregate
@@ -140,8 +140,9 @@ def att_gt(
     else:
         est = estimate_covariates(cs, cells, method)
     if not est.cells:
-        raise InvalidOptionError(f"{_FUNC}: no ATT(g,t) could be estimated ({len(est.skipped)} cells skipped: "
-                                 f"{est.skipped[0][1] if est.skipped else 'none planned'}).")
+        raise DesignError(f"{_FUNC}: no ATT(g,t) could be estimated ({len(est.skipped)} cells skipped: "
+                          f"{est.skipped[0][1] if est.skipped else 'none planned'}). Fix: check that every cohort "
+                          f"has a comparison group observed in its periods.")
     P = cs.periods
     labels = cs.period_labels
     group = np.array([c.g for c in est.cells])
@@ -206,7 +207,7 @@ def att_gt(
                      anticipation=anticipation, mode=cs.mode, weights=weights, n_cells=K)
     notes = list(plan_notes)
     for c, why in est.skipped:
-        notes.append(f"ATT({c.g:g},{labels[c.t]}) not estimated: {why}")
+        notes.append(f"ATT({_lab(labels, P, c.g)},{_lab(labels, P, P[c.t])}) not estimated: {why}")
     extras: dict[str, Any] = {"pretest": pretest, "n": n, "skipped": tuple((c.g, float(P[c.t])) for c, _ in
                                                                           est.skipped)}
     if band.startswith("uniform"):
