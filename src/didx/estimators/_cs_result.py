@@ -4,7 +4,8 @@ Inference is computed from the stored influence-function representation (:class:
 estimands given as a linear map ``(A, U)`` of the cells (see :mod:`didx.estimators._cs_aggregate`):
 
 - ``"analytic"``: ``V = sum_i psi_i psi_i' / n^2`` (``did``'s ``IF'IF / n`` scaled to the estimates), or with
-  ``cluster=`` the sum over clusters of the summed influence functions (no small-sample factor);
+  ``cluster=`` ``sum_c psi_c psi_c' / n^2`` over the clusters' summed influence functions (no small-sample
+  factor), the analytic counterpart of the clustered multiplier bootstrap;
 - ``"rademacher"`` / ``"mammen"`` multiplier bootstrap: draws are formed from per-cohort multiplier sums computed
   once at fit time, so ATT(g,t) and every aggregation use the same draws; SEs are ``did``'s IQR-based ones and
   the uniform band uses the sup-t critical value of the draws;

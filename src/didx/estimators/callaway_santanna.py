@@ -162,9 +162,9 @@ def att_gt(
     if se_type in ("rademacher", "mammen"):
         rng = np.random.default_rng(seed)
         if clustered:
-            zc, csize = store.cluster_sums()
-            state.basis = mb.cluster_sums(zc / csize[:, None, None], n_boot, se_type, rng)
-            state.scale = 1.0 / cs.n_clusters
+            zc, _ = store.cluster_sums()
+            state.basis = mb.cluster_sums(zc, n_boot, se_type, rng)
+            state.scale = 1.0 / n
         else:
             state.basis = mb.block_sums(store.Z, store.block, n_boot, se_type, rng)
             state.scale = 1.0 / n

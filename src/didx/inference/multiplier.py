@@ -13,8 +13,10 @@ the multipliers generated from raw random bits:
 - Mammen ``v = (1 - sqrt 5)/2`` w.p. ``(sqrt 5 + 1)/(2 sqrt 5)``, else ``(1 + sqrt 5)/2``:
   ``v = a + (b - a) u`` with ``u`` Bernoulli from a 32-bit uniform integer.
 
-Clustered draws (one multiplier per cluster) follow ``did``: the cluster's *mean* influence function is
-multiplied, ``(1/C) sum_c v_c psi_bar_c``.
+Clustered draws (one multiplier per cluster) multiply the cluster's *summed* influence function,
+``(1/n) sum_c v_c psi_c``, whose spread is the cluster-robust ``sqrt(sum_c psi_c^2) / n`` (Callaway & Sant'Anna
+2021, Remark 10; the current ``did::mboot``; older ``did`` versions used cluster means, equal for equal-sized
+clusters).
 
 Standard errors follow ``did``: the interquartile range of the draws divided by that of the standard normal
 (``quantile(type = 1)``), and the uniform (sup-t) critical value is the ``1 - alpha`` quantile of
@@ -90,7 +92,7 @@ def block_sums(Z: np.ndarray, block: np.ndarray, n_draws: int, kind: str, rng: n
 
 
 def cluster_sums(Zc: np.ndarray, n_draws: int, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """``R[b, :] = sum_c v_cb Zc[c, :]`` for clustered draws (``Zc`` already divided by cluster sizes)."""
+    """``R[b, ...] = sum_c v_cb Zc[c, ...]`` for clustered draws (``Zc``: features summed within clusters)."""
     B = int(n_draws)
     C = Zc.shape[0]
     flat = Zc.reshape(C, -1)
@@ -145,9 +147,9 @@ def multiplier_draws(psi: np.ndarray, n_draws: int, kind: str = "rademacher", *,
                      cluster: np.ndarray | None = None) -> np.ndarray:
     """Multiplier-bootstrap draws ``(B, K)`` of estimators with influence functions ``psi`` (n x K).
 
-    Unit level: ``(1/n) sum_i v_i psi_i``; with ``cluster`` codes (0..C-1 per row): ``(1/C) sum_c v_c
-    psi_bar_c`` with ``psi_bar_c`` the cluster's mean influence function (``did::mboot``). Gaussian multipliers
-    give ``N(0, psi'psi / n^2)`` draws. Memory ``O(B x chunk)``; ``psi`` is read once.
+    Unit level: ``(1/n) sum_i v_i psi_i``; with ``cluster`` codes (0..C-1 per row): ``(1/n) sum_c v_c psi_c``
+    with ``psi_c`` the cluster's summed influence function. Gaussian multipliers give ``N(0, V)`` draws with
+    ``V`` the (cluster-)robust ``sum psi psi' / n^2``. Memory ``O(B x chunk)``; ``psi`` is read once.
     """
     if kind not in MULTIPLIERS:
         raise InvalidOptionError(f"multipliers must be one of {MULTIPLIERS}; got {kind!r}.")
@@ -157,12 +159,10 @@ def multiplier_draws(psi: np.ndarray, n_draws: int, kind: str = "rademacher", *,
     if cluster is not None:
         codes = np.asarray(cluster, dtype=np.int64)
         C = int(codes.max()) + 1
-        sizes = np.bincount(codes, minlength=C).astype(float)
         sums = np.stack([np.bincount(codes, weights=P[:, j], minlength=C) for j in range(P.shape[1])], axis=1)
-        means = sums / sizes[:, None]
         if kind == "gaussian":
-            return np.asarray(rng.standard_normal((int(n_draws), C)) @ means / C)
-        return np.asarray(cluster_sums(means, n_draws, kind, rng) / C)
+            return np.asarray(rng.standard_normal((int(n_draws), C)) @ sums / n)
+        return np.asarray(cluster_sums(sums, n_draws, kind, rng) / n)
     if kind == "gaussian":
         V = P.T @ P / float(n) ** 2
         lam, U = np.linalg.eigh(V)
