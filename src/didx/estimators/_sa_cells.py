@@ -47,6 +47,13 @@ class CellFit:
     unit: np.ndarray       # per row
     time: np.ndarray       # per row
     wd: np.ndarray | None = None  # (p, N, T) two-way demeaned covariates (their coefficients come first)
+    group_weight: np.ndarray | None = None  # (G,) regression weight of each group's rows, or None
+
+    def score_resid(self) -> np.ndarray:
+        """Residuals times the regression weights (the score weights), N x T."""
+        if self.group_weight is None:
+            return self.resid
+        return self.resid * self.group_weight[self.group_of_unit][:, None]
 
     @property
     def n_obs(self) -> int:
@@ -66,11 +73,21 @@ def fit_cells(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n
               group_of_unit: np.ndarray, cell_of_group_time: np.ndarray, names: Sequence[str],
               func: str) -> CellFit:
     """Fit the saturated regression from cell means; ``cell_of_group_time`` is (G, T) with -1 for no dummy."""
-    N, T = n_units, n_periods
+    E = np.empty((n_units, n_periods))
+    E[unit, time] = y
+    return fit_cells_wide(E, group_of_unit, cell_of_group_time, names, func, unit=unit, time=time)
+
+
+def fit_cells_wide(E: np.ndarray, group_of_unit: np.ndarray, cell_of_group_time: np.ndarray,
+                   names: Sequence[str], func: str, *, unit: np.ndarray, time: np.ndarray,
+                   group_weight: np.ndarray | None = None) -> CellFit:
+    """:func:`fit_cells` on the wide ``N x T`` outcome ``E`` (overwritten with the residuals).
+
+    ``group_weight`` (one weight per group, constant within it) gives weighted least squares.
+    """
+    T = E.shape[1]
     G = int(cell_of_group_time.shape[0])
     k = len(names)
-    E = np.empty((N, T))
-    E[unit, time] = y
     n_g = np.bincount(group_of_unit, minlength=G).astype(np.float64)
     S = np.empty((G, T))
     for t in range(T):
@@ -78,7 +95,7 @@ def fit_cells(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n
     ybar = S / n_g[:, None]
     gcode = np.repeat(np.arange(G), T)
     tcode = np.tile(np.arange(T), G)
-    w = np.repeat(n_g, T)
+    w = np.repeat(n_g if group_weight is None else n_g * group_weight, T)
     X = np.zeros((G * T, k))
     flat = cell_of_group_time.reshape(-1)
     has = flat >= 0
@@ -90,7 +107,8 @@ def fit_cells(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n
     E -= E.mean(axis=1, keepdims=True)
     E -= (ybar - ybar.mean(axis=1, keepdims=True) - u)[group_of_unit]
     xd = fit.X.reshape(G, T, -1)
-    return CellFit(fit=fit, xd=xd, resid=E, group_of_unit=group_of_unit, n_groups=G, unit=unit, time=time)
+    return CellFit(fit=fit, xd=xd, resid=E, group_of_unit=group_of_unit, n_groups=G, unit=unit, time=time,
+                   group_weight=group_weight)
 
 
 def _wide(values: np.ndarray, unit: np.ndarray, time: np.ndarray, N: int, T: int) -> np.ndarray:
@@ -208,9 +226,10 @@ def _cluster_meat(cf: CellFit, codes: np.ndarray) -> tuple[np.ndarray, int]:
     N, T = cf.resid.shape
     G = cf.n_groups
     k, p = cf.xd.shape[2], cf.n_cov
-    V = cf.unit_w_scores(cf.resid) if p else None
+    R = cf.score_resid()
+    V = cf.unit_w_scores(R) if p else None
     if codes is cf.unit:  # clustered by unit: every unit its own cluster, nested in its cohort
-        return _nested_meat(cf, cf.resid, V, cf.group_of_unit), N
+        return _nested_meat(cf, R, V, cf.group_of_unit), N
     cu = _unit_level(codes, cf.unit, N)
     if cu is not None:
         key = cu * G + cf.group_of_unit
@@ -218,7 +237,7 @@ def _cluster_meat(cf: CellFit, codes: np.ndarray) -> tuple[np.ndarray, int]:
         inv = inv.reshape(-1)
         Esum = np.empty((uniq.shape[0], T))
         for t in range(T):
-            Esum[:, t] = np.bincount(inv, weights=cf.resid[:, t], minlength=uniq.shape[0])
+            Esum[:, t] = np.bincount(inv, weights=R[:, t], minlength=uniq.shape[0])
         Vsum = None
         if V is not None:
             Vsum = np.empty((uniq.shape[0], p))
@@ -243,7 +262,7 @@ def _cluster_meat(cf: CellFit, codes: np.ndarray) -> tuple[np.ndarray, int]:
     _, cl_row = np.unique(codes, return_inverse=True)
     cl_row = cl_row.reshape(-1).astype(np.int64)
     n_cl = int(cl_row.max()) + 1
-    e_row = cf.resid[cf.unit, cf.time]
+    e_row = R[cf.unit, cf.time]
     cell = cf.group_of_unit[cf.unit] * T + cf.time
     uniq, inv = np.unique(cl_row * (G * T) + cell, return_inverse=True)
     sums = np.bincount(inv.reshape(-1), weights=e_row, minlength=uniq.shape[0])
@@ -287,13 +306,13 @@ def cell_vcov(cf: CellFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarra
     kind = spec.kind
     E = cf.resid
     if kind == "iid":
-        rss = float(np.einsum("ij,ij->", E, E))
+        rss = float(np.einsum("ij,ij->", E, cf.score_resid()))
         denom = n - K if ssc.adj else n
         return VcovResult(B * (rss / denom), float(n - K), (), K, 1.0 / denom)
     if kind in ("HC0", "HC1", "hetero"):
         G, T = cf.n_groups, E.shape[1]
         p = cf.n_cov
-        E2 = E**2
+        E2 = cf.score_resid() ** 2
         h = np.empty((G, T))
         for t in range(T):
             h[:, t] = np.bincount(cf.group_of_unit, weights=E2[:, t], minlength=G)
