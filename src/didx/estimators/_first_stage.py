@@ -114,7 +114,11 @@ class FirstStage:
             if La * Lb <= 2 * a.shape[0] + DENSE_CELLS_EXTRA:
                 # dense table of weight sums by (a, b) cell (e.g. unit x period): one bincount
                 P = np.bincount(a * Lb + b, weights=self._w0, minlength=La * Lb).reshape(La, Lb)
-                PtDP = (P * inv_wa[:, None]).T @ P
+                PtDP = np.zeros((Lb, Lb))
+                step = max(1, 4_000_000 // max(Lb, 1))  # row blocks: no La x Lb temporary
+                for i in range(0, La, step):
+                    blk = P[i:i + step]
+                    PtDP += (blk * inv_wa[i:i + step, None]).T @ blk
             else:
                 w = np.ones(a.shape[0]) if self._w0 is None else self._w0
                 P = sp.csr_matrix((w, (a, b)), shape=(La, Lb))
@@ -286,10 +290,16 @@ class FirstStage:
         X0 = self.X[self._rows0] if p else None
         if K <= 4:
             for k in range(K):
-                zb = X0 @ beta[:, k] if X0 is not None else np.zeros(e0.shape[0])
+                zb = X0 @ beta[:, k] if X0 is not None else None
                 for codes, d in zip(self._codes0, deltas, strict=True):
-                    zb += d[:, k][codes]
-                out[:, k] = np.bincount(c0, weights=we * zb, minlength=n_clusters)
+                    if zb is None:
+                        zb = d[:, k][codes]
+                    else:
+                        zb += d[:, k][codes]
+                if zb is None:
+                    continue
+                zb *= we
+                out[:, k] = np.bincount(c0, weights=zb, minlength=n_clusters)
             return out
         if X0 is not None:
             RX = np.column_stack([np.bincount(c0, weights=we * X0[:, j], minlength=n_clusters) for j in range(p)])
