@@ -148,3 +148,29 @@ def test_hand_computed_small_panel() -> None:
     assert res.estimate == pytest.approx(17 / 4, rel=1e-12)
     np.testing.assert_allclose(res.sub_experiments["control_weight"], [4 / 3, 2 / 3], rtol=1e-12)
     assert list(res.sub_experiments["n_control_units"]) == [2, 2]  # cohort 4 is not clean for a = 3 (4 <= 3 + 1)
+
+
+@pytest.mark.parametrize(("vcov", "cluster", "kw"), [
+    (None, None, {}), ("iid", None, {}), ("hetero", None, {}), (None, "state", {}), (None, ["unit", "time"], {}),
+    (None, None, {"weights": "none"}), (None, None, {"control": "never"}), ("CR3", "state", {}),
+])
+def test_cells_equal_regression(panel: pd.DataFrame, vcov: str | None, cluster: Any, kw: dict[str, Any]) -> None:
+    """A balanced stack is fitted from cell means (sub-experiment x treated x event time); same numbers."""
+    args: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2), vcov=vcov,
+                                cluster=cluster, **kw)
+    a = didx.stacked(panel, engine="cells", **args)
+    b = didx.stacked(panel, engine="regression", **args)
+    assert a.terms == b.terms
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=1e-9, atol=1e-15)
+    assert a.inference.n_clusters == b.inference.n_clusters and a.inference.df == b.inference.df
+    assert "cell means" in dict(a.design)["Fixed effects"]
+
+
+def test_cells_need_a_balanced_stack(panel: pd.DataFrame) -> None:
+    unbalanced = panel.drop(index=[3, 17, 25])
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2))
+    res = didx.stacked(unbalanced, **kw)
+    assert "cell means" not in dict(res.design)["Fixed effects"]
+    with pytest.raises(didx.InvalidOptionError, match=r"engine='cells' needs a balanced panel.*engine='auto'"):
+        didx.stacked(unbalanced, engine="cells", **kw)

@@ -42,13 +42,15 @@ from didx._errors import DesignError, InvalidOptionError
 from didx._panel import build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import check_option
-from didx.estimators._regression import RegressionResult, RegressionSource, default_spec
+from didx.estimators._regression import RegressionSource, default_spec
+from didx.estimators._sa_cells import CellFit, CellSource, fit_cells_wide
 from didx.estimators._sa_design import fmt_value
 from didx.estimators.event_study import event_term
 from didx.estimators.sun_abraham import AggregatedSource
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
+from didx.results.base import Result
 from didx.results.event import EventStudyResult
 
 
@@ -63,9 +65,69 @@ class StackedResult(EventStudyResult):
         return pd.DataFrame(self.extras["sub_experiments"])
 
     @property
-    def regression(self) -> RegressionResult:
-        reg: RegressionResult = self.extras["regression"]
+    def regression(self) -> Result:
+        reg: Result = self.extras["regression"]
         return reg
+
+
+@dataclass(frozen=True, eq=False)
+class _StackedRegression:
+    """The weighted regression on the stacked rows (a picklable callable returning its RegressionSource)."""
+
+    y: np.ndarray
+    ev_code: np.ndarray
+    D: np.ndarray
+    ev_vals: np.ndarray
+    unit_sub: np.ndarray
+    second: np.ndarray
+    fe_names: tuple[str, str]
+    w: np.ndarray
+    names: tuple[str, ...]
+    codes: dict[str, np.ndarray]
+    data: Any
+    row_index: np.ndarray
+    default: Any
+
+    def cell_table(self) -> np.ndarray:
+        """Column of each event time among the regressors (-1 for the reference period)."""
+        col = {v: j for j, v in enumerate(v for v in self.ev_vals if v != -1.0)}
+        return np.array([col.get(v, -1) for v in self.ev_vals], dtype=np.int64)
+
+    def __call__(self) -> RegressionSource:
+        ev_col = self.cell_table()[self.ev_code]
+        X = np.zeros((self.y.shape[0], len(self.names)))
+        has = (self.D == 1.0) & (ev_col >= 0)
+        X[np.flatnonzero(has), ev_col[has]] = 1.0
+        fes = FixedEffects([self.unit_sub, self.second], list(self.fe_names), weights=self.w)
+        fit = fit_ols(self.y, X, list(self.names), fe=fes, weights=self.w, func="stacked", protected=self.names)
+        return RegressionSource(fit=fit, codes=self.codes, data=self.data, row_index=self.row_index,
+                                default=self.default, treated_codes=self.D)
+
+
+def _cell_fit(reg: _StackedRegression, sub: np.ndarray, n_sub: int) -> CellFit | None:
+    """The stacked regression from cell means when every unit x sub-experiment has every event time and the
+    weights are constant within (sub-experiment, treated) groups; None otherwise."""
+    n_us = int(reg.unit_sub.max()) + 1
+    E = reg.ev_vals.shape[0]
+    if not np.all(np.bincount(reg.unit_sub, minlength=n_us) == E):
+        return None
+    group_row = sub * 2 + reg.D.astype(np.int64)
+    n_row = np.bincount(group_row, minlength=2 * n_sub)
+    gw = np.bincount(group_row, weights=reg.w, minlength=2 * n_sub) / np.maximum(n_row, 1)
+    if not np.allclose(reg.w, gw[group_row], rtol=1e-13, atol=0.0):
+        return None
+    group_of_unit = np.zeros(n_us, dtype=np.int64)
+    group_of_unit[reg.unit_sub] = group_row
+    used = np.bincount(group_of_unit, minlength=2 * n_sub) > 0
+    remap = np.cumsum(used) - 1
+    group_of_unit = remap[group_of_unit].astype(np.int64)
+    table = reg.cell_table()
+    treated_group = (np.arange(2 * n_sub) % 2 == 1)[used]
+    cgt = np.where(treated_group[:, None], table[None, :], -1)
+    Y = np.empty((n_us, E))
+    Y[reg.unit_sub, reg.ev_code] = reg.y
+    return fit_cells_wide(Y, group_of_unit, cgt, reg.names, "stacked", unit=reg.unit_sub, time=reg.ev_code,
+                          group_weight=gw[used])
 
 
 def _n_distinct(codes: np.ndarray, n_levels: int) -> int:
@@ -103,6 +165,7 @@ def stacked(
     vcov: str | None = None,
     cluster: str | Sequence[str] | None = None,
     ssc: SSC | None = None,
+    engine: str = "auto",
 ) -> StackedResult:
     """Stacked DiD event study with Wing-Freedman-Hollingsworth corrective weights.
 
@@ -118,6 +181,8 @@ def stacked(
     fixed_effects : ``"unit_event"`` (unit x sub-experiment and event-time effects) or ``"subexperiment"``
         (unit x sub-experiment and period x sub-experiment effects).
     vcov, cluster, ssc : covariance; default CR1 clustered by ``unit``.
+    engine : ``"auto"`` (cell means when the stack is balanced, ``fixed_effects="unit_event"``, else the
+        regression on the stacked rows), ``"cells"`` or ``"regression"``; the numbers are the same.
 
     Returns
     -------
@@ -129,6 +194,7 @@ def stacked(
     check_option(func, "control", control, ("not_yet", "never"))
     check_option(func, "weights", weights, ("corrective", "none"))
     check_option(func, "fixed_effects", fixed_effects, ("unit_event", "subexperiment"))
+    check_option(func, "engine", engine, ("auto", "cells", "regression"))
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
                         require_control="none")
     assert panel.unit is not None and panel.cohort is not None
@@ -197,22 +263,35 @@ def stacked(
     else:
         second = _compact(sub * panel.n_periods + panel.time[rows], n_sub * panel.n_periods)
         fe_names = [f"{unit} x sub-experiment", f"{time} x sub-experiment"]
-    fes = FixedEffects([unit_sub, second.astype(np.int64)], fe_names, weights=w)
     keep_e = [v for v in ev_vals if v != -1.0]
     names = [event_term(v) for v in keep_e]
-    X = np.zeros((rows.shape[0], len(keep_e)))
-    col = {v: j for j, v in enumerate(keep_e)}
-    ev_col = np.array([col.get(v, -1) for v in ev_vals])[ev_code]
-    has = (D == 1.0) & (ev_col >= 0)
-    X[np.flatnonzero(has), ev_col[has]] = 1.0
-    fit = fit_ols(panel.y[rows], X, names, fe=fes, weights=w, func=func, protected=names)
     default = default_spec([unit], "iid", ssc)
     spec = resolve_vcov(func, vcov, cluster, default, ssc)
     codes = {k: v[rows] for k, v in panel.codes.items()}
     codes.setdefault(unit, panel.unit[rows])
     codes.setdefault(time, panel.time[rows])
-    source = RegressionSource(fit=fit, codes=codes, data=data, row_index=panel.row_index[rows], default=spec,
-                              treated_codes=D)
+    general = _StackedRegression(y=panel.y[rows], ev_code=ev_code, D=D, ev_vals=ev_vals, unit_sub=unit_sub,
+                                 second=second.astype(np.int64), fe_names=(fe_names[0], fe_names[1]), w=w,
+                                 names=tuple(names), codes=codes, data=data, row_index=panel.row_index[rows],
+                                 default=spec)
+    cells = None
+    if engine != "regression" and fixed_effects == "unit_event" and panel.is_balanced:
+        cells = _cell_fit(general, sub, n_sub)
+    if engine == "cells" and cells is None:
+        raise InvalidOptionError(
+            f"{func}: engine='cells' needs a balanced panel, fixed_effects='unit_event' and weights constant "
+            f"within each sub-experiment's treated and control groups. Fix: use engine='auto'."
+        )
+    source: Any
+    if cells is not None:
+        source = CellSource(cells=cells, codes=codes, data=data, row_index=general.row_index, default=spec,
+                            treated=D, general=general)
+        fit = cells.fit
+        fe_method = "cell means by sub-experiment x treated x event time (balanced stack)"
+    else:
+        source = general()
+        fit = source.fit
+        fe_method = fit.fe.method if fit.fe is not None else ""
     V, inf = source.compute(func, spec)
     post = [j for j, v in enumerate(keep_e) if v >= 0]
     A = np.vstack([np.eye(len(names)), np.zeros((1, len(names)))])
@@ -234,7 +313,7 @@ def stacked(
         ("Sub-experiments", f"{len(subs)} of {n_treated_cohorts} cohorts "
                             f"({', '.join(fmt_value(s['cohort']) for s in subs)})"),
         ("Weights", weight_note),
-        ("Fixed effects", " + ".join(fe_names) + f" [{fes.method}]"),
+        ("Fixed effects", " + ".join(fe_names) + f" [{fe_method}]"),
         ("Static ATT", "mean of the event-time coefficients 0.." + fmt_value(hi)),
     ]
     if dropped_cohorts:
@@ -248,10 +327,10 @@ def stacked(
     notes = []
     if fit.dropped_collinear:
         notes.append("Dropped for collinearity: " + ", ".join(fit.dropped_collinear))
-    regression = RegressionResult(
+    regression = Result(
         estimator="Stacked DiD regression", terms=fit.names, coef=fit.coef, vcov_matrix=V, headline=fit.names[0],
         inference=inf, sample=stacked_report, design=tuple(design), notes=tuple(notes), _source=source,
-        term_info={"event_time": np.array(keep_e)},
+        term_info={"event_time": np.array([dict(zip(names, keep_e, strict=True))[n] for n in fit.names])},
     )
     et = np.array([*keep_e, np.nan])
     return StackedResult(
