@@ -130,3 +130,36 @@ def test_collinearity_rule_keeps_a_large_level_with_small_variation() -> None:
     f2 = fit_ols(y, np.column_stack([d, const, z, big, 2 * d - big]), ["d", "c", "z", "big", "comb"],
                  fe=FixedEffects([unit, time], ["u", "t"]))
     assert f2.names == ("d", "big") and f2.dropped_collinear == ("c", "z", "comb")
+
+
+def test_unused_levels_are_not_counted_as_parameters() -> None:
+    """Codes with a gap (a level without observations, e.g. after subsetting) add no coefficient to K."""
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 39, 400)
+    a[a >= 5] += 1  # level 5 of the large factor is never used
+    b = rng.integers(0, 7, 400)
+    b[b >= 3] += 1  # nor level 3 of the small one
+    fe = FixedEffects([a, b], ["a", "b"])
+    assert fe.method.startswith("exact")
+    assert fe.n_params() == 39 + 7 - 1
+    x = rng.standard_normal(400)
+    np.testing.assert_allclose(fe.demean(x), _dummy_resid(x, [np.unique(a, return_inverse=True)[1],
+                                                             np.unique(b, return_inverse=True)[1]]), atol=1e-10)
+
+
+def test_exact_solve_pickles_and_pseudo_inverse_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    rng = np.random.default_rng(12)
+    a = rng.integers(0, 40, 400)
+    b = rng.integers(0, 7, 400)
+    x = rng.standard_normal(400)
+    fe = FixedEffects([a, b], ["a", "b"])
+    again = pickle.loads(pickle.dumps(fe))
+    np.testing.assert_allclose(again.demean(x), fe.demean(x), atol=1e-13)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(absorb.sla, "cho_factor", fail)
+    np.testing.assert_allclose(FixedEffects([a, b], ["a", "b"]).demean(x), _dummy_resid(x, [a, b]), atol=1e-10)

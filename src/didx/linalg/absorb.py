@@ -7,7 +7,9 @@ Three exact or iterative strategies, chosen by :class:`FixedEffects`:
   concentrated solve. With ``A`` the large factor and ``B`` the small one, the residual of ``x`` on both sets of
   dummies is ``M_A x - M_A D_B g`` where ``(D_B' W M_A D_B) g = D_B' W M_A x``. The ``L_B x L_B`` matrix on the left
   is built from the sums of weights by (a, b) cell, so no dummy matrix is ever formed and the answer is exact
-  for balanced and unbalanced panels alike;
+  for balanced and unbalanced panels alike. ``g`` is found by a Cholesky factorisation with one reference level per
+  connected component of the (a, b) graph (the components are also the redundant coefficients counted by
+  :meth:`FixedEffects.n_params`);
 * otherwise: weighted alternating projections (method of alternating projections, as reghdfe and fixest),
   stopped when a full sweep moves no group mean by more than ``MAP_TOL`` (1e-13) times ``max |x|`` (a relative
   rule: rescaling the data does not change the precision). Plain sweeps, without acceleration: poorly connected
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
@@ -41,6 +44,25 @@ def _group_mean(x: np.ndarray, codes: np.ndarray, w: np.ndarray | None, wsum: np
         return np.where(wsum > 0, s / wsum, 0.0)
 
 
+@dataclass(frozen=True, eq=False)
+class _Solver:
+    """Solves ``C g = rhs`` for the concentrated two-way system (plain data, so fits pickle): ``g = 0`` at the
+    reference levels, a Cholesky factor (lower) on the others; or a pseudo-inverse of ``C``."""
+
+    n_levels: int
+    free: np.ndarray
+    cholesky: np.ndarray | None
+    pinv: np.ndarray | None
+
+    def __call__(self, rhs: np.ndarray) -> np.ndarray:
+        if self.pinv is not None:
+            return np.asarray(self.pinv @ rhs)
+        g = np.zeros(self.n_levels)
+        if self.free.shape[0] and self.cholesky is not None:
+            g[self.free] = sla.cho_solve((self.cholesky, True), rhs[self.free], check_finite=False)
+        return g
+
+
 @dataclass(eq=False)
 class FixedEffects:
     """A set of fixed-effect factors (integer codes 0..L-1) over the same observations."""
@@ -50,7 +72,7 @@ class FixedEffects:
     weights: np.ndarray | None = None
     n_levels: list[int] = field(init=False)
     _wsum: list[np.ndarray] = field(init=False, repr=False)
-    _exact2: tuple[int, int, np.ndarray, np.ndarray | sp.csr_matrix] | None = field(
+    _exact2: tuple[int, int, _Solver, np.ndarray | sp.csr_matrix] | None = field(
         init=False, default=None, repr=False
     )
     _n_components: int | None = field(init=False, default=None, repr=False)
@@ -93,15 +115,29 @@ class FixedEffects:
             PtDP = (P.T @ sp.diags(inv_wa) @ P).toarray()
         C = np.diag(self._wsum[ib]) - PtDP
         C = 0.5 * (C + C.T)
-        vals, vecs = np.linalg.eigh(C)
-        # null space relative to the scale of C's diagonal (the weight sums of B), so that rescaling the weights
-        # changes nothing; a B nested in A gives C = 0 up to rounding, i.e. Lb null directions
-        tol = float(self._wsum[ib].max()) * Lb * 1e-12
-        inv = np.where(vals > tol, 1.0 / np.where(vals > tol, vals, 1.0), 0.0)
-        C_pinv = (vecs * inv) @ vecs.T
-        # the null space of C has one dimension per connected component of the (a, b) graph
-        self._n_components = int(np.count_nonzero(vals <= tol))
-        self._exact2 = (ia, ib, C_pinv, P)
+        # C is singular along one direction per connected component of the graph of (a, b) cells with positive
+        # weight (g constant on a component is absorbed by A). Fixing g = 0 at one reference level of B per
+        # component leaves a positive definite system: a Cholesky factorisation (Lb^3 / 3 flops, about 1 s at
+        # Lb = 5000, where an eigendecomposition takes tens of seconds).
+        cells = np.nonzero(P > 0) if isinstance(P, np.ndarray) else P.nonzero()
+        rows, cols = np.asarray(cells[0], dtype=np.int64), np.asarray(cells[1], dtype=np.int64)
+        graph = sp.csr_matrix((np.ones(rows.shape[0]), (rows, cols + La)), shape=(La + Lb, La + Lb))
+        n_comp, labels = connected_components(graph, directed=False)
+        _, first = np.unique(labels[La:], return_index=True)
+        free = np.ones(Lb, dtype=bool)
+        free[first] = False
+        idx = np.flatnonzero(free)
+        solver: _Solver
+        try:
+            factor = sla.cho_factor(C[np.ix_(idx, idx)], lower=True, check_finite=False)
+            solver = _Solver(Lb, idx, factor[0], None)
+        except np.linalg.LinAlgError:  # numerically semi-definite: a pseudo-inverse, relative null threshold
+            vals, vecs = np.linalg.eigh(C)
+            tol = float(self._wsum[ib].max()) * Lb * 1e-12
+            inv = np.where(vals > tol, 1.0 / np.where(vals > tol, vals, 1.0), 0.0)
+            solver = _Solver(Lb, idx, None, (vecs * inv) @ vecs.T)
+        self._n_components = int(n_comp)
+        self._exact2 = (ia, ib, solver, P)
 
     def demean(self, X: np.ndarray) -> np.ndarray:
         """Residuals of each column of ``X`` (n or n x k) on all fixed effects (weighted)."""
@@ -119,11 +155,11 @@ class FixedEffects:
             f = self.factors[0]
             return x - _group_mean(x, f, w, self._wsum[0])[f]
         if self._exact2 is not None:
-            ia, ib, C_pinv, P = self._exact2
+            ia, ib, solver, P = self._exact2
             a, b = self.factors[ia], self.factors[ib]
             xa = x - _group_mean(x, a, w, self._wsum[ia])[a]
             rhs = np.bincount(b, weights=xa if w is None else xa * w, minlength=self.n_levels[ib])
-            g = C_pinv @ rhs
+            g = solver(rhs)
             wa = self._wsum[ia]
             pg = np.where(wa > 0, (P @ g) / np.where(wa > 0, wa, 1.0), 0.0)
             xa -= g[b]
