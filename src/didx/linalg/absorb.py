@@ -119,11 +119,13 @@ class FixedEffects:
         # weight (g constant on a component is absorbed by A). Fixing g = 0 at one reference level of B per
         # component leaves a positive definite system: a Cholesky factorisation (Lb^3 / 3 flops, about 1 s at
         # Lb = 5000, where an eigendecomposition takes tens of seconds).
-        cells = np.nonzero(P > 0) if isinstance(P, np.ndarray) else P.nonzero()
-        rows, cols = np.asarray(cells[0], dtype=np.int64), np.asarray(cells[1], dtype=np.int64)
-        graph = sp.csr_matrix((np.ones(rows.shape[0]), (rows, cols + La)), shape=(La + Lb, La + Lb))
-        n_comp, labels = connected_components(graph, directed=False)
-        _, first = np.unique(labels[La:], return_index=True)
+        # Two levels of B are linked when some level of A has weight in both, i.e. PtDP[i, j] > 0 (a sum of
+        # non-negative products: exactly 0 when they share no level of A). Components of the (a, b) graph are the
+        # components of B under these links, plus the levels of A without weight (isolated).
+        link = sp.csr_matrix((PtDP > 0).astype(np.int8))
+        n_comp_b, labels_b = connected_components(link, directed=False)
+        n_comp = n_comp_b + int(np.count_nonzero(wa <= 0))
+        _, first = np.unique(labels_b, return_index=True)
         free = np.ones(Lb, dtype=bool)
         free[first] = False
         idx = np.flatnonzero(free)
