@@ -251,3 +251,15 @@ def test_agrees_with_did2s_with_covariates_and_weights(covariates: list[str] | N
     two = didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", first_stage_covariates=covariates,
                      weights=weights, second_stage="event", window=(0, 100))
     np.testing.assert_allclose(imp.coef, two.coef, rtol=TOL_IDENTITY)
+
+
+def test_custom_weight_errors() -> None:
+    df = _simulated(seed=16)
+    treated = (df["cohort"] > 0) & (df["time"] >= df["cohort"])
+    df["w_nan"] = np.where(treated & (df["unit"] == df.loc[treated, "unit"].iloc[0]), np.nan, 1.0)
+    df["w_zero"] = 0.0
+    df["w_text"] = "a"
+    for col, match in (("w_nan", "'w_nan' has missing values on treated"), ("w_zero", "'w_zero' sum to zero"),
+                       ("w_text", "'w_text' must be numeric"), ("w_missing", "w_missing")):
+        with pytest.raises(didx.DidxError, match=match):
+            didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", wtr=col)
