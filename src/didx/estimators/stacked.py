@@ -112,9 +112,9 @@ def _cell_fit(reg: _StackedRegression, sub: np.ndarray, n_sub: int) -> CellFit |
     if not np.all(np.bincount(reg.unit_sub, minlength=n_us) == E):
         return None
     group_row = sub * 2 + reg.D.astype(np.int64)
-    n_row = np.bincount(group_row, minlength=2 * n_sub)
-    gw = np.bincount(group_row, weights=reg.w, minlength=2 * n_sub) / np.maximum(n_row, 1)
-    if not np.allclose(reg.w, gw[group_row], rtol=1e-13, atol=0.0):
+    gw = np.zeros(2 * n_sub)
+    gw[group_row] = reg.w
+    if not np.array_equal(reg.w, gw[group_row]):  # the corrective weights are exact copies within a group
         return None
     group_of_unit = np.zeros(n_us, dtype=np.int64)
     group_of_unit[reg.unit_sub] = group_row
