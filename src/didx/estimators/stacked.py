@@ -24,6 +24,11 @@ whole stack (``_e``). With them and ``fixed_effects="unit_event"``, ``delta_e`` 
 units. The static ``ATT`` is the average of ``delta_0 .. delta_hi``. Standard errors: clustered by unit by
 default (a unit appears in several sub-experiments).
 
+Computation: on a balanced stack with ``fixed_effects="unit_event"`` the weights are constant within each
+sub-experiment's treated and control groups, and the regression is fitted from the (sub-experiment, treated,
+event time) cell means by :func:`didx.estimators._sa_cells.fit_cells_wide` (no regressor matrix; covariances from
+per-group residual cross products), otherwise on the stacked rows with the fixed effects absorbed.
+
 References: Cengiz, D., Dube, A., Lindner, A. and Zipperer, B. (2019), QJE 134(3). Wing, C., Freedman, S. M.
 and Hollingsworth, A. (2024), "Stacked Difference-in-Differences", NBER WP 32054 (and their reference code,
 hollina/stacked-did-weights, ``compute_weights``).
