@@ -344,3 +344,19 @@ def test_results_pickle(mpdta: pd.DataFrame) -> None:
                                res.with_vcov("CR3", cluster="countyreal").vcov_matrix, rtol=1e-14)
     st = didx.stacked(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat", window=(-1, 1))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(st)).coef, st.coef)
+
+
+@pytest.mark.parametrize("kw", [
+    {"control": "last_treated"},
+    {"ssc": didx.SSC(adj=False, cluster_adj=False)},
+    {"ssc": didx.SSC(fixef_k="full")},
+    {"ssc": didx.SSC(fixef_k="none"), "vcov": "iid"},
+    {"ssc": didx.SSC(cluster_df="conventional"), "cluster": ["state", "time"]},
+])
+def test_cells_equal_regression_options(sim: pd.DataFrame, kw: dict[str, Any]) -> None:
+    args: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", **kw)
+    a = didx.sun_abraham(sim, engine="cells", **args)
+    b = didx.sun_abraham(sim, engine="regression", **args)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_PATH, atol=1e-12)
+    np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
+    assert a.inference.df == b.inference.df
