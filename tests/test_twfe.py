@@ -218,3 +218,17 @@ def test_option_errors_name_the_fix(mpdta: pd.DataFrame) -> None:
         didx.twfe(mpdta, **kw, cohort="first.treat", vcov="CR3", cluster=["countyreal", "year"])
     with pytest.raises(didx.InvalidOptionError, match=r"at most two cluster.*'lpop'\].*Fix"):
         didx.twfe(mpdta, **kw, cohort="first.treat", cluster=["countyreal", "year", "lpop"])
+
+
+def test_summary_reports_treatment_timing(mpdta: pd.DataFrame) -> None:
+    res = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    text = str(res.summary())
+    assert "Treatment timing: 3 adoption dates (staggered)" in text and "Goodman-Bacon" in text
+    two = mpdta[mpdta["year"].isin([2005, 2006]) & mpdta["first.treat"].isin([0, 2006])]
+    single = didx.twfe(two, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    assert "Treatment timing: 1 adoption date" in str(single.summary()) and not single.notes
+    df = pd.DataFrame({"u": np.repeat([1, 2, 3, 4], 3), "t": np.tile([1, 2, 3], 4),
+                       "d": [0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0], "y": np.arange(12.0) ** 1.5})
+    timing = dict(didx.twfe(df, y="y", unit="u", time="t", treat="d").design)["Treatment timing"]
+    assert timing.startswith("2 adoption dates (staggered); 1 units treated in every period")
+    assert timing.endswith("treatment switches off in 1 units")

@@ -130,10 +130,25 @@ def twfe(
     if n_singletons and not drop_singletons:
         notes.append(f"{n_singletons} singleton observations (alone in a fixed-effect level) kept, as fixest "
                      f"does; drop_singletons=True removes them.")
+    n_dates, n_always, n_off = _timing(take(panel.unit), take(panel.time), D, panel.n_units, panel.n_periods)
+    timing = f"{n_dates} adoption date{'s' if n_dates != 1 else ''}"
+    if n_dates > 1:
+        timing += " (staggered)"
+        notes.append(
+            "Staggered adoption: the TWFE coefficient also compares newly treated with already-treated units "
+            "(Goodman-Bacon 2021); with effects that change over time it can be biased, even of the wrong sign. "
+            "didx.bacon shows the comparisons and their weights; didx.att_gt, didx.imputation and "
+            "didx.sun_abraham are robust to heterogeneous effects."
+        )
+    if n_always:
+        timing += f"; {n_always} units treated in every period observed (they identify the time effects only)"
+    if n_off:
+        timing += f"; treatment switches off in {n_off} units"
     design = [
         ("Estimator", "two-way fixed effects (static)"),
         ("Outcome", y),
         ("Treatment", f"{treat} (0/1)" if treat else f"1[{time} >= {cohort}]"),
+        ("Treatment timing", timing),
         ("Fixed effects", ", ".join(fe_names) + f" [{fes.method}]"),
         ("Covariates", ", ".join(panel.covariate_names) or "none"),
         ("Weights", weights or "none"),
@@ -148,6 +163,20 @@ def twfe(
         notes=notes, func=func,
     )
     return res
+
+
+def _timing(unit: np.ndarray, time: np.ndarray, D: np.ndarray, n_units: int,
+            n_periods: int) -> tuple[int, int, int]:
+    """Distinct adoption periods, units treated in every observed period, units whose treatment switches off."""
+    on = D > 0
+    first = np.full(n_units, n_periods, dtype=np.int64)
+    np.minimum.at(first, unit[on], time[on])
+    adopters = first < n_periods
+    n_rows = np.bincount(unit, minlength=n_units)
+    n_on = np.bincount(unit, weights=on, minlength=n_units)
+    off_after = np.bincount(unit, weights=(~on) & (time > first[unit]), minlength=n_units) > 0
+    n_dates = int(np.unique(first[adopters & (n_on < n_rows)]).shape[0])
+    return n_dates, int(np.count_nonzero((n_on == n_rows) & (n_rows > 0))), int(np.count_nonzero(off_after))
 
 
 def _recode(codes: np.ndarray) -> np.ndarray:
