@@ -196,3 +196,10 @@ def test_group_varying_within_unit_names_the_unit(card_krueger: pd.DataFrame) ->
     df.loc[(df["store_id"] == 7) & (df["d"] == 1), "nj"] = 1 - df.loc[(df["store_id"] == 7) & (df["d"] == 1), "nj"]
     with pytest.raises(didx.DataError, match=r"group column 'nj' varies within unit store_id=7 .*Fix: set 'nj'"):
         didx.did2x2(df, y="fte", group="nj", post="d", unit="store_id")
+
+
+def test_summary_small_sample_text_without_fixed_effects(card_krueger: pd.DataFrame) -> None:
+    pooled = str(didx.did2x2(card_krueger, y="fte", group="nj", post="d", cluster="store_id").summary())
+    assert "Small-sample correction: (n-1)/(n-K), G/(G-1) (min G)" in pooled and "effects counted" not in pooled
+    fe = str(didx.did2x2(card_krueger, y="fte", group="nj", post="d", unit="store_id").summary())
+    assert "fixed effects counted 'nested'" in fe

@@ -91,7 +91,8 @@ def inference_info(spec: VcovSpec, vr: VcovResult, fit: OLSFit, codes: Mapping[s
     if spec.kind in ("HC0", "CR0") or (not spec.ssc.adj and not spec.ssc.cluster_adj):
         ssc_text = "none"
     elif spec.kind in ("HC1", "hetero"):
-        ssc_text = "n/(n-K) (sandwich, Stata and fixest convention)" if spec.ssc.adj else spec.ssc.describe()
+        ssc_text = ("n/(n-K) (sandwich, Stata and fixest convention)" if spec.ssc.adj
+                    else spec.ssc.describe(fit.fe is not None))
     elif spec.kind == "CR3":
         ssc_text = "(G-1)/G (jackknife)"
     elif spec.kind in ("HC2", "HC3"):
@@ -99,7 +100,7 @@ def inference_info(spec: VcovSpec, vr: VcovResult, fit: OLSFit, codes: Mapping[s
     elif spec.kind == "iid":
         ssc_text = "residual variance over n-K" if spec.ssc.adj else "residual variance over n"
     else:
-        ssc_text = spec.ssc.describe()
+        ssc_text = spec.ssc.describe(fit.fe is not None)
     return Inference(vcov_type=label, df=vr.df, n_clusters=vr.n_clusters, cluster_names=spec.clusters,
                      small_sample=ssc_text, details=tuple(details))
 

@@ -60,12 +60,12 @@ class SSC:
         check_option("SSC", "fixef_k", self.fixef_k, ("nested", "full", "none"))
         check_option("SSC", "cluster_df", self.cluster_df, ("min", "conventional"))
 
-    def describe(self) -> str:
+    def describe(self, has_fe: bool = True) -> str:
         if not self.adj and not self.cluster_adj:
             return "none"
         parts = []
         if self.adj:
-            parts.append(f"(n-1)/(n-K) with fixed effects counted '{self.fixef_k}'")
+            parts.append(f"(n-1)/(n-K) with fixed effects counted '{self.fixef_k}'" if has_fe else "(n-1)/(n-K)")
         if self.cluster_adj:
             parts.append(f"G/(G-1) ({self.cluster_df} G)")
         return ", ".join(parts)
