@@ -232,3 +232,16 @@ def test_summary_reports_treatment_timing(mpdta: pd.DataFrame) -> None:
     timing = dict(didx.twfe(df, y="y", unit="u", time="t", treat="d").design)["Treatment timing"]
     assert timing.startswith("2 adoption dates (staggered); 1 units treated in every period")
     assert timing.endswith("treatment switches off in 1 units")
+
+
+def test_singletons_dropped_until_none_left() -> None:
+    """Dropping a singleton can make another: unit 900 (periods 1, 2) loses period 2 (alone in time 7)."""
+    df = didx.datasets.simulate_staggered(30, 5, 2, seed=4)
+    extra = pd.DataFrame({"unit": [900, 900], "time": [1, 7], "cohort": [0, 0], "y": [1.0, 2.0], "d": [0, 0],
+                          "x1": [0.0, 0.0], "x2": [0.0, 0.0], "tau": [0.0, 0.0]})
+    df = pd.concat([df, extra], ignore_index=True)
+    res = didx.twfe(df, y="y", unit="unit", time="time", treat="d", drop_singletons=True)
+    dropped = {d.reason: d for d in res.sample.dropped}["singleton in a fixed effect (drop_singletons=True)"]
+    assert dropped.n_rows == 2 and dropped.n_units == 1
+    assert res.sample.n_obs == len(df) - 2 and res.sample.n_units == 30
+    assert "Singletons: 2 dropped" in str(res.summary())

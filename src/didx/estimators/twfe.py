@@ -60,8 +60,9 @@ def twfe(
         if not given, by ``unit`` (fixest's default).
     cluster : one or two cluster columns.
     ssc : small-sample correction; ``didx.SSC(adj=False, cluster_adj=False)`` switches it off.
-    drop_singletons : drop observations alone in a fixed-effect level (fixest's ``fixef.rm = "singleton"``).
-        By default they are kept, counted and reported, as fixest does.
+    drop_singletons : drop observations alone in a fixed-effect level, repeatedly until none is left (as reghdfe;
+        fixest's ``fixef.rm = "singleton"``). By default they are kept, counted and reported, as fixest does;
+        they do not move the estimate, only the counts of ``n`` and ``K``.
     collapse : ``"group_period"`` / ``"group_period_weighted"``: estimate on group x period cell means (groups:
         ``cluster`` if given, else the cohorts), see :mod:`didx.estimators.collapse`.
     """
@@ -85,29 +86,23 @@ def twfe(
     fe_names = [unit, time, *fe_list]
     keep = np.ones(panel.n_obs, dtype=bool)
     report = panel.report
-    n_singletons = 0
-    fes = FixedEffects(factors, fe_names, weights=panel.weights)
-    single = fes.singletons()
+    single = _singletons(factors, keep)
     n_singletons = int(single.sum())
     if drop_singletons and n_singletons:
-        total = 0
-        while single.any():
+        while single.any():  # dropping singletons can create new ones: repeat until none is left
             keep &= ~single
-            total = int((~keep).sum())
-            factors_k = [_recode(f[keep]) for f in factors]
-            fes_k = FixedEffects(factors_k, fe_names)
-            s_k = fes_k.singletons()
-            single = np.zeros(panel.n_obs, dtype=bool)
-            single[np.flatnonzero(keep)[s_k]] = True
+            single = _singletons(factors, keep)
+        total = int((~keep).sum())
+        n_singletons = total  # every round counted
         units_left = np.unique(panel.unit[keep]).shape[0]
         report = report.with_dropped(Dropped("singleton in a fixed effect (drop_singletons=True)", total,
                                              panel.n_units - units_left))
         report = replace(report, n_obs=int(keep.sum()), n_units=units_left)
         factors = [_recode(f[keep]) for f in factors]
         w = None if panel.weights is None else panel.weights[keep]
-        fes = FixedEffects(factors, fe_names, weights=w)
     else:
         w = panel.weights
+    fes = FixedEffects(factors, fe_names, weights=w)
     all_kept = bool(keep.all())
     idx = np.flatnonzero(keep)
 
@@ -177,6 +172,15 @@ def _timing(unit: np.ndarray, time: np.ndarray, D: np.ndarray, n_units: int,
     off_after = np.bincount(unit, weights=(~on) & (time > first[unit]), minlength=n_units) > 0
     n_dates = int(np.unique(first[adopters & (n_on < n_rows)]).shape[0])
     return n_dates, int(np.count_nonzero((n_on == n_rows) & (n_rows > 0))), int(np.count_nonzero(off_after))
+
+
+def _singletons(factors: Sequence[np.ndarray], keep: np.ndarray) -> np.ndarray:
+    """Kept observations alone in their level of some factor (counted among the kept observations only)."""
+    out = np.zeros(keep.shape[0], dtype=bool)
+    for f in factors:
+        counts = np.bincount(f, weights=keep.astype(np.float64)) if not keep.all() else np.bincount(f)
+        out |= counts[f] == 1
+    return out & keep
 
 
 def _recode(codes: np.ndarray) -> np.ndarray:
