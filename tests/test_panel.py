@@ -192,3 +192,11 @@ def test_missing_cluster_dropped_and_counted(small: pd.DataFrame) -> None:
     reasons = {d.reason: d for d in res.sample.dropped}
     assert reasons["missing cluster (state)"].n_rows == 5 and reasons["missing cluster (state)"].n_units == 1
     assert res.sample.n_units == 19
+
+
+def test_duplicate_column_names_are_an_error(small: pd.DataFrame) -> None:
+    doubled = pd.concat([small, small[["y"]] + 5.0], axis=1)
+    with pytest.raises(didx.DataError, match=r"several columns named 'y'.*Fix"):
+        _twfe(doubled)
+    other = pd.concat([small, small[["x1"]]], axis=1)  # a duplicate that is not used is harmless
+    assert _twfe(other).estimate == pytest.approx(_twfe(small).estimate, rel=1e-12)

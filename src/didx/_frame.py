@@ -56,6 +56,13 @@ def read_columns(data: Any, columns: Sequence[str], func: str, roles: dict[str, 
         names = tuple(str(c) for c in data.columns)
         check_columns(func, roles, names)
         if data.columns.has_duplicates:
+            dup = data.columns[data.columns.duplicated()]
+            clash = [c for c in dict.fromkeys(columns) if c in set(map(str, dup))]
+            if clash:
+                raise DataError(
+                    f"{func}: the data has several columns named {clash[0]!r}, so it is ambiguous which one to use. "
+                    f"Fix: rename or drop the duplicates (e.g. df.loc[:, ~df.columns.duplicated()])."
+                )
             data = data.loc[:, ~data.columns.duplicated()]
         frame: Any = nw.from_native(data, eager_only=True)  # columns are read without copying the frame
     else:
