@@ -359,11 +359,6 @@ def test_error_effects_not_positive(favara):
         didx.dcdh(favara, **FAVARA_ARGS, effects=0)
 
 
-def test_error_controls_not_supported(favara):
-    with pytest.raises(InvalidOptionError, match=r"controls= is not supported.*Dl_hpi"):
-        didx.dcdh(favara, **FAVARA_ARGS, controls=["Dl_hpi"])
-
-
 def test_error_duplicate_rows(favara):
     dup = pd.concat([favara, favara.iloc[:1]], ignore_index=True)
     with pytest.raises(DataError, match=r"duplicate.*county.*year"):
@@ -390,3 +385,166 @@ def test_error_non_numeric_time(favara):
     with pytest.raises(DataError, match="time column 'yr'"):
         didx.dcdh(favara.assign(yr=favara["year"].astype(str)), y="Dl_vloans_b", group="county", time="yr",
                   treat="inter_bra")
+
+
+# ---------------------------------------------------------------- controls (no R reference run with controls)
+BIAS_TOL_CONTROLS = 0.08  # simulated DID_l with controls vs the true effect (SEs ~0.02 at 600 groups)
+BIAS_MIN_NO_CONTROLS = 0.4  # ...while without controls the confounding trend biases them by ~0.6 to 1.8
+
+
+def _ctrl_panel(rng: np.random.Generator, G: int = 40, T: int = 6) -> pd.DataFrame:
+    df = _staggered(rng, n_groups=G, n_periods=T)
+    df["x"] = rng.integers(-5, 6, size=len(df)).astype(float)
+    df["y"] = df["y"] + 0.7 * df["x"]
+    return df
+
+
+def test_controls_constant_or_linear_in_time_within_baseline_change_nothing():
+    # a control constant over time has zero first differences; one equal to a group intercept plus a slope in
+    # time common to the groups of a baseline has first differences constant within (baseline, period), so
+    # its demeaned differences are 0: theta_d = 0, nothing is residualised and the variance term is 0.
+    rng = np.random.default_rng(11)
+    df = _staggered(rng, n_groups=30, n_periods=6)
+    start = rng.integers(0, 2, 30)  # two baselines: groups starting treated switch out
+    df["d"] = np.where(start[df["g"]] == 1, 1 - df["d"], df["d"])
+    kw = dict(y="y", group="g", time="t", treat="d", effects=3, placebo=2)
+    base = didx.dcdh(df, **kw)
+    slope = np.where(start[df["g"]] == 1, 3, -2)
+    variants = {"const": 7.0 + 0 * df["t"], "group": (df["g"] * 5).astype(float),
+                "trend": (df["g"] * 5 + slope * df["t"]).astype(float)}
+    for name, col in variants.items():
+        res = didx.dcdh(df.assign(xc=col), **kw, controls="xc")
+        np.testing.assert_array_equal(res.coef, base.coef, err_msg=name)
+        np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=1e-13, err_msg=name)
+        assert ("Controls", "none") not in res.design
+
+
+def _theta_by_hand(df: pd.DataFrame) -> float:
+    """Weighted-by-1 regression of dY on dX with period effects among not-yet-switched cells (t >= 2)."""
+    w = df.pivot(index="g", columns="t", values="y").to_numpy()
+    x = df.pivot(index="g", columns="t", values="x").to_numpy()
+    d = df.pivot(index="g", columns="t", values="d").to_numpy()
+    G, T = w.shape
+    F = np.array([np.argmax(d[g] != d[g, 0]) if (d[g] != d[g, 0]).any() else T for g in range(G)])  # 0-based
+    num = den = 0.0
+    for t in range(1, T):
+        ctrl = [g for g in range(G) if t < F[g]]
+        dx = np.array([x[g, t] - x[g, t - 1] for g in ctrl])
+        dy = np.array([w[g, t] - w[g, t - 1] for g in ctrl])
+        num += np.sum((dx - dx.mean()) * dy)
+        den += np.sum((dx - dx.mean()) ** 2)
+    return num / den
+
+
+def test_controls_hand_computed_small_panel():
+    y = np.array([[1.0, 2.0, 6.0, 9.0], [0.0, 1.0, 3.0, 8.0], [2.0, 2.0, 4.0, 5.0], [1.0, 3.0, 4.0, 4.0],
+                  [0.0, 2.0, 2.0, 3.0]])
+    d = np.array([[0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    x = np.array([[0.0, 1.0, 3.0, 2.0], [1.0, 1.0, 0.0, 2.0], [2.0, 4.0, 5.0, 5.0], [0.0, 0.0, 2.0, 1.0],
+                  [1.0, 3.0, 3.0, 6.0]])
+    y = y + 2.0 * x  # theta is then 2 plus the (small) slope of the original outcome
+    df = _panel(y, d).assign(x=x.ravel())
+    th = _theta_by_hand(df)
+
+    def r(g: int, t1: int, t0: int) -> float:  # residualised long difference, 1-based periods
+        return (y[g, t1 - 1] - y[g, t0 - 1]) - th * (x[g, t1 - 1] - x[g, t0 - 1])
+
+    res = didx.dcdh(df, y="y", group="g", time="t", treat="d", effects=2, placebo=1, controls=["x"])
+    b = res.params
+    e1 = ((r(0, 3, 2) - np.mean([r(c, 3, 2) for c in (1, 2, 3, 4)]))
+          + (r(1, 4, 3) - np.mean([r(c, 4, 3) for c in (2, 3, 4)]))) / 2
+    e2 = r(0, 4, 2) - np.mean([r(c, 4, 2) for c in (2, 3, 4)])
+    p1 = ((r(0, 1, 2) - np.mean([r(c, 1, 2) for c in (1, 2, 3, 4)]))
+          + (r(1, 2, 3) - np.mean([r(c, 2, 3) for c in (2, 3, 4)]))) / 2
+    np.testing.assert_allclose([b["Effect_1"], b["Effect_2"], b["Placebo_1"]], [e1, e2, p1], rtol=TOL_IDENTITY)
+    assert abs(th) > 0.1 and not np.isclose(b["Effect_1"], didx.dcdh(
+        df, y="y", group="g", time="t", treat="d", effects=2).params["Effect_1"])
+
+
+def test_controls_point_estimates_equal_outcome_residualised_in_levels():
+    # long differences of y - theta_{D_g1} x are the residualised long differences: same point estimates (only
+    # the standard errors differ, by the variance term for the estimation of theta)
+    rng = np.random.default_rng(12)
+    df = _ctrl_panel(rng, G=60, T=7)
+    th = _theta_by_hand(df)
+    kw = dict(group="g", time="t", treat="d", effects=3, placebo=2)
+    a = didx.dcdh(df, y="y", **kw, controls=["x"])
+    b = didx.dcdh(df.assign(ys=df["y"] - th * df["x"]), y="ys", **kw)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(a.std_errors, b.std_errors, rtol=1e-6)
+    # the controls' term is one more (group-level) sum of squares: the SEs stay finite and positive
+    assert np.all(np.isfinite(a.std_errors)) and np.all(a.std_errors > 0)
+
+
+def test_controls_remove_confounding_trend_bias():
+    # the time-varying covariate trends up for groups that switch early; y loads on it. Without controls the
+    # switchers' outcome trends differ from the not-yet-switched; with controls theta removes it.
+    rng = np.random.default_rng(2024)
+    G, T = 600, 8
+    F = rng.choice([4, 5, 6, 9], size=G)  # 9 = never
+    g = np.repeat(np.arange(G), T)
+    t = np.tile(np.arange(1, T + 1), G)
+    slope = np.where(F[g] < 9, 1.0, 0.0) + 0.3 * rng.normal(size=G)[g]
+    x = slope * t + rng.normal(size=g.size)
+    d = (t >= F[g]).astype(int)
+    effect = 1.0
+    y = rng.normal(size=G)[g] + 0.2 * t + 2.0 * x + effect * d + rng.normal(size=g.size)
+    df = pd.DataFrame({"g": g, "t": t, "y": y, "d": d, "x": x})
+    kw = dict(y="y", group="g", time="t", treat="d", effects=3, placebo=2)
+    naive = didx.dcdh(df, **kw)
+    adj = didx.dcdh(df, **kw, controls=["x"])
+    for ell in (1, 2, 3):
+        assert abs(naive.params[f"Effect_{ell}"] - effect) > BIAS_MIN_NO_CONTROLS
+        assert abs(adj.params[f"Effect_{ell}"] - effect) < BIAS_TOL_CONTROLS
+    for pl in (1, 2):
+        assert abs(adj.params[f"Placebo_{pl}"]) < BIAS_TOL_CONTROLS
+    assert "Controls" in str(adj.summary())
+
+
+def test_controls_with_cluster_and_with_vcov():
+    rng = np.random.default_rng(13)
+    df = _ctrl_panel(rng, G=60, T=6).assign(region=lambda z: z["g"] % 12)
+    kw = dict(y="y", group="g", time="t", treat="d", effects=2, controls=["x"])
+    a = didx.dcdh(df, **kw, cluster="region")
+    b = didx.dcdh(df, **kw).with_vcov(cluster="region")
+    np.testing.assert_allclose(b.std_errors, a.std_errors, rtol=1e-12)
+    np.testing.assert_array_equal(a.coef, b.coef)
+
+
+def test_controls_missing_values_dropped_and_reported():
+    rng = np.random.default_rng(14)
+    df = _ctrl_panel(rng, G=40, T=6)
+    df.loc[[3, 17, 50], "x"] = np.nan
+    res = didx.dcdh(df, y="y", group="g", time="t", treat="d", effects=2, controls=["x"])
+    drops = {d.reason: d.n_rows for d in res.sample.dropped}
+    assert drops["missing control (x)"] == 3
+    assert "missing control (x)" in str(res.summary())
+    same = didx.dcdh(df.drop(index=[3, 17, 50]), y="y", group="g", time="t", treat="d", effects=2,
+                     controls=["x"])
+    np.testing.assert_array_equal(res.coef, same.coef)
+
+
+def test_error_control_not_numeric(favara):
+    with pytest.raises(DataError, match=r"control column 'cname' must be numeric.*Fix"):
+        didx.dcdh(favara.assign(cname="a"), **FAVARA_ARGS, controls=["Dl_hpi", "cname"])
+
+
+def test_error_control_named_twice(favara):
+    with pytest.raises(InvalidOptionError, match=r"'Dl_hpi' is named more than once.*Fix: list each"):
+        didx.dcdh(favara, **FAVARA_ARGS, controls=["Dl_hpi", "Dl_hpi"])
+
+
+def test_error_control_is_another_role(favara):
+    with pytest.raises(InvalidOptionError, match=r"'inter_bra' is both a control.*Fix"):
+        didx.dcdh(favara, **FAVARA_ARGS, controls=["inter_bra"])
+
+
+def test_error_control_missing_column(favara):
+    with pytest.raises(ColumnNotFoundError, match="Dl_hpii"):
+        didx.dcdh(favara, **FAVARA_ARGS, controls=["Dl_hpii"])
+
+
+def test_error_controls_with_did_m(favara):
+    with pytest.raises(InvalidOptionError, match=r"controls= applies to estimator='did_l' only.*Dl_hpi"):
+        didx.dcdh(favara.assign(b=(favara.inter_bra > 0).astype(int)), y="Dl_vloans_b", group="county",
+                  time="year", treat="b", estimator="did_m", controls=["Dl_hpi"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from didx.estimators._dcdh_controls import ControlsFit, residualize, shift3, variance_correction
 from didx.estimators._dcdh_prep import DcdhData
 
 
@@ -44,8 +45,9 @@ def shift(a: np.ndarray, k: int) -> np.ndarray:
 class Core:
     """Computations shared by every horizon for a prepared grid."""
 
-    def __init__(self, data: DcdhData) -> None:
+    def __init__(self, data: DcdhData, controls: ControlsFit | None = None) -> None:
         self.d = data
+        self.controls = controls
         self.G = float(data.n_groups_total)
         self.n_g, self.n_t = data.Y.shape
         self.key = data.d_code[:, None] * self.n_t + np.arange(self.n_t)[None, :]
@@ -155,7 +157,13 @@ class Core:
         """DID_l for direction ``s``; also returns its control and switcher indicators (reused by placebos)."""
         d = self.d
         diff, nc, dist = self.effect_inputs(l, s)
+        dX = None
+        if self.controls is not None and d.X is not None:
+            dX = d.X - shift3(d.X, l)
+            diff = residualize(diff, dX, self.controls.theta[d.d_code])
         comp = self.component(diff, nc, dist, l)
+        if comp is not None and dX is not None:
+            self._correct(comp, dist, nc, dX, l)
         if comp is not None:
             sw = comp.switcher_cells
             sign = np.where(d.S[:, None] == 1, 1.0, -1.0)
@@ -172,10 +180,26 @@ class Core:
         d = self.d
         diff = shift(d.Y, 2 * i) - shift(d.Y, i)
         has = (~np.isnan(diff)).astype(np.float64)
-        comp = self.component(diff, nc_eff * has, dist_eff * has, i)
+        nc, dist = nc_eff * has, dist_eff * has
+        dX = None
+        if self.controls is not None and d.X is not None:
+            dX = shift3(d.X, 2 * i) - shift3(d.X, i)
+            diff = residualize(diff, dX, self.controls.theta[d.d_code])
+        comp = self.component(diff, nc, dist, i)
+        if comp is not None and dX is not None:
+            self._correct(comp, dist, nc, dX, i)
         if comp is not None and normalized:
             comp.delta_norm = self._cumulated(comp.switcher_cells, d.N / comp.n_switch_w, i, ~np.isnan(diff))
         return comp
+
+    def _correct(self, comp: Component, dist: np.ndarray, nc: np.ndarray, dX: np.ndarray, l: int) -> None:
+        """Subtract the controls' term from the variance influence variable (DIDmultiplegtDYN's part2_switch)."""
+        assert self.controls is not None
+        N = self.d.N
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = self.by_dt(dist * N) / self.by_dt(nc * N)
+        comp.U_var = comp.U_var - variance_correction(self.controls, self.d, self.G, comp.n_switch_w, l, dist, nc,
+                                                      ratio, dX)
 
     def _cumulated(self, sw: np.ndarray, w: np.ndarray, l: int, extra: np.ndarray | None) -> float:
         """sum over switchers of w * S-signed sum_{k=F_g}^{F_g-1+l} (D_k - d_sq)."""

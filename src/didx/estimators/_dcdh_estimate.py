@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from didx.estimators._dcdh_controls import fit_controls
 from didx.estimators._dcdh_core import Component, Core
 from didx.estimators._dcdh_prep import DcdhData
 
@@ -44,9 +45,13 @@ def _max_or_zero(a: np.ndarray) -> float:
 
 
 def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool,
-                 switchers: str = "both") -> DynEstimates:
+                 switchers: str = "both", controls: list[str] | None = None,
+                 func: str = "dcdh") -> DynEstimates:
     """Every DID_l, placebo and the average total effect, with their variance influence variables."""
-    core = Core(data)
+    fit = None
+    if controls and data.X is not None:
+        fit = fit_controls(data, float(data.n_groups_total), controls, func)
+    core = Core(data, fit)
     S = data.S
     L_u = _max_or_zero(data.L[S == 1])
     L_a = _max_or_zero(data.L[S == 0])
@@ -56,7 +61,7 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
         L_a = L_pl_a = 0.0
     elif switchers == "out":
         L_u = L_pl_u = 0.0
-    messages: list[str] = []
+    messages: list[str] = list(fit.messages) if fit is not None else []
     l_xx = int(min(max(L_u, L_a), effects))
     l_pl = int(min(max(L_pl_u, L_pl_a), placebo, effects)) if placebo else 0
     if l_xx < effects:

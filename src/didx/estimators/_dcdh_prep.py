@@ -42,6 +42,7 @@ class DcdhData:
     group_labels: np.ndarray
     period_labels: np.ndarray
     report: SampleReport
+    X: np.ndarray | None = None  # (G, T, K) time-varying controls, NaN when absent
 
 
 def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,11 +52,12 @@ def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: str, weights: str | None,
-            cluster: str | None, raw: bool = False) -> DcdhData:
+            cluster: str | None, raw: bool = False, controls: list[str] | None = None) -> DcdhData:
     """Read the columns and build the grid and the group-level design quantities (see module docstring)."""
+    controls = list(controls or [])
     roles: dict[str, object] = {"y": y, "group": group, "time": time, "treat": treat, "weights": weights,
-                                "cluster": cluster}
-    wanted = [c for c in [y, group, time, treat, weights, cluster] if c is not None]
+                                "cluster": cluster, "controls": controls}
+    wanted = list(dict.fromkeys(c for c in [y, group, time, treat, weights, cluster, *controls] if c is not None))
     cols = read_columns(data, wanted, func, roles)
     n_input = cols.n_rows
     yv = numeric_column(cols, y, "outcome (y)", func, "Fix: pass a numeric outcome column.")
@@ -70,6 +72,8 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     t_raw = cols.arrays[time]
     t_codes, t_labels = factorize(t_raw if cols.kinds[time] == "datetime" else np.asarray(t_raw, dtype=np.float64),
                                   sort=True)
+    xv = [numeric_column(cols, c, "control", func, "Fix: pass numeric time-varying controls (encode categories "
+                         "as 0/1 columns).") for c in controls]
     wv = np.ones(n_input) if weights is None else numeric_column(cols, weights, "weights", func,
                                                                  "Fix: pass a numeric column of weights.")
     if weights is not None and np.any(wv[np.isfinite(wv)] < 0):
@@ -89,6 +93,8 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
 
     drop(g_codes < 0, f"missing group ({group})")
     drop(t_codes < 0, f"missing time ({time})")
+    for c, x in zip(controls, xv, strict=True):  # as the package: rows with a missing control are dropped first
+        drop(np.isnan(x), f"missing control ({c})")
     drop(np.isnan(dv), f"missing treatment ({treat}); treated as absent cells (no imputation)")
     if cl_codes is not None:
         drop(cl_codes < 0, f"missing cluster ({cluster})")
@@ -123,6 +129,10 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     W[gk, tk] = np.where(np.isfinite(wk), wk, 0.0)
     P = np.zeros((G, T), dtype=bool)
     P[gk, tk] = True
+    X = None
+    if controls:
+        X = np.full((G, T, len(controls)), np.nan)
+        X[gk, tk, :] = np.column_stack(xv)[idx]
     cl_group = np.arange(G)
     if cl_codes is not None:
         cg = np.full(G, -1, dtype=np.int64)
@@ -207,6 +217,8 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     trunc = np.full(G, np.nan)
     Y = np.where(P, Y, np.nan)
     D = np.where(P, D, np.nan)
+    if X is not None:
+        X = np.where(P[:, :, None], X, np.nan)
     if gap.any():
         Y[gap[:, None] & (tv[None, :] > ldbf[:, None])] = np.nan
         trunc[gap] = ldbf[gap] + 1
@@ -215,6 +227,8 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     trunc[never] = max_t_obs[never] + 1
     # keep the period columns still present (the balanced panel of the remaining rows)
     Y, D, P = Y[:, tcols], D[:, tcols], P[:, tcols]
+    if X is not None:
+        X = X[:, tcols]
     W = W[:, tcols]
     tv = tv[tcols]
     N = np.where(np.isnan(Y) | np.isnan(D), 0.0, W)
@@ -260,4 +274,5 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
         cohort_code=cohort_code, L=L[keep_g],
         L_pl=L_pl[keep_g], T_max=T_max, cluster=factorize(cl_group[keep_g], sort=True)[0],
         group_labels=g_labels[g_old[keep_g]], period_labels=t_labels[t_old[tcols]], report=report,
+        X=None if X is None else X[keep_g],
     )

@@ -97,6 +97,30 @@ class _DcdhVcovSource:
         return np.array(res.vcov_matrix), res.inference
 
 
+def _check_controls(func: str, controls: str | Sequence[str] | None, estimator: str,
+                    others: tuple[str | None, ...]) -> list[str]:
+    """The list of control columns, or an error naming the problem (duplicates, roles, DID_M)."""
+    if controls is None:
+        return []
+    ctrl = [controls] if isinstance(controls, str) else list(controls)
+    for c in ctrl:
+        if not isinstance(c, str):
+            raise InvalidOptionError(f"{func}: controls= must be column names; got {c!r}. Fix: pass e.g. "
+                                     f"controls=['x1', 'x2'].")
+    dup = sorted({c for c in ctrl if ctrl.count(c) > 1})
+    if dup:
+        raise InvalidOptionError(f"{func}: the control {dup[0]!r} is named more than once in controls={ctrl!r}. "
+                                 f"Fix: list each control once.")
+    clash = [c for c in ctrl if c in [o for o in others if o is not None]]
+    if clash:
+        raise InvalidOptionError(f"{func}: {clash[0]!r} is both a control and the outcome, group, time, treatment, "
+                                 f"weights or cluster column. Fix: remove it from controls=.")
+    if ctrl and estimator == "did_m":
+        raise InvalidOptionError(f"{func}: controls= applies to estimator='did_l' only (got controls={ctrl!r} "
+                                 f"with estimator='did_m'). Fix: drop controls= or use estimator='did_l'.")
+    return ctrl
+
+
 def dcdh(
     data: Any,
     *,
@@ -140,7 +164,13 @@ def dcdh(
     effects : number of event-study effects ``DID_1..DID_effects`` (fewer are reported if not estimable).
     placebo : number of placebos (at most ``effects``).
     normalized : divide each effect by the switchers' average cumulated treatment change.
-    controls : not supported yet (raises).
+    controls : time-varying covariates (numeric columns). As DIDmultiplegtDYN's ``controls=``: for each
+        baseline treatment ``d``, the outcome's first difference is regressed on the controls' first
+        differences with period effects among the not-yet-switched cells of baseline ``d`` (weights ``N_gt``),
+        giving ``theta_d``; every long difference (effects and placebos) of a group with baseline ``d`` is
+        residualised, ``(Y_t - Y_{t-l}) - (X_t - X_{t-l})' theta_d``, and the variance influence variables get
+        the package's correction for the estimation of ``theta_d``. Rows with a missing control are dropped
+        (and counted in the sample report). Not checked against an R run (no reference with controls).
     cluster : a column coarser than ``group`` (e.g. the state of a county) to cluster the standard errors.
     weights : cell weights ``N_gt`` (e.g. the population of the group-period cell).
     estimator : ``"did_l"`` or ``"did_m"``.
@@ -156,12 +186,7 @@ def dcdh(
     check_option(func, "switchers", switchers, ["both", "in", "out"])
     if estimator == "did_m" and switchers != "both":
         raise InvalidOptionError(f"{func}: switchers={switchers!r} applies to estimator='did_l' only. Fix: drop it.")
-    if controls is not None and len([controls] if isinstance(controls, str) else list(controls)) > 0:
-        raise InvalidOptionError(
-            f"{func}: controls= is not supported yet (got {controls!r}); the residualisation of the outcome "
-            f"changes on the covariates by baseline treatment is not implemented. Fix: drop controls=, or "
-            f"residualise the outcome yourself before calling dcdh."
-        )
+    ctrl = _check_controls(func, controls, estimator, (y, group, time, treat, weights, cluster))
     for name, val in (("effects", effects), ("placebo", placebo)):
         if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < (1 if name == "effects" else 0):
             raise InvalidOptionError(
@@ -174,7 +199,7 @@ def dcdh(
             f"as effects. Fix: pass placebo <= effects."
         )
     data_p = prepare(data, func=func, y=y, group=group, time=time, treat=treat, weights=weights, cluster=cluster,
-                     raw=estimator == "did_m")
+                     raw=estimator == "did_m", controls=ctrl)
     if estimator == "did_m":
         return did_m(data_p, y=y, group=group, treat=treat, cluster=cluster, weights=weights,
                      result_cls=DcdhResult)
@@ -186,7 +211,7 @@ def dcdh(
             f"switchers='both'."
         )
     est = estimate_dyn(data_p, effects=int(effects), placebo=int(placebo), normalized=normalized,
-                       switchers=switchers)
+                       switchers=switchers, controls=ctrl, func=func)
     G = float(data_p.n_groups_total)
     V = cluster_vcov(est.infl, data_p.cluster, G)
     terms = est.terms
@@ -230,6 +255,8 @@ def dcdh(
         ("Reference period", "F_g - 1 (event time -1), long differences from it"),
         ("Effects / placebos", f"{n_eff} / {n_pl} (requested {effects} / {placebo})"),
         ("Normalized", "yes (DID_l / average cumulated treatment change)" if normalized else "no"),
+        ("Controls", ", ".join(ctrl) + " (first differences, coefficients by baseline treatment among "
+         "not-yet-switched cells; long differences residualised)" if ctrl else "none"),
         ("Weights", weights or "none"),
         ("Groups (G)", f"{int(G)}"),
     )
@@ -260,6 +287,6 @@ def dcdh(
         extras=extras, notes=notes,
         _source=_DcdhVcovSource(data=data, call=dict(
             y=y, group=group, time=time, treat=treat, effects=effects, placebo=placebo, normalized=normalized,
-            weights=weights, switchers=switchers)),
+            weights=weights, switchers=switchers, controls=ctrl or None)),
     )
 
