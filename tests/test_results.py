@@ -141,3 +141,15 @@ def test_latex_escape_single_pass() -> None:
     assert latex_escape("a\\b") == r"a\textbackslash{}b"
     assert latex_escape("x_1 & 5% {y}") == r"x\_1 \& 5\% \{y\}"
     assert latex_escape("~^") == r"\textasciitilde{}\^{}"
+
+
+def test_negative_variance_is_nan_not_zero() -> None:
+    V = np.diag([-0.5, 4.0, -1e-20])
+    r = didx.Result(estimator="e", terms=("a", "b", "c"), coef=np.array([1.0, 2.0, 3.0]), vcov_matrix=V,
+                    headline="a", inference=didx.results.base.Inference("iid"),
+                    sample=didx._sample.SampleReport(1, 1))
+    se = r.std_errors
+    assert np.isnan(se[0]) and se[1] == 2.0 and se[2] == 0.0  # -1e-20: rounding of a zero variance
+    assert np.isnan(r.std_error)
+    t = r.tidy()
+    assert np.isnan(t["conf_low"].iloc[0]) and np.isnan(t["p_value"].iloc[0])

@@ -181,12 +181,18 @@ class Result:
     @property
     def std_error(self) -> float:
         """Standard error of the headline effect."""
-        i = self._index(self.headline)
-        return float(np.sqrt(self.vcov_matrix[i, i]))
+        return float(self.std_errors[self._index(self.headline)])
 
     @property
     def std_errors(self) -> np.ndarray:
-        return np.sqrt(np.clip(np.diag(self.vcov_matrix), 0.0, None))
+        """Square roots of the variances; a variance below zero beyond rounding (a covariance that is not
+        positive semi-definite) gives NaN, never a misleading 0."""
+        d = np.diag(self.vcov_matrix).astype(np.float64)
+        if d.size == 0:
+            return d
+        top = float(np.nanmax(np.abs(d))) if np.isfinite(d).any() else 0.0
+        negative = d < -1e-12 * top
+        return np.where(negative, np.nan, np.sqrt(np.clip(d, 0.0, None)))
 
     @property
     def vcov(self) -> pd.DataFrame:
