@@ -153,3 +153,12 @@ def test_negative_variance_is_nan_not_zero() -> None:
     assert np.isnan(r.std_error)
     t = r.tidy()
     assert np.isnan(t["conf_low"].iloc[0]) and np.isnan(t["p_value"].iloc[0])
+
+
+def test_wald_on_zero_variance_terms_is_an_error() -> None:
+    r = didx.Result(estimator="e", terms=("a", "b"), coef=np.array([0.0, 2.0]), vcov_matrix=np.diag([0.0, 4.0]),
+                    headline="b", inference=didx.results.base.Inference("iid"),
+                    sample=didx._sample.SampleReport(1, 1))
+    with pytest.raises(didx.InvalidOptionError, match=r"\['a'\] have zero variance.*Fix"):
+        r.wald(["a"])
+    assert r.wald(["a", "b"]).df == 1

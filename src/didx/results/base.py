@@ -273,6 +273,11 @@ class Result:
         RVR = R @ self.vcov_matrix @ R.T
         stat = float(diff @ np.linalg.pinv(RVR) @ diff)
         q = int(np.linalg.matrix_rank(RVR))
+        if q == 0:
+            raise InvalidOptionError(
+                f"wald(): the tested combination(s) {list(names)} have zero variance under this covariance, so there "
+                f"is nothing to test (e.g. a reference period fixed at 0). Fix: test terms that are estimated."
+            )
         p = float(stats.chi2.sf(stat, q))
         f = stat / q
         if self.inference.df is None:
