@@ -92,6 +92,8 @@ def test_compare(mpdta: pd.DataFrame, res: didx.TWFEResult) -> None:
     table = didx.compare([res, iid], names=["cluster", "iid"])
     text = str(table)
     assert "treat_post" in text and "cluster" in text and "(" in text
+    rows = {row[0]: row[1:] for row in table.rows}  # type: ignore[union-attr]
+    assert rows["Units"] == ("500", "500") and rows["Clusters"] == ("500", "")
     assert "| treat_post |" in didx.compare([res, iid], output="markdown")
     assert r"\begin{tabular}" in didx.compare([res, iid], output="latex")
     with pytest.raises(didx.InvalidOptionError):

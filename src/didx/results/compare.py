@@ -71,7 +71,11 @@ def compare(results: Sequence[Result], *, names: Sequence[str] | None = None, te
         rows += [tuple(est), tuple(se)]
     rows.append(tuple(["Estimator"] + [r.estimator for r in results]))
     rows.append(tuple(["Observations"] + [str(r.sample.n_obs) for r in results]))
+    if any(r.sample.n_units is not None for r in results):
+        rows.append(tuple(["Units"] + ["" if r.sample.n_units is None else str(r.sample.n_units) for r in results]))
     rows.append(tuple(["Standard errors"] + [r.inference.vcov_type for r in results]))
+    if any(r.inference.n_clusters for r in results):
+        rows.append(tuple(["Clusters"] + [", ".join(str(g) for g in r.inference.n_clusters) for r in results]))
     table = Comparison(header=tuple(["", *names]), rows=tuple(rows))
     if output == "markdown":
         return table.to_markdown()
