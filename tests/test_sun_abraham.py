@@ -282,7 +282,7 @@ def test_errors(mpdta: pd.DataFrame) -> None:
         didx.sun_abraham(mpdta, control="nevr", **kw)
     with pytest.raises(didx.InvalidOptionError, match=r"'ref'.*e\.g\. -1"):
         didx.sun_abraham(mpdta, ref="first", **kw)  # type: ignore[arg-type]
-    with pytest.raises(didx.InvalidOptionError, match=r"engine='cells'.*balanced.*weights.*engine='auto'"):
+    with pytest.raises(didx.InvalidOptionError, match=r"engine='cells' needs a panel without weights.*engine='auto'"):
         didx.sun_abraham(mpdta.assign(w=1.0), engine="cells", weights="w", **kw)
     with pytest.raises(didx.ColumnNotFoundError, match=r"'first_treat'.*Did you mean 'first.treat'"):
         didx.sun_abraham(mpdta, y="lemp", unit="countyreal", time="year", cohort="first_treat")
@@ -360,3 +360,22 @@ def test_cells_equal_regression_options(sim: pd.DataFrame, kw: dict[str, Any]) -
     np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_PATH, atol=1e-12)
     np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
     assert a.inference.df == b.inference.df
+
+
+@pytest.mark.parametrize(("vcov", "cluster"), [
+    (None, None), ("iid", None), ("hetero", None), (None, "state"), (None, ["unit", "time"]), (None, "time"),
+    ("CR3", "state"),
+])
+def test_cells_equal_regression_unbalanced(sim: pd.DataFrame, vcov: str | None, cluster: Any) -> None:
+    """Unbalanced panel (gaps, and units seen once): units grouped by cohort and observed periods."""
+    unbalanced = sim.sample(frac=0.85, random_state=2)
+    single = sim[sim["unit"].isin([5, 6]) & (sim["time"] == 4)]
+    unbalanced = pd.concat([unbalanced[~unbalanced["unit"].isin([5, 6])], single])
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", vcov=vcov, cluster=cluster)
+    a = didx.sun_abraham(unbalanced, engine="cells", **kw)
+    b = didx.sun_abraham(unbalanced, engine="regression", **kw)
+    assert a.terms == b.terms and a.sample.n_obs == b.sample.n_obs == len(unbalanced)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_PATH, atol=1e-12)
+    np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
+    assert a.inference.df == b.inference.df
+    assert "unbalanced" in dict(a.design)["Computation"]

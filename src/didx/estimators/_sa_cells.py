@@ -48,6 +48,8 @@ class CellFit:
     time: np.ndarray       # per row
     wd: np.ndarray | None = None  # (p, N, T) two-way demeaned covariates (their coefficients come first)
     group_weight: np.ndarray | None = None  # (G,) regression weight of each group's rows, or None
+    n_rows: int | None = None  # observations when the panel is unbalanced (resid is 0 where unobserved)
+    n_components: int = 1  # connected components of the unit-period graph (fixed-effect count)
 
     def score_resid(self) -> np.ndarray:
         """Residuals times the regression weights (the score weights), N x T."""
@@ -57,7 +59,7 @@ class CellFit:
 
     @property
     def n_obs(self) -> int:
-        return int(self.resid.size)
+        return int(self.resid.size) if self.n_rows is None else self.n_rows
 
     @property
     def n_cov(self) -> int:
@@ -109,6 +111,69 @@ def fit_cells_wide(E: np.ndarray, group_of_unit: np.ndarray, cell_of_group_time:
     xd = fit.X.reshape(G, T, -1)
     return CellFit(fit=fit, xd=xd, resid=E, group_of_unit=group_of_unit, n_groups=G, unit=unit, time=time,
                    group_weight=group_weight)
+
+
+MAX_PATTERN_PERIODS = 62
+
+
+def fit_cells_unbalanced(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n_periods: int,
+                         cohort_of_unit: np.ndarray, cell_of_cohort_time: np.ndarray, names: Sequence[str],
+                         func: str) -> CellFit | None:
+    """:func:`fit_cells` for an unbalanced panel: units are grouped by (cohort, set of observed periods).
+
+    Within such a group the unit-demeaned regressors are identical, so the regression with unit effects is the
+    regression of the group x period means (observed periods only) with group and period effects, weighted by
+    the group sizes; the residual of unit ``i`` is ``(y_it - ybar_i) - (Ybar_ht - Ybar_h.) + u_ht`` with means
+    over the group's periods. Returns None with more than ``MAX_PATTERN_PERIODS`` periods.
+    """
+    N, T = n_units, n_periods
+    if T > MAX_PATTERN_PERIODS:
+        return None
+    bits = np.zeros(N, dtype=np.int64)
+    np.bitwise_or.at(bits, unit, np.left_shift(np.int64(1), time.astype(np.int64)))
+    key = cohort_of_unit.astype(np.int64) * (np.int64(1) << np.int64(T)) + bits if T < 40 else None
+    if key is None:
+        pairs = np.column_stack([cohort_of_unit, bits])
+        uniq, group_of_unit = np.unique(pairs, axis=0, return_inverse=True)
+        g_cohort, g_bits = uniq[:, 0], uniq[:, 1]
+    else:
+        ukey, group_of_unit = np.unique(key, return_inverse=True)
+        g_cohort, g_bits = ukey >> np.int64(T), ukey & ((np.int64(1) << np.int64(T)) - 1)
+    group_of_unit = np.asarray(group_of_unit).reshape(-1).astype(np.int64)
+    G = int(g_cohort.shape[0])
+    present = ((g_bits[:, None] >> np.arange(T, dtype=np.int64)[None, :]) & 1).astype(bool)  # (G, T)
+    k = len(names)
+    E = np.zeros((N, T))
+    E[unit, time] = y
+    obs = np.zeros((N, T), dtype=bool)
+    obs[unit, time] = True
+    n_g = np.bincount(group_of_unit, minlength=G).astype(np.float64)
+    S = np.empty((G, T))
+    for t in range(T):
+        S[:, t] = np.bincount(group_of_unit, weights=E[:, t], minlength=G)
+    ybar = S / n_g[:, None]
+    gc, tc = np.nonzero(present)
+    w = n_g[gc]
+    cgt = cell_of_cohort_time[g_cohort.astype(np.int64)]  # (G, T)
+    X = np.zeros((gc.shape[0], k))
+    flat = cgt[gc, tc]
+    has = flat >= 0
+    X[np.flatnonzero(has), flat[has]] = 1.0
+    fe = FixedEffects([gc, tc], ["group", "time"], weights=w)
+    fit = fit_ols(ybar[gc, tc], X, list(names), fe=fe, weights=w, func=func)
+    u = np.zeros((G, T))
+    u[gc, tc] = fit.resid
+    xd = np.zeros((G, T, fit.n_coef))
+    xd[gc, tc] = fit.X
+    n_per = present.sum(axis=1)
+    gmean = np.where(present, ybar, 0.0).sum(axis=1) / n_per  # Ybar_h. over the group's periods
+    counts = np.bincount(unit, minlength=N)
+    E -= (E.sum(axis=1) / counts)[:, None]
+    E -= (np.where(present, ybar, 0.0) - gmean[:, None] - u)[group_of_unit]
+    E[~obs] = 0.0
+    n_comp = G + T - fe.n_params()
+    return CellFit(fit=fit, xd=xd, resid=E, group_of_unit=group_of_unit, n_groups=G, unit=unit, time=time,
+                   n_rows=int(y.shape[0]), n_components=n_comp)
 
 
 def _wide(values: np.ndarray, unit: np.ndarray, time: np.ndarray, N: int, T: int) -> np.ndarray:
@@ -285,7 +350,7 @@ def _count_k(cf: CellFit, spec: VcovSpec, codes: Sequence[np.ndarray]) -> int:
     k = cf.fit.n_coef
     if spec.ssc.fixef_k == "none":
         return k
-    n_fe = N + T - 1
+    n_fe = N + T - cf.n_components
     if spec.ssc.fixef_k == "full" or not codes:
         return k + n_fe
     unit_nested = any(_unit_level(c, cf.unit, N) is not None for c in codes)

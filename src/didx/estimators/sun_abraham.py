@@ -34,7 +34,14 @@ from didx._panel import Panel, build_panel
 from didx._sample import Dropped
 from didx._validate import check_option
 from didx.estimators._regression import RegressionResult, RegressionSource, default_spec
-from didx.estimators._sa_cells import CellSource, fit_cells, fit_cells_covariates
+from didx.estimators._sa_cells import (
+    MAX_PATTERN_PERIODS,
+    CellFit,
+    CellSource,
+    fit_cells,
+    fit_cells_covariates,
+    fit_cells_unbalanced,
+)
 from didx.estimators._sa_design import Aggregation, aggregate_matrix, fmt_value, make_cells
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
@@ -332,11 +339,12 @@ def sun_abraham(
     counts = np.bincount(arr["unit"], minlength=n_units)
     balanced = bool(counts.min() == T == counts.max())
     n_cov = arr["covariates"].shape[1]
-    fast_ok = balanced and arr["weights"] is None
+    fast_ok = arr["weights"] is None and (balanced or (n_cov == 0 and T <= MAX_PATTERN_PERIODS))
     if engine == "cells" and not fast_ok:
         raise InvalidOptionError(
-            f"{func}: engine='cells' needs a balanced panel without weights. Fix: use "
-            f"engine='auto' (the regression is used automatically)."
+            f"{func}: engine='cells' needs a panel without weights (and, if it is unbalanced, without covariates "
+            f"and with at most {MAX_PATTERN_PERIODS} periods). Fix: use engine='auto' (the regression is used "
+            f"automatically)."
         )
     use_cells = fast_ok and engine != "regression"
     default = default_spec([unit], "iid", ssc)
@@ -356,7 +364,17 @@ def sun_abraham(
                                  treated=treated_row)
 
     source: Any
-    if use_cells:
+    cf: CellFit | None = None
+    method = "least squares with unit and time effects absorbed"
+    if use_cells and not balanced:
+        Gk = gvals_k.shape[0]
+        grp = np.where(gcode_unit >= 0, gcode_unit, Gk)
+        table = np.vstack([cells.table, np.full((1, T), -1, dtype=np.int64)])
+        cf = fit_cells_unbalanced(arr["y"], arr["unit"], arr["time"], n_units, T, grp, table, list(cells.names),
+                                  func)
+        method = ("cohort x observed-periods x period cell means (unbalanced panel, no covariates: identical to "
+                  "the regression)")
+    elif use_cells:
         Gk = gvals_k.shape[0]
         grp = np.where(gcode_unit >= 0, gcode_unit, Gk)
         used = np.bincount(grp, minlength=Gk + 1) > 0
@@ -369,15 +387,15 @@ def sun_abraham(
         else:
             cf = fit_cells(arr["y"], arr["unit"], arr["time"], n_units, T, group_of_unit, cgt, list(cells.names),
                            func)
+        method = ("cohort x period sums (balanced panel: identical to the regression, no dummy matrix)" if n_cov
+                  else "cohort x period cell means (balanced panel, no covariates: identical to the regression)")
+    if cf is not None:
         source = CellSource(cells=cf, codes=codes, data=data, row_index=arr["row_index"], default=default,
                             treated=treated_row, general=general_source)
         fit = cf.fit
-        method = ("cohort x period sums (balanced panel: identical to the regression, no dummy matrix)" if n_cov
-                  else "cohort x period cell means (balanced panel, no covariates: identical to the regression)")
     else:
         source = general_source()
         fit = source.fit
-        method = "least squares with unit and time effects absorbed"
     raw_V, inf = source.compute(func, spec)
     names = list(fit.names)
     raw_notes = list(notes)
