@@ -203,3 +203,34 @@ def test_summary_small_sample_text_without_fixed_effects(card_krueger: pd.DataFr
     assert "Small-sample correction: (n-1)/(n-K), G/(G-1) (min G)" in pooled and "effects counted" not in pooled
     fe = str(didx.did2x2(card_krueger, y="fte", group="nj", post="d", unit="store_id").summary())
     assert "fixed effects counted 'nested'" in fe
+
+
+@pytest.mark.parametrize("kind", ["HC2", "HC3"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_hc2_hc3_with_unit_effects_by_hand(card_krueger: pd.DataFrame, kind: str, weighted: bool) -> None:
+    """HC2/HC3 with unit fixed effects: the leverage includes the unit dummies' (w_i / W_unit); stores seen in
+    one wave have leverage 1 and a zero residual, and contribute nothing."""
+    df = card_krueger.dropna(subset=["fte"]).reset_index(drop=True)
+    rng = np.random.default_rng(2)
+    df["w"] = rng.uniform(0.5, 2.0, len(df))
+    res = didx.did2x2(df, y="fte", group="nj", post="d", unit="store_id", vcov=kind,
+                      weights="w" if weighted else None)
+    U = pd.get_dummies(df["store_id"]).to_numpy(float)
+    X = np.column_stack([df["d"], df["nj"] * df["d"], U])
+    w = df["w"].to_numpy() if weighted else np.ones(len(df))
+    XtWX = X.T @ (X * w[:, None])
+    B = np.linalg.pinv(XtWX)
+    b = B @ X.T @ (w * df["fte"].to_numpy())
+    e = df["fte"].to_numpy() - X @ b
+    h = np.einsum("ij,jk,ik->i", X, B, X) * w
+    one = h > 1 - 1e-8
+    power = 1.0 if kind == "HC2" else 2.0
+    omega = np.where(one, 0.0, (w * e) ** 2 / np.where(one, 1.0, 1.0 - h) ** power)
+    V = (B @ (X.T @ (X * omega[:, None])) @ B)[:2, :2]
+    np.testing.assert_allclose(res.vcov_matrix, V, rtol=1e-8)
+    assert one.sum() == int((df.groupby("store_id")["fte"].transform("size") == 1).sum())
+
+
+def test_hc3_with_two_absorbed_factors_is_refused(mpdta: pd.DataFrame) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=r"HC3.*one absorbed factor.*countyreal, year.*Fix"):
+        didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat", vcov="HC3")

@@ -10,7 +10,7 @@ Conventions (``n`` observations, ``k`` slope coefficients, ``K`` coefficients co
 ``"HC0"``         ``B M B``, ``M = sum w^2 e^2 x x'``                              sandwich ``HC0``
 ``"HC1"``         HC0 x ``n / (n - K)``                                            sandwich ``HC1``, Stata,
 ``"hetero"``      the same as ``"HC1"``                                            fixest ``hetero``
-``"HC2"/"HC3"``   HC0 with ``e^2 / (1 - h)`` or ``e^2 / (1 - h)^2``                 sandwich (no absorbed FE)
+``"HC2"/"HC3"``   HC0 with ``e^2 / (1 - h)`` or ``e^2 / (1 - h)^2``                 sandwich (<= 1 absorbed FE)
 ``"CR1"``         cluster sums, x ``G/(G-1) (n-1)/(n-K)``                          fixest, sandwich, Stata
 ``"CR0"``         cluster sums, no correction
 ``"CR3"``         jackknife ``(G-1)/G sum (b_-g - b)(b_-g - b)'``                 MacKinnon-Nielsen-Webb CV3
@@ -170,10 +170,26 @@ def _intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.unique(key, return_inverse=True)[1].astype(np.int64)
 
 
-def _leverage(fit: OLSFit) -> np.ndarray:
+def _leverage(fit: OLSFit, func: str, kind: str) -> np.ndarray:
+    """Diagonal of the (weighted) hat matrix, ``h_i = w_i x_i' (X'WX)^-1 x_i``, plus ``w_i / W_g`` for one
+    absorbed factor (the leverage of its dummies, by Frisch-Waugh-Lovell)."""
     X = fit.X
     h = np.einsum("ij,jk,ik->i", X, fit.bread, X)
-    return h if fit.weights is None else h * fit.weights
+    if fit.weights is not None:
+        h = h * fit.weights
+    fe = fit.fe
+    if fe is not None:
+        if len(fe.factors) != 1:
+            raise InvalidOptionError(
+                f"{func}: vcov={kind!r} needs the leverage of every observation, which is computed for one absorbed "
+                f"factor (e.g. unit effects) but not for {len(fe.factors)} ({', '.join(map(str, fe.names))}). "
+                f"Fix: use vcov='hetero' / 'HC1', or cluster."
+            )
+        f = fe.factors[0]
+        wsum = np.bincount(f, weights=fit.weights, minlength=fe.n_levels[0])
+        own = np.ones(f.shape[0]) if fit.weights is None else fit.weights
+        h = h + own / np.where(wsum > 0, wsum, 1.0)[f]
+    return h
 
 
 def compute_vcov(
@@ -197,13 +213,13 @@ def compute_vcov(
     if kind in ("HC0", "HC1", "hetero", "HC2", "HC3"):
         S = fit.scores()
         if kind in ("HC2", "HC3"):
-            if fit.fe is not None:
-                raise InvalidOptionError(
-                    f"{func}: vcov={kind!r} needs the leverage of every observation, which absorbed fixed effects "
-                    f"hide. Fix: use vcov='hetero' / 'HC1', or cluster."
-                )
-            h = _leverage(fit)
-            S = S / ((1.0 - h) ** (0.5 if kind == "HC2" else 1.0))[:, None]
+            h = _leverage(fit, func, kind)
+            # an observation with leverage 1 (e.g. a unit seen once, with unit effects) is fitted exactly: its
+            # residual and score are 0 and it contributes nothing (instead of 0/0)
+            one = h >= 1.0 - 1e-10
+            room = np.where(one, 1.0, 1.0 - np.where(one, 0.0, h))
+            S = S / (room ** (0.5 if kind == "HC2" else 1.0))[:, None]
+            S[one] = 0.0
         meat = S.T @ S
         factor = 1.0
         if kind in ("HC1", "hetero"):
