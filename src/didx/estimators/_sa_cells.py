@@ -113,7 +113,7 @@ def fit_cells_wide(E: np.ndarray, group_of_unit: np.ndarray, cell_of_group_time:
                    group_weight=group_weight)
 
 
-MAX_PATTERN_PERIODS = 62
+MAX_PATTERN_PERIODS = 52  # observation patterns are coded as exact float64 integers
 
 
 def fit_cells_unbalanced(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n_periods: int,
@@ -129,8 +129,7 @@ def fit_cells_unbalanced(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_un
     N, T = n_units, n_periods
     if T > MAX_PATTERN_PERIODS:
         return None
-    bits = np.zeros(N, dtype=np.int64)
-    np.bitwise_or.at(bits, unit, np.left_shift(np.int64(1), time.astype(np.int64)))
+    bits = np.bincount(unit, weights=np.ldexp(1.0, time), minlength=N).astype(np.int64)  # one row per (unit, t)
     key = cohort_of_unit.astype(np.int64) * (np.int64(1) << np.int64(T)) + bits if T < 40 else None
     if key is None:
         pairs = np.column_stack([cohort_of_unit, bits])
@@ -263,18 +262,26 @@ def _unit_level(codes: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray
     return cu if bool(np.all(cu[unit] == codes)) else None
 
 
+def _group_slices(grp: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row order sorting ``grp`` and the start offsets of each group (one pass, no mask per group)."""
+    order = np.argsort(grp, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(grp, minlength=n_groups))])
+    return order, starts
+
+
 def _nested_meat(cf: CellFit, Esum: np.ndarray, Vsum: np.ndarray | None, grp: np.ndarray) -> np.ndarray:
     """Meat when every cluster lies in one cohort: rows of ``Esum`` (T) / ``Vsum`` (p) are clusters."""
     k, p = cf.xd.shape[2], cf.n_cov
     meat = np.zeros((p + k, p + k))
+    order, starts = _group_slices(grp, cf.n_groups)
     for c in range(cf.n_groups):
-        m = grp == c
-        if not m.any():
+        if starts[c + 1] == starts[c]:
             continue
-        Ec = Esum[m]
+        idx = order[starts[c]:starts[c + 1]]
+        Ec = Esum[idx]
         meat[p:, p:] += cf.xd[c].T @ (Ec.T @ Ec) @ cf.xd[c]
         if Vsum is not None:
-            cross = cf.xd[c].T @ (Ec.T @ Vsum[m])
+            cross = cf.xd[c].T @ (Ec.T @ Vsum[idx])
             meat[p:, :p] += cross
             meat[:p, p:] += cross.T
     if Vsum is not None:
@@ -315,10 +322,11 @@ def _cluster_meat(cf: CellFit, codes: np.ndarray) -> tuple[np.ndarray, int]:
         if n_cl == uniq.shape[0]:  # clusters nested in cohorts: T x T per cohort
             return _nested_meat(cf, Esum, Vsum, grp), n_cl
         scores = np.zeros((n_cl, p + k))
+        order, starts = _group_slices(grp, G)
         for c in range(G):
-            m = grp == c
-            if m.any():
-                scores[clus_code[m], p:] += Esum[m] @ cf.xd[c]
+            idx = order[starts[c]:starts[c + 1]]
+            if idx.size:
+                scores[clus_code[idx], p:] += Esum[idx] @ cf.xd[c]  # a cluster appears once per cohort
         if Vsum is not None:
             for a in range(p):
                 scores[:, a] = np.bincount(clus_code, weights=Vsum[:, a], minlength=n_cl)
