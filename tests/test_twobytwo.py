@@ -234,3 +234,15 @@ def test_hc2_hc3_with_unit_effects_by_hand(card_krueger: pd.DataFrame, kind: str
 def test_hc3_with_two_absorbed_factors_is_refused(mpdta: pd.DataFrame) -> None:
     with pytest.raises(didx.InvalidOptionError, match=r"HC3.*one absorbed factor.*countyreal, year.*Fix"):
         didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat", vcov="HC3")
+
+
+@pytest.mark.parametrize("kw", [{"cluster": "store_id"}, {"unit": "store_id"}, {"vcov": "HC3"},
+                                {"unit": "store_id", "first_difference": True}])
+def test_row_order_and_unit_labels(card_krueger: pd.DataFrame, kw: dict) -> None:
+    base = didx.did2x2(card_krueger, y="fte", group="nj", post="d", **kw)
+    shuffled = card_krueger.sample(frac=1.0, random_state=3)
+    shuffled["store_id"] = "s" + (shuffled["store_id"] * 13 + 5).astype(str)
+    res = didx.did2x2(shuffled, y="fte", group="nj", post="d", **kw)
+    np.testing.assert_allclose(res.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.table.means, base.table.means, rtol=TOL_IDENTITY)
