@@ -96,7 +96,7 @@ def _dense_did2s(df: pd.DataFrame, *, fe: list[str], covariates: list[str], weig
 @pytest.mark.parametrize(("fe", "covariates", "weights", "cluster"), [
     (["unit", "time"], [], None, "unit"),
     (["state", "time"], ["x2"], "w", "state"),
-    (["unit", "time", "cell"], ["x2"], "w", "state"),  # three factors: the conjugate-gradient path
+    (["unit", "time", "cell"], ["x2"], "w", "state"),  # three factors (concentrated on unit)
     (["cell"], [], None, "unit"),
 ])
 def test_gmm_variance_matches_dense(fe: list[str], covariates: list[str], weights: str | None,
@@ -183,3 +183,29 @@ def test_cluster_sums_paths_agree(monkeypatch: pytest.MonkeyPatch, cluster: str)
         one = didx.did2s(df, **kwargs, window=(int(e), int(e)))  # type: ignore[arg-type]
         j = list(many.tidy()["event_time"]).index(e)
         assert one.std_error == pytest.approx(float(many.std_errors[j]), rel=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["exact", "conjugate_gradients"])
+def test_unidentified_rows_are_dropped(monkeypatch: pytest.MonkeyPatch, solver: str) -> None:
+    """Two components of the untreated (unit, period) graph: treated rows linking them are not identified."""
+    import didx.estimators._first_stage as fs
+
+    if solver == "conjugate_gradients":
+        monkeypatch.setattr(fs, "EXACT_MAX_LEVELS", 0)
+    rng = np.random.default_rng(17)
+    rows = []
+    for u in range(30):
+        group = "A" if u < 10 else ("B" if u < 20 else "C")
+        periods = range(1, 5) if group == "C" else range(1, 7)
+        for t in periods:
+            d = (group == "A" and t >= 4) or (group == "B" and t <= 4)
+            rows.append({"unit": u, "time": t, "d": int(d), "y": rng.standard_normal() + 0.2 * t + d})
+    df = pd.DataFrame(rows)
+    res = didx.did2s(df, y="y", unit="unit", time="time", treat="d")
+    # A at periods 5-6 and B at periods 1-4 cannot be imputed; A at period 4 can (via the C units)
+    assert res.sample.n_obs == len(df) - (10 * 2 + 10 * 4)
+    assert res.sample.dropped[-1].n_rows == 60
+    keep = ~(((df["unit"] < 10) & (df["time"] >= 5)) | ((df["unit"].between(10, 19)) & (df["time"] <= 4)))
+    sub = didx.did2s(df[keep], y="y", unit="unit", time="time", treat="d")
+    assert res.estimate == pytest.approx(sub.estimate, rel=TOL_IDENTITY)
+    assert res.std_error == pytest.approx(sub.std_error, rel=1e-9)

@@ -226,12 +226,14 @@ def test_all_leads_is_an_error() -> None:
         didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", pretrends=[-1, -2, -3, -4])
 
 
-@pytest.mark.parametrize("path", ["sparse_cells", "conjugate_gradients"])
-def test_first_stage_solver_paths_agree(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+@pytest.mark.parametrize(("path", "fe"), [("sparse_cells", None), ("conjugate_gradients", None),
+                                          ("sparse_cells", "region"), ("conjugate_gradients", "region")])
+def test_first_stage_solver_paths_agree(monkeypatch: pytest.MonkeyPatch, path: str, fe: str | None) -> None:
     import didx.estimators._first_stage as fs
 
     df = _simulated(seed=12).sample(frac=0.9, random_state=3)  # unbalanced
-    kwargs = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", "horizons": True}
+    df["region"] = df["region"].astype(str) + "_" + df["time"].astype(str)  # region x period, nests the period
+    kwargs = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", "horizons": True, "fe": fe}
     base = didx.imputation(df, **kwargs)  # type: ignore[arg-type]
     if path == "sparse_cells":
         monkeypatch.setattr(fs, "DENSE_CELLS_EXTRA", -10**9)

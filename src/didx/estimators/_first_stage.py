@@ -11,15 +11,15 @@ incidence on untreated rows, never formed), everything reduces to one operation,
 done by block elimination: ``S = D0' W0 D0`` (the fixed-effect block) is solved
 
 * for one factor: exactly, ``delta = r / (sum of weights by level)``;
-* for two factors (the smaller with at most ``EXACT_MAX_LEVELS`` levels): exactly, by the same concentrated
-  method as :mod:`didx.linalg.absorb` (``C g = r_B - P' diag(1/w_A) r_A`` with ``C = diag(w_B) - P' diag(1/w_A) P``
-  built from the (A, B) cell sums of weights, pseudo-inverted by an eigendecomposition);
+* for two or more factors whose levels, all but the largest factor's, total at most ``EXACT_MAX_LEVELS``:
+  exactly, by the concentrated method of :mod:`didx.linalg.absorb` generalised to several small factors
+  (``C g = r_B - P' diag(1/w_A) r_A`` with ``C = D_B'W D_B - P' diag(1/w_A) P`` built from cell sums of
+  weights, pseudo-inverted by an eigendecomposition); e.g. unit + period + region x period;
 * otherwise: by Jacobi-preconditioned conjugate gradients on the sparse ``S`` (levels x levels, never n x levels);
 
 and the covariates by their Schur complement ``X0'W0X0 - R' S^- R`` with ``R = D0' W0 X0``. Any generalised
 inverse gives the same predictions for identified observations; :meth:`FirstStage.identified` says which rows
-those are (every level seen among the untreated rows and, with two factors, both levels in one connected
-component of the untreated (A, B) graph).
+those are (with the exact solver: the row's design orthogonal to the null space of the normal equations).
 """
 
 from __future__ import annotations
@@ -95,52 +95,77 @@ class FirstStage:
     def method(self) -> str:
         if len(self.factors) == 1:
             return "exact (group sums)"
-        if self._exact2 is not None:
+        if self._exact is not None:
             return "exact (concentrated solve)"
         return "conjugate gradients on the sparse normal equations"
 
     def _setup_solver(self) -> None:
-        self._exact2: tuple[int, int, np.ndarray, np.ndarray | sp.csr_matrix] | None = None
-        self._n_components = 0
+        """Concentrate the largest factor A out exactly; the other factors B (all their levels stacked, at most
+        ``EXACT_MAX_LEVELS``) solve ``C g = r_B - P' diag(1/w_A) r_A`` with the dense
+        ``C = D_B'W D_B - P' diag(1/w_A) P`` and ``P = D_A' W D_B``, pseudo-inverted by an eigendecomposition
+        whose null space also decides which predictions are identified."""
+        self._exact: tuple[int, list[int], list[int], np.ndarray, np.ndarray | sp.csr_matrix, np.ndarray] | None = None
         self._S: sp.csr_matrix | None = None
         F = len(self.factors)
-        if F == 2 and min(self.n_levels) <= EXACT_MAX_LEVELS:
-            ia, ib = (0, 1) if self.n_levels[0] >= self.n_levels[1] else (1, 0)
-            a, b = self._codes0[ia], self._codes0[ib]
-            La, Lb = self.n_levels[ia], self.n_levels[ib]
+        if F < 2:
+            return
+        ia = int(np.argmax(self.n_levels))
+        others = [j for j in range(F) if j != ia]
+        sizes = [self.n_levels[j] for j in others]
+        LB = int(sum(sizes))
+        if LB <= EXACT_MAX_LEVELS:
+            offs = [int(o) for o in np.concatenate([[0], np.cumsum(sizes)])[:-1]]
+            a = self._codes0[ia]
+            La = self.n_levels[ia]
+            n0 = a.shape[0]
+            w0 = self._w0
             wa = self._wsum[ia]
             inv_wa = np.where(wa > 0, 1.0 / np.where(wa > 0, wa, 1.0), 0.0)
+            DBB = np.zeros((LB, LB))
+            for p_, (j, oj) in enumerate(zip(others, offs, strict=True)):
+                Lj = self.n_levels[j]
+                DBB[oj:oj + Lj, oj:oj + Lj] = np.diag(self._wsum[j])
+                for k, ok in zip(others[p_ + 1:], offs[p_ + 1:], strict=True):
+                    Lk = self.n_levels[k]
+                    blk = np.bincount(self._codes0[j] * Lk + self._codes0[k], weights=w0,
+                                      minlength=Lj * Lk).reshape(Lj, Lk)
+                    DBB[oj:oj + Lj, ok:ok + Lk] = blk
+                    DBB[ok:ok + Lk, oj:oj + Lj] = blk.T
             P: np.ndarray | sp.csr_matrix
-            if La * Lb <= 2 * a.shape[0] + DENSE_CELLS_EXTRA:
-                # dense table of weight sums by (a, b) cell (e.g. unit x period): one bincount
-                P = np.bincount(a * Lb + b, weights=self._w0, minlength=La * Lb).reshape(La, Lb)
-                PtDP = np.zeros((Lb, Lb))
-                step = max(1, 4_000_000 // max(Lb, 1))  # row blocks: no La x Lb temporary
+            if La * LB <= 2 * n0 + DENSE_CELLS_EXTRA:
+                # dense table of weight sums by (a, b) cell (e.g. unit x period): one bincount per B factor
+                P = np.empty((La, LB))
+                for j, oj in zip(others, offs, strict=True):
+                    Lj = self.n_levels[j]
+                    P[:, oj:oj + Lj] = np.bincount(a * Lj + self._codes0[j], weights=w0,
+                                                   minlength=La * Lj).reshape(La, Lj)
+                PtDP = np.zeros((LB, LB))
+                step = max(1, 4_000_000 // max(LB, 1))  # row blocks: no La x LB temporary
                 for i in range(0, La, step):
-                    blk = P[i:i + step]
-                    PtDP += (blk * inv_wa[i:i + step, None]).T @ blk
+                    part = P[i:i + step]
+                    PtDP += (part * inv_wa[i:i + step, None]).T @ part
             else:
-                w = np.ones(a.shape[0]) if self._w0 is None else self._w0
-                P = sp.csr_matrix((w, (a, b)), shape=(La, Lb))
+                w = np.ones(n0) if w0 is None else w0
+                cols = np.concatenate([self._codes0[j] + oj for j, oj in zip(others, offs, strict=True)])
+                P = sp.csr_matrix((np.tile(w, len(others)), (np.tile(a, len(others)), cols)), shape=(La, LB))
                 P.sum_duplicates()
                 PtDP = (P.T @ sp.diags(inv_wa) @ P).toarray()
-            C = np.diag(self._wsum[ib]) - PtDP
+            C = DBB - PtDP
             C = 0.5 * (C + C.T)
             vals, vecs = np.linalg.eigh(C)
-            tol = max(float(vals.max()), 1.0) * Lb * 1e-12
+            tol = max(float(vals.max()), 1.0) * LB * 1e-12
             inv = np.where(vals > tol, 1.0 / np.where(vals > tol, vals, 1.0), 0.0)
-            # one null direction per connected component of the untreated (a, b) graph, plus one per empty b level
-            self._n_components = int(np.count_nonzero(vals <= tol)) - int(np.count_nonzero(self._wsum[ib] <= 0))
-            self._exact2 = (ia, ib, (vecs * inv) @ vecs.T, P)
-        elif F >= 2:
-            offsets = np.concatenate([[0], np.cumsum(self.n_levels)])
-            n0 = self._rows0.shape[0]
-            cols = np.concatenate([c + offsets[j] for j, c in enumerate(self._codes0)])
-            rows = np.tile(np.arange(n0), F)
-            w = np.ones(n0) if self._w0 is None else self._w0
-            D = sp.csr_matrix((np.ones(n0 * F), (rows, cols)), shape=(n0, int(offsets[-1])))
-            self._S = (D.T @ sp.diags(w) @ D).tocsr()
-            self._offsets = offsets
+            null = vecs[:, vals <= tol]
+            self._exact = (ia, others, offs, (vecs * inv) @ vecs.T, P, null)
+            return
+        offsets = np.concatenate([[0], np.cumsum(self.n_levels)])
+        n0 = self._rows0.shape[0]
+        cols = np.concatenate([c + offsets[j] for j, c in enumerate(self._codes0)])
+        rows = np.tile(np.arange(n0), F)
+        w = np.ones(n0) if self._w0 is None else self._w0
+        D = sp.csr_matrix((np.ones(n0 * F), (rows, cols)), shape=(n0, int(offsets[-1])))
+        self._S = (D.T @ sp.diags(w) @ D).tocsr()
+        self._offsets = offsets
 
     def solve_fe(self, r: list[np.ndarray]) -> list[np.ndarray]:
         """A solution ``delta`` of ``S delta = r`` (``r``: one ``(L_f, K)`` block per factor)."""
@@ -150,11 +175,12 @@ class FirstStage:
         if F == 1:
             ws = self._wsum[0][:, None]
             return [np.where(ws > 0, r[0] / np.where(ws > 0, ws, 1.0), 0.0)]
-        if self._exact2 is not None:
-            ia, ib, C_pinv, P = self._exact2
+        if self._exact is not None:
+            ia, others, offs, C_pinv, P, _ = self._exact
             wa = self._wsum[ia]
             inv_wa = np.where(wa > 0, 1.0 / np.where(wa > 0, wa, 1.0), 0.0)[:, None]
-            rA, rB = r[ia], r[ib]
+            rA = r[ia]
+            rB = r[others[0]] if len(others) == 1 else np.vstack([r[j] for j in others])
             buf = rA * inv_wa  # (L_A, K): the only large temporary
             g = C_pinv @ (rB - np.asarray(P.T @ buf))
             if isinstance(P, np.ndarray):
@@ -163,9 +189,10 @@ class FirstStage:
                 buf[...] = P @ g
             np.subtract(rA, buf, out=buf)
             buf *= inv_wa
-            alpha = buf
-            out: list[np.ndarray] = [np.empty(0), np.empty(0)]
-            out[ia], out[ib] = alpha, g
+            out: list[np.ndarray] = [np.empty(0)] * F
+            out[ia] = buf
+            for j, oj in zip(others, offs, strict=True):
+                out[j] = g[oj:oj + self.n_levels[j]]
             return out
         return self._solve_cg(r)
 
@@ -254,23 +281,50 @@ class FirstStage:
 
     # ------------------------------------------------------------------ identification and cluster sums
     def identified(self) -> np.ndarray:
-        """Rows whose fixed-effect prediction is identified by the untreated rows."""
+        """Rows whose fixed-effect prediction is identified by the untreated rows.
+
+        Exact solver: a row's design ``z`` must be orthogonal to the null space of ``S`` (each null vector is
+        ``(n_A, n_B)`` with ``n_B`` in the null space of ``C`` and ``n_A = -diag(1/w_A) P n_B``); tested on three
+        fixed random combinations of the null vectors. Otherwise: every level seen and all of a row's levels in
+        one connected component of the untreated graph.
+        """
         ok = np.ones(self.fit_rows.shape[0], dtype=bool)
         for f, ws in zip(self.factors, self._wsum, strict=True):
             ok &= (ws > 0)[f]
-        if len(self.factors) == 2 and self._exact2 is not None and self._n_components == 1:
-            return ok  # the untreated graph is connected: level presence suffices
-        if len(self.factors) >= 2:
-            offsets = np.concatenate([[0], np.cumsum(self.n_levels)])
-            total = int(offsets[-1])
-            c0 = [c + offsets[j] for j, c in enumerate(self._codes0)]
-            src = np.concatenate([c0[0]] * (len(c0) - 1))
-            dst = np.concatenate(c0[1:])
-            G = sp.coo_matrix((np.ones(src.shape[0]), (src, dst)), shape=(total, total))
-            _, comp = connected_components(G, directed=False)
-            first = comp[self.factors[0] + offsets[0]]
-            for j in range(1, len(self.factors)):
-                ok &= comp[self.factors[j] + offsets[j]] == first
+        F = len(self.factors)
+        if F < 2:
+            return ok
+        if self._exact is not None:
+            ia, others, offs, _, P, null = self._exact
+            # null directions that only flag empty B levels are covered by the presence test
+            sizes = [self.n_levels[j] for j in others]
+            present_b = np.concatenate([self._wsum[j] > 0 for j in others]) if sizes else np.zeros(0, bool)
+            null = null[:, np.abs(null[present_b]).max(axis=0) > 1e-9] if null.size else null
+            if null.shape[1] == 0 or (F == 2 and null.shape[1] == 1):
+                return ok  # one component (the usual shift between the two factors): presence suffices
+            rng = np.random.default_rng(20240101)
+            nb = null @ rng.standard_normal((null.shape[1], 3))
+            wa = self._wsum[ia]
+            inv_wa = np.where(wa > 0, 1.0 / np.where(wa > 0, wa, 1.0), 0.0)[:, None]
+            na = -np.asarray(P @ nb) * inv_wa
+            check = np.flatnonzero(ok & ~self.fit_rows)
+            val = na[self.factors[ia][check]]
+            for j, oj in zip(others, offs, strict=True):
+                val += nb[oj + self.factors[j][check]]
+            scale = float(np.abs(nb).max())
+            bad = np.abs(val).max(axis=1) > 1e-7 * scale
+            ok[check[bad]] = False
+            return ok
+        offsets = np.concatenate([[0], np.cumsum(self.n_levels)])
+        total = int(offsets[-1])
+        c0 = [c + offsets[j] for j, c in enumerate(self._codes0)]
+        src = np.concatenate([c0[0]] * (len(c0) - 1))
+        dst = np.concatenate(c0[1:])
+        G = sp.coo_matrix((np.ones(src.shape[0]), (src, dst)), shape=(total, total))
+        _, comp = connected_components(G, directed=False)
+        first = comp[self.factors[0] + offsets[0]]
+        for j in range(1, len(self.factors)):
+            ok &= comp[self.factors[j] + offsets[j]] == first
         return ok
 
     def cluster_sums(self, resid: np.ndarray, cluster: np.ndarray, n_clusters: int, beta: np.ndarray,
