@@ -3,7 +3,10 @@
 Mirrors section 5 of DIDmultiplegtDYN's ``did_multiplegt_main``:
 
 * ``DID_l = (N^1_l DID^+_l + N^0_l DID^-_l) / (N^1_l + N^0_l)``, i.e. ``sum_g U_{G,g,l} / G`` with the
-  switchers-out influence variable negated;
+  switchers-out influence variable negated -- and the switchers-out *variance* influence variable negated as
+  well (``U^var = a_1 U^var_+ - a_0 U^var_-``, as the data.table-era R code of 2.2.0, 2.3.x and the package's
+  Python port do; it matters only when a cluster holds both directions' terms: a baseline value with switchers
+  in and out, or clusters coarser than groups);
 * the average total effect per treatment unit ``delta = sum_l w_l DID_l / sum_l w_l delta^D_l`` (weights
   ``w_l = N_l / sum_l N_l`` within each direction, the two directions combined with ``w_+``);
 * variances and covariances from the variance influence variables summed within clusters:
@@ -94,7 +97,7 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
             return np.nan, zeros_g, zeros_g, 0.0, 0.0, 0.0, 0.0, np.nan, zeros_gt
         a1, a0 = n1 / (n1 + n0), n0 / (n1 + n0)
         u = a1 * (c1.U if c1 else zeros_g) - a0 * (c0.U if c0 else zeros_g)
-        uv = a1 * (c1.U_var if c1 else zeros_g) + a0 * (c0.U_var if c0 else zeros_g)
+        uv = a1 * (c1.U_var if c1 else zeros_g) - a0 * (c0.U_var if c0 else zeros_g)
         cnt = np.maximum(c1.count if c1 else zeros_gt, c0.count if c0 else zeros_gt)
         cells = (c1.cells if c1 else zeros_gt) + (c0.cells if c0 else zeros_gt) > 0
         sw = (c1.switcher_cells.sum() if c1 else 0) + (c0.switcher_cells.sum() if c0 else 0)
@@ -139,7 +142,7 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
     (t1, u1, v1, den1), (t0, u0, v0, den0) = sums[1], sums[0]
     w_plus = den1 * t1 / (den1 * t1 + den0 * t0)
     u_ate = w_plus * u1 - (1 - w_plus) * u0
-    v_ate = w_plus * v1 + (1 - w_plus) * v0
+    v_ate = w_plus * v1 - (1 - w_plus) * v0
     terms.append("Av_tot_eff")
     ets.append(np.nan)
     coefs.append(float(u_ate.sum() / G))
