@@ -36,9 +36,12 @@ def main() -> None:
     ap.add_argument("--cohorts", type=int, default=5)
     ap.add_argument("--regression", action="store_true", help="also time engine='regression' (dense regressors)")
     ap.add_argument("--covariates", action="store_true", help="also time with the time-varying covariate x2")
+    ap.add_argument("--unbalanced", action="store_true", help="drop 10%% of the rows at random first")
     a = ap.parse_args()
     for n in (int(s) for s in a.sizes.split(",")):
         df = panel(n, a.periods, a.cohorts)
+        if a.unbalanced:
+            df = df.sample(frac=0.9, random_state=1).sort_values(["unit", "time"]).reset_index(drop=True)
         engines = ["auto", "regression"] if a.regression else ["auto"]
         jobs = [(e, None) for e in engines] + ([("auto", ["x2"])] if a.covariates else [])
         for engine, cov in jobs:
@@ -47,7 +50,8 @@ def main() -> None:
             c0 = time.process_time()
             run(df, engine, cov)
             m["cpu_seconds"] = time.process_time() - c0  # less sensitive than wall time to a loaded machine
-            print(json.dumps({"task": "didx.sun_abraham", "engine": engine, "covariates": cov, "n_units": n,
+            print(json.dumps({"task": "didx.sun_abraham", "engine": engine, "covariates": cov,
+                              "unbalanced": a.unbalanced, "n_units": n,
                               "n_periods": a.periods,
                               "n_rows": len(df), "n_cells": len(res.coefficients.terms), "att": res.estimate,
                               "se": res.std_error, **{k: round(v, 3) for k, v in m.items()}}), flush=True)

@@ -229,9 +229,9 @@ def sun_abraham(
     vcov, cluster, ssc : covariance; default CR1 clustered by ``unit`` (fixest's default). ``"iid"``,
         ``"hetero"``, ``"CR1"`` with ``cluster=...`` (one or two columns), ``"CR3"``.
     weights : observation weights (the aggregation shares then use sums of weights, as fixest).
-    engine : ``"auto"`` (cohort x period sums when the panel is balanced and unweighted, with or without
-        covariates, otherwise the regression with dummies), ``"cells"`` or ``"regression"``. Both give the same
-        numbers (see ``_sa_cells``).
+    engine : ``"auto"`` (cell sums without weights: balanced panels with or without covariates, unbalanced ones
+        without covariates; otherwise the regression with dummies), ``"cells"`` or ``"regression"``. Both give
+        the same numbers (see ``_sa_cells``).
 
     Returns
     -------
