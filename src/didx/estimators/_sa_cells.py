@@ -12,7 +12,9 @@ so every covariance matrix needs only cluster x period sums of ``e`` (and, for u
 the ``T x T`` matrices ``sum_i e_i e_i'`` per cohort): no ``N T x k`` matrix is formed. Small-sample
 conventions are those of :mod:`didx.inference.vcov` (fixest's), verified equal to the general path to 1e-10.
 With covariates (:func:`fit_cells_covariates`) the design ``[Wd, Dd]`` is handled the same way: ``Wd`` is kept
-in the wide ``p x N x T`` layout and only its cross products and cohort x period sums enter.
+in the wide ``p x N x T`` layout and only its cross products and cohort x period sums enter. On an unbalanced
+panel (:func:`fit_cells_unbalanced`) the groups are (cohort, set of observed periods) and the residual matrix is
+zero where a unit is not observed. Group weights (:func:`fit_cells_wide`) serve the stacked regression.
 """
 
 from __future__ import annotations
