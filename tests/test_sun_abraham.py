@@ -379,3 +379,14 @@ def test_cells_equal_regression_unbalanced(sim: pd.DataFrame, vcov: str | None, 
     np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
     assert a.inference.df == b.inference.df
     assert "unbalanced" in dict(a.design)["Computation"]
+
+
+def test_wild_bootstrap_on_cell_path_uses_the_rows(sim: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", cluster="state")
+    a = didx.sun_abraham(sim, engine="cells", **kw).coefficients
+    b = didx.sun_abraham(sim, engine="regression", **kw).coefficients
+    term = "time::0:cohort::4"
+    wa = a.wild_bootstrap(term, n_bootstrap=499, seed=3)
+    wb = b.wild_bootstrap(term, n_bootstrap=499, seed=3)
+    assert wa.p_value == pytest.approx(wb.p_value, rel=1e-12)
+    assert wa.statistic == pytest.approx(wb.statistic, rel=1e-9)

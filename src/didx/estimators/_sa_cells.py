@@ -446,9 +446,18 @@ class CellSource:
     general: Callable[[], Any]  # builds a RegressionSource on demand (dense regressors)
     _cache: dict[str, Any] = field(default_factory=dict)
 
+    def general_source(self) -> Any:
+        """The regression with dense dummies on the rows (built once, on demand)."""
+        if "general" not in self._cache:
+            self._cache["general"] = self.general()
+        return self._cache["general"]
+
     @property
     def fit(self) -> OLSFit:
-        return self.cells.fit
+        """The row-level fit (for the wild bootstrap, which needs the rows); built on demand from the dense
+        regression, which the cell path otherwise avoids."""
+        fit: OLSFit = self.general_source().fit
+        return fit
 
     def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -469,9 +478,7 @@ class CellSource:
 
     def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
         if spec.kind not in CELL_KINDS or len(spec.clusters) > 2:
-            if "general" not in self._cache:
-                self._cache["general"] = self.general()
-            V, inf = self._cache["general"].compute(func, spec)
+            V, inf = self.general_source().compute(func, spec)
             return np.asarray(V), inf
         codes = self.cluster_codes(func, spec.clusters)
         vr = cell_vcov(self.cells, spec, codes)
