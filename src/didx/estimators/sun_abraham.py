@@ -443,10 +443,8 @@ def sun_abraham(
         vcov_matrix=raw_V, headline=names[len(cov_kept)] if len(cov_kept) < len(names) else names[0],
         inference=inf, sample=report, design=tuple(design),
         term_info={"group": raw_group, "event_time": raw_et, "n": raw_n}, notes=tuple(raw_notes),
-        _source=source if isinstance(source, RegressionSource) else None,
+        _source=source,
     )
-    if not isinstance(source, RegressionSource):
-        raw_result = dataclasses.replace(raw_result, _source=source)
     extras = {"reference": refs, "raw_coef": np.array(fit.coef), "raw_vcov": raw_V, "raw_source": source,
               "raw_result": raw_result,
               "aggregations": {"main": main, "period": period, "att": att, "cohort": by_cohort},
