@@ -418,6 +418,8 @@ def test_controls_constant_or_linear_in_time_within_baseline_change_nothing():
         np.testing.assert_array_equal(res.coef, base.coef, err_msg=name)
         np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=1e-13, err_msg=name)
         assert ("Controls", "none") not in res.design
+        # Den_d = 0 for all three: the package's "some controls are not taken into account" warning, as a note
+        assert any("Some controls are not taken into account" in n for n in res.notes)
 
 
 def _theta_by_hand(df: pd.DataFrame) -> float:
@@ -646,3 +648,18 @@ def test_controls_variance_term_equals_cell_by_cell_formula():
             loop = _correction_by_loops(data, core.G, n1, ell, dist, nc, ratio, dXl)
             np.testing.assert_allclose(vec, loop, rtol=1e-10, atol=1e-12)
             assert np.abs(loop).max() > 1e-3 and np.ptp(loop) > 1e-3  # not a trivial (zero or constant) term
+
+
+def test_error_controls_baseline_without_control_cells():
+    # baseline-1 groups (switching out at t=3 and t=4) have no observed outcome before t=4: no first difference
+    # among their not-yet-switched cells, so theta for that baseline cannot be estimated
+    rng = np.random.default_rng(0)
+    rows = []
+    for g in range(12):
+        F = [3, 4, 0][g % 3]
+        rows += [(g, t, rng.normal(), int(0 < F <= t), rng.normal()) for t in range(1, 6)]
+    for g, F in ((20, 3), (21, 4)):
+        rows += [(g, t, np.nan if t <= 3 else rng.normal(), int(t < F), rng.normal()) for t in range(1, 6)]
+    df = pd.DataFrame(rows, columns=["g", "t", "y", "d", "x"])
+    with pytest.raises(DesignError, match=r"baseline treatment 1 there is no not-yet-switched.*Fix: drop controls="):
+        didx.dcdh(df, y="y", group="g", time="t", treat="d", effects=2, controls=["x"])

@@ -89,10 +89,12 @@ def fit_controls(d: DcdhData, G: float, controls: list[str], func: str) -> Contr
     present = np.bincount(d.d_code, minlength=n_d) > 0
     empty = present & (n_ctrl == 0)
     if empty.any():
+        base = ", ".join(f"{v:g}" for v in np.unique(d.d_sq[empty[d.d_code]]))
         raise DesignError(
-            f"{func}: the controls cannot be used: for some baseline treatment there is no not-yet-switched cell "
-            f"with observed first differences of the outcome and of {controls!r}, so the outcome cannot be "
-            f"residualised (the R package drops those groups). Fix: drop controls=, or those groups."
+            f"{func}: the controls cannot be used: for the groups with baseline treatment {base} there is no "
+            f"not-yet-switched cell with observed first differences of the outcome and of {controls!r}, so their "
+            f"outcome cannot be residualised (the R package drops those groups). Fix: drop controls=, or drop "
+            f"the groups with baseline treatment {base}."
         )
     theta = np.zeros((n_d, K))
     inv = np.zeros((n_d, K, K))
