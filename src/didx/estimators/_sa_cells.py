@@ -29,7 +29,7 @@ import scipy.linalg as sla
 from didx._errors import DataError
 from didx._frame import factorize, read_columns
 from didx.estimators._regression import inference_info
-from didx.inference.vcov import VcovResult, VcovSpec, resolve_vcov
+from didx.inference.vcov import POSDEF_FLOOR, VcovResult, VcovSpec, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit, fit_ols, independent_columns
 from didx.results.base import Inference
@@ -427,9 +427,9 @@ def cell_vcov(cf: CellFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarra
     a = adj if kind == "CR1" else 1.0
     V = a * (B @ (cfac(G1) * m1 + cfac(G2) * m2 - cfac(G12) * m12) @ B)
     V = 0.5 * (V + V.T)
-    vals, vecs = np.linalg.eigh(V)
-    if vals.min() < 0:
-        V = (vecs * np.clip(vals, 0.0, None)) @ vecs.T
+    if np.any(np.diag(V) < 0):  # the repair of compute_vcov (fixest's): only when a variance is negative
+        vals, vecs = np.linalg.eigh(V)
+        V = (vecs * np.maximum(vals, POSDEF_FLOOR)) @ vecs.T
     return VcovResult(V, float(Gmin - 1), (G1, G2), K, a)
 
 
