@@ -163,3 +163,31 @@ def test_exact_solve_pickles_and_pseudo_inverse_fallback(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(absorb.sla, "cho_factor", fail)
     np.testing.assert_allclose(FixedEffects([a, b], ["a", "b"]).demean(x), _dummy_resid(x, [a, b]), atol=1e-10)
+
+
+@pytest.mark.parametrize(("seed", "negative_variance"), [(1, False), (0, True)])
+def test_two_way_repair_as_fixest(seed: int, negative_variance: bool) -> None:
+    """fixest repairs a two-way clustered matrix only when a variance is negative (eigenvalues floored at 1e-10);
+    an indefinite matrix with non-negative variances is returned unchanged."""
+    from didx.inference.vcov import VcovSpec, _cluster_meat, _intersect, compute_vcov
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    X = np.column_stack([np.ones(n), rng.standard_normal((n, 2))])
+    y = rng.standard_normal(n)
+    c1, c2 = rng.integers(0, 4, n), rng.integers(0, 4, n)
+    fit = fit_ols(y, X, ["a", "b", "c"])
+    S, B = fit.scores(), fit.bread
+    m1, g1 = _cluster_meat(S, c1)
+    m2, g2 = _cluster_meat(S, c2)
+    m12, _ = _cluster_meat(S, _intersect(c1, c2))
+    g = min(g1, g2)
+    raw = (n - 1) / (n - 3) * g / (g - 1) * (B @ (m1 + m2 - m12) @ B)
+    raw = 0.5 * (raw + raw.T)
+    assert (np.diag(raw).min() < 0) == negative_variance and np.linalg.eigvalsh(raw).min() < 0
+    V = compute_vcov(fit, VcovSpec("CR1", ("c1", "c2")), {"c1": c1, "c2": c2}).matrix
+    if negative_variance:
+        vals, vecs = np.linalg.eigh(raw)
+        np.testing.assert_allclose(V, (vecs * np.maximum(vals, 1e-10)) @ vecs.T, rtol=1e-12, atol=1e-18)
+    else:
+        np.testing.assert_allclose(V, raw, rtol=1e-12)

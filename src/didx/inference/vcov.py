@@ -21,8 +21,9 @@ cluster variable are not counted (fixest's ``fixef.K = "nested"``; one is added 
 it subsumes: ``K = k + n_fe - sum over nested factors of (levels - 1)``). fixest's HC1 factor is
 ``(n-1)/(n-K)`` times the "each observation its own cluster" factor ``n/(n-1)``, i.e. sandwich's ``n/(n-K)``.
 Two-way clustering follows Cameron, Gelbach & Miller (2011), ``V_A + V_B - V_{AB}``, each term with the
-correction of the smaller number of clusters (fixest's ``cluster.df = "min"``); a non-positive result is repaired
-by zeroing negative eigenvalues, as fixest does. t tests use ``n - K`` degrees of freedom, or ``min(G) - 1``
+correction of the smaller number of clusters (fixest's ``cluster.df = "min"``); if a variance comes out negative the
+matrix is repaired as fixest does (eigenvalues floored at 1e-10; an indefinite matrix with non-negative variances
+is left unchanged). t tests use ``n - K`` degrees of freedom, or ``min(G) - 1``
 with clustering. CR3 is the exact leave-one-cluster-out jackknife, fixed effects not nested in the cluster
 re-estimated without each cluster (:func:`_jackknife`).
 """
@@ -37,6 +38,9 @@ import numpy as np
 from didx._errors import DesignError, InvalidOptionError
 from didx._validate import check_option
 from didx.linalg.ols import OLSFit
+
+POSDEF_FLOOR = 1e-10
+"""Eigenvalue floor of the two-way repair (fixest's ``mat_posdef_fix`` tolerance)."""
 
 VCOV_TYPES = ("iid", "HC0", "HC1", "hetero", "HC2", "HC3", "CR0", "CR1", "CR3")
 
@@ -254,9 +258,11 @@ def compute_vcov(
     a = adj if kind == "CR1" else 1.0
     V = a * (B @ (cfac(G1) * m1 + cfac(G2) * m2 - cfac(G12) * m12) @ B)
     V = 0.5 * (V + V.T)
-    vals, vecs = np.linalg.eigh(V)
-    if vals.min() < 0:
-        V = (vecs * np.clip(vals, 0.0, None)) @ vecs.T
+    if np.any(np.diag(V) < 0):
+        # fixest's repair (Cameron, Gelbach & Miller 2011): only when a variance is negative, eigenvalues floored
+        # at POSDEF_FLOOR; an indefinite matrix with non-negative variances is left as it is, as fixest does
+        vals, vecs = np.linalg.eigh(V)
+        V = (vecs * np.maximum(vals, POSDEF_FLOOR)) @ vecs.T
     return VcovResult(V, float(Gmin - 1), (G1, G2), K, a)
 
 
