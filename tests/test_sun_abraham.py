@@ -130,6 +130,7 @@ def test_cells_equal_regression(sim: pd.DataFrame, vcov: str | None, cluster: An
     np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
     np.testing.assert_allclose(a.coefficients.vcov_matrix, b.coefficients.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
     assert a.inference.df == b.inference.df and a.inference.n_clusters == b.inference.n_clusters
+    assert a.inference == b.inference  # same printed inference block (K, small-sample text, clusters)
     assert "cell means" in dict(a.design)["Computation"]
 
 
@@ -146,6 +147,7 @@ def test_cells_equal_regression_with_covariates(sim: pd.DataFrame, vcov: str | N
     assert a.terms == b.terms and "x2" in a.terms and "x1" not in a.terms
     np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_PATH, atol=1e-12)
     np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
+    assert a.inference == b.inference
     assert "Dropped for collinearity: x1" in " ".join(a.notes)
 
 
@@ -377,7 +379,7 @@ def test_cells_equal_regression_unbalanced(sim: pd.DataFrame, vcov: str | None, 
     assert a.terms == b.terms and a.sample.n_obs == b.sample.n_obs == len(unbalanced)
     np.testing.assert_allclose(a.coef, b.coef, rtol=TOL_PATH, atol=1e-12)
     np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=TOL_PATH, atol=1e-15)
-    assert a.inference.df == b.inference.df
+    assert a.inference == b.inference
     assert "unbalanced" in dict(a.design)["Computation"]
 
 

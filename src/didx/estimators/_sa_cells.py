@@ -251,7 +251,7 @@ def fit_cells_covariates(y: np.ndarray, W: np.ndarray, cov_names: Sequence[str],
     for j in range(len(kw)):
         E -= coef[j] * wd[j]
     fit = OLSFit(coef=coef, names=tuple(all_names[j] for j in keep), X=np.empty((0, len(keep))),
-                 resid=np.empty(0), weights=None, bread=bread, fe=None, dropped_collinear=dropped)
+                 resid=np.empty(0), weights=None, bread=bread, fe=fe, dropped_collinear=dropped)
     return CellFit(fit=fit, xd=xd, resid=E, group_of_unit=group_of_unit, n_groups=G, unit=unit, time=time, wd=wd)
 
 
