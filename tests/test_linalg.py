@@ -191,3 +191,20 @@ def test_two_way_repair_as_fixest(seed: int, negative_variance: bool) -> None:
         np.testing.assert_allclose(V, (vecs * np.maximum(vals, 1e-10)) @ vecs.T, rtol=1e-12, atol=1e-18)
     else:
         np.testing.assert_allclose(V, raw, rtol=1e-12)
+
+
+def test_fixef_exact_switch_on_a_disconnected_design() -> None:
+    """Two disconnected blocks: the exact count removes two redundant levels (fixest's fixef.force_exact = TRUE),
+    SSC(fixef_exact=False) one (fixest's default)."""
+    from didx.inference.vcov import SSC, VcovSpec, compute_vcov
+
+    rng = np.random.default_rng(0)
+    a = np.r_[rng.integers(0, 50, 300), rng.integers(50, 90, 200)]
+    b = np.r_[rng.integers(0, 6, 300), rng.integers(6, 10, 200)]
+    x = rng.standard_normal(500)
+    y = x + rng.standard_normal(500)
+    fit = fit_ols(y, x[:, None], ["x"], fe=FixedEffects([a, b], ["a", "b"]))
+    exact = compute_vcov(fit, VcovSpec("iid", (), SSC()), {})
+    approx = compute_vcov(fit, VcovSpec("iid", (), SSC(fixef_exact=False)), {})
+    assert exact.k_ssc == 1 + 90 + 10 - 2 and approx.k_ssc == 1 + 90 + 10 - 1
+    assert approx.matrix[0, 0] / exact.matrix[0, 0] == pytest.approx((500 - exact.k_ssc) / (500 - approx.k_ssc))

@@ -53,12 +53,16 @@ class SSC:
     fixef_k : how fixed effects count in ``K``: ``"nested"`` (not those nested in a cluster), ``"full"``, ``"none"``.
     cluster_adj : multiply clustered matrices by ``G / (G - 1)``.
     cluster_df : ``"min"`` (two-way: every term uses the smaller G) or ``"conventional"`` (each its own).
+    fixef_exact : count the redundant fixed-effect levels of two factors exactly, one per connected component
+        (fixest's ``fixef.force_exact = TRUE``); ``False`` counts one per factor after the first (fixest's
+        default). They differ only when the two fixed effects are disconnected.
     """
 
     adj: bool = True
     fixef_k: str = "nested"
     cluster_adj: bool = True
     cluster_df: str = "min"
+    fixef_exact: bool = True
 
     def __post_init__(self) -> None:
         check_option("SSC", "fixef_k", self.fixef_k, ("nested", "full", "none"))
@@ -149,14 +153,16 @@ def _count_k(fit: OLSFit, ssc: SSC, cluster_codes: Sequence[np.ndarray]) -> int:
     fe = fit.fe
     if fe is None or ssc.fixef_k == "none":
         return k
-    n_fe = fe.n_params()
+    n_fe = fe.n_params(ssc.fixef_exact)
     if ssc.fixef_k == "full" or not cluster_codes:
         return k + n_fe
     nested = np.zeros(len(fe.factors), dtype=bool)
     for codes in cluster_codes:
         nested |= np.asarray(fe.nested_in(codes))
+    if not nested.any():
+        return k + n_fe
     n_fe -= sum(L - 1 for L, m in zip(fe.n_levels, nested, strict=True) if m)
-    return k + max(n_fe, 0)
+    return max(k + n_fe, k + 1)  # at least the constant the nested effects subsume (fixest)
 
 
 def _cluster_meat(S: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, int]:

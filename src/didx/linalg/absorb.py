@@ -188,16 +188,17 @@ class FixedEffects:
             f"projections. Fix: check for nearly disconnected fixed effects, or reduce their number."
         )
 
-    def n_params(self) -> int:
+    def n_params(self, exact: bool = True) -> int:
         """Number of identified fixed-effect coefficients (levels minus redundant references).
 
-        Exact for one and two factors (connected components of the bipartite graph of levels, as fixest);
-        for three or more, the usual approximation ``sum(levels) - (factors - 1)``.
+        ``exact``: for two factors, one redundant level per connected component of the bipartite graph of levels
+        (fixest's ``fixef.force_exact = TRUE``); otherwise, and always for three or more factors, one per factor
+        after the first, ``sum(levels) - (factors - 1)`` (fixest's default). The two agree on connected designs.
         """
         total = sum(self.n_levels)
         if len(self.factors) == 1:
             return total
-        if len(self.factors) == 2:
+        if len(self.factors) == 2 and exact:
             if self._n_components is not None:
                 return total - self._n_components
             La, Lb = self.n_levels
