@@ -39,11 +39,18 @@ _LAZY = {
     "CSAggregateResult": "didx.estimators.callaway_santanna",
     "CSEventStudyResult": "didx.estimators.callaway_santanna",
     "sun_abraham": "didx.estimators.sun_abraham",
+    "SunAbrahamResult": "didx.estimators.sun_abraham",
     "imputation": "didx.estimators.imputation",
+    "ImputationResult": "didx.estimators.imputation",
+    "ImputationEventResult": "didx.estimators.imputation",
     "did2s": "didx.estimators.did2s",
+    "Did2sResult": "didx.estimators.did2s",
+    "Did2sEventResult": "didx.estimators.did2s",
     "dcdh": "didx.estimators.chaisemartin",
+    "DcdhResult": "didx.estimators.chaisemartin",
     "twfe_weights": "didx.estimators.chaisemartin",
     "stacked": "didx.estimators.stacked",
+    "StackedResult": "didx.estimators.stacked",
 }
 
 
