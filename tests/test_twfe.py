@@ -245,3 +245,11 @@ def test_singletons_dropped_until_none_left() -> None:
     assert dropped.n_rows == 2 and dropped.n_units == 1
     assert res.sample.n_obs == len(df) - 2 and res.sample.n_units == 30
     assert "Singletons: 2 dropped" in str(res.summary())
+
+
+def test_iid_without_adjustment_is_fixest(mpdta: pd.DataFrame) -> None:
+    """fixest's iid matrix is RSS/(n-1) (X'X)^-1 times (n-1)/(n-K): with ssc(adj = FALSE), RSS/(n-1)."""
+    res = didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post", vcov="iid")
+    off = res.with_vcov("iid", ssc=didx.SSC(adj=False))
+    n, K = res.sample.n_obs, 1 + 500 + 5 - 1
+    assert off.std_error**2 == pytest.approx(res.std_error**2 * (n - K) / (n - 1), rel=TOL_IDENTITY)

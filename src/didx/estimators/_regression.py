@@ -98,7 +98,7 @@ def inference_info(spec: VcovSpec, vr: VcovResult, fit: OLSFit, codes: Mapping[s
     elif spec.kind in ("HC2", "HC3"):
         ssc_text = "leverage-based"
     elif spec.kind == "iid":
-        ssc_text = "residual variance over n-K" if spec.ssc.adj else "residual variance over n"
+        ssc_text = "residual variance over n-K" if spec.ssc.adj else "residual variance over n-1 (fixest)"
     else:
         ssc_text = spec.ssc.describe(fit.fe is not None)
     return Inference(vcov_type=label, df=vr.df, n_clusters=vr.n_clusters, cluster_names=spec.clusters,

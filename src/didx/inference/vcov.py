@@ -7,6 +7,7 @@ Conventions (``n`` observations, ``k`` slope coefficients, ``K`` coefficients co
 ``vcov=``         matrix                                                         matches
 ================  =============================================================  ==========================
 ``"iid"``         ``s^2 (X'WX)^-1``, ``s^2 = sum w e^2 / (n - K)``                 R ``lm``; fixest ``iid``
+                  (``/ (n - 1)`` with ``SSC(adj=False)``, as fixest)
 ``"HC0"``         ``B M B``, ``M = sum w^2 e^2 x x'``                              sandwich ``HC0``
 ``"HC1"``         HC0 x ``n / (n - K)``                                            sandwich ``HC1``, Stata,
 ``"hetero"``      the same as ``"HC1"``                                            fixest ``hetero``
@@ -217,7 +218,8 @@ def compute_vcov(
     if kind == "iid":
         w = 1.0 if fit.weights is None else fit.weights
         rss = float(np.sum(w * fit.resid**2))
-        denom = n - K if ssc.adj else n
+        # fixest: RSS/(n-1) times the adjustment (n-1)/(n-K); without it, RSS/(n-1)
+        denom = n - K if ssc.adj else n - 1
         V = B * (rss / denom)
         return VcovResult(V, float(n - K), (), K, 1.0 / denom)
     if kind in ("HC0", "HC1", "hetero", "HC2", "HC3"):
