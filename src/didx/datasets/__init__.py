@@ -86,8 +86,10 @@ def simulate_staggered(
     """A balanced staggered-adoption panel with known effects.
 
     ``y_it = a_i + g_t + 0.5 x2_it + tau_it + e_it`` with ``a_i ~ N(0,1) + 0.5 x1_i``, ``g_t = 0.1 t``,
-    ``e ~ N(0,1)``. Periods are 1..n_periods; ``cohorts`` is a number of consecutive adoption periods ending at
-    ``n_periods - 1`` or an explicit list; a share ``never_share`` of units is never treated (cohort 0).
+    ``e ~ N(0,1)``. Periods are 1..n_periods; ``cohorts`` is a number ``k`` of consecutive adoption periods
+    ``max(2, n_periods - k), ...`` (ending at ``n_periods - 1``, or at ``n_periods`` when ``k = n_periods - 1``) or
+    an explicit list; each unit draws one with equal probability, and a share ``never_share`` of units is never
+    treated (cohort 0).
 
     effects : a constant, ``"dynamic"`` (``tau = (1 + 0.5 k)(1 + 0.3 e)`` for cohort index k and event time
         e >= 0: heterogeneous and growing), or a function ``f(cohort_index, event_time) -> tau``.
