@@ -663,3 +663,96 @@ def test_error_controls_baseline_without_control_cells():
     df = pd.DataFrame(rows, columns=["g", "t", "y", "d", "x"])
     with pytest.raises(DesignError, match=r"baseline treatment 1 there is no not-yet-switched.*Fix: drop controls="):
         didx.dcdh(df, y="y", group="g", time="t", treat="d", effects=2, controls=["x"])
+
+
+# ---------------------------------------------------------------- trends_lin (no R reference run with trends_lin)
+BIAS_TOL_TRENDS = 0.15  # simulated Effect_l with trends_lin vs the truth: 2.5 (Effect_3) to 5 (Effect_1) SEs
+BIAS_MIN_NO_TRENDS = 0.5  # ...while without trends_lin the trends bias them by 0.9 to 4.5
+
+
+def test_trends_lin_invariant_to_group_linear_trends():
+    rng = np.random.default_rng(31)
+    df = _ctrl_panel(rng, G=60, T=8)
+    kw = dict(y="y", group="g", time="t", treat="d", effects=3, placebo=2, trends_lin=True)
+    base = didx.dcdh(df, **kw)
+    a, b = rng.normal(size=60), rng.normal(size=60)
+    moved = df.assign(y=df["y"] + a[df["g"]] + b[df["g"]] * df["t"])
+    res = didx.dcdh(moved, **kw)
+    np.testing.assert_allclose(res.coef, base.coef, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=1e-10)
+    plain = didx.dcdh(moved, **{**kw, "trends_lin": False})
+    assert np.max(np.abs(plain.coef[:3] - base.coef[:3])) > 0.1  # without trends_lin the trends matter
+    # with controls too (the controls are first-differenced as well)
+    c0 = didx.dcdh(df, **kw, controls=["x"])
+    c1 = didx.dcdh(moved, **kw, controls=["x"])
+    np.testing.assert_allclose(c1.coef, c0.coef, rtol=1e-10, atol=1e-12)
+    assert base.headline == "Effect_1" and "Av_tot_eff" not in base.terms
+    assert "Group-specific linear trends: yes" in str(base.summary())
+
+
+def test_trends_lin_hand_computed_same_switchers():
+    y = np.array([[1.0, 2.0, 6.0, 9.0, 9.5], [0.0, 1.0, 3.0, 8.0, 12.0], [2.0, 2.0, 4.0, 5.0, 5.0],
+                  [1.0, 3.0, 4.0, 4.0, 6.0], [0.0, 2.0, 2.0, 3.0, 2.0]])
+    d = np.array([[0, 0, 1, 1, 1], [0, 0, 0, 1, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
+    dy = np.full_like(y, np.nan)
+    dy[:, 1:] = np.diff(y, axis=1)
+
+    def ld(g: int, t1: int, t0: int) -> float:  # long difference of the first-differenced outcome (1-based t)
+        return dy[g, t1 - 1] - dy[g, t0 - 1]
+
+    def did(cells: list[tuple[int, int, int, tuple[int, ...]]]) -> float:
+        return float(np.mean([ld(g, t1, t0) - np.mean([ld(c, t1, t0) for c in ctrl]) for g, t1, t0, ctrl in cells]))
+
+    res = didx.dcdh(_panel(y, d), y="y", group="g", time="t", treat="d", effects=3, placebo=1, trends_lin=True)
+    b = res.params
+    d1 = did([(0, 3, 2, (1, 2, 3, 4)), (1, 4, 3, (2, 3, 4))])
+    d2 = did([(0, 4, 2, (2, 3, 4)), (1, 5, 3, (2, 3, 4))])
+    # Effect_3: only g0 is observed 3 periods after its switch -> the same-switcher sums use g0 alone
+    e3 = (did([(0, 3, 2, (1, 2, 3, 4))]) + did([(0, 4, 2, (2, 3, 4))]) + did([(0, 5, 2, (2, 3, 4))]))
+    # Placebo_1: g0's placebo would need dY at period 1 (lost to the first difference): g1 only
+    p1 = did([(1, 2, 3, (2, 3, 4))])
+    np.testing.assert_allclose([b["Effect_1"], b["Effect_2"], b["Effect_3"], b["Placebo_1"]],
+                               [d1, d1 + d2, e3, p1], rtol=TOL_IDENTITY)
+    t = res.tidy().set_index("term")
+    assert list(t["n_switchers"]) == [2, 2, 1, 1]
+
+
+def test_trends_lin_drops_groups_switching_at_period_2():
+    rng = np.random.default_rng(32)
+    df = _staggered(rng, n_groups=30, n_periods=6)
+    df.loc[df["g"] < 3, "d"] = (df.loc[df["g"] < 3, "t"] >= 2).astype(int)
+    res = didx.dcdh(df, y="y", group="g", time="t", treat="d", effects=2, trends_lin=True)
+    drops = {d.reason: (d.n_rows, d.n_units) for d in res.sample.dropped}
+    assert drops["groups whose treatment first changes at the second period (trends_lin)"] == (18, 3)
+    assert res.extras["n_groups"] == 30  # G still counts them, as the package's G_XX
+    kept = didx.dcdh(df[df["g"] >= 3], y="y", group="g", time="t", treat="d", effects=2, trends_lin=True)
+    # DID_l and its variance do not depend on G (U = G/N_l ..., summed and divided by G): same as without them
+    np.testing.assert_allclose(res.coef, kept.coef, rtol=1e-12)
+    np.testing.assert_allclose(res.std_errors, kept.std_errors, rtol=1e-12)
+
+
+def test_trends_lin_removes_adoption_correlated_trend_bias():
+    rng = np.random.default_rng(33)
+    G, T = 4000, 8
+    F = rng.choice([4, 5, 6, 9], size=G)
+    g = np.repeat(np.arange(G), T)
+    t = np.tile(np.arange(1, T + 1), G)
+    slope = np.where(F < 9, 0.5, -1.0)[g]  # switchers trend up, never-switchers down
+    d = (t >= F[g]).astype(int)
+    y = rng.normal(size=G)[g] + slope * t + 1.0 * d + 0.5 * rng.normal(size=g.size)
+    df = pd.DataFrame({"g": g, "t": t, "y": y, "d": d})
+    kw = dict(y="y", group="g", time="t", treat="d", effects=3, placebo=1)
+    plain = didx.dcdh(df, **kw)
+    tl = didx.dcdh(df, **kw, trends_lin=True)
+    for ell in (1, 2, 3):
+        assert abs(plain.params[f"Effect_{ell}"] - 1.0) > BIAS_MIN_NO_TRENDS
+        assert abs(tl.params[f"Effect_{ell}"] - 1.0) < BIAS_TOL_TRENDS
+    assert abs(tl.params["Placebo_1"]) < BIAS_TOL_TRENDS
+
+
+def test_error_trends_lin_bad_value_or_did_m(favara):
+    with pytest.raises(InvalidOptionError, match=r"trends_lin must be True or False.*'yes'"):
+        didx.dcdh(favara, **FAVARA_ARGS, trends_lin="yes")
+    with pytest.raises(InvalidOptionError, match="trends_lin=True applies to estimator='did_l' only"):
+        didx.dcdh(favara.assign(b=(favara.inter_bra > 0).astype(int)), y="Dl_vloans_b", group="county",
+                  time="year", treat="b", estimator="did_m", trends_lin=True)

@@ -73,14 +73,18 @@ class Core:
         s = np.bincount(self.key.ravel(), weights=v.ravel(), minlength=self.d.n_d * self.n_t)
         return s[self.key]
 
-    def effect_inputs(self, l: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Long difference, control indicator and switcher indicator for effect ``l``, direction ``s``."""
+    def effect_inputs(self, l: int, s: int, still: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Long difference, control indicator and switcher indicator for effect ``l``, direction ``s``
+        (``still``: the package's same-switchers restriction, used by ``trends_lin``)."""
         d = self.d
         diff = d.Y - shift(d.Y, l)
         nan = np.isnan(diff)
         nc = np.where(nan, np.nan, (self.tv < self.F).astype(np.float64))
         ctrl = self.by_dt(nc * d.N)
         sw = (self.tv == self.F - 1 + l) & (l <= d.L[:, None]) & (d.S[:, None] == s) & (ctrl > 0)
+        if still is not None:
+            sw &= still[:, None]
         dist = np.where(nan, np.nan, sw.astype(np.float64))
         return diff, nc, dist
 
@@ -153,10 +157,11 @@ class Core:
             count=np.where(used, N, 0.0), cells=used, switcher_cells=sw,
         )
 
-    def effect(self, l: int, s: int, normalized: bool) -> tuple[Component | None, np.ndarray, np.ndarray]:
+    def effect(self, l: int, s: int, normalized: bool, still: np.ndarray | None = None
+               ) -> tuple[Component | None, np.ndarray, np.ndarray]:
         """DID_l for direction ``s``; also returns its control and switcher indicators (reused by placebos)."""
         d = self.d
-        diff, nc, dist = self.effect_inputs(l, s)
+        diff, nc, dist = self.effect_inputs(l, s, still)
         dX = None
         if self.controls is not None and d.X is not None:
             dX = d.X - shift3(d.X, l)
@@ -175,12 +180,16 @@ class Core:
                 comp.delta_norm = self._cumulated(sw, w, l, None)
         return comp, nc, dist
 
-    def placebo(self, i: int, nc_eff: np.ndarray, dist_eff: np.ndarray, normalized: bool) -> Component | None:
-        """Placebo i: the long difference ``Y_{F_g - 1 - i} - Y_{F_g - 1}`` on effect i's switchers/controls."""
+    def placebo(self, i: int, nc_eff: np.ndarray, dist_eff: np.ndarray, normalized: bool,
+                fillin: np.ndarray | None = None) -> Component | None:
+        """Placebo i: the long difference ``Y_{F_g - 1 - i} - Y_{F_g - 1}`` on effect i's switchers/controls
+        (``fillin``: the package's same-switchers restriction for placebos, used by ``trends_lin``)."""
         d = self.d
         diff = shift(d.Y, 2 * i) - shift(d.Y, i)
         has = (~np.isnan(diff)).astype(np.float64)
         nc, dist = nc_eff * has, dist_eff * has
+        if fillin is not None:
+            dist = dist * fillin[:, None]
         dX = None
         if self.controls is not None and d.X is not None:
             dX = shift3(d.X, 2 * i) - shift3(d.X, i)
@@ -191,6 +200,34 @@ class Core:
         if comp is not None and normalized:
             comp.delta_norm = self._cumulated(comp.switcher_cells, d.N / comp.n_switch_w, i, ~np.isnan(diff))
         return comp
+
+    def same_switchers(self, effects: int, placebo: int) -> tuple[np.ndarray, np.ndarray]:
+        """The package's ``same_switchers`` (and ``same_switchers_pl``) restriction: switchers observed with a
+        control group at every horizon ``1..effects`` (and every placebo ``1..placebo``), with
+        ``F_g - 1 + effects <= T_g``. Returns (still switcher, placebo fill-in) per group."""
+        d = self.d
+        Y, N = d.Y, d.N
+
+        def count(q_range: range, lead: bool) -> np.ndarray:
+            chk = np.zeros(self.n_g)
+            for q in q_range:
+                if lead:
+                    other = np.full_like(Y, np.nan)
+                    if q < Y.shape[1]:
+                        other[:, : Y.shape[1] - q] = Y[:, q:]
+                    at = self.tv == self.F - 1 - q
+                else:
+                    other = shift(Y, q)
+                    at = self.tv == self.F - 1 + q
+                dq = Y - other
+                ok = ~np.isnan(dq)
+                ctrl = self.by_dt(np.where(ok & (self.tv < self.F), N, 0.0))
+                chk += np.any(at & (ctrl > 0), axis=1) & np.any(at & ok, axis=1)
+            return chk
+
+        still = (d.F - 1 + effects <= d.T_g) & (count(range(1, effects + 1), False) == effects)
+        fillin = count(range(1, placebo + 1), True) == placebo if placebo else np.ones(self.n_g, dtype=bool)
+        return still, fillin
 
     def _correct(self, comp: Component, dist: np.ndarray, nc: np.ndarray, dX: np.ndarray, l: int) -> None:
         """Subtract the controls' term from the variance influence variable (DIDmultiplegtDYN's part2_switch)."""

@@ -23,6 +23,7 @@ import numpy as np
 from didx.estimators._dcdh_controls import fit_controls
 from didx.estimators._dcdh_core import Component, Core
 from didx.estimators._dcdh_prep import DcdhData
+from didx.estimators._dcdh_trends import trends_lin_effect, trends_lin_placebo
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _max_or_zero(a: np.ndarray) -> float:
 
 def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool,
                  switchers: str = "both", controls: list[str] | None = None,
-                 func: str = "dcdh") -> DynEstimates:
+                 func: str = "dcdh", trends_lin: bool = False) -> DynEstimates:
     """Every DID_l, placebo and the average total effect, with their variance influence variables."""
     fit = None
     if controls and data.X is not None:
@@ -60,6 +61,8 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
     L_a = _max_or_zero(data.L[S == 0])
     L_pl_u = _max_or_zero(data.L_pl[S == 1])
     L_pl_a = _max_or_zero(data.L_pl[S == 0])
+    if trends_lin:  # the package: one placebo fewer, as the first period is lost to the first difference
+        L_pl_u, L_pl_a = max(L_pl_u - 1, 0.0), max(L_pl_a - 1, 0.0)
     if switchers == "in":  # only switchers in: the package puts full weight on them
         L_a = L_pl_a = 0.0
     elif switchers == "out":
@@ -80,6 +83,12 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
             continue
         n_s = int(min(L_s, l_xx))
         n_pl_s = int(min(l_pl, Lp_s))
+        if trends_lin:
+            for i in range(1, n_s + 1):
+                eff[s][i - 1] = trends_lin_effect(core, i, s, normalized)
+            for i in range(1, n_pl_s + 1):
+                pl[s][i - 1] = trends_lin_placebo(core, i, s, normalized)
+            continue
         for i in range(1, n_s + 1):
             comp, nc, dist = core.effect(i, s, normalized)
             eff[s][i - 1] = comp
@@ -127,9 +136,9 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
         sw_n.append(nsw_c)
         norm.append(k)
         counts.append(cnt)
-    # average total effect
+    # average total effect (not defined with trends_lin, as in the package)
     sums: dict[int, tuple[float, np.ndarray, np.ndarray, float]] = {}
-    for s in (1, 0):
+    for s in (() if trends_lin else (1, 0)):
         comps = [c for c in eff[s] if c is not None]
         tot = sum(c.n_switch_w for c in comps)
         if tot == 0:
@@ -139,19 +148,20 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
         num_v = np.sum([(c.n_switch_w / tot) * c.U_var for c in comps], axis=0)
         den = float(sum((c.n_switch_w / tot) * c.delta_change for c in comps))
         sums[s] = (tot, num / den, num_v / den, den)
-    (t1, u1, v1, den1), (t0, u0, v0, den0) = sums[1], sums[0]
-    w_plus = den1 * t1 / (den1 * t1 + den0 * t0)
-    u_ate = w_plus * u1 - (1 - w_plus) * u0
-    v_ate = w_plus * v1 - (1 - w_plus) * v0
-    terms.append("Av_tot_eff")
-    ets.append(np.nan)
-    coefs.append(float(u_ate.sum() / G))
-    infl.append(v_ate)
-    n_w.append(float(np.max(np.stack(counts), axis=0).sum()) if counts else 0.0)
-    n_c.append(float((np.max(np.stack(counts), axis=0) > 0).sum()) if counts else 0.0)
-    sw_w.append(float(sum(sw_w)))
-    sw_n.append(float(sum(sw_n)))
-    norm.append(1.0)
+    if not trends_lin:
+        (t1, u1, v1, den1), (t0, u0, v0, den0) = sums[1], sums[0]
+        w_plus = den1 * t1 / (den1 * t1 + den0 * t0)
+        u_ate = w_plus * u1 - (1 - w_plus) * u0
+        v_ate = w_plus * v1 - (1 - w_plus) * v0
+        terms.append("Av_tot_eff")
+        ets.append(np.nan)
+        coefs.append(float(u_ate.sum() / G))
+        infl.append(v_ate)
+        n_w.append(float(np.max(np.stack(counts), axis=0).sum()) if counts else 0.0)
+        n_c.append(float((np.max(np.stack(counts), axis=0) > 0).sum()) if counts else 0.0)
+        sw_w.append(float(sum(sw_w)))
+        sw_n.append(float(sum(sw_n)))
+        norm.append(1.0)
     for i in range(l_pl):
         est, _, uv, nw, nc_, nsw, nsw_c, dn, _cnt = combine(pl[1][i], pl[0][i])
         k = dn if normalized else 1.0
@@ -167,7 +177,7 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
     # average number of periods over which effects accumulate
     acc_num = acc_den = 0.0
     M = np.minimum(l_xx, data.T_g - data.F + 1)
-    for i in range(l_xx):
+    for i in range(0 if trends_lin else l_xx):
         for s in (1, 0):
             c = eff[s][i]
             if c is not None and c.delta_g is not None:

@@ -51,8 +51,27 @@ def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return has, np.where(has, mask.argmax(axis=1), -1)
 
 
+def _first_difference_by_row(P: np.ndarray, Y: np.ndarray,
+                             X: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``v - v[previous present row of the group]`` (the package differences row by row within group)."""
+    G, T = P.shape
+    cols = np.where(P, np.arange(T)[None, :], -1)
+    last = np.maximum.accumulate(cols, axis=1)  # last present column at or before c
+    prev = np.full((G, T), -1)
+    prev[:, 1:] = last[:, :-1]
+    rows = np.arange(G)[:, None]
+    has = P & (prev >= 0)
+    pc = np.maximum(prev, 0)
+    Yd = np.where(has, Y - Y[rows, pc], np.nan)
+    Xd = None
+    if X is not None:
+        Xd = np.where(has[:, :, None], X - X[rows, pc], np.nan)
+    return Yd, Xd
+
+
 def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: str, weights: str | None,
-            cluster: str | None, raw: bool = False, controls: list[str] | None = None) -> DcdhData:
+            cluster: str | None, raw: bool = False, controls: list[str] | None = None,
+            trends_lin: bool = False) -> DcdhData:
     """Read the columns and build the grid and the group-level design quantities (see module docstring)."""
     controls = list(controls or [])
     roles: dict[str, object] = {"y": y, "group": group, "time": time, "treat": treat, "weights": weights,
@@ -225,6 +244,24 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
         F[gap] = T_max + 1
     never = T_max + 1 == F
     trunc[never] = max_t_obs[never] + 1
+    if trends_lin:  # as the package: drop groups switching at period 2, first-difference Y (and X), drop period 1
+        f2 = alive & (F == 2)
+        if f2.any():
+            drops.append(Dropped("groups whose treatment first changes at the second period (trends_lin)",
+                                 int(P[f2].sum()), int(f2.sum())))
+            alive &= ~f2
+            P &= alive[:, None]
+        Y, X = _first_difference_by_row(P, Y, X)
+        first = tv == 1
+        if (P[:, first]).any():
+            drops.append(Dropped("first period (trends_lin: outcomes in first differences)",
+                                 int(P[:, first].sum())))
+        P[:, first] = False
+        Y[:, first] = np.nan
+        D = np.where(P, D, np.nan)
+        if X is not None:
+            X[:, first] = np.nan
+        tcols = tcols[~first[tcols]]
     # keep the period columns still present (the balanced panel of the remaining rows)
     Y, D, P = Y[:, tcols], D[:, tcols], P[:, tcols]
     if X is not None:

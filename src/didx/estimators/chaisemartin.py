@@ -136,6 +136,7 @@ def dcdh(
     weights: str | None = None,
     estimator: str = "did_l",
     switchers: str = "both",
+    trends_lin: bool = False,
 ) -> DcdhResult:
     """de Chaisemartin & D'Haultfoeuille DiD for binary, non-absorbing and discrete treatments.
 
@@ -174,6 +175,11 @@ def dcdh(
     cluster : a column coarser than ``group`` (e.g. the state of a county) to cluster the standard errors.
     weights : cell weights ``N_gt`` (e.g. the population of the group-period cell).
     estimator : ``"did_l"`` or ``"did_m"``.
+    trends_lin : group-specific linear trends, as the package's ``trends_lin=TRUE``: groups whose treatment first
+        changes at the second period are dropped, the outcome (and controls) are first-differenced within group
+        and the first period dropped; ``Effect_l`` is then the sum of the effects ``1..l`` of the differenced
+        outcome computed on the same switchers (those with controls at every horizon ``1..l``), and likewise
+        ``Placebo_l``. No average total effect: the headline is ``Effect_1``. Not checked against an R run.
     switchers : ``"both"`` (default), ``"in"`` (only groups whose treatment rises above their baseline) or
         ``"out"`` (only those whose treatment falls below it), as the package's ``switchers=`` option.
 
@@ -187,6 +193,12 @@ def dcdh(
     if estimator == "did_m" and switchers != "both":
         raise InvalidOptionError(f"{func}: switchers={switchers!r} applies to estimator='did_l' only. Fix: drop it.")
     ctrl = _check_controls(func, controls, estimator, (y, group, time, treat, weights, cluster))
+    if not isinstance(trends_lin, (bool, np.bool_)):
+        raise InvalidOptionError(f"{func}: trends_lin must be True or False; got {trends_lin!r}. Fix: pass "
+                                 f"trends_lin=True.")
+    if trends_lin and estimator == "did_m":
+        raise InvalidOptionError(f"{func}: trends_lin=True applies to estimator='did_l' only. Fix: drop it or use "
+                                 f"estimator='did_l'.")
     for name, val in (("effects", effects), ("placebo", placebo)):
         if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < (1 if name == "effects" else 0):
             raise InvalidOptionError(
@@ -199,7 +211,7 @@ def dcdh(
             f"as effects. Fix: pass placebo <= effects."
         )
     data_p = prepare(data, func=func, y=y, group=group, time=time, treat=treat, weights=weights, cluster=cluster,
-                     raw=estimator == "did_m", controls=ctrl)
+                     raw=estimator == "did_m", controls=ctrl, trends_lin=bool(trends_lin))
     if estimator == "did_m":
         return did_m(data_p, y=y, group=group, treat=treat, cluster=cluster, weights=weights,
                      result_cls=DcdhResult)
@@ -211,7 +223,7 @@ def dcdh(
             f"switchers='both'."
         )
     est = estimate_dyn(data_p, effects=int(effects), placebo=int(placebo), normalized=normalized,
-                       switchers=switchers, controls=ctrl, func=func)
+                       switchers=switchers, controls=ctrl, func=func, trends_lin=bool(trends_lin))
     G = float(data_p.n_groups_total)
     V = cluster_vcov(est.infl, data_p.cluster, G)
     terms = est.terms
@@ -255,6 +267,8 @@ def dcdh(
         ("Reference period", "F_g - 1 (event time -1), long differences from it"),
         ("Effects / placebos", f"{n_eff} / {n_pl} (requested {effects} / {placebo})"),
         ("Normalized", "yes (DID_l / average cumulated treatment change)" if normalized else "no"),
+        ("Group-specific linear trends", "yes (first-differenced outcome; effect l = sum of effects 1..l on the "
+         "same switchers; no average total effect)" if trends_lin else "no"),
         ("Controls", ", ".join(ctrl) + " (first differences, coefficients by baseline treatment among "
          "not-yet-switched cells; long differences residualised)" if ctrl else "none"),
         ("Weights", weights or "none"),
@@ -283,10 +297,11 @@ def dcdh(
     )
     return DcdhResult(
         estimator="de Chaisemartin-D'Haultfoeuille DID_l", terms=tuple(terms), coef=coef, vcov_matrix=V,
-        headline="Av_tot_eff", inference=inference, sample=data_p.report, design=design, term_info=term_info,
+        headline="Effect_1" if trends_lin else "Av_tot_eff", inference=inference, sample=data_p.report,
+        design=design, term_info=term_info,
         extras=extras, notes=notes,
         _source=_DcdhVcovSource(data=data, call=dict(
             y=y, group=group, time=time, treat=treat, effects=effects, placebo=placebo, normalized=normalized,
-            weights=weights, switchers=switchers, controls=ctrl or None)),
+            weights=weights, switchers=switchers, controls=ctrl or None, trends_lin=bool(trends_lin))),
     )
 
