@@ -180,7 +180,7 @@ def _jackknife_by_refit(df: pd.DataFrame, cluster: str, weighted: bool) -> np.nd
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("cluster", ["unit", "state"])
+@pytest.mark.parametrize("cluster", ["unit", "state", "time"])
 def test_cr3_is_the_leave_one_cluster_out_jackknife(monkeypatch: pytest.MonkeyPatch, cluster: str,
                                                    weighted: bool) -> None:
     """CR3 with unit and time effects equals refitting without each cluster (time effects re-estimated too)."""
@@ -253,3 +253,26 @@ def test_iid_without_adjustment_is_fixest(mpdta: pd.DataFrame) -> None:
     off = res.with_vcov("iid", ssc=didx.SSC(adj=False))
     n, K = res.sample.n_obs, 1 + 500 + 5 - 1
     assert off.std_error**2 == pytest.approx(res.std_error**2 * (n - K) / (n - 1), rel=TOL_IDENTITY)
+
+
+def test_cr3_with_several_nested_effects_and_the_size_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two factors nested in the state clusters (unit, and pairs of units) and time effects re-estimated."""
+    import didx.inference.vcov as vcov_module
+
+    df = didx.datasets.simulate_staggered(32, 5, 2, seed=13)
+    df["state"] = df["unit"] // 4
+    df["pair"] = df["unit"] // 2
+    res = didx.twfe(df, y="y", unit="unit", time="time", treat="d", fe="pair", vcov="CR3", cluster="state")
+
+    def fit(d: pd.DataFrame) -> float:
+        U = pd.get_dummies(d["unit"]).to_numpy(float)
+        T = pd.get_dummies(d["time"]).to_numpy(float)[:, 1:]
+        return float(np.linalg.lstsq(np.column_stack([d["d"], U, T]), d["y"].to_numpy(), rcond=None)[0][0])
+
+    b = fit(df)
+    diffs = np.array([fit(df[df["state"] != g]) - b for g in df["state"].unique()])
+    G = diffs.shape[0]
+    assert res.std_error == pytest.approx(np.sqrt((G - 1) / G * np.sum(diffs**2)), rel=1e-7)
+    monkeypatch.setattr(vcov_module, "JACKKNIFE_MAX_DUMMY_ENTRIES", 100)
+    with pytest.raises(didx.InvalidOptionError, match=r"CR3.*\['time'\].*too large.*Fix"):
+        didx.twfe(df, y="y", unit="unit", time="time", treat="d", vcov="CR3", cluster="state")

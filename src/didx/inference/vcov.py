@@ -275,13 +275,44 @@ def compute_vcov(
 
 
 JACKKNIFE_MAX_DUMMY_ENTRIES = 20_000_000
-"""Largest ``n x levels`` dummy block built for CR3 when fixed effects are not nested in the clusters."""
+"""Largest table built for CR3 when fixed effects are not nested in the clusters: levels of the nested factor x
+levels of the others (one nested factor), or observations x levels (several)."""
 JACKKNIFE_CHUNK_ENTRIES = 10_000_000
 """Rows x p^2 entries of per-observation cross products held at once by CR3 (about 80 MB)."""
 
 
-def _nonnested_fe_columns(fit: OLSFit, codes: np.ndarray, func: str) -> np.ndarray | None:
-    """Columns that make the demeaned-data jackknife exact when some fixed effects are not nested in the clusters.
+@dataclass(frozen=True, eq=False)
+class _FreeEffects:
+    """Dummies of the fixed effects not nested in the clusters, demeaned by the nested ones, built rows at a time.
+
+    With at most one nested factor ``u`` a row is ``1[f_i = l] - share of level l of f in u_i`` (a table of
+    ``L_u x L_f`` weighted shares); with several nested factors the block is demeaned once and stored.
+    """
+
+    factors: tuple[np.ndarray, ...]
+    levels: tuple[int, ...]
+    drop_first: tuple[bool, ...]
+    nested: np.ndarray | None
+    shares: tuple[np.ndarray, ...]
+    stored: np.ndarray | None
+    width: int
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        if self.stored is not None:
+            return np.asarray(self.stored[idx])
+        m = idx.shape[0]
+        blocks = []
+        for f, L, drop, share in zip(self.factors, self.levels, self.drop_first, self.shares, strict=True):
+            D = np.zeros((m, L))
+            D[np.arange(m), f[idx]] = 1.0
+            if self.nested is not None:
+                D -= share[self.nested[idx]]
+            blocks.append(D[:, 1:] if drop else D)
+        return np.hstack(blocks)
+
+
+def _free_effects(fit: OLSFit, codes: np.ndarray, func: str) -> _FreeEffects | None:
+    """What makes the demeaned-data jackknife exact when some fixed effects are not nested in the clusters.
 
     Leaving a cluster out removes whole levels of the nested factors, so absorbing those on the full sample is the
     same as on the subsample; the other factors' effects must be re-estimated without the cluster. Their dummies,
@@ -296,30 +327,39 @@ def _nonnested_fe_columns(fit: OLSFit, codes: np.ndarray, func: str) -> np.ndarr
     free = [j for j, m in enumerate(nested) if not m]
     if not free:
         return None
+    inner = [j for j, m in enumerate(nested) if m]
     n = fit.n_obs
     sizes = [fe.n_levels[j] for j in free]
-    if n * sum(sizes) > JACKKNIFE_MAX_DUMMY_ENTRIES:
+    # one level per factor is redundant (with the nested factors' constant, or with the first free factor)
+    drop = tuple(i > 0 or bool(inner) for i in range(len(free)))
+    width = sum(L - 1 if d else L for L, d in zip(sizes, drop, strict=True))
+    factors = tuple(fe.factors[j] for j in free)
+    table = (fe.n_levels[inner[0]] if len(inner) == 1 else n) * sum(sizes)
+    if table > JACKKNIFE_MAX_DUMMY_ENTRIES:
         names = [fe.names[j] for j in free]
         raise InvalidOptionError(
             f"{func}: vcov='CR3' re-estimates the fixed effects {names} (not nested in the clusters) without each "
-            f"cluster, which needs {sum(sizes)} dummy columns for {n} observations: too large. Fix: cluster at a "
-            f"level that nests these fixed effects, or use vcov='CR1' (or the wild cluster bootstrap)."
+            f"cluster, which needs a table of {table} entries: too large. Fix: cluster at a level that nests "
+            f"these fixed effects, or use vcov='CR1' (or the wild cluster bootstrap)."
         )
-    cols = []
-    for i, j in enumerate(free):
-        f = fe.factors[j]
-        D = np.zeros((n, fe.n_levels[j]))
-        D[np.arange(n), f] = 1.0
-        # one level per factor is redundant (with the nested factors' constant, or with the first free factor)
-        cols.append(D[:, 1:] if (i > 0 or any(nested)) else D)
-    Z = np.hstack(cols)
-    if any(nested):
-        from didx.linalg.absorb import FixedEffects
+    if len(inner) <= 1:
+        u = fe.factors[inner[0]] if inner else None
+        shares: list[np.ndarray] = []
+        if u is not None:
+            Lu = fe.n_levels[inner[0]]
+            wu = np.bincount(u, weights=fit.weights, minlength=Lu)
+            for f, L in zip(factors, sizes, strict=True):
+                cell = np.bincount(u * L + f, weights=fit.weights, minlength=Lu * L).reshape(Lu, L)
+                shares.append(cell / np.where(wu > 0, wu, 1.0)[:, None])
+        else:
+            shares = [np.zeros((0, L)) for L in sizes]
+        return _FreeEffects(factors, tuple(sizes), drop, u, tuple(shares), None, width)
+    from didx.linalg.absorb import FixedEffects
 
-        inner = FixedEffects([fe.factors[j] for j, m in enumerate(nested) if m],
-                             [fe.names[j] for j, m in enumerate(nested) if m], weights=fit.weights)
-        Z = inner.demean(Z)
-    return Z
+    plain = _FreeEffects(factors, tuple(sizes), drop, None, tuple(np.zeros((0, L)) for L in sizes), None, width)
+    Z = FixedEffects([fe.factors[j] for j in inner], [fe.names[j] for j in inner],
+                     weights=fit.weights).demean(plain.rows(np.arange(n)))
+    return _FreeEffects(factors, tuple(sizes), drop, None, (), Z, width)
 
 
 def _jackknife(fit: OLSFit, codes: np.ndarray, K: int, func: str = "vcov") -> VcovResult:
@@ -327,17 +367,31 @@ def _jackknife(fit: OLSFit, codes: np.ndarray, K: int, func: str = "vcov") -> Vc
 
     Computed from per-cluster cross products, ``b_-g - b = -(A - A_g)^{-1} X_g' W e_g``, never by refitting. Fixed
     effects nested in the clusters stay absorbed (leaving a cluster out removes their levels whole); the others are
-    re-estimated without each cluster through their dummies (:func:`_nonnested_fe_columns`), so the result is the
-    exact leave-one-cluster-out jackknife of the fixed-effects regression.
+    re-estimated without each cluster through their dummies (:func:`_free_effects`), so the result is the exact
+    leave-one-cluster-out jackknife of the fixed-effects regression. Memory: O(chunk x p^2), never n x levels for
+    one nested factor.
     """
     X, e = fit.X, fit.resid
     k = X.shape[1]
-    Z = _nonnested_fe_columns(fit, codes, func)
-    Xa = X if Z is None else np.hstack([X, Z])
-    p = Xa.shape[1]
+    free = _free_effects(fit, codes, func)
+    p = k + (free.width if free is not None else 0)
     w = fit.weights
-    WXa = Xa if w is None else Xa * w[:, None]
-    A = Xa.T @ WXa
+
+    def block(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Xs = X[rows] if free is None else np.hstack([X[rows], free.rows(rows)])
+        return Xs, (Xs if w is None else Xs * w[rows][:, None])
+
+    step = max(1, JACKKNIFE_CHUNK_ENTRIES // p)
+
+    def cross(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        A_r, s_r = np.zeros((p, p)), np.zeros(p)
+        for lo in range(0, rows.shape[0], step):
+            Xs, WXs = block(rows[lo:lo + step])
+            A_r += Xs.T @ WXs
+            s_r += WXs.T @ e[rows[lo:lo + step]]
+        return A_r, s_r
+
+    A, _ = cross(np.arange(X.shape[0]))
     order = np.argsort(codes, kind="stable")
     sc = np.asarray(codes)[order]
     starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
@@ -348,15 +402,14 @@ def _jackknife(fit: OLSFit, codes: np.ndarray, K: int, func: str = "vcov") -> Vc
     g0 = 0
     while g0 < G:  # whole clusters in chunks of at most budget_rows rows: memory O(budget_rows x p^2)
         g1 = min(int(np.searchsorted(bounds, bounds[g0] + budget_rows, side="right")) - 1, G)
-        if g1 <= g0:  # one cluster larger than the budget: its cross products directly
+        if g1 <= g0:  # one cluster larger than the budget: its cross products in pieces
             g1 = g0 + 1
-            rows = order[bounds[g0]:bounds[g1]]
-            A_g = (Xa[rows].T @ WXa[rows])[None]
-            s_g = (WXa[rows].T @ e[rows])[None]
+            A_one, s_one = cross(order[bounds[g0]:bounds[g1]])
+            A_g, s_g = A_one[None], s_one[None]
         else:
             lo = int(bounds[g0])
             rows = order[lo:int(bounds[g1])]
-            Xs, WXs = Xa[rows], WXa[rows]
+            Xs, WXs = block(rows)
             local = starts[g0:g1] - lo
             A_g = np.add.reduceat(Xs[:, :, None] * WXs[:, None, :], local, axis=0)
             s_g = np.add.reduceat(WXs * e[rows][:, None], local, axis=0)
