@@ -200,3 +200,14 @@ def test_duplicate_column_names_are_an_error(small: pd.DataFrame) -> None:
         _twfe(doubled)
     other = pd.concat([small, small[["x1"]]], axis=1)  # a duplicate that is not used is harmless
     assert _twfe(other).estimate == pytest.approx(_twfe(small).estimate, rel=1e-12)
+
+
+def test_units_lost_to_several_reasons_counted_once(small: pd.DataFrame) -> None:
+    rows = small.index[small["unit"] == 4]
+    small.loc[rows[:2], "y"] = np.nan
+    small.loc[rows[2:], "x2"] = np.nan
+    p = build_panel(small, func="t", y="y", unit="unit", time="time", cohort="cohort", covariates="x2")
+    by = {d.reason: d for d in p.report.dropped}
+    assert by["missing outcome (y)"].n_rows == 2 and by["missing covariate (x2)"].n_rows == 3
+    assert sum(d.n_units or 0 for d in p.report.dropped) == 1 == 20 - p.n_units
+    assert by["missing covariate (x2)"].n_units == 1

@@ -342,17 +342,18 @@ def build_panel(
                 f"untreated units or periods."
             )
     dropped = []
-    still = None
+    lost_by: np.ndarray | None = None
     if unit_codes_all is not None and drops:
+        # a unit that lost every row is counted once, under the last reason that removed one of its rows
         still = np.bincount(unit_codes_all[keep], minlength=unit_uniques.shape[0]) > 0
-    for reason, mask in drops:
-        n_rows = int(mask.sum())
-        n_u = None
-        if unit_codes_all is not None and still is not None:
-            codes = np.unique(unit_codes_all[mask])
-            codes = codes[codes >= 0]
-            n_u = int(np.count_nonzero(~still[codes]))
-        dropped.append(Dropped(reason=reason, n_rows=n_rows, n_units=n_u))
+        last = np.full(unit_uniques.shape[0], -1, dtype=np.int64)
+        for r, (_, mask) in enumerate(drops):
+            codes = unit_codes_all[mask]
+            last[codes[codes >= 0]] = r
+        lost_by = np.bincount(last[~still & (last >= 0)], minlength=len(drops))
+    for r, (reason, mask) in enumerate(drops):
+        n_u = None if lost_by is None else int(lost_by[r])
+        dropped.append(Dropped(reason=reason, n_rows=int(mask.sum()), n_units=n_u))
     report = SampleReport(
         n_input_rows=n_input, n_obs=int(yk.shape[0]), n_units=n_units if uk is not None else None,
         n_periods=T, dropped=tuple(dropped), balanced=balanced, n_units_with_gaps=n_gaps,

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 
 @dataclass(frozen=True)
 class Dropped:
-    """Rows (and the units they belong to, where known) removed for one reason."""
+    """Rows removed for one reason, and the units left with no row (each such unit counted once, under the last
+    reason that removed one of its rows), where units are known."""
 
     reason: str
     n_rows: int
