@@ -118,8 +118,8 @@ def test_missing_rows_dropped_and_counted(small: pd.DataFrame) -> None:
     assert reasons["missing covariate (x2)"].n_rows == 1
     assert res.sample.n_obs == len(small) - 4
     text = str(res.summary())
-    assert "3 rows (0 units): missing outcome (y)" in text
-    assert "1 rows (0 units): missing covariate (x2)" in text
+    assert "3 rows (0 units removed entirely): missing outcome (y)" in text
+    assert "1 rows (0 units removed entirely): missing covariate (x2)" in text
 
 
 def test_never_treated_codings_normalised(small: pd.DataFrame) -> None:

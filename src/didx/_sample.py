@@ -15,7 +15,7 @@ class Dropped:
     n_units: int | None = None
 
     def describe(self) -> str:
-        units = f" ({self.n_units} units)" if self.n_units is not None else ""
+        units = f" ({self.n_units} units removed entirely)" if self.n_units is not None else ""
         return f"{self.n_rows} rows{units}: {self.reason}"
 
 
