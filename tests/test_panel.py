@@ -211,3 +211,11 @@ def test_units_lost_to_several_reasons_counted_once(small: pd.DataFrame) -> None
     assert by["missing outcome (y)"].n_rows == 2 and by["missing covariate (x2)"].n_rows == 3
     assert sum(d.n_units or 0 for d in p.report.dropped) == 1 == 20 - p.n_units
     assert by["missing covariate (x2)"].n_units == 1
+
+
+def test_cohort_and_treat_both_given(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=r"not both: got cohort='cohort' and treat='d'.*Fix"):
+        didx.twfe(small, y="y", unit="unit", time="time", cohort="cohort", treat="d")
+    with pytest.raises(didx.InvalidOptionError, match=r"first_difference=True needs unit=.*Fix"):
+        didx.did2x2(small[small["time"] <= 2].assign(p=lambda d: d["time"] - 1, g=lambda d: (d["cohort"] > 0) * 1),
+                    y="y", group="g", post="p", first_difference=True)

@@ -166,7 +166,8 @@ def build_panel(
     """
     if cohort is not None and treat is not None:
         raise InvalidOptionError(
-            f"{func}: give either cohort= (first treated period) or treat= (0/1 indicator), not both."
+            f"{func}: give either cohort= (first treated period) or treat= (0/1 indicator), not both: got "
+            f"cohort={cohort!r} and treat={treat!r}. Fix: drop one of them."
         )
     cov_list = as_list(covariates)
     cl_list = as_list(cluster)

@@ -43,7 +43,7 @@ def ols(
     func = "ols"
     xs = as_list(x)
     if not xs:
-        raise InvalidOptionError("ols: x= must name at least one regressor column.")
+        raise InvalidOptionError("ols: x= must name at least one regressor column. Fix: pass x='column' or a list.")
     fes = as_list(fe)
     cls = as_list(cluster)
     wanted = list(dict.fromkeys([y, *xs, *fes, *cls] + ([weights] if weights else [])))

@@ -287,7 +287,8 @@ def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, u
     func = "did2x2"
     if panel.unit is None:
         raise InvalidOptionError(
-            f"{func}: first_difference=True needs unit= (the column identifying a unit across the two periods)."
+            f"{func}: first_difference=True needs unit= (the column identifying a unit across the two periods). "
+            f"Fix: pass unit='your_unit_id', or drop first_difference=True for the pooled regression."
         )
     n_units = panel.n_units
     both = np.bincount(panel.unit, minlength=n_units) == 2
