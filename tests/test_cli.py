@@ -36,3 +36,16 @@ def test_errors_are_reported(capsys: pytest.CaptureFixture[str]) -> None:
 def test_datasets_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["datasets"]) == 0
     assert "mpdta" in capsys.readouterr().out
+
+
+def test_json_is_valid_with_a_missing_standard_error() -> None:
+    import numpy as np
+
+    from didx._sample import SampleReport
+    from didx.cli import _render
+    from didx.results.base import Inference, Result
+
+    r = Result(estimator="e", terms=("a",), coef=np.array([1.0]), vcov_matrix=np.array([[-1.0]]), headline="a",
+               inference=Inference("iid"), sample=SampleReport(1, 1))
+    out = json.loads(_render(r, "json", 0.95))
+    assert out["std_error"] is None and out["terms"][0]["std_error"] is None

@@ -69,8 +69,12 @@ def _render(res: Any, output: str, conf_level: float) -> str:
     if output == "csv":
         return str(tidy.to_csv(index=False))
     if output == "json":
-        return json.dumps({"estimator": res.estimator, "estimate": res.estimate, "std_error": res.std_error,
-                           "terms": json.loads(tidy.to_json(orient="records"))}, indent=1)
+        def num(x: float) -> float | None:  # NaN is not JSON: null
+            return None if x != x else x
+
+        return json.dumps({"estimator": res.estimator, "estimate": num(res.estimate),
+                           "std_error": num(res.std_error), "terms": json.loads(tidy.to_json(orient="records"))},
+                          indent=1, allow_nan=False)
     if output == "markdown":
         return str(res.to_markdown(conf_level=conf_level))
     return str(res.to_latex(conf_level=conf_level))
