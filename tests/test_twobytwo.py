@@ -246,3 +246,11 @@ def test_row_order_and_unit_labels(card_krueger: pd.DataFrame, kw: dict) -> None
     np.testing.assert_allclose(res.coef, base.coef, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(res.table.means, base.table.means, rtol=TOL_IDENTITY)
+
+
+def test_group_errors_say_group(card_krueger: pd.DataFrame) -> None:
+    with pytest.raises(didx.DataError, match=r"the group column 'nj' must be 0/1 .*value\(s\) 2\. Fix"):
+        didx.did2x2(card_krueger.assign(nj=card_krueger["nj"] * 2), y="fte", group="nj", post="d")
+    res = didx.did2x2(card_krueger.assign(nj=card_krueger["nj"].where(card_krueger.index != 3)), y="fte",
+                      group="nj", post="d")
+    assert "missing group (nj)" in {d.reason for d in res.sample.dropped}

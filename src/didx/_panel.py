@@ -156,13 +156,15 @@ def build_panel(
     require_control: str = "untreated_obs",
     check_duplicates: bool = True,
     zero_weights: str = "keep",
+    treat_role: str = "treatment",
 ) -> Panel:
     """Validate ``data`` for a DiD design and return a :class:`Panel`.
 
     ``require_control`` is ``'never'`` (at least one never-treated unit), ``'untreated_obs'`` (at least one
     untreated observation) or ``'none'``. ``zero_weights="drop"`` removes rows whose weight is 0 and counts them
     (as R's ``lm`` and fixest do for regressions, so that ``n``, ``K`` and the clusters count only observations
-    that enter the fit); ``"keep"`` leaves them in.
+    that enter the fit); ``"keep"`` leaves them in. ``treat_role`` names the ``treat`` column in messages (e.g.
+    ``"group"`` for the 2x2's treated-group indicator).
     """
     if cohort is not None and treat is not None:
         raise InvalidOptionError(
@@ -222,13 +224,13 @@ def build_panel(
         drop(codes < 0, f"missing {'cluster' if c in cl_list else 'fixed effect'} ({c})")
     tr: np.ndarray | None = None
     if treat is not None:
-        tr = numeric_column(cols, treat, "treatment", func, "Fix: pass a 0/1 treatment indicator.")
-        drop(np.isnan(tr), f"missing treatment ({treat})")
+        tr = numeric_column(cols, treat, treat_role, func, f"Fix: pass a 0/1 {treat_role} indicator.")
+        drop(np.isnan(tr), f"missing {treat_role} ({treat})")
         not_binary = keep & (tr != 0.0) & (tr != 1.0)
         bad_vals = np.unique(tr[not_binary]) if not_binary.any() else np.empty(0)
         if bad_vals.size:
             raise DataError(
-                f"{func}: the treatment column {treat!r} must be 0/1 (or boolean), but it has the value(s) "
+                f"{func}: the {treat_role} column {treat!r} must be 0/1 (or boolean), but it has the value(s) "
                 f"{', '.join(fmt_value(float(v)) for v in bad_vals[:5])}. Fix: recode it as a 0/1 indicator "
                 f"(for a continuous or fractional treatment, round it or use a different estimator)."
             )

@@ -202,7 +202,8 @@ def did2x2(
     func = "did2x2"
     cov_list = as_list(covariates)
     panel = build_panel(data, func=func, y=y, time=post, unit=unit, treat=group, covariates=cov_list,
-                        weights=weights, cluster=cluster, require_control="untreated_obs", zero_weights="drop")
+                        weights=weights, cluster=cluster, require_control="untreated_obs", zero_weights="drop",
+                        treat_role="group")
     if not np.array_equal(panel.periods, [0.0, 1.0]):
         raise DataError(
             f"{func}: the post column {post!r} must be a 0/1 indicator (1 after treatment), but its values are "
