@@ -38,7 +38,8 @@ class Panel:
     covariates : (n, p) float64 matrix.
     weights : sampling weights or None.
     codes : integer codes of categorical columns (clusters, extra fixed effects) by column name.
-    row_index : position of each kept row in the input frame.
+    kept_rows : position of each kept row in the input frame, or None when all were kept in order
+        (``row_index`` gives the positions in both cases).
     """
 
     y: np.ndarray
@@ -53,14 +54,21 @@ class Panel:
     covariate_names: tuple[str, ...]
     weights: np.ndarray | None
     codes: dict[str, np.ndarray]
-    row_index: np.ndarray
+    kept_rows: np.ndarray | None  # positions in the input frame; None when every row was kept, in order
     report: SampleReport
     names: dict[str, Any] = field(default_factory=dict)
 
     @property
     def all_rows_kept(self) -> bool:
         """True when every input row is in the panel, in input order (row_index is then 0..n-1)."""
-        return self.report.n_obs == self.report.n_input_rows
+        return self.kept_rows is None
+
+    @property
+    def row_index(self) -> np.ndarray:
+        """Position of each kept row in the input frame (built on demand when every row was kept)."""
+        if self.kept_rows is None:
+            return np.arange(self.n_obs, dtype=np.int64)
+        return self.kept_rows
 
     @property
     def n_obs(self) -> int:
@@ -371,7 +379,7 @@ def build_panel(
     return Panel(
         y=yk, unit=uk, unit_labels=unit_labels, time=tk, periods=periods, period_labels=labels, cohort=gk,
         treat=trk, covariates=covk, covariate_names=tuple(cov_list), weights=None if w is None else take(w),
-        codes=clk, row_index=np.arange(n_input, dtype=np.int64) if all_kept else idx, report=report,
+        codes=clk, kept_rows=None if all_kept else idx, report=report,
         names={"y": y, "unit": unit, "time": time, "cohort": cohort, "treat": treat, "weights": weights,
                "cluster": tuple(cl_list), "date_like": date_like},
     )

@@ -38,22 +38,7 @@ class RegressionSource:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for name in names:
-            if name in self.codes:
-                out[name] = np.asarray(self.codes[name])
-                continue
-            cols = read_columns(self.data, [name], func, {"cluster": name})
-            raw = cols.arrays[name] if self.row_index is None else cols.arrays[name][self.row_index]
-            codes, _ = factorize(raw, sort=False)
-            if (codes < 0).any():
-                raise DataError(
-                    f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in the "
-                    f"estimation sample. Fix: fill them, or re-run the estimator with cluster={name!r} so the rows "
-                    f"are dropped and counted."
-                )
-            out[name] = codes
-        return out
+        return lookup_cluster_codes(func, names, self.codes, self.data, self.row_index)
 
     def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
         codes = self.cluster_codes(func, spec.clusters)
@@ -64,6 +49,29 @@ class RegressionSource:
                   ssc: Any) -> tuple[np.ndarray, Inference]:
         spec = resolve_vcov(func, vcov, cluster, self.default, ssc)
         return self.compute(func, spec)
+
+
+def lookup_cluster_codes(func: str, names: Sequence[str], known: Mapping[str, np.ndarray], data: Any,
+                         row_index: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Integer codes of each cluster column on the estimation sample: stored ones, or read again from ``data``
+    (rows ``row_index``; all rows when None). A missing value there is an error: rows cannot be dropped after
+    the fit."""
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name in known:
+            out[name] = np.asarray(known[name])
+            continue
+        cols = read_columns(data, [name], func, {"cluster": name})
+        raw = cols.arrays[name] if row_index is None else cols.arrays[name][row_index]
+        codes, _ = factorize(raw, sort=False)
+        if (codes < 0).any():
+            raise DataError(
+                f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in the "
+                f"estimation sample. Fix: fill them, or re-run the estimator with cluster={name!r} so the rows "
+                f"are dropped and counted."
+            )
+        out[name] = codes
+    return out
 
 
 def inference_info(spec: VcovSpec, vr: VcovResult, fit: OLSFit, codes: Mapping[str, np.ndarray],

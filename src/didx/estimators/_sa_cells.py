@@ -26,10 +26,16 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from didx._errors import DataError
-from didx._frame import factorize, read_columns
-from didx.estimators._regression import inference_info
-from didx.inference.vcov import POSDEF_FLOOR, VcovResult, VcovSpec, resolve_vcov
+from didx.estimators._regression import inference_info, lookup_cluster_codes
+from didx.inference.vcov import (
+    VcovResult,
+    VcovSpec,
+    clustered_vcov,
+    hc_factor,
+    iid_vcov,
+    k_for_ssc,
+    resolve_vcov,
+)
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit, fit_ols, independent_columns
 from didx.results.base import Inference
@@ -355,18 +361,12 @@ def _cluster_meat(cf: CellFit, codes: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _count_k(cf: CellFit, spec: VcovSpec, codes: Sequence[np.ndarray]) -> int:
-    """fixest's K: slopes + fixed-effect coefficients (unit + time, one connected panel), nested FE not counted."""
+    """fixest's K (:func:`didx.inference.vcov.k_for_ssc`) for unit + time effects."""
     N, T = cf.resid.shape
-    k = cf.fit.n_coef
-    if spec.ssc.fixef_k == "none":
-        return k
-    n_fe = N + T - cf.n_components
-    if spec.ssc.fixef_k == "full" or not codes:
-        return k + n_fe
-    unit_nested = any(_unit_level(c, cf.unit, N) is not None for c in codes)
-    time_nested = any(_unit_level(c, cf.time, T) is not None for c in codes)
-    n_fe -= (N - 1) * unit_nested + (T - 1) * time_nested
-    return k + max(n_fe, 0)
+    n_fe = N + T - (cf.n_components if spec.ssc.fixef_exact else 1)
+    nested = [any(_unit_level(c, cf.unit, N) is not None for c in codes),
+              any(_unit_level(c, cf.time, T) is not None for c in codes)]
+    return k_for_ssc(cf.fit.n_coef, n_fe, [N, T], nested, spec.ssc, bool(codes))
 
 
 def cell_vcov(cf: CellFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarray]) -> VcovResult:
@@ -381,9 +381,7 @@ def cell_vcov(cf: CellFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarra
     kind = spec.kind
     E = cf.resid
     if kind == "iid":
-        rss = float(np.einsum("ij,ij->", E, cf.score_resid()))
-        denom = n - K if ssc.adj else n
-        return VcovResult(B * (rss / denom), float(n - K), (), K, 1.0 / denom)
+        return iid_vcov(B, float(np.einsum("ij,ij->", E, cf.score_resid())), n, K, ssc)
     if kind in ("HC0", "HC1", "hetero"):
         G, T = cf.n_groups, E.shape[1]
         p = cf.n_cov
@@ -402,35 +400,9 @@ def cell_vcov(cf: CellFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarra
                 for t in range(T):
                     sa[:, t] = np.bincount(cf.group_of_unit, weights=we[j][:, t], minlength=G)
                 meat[p:, j] = meat[j, p:] = np.einsum("gtk,gt->k", cf.xd, sa)
-        factor = 1.0
-        if kind in ("HC1", "hetero"):
-            factor = ((n - 1) / (n - K) if ssc.adj else 1.0) * (n / (n - 1) if ssc.cluster_adj else 1.0)
+        factor = hc_factor(kind, n, K, ssc)
         return VcovResult(factor * (B @ meat @ B), float(n - K), (), K, factor)
-    adj = (n - 1) / (n - K) if ssc.adj else 1.0
-    if len(codes) == 1:
-        meat, G = _cluster_meat(cf, codes[0])
-        cadj = G / (G - 1) if (ssc.cluster_adj and kind == "CR1") else 1.0
-        factor = adj * cadj if kind == "CR1" else 1.0
-        return VcovResult(factor * (B @ meat @ B), float(G - 1), (G,), K, factor)
-    m1, G1 = _cluster_meat(cf, codes[0])
-    m2, G2 = _cluster_meat(cf, codes[1])
-    key = codes[0].astype(np.int64) * (int(codes[1].max()) + 1) + codes[1]
-    m12, G12 = _cluster_meat(cf, np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64))
-    Gmin = min(G1, G2)
-
-    def cfac(Gc: int) -> float:
-        if not (ssc.cluster_adj and kind == "CR1"):
-            return 1.0
-        g = Gmin if ssc.cluster_df == "min" else Gc
-        return g / (g - 1)
-
-    a = adj if kind == "CR1" else 1.0
-    V = a * (B @ (cfac(G1) * m1 + cfac(G2) * m2 - cfac(G12) * m12) @ B)
-    V = 0.5 * (V + V.T)
-    if np.any(np.diag(V) < 0):  # the repair of compute_vcov (fixest's): only when a variance is negative
-        vals, vecs = np.linalg.eigh(V)
-        V = (vecs * np.maximum(vals, POSDEF_FLOOR)) @ vecs.T
-    return VcovResult(V, float(Gmin - 1), (G1, G2), K, a)
+    return clustered_vcov(kind, B, n, K, ssc, codes, lambda c: _cluster_meat(cf, c), "sun_abraham", spec.clusters)
 
 
 @dataclass(frozen=True, eq=False)
@@ -460,21 +432,7 @@ class CellSource:
         return fit
 
     def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for name in names:
-            if name in self.codes:
-                out[name] = np.asarray(self.codes[name])
-                continue
-            cols = read_columns(self.data, [name], func, {"cluster": name})
-            codes, _ = factorize(cols.arrays[name][self.row_index], sort=False)
-            if (codes < 0).any():
-                raise DataError(
-                    f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in the "
-                    f"estimation sample. Fix: fill them, or re-run the estimator with cluster={name!r} so the rows "
-                    f"are dropped and counted."
-                )
-            out[name] = codes
-        return out
+        return lookup_cluster_codes(func, names, self.codes, self.data, self.row_index)
 
     def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
         if spec.kind not in CELL_KINDS or len(spec.clusters) > 2:

@@ -142,7 +142,7 @@ def collapse_panel(panel: Panel, *, func: str, group_codes: np.ndarray, group_na
         panel, y=y, unit=cell_group, unit_labels=np.asarray(labels), time=panel.time[first],
         cohort=None if panel.cohort is None else panel.cohort[first],
         treat=None if panel.treat is None else panel.treat[first], covariates=cov,
-        weights=size if weighted else None, codes=codes, row_index=panel.row_index[first], report=report,
+        weights=size if weighted else None, codes=codes, kept_rows=panel.row_index[first], report=report,
     )
     return out, info
 

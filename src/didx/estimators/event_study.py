@@ -491,5 +491,5 @@ def _subset(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
         treat=None if panel.treat is None else panel.treat[keep], covariates=panel.covariates[keep],
         weights=None if panel.weights is None else panel.weights[keep],
         codes={c: factorize(v[keep], sort=False)[0] for c, v in panel.codes.items()},
-        row_index=panel.row_index[keep], report=report,
+        kept_rows=panel.row_index[keep], report=report,
     )

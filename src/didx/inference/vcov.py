@@ -31,7 +31,7 @@ re-estimated without each cluster (:func:`_jackknife`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,21 +149,82 @@ class VcovResult:
     factor: float
 
 
-def _count_k(fit: OLSFit, ssc: SSC, cluster_codes: Sequence[np.ndarray]) -> int:
-    k = fit.n_coef
-    fe = fit.fe
-    if fe is None or ssc.fixef_k == "none":
+def k_for_ssc(k: int, n_fe: int, levels: Sequence[int], nested: Sequence[bool], ssc: SSC, clustered: bool) -> int:
+    """fixest's K: ``k`` slopes plus ``n_fe`` fixed-effect coefficients, except the levels of factors nested in a
+    cluster variable (``fixef_k="nested"``), keeping at least the constant they subsume."""
+    if ssc.fixef_k == "none":
         return k
-    n_fe = fe.n_params(ssc.fixef_exact)
-    if ssc.fixef_k == "full" or not cluster_codes:
+    if ssc.fixef_k == "full" or not clustered or not any(nested):
         return k + n_fe
+    n_fe -= sum(L - 1 for L, m in zip(levels, nested, strict=True) if m)
+    return max(k + n_fe, k + 1)
+
+
+def _count_k(fit: OLSFit, ssc: SSC, cluster_codes: Sequence[np.ndarray]) -> int:
+    fe = fit.fe
+    if fe is None:
+        return fit.n_coef
     nested = np.zeros(len(fe.factors), dtype=bool)
-    for codes in cluster_codes:
-        nested |= np.asarray(fe.nested_in(codes))
-    if not nested.any():
-        return k + n_fe
-    n_fe -= sum(L - 1 for L, m in zip(fe.n_levels, nested, strict=True) if m)
-    return max(k + n_fe, k + 1)  # at least the constant the nested effects subsume (fixest)
+    if ssc.fixef_k == "nested":
+        for codes in cluster_codes:
+            nested |= np.asarray(fe.nested_in(codes))
+    return k_for_ssc(fit.n_coef, fe.n_params(ssc.fixef_exact), fe.n_levels, nested.tolist(), ssc,
+                     bool(cluster_codes))
+
+
+def iid_vcov(B: np.ndarray, rss: float, n: int, K: int, ssc: SSC) -> VcovResult:
+    """``s^2 B`` with fixest's ``s^2``: RSS/(n-K), or RSS/(n-1) without the adjustment."""
+    denom = n - K if ssc.adj else n - 1
+    return VcovResult(B * (rss / denom), float(n - K), (), K, 1.0 / denom)
+
+
+def hc_factor(kind: str, n: int, K: int, ssc: SSC) -> float:
+    """Small-sample factor of a heteroskedasticity-robust matrix: ``n/(n-K)`` for HC1 / hetero (fixest's
+    ``(n-1)/(n-K)`` times the one-observation-per-cluster ``n/(n-1)``), 1 otherwise."""
+    if kind not in ("HC1", "hetero"):
+        return 1.0
+    return ((n - 1) / (n - K) if ssc.adj else 1.0) * (n / (n - 1) if ssc.cluster_adj else 1.0)
+
+
+def clustered_vcov(kind: str, B: np.ndarray, n: int, K: int, ssc: SSC, codes: Sequence[np.ndarray],
+                   meat: Callable[[np.ndarray], tuple[np.ndarray, int]], func: str = "vcov",
+                   names: Sequence[str] = ()) -> VcovResult:
+    """CR0 / CR1, one- or two-way, from ``meat(codes) -> (sum of outer products of cluster scores, G)``.
+
+    Two-way: ``V_A + V_B - V_AB`` (Cameron, Gelbach & Miller 2011), each term with ``G/(G-1)`` of the smaller G
+    (``cluster_df="min"``) or its own; repaired as fixest does, only when a variance is negative.
+    """
+    adj = (n - 1) / (n - K) if ssc.adj else 1.0
+    if len(codes) == 1:
+        m, G = meat(codes[0])
+        cadj = G / (G - 1) if (ssc.cluster_adj and kind == "CR1") else 1.0
+        factor = adj * cadj if kind == "CR1" else 1.0
+        return VcovResult(factor * (B @ m @ B), float(G - 1), (G,), K, factor)
+    if len(codes) != 2:
+        raise InvalidOptionError(
+            f"{func}: at most two cluster variables are supported, got {list(names) or len(codes)}. "
+            f"Fix: pass one or two columns to cluster=."
+        )
+    m1, G1 = meat(codes[0])
+    m2, G2 = meat(codes[1])
+    m12, G12 = meat(_intersect(codes[0], codes[1]))
+    Gmin = min(G1, G2)
+
+    def cfac(G: int) -> float:
+        if not (ssc.cluster_adj and kind == "CR1"):
+            return 1.0
+        g = Gmin if ssc.cluster_df == "min" else G
+        return g / (g - 1)
+
+    a = adj if kind == "CR1" else 1.0
+    V = a * (B @ (cfac(G1) * m1 + cfac(G2) * m2 - cfac(G12) * m12) @ B)
+    V = 0.5 * (V + V.T)
+    if np.any(np.diag(V) < 0):
+        # fixest's repair (Cameron, Gelbach & Miller 2011): only when a variance is negative, eigenvalues floored
+        # at POSDEF_FLOOR; an indefinite matrix with non-negative variances is left as it is, as fixest does
+        vals, vecs = np.linalg.eigh(V)
+        V = (vecs * np.maximum(vals, POSDEF_FLOOR)) @ vecs.T
+    return VcovResult(V, float(Gmin - 1), (G1, G2), K, a)
 
 
 def _cluster_meat(S: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, int]:
@@ -217,11 +278,7 @@ def compute_vcov(
     kind = spec.kind
     if kind == "iid":
         w = 1.0 if fit.weights is None else fit.weights
-        rss = float(np.sum(w * fit.resid**2))
-        # fixest: RSS/(n-1) times the adjustment (n-1)/(n-K); without it, RSS/(n-1)
-        denom = n - K if ssc.adj else n - 1
-        V = B * (rss / denom)
-        return VcovResult(V, float(n - K), (), K, 1.0 / denom)
+        return iid_vcov(B, float(np.sum(w * fit.resid**2)), n, K, ssc)
     if kind in ("HC0", "HC1", "hetero", "HC2", "HC3"):
         S = fit.scores()
         if kind in ("HC2", "HC3"):
@@ -232,46 +289,13 @@ def compute_vcov(
             room = np.where(one, 1.0, 1.0 - np.where(one, 0.0, h))
             S = S / (room ** (0.5 if kind == "HC2" else 1.0))[:, None]
             S[one] = 0.0
-        meat = S.T @ S
-        factor = 1.0
-        if kind in ("HC1", "hetero"):
-            factor = ((n - 1) / (n - K) if ssc.adj else 1.0) * (n / (n - 1) if ssc.cluster_adj else 1.0)
-        return VcovResult(factor * (B @ meat @ B), float(n - K), (), K, factor)
+        factor = hc_factor(kind, n, K, ssc)
+        return VcovResult(factor * (B @ (S.T @ S) @ B), float(n - K), (), K, factor)
     # clustered
     if kind == "CR3":
         return _jackknife(fit, codes[0], K, func)
     S = fit.scores()
-    adj = (n - 1) / (n - K) if ssc.adj else 1.0
-    if len(codes) == 1:
-        meat, G = _cluster_meat(S, codes[0])
-        cadj = G / (G - 1) if (ssc.cluster_adj and kind == "CR1") else 1.0
-        factor = adj * cadj if kind == "CR1" else 1.0
-        return VcovResult(factor * (B @ meat @ B), float(G - 1), (G,), K, factor)
-    if len(codes) != 2:
-        raise InvalidOptionError(
-            f"{func}: at most two cluster variables are supported, got {list(spec.clusters)}. Fix: pass one or two "
-            f"columns to cluster=."
-        )
-    m1, G1 = _cluster_meat(S, codes[0])
-    m2, G2 = _cluster_meat(S, codes[1])
-    m12, G12 = _cluster_meat(S, _intersect(codes[0], codes[1]))
-    Gmin = min(G1, G2)
-
-    def cfac(G: int) -> float:
-        if not (ssc.cluster_adj and kind == "CR1"):
-            return 1.0
-        g = Gmin if ssc.cluster_df == "min" else G
-        return g / (g - 1)
-
-    a = adj if kind == "CR1" else 1.0
-    V = a * (B @ (cfac(G1) * m1 + cfac(G2) * m2 - cfac(G12) * m12) @ B)
-    V = 0.5 * (V + V.T)
-    if np.any(np.diag(V) < 0):
-        # fixest's repair (Cameron, Gelbach & Miller 2011): only when a variance is negative, eigenvalues floored
-        # at POSDEF_FLOOR; an indefinite matrix with non-negative variances is left as it is, as fixest does
-        vals, vecs = np.linalg.eigh(V)
-        V = (vecs * np.maximum(vals, POSDEF_FLOOR)) @ vecs.T
-    return VcovResult(V, float(Gmin - 1), (G1, G2), K, a)
+    return clustered_vcov(kind, B, n, K, ssc, codes, lambda c: _cluster_meat(S, c), func, spec.clusters)
 
 
 JACKKNIFE_MAX_DUMMY_ENTRIES = 20_000_000
