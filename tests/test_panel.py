@@ -219,3 +219,22 @@ def test_cohort_and_treat_both_given(small: pd.DataFrame) -> None:
     with pytest.raises(didx.InvalidOptionError, match=r"first_difference=True needs unit=.*Fix"):
         didx.did2x2(small[small["time"] <= 2].assign(p=lambda d: d["time"] - 1, g=lambda d: (d["cohort"] > 0) * 1),
                     y="y", group="g", post="p", first_difference=True)
+
+
+def test_duplicate_hidden_by_equal_counts() -> None:
+    """A unit with one period twice and another missing has the right row count: still a duplicate."""
+    df = didx.datasets.simulate_staggered(10, 4, [3], seed=3)
+    df.loc[(df.unit == 4) & (df.time == 2), "time"] = 3
+    with pytest.raises(didx.DataError, match=r"duplicate \(unit, time\) rows, e\.g\. unit=4 at time=3"):
+        didx.twfe(df, y="y", unit="unit", time="time", cohort="cohort")
+
+
+def test_dense_integer_units_equal_hashed_units() -> None:
+    """Units already coded 0..N-1 are used as codes; any other labels are hashed: same results."""
+    df = didx.datasets.simulate_staggered(200, 6, [3, 5], seed=8)
+    a = didx.twfe(df, y="y", unit="unit", time="time", cohort="cohort")
+    b = didx.twfe(df.assign(unit=df["unit"] * 7 + 1000), y="y", unit="unit", time="time", cohort="cohort")
+    assert a.estimate == pytest.approx(b.estimate, rel=1e-12)
+    assert a.std_error == pytest.approx(b.std_error, rel=1e-12)
+    p = build_panel(df, func="t", y="y", unit="unit", time="time", cohort="cohort")
+    assert p.unit_labels is not None and list(p.unit_labels[:3]) == [0, 1, 2]

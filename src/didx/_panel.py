@@ -202,7 +202,11 @@ def build_panel(
     drop(time_codes < 0, f"missing time ({time})")
     unit_codes_all: np.ndarray | None = None
     if unit is not None:
-        unit_codes_all, unit_uniques = factorize(cols.arrays[unit], sort=False)
+        dense = _dense_int_codes(np.asarray(cols.arrays[unit])) if cols.kinds[unit] == "numeric" else None
+        if dense is not None:  # units already coded 0..N-1 (as in most large panels): used as they are
+            unit_codes_all, unit_uniques = dense
+        else:
+            unit_codes_all, unit_uniques = factorize(cols.arrays[unit], sort=False)
         drop(unit_codes_all < 0, f"missing unit ({unit})")
     drop(~np.isfinite(yv), f"missing outcome ({y})")
     cov_mat = np.empty((n_input, len(cov_list)))
@@ -282,7 +286,7 @@ def build_panel(
     n_gaps: int | None = None
     if uk is not None:
         counts = np.bincount(uk, minlength=n_units)
-        if check_duplicates and counts.max() > 1:
+        if check_duplicates and counts.max() > 1 and not _distinct_periods(uk, tk, counts, T):
             key = uk * T + tk
             if n_units * T <= 50_000_000:
                 dup = np.bincount(key, minlength=n_units * T) > 1
@@ -383,6 +387,38 @@ def build_panel(
         names={"y": y, "unit": unit, "time": time, "cohort": cohort, "treat": treat, "weights": weights,
                "cluster": tuple(cl_list), "date_like": date_like},
     )
+
+
+def _distinct_periods(unit: np.ndarray, time: np.ndarray, counts: np.ndarray, T: int) -> bool:
+    """True when no unit has two rows in one period, checked without a (unit, period) table when T <= 52.
+
+    The sum of k powers of two has fewer than k one-bits exactly when two of them are equal, so with
+    ``s_u = sum over u's rows of 2^t`` (exact in float64 for t < 53) unit u has a duplicate iff
+    ``popcount(s_u) < count_u``. False means "maybe duplicates": the caller then finds them exactly.
+    """
+    if T > 52:
+        return False
+    sums = np.bincount(unit, weights=np.ldexp(1.0, time), minlength=counts.shape[0]).astype(np.uint64)
+    bits = np.zeros(sums.shape[0], dtype=np.int64)
+    while True:
+        nz = sums != 0
+        if not nz.any():
+            break
+        bits += nz
+        sums &= sums - np.uint64(1)  # clears the lowest set bit
+    return bool(np.array_equal(bits, counts))
+
+
+def _dense_int_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Codes and labels of an integer column that already holds every value of 0..K-1 (no hashing, no copy)."""
+    if values.dtype != np.int64 or values.size == 0:
+        return None
+    lo, hi = int(values.min()), int(values.max())
+    if lo != 0 or hi >= values.shape[0]:
+        return None
+    if not (np.bincount(values, minlength=hi + 1) > 0).all():
+        return None
+    return values, np.arange(hi + 1, dtype=np.int64)
 
 
 def _fmt_cohort(v: float) -> str:

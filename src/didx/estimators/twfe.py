@@ -154,7 +154,7 @@ def twfe(
     res: TWFEResult = make_regression_result(
         TWFEResult, estimator="Two-way fixed effects", fit=fit, headline=treat_name, spec=spec, codes=codes,
         data=data, row_index=None if (all_kept and panel.all_rows_kept) else panel.row_index[idx],
-        sample=report, design=design, treated=take(ever[panel.unit]),
+        sample=report, design=design, treated=D,
         notes=notes, func=func,
     )
     return res
@@ -179,7 +179,8 @@ def _singletons(factors: Sequence[np.ndarray], keep: np.ndarray) -> np.ndarray:
     out = np.zeros(keep.shape[0], dtype=bool)
     for f in factors:
         counts = np.bincount(f, weights=keep.astype(np.float64)) if not keep.all() else np.bincount(f)
-        out |= counts[f] == 1
+        if (counts == 1).any():  # the n-length gather only when some level has one observation
+            out |= counts[f] == 1
     return out & keep
 
 

@@ -152,7 +152,11 @@ def fit_ols(
         bread = 0.5 * (bread + bread.T)
         Xty = Xd.T @ (yd if weights is None else yd * weights)
         coef = bread @ Xty
-        resid = yd - Xd @ coef
+        if fe is not None:  # yd is our own buffer: the residuals overwrite it
+            resid = yd
+            resid -= Xd @ coef
+        else:
+            resid = yd - Xd @ coef
     else:
         bread = np.zeros((0, 0))
         coef = np.zeros(0)
