@@ -100,7 +100,17 @@ def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndar
     arr = cols.arrays[time]
     kind = cols.kinds[time]
     if kind == "numeric":
-        codes, uniques = factorize(np.asarray(arr), sort=True)
+        values = np.asarray(arr)
+        if values.dtype.kind in "iu" and values.size:
+            lo, hi = int(values.min()), int(values.max())
+            if hi - lo <= 4 * values.shape[0] + 1024:  # integer periods (years, 1..T): a lookup table, no hashing
+                codes = np.subtract(values, lo, dtype=np.int64)
+                present = np.bincount(codes, minlength=hi - lo + 1) > 0
+                if not present.all():
+                    np.take(np.cumsum(present) - 1, codes, out=codes)
+                uniques = (np.flatnonzero(present) + lo).astype(values.dtype)
+                return codes, uniques.astype(np.float64), uniques, False
+        codes, uniques = factorize(values, sort=True)
         return codes, uniques.astype(np.float64), uniques, False
     if kind == "datetime":
         codes, uniques = factorize(arr, sort=True)
