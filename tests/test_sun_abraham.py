@@ -392,3 +392,20 @@ def test_wild_bootstrap_on_cell_path_uses_the_rows(sim: pd.DataFrame) -> None:
     wb = b.wild_bootstrap(term, n_bootstrap=499, seed=3)
     assert wa.p_value == pytest.approx(wb.p_value, rel=1e-12)
     assert wa.statistic == pytest.approx(wb.statistic, rel=1e-9)
+
+
+def test_stored_arrays_are_read_only(mpdta: pd.DataFrame) -> None:
+    # the aggregations (.att, .cohort) are computed from extras: writing into them must be impossible
+    res = didx.sun_abraham(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    att = res.att.estimate
+    for name in ("raw_coef", "raw_vcov"):
+        with pytest.raises(ValueError, match="read-only"):
+            res.extras[name][...] = 0.0
+    for kind in ("main", "period", "att", "cohort"):
+        with pytest.raises(ValueError, match="read-only"):
+            res.extras["aggregations"][kind].matrix[...] = 0.0
+    with pytest.raises(TypeError):
+        res.extras["cell_size"]["x"] = 1.0  # type: ignore[index]
+    assert res.att.estimate == att
+    with pytest.raises(ValueError, match="read-only"):
+        res.with_vcov("hetero").extras["raw_vcov"][...] = 0.0

@@ -82,6 +82,13 @@ class Aggregation:
     group: np.ndarray
     n_cells: np.ndarray
 
+    def __post_init__(self) -> None:
+        # results keep their aggregations: the arrays are private read-only copies
+        for name in ("matrix", "event_time", "group", "n_cells"):
+            a = np.array(getattr(self, name), copy=True)
+            a.flags.writeable = False
+            object.__setattr__(self, name, a)
+
 
 def aggregate_matrix(kind: str, coef_names: Sequence[str], cells: Cells, size: np.ndarray,
                      time_name: str) -> Aggregation:

@@ -46,7 +46,7 @@ from didx.estimators._sa_design import Aggregation, aggregate_matrix, fmt_value,
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
-from didx.results.base import Inference, Result
+from didx.results.base import FrozenDict, Inference, Result
 from didx.results.event import EventStudyResult
 
 
@@ -119,8 +119,14 @@ class SunAbrahamResult(EventStudyResult):
         src = self.extras["raw_source"]
         V, inf = src.recompute("sun_abraham", vcov, cluster, ssc)
         A = self.extras["aggregations"]["main"].matrix
-        extras = {**self.extras, "raw_vcov": V}
+        extras = {**self.extras, "raw_vcov": _readonly(V)}
         return dataclasses.replace(self, vcov_matrix=A @ V @ A.T, inference=inf, extras=extras)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    out = np.array(a, dtype=np.float64, copy=True)
+    out.flags.writeable = False
+    return out
 
 
 def _as_ref(ref: float | Sequence[float]) -> tuple[float, ...]:
@@ -445,10 +451,10 @@ def sun_abraham(
         term_info={"group": raw_group, "event_time": raw_et, "n": raw_n}, notes=tuple(raw_notes),
         _source=source,
     )
-    extras = {"reference": refs, "raw_coef": np.array(fit.coef), "raw_vcov": raw_V, "raw_source": source,
-              "raw_result": raw_result,
-              "aggregations": {"main": main, "period": period, "att": att, "cohort": by_cohort},
-              "cell_size": dict(zip(cells.names, size.tolist(), strict=True))}
+    extras = {"reference": refs, "raw_coef": _readonly(fit.coef), "raw_vcov": _readonly(raw_V),
+              "raw_source": source, "raw_result": raw_result,
+              "aggregations": FrozenDict({"main": main, "period": period, "att": att, "cohort": by_cohort}),
+              "cell_size": FrozenDict(dict(zip(cells.names, size.tolist(), strict=True)))}
     return SunAbrahamResult(
         estimator="Sun & Abraham (2021)", terms=main.names, coef=main_A @ fit.coef,
         vcov_matrix=main_A @ raw_V @ main_A.T,
