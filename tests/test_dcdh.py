@@ -302,7 +302,7 @@ def test_cluster_coarser_than_group(favara, fav_res):
     assert not np.allclose(st.std_errors, fav_res.std_errors)
 
 
-def test_with_vcov_reclusters_without_refitting(favara, fav_res):
+def test_with_vcov_reclusters_as_a_fit_with_that_cluster(favara, fav_res):
     st = didx.dcdh(favara, **FAVARA_ARGS, effects=8, placebo=3, cluster="state_n")
     re = fav_res.with_vcov(cluster="state_n")
     np.testing.assert_allclose(re.vcov_matrix, st.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-16)
@@ -756,3 +756,13 @@ def test_error_trends_lin_bad_value_or_did_m(favara):
     with pytest.raises(InvalidOptionError, match="trends_lin=True applies to estimator='did_l' only"):
         didx.dcdh(favara.assign(b=(favara.inter_bra > 0).astype(int)), y="Dl_vloans_b", group="county",
                   time="year", treat="b", estimator="did_m", trends_lin=True)
+
+
+def test_with_vcov_refuses_data_changed_after_the_fit(favara):
+    # with_vcov re-runs the influence-variable computation on the stored data: if the user's frame was changed
+    # in place since the fit, the new covariance would belong to other estimates; it must refuse, not mix them
+    df = favara.copy()
+    res = didx.dcdh(df, **FAVARA_ARGS, effects=2, placebo=1)
+    df.loc[df.index[:50], "Dl_vloans_b"] += 1.0
+    with pytest.raises(DataError, match="changed since the fit"):
+        res.with_vcov(cluster="state_n")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from didx._errors import DesignError, InvalidOptionError
+from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._validate import check_option
 from didx.estimators._dcdh_didm import did_m
 from didx.estimators._dcdh_estimate import cluster_vcov, estimate_dyn
@@ -77,11 +77,14 @@ class _DcdhVcovSource:
     """Recomputes the covariance for another clustering.
 
     The package's small-cohort factors count clusters (not groups) when clustering, so the variance influence
-    variables depend on the clustering: they are recomputed (the point estimates do not change).
+    variables depend on the clustering: they are recomputed from the data given to the fit (the estimation is
+    re-run). The point estimates must come out identical: if the data were changed in place since the fit, the
+    new covariance would belong to other estimates, so that is refused.
     """
 
     data: Any
     call: dict[str, Any]
+    coef: np.ndarray | None = None
 
     def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
                   ssc: Any) -> tuple[np.ndarray, Inference]:
@@ -94,6 +97,12 @@ class _DcdhVcovSource:
         if len(names) != 1:
             raise InvalidOptionError(f"{func}: dcdh clusters on one column; got {names!r}. Fix: pass one column.")
         res = dcdh(self.data, **{**self.call, "cluster": names[0]})
+        if self.coef is not None and not np.array_equal(np.asarray(res.coef), self.coef, equal_nan=True):
+            raise DataError(
+                f"{func}: the data given to dcdh() changed since the fit (re-estimating gives other effects), so "
+                f"with_vcov cannot recompute the covariance of the stored estimates. Fix: call dcdh(..., "
+                f"cluster={names[0]!r}) on the data you want."
+            )
         return np.array(res.vcov_matrix), res.inference
 
 
@@ -302,6 +311,7 @@ def dcdh(
         extras=extras, notes=notes,
         _source=_DcdhVcovSource(data=data, call=dict(
             y=y, group=group, time=time, treat=treat, effects=effects, placebo=placebo, normalized=normalized,
-            weights=weights, switchers=switchers, controls=ctrl or None, trends_lin=bool(trends_lin))),
+            weights=weights, switchers=switchers, controls=ctrl or None, trends_lin=bool(trends_lin)),
+            coef=np.array(coef, dtype=np.float64, copy=True)),
     )
 
