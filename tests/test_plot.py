@@ -117,3 +117,15 @@ def test_errors(es: EventStudyRegressionResult, mpdta: pd.DataFrame) -> None:
         didx.plot_event_studies([])
     with pytest.raises(didx.InvalidOptionError, match="conf_level"):
         es.plot(conf_level=1.5)
+
+
+def test_plot_uses_the_band_stored_by_with_uniform_bands(es: EventStudyRegressionResult) -> None:
+    """The band drawn is the one tidy() reports (same draws and seed), not a fresh one with the plot defaults."""
+    banded = es.with_uniform_bands(n_draws=500, seed=7)
+    ax = banded.plot()
+    (band,) = _by_gid(ax, "ci_uniform")
+    seg = _segments(band)
+    tidy = banded.tidy()
+    rows = tidy["event_time"].notna().to_numpy()
+    np.testing.assert_array_equal(seg[:, 0, 1], tidy.loc[rows, "conf_low"].to_numpy())
+    np.testing.assert_array_equal(seg[:, 1, 1], tidy.loc[rows, "conf_high"].to_numpy())

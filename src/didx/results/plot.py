@@ -54,7 +54,10 @@ def _draw(ax: Any, result: EventStudyResult, *, offset: float, color: Any, label
     pct = f"{100 * conf_level:g}%"
     ax.vlines(x, b - crit * se, b + crit * se, colors=[color], linewidth=1.6, gid="ci_pointwise",
               label=f"{pct} pointwise CI" if label is None else None, zorder=3)
-    if uniform or result.inference.band.startswith("uniform"):
+    stored = result.extras.get("uniform_band") if result.inference.band.startswith("uniform") else None
+    if uniform or stored is not None:
+        if stored is not None:  # the band of with_uniform_bands(): the one tidy() and summary() report
+            n_draws, seed = stored
         band = uniform_bands(result, terms=list(est["term"]), conf_level=conf_level, n_draws=n_draws, seed=seed)
         ax.vlines(x, band.conf_low, band.conf_high, colors=[color], linewidth=5.0, alpha=0.3, gid="ci_uniform",
                   label=f"{pct} uniform (sup-t) band" if label is None else None, zorder=2)
@@ -107,7 +110,9 @@ def plot_event_study(
     conf_level : confidence level of the intervals.
     uniform : also draw the uniform (sup-t) band (:func:`didx.uniform_bands`), as a wide light bar behind the
         pointwise interval; always drawn for a result made by ``with_uniform_bands()``.
-    n_draws, seed : simulation of the uniform band's critical value.
+    n_draws, seed : simulation of the uniform band's critical value; ignored for a result made by
+        ``with_uniform_bands(n_draws=, seed=)``, whose own draws are used so the plot shows the band ``tidy()``
+        reports.
     color : any matplotlib colour (default: the Axes' next colour).
     title : plot title (default: the estimator's name).
 
