@@ -395,6 +395,15 @@ def test_error_bad_option(mp: pd.DataFrame) -> None:
         fit(mp).aggregate("event")
 
 
+def test_error_bootstrap_options_without_draws(mp: pd.DataFrame) -> None:
+    # multiplier choice or seed without draws would be silently ignored (analytic SEs, pointwise intervals)
+    with pytest.raises(InvalidOptionError, match=r"bootstrap_weights='gaussian'.*n_bootstrap=0.*Fix: pass n_boot"):
+        fit(mp, bootstrap_weights="gaussian")
+    with pytest.raises(InvalidOptionError, match=r"seed=3.*n_bootstrap=None.*drop seed="):
+        fit(mp, seed=3, n_bootstrap=None)
+    assert fit(mp, n_bootstrap=0).inference.band == "pointwise"
+
+
 def test_error_missing_column(mp: pd.DataFrame) -> None:
     with pytest.raises(didx.ColumnNotFoundError, match="first_treat"):
         didx.att_gt(mp, y="lemp", unit="countyreal", time="year", cohort="first_treat")

@@ -117,6 +117,13 @@ def att_gt(
             f"The 'n_bootstrap' parameter of {_FUNC} must be 0 (analytic SEs) or at least 100 draws (e.g. 999). "
             f"Got {n_boot}."
         )
+    if n_boot == 0 and (bootstrap_weights != "rademacher" or seed is not None):
+        given = f"bootstrap_weights={bootstrap_weights!r}" if bootstrap_weights != "rademacher" else f"seed={seed!r}"
+        raise InvalidOptionError(
+            f"{_FUNC}: {given} is only used by the multiplier bootstrap, but n_bootstrap={n_bootstrap!r} asks for "
+            f"analytic SEs and pointwise intervals, so it would be ignored. Fix: pass n_bootstrap= (e.g. 999) for a "
+            f"bootstrap with uniform bands, or drop {given.split('=')[0]}=."
+        )
     if not panel and allow_unbalanced:
         raise InvalidOptionError(f"{_FUNC}: allow_unbalanced applies to panel data; with panel=False drop it.")
     if panel and unit is None:
