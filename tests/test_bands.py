@@ -90,3 +90,14 @@ def test_errors() -> None:
         didx.uniform_bands((np.zeros(2), np.eye(3)))
     with pytest.raises(didx.InvalidOptionError, match="conf_level must be a number strictly between 0 and 1"):
         didx.uniform_bands((np.zeros(2), np.eye(2)), conf_level=95)
+
+
+def test_band_is_immutable() -> None:
+    coef = np.array([1.0, 2.0])
+    band = didx.uniform_bands((coef, np.eye(2)), n_draws=1000)
+    coef[0] = 99.0  # the caller's array is copied, not aliased
+    assert band.estimate[0] == 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        band.estimate[0] = 5.0
+    with pytest.raises(ValueError, match="read-only"):
+        band.std_error[0] = 5.0

@@ -33,7 +33,7 @@ _CHUNK = 20_000
 
 @dataclass(frozen=True)
 class UniformBand:
-    """A sup-t band: ``estimate +/- critical_value * std_error`` for every term at once."""
+    """A sup-t band: ``estimate +/- critical_value * std_error`` for every term at once (immutable)."""
 
     terms: tuple[str, ...]
     estimate: np.ndarray
@@ -44,6 +44,12 @@ class UniformBand:
     n_draws: int
     seed: int | None
     df: float | None
+
+    def __post_init__(self) -> None:
+        for name in ("estimate", "std_error"):
+            a = np.array(getattr(self, name), dtype=np.float64, copy=True)
+            a.flags.writeable = False
+            object.__setattr__(self, name, a)
 
     @property
     def conf_low(self) -> np.ndarray:
