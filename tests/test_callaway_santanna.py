@@ -404,6 +404,28 @@ def test_error_bootstrap_options_without_draws(mp: pd.DataFrame) -> None:
     assert fit(mp, n_bootstrap=0).inference.band == "pointwise"
 
 
+def test_error_aggregation_window_options(mp: pd.DataFrame) -> None:
+    res = fit(mp)
+    # options the aggregation would silently ignore (as aggte does)
+    with pytest.raises(InvalidOptionError, match=r"min_e=-2 has no effect on type='simple'.*Fix: drop it"):
+        res.aggregate("simple", min_e=-2)
+    with pytest.raises(InvalidOptionError, match=r"balance_e=1 has no effect on type='group'"):
+        res.aggregate("group", balance_e=1)
+    with pytest.raises(InvalidOptionError, match=r"max_e=2 has no effect on type='calendar'"):
+        res.aggregate("calendar", max_e=2)
+    # values that are not event times
+    with pytest.raises(InvalidOptionError, match=r"'balance_e'.*integer >= 0.*-1"):
+        res.aggregate("dynamic", balance_e=-1)
+    with pytest.raises(InvalidOptionError, match=r"'balance_e'.*1.5"):
+        res.aggregate("dynamic", balance_e=1.5)
+    with pytest.raises(InvalidOptionError, match=r"'max_e'.*number.*'x'"):
+        res.aggregate("dynamic", max_e="x")  # type: ignore[arg-type]
+    with pytest.raises(InvalidOptionError, match=r"min_e=3 is larger than max_e=1.*swap"):
+        res.aggregate("dynamic", min_e=3, max_e=1)
+    np.testing.assert_allclose(res.aggregate("dynamic", balance_e=np.int64(1)).estimate,
+                               res.aggregate("dynamic", balance_e=1).estimate, rtol=TOL_IDENTITY)
+
+
 def test_error_missing_column(mp: pd.DataFrame) -> None:
     with pytest.raises(didx.ColumnNotFoundError, match="first_treat"):
         didx.att_gt(mp, y="lemp", unit="countyreal", time="year", cohort="first_treat")

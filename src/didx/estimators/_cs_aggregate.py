@@ -54,10 +54,46 @@ def _wif(keep: np.ndarray, pg: np.ndarray, att: np.ndarray, labels: np.ndarray, 
     return out
 
 
+def _check_window(kind: str, min_e: float, max_e: float, balance_e: int | None, func: str) -> None:
+    """Reject options the aggregation ``kind`` would ignore, and windows that are not event times."""
+    if kind not in ("simple", "group", "dynamic", "calendar"):
+        raise InvalidOptionError(
+            f"The 'type' parameter of {func} must be one of {{'simple', 'group', 'dynamic', 'calendar'}}. "
+            f"Got {kind!r} instead."
+        )
+    for name, v in (("min_e", min_e), ("max_e", max_e)):
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or np.isnan(v):
+            raise InvalidOptionError(
+                f"The {name!r} parameter of {func} must be a number (an event time t - g). Got {v!r} instead."
+            )
+    if min_e > max_e:
+        raise InvalidOptionError(f"{func}: min_e={min_e!r} is larger than max_e={max_e!r}. Fix: swap them.")
+    if balance_e is not None and (isinstance(balance_e, bool) or not isinstance(balance_e, int | np.integer)
+                                  or balance_e < 0):
+        raise InvalidOptionError(
+            f"The 'balance_e' parameter of {func} must be None or an integer >= 0 (the event time every kept "
+            f"cohort must reach). Got {balance_e!r} instead."
+        )
+    # as did's aggte: min_e and balance_e only shape 'dynamic'; max_e caps 'simple', 'group' and 'dynamic'
+    ignored = []
+    if kind != "dynamic" and np.isfinite(min_e):
+        ignored.append(f"min_e={min_e!r}")
+    if kind != "dynamic" and balance_e is not None:
+        ignored.append(f"balance_e={balance_e!r}")
+    if kind == "calendar" and np.isfinite(max_e):
+        ignored.append(f"max_e={max_e!r}")
+    if ignored:
+        raise InvalidOptionError(
+            f"{func}: {', '.join(ignored)} has no effect on type={kind!r} (min_e and balance_e select event times "
+            f"of type='dynamic'; max_e caps 'simple', 'group' and 'dynamic'). Fix: drop it, or use type='dynamic'."
+        )
+
+
 def aggregate(kind: str, *, group: np.ndarray, time: np.ndarray, att: np.ndarray, cohort_code: np.ndarray,
               reference: np.ndarray, pg_cohort: np.ndarray, min_e: float = -np.inf, max_e: float = np.inf,
               balance_e: int | None = None, func: str = "aggregate") -> Aggregation:
     """Build the aggregation ``kind`` from the cells (see the module docstring)."""
+    _check_window(kind, min_e, max_e, balance_e, func)
     K = att.shape[0]
     G = pg_cohort.shape[0]
     pg = pg_cohort[cohort_code]
