@@ -174,3 +174,14 @@ def test_cells_need_a_balanced_stack(panel: pd.DataFrame) -> None:
     assert "cell means" not in dict(res.design)["Fixed effects"]
     with pytest.raises(didx.InvalidOptionError, match=r"engine='cells' needs a balanced panel.*engine='auto'"):
         didx.stacked(unbalanced, engine="cells", **kw)
+
+
+def test_stored_tables_are_read_only() -> None:
+    df = didx.datasets.load("mpdta")
+    res = didx.stacked(df, y="lemp", unit="countyreal", time="year", cohort="first.treat", window=(-1, 1))
+    with pytest.raises(TypeError):
+        res.extras["sub_experiments"][0]["control_weight"] = 0.0
+    with pytest.raises(ValueError, match="read-only"):
+        res.extras["stacked_weights"][...] = 0.0
+    assert list(res.sub_experiments.columns) == ["cohort", "n_treated_units", "n_control_units", "control_weight",
+                                                 "treated_share"]

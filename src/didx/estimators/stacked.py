@@ -55,7 +55,7 @@ from didx.estimators.sun_abraham import AggregatedSource
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
-from didx.results.base import Result
+from didx.results.base import FrozenDict, Result
 from didx.results.event import EventStudyResult
 
 
@@ -67,7 +67,7 @@ class StackedResult(EventStudyResult):
 
     @property
     def sub_experiments(self) -> pd.DataFrame:
-        return pd.DataFrame(self.extras["sub_experiments"])
+        return pd.DataFrame([dict(s) for s in self.extras["sub_experiments"]])
 
     @property
     def regression(self) -> Result:
@@ -338,10 +338,13 @@ def stacked(
         term_info={"event_time": np.array([dict(zip(names, keep_e, strict=True))[n] for n in fit.names])},
     )
     et = np.array([*keep_e, np.nan])
+    w_stored = np.array(w, copy=True)
+    w_stored.flags.writeable = False
     return StackedResult(
         estimator="Stacked DiD", terms=(*names, "ATT"), coef=A @ fit.coef, vcov_matrix=A @ V @ A.T,
         headline="ATT", inference=inf, sample=stacked_report, design=tuple(design),
-        term_info={"event_time": et}, extras={"reference": (-1.0,), "sub_experiments": subs,
-                                              "regression": regression, "stacked_weights": w},
+        term_info={"event_time": et},
+        extras={"reference": (-1.0,), "sub_experiments": tuple(FrozenDict(s) for s in subs),
+                "regression": regression, "stacked_weights": w_stored},
         notes=tuple(notes), _source=AggregatedSource(source, A),
     )
