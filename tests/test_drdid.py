@@ -409,3 +409,13 @@ def test_polars_input_same_result() -> None:
     b = didx.drdid(pl.from_pandas(df), y="y", group="d", post="t", unit="id", covariates=["x1", "x2"], weights="w")
     assert b.estimate == a.estimate
     assert b.std_error == a.std_error
+
+
+def test_unit_with_repeated_cross_sections_is_reported_not_silently_ignored() -> None:
+    """With panel=False the unit column is not used (as DRDID's idname); the result says so."""
+    df = _simulated_panel()
+    r = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1"], panel=False)
+    plain = didx.drdid(df, y="y", group="d", post="t", covariates=["x1"], panel=False)
+    assert r.estimate == plain.estimate
+    assert "unit='id' not used" in dict(r.design)["Data"]
+    assert any("unit='id'" in n and "panel=True" in n for n in r.notes)

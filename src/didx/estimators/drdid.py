@@ -119,7 +119,8 @@ def drdid(
     group : 0/1 (or boolean) column, 1 for the treated group; constant within a unit.
     post : the period column: 0/1, or any numeric time column with exactly two values (the later is "post").
     unit : unit identifier; required with ``panel=True`` (units not observed in both periods are dropped and
-        reported, as R's ``makeBalancedPanel``). Ignored with ``panel=False``.
+        reported, as R's ``makeBalancedPanel``). Not used with ``panel=False`` (the result's notes and design
+        say so).
     covariates : column(s) X for the propensity score and outcome models (an intercept is added), or ``None``
         for the unconditional DiD. Required: pass ``None`` explicitly to use no covariates. With panel data they
         must be constant within a unit (pre-treatment values). Collinear columns are dropped (reported).
@@ -182,6 +183,10 @@ def drdid(
     se = est.std_error
     dropped_cov = [c for c in cov_list if c not in cov_kept]
     notes: list[str] = list(est.notes)
+    if unit is not None and not panel:
+        notes.append(f"unit={unit!r} is not used with panel=False: every row is treated as its own observation "
+                     f"(a repeated cross section). If the units are observed in both periods, panel=True uses "
+                     f"their first differences and is more efficient.")
     if dropped_cov:
         notes.append(f"collinear covariates dropped (as DRDID's pre-processing): {', '.join(dropped_cov)}")
     if not est.pscore_converged:
@@ -330,7 +335,8 @@ def _design_lines(method: str, panel: bool, y: str, group: str, post: str, label
         ("Outcome", y),
         ("Treated group", f"{group} == 1"),
         ("Periods", f"pre = {fmt_num(labels[0], 6)}, post = {fmt_num(labels[1], 6)} ({post})"),
-        ("Data", f"panel (unit: {unit}), outcome in first differences" if panel else "repeated cross sections"),
+        ("Data", f"panel (unit: {unit}), outcome in first differences" if panel else
+         "repeated cross sections" + ("" if unit is None else f" (unit={unit!r} not used)")),
         ("Covariates", ", ".join(covs) + " (plus intercept)" if covs else "none (intercept only)"),
         ("Propensity score", pscore if uses_ps else "not used"),
         ("Outcome model", outcome),
