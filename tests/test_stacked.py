@@ -92,7 +92,7 @@ def test_window_trims_cohorts_and_reports(panel: pd.DataFrame) -> None:
     res = didx.stacked(panel, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 4))
     assert list(res.sub_experiments["cohort"]) == [5.0]  # 4 - 4 < 1 and 7 + 4 > 10
     assert list(res.sub_experiments["control_weight"]) == [1.0]
-    reasons = " ".join(d.reason for d in res.sample.dropped)
+    reasons = " ".join(res.sample.notes)
     assert "4 (window 0..8 outside the data)" in reasons and "7 (window 3..11" in reasons
     assert "Sub-experiments: 1 of 3" in str(res.summary())
 
@@ -185,3 +185,19 @@ def test_stored_tables_are_read_only() -> None:
         res.extras["stacked_weights"][...] = 0.0
     assert list(res.sub_experiments.columns) == ["cohort", "n_treated_units", "n_control_units", "control_weight",
                                                  "treated_share"]
+
+
+def test_sample_report_counts_rows_in_no_sub_experiment() -> None:
+    # mpdta (2003..2007), window (-1, 1): cohort 2007 does not fit (2008 is not observed) but its units are clean
+    # controls of cohort 2004 (2007 > 2004 + 1) in 2003..2005, as are cohort 2006's; cohort 2004 is used in
+    # 2003..2005, cohort 2006 also in 2005..2007, the never treated in every year. Unused: 2004's and 2007's rows
+    # in 2006..2007.
+    df = didx.datasets.load("mpdta")
+    res = didx.stacked(df, y="lemp", unit="countyreal", time="year", cohort="first.treat", window=(-1, 1))
+    g, t = df["first.treat"], df["year"]
+    used = (g == 0) | ((g == 2004) & (t <= 2005)) | (g == 2006) | ((g == 2007) & (t <= 2005))
+    assert res.sample.n_obs == int(used.sum()) < len(df)
+    assert res.sample.n_dropped_rows == len(df) - int(used.sum())
+    assert res.sample.n_units == df["countyreal"].nunique()  # every unit keeps some rows
+    assert [d.n_units for d in res.sample.dropped] == [0]
+    assert any("2007 (window 2006..2008 outside the data)" in n for n in res.sample.notes)

@@ -36,6 +36,7 @@ hollina/stacked-did-weights, ``compute_weights``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -213,18 +214,15 @@ def stacked(
     parts: list[dict[str, np.ndarray]] = []
     subs: list[dict[str, Any]] = []
     dropped_cohorts: list[str] = []
-    dropped_values: list[float] = []
     for a in gvals:
         if a + lo < first or a + hi > last:
             dropped_cohorts.append(f"{fmt_value(a)} (window {fmt_value(a + lo)}..{fmt_value(a + hi)} outside the data)")
-            dropped_values.append(float(a))
             continue
         treated_u = g == a
         clean = ~np.isfinite(g) if control == "never" else (~np.isfinite(g) | (g > a + hi))
         rows = np.flatnonzero((treated_u | clean) & (p >= a + lo) & (p <= a + hi))
         if not (clean[rows]).any():
             dropped_cohorts.append(f"{fmt_value(a)} (no clean control unit)")
-            dropped_values.append(float(a))
             continue
         e = p[rows] - a
         parts.append({"rows": rows, "e": e, "D": treated_u[rows].astype(np.float64),
@@ -321,14 +319,22 @@ def stacked(
         ("Fixed effects", " + ".join(fe_names) + f" [{fe_method}]"),
         ("Static ATT", "mean of the event-time coefficients 0.." + fmt_value(hi)),
     ]
+    # input rows in no sub-experiment: outside every window, or of units neither treated in a kept cohort nor
+    # a clean control of one (counted once, however many sub-experiments a used row is in)
+    in_stack = np.zeros(panel.n_obs, dtype=bool)
+    in_stack[rows] = True
+    n_units_used = _n_distinct(panel.unit[rows], panel.n_units)
+    if not in_stack.all():
+        report = report.with_dropped(Dropped(
+            f"observations in no sub-experiment (outside the window {fmt_value(lo)}..{fmt_value(hi)} of every kept "
+            "cohort they could be treated or a clean control in)", int(np.count_nonzero(~in_stack)),
+            panel.n_units - n_units_used))
+        report = dataclasses.replace(report, n_obs=int(np.count_nonzero(in_stack)), n_units=n_units_used)
     if dropped_cohorts:
-        n_rows_out = int(np.isin(g, dropped_values).sum())
-        n_units_out = int(np.isin(ucoh, dropped_values).sum())
-        report = report.with_dropped(Dropped("cohorts not used as a treated sub-experiment (their units may still "
-                                             "serve as clean controls): " + "; ".join(dropped_cohorts),
-                                             n_rows_out, n_units_out))
+        report = report.with_notes("Cohorts not used as a treated sub-experiment (their units can still be clean "
+                                   "controls): " + "; ".join(dropped_cohorts))
     stacked_report = report.with_notes(f"Stacked rows: {rows.shape[0]} in {len(subs)} sub-experiments "
-                                       f"({_n_distinct(panel.unit[rows], panel.n_units)} distinct units)")
+                                       f"({n_units_used} distinct units)")
     notes = []
     if fit.dropped_collinear:
         notes.append("Dropped for collinearity: " + ", ".join(fit.dropped_collinear))
