@@ -159,6 +159,34 @@ def test_clustered_bootstrap_and_analytic(mp: pd.DataFrame) -> None:
     assert not np.allclose(res.std_errors, fit(mp).std_errors, rtol=1e-3)
 
 
+def test_with_vcov_recomputes_from_the_influence_functions(mp: pd.DataFrame) -> None:
+    df = mp.copy()
+    df["state"] = df["countyreal"] // 1000
+    unit_res, cl_res = fit(df), fit(df, cluster="state")
+    # clustered fit -> by unit, and back: the analytic SEs of fitting that way, for cells and aggregations
+    np.testing.assert_allclose(cl_res.with_vcov(cluster="countyreal").std_errors, unit_res.std_errors,
+                               rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(cl_res.with_vcov(cluster="countyreal").with_vcov(cluster="state").std_errors,
+                               cl_res.std_errors, rtol=TOL_IDENTITY)
+    dyn = cl_res.aggregate("dynamic").with_vcov(cluster="countyreal")
+    np.testing.assert_allclose(dyn.std_errors, unit_res.aggregate("dynamic").std_errors, rtol=TOL_IDENTITY)
+    assert dyn.inference.cluster_names == ("countyreal",) and dyn.inference.n_clusters == (500,)
+    # a bootstrap result switched to analytic SEs: pointwise intervals, not the bootstrap band with new SEs
+    boot = fit(df, n_bootstrap=199, seed=1).with_vcov()
+    np.testing.assert_allclose(boot.std_errors, unit_res.std_errors, rtol=TOL_IDENTITY)
+    assert boot.inference.band == "pointwise" and "analytic" in boot.inference.vcov_type
+    t = boot.tidy(conf_level=0.9)
+    np.testing.assert_allclose(t["conf_high"], t["estimate"] + 1.6448536269514722 * t["std_error"], rtol=1e-12)
+    assert boot.uniform_critical_value(0.9) == pytest.approx(1.6448536269514722)
+    # what cannot be recomputed says why and how
+    with pytest.raises(InvalidOptionError, match=r"cannot cluster on 'state'.*re-run att_gt\(\.\.\., cluster='state'"):
+        unit_res.with_vcov(cluster="state")
+    with pytest.raises(InvalidOptionError, match=r"vcov='hetero' is not available.*Fix"):
+        unit_res.with_vcov("hetero")
+    with pytest.raises(InvalidOptionError, match=r"ssc=.*Fix: drop ssc="):
+        unit_res.with_vcov(ssc=object())
+
+
 # ------------------------------------------------------------------------------------------------ identities
 def test_no_covariates_dr_ipw_reg_identical(mp: pd.DataFrame) -> None:
     r = [fit(mp, method=m, control="not_yet") for m in ("dr", "ipw", "reg")]

@@ -16,6 +16,7 @@ estimands given as a linear map ``(A, U)`` of the cells (see :mod:`didx.estimato
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from didx._validate import check_conf_level
+from didx._errors import InvalidOptionError
+from didx._validate import as_list, check_conf_level
 from didx.estimators._cs_aggregate import Aggregation, aggregate
 from didx.estimators._cs_store import IFStore
 from didx.inference import multiplier as mb
@@ -51,6 +53,55 @@ class CSState:
     inference: Inference | None = None
     unit_labels: np.ndarray | None = None
     cell_terms: tuple[str, ...] = ()
+    unit_name: str | None = None  # None for repeated cross sections (every row its own observation)
+    cluster_name: str | None = None  # the coarser cluster variable given at fit time
+
+
+@dataclass(frozen=True, eq=False)
+class CSVcovSource:
+    """``with_vcov`` for ATT(g,t) and its aggregations: the analytic influence-function covariance of the
+    estimands ``(A, U)``, by unit or by the cluster variable given at fit time, without refitting."""
+
+    state: CSState
+    A: np.ndarray
+    U: np.ndarray | None
+    details: tuple[str, ...] = ()
+
+    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
+                  ssc: Any) -> tuple[np.ndarray, Inference]:
+        st = self.state
+        if ssc is not None:
+            raise InvalidOptionError(f"{func}: ssc= does not apply: influence-function SEs have no small-sample "
+                                     f"factor (as did). Fix: drop ssc=.")
+        if vcov not in (None, "analytic"):
+            raise InvalidOptionError(
+                f"{func}: vcov={vcov!r} is not available; Callaway-Sant'Anna SEs come from the influence functions. "
+                f"Fix: with_vcov('analytic', cluster=...), or a multiplier bootstrap: att_gt(..., n_bootstrap=999)."
+            )
+        names = as_list(cluster)
+        if len(names) > 1:
+            raise InvalidOptionError(f"{func}: cluster={names!r}: one cluster variable at most (units are always "
+                                     f"clusters). Fix: pass one column.")
+        name = names[0] if names else None
+        if name is not None and name not in (st.unit_name, st.cluster_name):
+            known = [n for n in (st.unit_name, st.cluster_name) if n is not None]
+            raise InvalidOptionError(
+                f"{func}: cannot cluster on {name!r} after the fit: only the cluster codes of {known or 'no column'} "
+                f"are stored. Fix: re-run att_gt(..., cluster={name!r})."
+            )
+        clustered = name is not None and name == st.cluster_name
+        V = st.store.vcov(self.A, self.U, clustered=clustered)
+        names_out: tuple[str, ...]
+        n_cl: tuple[int, ...]
+        if clustered:
+            desc, names_out, n_cl = f"clustered by {name}", (str(name),), (st.store.n_clusters,)
+        elif st.unit_name is None:
+            desc, names_out, n_cl = "independent observations (repeated cross sections)", (), ()
+        else:
+            desc, names_out, n_cl = f"clustered by unit ({st.unit_name})", (st.unit_name,), (st.store.n,)
+        inf = Inference(vcov_type=f"analytic (influence function), {desc}", n_clusters=n_cl,
+                        cluster_names=names_out, band="pointwise", details=self.details)
+        return V, inf
 
 
 @dataclass(frozen=True)
@@ -92,8 +143,13 @@ def band_critical_value(state: CSState, est: Estimands | None, vcov: np.ndarray,
                                 n_draws=max(int(state.n_bootstrap), 100), seed=state.seed)
 
 
+def _band_info(res: Result) -> Any:
+    """The stored bootstrap band, unless the covariance was replaced (``with_vcov``: pointwise intervals)."""
+    return res.extras.get("_band") if res.inference.band.startswith("uniform") else None
+
+
 def _uniform_tidy(res: Result, t: pd.DataFrame, conf_level: float) -> pd.DataFrame:
-    info = res.extras.get("_band")
+    info = _band_info(res)
     if info is None:
         return t
     state, est, band_idx = info
@@ -109,7 +165,7 @@ def _uniform_tidy(res: Result, t: pd.DataFrame, conf_level: float) -> pd.DataFra
 def uniform_critical_value(res: Result, conf_level: float = 0.95) -> float:
     """The sup-t critical value of the result's uniform band (pointwise one if the band is pointwise)."""
     conf_level = check_conf_level(conf_level)
-    info = res.extras.get("_band")
+    info = _band_info(res)
     if info is None:
         return float(stats.norm.ppf(0.5 + conf_level / 2))
     state, est, band_idx = info
@@ -248,7 +304,8 @@ def make_aggregate_result(parent: Result, st: CSState, agg: Aggregation, *, min_
     common: dict[str, Any] = dict(estimator=f"Callaway & Sant'Anna (2021), {agg.kind} aggregation",
                                   terms=agg.terms, coef=agg.estimate, vcov_matrix=est.vcov, headline=headline,
                                   inference=inf, sample=parent.sample, design=tuple(design),
-                                  term_info=dict(agg.info), notes=parent.notes)
+                                  term_info=dict(agg.info), notes=parent.notes,
+                                  _source=CSVcovSource(st, agg.A, agg.U, inf.details))
     if agg.kind == "dynamic":
         extras["reference"] = agg.reference
         return CSEventStudyResult(extras=extras, **common)

@@ -38,6 +38,7 @@ from didx.estimators._cs_result import (
     CSAggregateResult,
     CSEventStudyResult,
     CSState,
+    CSVcovSource,
     compute_inference,
 )
 from didx.inference import multiplier as mb
@@ -210,6 +211,8 @@ def att_gt(
     state.inference = inference
     state.unit_labels = cs.unit_labels
     state.cell_terms = terms[:-1]
+    state.unit_name = None if cs.mode == "rc" else unit_name
+    state.cluster_name = cl
     design = _design(y=y, control=control, base_period=base_period, method=method, covariates=cov_list,
                      anticipation=anticipation, mode=cs.mode, weights=weights, n_cells=K)
     notes = list(plan_notes)
@@ -224,7 +227,7 @@ def att_gt(
     return ATTgtResult(estimator="Callaway & Sant'Anna (2021) ATT(g,t)", terms=terms, coef=coef,
                        vcov_matrix=inference_est.vcov, headline="ATT (simple)", inference=inference,
                        sample=cs.report, design=design, term_info=term_info, extras=extras, notes=tuple(notes),
-                       _state=state)
+                       _state=state, _source=CSVcovSource(state, A, U, inference.details))
 
 
 def _lab(labels: np.ndarray, periods: np.ndarray, value: float) -> str:
