@@ -302,6 +302,15 @@ def test_no_never_treated_with_not_yet(mp: pd.DataFrame) -> None:
     res.aggregate("dynamic")
 
 
+def test_no_post_treatment_cell_is_a_clear_error(mp: pd.DataFrame) -> None:
+    # no never-treated units and anticipation 1: periods from 2006 on are dropped (cohort 2007 is the comparison),
+    # cohort 2004 is treated in the first period; cohort 2006 has only pre-treatment cells left
+    df = mp[mp["first.treat"] != 0]
+    with pytest.raises(DesignError, match=r"no post-treatment ATT\(g,t\).*last period is 2005.*cohorts: 2006.*"
+                                          r"anticipation=1.*Fix: add never-treated units"):
+        fit(df, control="not_yet", anticipation=1)
+
+
 def test_units_treated_in_first_period_dropped_and_reported(mp: pd.DataFrame) -> None:
     df = mp.copy()
     first = df["countyreal"].isin(df["countyreal"].unique()[:7])

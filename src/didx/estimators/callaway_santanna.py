@@ -177,6 +177,15 @@ def att_gt(
             state.basis = mb.block_sums(store.Z, store.block, n_boot, se_type, rng)
             state.scale = 1.0 / n
     K = est.att.shape[0]
+    if not np.any(group <= tvals):
+        last = _lab(labels, P, P[-1])
+        raise DesignError(
+            f"{_FUNC}: no post-treatment ATT(g,t) (t >= g) can be estimated: after the sample rules the last period "
+            f"is {last} and no cohort left is observed from its treatment on with a comparison group "
+            f"(cohorts: {', '.join(_lab(labels, P, g) for g in np.unique(group))}; anticipation={anticipation}; "
+            f"see the notes and dropped rows of the sample). Fix: add never-treated units or later periods, or "
+            f"lower anticipation."
+        )
     simple = aggregate("simple", group=group, time=tvals, att=est.att, cohort_code=cohort_code,
                        reference=reference, pg_cohort=pg_cohort, func=_FUNC)
     A = np.column_stack([np.eye(K), simple.A])
