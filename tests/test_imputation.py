@@ -265,3 +265,24 @@ def test_custom_weight_errors() -> None:
                        ("w_text", "'w_text' must be numeric"), ("w_missing", "w_missing")):
         with pytest.raises(didx.DidxError, match=match):
             didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", wtr=col)
+
+
+@pytest.mark.parametrize("kw", [{}, {"horizons": True, "pretrends": True, "leave_out": True},
+                                {"wtr": ["w"], "weights": "w"}])
+def test_with_vcov_reclusters_without_refitting(kw: dict[str, object]) -> None:
+    df = _simulated(seed=13, n_units=90)
+    df["region"] = np.repeat(np.random.default_rng(13).integers(0, 12, 90), 6)  # constant within units
+    args = dict(y="y", unit="unit", time="time", cohort="cohort", **kw)
+    res = didx.imputation(df, **args)  # type: ignore[arg-type]
+    fresh = didx.imputation(df, cluster="region", **args)  # type: ignore[arg-type]
+    re = res.with_vcov(cluster="region")
+    np.testing.assert_array_equal(re.coef, res.coef)
+    np.testing.assert_allclose(re.vcov_matrix, fresh.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+    assert re.inference == fresh.inference
+    back = re.with_vcov()  # the default clustering (the unit) again
+    np.testing.assert_allclose(back.vcov_matrix, res.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+    assert back.inference == res.inference
+    with pytest.raises(didx.InvalidOptionError, match="only the clustering can change"):
+        res.with_vcov("hetero")
+    with pytest.raises(didx.InvalidOptionError, match="one column"):
+        res.with_vcov(cluster=["region", "time"])

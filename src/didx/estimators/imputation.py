@@ -43,9 +43,10 @@ from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list
 from didx.estimators._first_stage import FirstStage, level_sums
+from didx.estimators._regression import lookup_cluster_codes
 from didx.inference.vcov import SSC, VcovSpec, compute_vcov
 from didx.linalg.absorb import FixedEffects
-from didx.linalg.ols import fit_ols
+from didx.linalg.ols import OLSFit, fit_ols
 from didx.results.base import Inference, Result
 from didx.results.event import EventStudyResult
 
@@ -73,6 +74,64 @@ class TreatmentWeights:
     @property
     def n_cols(self) -> int:
         return len(self.names)
+
+
+def _inference(cluster_name: str, n_clusters: int, n_treated_clusters: int, leave_out: bool,
+               pretrends: bool) -> Inference:
+    return Inference(
+        vcov_type=f"BJS conservative, clustered by {cluster_name}", df=None, n_clusters=(n_clusters,),
+        cluster_names=(cluster_name,), small_sample="none (BJS)",
+        details=(f"Treated clusters: {n_treated_clusters} of {n_clusters}",
+                 "tau averaged within cohort x event time for the residuals"
+                 + (" (leaving out the own cluster)" if leave_out else ""))
+        + ((f"Pre-trend coefficients: CR1 clustered by {cluster_name} (fixest conventions)",) if pretrends else ()),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ImputationVcovSource:
+    """The stored pieces of the BJS variance: ``with_vcov(cluster=...)`` reclusters without refitting.
+
+    The first stage, the residuals ``Y - Yhat(0)`` and the treatment weights do not depend on the clustering, so
+    only the cluster sums are recomputed (and, with pre-trends, the CR1 covariance of the lead regression).
+    """
+
+    first: FirstStage
+    resid: np.ndarray
+    tw: TreatmentWeights
+    group: np.ndarray
+    use: np.ndarray  # treated rows that are imputed
+    codes: dict[str, np.ndarray]
+    data: Any
+    row_index: np.ndarray | None
+    default_cluster: str
+    leave_out: bool
+    pretrend: tuple[OLSFit, np.ndarray, int] | None  # fit, its rows, number of leads
+
+    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
+                  ssc: Any) -> tuple[np.ndarray, Inference]:
+        if vcov not in (None, "cluster", "CR0") or ssc is not None:
+            raise InvalidOptionError(
+                f"{func}: the imputation standard errors are BJS's conservative cluster sums; only the clustering "
+                f"can change (got vcov={vcov!r}, ssc={ssc!r}). Fix: call with_vcov(cluster='col')."
+            )
+        names = [cluster] if isinstance(cluster, str) else list(cluster or [self.default_cluster])
+        if len(names) != 1:
+            raise InvalidOptionError(
+                f"{func}: the BJS variance clusters on one column; got cluster={names!r}. Fix: pass one column.")
+        name = names[0]
+        cl = _recode(lookup_cluster_codes(func, [name], self.codes, self.data, self.row_index)[name])
+        G = int(cl.max()) + 1
+        _, V, _ = bjs_estimate(self.first, self.resid, self.tw, self.group, cl, G, leave_out=self.leave_out)
+        if self.pretrend is not None:
+            fit, rows, P = self.pretrend
+            vr = compute_vcov(fit, VcovSpec("CR1", (name,), SSC()), {name: _recode(cl[rows])}, func)
+            full = np.zeros((P + V.shape[0],) * 2)
+            full[:P, :P] = vr.matrix[:P, :P]
+            full[P:, P:] = V
+            V = full
+        n_treated = int(np.count_nonzero(np.bincount(cl[self.use], minlength=G)))
+        return V, _inference(name, G, n_treated, self.leave_out, self.pretrend is not None)
 
 
 def bjs_estimate(first: FirstStage, resid: np.ndarray, tw: TreatmentWeights, group: np.ndarray,
@@ -179,14 +238,21 @@ def _parse_pretrends(pretrends: Any, available: np.ndarray, func: str) -> np.nda
     return np.unique(vals)
 
 
+def _readonly(a: np.ndarray) -> np.ndarray:
+    out = np.array(a, dtype=np.float64, copy=True)
+    out.flags.writeable = False
+    return out
+
+
 def _recode(codes: np.ndarray) -> np.ndarray:
     return np.unique(codes, return_inverse=True)[1].astype(np.int64)
 
 
 def _pretrend_fit(panel: Panel, factors: list[np.ndarray], fe_names: list[str], event_time: np.ndarray,
                   leads: np.ndarray, untreated: np.ndarray, cluster: np.ndarray, cluster_name: str, func: str
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Coefficients, CR1 covariance and counts of the lead indicators in the untreated-only regression."""
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, OLSFit]:
+    """Coefficients, CR1 covariance and counts of the lead indicators in the untreated-only regression (and the
+    fit, to recompute the covariance for another clustering)."""
     rows = np.flatnonzero(untreated)
     et0 = event_time[rows]
     L = (et0[:, None] == leads[None, :]).astype(np.float64)
@@ -199,7 +265,7 @@ def _pretrend_fit(panel: Panel, factors: list[np.ndarray], fe_names: list[str], 
     codes = {cluster_name: _recode(cluster[rows])}
     vr = compute_vcov(fit, VcovSpec("CR1", (cluster_name,), SSC()), codes, func)
     P = leads.shape[0]
-    return fit.coef[:P], vr.matrix[:P, :P], counts, int(vr.n_clusters[0])
+    return fit.coef[:P], vr.matrix[:P, :P], counts, int(vr.n_clusters[0]), fit
 
 
 def imputation(
@@ -363,13 +429,15 @@ def imputation(
     n_all = n_terms
     notes: list[str] = []
     pre_block = None
+    pre_fit = None
     if pretrends is not None and pretrends is not False:
         untreated = ~treated
         event_time = panel.periods[panel.time] - panel.cohort  # -inf for never treated
         cells0 = np.bincount(cells(np.flatnonzero(untreated)), minlength=cell_event.shape[0]) > 0
         leads_avail = np.unique(cell_event[cells0 & np.isfinite(cell_event) & (cell_event < 0)])
         leads = _parse_pretrends(pretrends, leads_avail, func)
-        pc, pv, pn, _ = _pretrend_fit(panel, factors, fe_names, event_time, leads, untreated, cl, cluster_name, func)
+        pc, pv, pn, _, pre_fit = _pretrend_fit(panel, factors, fe_names, event_time, leads, untreated, cl,
+                                                cluster_name, func)
         P = leads.shape[0]
         terms = [f"pre{int(-e)}" for e in leads] + terms
         coef = np.concatenate([pc, est])
@@ -392,14 +460,7 @@ def imputation(
                           n_periods=report.n_periods, dropped=report.dropped, balanced=report.balanced,
                           n_units_with_gaps=report.n_units_with_gaps, notes=report.notes)
     n_treated_cl = int(np.count_nonzero(np.bincount(cl[use], minlength=G)))
-    inference = Inference(
-        vcov_type=f"BJS conservative, clustered by {cluster_name}", df=None, n_clusters=(G,),
-        cluster_names=(cluster_name,), small_sample="none (BJS)",
-        details=(f"Treated clusters: {n_treated_cl} of {G}",
-                 "tau averaged within cohort x event time for the residuals"
-                 + (" (leaving out the own cluster)" if leave_out else ""))
-        + ((f"Pre-trend coefficients: CR1 clustered by {cluster_name} (fixest conventions)",) if pre_block else ()),
-    )
+    inference = _inference(cluster_name, G, n_treated_cl, leave_out, pre_block is not None)
     never = int(np.count_nonzero(~np.isfinite(panel.unit_cohort())))
     design = [
         ("Estimator", "imputation (Borusyak, Jaravel & Spiess 2024)"),
@@ -415,8 +476,14 @@ def imputation(
         ("Pre-trend test", "leads " + ", ".join(f"{e:g}" for e in et_all[:pre_block]) if pre_block else "none"),
     ]
     extras = {"reference": (), "first_stage_method": first.method}
+    known = dict(panel.codes)
+    known.setdefault(unit, panel.unit)
+    source = ImputationVcovSource(
+        first=first, resid=_readonly(resid), tw=tw, group=cells(tw.row), use=use, codes=known, data=data,
+        row_index=panel.row_index, default_cluster=cluster_name, leave_out=leave_out,
+        pretrend=None if pre_fit is None or pre_block is None else (pre_fit, np.flatnonzero(~treated), pre_block))
     common = dict(estimator="Imputation (BJS)", terms=tuple(terms), coef=coef, vcov_matrix=vcov,
-                  inference=inference, sample=sample, design=tuple(design), notes=tuple(notes))
+                  inference=inference, sample=sample, design=tuple(design), notes=tuple(notes), _source=source)
     headline = terms[pre_block or 0]
     if pre_block is not None or (horizons is not None and horizons is not False):
         return ImputationEventResult(headline=headline, term_info={"event_time": et_all, "n": n_all},
