@@ -302,6 +302,21 @@ def test_no_never_treated_with_not_yet(mp: pd.DataFrame) -> None:
     res.aggregate("dynamic")
 
 
+def test_pretest_not_available_when_singular_or_empty(mp: pd.DataFrame) -> None:
+    # y_2005 = y_2003 for every unit: each cohort's pre-treatment cells (2004 vs 2003, 2005 vs 2004) have
+    # opposite influence functions, so their covariance is singular (did: no W, a warning)
+    df = mp.copy()
+    y03 = df[df.year == 2003].set_index("countyreal")["lemp"]
+    later = df.year == 2005
+    df.loc[later, "lemp"] = y03.loc[df.loc[later, "countyreal"]].to_numpy()
+    res = fit(df)
+    assert fit(mp).pretest is not None and res.pretest is None
+    assert "pre-test of pre-treatment ATT(g,t) = 0: not available" in res.summary()
+    # no pre-treatment cell at all (two periods, one cohort)
+    two = fit(mp[mp.year.isin([2003, 2004]) & mp["first.treat"].isin([0, 2004])])
+    assert two.pretest is None
+
+
 def test_no_post_treatment_cell_is_a_clear_error(mp: pd.DataFrame) -> None:
     # no never-treated units and anticipation 1: periods from 2006 on are dropped (cohort 2007 is the comparison),
     # cohort 2004 is treated in the first period; cohort 2006 has only pre-treatment cells left
