@@ -209,3 +209,25 @@ def test_unidentified_rows_are_dropped(monkeypatch: pytest.MonkeyPatch, solver: 
     sub = didx.did2s(df[keep], y="y", unit="unit", time="time", treat="d")
     assert res.estimate == pytest.approx(sub.estimate, rel=TOL_IDENTITY)
     assert res.std_error == pytest.approx(sub.std_error, rel=1e-9)
+
+
+def test_with_vcov_reclusters_without_refitting(df_het: pd.DataFrame) -> None:
+    # fitted with the default clustering (unit), reclustered by state: R did2s's numbers (cluster_var = "state")
+    ref = REF["df_het_es"]["coefs"]
+    kw = dict(y="dep_var", unit="unit", time="year", cohort="g", first_stage_fe=["state", "year"],
+              second_stage="event")
+    res = didx.did2s(df_het, **kw)  # type: ignore[arg-type]
+    assert res.inference.cluster_names == ("unit",)
+    re = res.with_vcov(cluster="state")
+    np.testing.assert_array_equal(re.coef, res.coef)
+    np.testing.assert_allclose(re.std_errors, [r["se"] for r in ref], rtol=TOL_REF)
+    fresh = didx.did2s(df_het, cluster="state", **kw)  # type: ignore[arg-type]
+    assert re.inference == fresh.inference
+    np.testing.assert_allclose(re.vcov_matrix, fresh.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+    back = re.with_vcov()
+    np.testing.assert_allclose(back.vcov_matrix, res.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+    assert back.inference == res.inference
+    with pytest.raises(didx.InvalidOptionError, match="only the clustering can change"):
+        res.with_vcov("hetero")
+    with pytest.raises(didx.InvalidOptionError, match="one column"):
+        res.with_vcov(cluster=["state", "year"])

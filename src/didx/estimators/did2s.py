@@ -33,6 +33,7 @@ from didx._panel import build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, check_option
 from didx.estimators._first_stage import FirstStage, level_sums
+from didx.estimators._regression import lookup_cluster_codes
 from didx.results.base import Inference, Result
 from didx.results.event import EventStudyResult
 
@@ -74,6 +75,53 @@ def two_stage_variance(first: FirstStage, resid: np.ndarray, on: np.ndarray, ter
     bread = 1.0 / np.bincount(term, weights=w, minlength=K)
     V = bread[:, None] * (psi.T @ psi) * bread[None, :]
     return 0.5 * (V + V.T)
+
+
+def _inference(cluster_name: str, n_clusters: int, n_treated_clusters: int) -> Inference:
+    return Inference(
+        vcov_type=f"two-stage GMM (Butts & Gardner), clustered by {cluster_name}", df=None,
+        n_clusters=(n_clusters,), cluster_names=(cluster_name,), small_sample="none (as R did2s)",
+        details=(f"Treated clusters: {n_treated_clusters} of {n_clusters}",
+                 "First-stage estimation error propagated into the second-stage covariance"),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Did2sVcovSource:
+    """The stored pieces of the two-stage variance: ``with_vcov(cluster=...)`` reclusters without refitting (the
+    first stage, its residuals and the second-stage terms and residuals do not depend on the clustering)."""
+
+    first: FirstStage
+    resid: np.ndarray
+    on: np.ndarray
+    term: np.ndarray
+    u2: np.ndarray
+    n_terms: int
+    treated_used: np.ndarray
+    codes: dict[str, np.ndarray]
+    data: Any
+    row_index: np.ndarray | None
+    default_cluster: str
+
+    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
+                  ssc: Any) -> tuple[np.ndarray, Inference]:
+        if vcov not in (None, "cluster", "CR0") or ssc is not None:
+            raise InvalidOptionError(
+                f"{func}: the two-stage standard errors are the GMM cluster sums of R did2s; only the clustering "
+                f"can change (got vcov={vcov!r}, ssc={ssc!r}). Fix: call with_vcov(cluster='col')."
+            )
+        names = [cluster] if isinstance(cluster, str) else list(cluster or [self.default_cluster])
+        if len(names) != 1:
+            raise InvalidOptionError(
+                f"{func}: the two-stage variance clusters on one column; got cluster={names!r}. Fix: pass one "
+                f"column.")
+        name = names[0]
+        raw = lookup_cluster_codes(func, [name], self.codes, self.data, self.row_index)[name]
+        cl = np.unique(raw, return_inverse=True)[1].astype(np.int64)
+        G = int(cl.max()) + 1
+        V = two_stage_variance(self.first, self.resid, self.on, self.term, self.u2, self.n_terms, cl, G)
+        n_treated = int(np.count_nonzero(np.bincount(cl[self.treated_used], minlength=G)))
+        return V, _inference(name, G, n_treated)
 
 
 def did2s(
@@ -216,12 +264,7 @@ def did2s(
                           n_periods=report.n_periods, dropped=report.dropped, balanced=report.balanced,
                           n_units_with_gaps=report.n_units_with_gaps, notes=report.notes)
     n_treated_cl = int(np.count_nonzero(np.bincount(cl[treated & use], minlength=G)))
-    inference = Inference(
-        vcov_type=f"two-stage GMM (Butts & Gardner), clustered by {cluster_name}", df=None, n_clusters=(G,),
-        cluster_names=(cluster_name,), small_sample="none (as R did2s)",
-        details=(f"Treated clusters: {n_treated_cl} of {G}",
-                 "First-stage estimation error propagated into the second-stage covariance"),
-    )
+    inference = _inference(cluster_name, G, n_treated_cl)
     design = [
         ("Estimator", "two-stage DiD (Gardner 2021)"),
         ("Outcome", y),
@@ -237,9 +280,14 @@ def did2s(
     if second_stage == "event":
         design.insert(5, ("Window", "all event times" if window is None else f"[{window[0]}, {window[1]}]"))
     extras: dict[str, Any] = {"reference": refs, "first_stage_method": first.method}
+    known = dict(panel.codes)
+    known.setdefault(unit, panel.unit)
+    source = Did2sVcovSource(first=first, resid=adj, on=on, term=term, u2=u2, n_terms=K,
+                             treated_used=treated & use, codes=known, data=data, row_index=panel.row_index,
+                             default_cluster=cluster_name)
     common: dict[str, Any] = dict(estimator="Two-stage DiD (Gardner)", terms=tuple(names), coef=coef,
                                   vcov_matrix=V, inference=inference, sample=sample, design=tuple(design),
-                                  extras=extras)
+                                  extras=extras, _source=source)
     if term_et is None:
         return Did2sResult(headline="ATT", term_info={"n": n_terms}, **common)
     post = [j for j, e in enumerate(term_et) if e >= 0]
