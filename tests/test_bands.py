@@ -101,3 +101,9 @@ def test_band_is_immutable() -> None:
         band.estimate[0] = 5.0
     with pytest.raises(ValueError, match="read-only"):
         band.std_error[0] = 5.0
+
+
+def test_error_no_terms_names_fix(mpdta: pd.DataFrame) -> None:
+    es = didx.event_study(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    with pytest.raises(didx.InvalidOptionError, match=r"no terms to cover \(terms=\[\]\).*Fix: pass terms="):
+        didx.uniform_bands(es, terms=[])

@@ -128,3 +128,11 @@ def test_one_row_per_cell_is_the_identity(equal: pd.DataFrame) -> None:
     # clustering by a column read from the data afterwards uses the right rows
     np.testing.assert_allclose(col.with_vcov(cluster="state").std_errors,
                                full.with_vcov(cluster="state").std_errors, rtol=1e-9)
+
+
+def test_error_zero_weight_cell_names_cell_and_fix() -> None:
+    df = pd.DataFrame({"id": np.repeat([1, 2, 3, 4], 3), "t": np.tile([1, 2, 3], 4),
+                       "g": np.repeat([2, 2, 0, 0], 3), "y": np.arange(12.0),
+                       "w": [0.0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1]})
+    with pytest.raises(didx.DataError, match=r"cell cohort='2', period=1 has zero total weight.*Fix:"):
+        didx.event_study(df, y="y", unit="id", time="t", cohort="g", weights="w", collapse="group_period")

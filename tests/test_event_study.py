@@ -329,3 +329,10 @@ def test_weights_equal_manual_weighted_regression(base_stagg: pd.DataFrame) -> N
     np.testing.assert_allclose(res.coef, manual.params[names].to_numpy(), rtol=1e-9)
     np.testing.assert_allclose(res.std_errors, manual.std_errors, rtol=1e-9)
     assert "Weights: w" in res.summary()
+
+
+def test_error_only_always_treated_names_cohort_and_fix() -> None:
+    df = pd.DataFrame({"id": np.repeat([1, 2, 3, 4], 3), "t": np.tile([1, 2, 3], 4),
+                       "g": np.repeat([1, 1, 0, 0], 3), "y": np.arange(12.0)})
+    with pytest.raises(didx.DesignError, match=r"every treated unit of 'g' \(2 units\).*first period 1.*Fix:"):
+        didx.event_study(df, y="y", unit="id", time="t", cohort="g")

@@ -114,7 +114,15 @@ def collapse_panel(panel: Panel, *, func: str, group_codes: np.ndarray, group_na
     w = np.ones(n) if panel.weights is None else panel.weights
     size = np.bincount(inv, weights=w, minlength=n_cells)
     if np.any(size <= 0):
-        raise DataError(f"{func}: a {group_name} x period cell has zero total weight; cannot take its mean.")
+        zero = int(first[np.flatnonzero(size <= 0)[0]])
+        period = _plain(panel.period_labels[panel.time[zero]])
+        label = _plain(group_labels[g[zero]]) if group_labels is not None else None
+        where = (f"the cell {group_name}={label!r}, period={period!r}" if label is not None else
+                 f"the {group_name} x period cell of input row {int(panel.row_index[zero])} (period={period!r})")
+        raise DataError(
+            f"{func}: {where} has zero total weight ({int(np.count_nonzero(size <= 0))} such cells), so its "
+            f"mean is undefined. Fix: drop the rows with zero weight, or give them positive weights."
+        )
     y = np.bincount(inv, weights=w * panel.y, minlength=n_cells) / size
     if panel.covariates.shape[1]:
         cov = np.column_stack([np.bincount(inv, weights=w * panel.covariates[:, j], minlength=n_cells) / size

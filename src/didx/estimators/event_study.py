@@ -37,7 +37,7 @@ import numpy as np
 from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
-from didx._validate import as_list
+from didx._validate import as_list, fmt_value
 from didx.estimators._regression import FEW_CLUSTERS, RegressionResult, default_spec, make_regression_result
 from didx.estimators.collapse import CollapseInfo, check_collapse, collapse_by_group
 from didx.inference.vcov import SSC, resolve_vcov
@@ -257,7 +257,12 @@ def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, r
         panel = _subset(panel, ~always, report)
     treated_row = np.isfinite(_cohort(panel))
     if not treated_row.any():
-        raise DesignError(f"{func}: no treated units left after dropping the always-treated ones.")
+        raise DesignError(
+            f"{func}: every treated unit of {cohort!r} ({n_always_units} units) is treated from the first period "
+            f"{fmt_value(panel.period_labels[0])} on (always treated, dropped): no unit's treatment starts inside "
+            f"the panel, so no event-time effect is identified. Fix: check the {cohort!r} column (first treated "
+            f"period; never treated as 0/NaN), or use data that include periods before treatment."
+        )
     k = _event_time(panel, treated_row)
     n_trimmed = 0
     if win is not None:

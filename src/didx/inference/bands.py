@@ -162,7 +162,11 @@ def uniform_bands(
         else:
             names = tuple(terms)
         if not names:
-            raise InvalidOptionError("uniform_bands: no terms to cover.")
+            what = f"terms={list(terms)!r}" if terms is not None else "the result has no event-time term"
+            raise InvalidOptionError(
+                f"uniform_bands: no terms to cover ({what}). Fix: pass terms= a list of the result's terms, "
+                f"e.g. {list(all_terms)[:3]!r}."
+            )
         idx = [result._index(t) for t in names]
         b = np.asarray(result.coef, dtype=float)[idx]
         V = np.asarray(result.vcov_matrix, dtype=float)[np.ix_(idx, idx)]
