@@ -583,6 +583,23 @@ def test_multiplier_draws_generic() -> None:
         np.testing.assert_allclose(bootstrap_se(dc), np.sqrt((psi_c**2).sum(axis=0)) / 4000, rtol=0.06)
 
 
+def test_gaussian_clustered_draws_form_no_draws_by_clusters_matrix() -> None:
+    import tracemalloc
+
+    from didx.inference.multiplier import multiplier_draws
+
+    rng = np.random.default_rng(0)
+    n, B = 20_000, 1_000
+    psi = rng.standard_normal((n, 2))
+    tracemalloc.start()
+    d = multiplier_draws(psi, B, "gaussian", seed=1, cluster=np.arange(n))  # one unit per cluster
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert d.shape == (B, 2)
+    assert peak < 0.25 * B * n * 8  # a B x C normal matrix alone is B * n * 8 bytes
+    np.testing.assert_allclose(d.std(axis=0), np.sqrt((psi**2).sum(axis=0)) / n, rtol=0.1)
+
+
 def test_cells_without_data_are_skipped_and_reported(mp: pd.DataFrame) -> None:
     df = mp[~((mp["first.treat"] == 2004) & (mp["year"] == 2005))]
     res = fit(df.drop(columns="countyreal"), unit=None, panel=False)

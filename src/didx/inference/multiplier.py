@@ -160,9 +160,9 @@ def multiplier_draws(psi: np.ndarray, n_draws: int, kind: str = "rademacher", *,
         codes = np.asarray(cluster, dtype=np.int64)
         C = int(codes.max()) + 1
         sums = np.stack([np.bincount(codes, weights=P[:, j], minlength=C) for j in range(P.shape[1])], axis=1)
-        if kind == "gaussian":
-            return np.asarray(rng.standard_normal((int(n_draws), C)) @ sums / n)
-        return np.asarray(cluster_sums(sums, n_draws, kind, rng) / n)
+        if kind != "gaussian":
+            return np.asarray(cluster_sums(sums, n_draws, kind, rng) / n)
+        P = sums  # gaussian: N(0, sum_c psi_c psi_c' / n^2), drawn from its K x K root (no B x C matrix)
     if kind == "gaussian":
         V = P.T @ P / float(n) ** 2
         lam, U = np.linalg.eigh(V)
