@@ -100,3 +100,20 @@ def test_error_missing_column():
     df = _panel(10, 4, seed=6, heterogeneous=False, noise=0.1)
     with pytest.raises(ColumnNotFoundError, match="'grp'"):
         didx.twfe_weights(df, y="y", group="grp", time="t", treat="d")
+
+
+def test_missing_outcome_and_weight_cells_are_reported():
+    # a cell with a missing outcome or weight gets weight 0: the sample report says so (it was silent)
+    df = _panel(20, 5, seed=7, heterogeneous=True, noise=0.5)
+    df["w"] = 1.0
+    df.loc[3, "y"] = np.nan
+    df.loc[[5, 6], "w"] = np.nan
+    res = didx.twfe_weights(df, y="y", group="g", time="t", treat="d", weights="w")
+    notes = " ".join(res.sample.notes)
+    assert "1 cells with a missing outcome (y)" in notes
+    assert "2 cells with a missing weight (w)" in notes
+    assert "missing weight" in res.summary()
+    did_m = didx.dcdh(df, y="y", group="g", time="t", treat="d", weights="w", estimator="did_m")
+    assert "1 cells with a missing outcome (y)" in " ".join(did_m.sample.notes)
+    did_l = didx.dcdh(df, y="y", group="g", time="t", treat="d", weights="w")
+    assert "2 cells with a missing weight (w)" in " ".join(did_l.sample.notes)

@@ -146,6 +146,11 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     D[gk, tk] = dv[idx]
     wk = wv[idx]
     W[gk, tk] = np.where(np.isfinite(wk), wk, 0.0)
+    weight_notes = []
+    n_missing_w = int(np.count_nonzero(~np.isfinite(wk)))
+    if weights is not None and n_missing_w:
+        weight_notes.append(f"{n_missing_w} cells with a missing weight ({weights}) kept with weight 0 (as the "
+                            f"package)")
     P = np.zeros((G, T), dtype=bool)
     P[gk, tk] = True
     X = None
@@ -167,6 +172,11 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
         nan_g = np.full(G, np.nan)
         report = SampleReport(n_input_rows=n_input, n_obs=int(P.sum()), n_units=G, n_periods=T,
                               dropped=tuple(drops), balanced=bool(P.all()))
+        n_missing_y_raw = int((P & np.isnan(Y)).sum())
+        if n_missing_y_raw:
+            weight_notes.append(f"{n_missing_y_raw} cells with a missing outcome ({y}) kept with weight 0 (their "
+                                f"treatment is kept)")
+        report = report.with_notes(*weight_notes)
         return DcdhData(
             Y=Y, D=D, N=np.where(np.isnan(Y), 0.0, W), tv=tv, n_groups_total=G, d_sq=nan_g,
             d_code=np.zeros(G, dtype=np.int64), n_d=1, F=nan_g, T_g=nan_g, S=nan_g, d_fg=nan_g,
@@ -300,7 +310,7 @@ def prepare(data: object, *, func: str, y: str, group: str, time: str, treat: st
     if n_missing_y:
         notes.append(f"{n_missing_y} cells with a missing outcome kept with weight 0 (their treatment defines the "
                      f"switching dates)")
-    report = report.with_notes(*notes)
+    report = report.with_notes(*notes, *weight_notes)
     d_code_k = d_code[keep_g]
     fg_code = factorize(d_fg[keep_g], sort=True)[0] + 1  # NaN -> 0
     cohort_key = (d_code_k * (T_max + 2) + F[keep_g].astype(np.int64)) * (int(fg_code.max()) + 1) + fg_code

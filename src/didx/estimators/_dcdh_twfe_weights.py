@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from didx._errors import DesignError
+from didx._sample import SampleReport
 from didx.estimators._dcdh_didm import check_binary
 from didx.estimators._dcdh_prep import prepare
 from didx.linalg.absorb import FixedEffects
@@ -37,6 +38,7 @@ class TWFEWeights:
     sum_positive: float
     sum_negative: float
     sigma_fe: float
+    sample: SampleReport | None = None  # rows dropped, cells kept with weight 0
 
     def summary(self) -> str:
         return "\n".join([
@@ -46,6 +48,7 @@ class TWFEWeights:
             f"  Positive weights: {self.n_positive}, summing to {self.sum_positive:.6g}",
             f"  Negative weights: {self.n_negative}, summing to {self.sum_negative:.6g}",
             f"  sigma_fe (min. sd of cell effects compatible with ATT = 0): {self.sigma_fe:.6g}",
+            *(["Sample", *("  " + line for line in self.sample.lines())] if self.sample is not None else []),
         ])
 
     def __str__(self) -> str:
@@ -89,4 +92,5 @@ def twfe_weights(data: Any, *, y: str, group: str, time: str, treat: str,
         weights=table.reset_index(drop=True), beta=beta, n_treated_cells=int(tr.sum()),
         n_positive=int((W > 0).sum()), n_negative=int((W < 0).sum()), sum_positive=float(W[W > 0].sum()),
         sum_negative=float(W[W < 0].sum()), sigma_fe=abs(beta) / sd_w if sd_w > 0 else np.inf,
+        sample=d.report,
     )
