@@ -314,6 +314,8 @@ def test_error_bad_method_and_trim() -> None:
         didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None, method="dr_trad")
     with pytest.raises(InvalidOptionError, match="trim_level"):
         didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None, trim_level=1.5)
+    with pytest.raises(InvalidOptionError, match=r"'trim_level'.*Got True"):  # a bool is not a level
+        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None, trim_level=True)
 
 
 def test_error_unknown_covariate_column() -> None:

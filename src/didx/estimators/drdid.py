@@ -147,7 +147,7 @@ def drdid(
     check_option(func, "method", method, METHODS)
     if not isinstance(panel, bool):
         raise InvalidOptionError(f"The 'panel' parameter of {func} must be True or False. Got {panel!r}.")
-    if not (isinstance(trim_level, int | float) and 0.0 < float(trim_level) <= 1.0):
+    if isinstance(trim_level, bool) or not (isinstance(trim_level, int | float) and 0.0 < float(trim_level) <= 1.0):
         raise InvalidOptionError(
             f"The 'trim_level' parameter of {func} must be a number in (0, 1], e.g. 0.995 (DRDID's default). "
             f"Got {trim_level!r}."
