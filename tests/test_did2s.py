@@ -231,3 +231,14 @@ def test_with_vcov_reclusters_without_refitting(df_het: pd.DataFrame) -> None:
         res.with_vcov("hetero")
     with pytest.raises(didx.InvalidOptionError, match="one column"):
         res.with_vcov(cluster=["state", "year"])
+
+
+def test_errors_name_the_term_and_the_fix() -> None:
+    df = _simulated(seed=9)
+    et = df["time"] - df["cohort"]
+    df.loc[(df["cohort"] > 0) & (et == 2), "w"] = 0.0  # every row of event time 2 has weight 0
+    with pytest.raises(didx.DesignError, match=r"event_time::2.*Fix"):
+        didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", second_stage="event", weights="w")
+    with pytest.raises(didx.DesignError, match=r"ref=\[0, 1\].*window=\(0, 1\).*estimated event times.*Fix"):
+        didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", second_stage="event", ref=[0, 1],
+                   window=(0, 1))

@@ -232,7 +232,11 @@ def did2s(
         if window is not None:
             keep_vals = keep_vals[(keep_vals >= window[0]) & (keep_vals <= window[1])]
         if keep_vals.size == 0:
-            raise DesignError(f"{func}: no event time left to estimate after ref={ref!r} and window={window!r}.")
+            raise DesignError(
+                f"{func}: no event time left to estimate after ref={ref!r} and window={window!r} (estimated event "
+                f"times: {', '.join(f'{v:g}' for v in values)}). Fix: widen the window or leave fewer event times "
+                f"in ref."
+            )
         pos = np.minimum(np.searchsorted(keep_vals, cell_event), keep_vals.shape[0] - 1)
         cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
         row_term = cell_term[cell]
@@ -247,7 +251,12 @@ def did2s(
     w_on = None if panel.weights is None else panel.weights[on]
     wsum = np.bincount(term, weights=w_on, minlength=K)
     if np.any(wsum <= 0):
-        raise DesignError(f"{func}: a second-stage term has no observations (or zero weight).")
+        empty = [names[j] for j in np.flatnonzero(wsum <= 0)]
+        raise DesignError(
+            f"{func}: the second-stage term(s) {', '.join(empty)} have no observation with a positive weight"
+            + (f" in {weights!r}" if weights else "") + ". Fix: give those observations positive weights, or "
+            "leave the event time(s) out with ref= or window=."
+        )
     adj_on = adj[on]
     coef = np.bincount(term, weights=adj_on if w_on is None else w_on * adj_on, minlength=K) / wsum
     u2 = adj_on - coef[term]
