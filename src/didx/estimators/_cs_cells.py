@@ -20,6 +20,7 @@ the cell is rescaled by ``n / n1`` as ``did`` does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,26 +122,15 @@ def _sums_panel(data: CSData, cells: list[Cell]) -> CellEstimates:
         Yg -= mu[g]
         if data.weighted:
             Yg *= wg[:, None]
-    kept: list[Cell] = []
-    att: list[float] = []
-    cols: list[np.ndarray] = []
-    skipped: list[tuple[Cell, str]] = []
-    for c in cells:
-        coef = np.zeros((G, L))
-        if c.reference:
-            kept.append(c)
-            att.append(0.0)
-            cols.append(coef)
-            continue
+
+    def fill(c: Cell, coef: np.ndarray) -> float | str:
         ctrl = list(c.controls)
         WC = float(Wg[ctrl].sum()) if ctrl else 0.0
         if WC <= 0:
-            skipped.append((c, "no comparison units"))
-            continue
+            return "no comparison units"
         d_own = mu[c.g_code, c.t] - mu[c.g_code, c.b]
         d_ctrl = mu[ctrl, c.t] - mu[ctrl, c.b]
         d_C = float(Wg[ctrl] @ d_ctrl) / WC
-        att.append(float(d_own - d_C))
         s = n / Wg[c.g_code]
         coef[c.g_code, 2 + c.t] += s
         coef[c.g_code, 2 + c.b] -= s
@@ -149,11 +139,9 @@ def _sums_panel(data: CSData, cells: list[Cell]) -> CellEstimates:
             coef[h, 2 + c.t] -= sc
             coef[h, 2 + c.b] += sc
             coef[h, 1] -= sc * (d_ctrl[j] - d_C)
-        kept.append(c)
-        cols.append(coef)
-    C = np.stack(cols, axis=2) if cols else np.zeros((G, L, 0))
-    store = IFStore(Z=Z, block=block, coef=C, n=n, cluster=data.cluster, n_clusters=data.n_clusters)
-    return CellEstimates(cells=kept, att=np.asarray(att, dtype=float), store=store, skipped=skipped)
+        return float(d_own - d_C)
+
+    return _collect(data, cells, Z, fill)
 
 
 def _sums_rc(data: CSData, cells: list[Cell]) -> CellEstimates:
@@ -174,30 +162,18 @@ def _sums_rc(data: CSData, cells: list[Cell]) -> CellEstimates:
     Z[:, 1] = w_unit
     Z[data.row_unit, 2 + data.row_time] = w
     Z[data.row_unit, 2 + T + data.row_time] = w * (data.y - mu[gcode, data.row_time])
-    kept: list[Cell] = []
-    att: list[float] = []
-    cols: list[np.ndarray] = []
-    skipped: list[tuple[Cell, str]] = []
-    for c in cells:
-        coef = np.zeros((G, L))
-        if c.reference:
-            kept.append(c)
-            att.append(0.0)
-            cols.append(coef)
-            continue
+
+    def fill(c: Cell, coef: np.ndarray) -> float | str:
         ctrl = list(c.controls)
         gc = c.g_code
         WCt = float(Wc[ctrl, c.t].sum()) if ctrl else 0.0
         WCb = float(Wc[ctrl, c.b].sum()) if ctrl else 0.0
         if Wc[gc, c.t] <= 0 or Wc[gc, c.b] <= 0:
-            skipped.append((c, "no treated observations in the period or base period"))
-            continue
+            return "no treated observations in the period or base period"
         if WCt <= 0 or WCb <= 0:
-            skipped.append((c, "no comparison observations in the period or base period"))
-            continue
+            return "no comparison observations in the period or base period"
         muCt = float(Wc[ctrl, c.t] @ mu[ctrl, c.t]) / WCt
         muCb = float(Wc[ctrl, c.b] @ mu[ctrl, c.b]) / WCb
-        att.append(float((mu[gc, c.t] - mu[gc, c.b]) - (muCt - muCb)))
         coef[gc, 2 + T + c.t] += n / Wc[gc, c.t]
         coef[gc, 2 + T + c.b] -= n / Wc[gc, c.b]
         for h in ctrl:
@@ -205,10 +181,31 @@ def _sums_rc(data: CSData, cells: list[Cell]) -> CellEstimates:
             coef[h, 2 + c.t] -= n * (mu[h, c.t] - muCt) / WCt
             coef[h, 2 + T + c.b] += n / WCb
             coef[h, 2 + c.b] += n * (mu[h, c.b] - muCb) / WCb
+        return float((mu[gc, c.t] - mu[gc, c.b]) - (muCt - muCb))
+
+    return _collect(data, cells, Z, fill)
+
+
+def _collect(data: CSData, cells: list[Cell], Z: np.ndarray,
+             fill: Callable[[Cell, np.ndarray], float | str]) -> CellEstimates:
+    """Run ``fill(cell, coef)`` (writes the cell's (G, L) influence-function coefficients, returns its ATT or the
+    reason it cannot be estimated) over the planned cells; reference cells (universal base) are 0 with no IF."""
+    G, L = data.cohort_values.shape[0], Z.shape[1]
+    kept: list[Cell] = []
+    att: list[float] = []
+    cols: list[np.ndarray] = []
+    skipped: list[tuple[Cell, str]] = []
+    for c in cells:
+        coef = np.zeros((G, L))
+        out = 0.0 if c.reference else fill(c, coef)
+        if isinstance(out, str):
+            skipped.append((c, out))
+            continue
         kept.append(c)
+        att.append(out)
         cols.append(coef)
     C = np.stack(cols, axis=2) if cols else np.zeros((G, L, 0))
-    store = IFStore(Z=Z, block=data.block, coef=C, n=n, cluster=data.cluster, n_clusters=data.n_clusters)
+    store = IFStore(Z=Z, block=data.block, coef=C, n=data.n_units, cluster=data.cluster, n_clusters=data.n_clusters)
     return CellEstimates(cells=kept, att=np.asarray(att, dtype=float), store=store, skipped=skipped)
 
 
