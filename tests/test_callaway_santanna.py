@@ -302,6 +302,15 @@ def test_no_never_treated_with_not_yet(mp: pd.DataFrame) -> None:
     res.aggregate("dynamic")
 
 
+def test_pretest_names_its_cells_and_is_the_wald_test_of_them(mp: pd.DataFrame) -> None:
+    res = fit(mp, base_period="universal")
+    pre = tuple(t for t, g, tt in zip(res.terms, res.term_info["group"], res.term_info["time"], strict=True)
+                if g > tt and tt != g - 1)  # the universal base cells (0, zero SE) are left out, as did
+    assert res.pretest is not None and res.pretest.terms == pre and res.pretest.df == len(pre)
+    w = res.wald(list(pre))
+    assert w.statistic == pytest.approx(res.pretest.statistic, rel=TOL_IDENTITY)
+
+
 def test_pretest_not_available_when_singular_or_empty(mp: pd.DataFrame) -> None:
     # y_2005 = y_2003 for every unit: each cohort's pre-treatment cells (2004 vs 2003, 2005 vs 2004) have
     # opposite influence functions, so their covariance is singular (did: no W, a warning)

@@ -194,8 +194,8 @@ def att_gt(
     band_idx = np.flatnonzero(~reference)
     inference_est = compute_inference(state, A, U, coef, band_idx)
     V_analytic = store.vcov(np.eye(K), None, clustered=clustered)
-    pretest = _pretest(est.att, V_analytic, group, tvals)
     terms = tuple(f"ATT({_lab(labels, P, g)},{_lab(labels, P, P[c.t])})" for g, c in zip(group, est.cells, strict=True))
+    pretest = _pretest(est.att, V_analytic, group, tvals, terms)
     terms = (*terms, "ATT (simple)")
     unit_name = unit if unit is not None else "unit"
     if clustered:
@@ -247,7 +247,8 @@ def _lab(labels: np.ndarray, periods: np.ndarray, value: float) -> str:
     return str(labels[pos])
 
 
-def _pretest(att: np.ndarray, V: np.ndarray, group: np.ndarray, time: np.ndarray) -> WaldTest | None:
+def _pretest(att: np.ndarray, V: np.ndarray, group: np.ndarray, time: np.ndarray,
+             names: Sequence[str]) -> WaldTest | None:
     """``did``'s Wald pre-test: all ATT(g,t) with ``g > t`` and a non-zero SE are zero (analytic covariance)."""
     se = np.sqrt(np.clip(np.diag(V), 0, None))
     pre = np.flatnonzero((group > time) & (se > np.sqrt(np.finfo(float).eps) * 10))
@@ -261,7 +262,7 @@ def _pretest(att: np.ndarray, V: np.ndarray, group: np.ndarray, time: np.ndarray
     q = int(pre.size)
     pval = float(stats.chi2.sf(stat, q))
     return WaldTest(statistic=stat, df=q, p_value=pval, f_statistic=stat / q, f_df=None, f_p_value=pval,
-                    terms=tuple(f"{q} pre-treatment ATT(g,t)" for _ in range(1)), label="Wald pre-test")
+                    terms=tuple(names[int(k)] for k in pre), label="Wald pre-test")
 
 
 def _fmt_pretest(w: WaldTest | None) -> str:
