@@ -256,10 +256,8 @@ def test_did_l_equals_not_yet_treated_callaway_santanna():
 
 
 def test_did_l_equals_didx_att_gt_not_yet_dynamic():
-    try:
-        from didx.estimators.callaway_santanna import att_gt
-    except ImportError:  # pragma: no cover - the CS module is written in parallel
-        pytest.skip("didx.att_gt is not available")
+    from didx.estimators.callaway_santanna import att_gt
+
     rng = np.random.default_rng(11)
     df = _staggered(rng, n_groups=60, n_periods=7)
     res = didx.dcdh(df, y="y", group="g", time="t", treat="d", effects=4)
