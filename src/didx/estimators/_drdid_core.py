@@ -31,6 +31,7 @@ Journal of Econometrics 219(1), 101-122; R package DRDID 1.2.3 (pedrohcgs/DRDID)
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -99,6 +100,26 @@ def _logit_ps(X: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, 
     return ps, fit.converged, _LogitEffect(X, D, w, ps)
 
 
+@dataclass(frozen=True)
+class _OddsWeights:
+    """The logit propensity score and the IPW weights shared by the IPW and DR estimators (panel and RC)."""
+
+    ps: np.ndarray
+    converged: bool
+    logit: _LogitEffect
+    trim: np.ndarray  # 0 for comparison observations with ps >= trim_level
+    treat: np.ndarray  # trim w D
+    odds: np.ndarray  # trim w (1 - D) p / (1 - p)
+
+
+def _odds_weights(X: np.ndarray, D: np.ndarray, w: np.ndarray, trim_level: float) -> _OddsWeights:
+    """Fit the logit propensity score, cap and trim it (DRDID's ``trim.level``), and form the IPW weights."""
+    ps, converged, logit = _logit_ps(X, D, w)
+    ps, trim = cap_and_trim(ps, D, trim_level)
+    return _OddsWeights(ps=ps, converged=converged, logit=logit, trim=trim, treat=trim * w * D,
+                        odds=trim * w * ps * (1.0 - D) / (1.0 - ps))
+
+
 def panel_reg(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
               weights: np.ndarray | None = None) -> CellEstimate:
     """Outcome-regression DiD, panel data (Heckman, Ichimura & Todd 1997; R: ``DRDID::reg_did_panel``).
@@ -136,10 +157,8 @@ def panel_ipw(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
     y, D = _check(dy, treated)
     n = y.shape[0]
     X, w = prepare(n, X, weights)
-    ps, converged, asy_ps = _logit_ps(X, D, w)
-    ps, trim = cap_and_trim(ps, D, trim_level)
-    w_treat = trim * w * D
-    w_cont = trim * w * ps * (1.0 - D) / (1.0 - ps)
+    ow = _odds_weights(X, D, w, trim_level)
+    converged, asy_ps, trim, w_treat, w_cont = ow.converged, ow.logit, ow.trim, ow.treat, ow.odds
     m_treat, m_cont = w_treat.mean(), w_cont.mean()
     eta_treat = float(np.mean(w_treat * y) / m_treat)
     eta_cont = float(np.mean(w_cont * y) / m_cont)
@@ -160,10 +179,8 @@ def panel_ipw_unnormalized(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | 
     y, D = _check(dy, treated)
     n = y.shape[0]
     X, w = prepare(n, X, weights)
-    ps, converged, asy_ps = _logit_ps(X, D, w)
-    ps, trim = cap_and_trim(ps, D, trim_level)
-    w_treat = trim * w * D
-    w_cont = trim * w * ps * (1.0 - D) / (1.0 - ps)
+    ow = _odds_weights(X, D, w, trim_level)
+    converged, asy_ps, trim, w_treat, w_cont = ow.converged, ow.logit, ow.trim, ow.treat, ow.odds
     att_treat = w_treat * y
     att_cont = w_cont * y
     m_d = float(np.mean(w * D))
@@ -185,14 +202,12 @@ def panel_dr(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
     y, D = _check(dy, treated)
     n = y.shape[0]
     X, w = prepare(n, X, weights)
-    ps, converged, asy_ps = _logit_ps(X, D, w)
-    ps, trim = cap_and_trim(ps, D, trim_level)
+    ow = _odds_weights(X, D, w, trim_level)
+    converged, asy_ps, trim, w_treat, w_cont = ow.converged, ow.logit, ow.trim, ow.treat, ow.odds
     ctrl = D == 0
     beta = wls(X, y, w, ctrl, "outcome (comparison units)")
     out = X @ beta
     resid = y - out
-    w_treat = trim * w * D
-    w_cont = trim * w * ps * (1.0 - D) / (1.0 - ps)
     m_treat, m_cont = w_treat.mean(), w_cont.mean()
     eta_treat = float(np.mean(w_treat * resid) / m_treat)
     eta_cont = float(np.mean(w_cont * resid) / m_cont)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
-from didx.estimators._drdid_core import _drop_intercept, _logit_ps, _n_trimmed, _twfe_fit
+from didx.estimators._drdid_core import _drop_intercept, _n_trimmed, _odds_weights, _twfe_fit
 from didx.estimators._drdid_nuisance import (
     DEFAULT_TRIM_LEVEL,
     CellEstimate,
@@ -98,11 +98,11 @@ def rc_ipw(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray |
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
     X, w = prepare(n, X, weights)
-    ps, converged, logit = _logit_ps(X, D, w)
-    ps, trim = cap_and_trim(ps, D, trim_level)
-    odds_w = trim * w * ps * (1.0 - D) / (1.0 - ps)
-    w_tpre = trim * w * D * (1.0 - T)
-    w_tpost = trim * w * D * T
+    ow = _odds_weights(X, D, w, trim_level)
+    converged, logit, trim = ow.converged, ow.logit, ow.trim
+    odds_w = ow.odds
+    w_tpre = ow.treat * (1.0 - T)
+    w_tpost = ow.treat * T
     w_cpre = odds_w * (1.0 - T)
     w_cpost = odds_w * T
     parts = []
@@ -133,12 +133,12 @@ def rc_ipw_unnormalized(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X:
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
     X, w = prepare(n, X, weights)
-    ps, converged, logit = _logit_ps(X, D, w)
-    ps, trim = cap_and_trim(ps, D, trim_level)
-    w_tpre = trim * w * D * (1.0 - T)
-    w_tpost = trim * w * D * T
-    w_cpre = trim * w * ps * (1.0 - D) * (1.0 - T) / (1.0 - ps)
-    w_cpost = trim * w * ps * (1.0 - D) * T / (1.0 - ps)
+    ow = _odds_weights(X, D, w, trim_level)
+    converged, logit, trim = ow.converged, ow.logit, ow.trim
+    w_tpre = ow.treat * (1.0 - T)
+    w_tpost = ow.treat * T
+    w_cpre = ow.odds * (1.0 - T)
+    w_cpost = ow.odds * T
     pi = _mean(w * D)
     lam = _mean(w * T)
     one_lam = _mean(w * (1.0 - T))
@@ -183,8 +183,8 @@ def rc_dr(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | 
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
     X, w = prepare(n, X, weights)
-    ps, converged, logit = _logit_ps(X, D, w)
-    ps, trim = cap_and_trim(ps, D, trim_level)
+    ow = _odds_weights(X, D, w, trim_level)
+    converged, logit, trim = ow.converged, ow.logit, ow.trim
     masks = {
         "cpre": (D == 0) & (T == 0), "cpost": (D == 0) & (T == 1),
         "tpre": (D == 1) & (T == 0), "tpost": (D == 1) & (T == 1),
@@ -192,12 +192,12 @@ def rc_dr(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | 
     fitted = {k: X @ wls(X, yv, w, m, f"outcome ({k})") for k, m in masks.items()}
     out_cpre, out_cpost, out_tpre, out_tpost = fitted["cpre"], fitted["cpost"], fitted["tpre"], fitted["tpost"]
     out_cont = T * out_cpost + (1.0 - T) * out_cpre
-    odds_w = trim * w * ps * (1.0 - D) / (1.0 - ps)
-    w_tpre = trim * w * D * (1.0 - T)
-    w_tpost = trim * w * D * T
+    odds_w = ow.odds
+    w_tpre = ow.treat * (1.0 - T)
+    w_tpost = ow.treat * T
     w_cpre = odds_w * (1.0 - T)
     w_cpost = odds_w * T
-    w_d = trim * w * D
+    w_d = ow.treat
     w_dt1 = w_tpost
     w_dt0 = w_tpre
     r = yv - out_cont
