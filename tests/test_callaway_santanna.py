@@ -384,6 +384,14 @@ def test_unbalanced_dropped_or_kept(mp: pd.DataFrame) -> None:
     np.testing.assert_allclose(fit(mp, allow_unbalanced=True).std_errors, fit(mp).std_errors, rtol=TOL_IDENTITY)
 
 
+def test_balanced_sample_report_has_no_units_with_gaps(mp: pd.DataFrame) -> None:
+    df = mp.drop(index=[3, 10])  # one unit with an inner gap, one entering late: both dropped
+    panel_line = next(ln for ln in fit(df).summary().splitlines() if ln.strip().startswith("Panel:"))
+    assert panel_line.strip() == "Panel: balanced"
+    assert fit(df).sample.n_units == 498
+    assert "gaps" in fit(df, allow_unbalanced=True).summary()
+
+
 def test_repeated_cross_sections(mp: pd.DataFrame) -> None:
     res = fit(mp.drop(columns="countyreal"), unit=None, panel=False)
     sub = mp[mp["year"].isin([2003, 2006]) & mp["first.treat"].isin([0, 2004])]

@@ -222,7 +222,9 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
 
     new_report = replace(new_report, n_obs=int(rows.shape[0]), n_units=None if mode == "rc" else int(n_units),
                          n_periods=int(periods.shape[0]),
-                         balanced=None if mode == "rc" else mode == "panel")
+                         balanced=None if mode == "rc" else mode == "panel",
+                         # the units with gaps are gone from a balanced panel (counted under Dropped)
+                         n_units_with_gaps=0 if mode == "panel" else new_report.n_units_with_gaps)
     return CSData(mode=mode, n_units=int(n_units), periods=periods, period_labels=labels,
                   cohort_values=cohort_values, unit_cohort=unit_cohort, block=block, unit_weight=w_unit,
                   row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
