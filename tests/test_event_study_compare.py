@@ -404,3 +404,23 @@ def test_dcdh_placebos_capped_with_a_note(sim: pd.DataFrame) -> None:
     assert any("earliest lead" in n for n in full.notes["imputation"])
     k = sim.loc[sim["cohort"] > 0, "time"] - sim.loc[sim["cohort"] > 0, "cohort"]
     assert sum(t.startswith("Effect") for t in full["dcdh"].terms) == int(k.max()) + 1
+
+
+def test_sun_abraham_window_counts_trimmed_rows_as_input(mpdta: pd.DataFrame) -> None:
+    # the trimmed rows are reported as dropped, so they are input rows: same report as TWFE's trimmed event study
+    sa = didx.event_study(mpdta, **MPDTA, estimator="sun_abraham", window=(-2, 2))
+    tw = didx.event_study(mpdta, **MPDTA, estimator="twfe", window=(-2, 2))
+    assert sa.sample.n_input_rows == len(mpdta) == tw.sample.n_input_rows
+    assert sa.sample.n_obs + sa.sample.n_dropped_rows == len(mpdta)
+    assert sa.sample.n_obs == tw.sample.n_obs
+
+
+def test_imputation_restricted_to_the_window_keeps_with_vcov(mpdta: pd.DataFrame) -> None:
+    res = didx.event_study(mpdta, **MPDTA, estimator="imputation", window=(-2, 2))
+    full = didx.imputation(mpdta, **MPDTA, horizons=True, pretrends=[-2, -1])
+    keep = [full.terms.index(t) for t in res.terms]
+    assert len(keep) < len(full.terms)  # the window removed horizons 3
+    re = res.with_vcov(cluster="countyreal")
+    np.testing.assert_allclose(re.vcov_matrix, full.vcov_matrix[np.ix_(keep, keep)], rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(re.vcov_matrix, res.vcov_matrix, rtol=TOL_IDENTITY)
+    assert re.terms == res.terms

@@ -392,8 +392,9 @@ def _run_sun_abraham(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, ex
     call = {**call, **extra}
     used, dropped = _trim(frame, info, c.window, c.unit)
     res = sun_abraham(used, **call)
-    if dropped is not None:
-        res = dataclasses.replace(res, sample=res.sample.with_dropped(dropped))
+    if dropped is not None:  # the trimmed rows are input rows too
+        res = dataclasses.replace(res, sample=dataclasses.replace(
+            res.sample.with_dropped(dropped), n_input_rows=res.sample.n_input_rows + dropped.n_rows))
     shown = _shown(call)
     if c.window is not None:
         shown["window"] = c.window
@@ -607,4 +608,18 @@ def _restrict(res: EventStudyResult, window: tuple[float, float]) -> EventStudyR
         (t for t, e in zip(terms, et[keep], strict=True) if np.isfinite(e) and e >= 0), terms[0])
     return dataclasses.replace(
         res, terms=terms, coef=res.coef[keep], vcov_matrix=res.vcov_matrix[np.ix_(keep, keep)], headline=headline,
-        term_info={k: np.asarray(v)[keep] for k, v in res.term_info.items()}, _source=None)
+        term_info={k: np.asarray(v)[keep] for k, v in res.term_info.items()},
+        _source=None if res._source is None else _SubsetSource(res._source, keep))
+
+
+@dataclass(frozen=True, eq=False)
+class _SubsetSource:
+    """Recomputes the covariance of the terms ``keep`` of a result (``with_vcov`` after :func:`_restrict`)."""
+
+    raw: Any
+    keep: np.ndarray
+
+    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
+                  ssc: Any) -> tuple[np.ndarray, Any]:
+        V, inf = self.raw.recompute(func, vcov, cluster, ssc)
+        return V[np.ix_(self.keep, self.keep)], inf
