@@ -287,3 +287,15 @@ def test_single_cluster_error() -> None:
     res = didx.ols(df, y="y", x=["treat", "x2"], fe=["year"])
     with pytest.raises(DidxError, match=r"'one' has a single cluster.*Fix: cluster at a finer level"):
         res.wild_bootstrap("treat", cluster="one")
+
+
+def test_too_many_clusters_refused_before_any_set_up(voters_fit, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The G x G size check comes first: no cluster sums or fixed-effect correction are built for nothing."""
+    def no_set_up(*args: object, **kwargs: object) -> None:
+        raise AssertionError("set-up ran before the size check")
+
+    monkeypatch.setattr(wild_module, "MAX_K_BYTES", 1)
+    monkeypatch.setattr(wild_module, "_FECorrection", no_set_up)
+    monkeypatch.setattr(wild_module, "_cluster_sums", no_set_up)
+    with pytest.raises(didx.DesignError, match=r"40 clusters make the G x G matrices.*Fix:"):
+        voters_fit.wild_bootstrap("treatment", n_bootstrap=99, seed=1)

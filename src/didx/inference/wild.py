@@ -377,6 +377,13 @@ def wild_cluster_bootstrap(
                           f"bootstrap needs at least two. Fix: cluster at a finer level.")
     q = R.shape[0]
     n = fit.n_obs
+    if 2.0 * G * G * q * 8 > MAX_K_BYTES:
+        raise DesignError(
+            f"{func}: {G} clusters make the G x G matrices of the fast algorithm too large "
+            f"({2.0 * G * G * q * 8 / 2**30:.1f} GB). With this many clusters the analytic cluster-robust "
+            f"standard errors are reliable. Fix: use result.tidy() / result.wald(), or bootstrap over a coarser "
+            f"cluster variable (cluster=)."
+        )
     w = np.ones(n) if fit.weights is None else np.asarray(fit.weights, dtype=np.float64)
     A = fit.bread
     b = fit.coef
@@ -398,13 +405,6 @@ def wild_cluster_bootstrap(
         Mz[:, j, :] = _cluster_sums(fit.X * (w * Z[:, j])[:, None], cl, G)
     corr = _FECorrection(fit.fe, Z, w, cl, G)
     H = np.linalg.inv(R @ A @ R.T)
-    if 2.0 * G * G * q * 8 > MAX_K_BYTES:
-        raise DesignError(
-            f"{func}: {G} clusters make the G x G matrices of the fast algorithm too large "
-            f"({2.0 * G * G * q * 8 / 2**30:.1f} GB). With this many clusters the analytic cluster-robust "
-            f"standard errors are reliable. Fix: use result.tidy() / result.wald(), or bootstrap over a coarser "
-            f"cluster variable (cluster=)."
-        )
     if impose_null and q == 1:
         # u~(r) = u^ + Z H (R b^ - r) = u_a + u_b r, and every statistic is linear in u: K(r) = K_a + r K_b
         u_a = fit.resid + Z[:, 0] * float(H[0, 0] * est[0])
