@@ -495,6 +495,11 @@ def test_error_aggregation_window_options(mp: pd.DataFrame) -> None:
                                res.aggregate("dynamic", balance_e=1).estimate, rtol=TOL_IDENTITY)
 
 
+def test_error_cluster_not_one_column(mp: pd.DataFrame) -> None:
+    with pytest.raises(InvalidOptionError, match=r"got \['state', 'year'\].*Fix: pass the coarser variable alone"):
+        fit(mp, cluster=["state", "year"])
+
+
 def test_error_missing_column(mp: pd.DataFrame) -> None:
     with pytest.raises(didx.ColumnNotFoundError, match="first_treat"):
         didx.att_gt(mp, y="lemp", unit="countyreal", time="year", cohort="first_treat")

@@ -133,7 +133,10 @@ def att_gt(
             f"cross sections."
         )
     if cluster is not None and not isinstance(cluster, str):
-        raise InvalidOptionError(f"{_FUNC}: cluster= takes one column name (units are always clusters).")
+        raise InvalidOptionError(
+            f"{_FUNC}: cluster= takes one column name; got {cluster!r}. Units are always clusters, so two-way "
+            f"clustering is not available. Fix: pass the coarser variable alone, e.g. cluster='state'."
+        )
     cov_list = as_list(covariates)
     use_unit = unit if panel else None
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=use_unit, cohort=cohort, covariates=cov_list,
