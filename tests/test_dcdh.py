@@ -764,3 +764,9 @@ def test_with_vcov_refuses_data_changed_after_the_fit(favara):
     df.loc[df.index[:50], "Dl_vloans_b"] += 1.0
     with pytest.raises(DataError, match="changed since the fit"):
         res.with_vcov(cluster="state_n")
+
+
+def test_extras_tables_are_read_only(fav_res):
+    for key in ("n_weighted", "n_switchers_weighted", "normalization"):
+        with pytest.raises(TypeError):
+            fav_res.extras[key]["Effect_1"] = 0.0

@@ -23,7 +23,7 @@ from didx.estimators._dcdh_didm import did_m
 from didx.estimators._dcdh_estimate import cluster_vcov, estimate_dyn
 from didx.estimators._dcdh_prep import prepare
 from didx.estimators._dcdh_twfe_weights import TWFEWeights, twfe_weights
-from didx.results.base import Inference, WaldTest
+from didx.results.base import FrozenDict, Inference, WaldTest
 from didx.results.event import EventStudyResult
 
 __all__ = ["DcdhResult", "TWFEWeights", "dcdh", "twfe_weights"]
@@ -294,9 +294,9 @@ def dcdh(
         "p_joint_placebos": p_pl,
         "p_equality_effects": p_eq,
         "avg_periods_accumulated": est.avg_periods,
-        "n_weighted": dict(zip(terms, est.n_w.tolist(), strict=True)),
-        "n_switchers_weighted": dict(zip(terms, est.n_switchers_w.tolist(), strict=True)),
-        "normalization": dict(zip(terms, est.normalization.tolist(), strict=True)),
+        "n_weighted": FrozenDict(dict(zip(terms, est.n_w.tolist(), strict=True))),
+        "n_switchers_weighted": FrozenDict(dict(zip(terms, est.n_switchers_w.tolist(), strict=True))),
+        "normalization": FrozenDict(dict(zip(terms, est.normalization.tolist(), strict=True))),
         "n_groups": int(G),
     }
     notes = (
