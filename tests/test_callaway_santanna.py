@@ -495,6 +495,14 @@ def test_error_aggregation_window_options(mp: pd.DataFrame) -> None:
                                res.aggregate("dynamic", balance_e=1).estimate, rtol=TOL_IDENTITY)
 
 
+def test_gaussian_multipliers_print_draws_and_seed(mp: pd.DataFrame) -> None:
+    # the sup-t critical value is simulated: its draws and seed (0 when none is given) are design choices
+    res = fit(mp, n_bootstrap=500, bootstrap_weights="gaussian")
+    assert "gaussian multipliers (exact: sup-t critical value from 500 N(0, corr) draws, seed 0)" in res.summary()
+    assert res.uniform_critical_value() == fit(mp, n_bootstrap=500, bootstrap_weights="gaussian",
+                                               seed=0).uniform_critical_value()
+
+
 def test_error_cluster_not_one_column(mp: pd.DataFrame) -> None:
     with pytest.raises(InvalidOptionError, match=r"got \['state', 'year'\].*Fix: pass the coarser variable alone"):
         fit(mp, cluster=["state", "year"])

@@ -210,7 +210,8 @@ def att_gt(
     if se_type == "analytic":
         vcov_type = f"analytic (influence function), {cluster_desc}"
     elif se_type == "gaussian":
-        vcov_type = f"analytic (influence function), {cluster_desc}; gaussian multipliers (exact)"
+        vcov_type = (f"analytic (influence function), {cluster_desc}; gaussian multipliers (exact: sup-t critical "
+                     f"value from {max(n_boot, 100)} N(0, corr) draws, seed {state.seed})")
     else:
         vcov_type = (f"multiplier bootstrap ({se_type}, {n_boot} draws, seed {seed}), {cluster_desc}; "
                      f"SE = IQR / 1.349 (did)")
