@@ -202,3 +202,14 @@ def test_non_absorbing_treatment_error() -> None:
 def test_unknown_column(castle: pd.DataFrame) -> None:
     with pytest.raises(ColumnNotFoundError, match=r"'pots'.*Did you mean 'post'"):
         didx.bacon(castle, y="l_homicide", unit="state", time="year", treat="pots")
+
+
+def test_covariate_absorbed_by_fixed_effects_is_reported(castle: pd.DataFrame) -> None:
+    """A time-invariant covariate is collinear with the unit effects: said in the notes, not silently dropped."""
+    df = castle.copy()  # de-fragmented, so adding a column raises no PerformanceWarning
+    df["tinv"] = df.groupby("state")["l_pop"].transform("first")
+    res = didx.bacon(df, y="l_homicide", unit="state", time="year", treat="post", covariates=["l_pop", "tinv"])
+    plain = didx.bacon(castle, y="l_homicide", unit="state", time="year", treat="post", covariates=["l_pop"])
+    assert res.twfe == pytest.approx(plain.twfe, rel=1e-9)
+    assert any("tinv" in n and "collinear" in n for n in res.notes)
+    assert "tinv (dropped: collinear" in dict(res.design)["Covariates"]

@@ -318,9 +318,13 @@ def bacon(
 
     design = [("Estimator", "Goodman-Bacon decomposition of two-way fixed effects"), ("Outcome", y),
               ("Treatment", treat), ("Unit", unit), ("Time", time),
-              ("Covariates", ", ".join(covs) if covs else "none"),
+              ("Covariates", ", ".join(f"{c} (dropped: collinear with the fixed effects)" if c in fit.dropped_collinear
+                                       else c for c in covs) if covs else "none"),
               ("Timing groups", ", ".join(_group_labels(levels, periods, T)))]
     notes: list[str] = []
+    if fit.dropped_collinear:
+        notes.append(f"Covariate(s) {', '.join(fit.dropped_collinear)} dropped: collinear with the unit and time "
+                     f"fixed effects (e.g. constant within units), so they control for nothing.")
     if covs:
         res = _controlled(yv, D, panel.covariates, u, t, group, levels, T, N, units_per_group, value)
     else:
