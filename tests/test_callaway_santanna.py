@@ -419,6 +419,32 @@ def test_anticipation_shifts_base_period(mp: pd.DataFrame) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ results
+def test_not_yet_control_set_with_anticipation_by_hand(mp: pd.DataFrame) -> None:
+    # did: comparison cohorts g' != g with g' > period[max(t, b)] + anticipation
+    m = mp.groupby(["first.treat", "year"])["lemp"].mean()
+    n = mp.drop_duplicates("countyreal")["first.treat"].value_counts()
+
+    def change(gs: list[int], t: int, b: int) -> float:  # size-weighted mean change of pooled cohorts
+        return float(sum(n[g] * (m[g, t] - m[g, b]) for g in gs) / sum(n[g] for g in gs))
+
+    def cell(res, g: int, t: int) -> float:  # type: ignore[no-untyped-def]
+        return float(res.coef[res.terms.index(f"ATT({g},{t})")])
+
+    # varying base, ATT(2007,2005) with b = 2004: anticipation 0 admits cohort 2006 (> 2005), anticipation 1 not
+    a0, a1 = fit(mp, control="not_yet"), fit(mp, control="not_yet", anticipation=1)
+    own = m[2007, 2005] - m[2007, 2004]
+    np.testing.assert_allclose(cell(a0, 2007, 2005), own - change([0, 2006], 2005, 2004), rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(cell(a1, 2007, 2005), own - change([0], 2005, 2004), rtol=TOL_IDENTITY)
+    # universal base with anticipation 1: cohort 2007's base is 2005 for every cell, so ATT(2007,2004) compares
+    # 2004 with 2005 against units untreated until after 2005 + 1 (never treated only)
+    u1 = fit(mp, control="not_yet", anticipation=1, base_period="universal")
+    np.testing.assert_allclose(cell(u1, 2007, 2004), (m[2007, 2004] - m[2007, 2005]) - change([0], 2004, 2005),
+                               rtol=TOL_IDENTITY)
+    # ATT(2006,2006) with anticipation 1: base 2004, comparison g' > 2006 + 1: never treated only
+    np.testing.assert_allclose(cell(a1, 2006, 2006), (m[2006, 2006] - m[2006, 2004]) - change([0], 2006, 2004),
+                               rtol=TOL_IDENTITY)
+
+
 def test_summary_prints_every_choice(mp: pd.DataFrame) -> None:
     s = fit(mp, control="not_yet", base_period="universal", n_bootstrap=199, seed=1).summary()
     for text in ("Control group: not yet treated", "Base period: universal", "Anticipation: 0",
