@@ -424,3 +424,12 @@ def test_imputation_restricted_to_the_window_keeps_with_vcov(mpdta: pd.DataFrame
     np.testing.assert_allclose(re.vcov_matrix, full.vcov_matrix[np.ix_(keep, keep)], rtol=TOL_IDENTITY)
     np.testing.assert_allclose(re.vcov_matrix, res.vcov_matrix, rtol=TOL_IDENTITY)
     assert re.terms == res.terms
+
+
+def test_sun_abraham_window_result_can_recluster_by_any_data_column(mpdta: pd.DataFrame) -> None:
+    # the trimmed data kept only the common columns, so with_vcov(cluster=<another column>) said it was missing
+    kw: dict[str, Any] = dict(**MPDTA, estimator="sun_abraham", window=(-2, 2))
+    direct = didx.event_study(mpdta, cluster="lpop", **kw)
+    re = didx.event_study(mpdta, **kw).with_vcov(cluster="lpop")
+    np.testing.assert_allclose(re.vcov_matrix, direct.vcov_matrix, rtol=TOL_IDENTITY)
+    assert re.inference.cluster_names == ("lpop",)

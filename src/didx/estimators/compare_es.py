@@ -391,6 +391,8 @@ def _run_sun_abraham(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, ex
                             "weights": c.weights, "ssc": c.ssc}
     call = {**call, **extra}
     used, dropped = _trim(frame, info, c.window, c.unit)
+    if dropped is not None:  # trim every column of the data, so with_vcov can recluster by any of them
+        used, _ = _trim(_all_columns(data), info, c.window, c.unit)
     res = sun_abraham(used, **call)
     if dropped is not None:  # the trimmed rows are input rows too
         res = dataclasses.replace(res, sample=dataclasses.replace(
@@ -590,6 +592,15 @@ def _trim(frame: pd.DataFrame, info: _Info, window: tuple[float, float] | None, 
     lost = int(np.setdiff1d(pd.unique(units[out]), pd.unique(units[~out])).shape[0])
     return (frame.loc[~out].reset_index(drop=True),
             Dropped(f"observations of treated units outside window [{lo:g}, {hi:g}]", int(out.sum()), lost))
+
+
+def _all_columns(data: Any) -> pd.DataFrame:
+    """Every column of ``data`` as a pandas frame (rows in the order :func:`_read` reads them)."""
+    import narwhals as nw
+
+    names = [str(n) for n in nw.from_native(data).collect_schema().names()]
+    got = read_columns(data, names, "event_study", {})
+    return pd.DataFrame({k: got.arrays[k] for k in dict.fromkeys(names)})
 
 
 def _restrict(res: EventStudyResult, window: tuple[float, float]) -> EventStudyResult:
