@@ -433,3 +433,10 @@ def test_sun_abraham_window_result_can_recluster_by_any_data_column(mpdta: pd.Da
     re = didx.event_study(mpdta, **kw).with_vcov(cluster="lpop")
     np.testing.assert_allclose(re.vcov_matrix, direct.vcov_matrix, rtol=TOL_IDENTITY)
     assert re.inference.cluster_names == ("lpop",)
+
+
+def test_dcdh_in_a_comparison_can_recluster_by_any_data_column(mpdta: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(**MPDTA, estimator="dcdh", window=(-2, 2))
+    direct = didx.event_study(mpdta, cluster="lpop", **kw)
+    re = didx.event_study(mpdta, **kw).with_vcov(cluster="lpop")
+    np.testing.assert_allclose(re.vcov_matrix, direct.vcov_matrix, rtol=TOL_IDENTITY)

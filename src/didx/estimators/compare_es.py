@@ -521,7 +521,8 @@ def _run_dcdh(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: di
                      f"placebo <= effects): event times below {-(effects + 1)} are not estimated")
         placebo = effects
     treat_col = "__didx_treat__"
-    used = frame.assign(**{treat_col: info.treated_row & (info.event_time >= 0)})
+    # every column of the data (with_vcov(cluster=...) and options may name any of them) plus the treatment
+    used = _all_columns(data).assign(**{treat_col: info.treated_row & (info.event_time >= 0)})
     used[treat_col] = used[treat_col].astype(np.int64)
     call: dict[str, Any] = {"y": c.y, "group": c.unit, "time": c.time, "treat": treat_col, "effects": effects,
                             "placebo": placebo, "cluster": _need_single(name, "cluster", c.cluster),
