@@ -117,3 +117,12 @@ def test_missing_outcome_and_weight_cells_are_reported():
     assert "1 cells with a missing outcome (y)" in " ".join(did_m.sample.notes)
     did_l = didx.dcdh(df, y="y", group="g", time="t", treat="d", weights="w")
     assert "2 cells with a missing weight (w)" in " ".join(did_l.sample.notes)
+
+
+def test_weights_table_cannot_be_changed_through_the_result():
+    df = _panel(10, 4, seed=8, heterogeneous=True, noise=0.1)
+    res = didx.twfe_weights(df, y="y", group="g", time="t", treat="d")
+    before = res.weights["weight"].to_numpy().copy()
+    table = res.weights
+    table["weight"] = 0.0
+    np.testing.assert_array_equal(res.weights["weight"].to_numpy(), before)

@@ -30,7 +30,7 @@ from didx.linalg.absorb import FixedEffects
 class TWFEWeights:
     """Result of :func:`twfe_weights`: one weight per treated cell and the summary counts."""
 
-    weights: pd.DataFrame  # group, time, weight (sums to 1), w (= weight * N_1 / N_gt)
+    table: pd.DataFrame  # group, time, weight (sums to 1), w (= weight * N_1 / N_gt); read via .weights
     beta: float  # the TWFE coefficient
     n_treated_cells: int
     n_positive: int
@@ -39,6 +39,12 @@ class TWFEWeights:
     sum_negative: float
     sigma_fe: float
     sample: SampleReport | None = None  # rows dropped, cells kept with weight 0
+
+    @property
+    def weights(self) -> pd.DataFrame:
+        """One row per treated cell: group, time, ``weight`` (sums to one) and ``w = weight * N_1 / N_gt`` (a
+        copy: the result cannot be changed through it)."""
+        return self.table.copy()
 
     def summary(self) -> str:
         return "\n".join([
@@ -89,7 +95,7 @@ def twfe_weights(data: Any, *, y: str, group: str, time: str, treat: str,
     sd_w = float(np.sqrt(np.sum(Nv[tr] / n1 * (w - 1.0) ** 2)))
     table = pd.DataFrame({group: d.group_labels[gi[tr]], time: d.period_labels[ti[tr]], "weight": W, "w": w})
     return TWFEWeights(
-        weights=table.reset_index(drop=True), beta=beta, n_treated_cells=int(tr.sum()),
+        table=table.reset_index(drop=True), beta=beta, n_treated_cells=int(tr.sum()),
         n_positive=int((W > 0).sum()), n_negative=int((W < 0).sum()), sum_positive=float(W[W > 0].sum()),
         sum_negative=float(W[W < 0].sum()), sigma_fe=abs(beta) / sd_w if sd_w > 0 else np.inf,
         sample=d.report,
