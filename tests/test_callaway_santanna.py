@@ -404,7 +404,7 @@ def test_repeated_cross_sections(mp: pd.DataFrame) -> None:
     K = psi.shape[1]
     np.testing.assert_allclose(psi.T @ psi / psi.shape[0] ** 2, res.vcov_matrix[:K, :K], rtol=1e-9, atol=1e-15)
     for method in ("dr", "ipw", "reg"):
-        cov = fit(mp, panel=False, covariates=["lpop"], method=method)
+        cov = fit(mp, unit=None, panel=False, covariates=["lpop"], method=method)
         assert np.all(np.isfinite(cov.std_errors))
 
 
@@ -527,6 +527,13 @@ def test_gaussian_multipliers_print_draws_and_seed(mp: pd.DataFrame) -> None:
     assert "gaussian multipliers (exact: sup-t critical value from 500 N(0, corr) draws, seed 0)" in res.summary()
     assert res.uniform_critical_value() == fit(mp, n_bootstrap=500, bootstrap_weights="gaussian",
                                                seed=0).uniform_critical_value()
+
+
+def test_error_unit_with_repeated_cross_sections(mp: pd.DataFrame) -> None:
+    # the unit column would be silently ignored (rows treated as independent although units repeat)
+    with pytest.raises(InvalidOptionError, match=r"unit='countyreal' is not used with panel=False.*Fix: drop unit="
+                                                 r".*allow_unbalanced=True"):
+        fit(mp, panel=False)
 
 
 def test_error_cluster_not_one_column(mp: pd.DataFrame) -> None:

@@ -82,7 +82,7 @@ def att_gt(
     Parameters
     ----------
     data : any dataframe (pandas, polars, pyarrow, duckdb, ...), long format (one row per unit and period).
-    y, unit, time : outcome, unit identifier and period columns (``unit`` optional when ``panel=False``).
+    y, unit, time : outcome, unit identifier and period columns (no ``unit`` with ``panel=False``).
     cohort : first treated period per unit; 0, NaN, inf or a period after the last one mean never treated.
     control : ``"never"`` (never-treated units) or ``"not_yet"`` (also units first treated after
         ``max(t, b) + anticipation``). With no never-treated units and ``"not_yet"``, the last cohort becomes
@@ -125,6 +125,13 @@ def att_gt(
             f"analytic SEs and pointwise intervals, so it would be ignored. Fix: pass n_bootstrap= (e.g. 999) for a "
             f"bootstrap with uniform bands, or drop {given.split('=')[0]}=."
         )
+    if not panel and unit is not None:
+        raise InvalidOptionError(
+            f"{_FUNC}: unit={unit!r} is not used with panel=False: repeated cross sections treat every row as its "
+            f"own observation (SEs assume independent rows). Fix: drop unit= for true repeated cross sections, or "
+            f"keep panel=True (with allow_unbalanced=True if units are missing in some periods) when the same units "
+            f"are observed in several periods."
+        )
     if not panel and allow_unbalanced:
         raise InvalidOptionError(f"{_FUNC}: allow_unbalanced applies to panel data; with panel=False drop it.")
     if panel and unit is None:
@@ -138,8 +145,7 @@ def att_gt(
             f"clustering is not available. Fix: pass the coarser variable alone, e.g. cluster='state'."
         )
     cov_list = as_list(covariates)
-    use_unit = unit if panel else None
-    p = build_panel(data, func=_FUNC, y=y, time=time, unit=use_unit, cohort=cohort, covariates=cov_list,
+    p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=cov_list,
                     weights=weights, cluster=cluster if cluster != unit else None, require_control="none",
                     check_duplicates=panel)
     mode = "rc" if not panel else ("unbalanced" if allow_unbalanced else "panel")
