@@ -165,3 +165,20 @@ def test_wald_on_zero_variance_terms_is_an_error() -> None:
     with pytest.raises(didx.InvalidOptionError, match=r"\['a'\] have zero variance.*Fix"):
         r.wald(["a"])
     assert r.wald(["a", "b"]).df == 1
+
+
+def test_fit_is_read_only(res: didx.TWFEResult) -> None:
+    fit = res.fit
+    for a in (fit.coef, fit.X, fit.resid, fit.bread):
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = 1.0
+
+
+def test_collapsed_result_does_not_suggest_collapsing(mpdta: pd.DataFrame) -> None:
+    df = mpdta.assign(state=mpdta["countyreal"] // 1000)
+    raw = didx.twfe(df, y="lemp", unit="countyreal", time="year", treat="treat_post", cluster="state")
+    assert "collapse='group_period'" in str(raw.summary())
+    col = didx.twfe(df, y="lemp", unit="countyreal", time="year", treat="treat_post", cluster="state",
+                    collapse="group_period")
+    text = str(col.summary())
+    assert "Few clusters" in text and "wild_bootstrap" in text and "collapse='group_period'" not in text

@@ -36,6 +36,7 @@ class RegressionSource:
     default: VcovSpec
     treated_codes: np.ndarray | None = None  # per-observation: 1 if in a treated unit/group
     extra: Mapping[str, Any] = field(default_factory=dict)
+    collapsed: bool = False  # estimated on group x period means: collapsing is no longer a remedy
 
     def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
         return lookup_cluster_codes(func, names, self.codes, self.data, self.row_index)
@@ -43,7 +44,7 @@ class RegressionSource:
     def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
         codes = self.cluster_codes(func, spec.clusters)
         vr = compute_vcov(self.fit, spec, codes, func)
-        return vr.matrix, inference_info(spec, vr, self.fit, codes, self.treated_codes)
+        return vr.matrix, inference_info(spec, vr, self.fit, codes, self.treated_codes, collapsed=self.collapsed)
 
     def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
                   ssc: Any) -> tuple[np.ndarray, Inference]:
@@ -75,7 +76,7 @@ def lookup_cluster_codes(func: str, names: Sequence[str], known: Mapping[str, np
 
 
 def inference_info(spec: VcovSpec, vr: VcovResult, fit: OLSFit, codes: Mapping[str, np.ndarray],
-                   treated: np.ndarray | None) -> Inference:
+                   treated: np.ndarray | None, *, collapsed: bool = False) -> Inference:
     details: list[str] = []
     label = spec.kind
     if spec.kind == "hetero":
@@ -90,10 +91,13 @@ def inference_info(spec: VcovSpec, vr: VcovResult, fit: OLSFit, codes: Mapping[s
             n_treated_cl = int(tr.sum())
             details.append(f"Treated clusters: {n_treated_cl} of {G}")
         if G < FEW_CLUSTERS or (n_treated_cl is not None and n_treated_cl < 10):
+            remedies = ("result.wild_bootstrap(term) (wild cluster bootstrap; these estimates are already on "
+                        "group x period means)" if collapsed else
+                        "result.wild_bootstrap(term) (wild cluster bootstrap) or collapse='group_period' "
+                        "(group x period means)")
             details.append(
                 f"Few clusters ({G}{'' if n_treated_cl is None else f', {n_treated_cl} treated'}): cluster-robust "
-                f"SEs can over-reject. Remedies: result.wild_bootstrap(term) (wild cluster bootstrap) or "
-                f"collapse='group_period' (group x period means)."
+                f"SEs can over-reject. Remedies: {remedies}."
             )
     details.append(f"Coefficients counted for the small-sample factor K: {vr.k_ssc}")
     if spec.kind in ("HC0", "CR0") or (not spec.ssc.adj and not spec.ssc.cluster_adj):
@@ -159,10 +163,10 @@ def make_regression_result(
     codes: Mapping[str, np.ndarray], data: Any, row_index: np.ndarray | None, sample: SampleReport,
     design: Sequence[tuple[str, str]], treated: np.ndarray | None = None,
     term_info: Mapping[str, np.ndarray] | None = None, extras: Mapping[str, Any] | None = None,
-    notes: Sequence[str] = (), func: str = "regression", **kwargs: Any,
+    notes: Sequence[str] = (), func: str = "regression", collapsed: bool = False, **kwargs: Any,
 ) -> Any:
     source = RegressionSource(fit=fit, codes=dict(codes), data=data, row_index=row_index, default=spec,
-                              treated_codes=treated)
+                              treated_codes=treated, collapsed=collapsed)
     V, inf = source.compute(func, spec)
     all_notes = list(notes)
     if fit.dropped_collinear:

@@ -38,7 +38,7 @@ from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, fmt_value
-from didx.estimators._regression import FEW_CLUSTERS, RegressionResult, default_spec, make_regression_result
+from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
 from didx.estimators.collapse import CollapseInfo, check_collapse, collapse_by_group
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
@@ -351,13 +351,10 @@ def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, r
         notes.append("No never-treated units: with a single reference period the event-time coefficients are "
                      "identified only up to a linear trend; one is dropped for collinearity. Pin two periods "
                      "(ref=[-1, -k]) to choose which.")
-    if collapse_info is not None and collapse_info.n_groups < FEW_CLUSTERS:
-        notes.append(f"Already collapsed to {collapse_info.n_groups} groups: collapsing again does not help; for "
-                     f"inference with this few groups use result.wild_bootstrap(term).")
     res: EventStudyRegressionResult = make_regression_result(
         EventStudyRegressionResult, estimator="TWFE event study", fit=fit, headline=headline, spec=spec,
         codes=codes, data=data, row_index=panel.row_index, sample=report, design=design, treated=ever,
-        term_info={"event_time": et, "n": n_term}, notes=notes, func=func,
+        term_info={"event_time": et, "n": n_term}, notes=notes, func=func, collapsed=collapse_info is not None,
         extras={"reference": refs, "window": win, "bin_endpoints": bin_endpoints, "outcome": y,
                 "collapse": None if collapse_info is None else collapse_info.describe()},
     )

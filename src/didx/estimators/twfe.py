@@ -155,7 +155,7 @@ def twfe(
         TWFEResult, estimator="Two-way fixed effects", fit=fit, headline=treat_name, spec=spec, codes=codes,
         data=data, row_index=None if (all_kept and panel.all_rows_kept) else panel.row_index[idx],
         sample=report, design=design, treated=D,
-        notes=notes, func=func,
+        notes=notes, func=func, collapsed=collapsed is not None,
     )
     return res
 

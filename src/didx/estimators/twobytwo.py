@@ -276,6 +276,7 @@ def did2x2(
     res: DiD2x2Result = make_regression_result(
         DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes, data=data,
         row_index=panel.row_index, sample=panel.report, design=design, treated=G, func=func,
+        collapsed=collapsed is not None,
         extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": panel.unit is None,
                 "y": y, "cell_regression": not names_cov and (panel.unit is None or bool(panel.report.balanced))},
     )

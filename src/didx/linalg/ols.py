@@ -161,5 +161,7 @@ def fit_ols(
         bread = np.zeros((0, 0))
         coef = np.zeros(0)
         resid = yd
+    for a in (coef, Xd, resid, bread):
+        a.flags.writeable = False  # the fit is shared by with_vcov and the bootstraps: nobody may change it
     return OLSFit(coef=coef, names=tuple(names), X=Xd, resid=resid, weights=weights, bread=bread, fe=fe,
                   dropped_collinear=dropped)
