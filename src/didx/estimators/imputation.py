@@ -238,12 +238,6 @@ def _parse_pretrends(pretrends: Any, available: np.ndarray, func: str) -> np.nda
     return np.unique(vals)
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.flags.writeable = False
-    return out
-
-
 def _recode(codes: np.ndarray) -> np.ndarray:
     return np.unique(codes, return_inverse=True)[1].astype(np.int64)
 
@@ -420,7 +414,8 @@ def imputation(
     cl = panel.codes[cluster] if cluster is not None else panel.unit
     G = int(cl.max()) + 1
     del group1
-    est, V, n_fallback = bjs_estimate(first, resid, tw, cells(tw.row), cl, G, leave_out=leave_out)
+    tw_cells = cells(tw.row)
+    est, V, n_fallback = bjs_estimate(first, resid, tw, tw_cells, cl, G, leave_out=leave_out)
     n_terms = np.bincount(tw.col, weights=(tw.value != 0).astype(float), minlength=tw.n_cols)
     terms = list(tw.names)
     coef = est
@@ -479,7 +474,7 @@ def imputation(
     known = dict(panel.codes)
     known.setdefault(unit, panel.unit)
     source = ImputationVcovSource(
-        first=first, resid=_readonly(resid), tw=tw, group=cells(tw.row), use=use, codes=known, data=data,
+        first=first, resid=resid, tw=tw, group=tw_cells, use=use, codes=known, data=data,
         row_index=panel.row_index, default_cluster=cluster_name, leave_out=leave_out,
         pretrend=None if pre_fit is None or pre_block is None else (pre_fit, np.flatnonzero(~treated), pre_block))
     common = dict(estimator="Imputation (BJS)", terms=tuple(terms), coef=coef, vcov_matrix=vcov,
