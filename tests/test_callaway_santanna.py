@@ -170,6 +170,13 @@ def test_with_vcov_recomputes_from_the_influence_functions(mp: pd.DataFrame) -> 
                                cl_res.std_errors, rtol=TOL_IDENTITY)
     dyn = cl_res.aggregate("dynamic").with_vcov(cluster="countyreal")
     np.testing.assert_allclose(dyn.std_errors, unit_res.aggregate("dynamic").std_errors, rtol=TOL_IDENTITY)
+    # aggregating after with_vcov keeps the new choice (not the fit's clustering or bootstrap)
+    for kind in ("simple", "group", "dynamic", "calendar"):
+        np.testing.assert_allclose(cl_res.with_vcov(cluster="countyreal").aggregate(kind).std_errors,
+                                   unit_res.aggregate(kind).std_errors, rtol=TOL_IDENTITY)
+    agg_boot = fit(df, n_bootstrap=199, seed=1).with_vcov().aggregate("dynamic")
+    np.testing.assert_allclose(agg_boot.std_errors, unit_res.aggregate("dynamic").std_errors, rtol=TOL_IDENTITY)
+    assert agg_boot.inference.band == "pointwise" and "bootstrap" not in agg_boot.inference.vcov_type
     assert dyn.inference.cluster_names == ("countyreal",) and dyn.inference.n_clusters == (500,)
     # a bootstrap result switched to analytic SEs: pointwise intervals, not the bootstrap band with new SEs
     boot = fit(df, n_bootstrap=199, seed=1).with_vcov()

@@ -242,6 +242,18 @@ class ATTgtResult(Result):
             out[lo:hi] = st.store.Z[lo:hi] @ D[g]
         return pd.DataFrame(out, index=st.unit_labels, columns=list(st.cell_terms))
 
+    def with_vcov(self, vcov: str | None = None, *, cluster: str | Sequence[str] | None = None,
+                  ssc: Any = None) -> Result:
+        """Analytic influence-function SEs by unit or by the fit's cluster variable (see
+        :class:`CSVcovSource`); the new result's ``aggregate()`` uses the same choice."""
+        out = super().with_vcov(vcov, cluster=cluster, ssc=ssc)
+        st = self._need_state()
+        names = as_list(cluster)
+        clustered = bool(names) and names[0] == st.cluster_name
+        new_state = dataclasses.replace(st, se_type="analytic", clustered=clustered, basis=None, n_bootstrap=0,
+                                        inference=out.inference)
+        return dataclasses.replace(self, vcov_matrix=out.vcov_matrix, inference=out.inference, _state=new_state)
+
     def _need_state(self) -> CSState:
         if self._state is None:
             raise ValueError("this ATTgtResult carries no influence functions")
