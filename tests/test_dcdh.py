@@ -770,3 +770,12 @@ def test_extras_tables_are_read_only(fav_res):
     for key in ("n_weighted", "n_switchers_weighted", "normalization"):
         with pytest.raises(TypeError):
             fav_res.extras[key]["Effect_1"] = 0.0
+
+
+@pytest.mark.parametrize(("kw", "name"), [({"effects": 3}, "effects=3"), ({"placebo": 1, "effects": 1}, "placebo=1"),
+                                         ({"normalized": True}, "normalized=True")])
+def test_error_did_l_options_with_did_m(favara, kw, name):
+    # DID_M is the instantaneous effect only: these options were silently ignored
+    with pytest.raises(InvalidOptionError, match=rf"{name}.*estimator='did_l' only.*Fix"):
+        didx.dcdh(favara.assign(b=(favara.inter_bra > 0).astype(int)), y="Dl_vloans_b", group="county",
+                  time="year", treat="b", estimator="did_m", **kw)

@@ -214,6 +214,15 @@ def dcdh(
                 f"The {name!r} parameter of {func} must be an integer >= {1 if name == 'effects' else 0}. "
                 f"Got {val!r}. Fix: pass e.g. {name}=3."
             )
+    if estimator == "did_m":
+        given = [f"{n}={v!r}" for n, v, default in (("effects", effects, 1), ("placebo", placebo, 0),
+                                                    ("normalized", normalized, False)) if v != default]
+        if given:
+            raise InvalidOptionError(
+                f"{func}: {', '.join(given)} applies to estimator='did_l' only (DID_M is the instantaneous effect, "
+                f"without dynamic effects, placebos or normalisation). Fix: drop {', '.join(given)} or use "
+                f"estimator='did_l'."
+            )
     if placebo > effects:
         raise InvalidOptionError(
             f"{func}: placebo={placebo} exceeds effects={effects}; the package estimates at most as many placebos "
