@@ -543,6 +543,12 @@ def test_error_unit_with_repeated_cross_sections(mp: pd.DataFrame) -> None:
         fit(mp, panel=False)
 
 
+def test_error_bad_seed(mp: pd.DataFrame) -> None:
+    for bad in (-1, 1.5, "a"):
+        with pytest.raises(InvalidOptionError, match=rf"'seed' parameter of att_gt.*integer >= 0.*{bad!r}"):
+            fit(mp, n_bootstrap=199, seed=bad)
+
+
 def test_error_cluster_not_one_column(mp: pd.DataFrame) -> None:
     with pytest.raises(InvalidOptionError, match=r"got \['state', 'year'\].*Fix: pass the coarser variable alone"):
         fit(mp, cluster=["state", "year"])

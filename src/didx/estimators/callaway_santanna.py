@@ -113,6 +113,7 @@ def att_gt(
     bootstrap_weights = check_option(_FUNC, "bootstrap_weights", bootstrap_weights, mb.MULTIPLIERS)
     anticipation = _check_int("anticipation", anticipation, 0)
     n_boot = 0 if n_bootstrap is None else _check_int("n_bootstrap", n_bootstrap, 0)
+    seed = None if seed is None else _check_int("seed", seed, 0)
     if 0 < n_boot < 100:
         raise InvalidOptionError(
             f"The 'n_bootstrap' parameter of {_FUNC} must be 0 (analytic SEs) or at least 100 draws (e.g. 999). "
