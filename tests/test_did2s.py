@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -173,10 +175,20 @@ def test_cluster_sums_paths_agree(monkeypatch: pytest.MonkeyPatch, cluster: str)
     df = _simulated(seed=14)
     kwargs = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", "second_stage": "event",
               "cluster": cluster}
+    calls = {"n": 0}
+    csr = fs.sp.csr_matrix
+
+    def counting_csr(*args: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        return csr(*args, **kw)
+
+    monkeypatch.setattr(fs.sp, "csr_matrix", counting_csr)
     many = didx.did2s(df, **kwargs)  # type: ignore[arg-type]
+    n_dense = calls["n"]
     assert len(many.terms) > 4
     monkeypatch.setattr(fs, "DENSE_CELLS_EXTRA", -10**9)  # sparse tables everywhere
     sparse = didx.did2s(df, **kwargs)  # type: ignore[arg-type]
+    assert calls["n"] - n_dense > n_dense  # the sparse tables were really used (not the same path twice)
     np.testing.assert_allclose(sparse.vcov_matrix, many.vcov_matrix, rtol=1e-9, atol=1e-15)
     # one term at a time (the gather path) gives the same variances
     for e in (-2.0, 0.0, 2.0):
