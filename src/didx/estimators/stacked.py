@@ -180,7 +180,7 @@ def stacked(
     y, unit, time : outcome, unit and period columns.
     cohort : first treated period (0 / NaN / inf / after the last period = never treated).
     window : ``(lo, hi)``: event times ``lo .. hi`` of every sub-experiment (``lo <= -1``, ``hi >= 0``; -1 is
-        the reference period). Cohorts whose window does not fit in the data are dropped (reported).
+        the reference period). Cohorts whose window does not fit in the data are left out (noted).
     control : ``"not_yet"`` (default; never treated and units first treated after ``a + hi``, WFH's clean
         controls) or ``"never"``.
     weights : ``"corrective"`` (WFH's Q weights) or ``"none"`` (the unweighted stack of Cengiz et al.).
