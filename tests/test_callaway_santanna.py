@@ -342,6 +342,20 @@ def test_no_post_treatment_cell_is_a_clear_error(mp: pd.DataFrame) -> None:
         fit(df, control="not_yet", anticipation=1)
 
 
+def test_balancing_removes_every_never_treated_unit(mp: pd.DataFrame) -> None:
+    # every never-treated unit misses 2005: balancing drops them all, then did's no-never-treated rule applies
+    df = mp[~((mp["first.treat"] == 0) & (mp["year"] == 2005))]
+    with pytest.raises(DesignError, match=r"no never-treated units after dropping the units not observed in every "
+                                          r"period.*Fix: use allow_unbalanced=True"):
+        fit(df)
+    res = fit(df, control="not_yet")
+    ref = fit(mp[mp["first.treat"] != 0], control="not_yet")
+    assert res.terms == ref.terms
+    np.testing.assert_allclose(res.coef, ref.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.std_errors, ref.std_errors, rtol=TOL_IDENTITY)
+    assert any("cohort 2007 serves as the comparison group" in n for n in res.sample.notes)
+
+
 def test_units_treated_in_first_period_dropped_and_reported(mp: pd.DataFrame) -> None:
     df = mp.copy()
     first = df["countyreal"].isin(df["countyreal"].unique()[:7])

@@ -4,7 +4,8 @@ From a validated :class:`didx._panel.Panel` this module applies, in order and re
 
 1. units already treated in the first period (``cohort <= first period + anticipation``) are dropped;
 2. with no never-treated units and ``control="not_yet"``: periods ``>= last cohort - anticipation`` are dropped
-   and the last cohort becomes the comparison group (``did::pre_process_did``);
+   and the last cohort becomes the comparison group (``did::pre_process_did``; re-checked after step 3, which can
+   remove every never-treated unit);
 3. panel data: units not observed in every period are dropped (balanced panel), unless ``allow_unbalanced``;
 4. cohorts with fewer than ``p + 5`` units (``p`` covariates) are noted, as ``did`` warns.
 
@@ -110,23 +111,34 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
             f"{func}: no treated cohort is left after dropping units treated in the first period. ATT(g,t) needs "
             f"units first treated after the first period. Fix: check the cohort column and anticipation."
         )
-    if not (~np.isfinite(remaining_g)).any():
+    def no_never_treated(after_balancing: bool) -> None:
+        """did's rule without never-treated units: the last cohort becomes the comparison group, later periods
+        go (re-checked after balancing, which can remove every never-treated unit)."""
+        nonlocal row_g
+        kept_g = row_g[keep]
+        if (~np.isfinite(kept_g)).any() or not np.isfinite(kept_g).any():
+            return
+        why = " after dropping the units not observed in every period" if after_balancing else ""
         if control == "never":
+            fix = ("allow_unbalanced=True (keeps the units with gaps) or control='not_yet'" if after_balancing else
+                   "control='not_yet' (units not yet treated; the last cohort then serves only as a comparison)")
             raise DesignError(
-                f"{func}: there are no never-treated units, so control='never' has no comparison group. Fix: use "
-                f"control='not_yet' (units not yet treated; the last cohort then serves only as a comparison)."
+                f"{func}: there are no never-treated units{why}, so control='never' has no comparison group. "
+                f"Fix: use {fix}."
             )
-        gmax = float(np.max(remaining_g))
+        gmax = float(np.max(kept_g))
         drop_rows(periods[panel.time] >= gmax - anticipation,
                   f"periods >= the last cohort ({gmax:g}{' - anticipation' if anticipation else ''}): no units "
-                  f"left untreated to compare with (no never-treated units)")
+                  f"left untreated to compare with (no never-treated units{why})")
         row_g = row_g.copy()
         row_g[row_g == gmax] = NEVER
-        notes.append(f"No never-treated units: cohort {gmax:g} serves as the comparison group (as did does), "
-                     f"periods from {gmax - anticipation:g} on are dropped.")
+        notes.append(f"No never-treated units{why}: cohort {gmax:g} serves as the comparison group (as did "
+                     f"does), periods from {gmax - anticipation:g} on are dropped.")
         if not np.isfinite(row_g[keep]).any():
-            raise DesignError(f"{func}: only one treated cohort and no never-treated units: nothing to compare. "
-                              f"Fix: add never-treated units or another cohort.")
+            raise DesignError(f"{func}: only one treated cohort and no never-treated units{why}: nothing to "
+                              f"compare. Fix: add never-treated units or another cohort.")
+
+    no_never_treated(after_balancing=False)
     # balance
     if mode != "rc":
         all_rows = bool(keep.all())
@@ -138,6 +150,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
             if mode == "panel":
                 drop_rows(gaps[unit],
                           "not observed in every period (did balances the panel; allow_unbalanced=True keeps them)")
+                no_never_treated(after_balancing=True)
             else:
                 notes.append(f"Unbalanced panel: {int(gaps.sum())} units are not observed in every period; "
                              f"repeated-cross-section estimators with influence functions summed by unit.")
