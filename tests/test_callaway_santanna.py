@@ -699,3 +699,33 @@ def test_cells_without_data_are_skipped_and_reported(mp: pd.DataFrame) -> None:
     assert "ATT(2004,2005)" not in res.terms
     for kind in ("simple", "group", "dynamic", "calendar"):
         assert np.isfinite(res.aggregate(kind).std_error)
+
+
+@pytest.mark.parametrize("mode", ["rc", "unbalanced", "panel"])
+def test_cohort_sums_equal_the_2x2_estimators_with_an_intercept(mp: pd.DataFrame, mode: str) -> None:
+    # the closed-form cohort x period path (no covariates) against the Sant'Anna-Zhao cell estimators with only an
+    # intercept, weighted, for panels, unbalanced panels and repeated cross sections: estimates and SEs
+    import dataclasses
+
+    from didx._panel import build_panel
+    from didx.estimators._cs_cells import estimate_covariates, estimate_sums, plan_cells
+    from didx.estimators._cs_data import prepare
+
+    rng = np.random.default_rng(0)
+    w_unit = pd.Series(rng.uniform(0.5, 2.0, mp["countyreal"].nunique()), index=mp["countyreal"].unique())
+    df = mp.assign(w=w_unit.loc[mp["countyreal"]].to_numpy())
+    if mode == "unbalanced":
+        df = df.sample(frac=0.9, random_state=1)
+    unit = None if mode == "rc" else "countyreal"
+    p = build_panel(df, func="t", y="lemp", time="year", unit=unit, cohort="first.treat", covariates=[], weights="w",
+                    require_control="none", check_duplicates=unit is not None)
+    for control in ("never", "not_yet"):
+        cs = prepare(p, func="t", control=control, anticipation=0, mode=mode, cluster=None)
+        cells, _ = plan_cells(cs, control=control, base_period="varying", anticipation=0)
+        sums = estimate_sums(cs, cells)
+        K = sums.att.shape[0]
+        for method in ("dr", "ipw", "reg"):
+            cell = estimate_covariates(dataclasses.replace(cs, X=np.ones((cs.y.shape[0], 1))), cells, method)
+            np.testing.assert_allclose(cell.att, sums.att, rtol=TOL_IDENTITY, atol=1e-13)
+            np.testing.assert_allclose(np.diag(cell.store.vcov(np.eye(K))), np.diag(sums.store.vcov(np.eye(K))),
+                                       rtol=TOL_IDENTITY)
