@@ -182,3 +182,11 @@ def test_collapsed_result_does_not_suggest_collapsing(mpdta: pd.DataFrame) -> No
                     collapse="group_period")
     text = str(col.summary())
     assert "Few clusters" in text and "wild_bootstrap" in text and "collapse='group_period'" not in text
+
+
+def test_with_vcov_refuses_a_changed_frame(mpdta: pd.DataFrame) -> None:
+    df = mpdta.assign(state=mpdta["countyreal"] // 1000)
+    r = didx.twfe(df, y="lemp", unit="countyreal", time="year", treat="treat_post")
+    df.loc[10_000] = df.iloc[0]  # the user's frame grows in place after the fit
+    with pytest.raises(didx.DataError, match=r"now has 2501 rows but had 2500.*Fix: re-run"):
+        r.with_vcov(cluster="state")

@@ -37,9 +37,10 @@ class RegressionSource:
     treated_codes: np.ndarray | None = None  # per-observation: 1 if in a treated unit/group
     extra: Mapping[str, Any] = field(default_factory=dict)
     collapsed: bool = False  # estimated on group x period means: collapsing is no longer a remedy
+    n_input_rows: int | None = None  # rows of data at fit time (checked before re-reading a cluster column)
 
     def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
-        return lookup_cluster_codes(func, names, self.codes, self.data, self.row_index)
+        return lookup_cluster_codes(func, names, self.codes, self.data, self.row_index, self.n_input_rows)
 
     def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
         codes = self.cluster_codes(func, spec.clusters)
@@ -53,16 +54,23 @@ class RegressionSource:
 
 
 def lookup_cluster_codes(func: str, names: Sequence[str], known: Mapping[str, np.ndarray], data: Any,
-                         row_index: np.ndarray | None) -> dict[str, np.ndarray]:
+                         row_index: np.ndarray | None, n_input_rows: int | None = None) -> dict[str, np.ndarray]:
     """Integer codes of each cluster column on the estimation sample: stored ones, or read again from ``data``
     (rows ``row_index``; all rows when None). A missing value there is an error: rows cannot be dropped after
-    the fit."""
+    the fit. The frame must still be the one that was fitted: a different number of rows is an error (a
+    reordering in place cannot be detected: do not edit the data between fitting and ``with_vcov``)."""
     out: dict[str, np.ndarray] = {}
     for name in names:
         if name in known:
             out[name] = np.asarray(known[name])
             continue
         cols = read_columns(data, [name], func, {"cluster": name})
+        if n_input_rows is not None and cols.n_rows != n_input_rows:
+            raise DataError(
+                f"{func}: the data now has {cols.n_rows} rows but had {n_input_rows} when the model was fitted, so "
+                f"the cluster column {name!r} cannot be matched to the estimation sample. Fix: re-run the estimator "
+                f"with cluster={name!r}."
+            )
         raw = cols.arrays[name] if row_index is None else cols.arrays[name][row_index]
         codes, _ = factorize(raw, sort=False)
         if (codes < 0).any():
@@ -166,7 +174,7 @@ def make_regression_result(
     notes: Sequence[str] = (), func: str = "regression", collapsed: bool = False, **kwargs: Any,
 ) -> Any:
     source = RegressionSource(fit=fit, codes=dict(codes), data=data, row_index=row_index, default=spec,
-                              treated_codes=treated, collapsed=collapsed)
+                              treated_codes=treated, collapsed=collapsed, n_input_rows=sample.n_input_rows)
     V, inf = source.compute(func, spec)
     all_notes = list(notes)
     if fit.dropped_collinear:
