@@ -729,3 +729,32 @@ def test_cohort_sums_equal_the_2x2_estimators_with_an_intercept(mp: pd.DataFrame
             np.testing.assert_allclose(cell.att, sums.att, rtol=TOL_IDENTITY, atol=1e-13)
             np.testing.assert_allclose(np.diag(cell.store.vcov(np.eye(K))), np.diag(sums.store.vcov(np.eye(K))),
                                        rtol=TOL_IDENTITY)
+
+
+def test_clustered_vcov_fine_and_mixed_clusters(mp: pd.DataFrame) -> None:
+    import tracemalloc
+
+    from didx.estimators._cs_store import IFStore
+
+    # clusters of one unit for half the counties, states (spanning cohorts) for the others: psi_c by hand
+    df = mp.copy()
+    odd = df["countyreal"] % 2 == 1
+    df["cl"] = np.where(odd, df["countyreal"] * 10, df["countyreal"] // 1000)
+    res = fit(df, cluster="cl")
+    psi = res.influence_functions()
+    cl = df.drop_duplicates("countyreal").set_index("countyreal")["cl"].loc[psi.index].to_numpy()
+    psi_c = psi.groupby(cl).sum().to_numpy()
+    np.testing.assert_allclose(np.sqrt((psi_c**2).sum(axis=0)) / psi.shape[0], res.std_errors[:-1],
+                               rtol=TOL_IDENTITY)
+    # no dense clusters x cohorts x features array: one cluster per unit, 6 cohorts, 12 features
+    n, G, L, K = 60_000, 6, 12, 20
+    rng = np.random.default_rng(0)
+    block = np.linspace(0, n, G + 1).astype(np.int64)
+    store = IFStore(Z=rng.standard_normal((n, L)), block=block, coef=rng.standard_normal((G, L, K)), n=n,
+                    cluster=rng.permutation(n), n_clusters=n)
+    tracemalloc.start()
+    V = store.vcov(np.eye(K), clustered=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.5 * n * G * L * 8
+    np.testing.assert_allclose(V, store.vcov(np.eye(K), clustered=False), rtol=1e-9)

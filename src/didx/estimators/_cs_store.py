@@ -11,8 +11,9 @@ cohort ``g``, ``psi_i = D_g' z_i``: a cohort-specific coefficient vector times a
 
 So the covariance of any set of estimands with coefficients ``D = coef @ A`` plus a weight-estimation term ``U``
 (on the ``w_i`` feature) is ``sum_g D_g' M_g D_g / n^2`` with ``M_g = sum_{i in g} z_i z_i'`` (an L x L matrix
-per cohort), or for clusters ``sum_c psi_c psi_c' / n^2`` with ``psi_c = sum_g D_g' (sum_{i in c, g} z_i)``:
-no n x K matrix is formed in the first case (see ``shared/design/SCALE.md``).
+per cohort), or for clusters ``sum_c psi_c psi_c' / n^2`` with ``psi_c = sum_g D_g' (sum_{i in c, g} z_i)``,
+from the sums over the (cluster, cohort) pairs present: per-cohort Grams of those sums, plus ``psi_c`` rows only
+for the clusters spanning several cohorts. No n x K matrix is formed (see ``shared/design/SCALE.md``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class IFStore:
     _gram: np.ndarray | None = field(default=None, repr=False)
     _zc: np.ndarray | None = field(default=None, repr=False)
     _csize: np.ndarray | None = field(default=None, repr=False)
+    _pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def n_cohorts(self) -> int:
@@ -87,6 +89,28 @@ class IFStore:
         assert self._csize is not None
         return self._zc, self._csize
 
+    def cluster_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Sums of ``z`` over the (cluster, cohort) pairs present, without a dense clusters x cohorts array.
+
+        Returns the pairs' cluster codes and cohorts (sorted by cluster, then cohort), their (P, L) feature sums
+        and the per-cohort Gram ``sum_{pairs of g} zc zc'`` (G_all, L, L). P is at most the number of units."""
+        if self._pairs is None:
+            if self.cluster is None:
+                raise ValueError("no clusters")
+            G, L = self.n_cohorts, self.Z.shape[1]
+            cohort = np.repeat(np.arange(G), np.diff(self.block))
+            keys, inv = np.unique(self.cluster.astype(np.int64) * G + cohort, return_inverse=True)
+            zp = np.empty((keys.shape[0], L))
+            for j in range(L):
+                zp[:, j] = np.bincount(inv, weights=self.Z[:, j], minlength=keys.shape[0])
+            p_cohort = keys % G
+            M = np.zeros((G, L, L))
+            for g in range(G):
+                Zg = zp[p_cohort == g]
+                M[g] = Zg.T @ Zg
+            self._pairs = (keys // G, p_cohort, zp, M)
+        return self._pairs
+
     def coefficients(self, A: np.ndarray, U: np.ndarray | None = None) -> np.ndarray:
         """(G_all, L, m) coefficients of ``m`` estimands ``psi = Psi_cells @ A + U[g] * w_i``."""
         D = np.einsum("glk,km->glm", self.coef, A)
@@ -97,10 +121,24 @@ class IFStore:
     def vcov(self, A: np.ndarray, U: np.ndarray | None = None, clustered: bool = False) -> np.ndarray:
         """Covariance of the estimands: ``sum_i psi_i psi_i' / n^2`` (or by cluster sums of ``psi``)."""
         D = self.coefficients(A, U)
+        m = D.shape[2]
         if clustered and self.cluster is not None:
-            zc, _ = self.cluster_sums()
-            psi_c = np.einsum("cgl,glm->cm", zc, D)
-            S = psi_c.T @ psi_c
+            # sum_c psi_c psi_c' with psi_c = sum_g D_g' zc[c, g]: the per-cohort Gram of the pair sums, plus the
+            # cross-cohort products of the clusters that span several cohorts (only those get a psi row)
+            p_cluster, p_cohort, zp, Mc = self.cluster_pairs()
+            S = sum((D[g].T @ Mc[g] @ D[g] for g in range(self.n_cohorts)), np.zeros((m, m)))
+            n_pairs = np.bincount(p_cluster)
+            mixed = n_pairs[p_cluster] > 1
+            if mixed.any():
+                idx = np.flatnonzero(mixed)
+                psi_p = np.empty((idx.shape[0], m))
+                for g in range(self.n_cohorts):
+                    sel = p_cohort[idx] == g
+                    if sel.any():
+                        psi_p[sel] = zp[idx[sel]] @ D[g]
+                starts = np.flatnonzero(np.r_[True, p_cluster[idx][1:] != p_cluster[idx][:-1]])
+                psi_c = np.add.reduceat(psi_p, starts, axis=0)
+                S = S + psi_c.T @ psi_c - psi_p.T @ psi_p
         else:
             M = self.gram()
             S = sum((D[g].T @ M[g] @ D[g] for g in range(self.n_cohorts)), np.zeros((D.shape[2], D.shape[2])))
