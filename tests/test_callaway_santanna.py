@@ -758,3 +758,21 @@ def test_clustered_vcov_fine_and_mixed_clusters(mp: pd.DataFrame) -> None:
     tracemalloc.stop()
     assert peak < 0.5 * n * G * L * 8
     np.testing.assert_allclose(V, store.vcov(np.eye(K), clustered=False), rtol=1e-9)
+
+
+def test_clustered_bootstrap_pair_sums_equal_dense_cluster_sums() -> None:
+    from didx.inference.multiplier import cluster_sums, pair_sums
+
+    rng = np.random.default_rng(3)
+    n, G, L, C = 3000, 4, 5, 700
+    cohort = np.sort(rng.integers(0, G, n))
+    cluster = rng.integers(0, C, n)  # clusters spanning cohorts, some cohorts absent from some clusters
+    Z = rng.standard_normal((n, L))
+    dense = np.zeros((C, G, L))
+    np.add.at(dense, (cluster, cohort), Z)
+    keys, inv = np.unique(cluster * G + cohort, return_inverse=True)
+    zp = np.stack([np.bincount(inv, weights=Z[:, j]) for j in range(L)], axis=1)
+    for kind in ("rademacher", "mammen"):
+        a = cluster_sums(dense, 300, kind, np.random.default_rng(1))
+        b = pair_sums(keys // G, keys % G, zp, C, G, 300, kind, np.random.default_rng(1))
+        np.testing.assert_allclose(b, a, rtol=TOL_IDENTITY, atol=1e-10)

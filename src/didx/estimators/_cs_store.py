@@ -45,8 +45,6 @@ class IFStore:
     cluster: np.ndarray | None = None
     n_clusters: int = 0
     _gram: np.ndarray | None = field(default=None, repr=False)
-    _zc: np.ndarray | None = field(default=None, repr=False)
-    _csize: np.ndarray | None = field(default=None, repr=False)
     _pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -72,22 +70,6 @@ class IFStore:
                 M[g][np.ix_(nz, nz)] = Zs.T @ Zs
             self._gram = M
         return self._gram
-
-    def cluster_sums(self) -> tuple[np.ndarray, np.ndarray]:
-        """(C, G_all, L) sums of ``z`` by cluster and cohort, and the cluster sizes (units)."""
-        if self._zc is None:
-            if self.cluster is None:
-                raise ValueError("no clusters")
-            C, G, L = self.n_clusters, self.n_cohorts, self.Z.shape[1]
-            cohort = np.repeat(np.arange(G), np.diff(self.block))
-            key = self.cluster * G + cohort
-            zc = np.empty((C * G, L))
-            for j in range(L):
-                zc[:, j] = np.bincount(key, weights=self.Z[:, j], minlength=C * G)
-            self._zc = zc.reshape(C, G, L)
-            self._csize = np.bincount(self.cluster, minlength=C).astype(float)
-        assert self._csize is not None
-        return self._zc, self._csize
 
     def cluster_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Sums of ``z`` over the (cluster, cohort) pairs present, without a dense clusters x cohorts array.

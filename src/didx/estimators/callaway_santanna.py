@@ -180,8 +180,9 @@ def att_gt(
     if se_type in ("rademacher", "mammen"):
         rng = np.random.default_rng(seed)
         if clustered:
-            zc, _ = store.cluster_sums()
-            state.basis = mb.cluster_sums(zc, n_boot, se_type, rng)
+            p_cluster, p_cohort, zp, _ = store.cluster_pairs()
+            state.basis = mb.pair_sums(p_cluster, p_cohort, zp, store.n_clusters, store.n_cohorts, n_boot, se_type,
+                                       rng)
             state.scale = 1.0 / n
         else:
             state.basis = mb.block_sums(store.Z, store.block, n_boot, se_type, rng)

@@ -108,6 +108,33 @@ def cluster_sums(Zc: np.ndarray, n_draws: int, kind: str, rng: np.random.Generat
     return out.reshape((B, *Zc.shape[1:]))
 
 
+def pair_sums(p_cluster: np.ndarray, p_block: np.ndarray, zp: np.ndarray, n_clusters: int, n_blocks: int,
+              n_draws: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Clustered draws ``R[b, g, :] = sum_c v_cb zc[c, g, :]`` from the (cluster, block) pairs present.
+
+    ``zp`` (P x L) holds the feature sums of the pairs, sorted by cluster (``p_cluster``), with their block
+    ``p_block``: no dense clusters x blocks array. The multipliers are drawn exactly as :func:`cluster_sums`
+    draws them (same chunks), so both give the same draws for the same generator state. Returns (B, G, L)."""
+    B = int(n_draws)
+    L = zp.shape[1]
+    a, b = _affine(kind)
+    out = np.zeros((B, n_blocks, L))
+    chunk = max(1, _CHUNK_ELEMENTS // max(B, 1))
+    buf = np.empty(B * min(chunk, n_clusters), dtype=np.float32)
+    mask = np.empty(B * min(chunk, n_clusters), dtype=bool)
+    for s in range(0, n_clusters, chunk):
+        e = min(n_clusters, s + chunk)
+        U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s).astype(np.float64)
+        lo, hi = np.searchsorted(p_cluster, [s, e])
+        for g in range(n_blocks):
+            sel = lo + np.flatnonzero(p_block[lo:hi] == g)
+            if sel.size:
+                out[:, g, :] += U[:, p_cluster[sel] - s] @ zp[sel]
+    total = np.zeros((n_blocks, L))
+    np.add.at(total, p_block, zp)
+    return b * out + a * total
+
+
 def _quantile_type1(x: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
     return np.asarray(np.quantile(x, q, axis=axis, method="inverted_cdf"))
 
