@@ -557,6 +557,11 @@ def test_error_unit_with_repeated_cross_sections(mp: pd.DataFrame) -> None:
         fit(mp, panel=False)
 
 
+def test_unseeded_bootstrap_says_so(mp: pd.DataFrame) -> None:
+    assert "(rademacher, 199 draws, unseeded)" in fit(mp, n_bootstrap=199).inference.vcov_type
+    assert "(rademacher, 199 draws, seed 5)" in fit(mp, n_bootstrap=199, seed=5).inference.vcov_type
+
+
 def test_error_bad_seed(mp: pd.DataFrame) -> None:
     for bad in (-1, 1.5, "a"):
         with pytest.raises(InvalidOptionError, match=rf"'seed' parameter of att_gt.*integer >= 0.*{bad!r}"):

@@ -221,7 +221,8 @@ def att_gt(
         vcov_type = (f"analytic (influence function), {cluster_desc}; gaussian multipliers (exact: sup-t critical "
                      f"value from {max(n_boot, 100)} N(0, corr) draws, seed {state.seed})")
     else:
-        vcov_type = (f"multiplier bootstrap ({se_type}, {n_boot} draws, seed {seed}), {cluster_desc}; "
+        seeded = "unseeded" if seed is None else f"seed {seed}"
+        vcov_type = (f"multiplier bootstrap ({se_type}, {n_boot} draws, {seeded}), {cluster_desc}; "
                      f"SE = IQR / 1.349 (did)")
     band = ("pointwise" if n_boot == 0 else
             f"uniform (sup-t) over the {band_idx.size} ATT(g,t); headline pointwise")
