@@ -32,7 +32,7 @@ def mp() -> pd.DataFrame:
     return didx.datasets.load("mpdta")
 
 
-def fit(df: pd.DataFrame, **kw: object) -> didx.estimators.callaway_santanna.ATTgtResult:  # type: ignore[name-defined]
+def fit(df: pd.DataFrame, **kw: object) -> didx.estimators.cs.estimator.ATTgtResult:  # type: ignore[name-defined]
     args: dict[str, object] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat")
     args.update(kw)
     return didx.att_gt(df, **args)  # type: ignore[arg-type]
@@ -713,8 +713,8 @@ def test_cohort_sums_equal_the_2x2_estimators_with_an_intercept(mp: pd.DataFrame
     import dataclasses
 
     from didx._panel import build_panel
-    from didx.estimators._cs_cells import estimate_covariates, estimate_sums, plan_cells
-    from didx.estimators._cs_data import prepare
+    from didx.estimators.cs.cells import estimate_covariates, estimate_sums, plan_cells
+    from didx.estimators.cs.data import prepare
 
     rng = np.random.default_rng(0)
     w_unit = pd.Series(rng.uniform(0.5, 2.0, mp["countyreal"].nunique()), index=mp["countyreal"].unique())
@@ -739,7 +739,7 @@ def test_cohort_sums_equal_the_2x2_estimators_with_an_intercept(mp: pd.DataFrame
 def test_clustered_vcov_fine_and_mixed_clusters(mp: pd.DataFrame) -> None:
     import tracemalloc
 
-    from didx.estimators._cs_store import IFStore
+    from didx.inference.if_store import IFStore
 
     # clusters of one unit for half the counties, states (spanning cohorts) for the others: psi_c by hand
     df = mp.copy()

@@ -256,7 +256,7 @@ def test_did_l_equals_not_yet_treated_callaway_santanna():
 
 
 def test_did_l_equals_didx_att_gt_not_yet_dynamic():
-    from didx.estimators.callaway_santanna import att_gt
+    from didx.estimators.cs.estimator import att_gt
 
     rng = np.random.default_rng(11)
     df = _staggered(rng, n_groups=60, n_periods=7)
@@ -616,9 +616,9 @@ def _correction_by_loops(d, G: float, n1: float, l: int, dist, nc, ratio, dXl) -
 
 
 def test_controls_variance_term_equals_cell_by_cell_formula():
-    from didx.estimators._dcdh_controls import fit_controls, shift3, variance_correction
-    from didx.estimators._dcdh_core import Core
-    from didx.estimators._dcdh_prep import prepare
+    from didx.estimators.dcdh.controls import fit_controls, shift3, variance_correction
+    from didx.estimators.dcdh.core import Core
+    from didx.estimators.dcdh.prep import prepare
 
     rng = np.random.default_rng(21)
     G, T = 14, 6

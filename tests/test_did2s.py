@@ -170,7 +170,7 @@ def test_event_needs_absorbing_treatment() -> None:
 @pytest.mark.parametrize("cluster", ["unit", "state", "cell"])
 def test_cluster_sums_paths_agree(monkeypatch: pytest.MonkeyPatch, cluster: str) -> None:
     """Many terms use cluster x level tables (nested / dense / sparse); few terms a gather per term."""
-    import didx.estimators._first_stage as fs
+    import didx.estimators.imputation.first_stage as fs
 
     df = _simulated(seed=14)
     kwargs = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", "second_stage": "event",
@@ -200,7 +200,7 @@ def test_cluster_sums_paths_agree(monkeypatch: pytest.MonkeyPatch, cluster: str)
 @pytest.mark.parametrize("solver", ["exact", "conjugate_gradients"])
 def test_unidentified_rows_are_dropped(monkeypatch: pytest.MonkeyPatch, solver: str) -> None:
     """Two components of the untreated (unit, period) graph: treated rows linking them are not identified."""
-    import didx.estimators._first_stage as fs
+    import didx.estimators.imputation.first_stage as fs
 
     if solver == "conjugate_gradients":
         monkeypatch.setattr(fs, "EXACT_MAX_LEVELS", 0)

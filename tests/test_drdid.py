@@ -9,9 +9,9 @@ import pytest
 import didx
 from conftest import load_reference
 from didx._errors import ColumnNotFoundError, DataError, DesignError, InvalidOptionError
-from didx.estimators import _drdid_core as core
-from didx.estimators import _drdid_rc as rc
-from didx.estimators._drdid_nuisance import fit_ipt, fit_logit
+from didx.estimators.drdid import panel as core
+from didx.estimators.drdid import rc
+from didx.estimators.drdid.nuisance import fit_ipt, fit_logit
 
 REF = load_reference("drdid.json")["drdid"]
 COVS = ["age", "educ", "black", "married", "nodegree", "hisp", "re74"]

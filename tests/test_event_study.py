@@ -13,8 +13,8 @@ from scipy import stats
 
 import didx
 from conftest import TOL_IDENTITY, TOL_POINT, load_reference
-from didx.estimators._regression import RegressionResult
-from didx.estimators.event_study import EventStudyRegressionResult
+from didx.estimators.regression.common import RegressionResult
+from didx.estimators.regression.event_study import EventStudyRegressionResult
 from didx.results.event import EventStudyResult
 
 REF = load_reference("fixest_event_study.json")

@@ -17,8 +17,8 @@ import pytest
 
 import didx
 from conftest import TOL_IDENTITY
-from didx.estimators.compare_es import ESTIMATORS, PRE_PERIOD, EventStudyComparison
-from didx.estimators.event_study import EventStudyRegressionResult
+from didx.comparison import ESTIMATORS, PRE_PERIOD, EventStudyComparison
+from didx.estimators.regression.event_study import EventStudyRegressionResult
 from didx.results.event import EventStudyResult
 
 MPDTA = {"y": "lemp", "unit": "countyreal", "time": "year", "cohort": "first.treat"}

@@ -28,7 +28,7 @@ def test_static_matches_didimputation(df_het: pd.DataFrame) -> None:
     assert res.estimate == pytest.approx(ref["estimate"], rel=TOL_REF_POINT)
     assert res.std_error == pytest.approx(ref["std.error"], rel=TOL_REF_SE)
     assert res.sample.n_obs == len(df_het) == 31000
-    assert isinstance(res, didx.estimators.imputation.ImputationResult)
+    assert isinstance(res, didx.estimators.imputation.bjs.ImputationResult)
 
 
 def test_event_study_matches_didimputation(df_het: pd.DataFrame) -> None:
@@ -229,7 +229,7 @@ def test_all_leads_is_an_error() -> None:
 @pytest.mark.parametrize(("path", "fe"), [("sparse_cells", None), ("conjugate_gradients", None),
                                           ("sparse_cells", "region"), ("conjugate_gradients", "region")])
 def test_first_stage_solver_paths_agree(monkeypatch: pytest.MonkeyPatch, path: str, fe: str | None) -> None:
-    import didx.estimators._first_stage as fs
+    import didx.estimators.imputation.first_stage as fs
 
     df = _simulated(seed=12).sample(frac=0.9, random_state=3)  # unbalanced
     df["region"] = df["region"].astype(str) + "_" + df["time"].astype(str)  # region x period, nests the period

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import didx
-from didx.estimators.event_study import EventStudyRegressionResult
+from didx.estimators.regression.event_study import EventStudyRegressionResult
 from didx.results.plot import plot_event_study
 
 EVENT_TIMES = [-4, -3, -2, 0, 1, 2, 3]

@@ -13,9 +13,9 @@ from didx._errors import (
     DidxError,
     InvalidOptionError,
 )
-from didx.estimators.ols import OLSResult, ols
-from didx.estimators.twfe import TWFEResult, twfe
-from didx.estimators.twobytwo import CellTable, DiD2x2Result, did2x2
+from didx.estimators.regression.ols import OLSResult, ols
+from didx.estimators.regression.twfe import TWFEResult, twfe
+from didx.estimators.regression.twobytwo import CellTable, DiD2x2Result, did2x2
 from didx.inference.vcov import SSC
 from didx.results import Inference, Result, WaldTest, compare
 
@@ -24,33 +24,33 @@ __version__ = "0.1.0"
 # Estimators added by later modules are imported lazily: importing didx stays cheap, and the public names
 # resolve to the module that defines them.
 _LAZY = {
-    "event_study": "didx.estimators.event_study",
-    "EventStudyComparison": "didx.estimators.compare_es",
+    "event_study": "didx.estimators.regression.event_study",
+    "EventStudyComparison": "didx.comparison",
     "EventStudyResult": "didx.results.event",
     "plot_event_studies": "didx.results.plot",
     "uniform_bands": "didx.inference.bands",
-    "drdid": "didx.estimators.drdid",
-    "DRDiDResult": "didx.estimators.drdid",
-    "bacon": "didx.estimators.bacon",
-    "BaconDecomposition": "didx.estimators.bacon",
+    "drdid": "didx.estimators.drdid.estimator",
+    "DRDiDResult": "didx.estimators.drdid.estimator",
+    "bacon": "didx.estimators.bacon.estimator",
+    "BaconDecomposition": "didx.estimators.bacon.estimator",
     "WildBootstrapResult": "didx.inference.wild",
-    "att_gt": "didx.estimators.callaway_santanna",
-    "ATTgtResult": "didx.estimators.callaway_santanna",
-    "CSAggregateResult": "didx.estimators.callaway_santanna",
-    "CSEventStudyResult": "didx.estimators.callaway_santanna",
-    "sun_abraham": "didx.estimators.sun_abraham",
-    "SunAbrahamResult": "didx.estimators.sun_abraham",
-    "imputation": "didx.estimators.imputation",
-    "ImputationResult": "didx.estimators.imputation",
-    "ImputationEventResult": "didx.estimators.imputation",
-    "did2s": "didx.estimators.did2s",
-    "Did2sResult": "didx.estimators.did2s",
-    "Did2sEventResult": "didx.estimators.did2s",
-    "dcdh": "didx.estimators.chaisemartin",
-    "DcdhResult": "didx.estimators.chaisemartin",
-    "twfe_weights": "didx.estimators.chaisemartin",
-    "stacked": "didx.estimators.stacked",
-    "StackedResult": "didx.estimators.stacked",
+    "att_gt": "didx.estimators.cs.estimator",
+    "ATTgtResult": "didx.estimators.cs.estimator",
+    "CSAggregateResult": "didx.estimators.cs.estimator",
+    "CSEventStudyResult": "didx.estimators.cs.estimator",
+    "sun_abraham": "didx.estimators.sun_abraham.estimator",
+    "SunAbrahamResult": "didx.estimators.sun_abraham.estimator",
+    "imputation": "didx.estimators.imputation.bjs",
+    "ImputationResult": "didx.estimators.imputation.bjs",
+    "ImputationEventResult": "didx.estimators.imputation.bjs",
+    "did2s": "didx.estimators.imputation.did2s",
+    "Did2sResult": "didx.estimators.imputation.did2s",
+    "Did2sEventResult": "didx.estimators.imputation.did2s",
+    "dcdh": "didx.estimators.dcdh.estimator",
+    "DcdhResult": "didx.estimators.dcdh.estimator",
+    "twfe_weights": "didx.estimators.dcdh.estimator",
+    "stacked": "didx.estimators.regression.stacked",
+    "StackedResult": "didx.estimators.regression.stacked",
 }
 
 

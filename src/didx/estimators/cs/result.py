@@ -1,7 +1,7 @@
 """Result types of :func:`didx.att_gt` and of its aggregations, and the inference shared by both.
 
 Inference is computed from the stored influence-function representation (:class:`IFStore`) for any set of
-estimands given as a linear map ``(A, U)`` of the cells (see :mod:`didx.estimators._cs_aggregate`):
+estimands given as a linear map ``(A, U)`` of the cells (see :mod:`didx.estimators.cs.aggregate`):
 
 - ``"analytic"``: ``V = sum_i psi_i psi_i' / n^2`` (``did``'s ``IF'IF / n`` scaled to the estimates), or with
   ``cluster=`` ``sum_c psi_c psi_c' / n^2`` over the clusters' summed influence functions (no small-sample
@@ -26,9 +26,9 @@ from scipy import stats
 
 from didx._errors import InvalidOptionError
 from didx._validate import as_list, check_conf_level
-from didx.estimators._cs_aggregate import Aggregation, aggregate
-from didx.estimators._cs_store import IFStore
+from didx.estimators.cs.aggregate import Aggregation, aggregate
 from didx.inference import multiplier as mb
+from didx.inference.if_store import IFStore
 from didx.results.base import Inference, Result, WaldTest
 from didx.results.event import EventStudyResult
 

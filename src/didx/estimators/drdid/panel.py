@@ -22,7 +22,7 @@ passed in. ``did::att_gt`` rescales each cell's function by ``n_total / n_cell``
 
 Further variants used by :func:`didx.drdid`: :func:`panel_dr_improved` (``drdid_imp_panel``, IPT pscore and
 pscore-weighted OLS), :func:`panel_ipw_unnormalized` (``ipw_did_panel``), :func:`panel_twfe`
-(``twfe_did_panel``), and for repeated cross sections :mod:`didx.estimators._drdid_rc`.
+(``twfe_did_panel``), and for repeated cross sections :mod:`didx.estimators.drdid.rc`.
 
 Reference: Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust difference-in-differences estimators",
 Journal of Econometrics 219(1), 101-122; R package DRDID 1.2.3 (pedrohcgs/DRDID).
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
-from didx.estimators._drdid_nuisance import (
+from didx.estimators.drdid.nuisance import (
     DEFAULT_TRIM_LEVEL,
     CellEstimate,
     cap_and_trim,
@@ -343,7 +343,7 @@ def rc_cell(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray 
     ``post`` 0/1 per row, ``treated`` boolean per row; other arguments as :func:`panel_cell`. Returns the estimate
     and the influence function (one entry per row).
     """
-    from didx.estimators._drdid_rc import rc_estimate
+    from didx.estimators.drdid.rc import rc_estimate
 
     if method not in CELL_METHODS:
         raise InvalidOptionError(f"rc_cell: method must be one of {CELL_METHODS}; got {method!r}.")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from didx._errors import DesignError
-from didx.estimators._dcdh_prep import DcdhData
+from didx.estimators.dcdh.prep import DcdhData
 
 _GINV_TOL = float(np.sqrt(np.finfo(float).eps))  # MASS::ginv's default tolerance
 _SINGULAR_DET = 1e-16  # the package flags Den_d as singular when |det| <= 1e-16

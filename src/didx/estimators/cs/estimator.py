@@ -30,10 +30,10 @@ from scipy import stats
 from didx._errors import DesignError, InvalidOptionError
 from didx._panel import build_panel
 from didx._validate import as_list, check_option
-from didx.estimators._cs_aggregate import aggregate
-from didx.estimators._cs_cells import estimate_covariates, estimate_sums, plan_cells
-from didx.estimators._cs_data import prepare
-from didx.estimators._cs_result import (
+from didx.estimators.cs.aggregate import aggregate
+from didx.estimators.cs.cells import estimate_covariates, estimate_sums, plan_cells
+from didx.estimators.cs.data import prepare
+from didx.estimators.cs.result import (
     ATTgtResult,
     CSAggregateResult,
     CSEventStudyResult,

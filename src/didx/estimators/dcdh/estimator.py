@@ -19,10 +19,10 @@ from scipy import stats
 
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._validate import check_option
-from didx.estimators._dcdh_didm import did_m
-from didx.estimators._dcdh_estimate import cluster_vcov, estimate_dyn
-from didx.estimators._dcdh_prep import prepare
-from didx.estimators._dcdh_twfe_weights import TWFEWeights, twfe_weights
+from didx.estimators.dcdh.didm import did_m
+from didx.estimators.dcdh.estimate import cluster_vcov, estimate_dyn
+from didx.estimators.dcdh.prep import prepare
+from didx.estimators.dcdh.twfe_weights import TWFEWeights, twfe_weights
 from didx.results.base import FrozenDict, Inference, WaldTest
 from didx.results.event import EventStudyResult
 

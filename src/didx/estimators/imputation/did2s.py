@@ -16,7 +16,7 @@ design, ``u1`` the first-stage residuals (zero on treated rows) and ``u2`` the s
 
 with no small-sample factor. Nothing here is n x (number of fixed-effect levels): ``(X10'X10)^-1 X1'X2`` is a
 solve of the first-stage normal equations with right-hand sides the per-level sums of ``X2`` (bincounts; two
-factors solved exactly by the concentrated method, see :mod:`didx.estimators._first_stage`), and
+factors solved exactly by the concentrated method, see :mod:`didx.estimators.imputation.first_stage`), and
 ``X10_g' u1_g`` enters only through the sparse cluster x level sums of ``u1``. Memory is O(n + levels x terms).
 """
 
@@ -32,8 +32,8 @@ from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._panel import build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, check_option
-from didx.estimators._first_stage import FirstStage, level_sums
-from didx.estimators._regression import lookup_cluster_codes
+from didx.estimators.imputation.first_stage import FirstStage, level_sums
+from didx.estimators.regression.common import lookup_cluster_codes
 from didx.results.base import Inference, Result
 from didx.results.event import EventStudyResult
 

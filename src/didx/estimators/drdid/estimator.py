@@ -42,9 +42,9 @@ from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._panel import build_panel
 from didx._sample import Dropped
 from didx._validate import as_list, check_option
-from didx.estimators._drdid_core import DEFAULT_TRIM_LEVEL, panel_estimate, panel_twfe
-from didx.estimators._drdid_nuisance import CellEstimate, independent_columns
-from didx.estimators._drdid_rc import rc_estimate, rc_twfe
+from didx.estimators.drdid.nuisance import CellEstimate, independent_columns
+from didx.estimators.drdid.panel import DEFAULT_TRIM_LEVEL, panel_estimate, panel_twfe
+from didx.estimators.drdid.rc import rc_estimate, rc_twfe
 from didx.results.base import Inference, Result
 from didx.results.render import fmt_num
 

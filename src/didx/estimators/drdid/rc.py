@@ -1,6 +1,6 @@
 """The Sant'Anna & Zhao (2020) 2x2 DiD building blocks, repeated cross sections (stationary samples).
 
-Same conventions as :mod:`didx.estimators._drdid_core` (weights normalised to mean one, pscore capped at
+Same conventions as :mod:`didx.estimators.drdid.panel` (weights normalised to mean one, pscore capped at
 ``1 - 1e-6``, comparison observations with ``pscore >= trim_level`` trimmed; influence function per row with
 ``se = sqrt(sum((inf - mean(inf))^2)) / n``). Each function names the R function of DRDID 1.2.3 it reproduces.
 """
@@ -12,8 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
-from didx.estimators._drdid_core import _drop_intercept, _n_trimmed, _odds_weights, _twfe_fit
-from didx.estimators._drdid_nuisance import (
+from didx.estimators.drdid.nuisance import (
     DEFAULT_TRIM_LEVEL,
     CellEstimate,
     cap_and_trim,
@@ -22,6 +21,7 @@ from didx.estimators._drdid_nuisance import (
     prepare,
     wls,
 )
+from didx.estimators.drdid.panel import _drop_intercept, _n_trimmed, _odds_weights, _twfe_fit
 
 
 class _OLSEffect:

@@ -26,8 +26,8 @@ default (a unit appears in several sub-experiments).
 
 Computation: on a balanced stack with ``fixed_effects="unit_event"`` the weights are constant within each
 sub-experiment's treated and control groups, and the regression is fitted from the (sub-experiment, treated,
-event time) cell means by :func:`didx.estimators._sa_cells.fit_cells_wide` (no regressor matrix; covariances from
-per-group residual cross products), otherwise on the stacked rows with the fixed effects absorbed.
+event time) cell means by :func:`didx.estimators.sun_abraham.cells.fit_cells_wide` (no regressor matrix;
+covariances from per-group residual cross products), otherwise on the stacked rows with the fixed effects absorbed.
 
 References: Cengiz, D., Dube, A., Lindner, A. and Zipperer, B. (2019), QJE 134(3). Wing, C., Freedman, S. M.
 and Hollingsworth, A. (2024), "Stacked Difference-in-Differences", NBER WP 32054 (and their reference code,
@@ -48,11 +48,11 @@ from didx._errors import DesignError, InvalidOptionError
 from didx._panel import build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import check_option
-from didx.estimators._regression import RegressionSource, default_spec
-from didx.estimators._sa_cells import CellFit, CellSource, fit_cells_wide
-from didx.estimators._sa_design import fmt_value
-from didx.estimators.event_study import event_term
-from didx.estimators.sun_abraham import AggregatedSource
+from didx.estimators.regression.common import RegressionSource, default_spec
+from didx.estimators.regression.event_study import event_term
+from didx.estimators.sun_abraham.cells import CellFit, CellSource, fit_cells_wide
+from didx.estimators.sun_abraham.design import fmt_value
+from didx.estimators.sun_abraham.estimator import AggregatedSource
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols

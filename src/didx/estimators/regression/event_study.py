@@ -38,15 +38,15 @@ from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, fmt_value
-from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
-from didx.estimators.collapse import CollapseInfo, check_collapse, collapse_by_group
+from didx.estimators.regression.collapse import CollapseInfo, check_collapse, collapse_by_group
+from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit, fit_ols, independent_columns
 from didx.results.event import EventStudyResult
 
 if TYPE_CHECKING:
-    from didx.estimators.compare_es import EventStudyComparison
+    from didx.comparison import EventStudyComparison
 
 TERM_PREFIX = "event_time::"
 
@@ -199,7 +199,7 @@ def event_study(
         controls, dynamic aggregation), ``"imputation"`` (BJS), ``"did2s"`` (Gardner), ``"dcdh"``
         (de Chaisemartin-D'Haultfoeuille, treatment ``1[time >= cohort]``), ``"stacked"`` (needs ``window``) --
         or a list of them, or ``"all"``. An option an estimator cannot honour raises (e.g. ``ref=-2`` for dcdh,
-        ``covariates`` for stacked). See :mod:`didx.estimators.compare_es` for the mapping and for how the
+        ``covariates`` for stacked). See :mod:`didx.comparison` for the mapping and for how the
         estimators' pre-period coefficients differ.
     options : per-estimator keyword arguments passed on (and overriding the mapped ones), e.g.
         ``{"callaway_santanna": {"base_period": "varying", "control": "not_yet"}, "stacked": {"window": (-2, 1)}}``.
@@ -217,7 +217,7 @@ def event_study(
     refs = _check_ref(func, ref)
     win = _check_window(func, window, refs)
     if not (isinstance(estimator, str) and estimator == "twfe") or options is not None:
-        from didx.estimators.compare_es import compare_event_studies, parse_estimators
+        from didx.comparison import compare_event_studies, parse_estimators
 
         names = parse_estimators(func, estimator)
         return compare_event_studies(

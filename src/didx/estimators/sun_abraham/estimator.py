@@ -33,8 +33,8 @@ from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped
 from didx._validate import check_option
-from didx.estimators._regression import RegressionResult, RegressionSource, default_spec
-from didx.estimators._sa_cells import (
+from didx.estimators.regression.common import RegressionResult, RegressionSource, default_spec
+from didx.estimators.sun_abraham.cells import (
     MAX_PATTERN_PERIODS,
     CellFit,
     CellSource,
@@ -42,7 +42,7 @@ from didx.estimators._sa_cells import (
     fit_cells_covariates,
     fit_cells_unbalanced,
 )
-from didx.estimators._sa_design import Aggregation, aggregate_matrix, fmt_value, make_cells
+from didx.estimators.sun_abraham.design import Aggregation, aggregate_matrix, fmt_value, make_cells
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols

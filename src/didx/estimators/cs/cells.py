@@ -14,7 +14,7 @@ Without covariates every ATT(g,t) is a difference of cohort x period means,
 function is affine in the unit's outcomes: ``n w_i (dY_i - dYbar_g) / W_g`` for the cohort and
 ``-n w_i (dY_i - dYbar_C) / W_C`` for the comparisons (panel), or the row-level version for repeated cross
 sections. With covariates each cell calls the Sant'Anna & Zhao (2020) estimators of
-:mod:`didx.estimators._drdid_core` (``dr``, ``ipw``, ``reg``), and the influence function of the ``n1`` units in
+:mod:`didx.estimators.drdid.panel` (``dr``, ``ipw``, ``reg``), and the influence function of the ``n1`` units in
 the cell is rescaled by ``n / n1`` as ``did`` does.
 """
 
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from didx._errors import DidxError
-from didx.estimators._cs_data import CSData
-from didx.estimators._cs_store import IFStore
+from didx.estimators.cs.data import CSData
+from didx.inference.if_store import IFStore
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def _collect(data: CSData, cells: list[Cell], Z: np.ndarray,
 # ----------------------------------------------------------------------------------------------- covariates
 def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEstimates:
     """Every cell with the Sant'Anna-Zhao estimator ``method`` (one dense influence function per cell)."""
-    from didx.estimators import _drdid_core
+    from didx.estimators.drdid import panel as _drdid_core
 
     assert data.X is not None
     n, T = data.n_units, data.n_periods

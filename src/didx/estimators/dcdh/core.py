@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from didx.estimators._dcdh_controls import ControlsFit, residualize, shift3, variance_correction
-from didx.estimators._dcdh_prep import DcdhData
+from didx.estimators.dcdh.controls import ControlsFit, residualize, shift3, variance_correction
+from didx.estimators.dcdh.prep import DcdhData
 
 
 @dataclass

@@ -21,8 +21,8 @@ import pandas as pd
 
 from didx._errors import DesignError
 from didx._sample import SampleReport
-from didx.estimators._dcdh_didm import check_binary
-from didx.estimators._dcdh_prep import prepare
+from didx.estimators.dcdh.didm import check_binary
+from didx.estimators.dcdh.prep import prepare
 from didx.linalg.absorb import FixedEffects
 
 

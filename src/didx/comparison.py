@@ -368,7 +368,7 @@ def _no_vcov(name: str, c: _Common) -> None:
 # ------------------------------------------------------------------ runners
 def _run_twfe(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any], bin_endpoints: bool,
               collapse: str | None) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.event_study import event_study
+    from didx.estimators.regression.event_study import event_study
 
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort,
                             "ref": list(c.refs) if len(c.refs) > 1 else c.refs[0], "window": c.window,
@@ -383,7 +383,7 @@ def _run_twfe(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: di
 def _run_sun_abraham(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
                      bin_endpoints: bool, collapse: str | None
                      ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.sun_abraham import sun_abraham
+    from didx.estimators.sun_abraham.estimator import sun_abraham
 
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort,
                             "ref": list(c.refs) if len(c.refs) > 1 else c.refs[0],
@@ -406,7 +406,7 @@ def _run_sun_abraham(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, ex
 def _run_callaway_santanna(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
                            bin_endpoints: bool, collapse: str | None
                            ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.callaway_santanna import att_gt
+    from didx.estimators.cs.estimator import att_gt
 
     name = "callaway_santanna"
     _no_vcov(name, c)
@@ -443,7 +443,7 @@ def _run_callaway_santanna(data: Any, frame: pd.DataFrame, info: _Info, c: _Comm
 def _run_imputation(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
                     bin_endpoints: bool, collapse: str | None
                     ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.imputation import imputation
+    from didx.estimators.imputation.bjs import imputation
 
     name = "imputation"
     _no_vcov(name, c)
@@ -476,7 +476,7 @@ def _run_imputation(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, ext
 def _run_did2s(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
                bin_endpoints: bool, collapse: str | None
                ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.did2s import did2s
+    from didx.estimators.imputation.did2s import did2s
 
     name = "did2s"
     _no_vcov(name, c)
@@ -499,7 +499,7 @@ def _run_did2s(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: d
 def _run_dcdh(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
               bin_endpoints: bool, collapse: str | None
               ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.chaisemartin import dcdh
+    from didx.estimators.dcdh.estimator import dcdh
 
     name = "dcdh"
     _no_vcov(name, c)
@@ -538,7 +538,7 @@ def _run_dcdh(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: di
 def _run_stacked(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
                  bin_endpoints: bool, collapse: str | None
                  ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.stacked import stacked
+    from didx.estimators.regression.stacked import stacked
 
     name = "stacked"
     _only_ref_minus_one(name, c, "each sub-experiment is normalised at event time -1")

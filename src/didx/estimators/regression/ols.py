@@ -12,7 +12,7 @@ from didx._errors import DataError, InvalidOptionError
 from didx._frame import factorize, numeric_column, read_columns
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, fmt_value
-from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
+from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from didx.estimators._dcdh_controls import fit_controls
-from didx.estimators._dcdh_core import Component, Core
-from didx.estimators._dcdh_prep import DcdhData
-from didx.estimators._dcdh_trends import trends_lin_effect, trends_lin_placebo
+from didx.estimators.dcdh.controls import fit_controls
+from didx.estimators.dcdh.core import Component, Core
+from didx.estimators.dcdh.prep import DcdhData
+from didx.estimators.dcdh.trends import trends_lin_effect, trends_lin_placebo
 
 
 @dataclass

@@ -10,7 +10,7 @@ the weights are estimated, the term of ``did``'s ``wif()``:
 with ``S = sum_{k in keep} pg_k``. The constant parts cancel, leaving ``wif_i = (w_i / S) sum_{k in keep, g_k =
 G_i} (att_k - theta)``: a coefficient per cohort on the unit's weight. Each aggregation is therefore a pair
 ``(A, U)``: ``A`` (cells x estimands) and ``U`` (cohorts x estimands), turned into covariances and bootstrap
-draws by :class:`didx.estimators._cs_store.IFStore`.
+draws by :class:`didx.inference.if_store.IFStore`.
 
 Types (as ``aggte``): ``simple`` (post-treatment cells weighted by cohort size), ``group`` (by cohort, then
 averaged with cohort-size weights), ``dynamic`` (by event time ``e = t - g``; the overall effect averages

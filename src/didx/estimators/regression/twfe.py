@@ -17,8 +17,8 @@ from didx._errors import InvalidOptionError
 from didx._panel import build_panel
 from didx._sample import Dropped
 from didx._validate import as_list
-from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
-from didx.estimators.collapse import collapse_by_group
+from didx.estimators.regression.collapse import collapse_by_group
+from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
@@ -64,7 +64,7 @@ def twfe(
         fixest's ``fixef.rm = "singleton"``). By default they are kept, counted and reported, as fixest does;
         they do not move the estimate, only the counts of ``n`` and ``K``.
     collapse : ``"group_period"`` / ``"group_period_weighted"``: estimate on group x period cell means (groups:
-        ``cluster`` if given, else the cohorts), see :mod:`didx.estimators.collapse`.
+        ``cluster`` if given, else the cohorts), see :mod:`didx.estimators.regression.collapse`.
     """
     func = "twfe"
     if treat is None and cohort is None:

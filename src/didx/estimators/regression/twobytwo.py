@@ -20,8 +20,8 @@ from didx._errors import DataError, InvalidOptionError
 from didx._panel import build_panel
 from didx._sample import Dropped
 from didx._validate import as_list, fmt_value
-from didx.estimators._regression import RegressionResult, default_spec, make_regression_result
-from didx.estimators.collapse import collapse_by_group
+from didx.estimators.regression.collapse import collapse_by_group
+from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
@@ -193,7 +193,7 @@ def did2x2(
         unit fixed-effects and pooled estimates; its SEs are those of a cross-section of units (default HC1),
         e.g. Card & Krueger's balanced first-difference regression.
     collapse : ``"group_period"`` / ``"group_period_weighted"``: estimate on ``cluster`` x period cell means with
-        ``cluster`` fixed effects (Bertrand, Duflo & Mullainathan 2004), see :mod:`didx.estimators.collapse`.
+        ``cluster`` fixed effects (Bertrand, Duflo & Mullainathan 2004), see :mod:`didx.estimators.regression.collapse`.
 
     Returns
     -------

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DataError, DesignError
-from didx.estimators._dcdh_estimate import cluster_vcov
-from didx.estimators._dcdh_prep import DcdhData
+from didx.estimators.dcdh.estimate import cluster_vcov
+from didx.estimators.dcdh.prep import DcdhData
 from didx.results.base import Inference
 
 

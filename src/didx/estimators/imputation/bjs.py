@@ -9,7 +9,7 @@
 Standard errors: BJS's conservative clustered variance (their Theorem 3 / equation (8)). The estimator is
 linear in the outcomes, ``tau_w = sum_it v_it Y_it`` with ``v_it = w_it`` for treated and
 ``v_0 = -W_0 Z_0 (Z_0' W_0 Z_0)^- Z_1' w_1`` for untreated observations (``Z`` the first-stage design, never
-formed: the normal equations are solved by :mod:`didx.estimators._first_stage`). Then
+formed: the normal equations are solved by :mod:`didx.estimators.imputation.first_stage`). Then
 
     Var = sum_clusters ( sum_{it in c} v_it e_it )^2,
 
@@ -42,8 +42,8 @@ from didx._frame import numeric_column, read_columns
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list
-from didx.estimators._first_stage import FirstStage, level_sums
-from didx.estimators._regression import lookup_cluster_codes
+from didx.estimators.imputation.first_stage import FirstStage, level_sums
+from didx.estimators.regression.common import lookup_cluster_codes
 from didx.inference.vcov import SSC, VcovSpec, compute_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit, fit_ols

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from didx.estimators._dcdh_core import Component, Core
+from didx.estimators.dcdh.core import Component, Core
 
 
 def _sum(comps: list[Component | None], last: Component | None) -> Component | None:

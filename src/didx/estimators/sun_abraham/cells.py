@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from didx.estimators._regression import inference_info, lookup_cluster_codes
+from didx.estimators.regression.common import inference_info, lookup_cluster_codes
 from didx.inference.vcov import (
     VcovResult,
     VcovSpec,

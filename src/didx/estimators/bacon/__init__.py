@@ -1,0 +1,1 @@
+"""Goodman-Bacon (2021) decomposition of the TWFE estimate."""

@@ -1,0 +1,1 @@
+"""Sant'Anna & Zhao (2020) doubly robust DiD: panel and repeated cross-section cell estimators."""

@@ -1,0 +1,1 @@
+"""Sun & Abraham (2021) interaction-weighted event study."""
