@@ -126,8 +126,8 @@ def test_one_row_per_cell_is_the_identity(equal: pd.DataFrame) -> None:
     np.testing.assert_allclose(col.coef, full.coef, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(col.std_errors, full.std_errors, rtol=1e-9)
     # clustering by a column read from the data afterwards uses the right rows
-    np.testing.assert_allclose(col.with_vcov(cluster="state").std_errors,
-                               full.with_vcov(cluster="state").std_errors, rtol=1e-9)
+    np.testing.assert_allclose(col.with_vcov(cluster="state", data=shuffled).std_errors,
+                               full.with_vcov(cluster="state", data=shuffled).std_errors, rtol=1e-9)
 
 
 def test_error_zero_weight_cell_names_cell_and_fix() -> None:

@@ -117,7 +117,8 @@ def test_with_vcov_new_cluster_column(mpdta: pd.DataFrame, res: didx.TWFEResult)
     df = mpdta.copy()
     df["state"] = df["countyreal"] // 1000
     r = didx.twfe(df, y="lemp", unit="countyreal", time="year", treat="treat_post")
-    by_state = r.with_vcov(cluster="state")
+    by_state = r.with_vcov(cluster="state", data=df)
+    assert by_state.std_error == pytest.approx(r.with_vcov(cluster=df["state"]).std_error, rel=1e-15)
     direct = didx.twfe(df, y="lemp", unit="countyreal", time="year", treat="treat_post", cluster="state")
     assert by_state.std_error == pytest.approx(direct.std_error, rel=1e-13)
     assert "Few clusters" in str(by_state.summary())
@@ -188,5 +189,12 @@ def test_with_vcov_refuses_a_changed_frame(mpdta: pd.DataFrame) -> None:
     df = mpdta.assign(state=mpdta["countyreal"] // 1000)
     r = didx.twfe(df, y="lemp", unit="countyreal", time="year", treat="treat_post")
     df.loc[10_000] = df.iloc[0]  # the user's frame grows in place after the fit
-    with pytest.raises(didx.DataError, match=r"now has 2501 rows but had 2500.*Fix: re-run"):
+    with pytest.raises(didx.DataError, match=r"have 2501 rows, but the data given to the estimator had 2500.*Fix"):
+        r.with_vcov(cluster="state", data=df)
+    with pytest.raises(didx.DataError, match=r"have 2501 rows, but the data given to the estimator had 2500.*Fix"):
+        r.with_vcov(cluster=df["state"])
+    shuffled = df.iloc[:2500].sample(frac=1.0, random_state=1)  # same rows, another order
+    with pytest.raises(didx.DataError, match=r"not the frame that was fitted.*reordered.*Fix"):
+        r.with_vcov(cluster="state", data=shuffled)
+    with pytest.raises(didx.InvalidOptionError, match=r"'state' was not captured at fit time.*data="):
         r.with_vcov(cluster="state")

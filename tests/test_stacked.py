@@ -102,7 +102,7 @@ def test_inference_and_invariance(panel: pd.DataFrame) -> None:
     res = didx.stacked(panel, **kw)
     assert res.inference.cluster_names == ("unit",) and res.inference.n_clusters == (300,)
     refit = didx.stacked(panel, cluster="state", **kw)
-    switched = res.with_vcov(cluster="state")
+    switched = res.with_vcov(cluster="state", data=panel)
     np.testing.assert_allclose(switched.vcov_matrix, refit.vcov_matrix, rtol=1e-12)
     shuffled = didx.stacked(panel.sample(frac=1.0, random_state=0), **kw)
     np.testing.assert_allclose(shuffled.coef, res.coef, rtol=1e-10)

@@ -163,7 +163,7 @@ def test_cells_equal_regression_with_two_reference_periods(sim: pd.DataFrame) ->
 def test_with_vcov_on_cells_equals_refit(sim: pd.DataFrame) -> None:
     base = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort")
     refit = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort", cluster="state")
-    switched = base.with_vcov(cluster="state")
+    switched = base.with_vcov(cluster="state", data=sim)
     np.testing.assert_allclose(switched.vcov_matrix, refit.vcov_matrix, rtol=1e-13)
     assert switched.cohort.std_error == pytest.approx(refit.cohort.std_error, rel=1e-13)
     assert switched.coefficients.inference.cluster_names == ("state",)

@@ -248,7 +248,7 @@ def test_no_clusters() -> None:
     with pytest.raises(InvalidOptionError, match=r"not clustered.*Fix: pass cluster="):
         res.wild_bootstrap("treatment")
     # passing cluster= works on an unclustered result
-    assert res.wild_bootstrap("treatment", cluster="group_id1", n_bootstrap=99, seed=1).n_clusters == 40
+    assert res.wild_bootstrap("treatment", cluster="group_id1", n_bootstrap=99, seed=1, data=v).n_clusters == 40
 
 
 def test_bad_options(voters_fit) -> None:  # type: ignore[no-untyped-def]
@@ -286,7 +286,7 @@ def test_single_cluster_error() -> None:
     df = _small_panel(2, 6).assign(one=1)
     res = didx.ols(df, y="y", x=["treat", "x2"], fe=["year"])
     with pytest.raises(DidxError, match=r"'one' has a single cluster.*Fix: cluster at a finer level"):
-        res.wild_bootstrap("treat", cluster="one")
+        res.wild_bootstrap("treat", cluster="one", data=df)
 
 
 def test_too_many_clusters_refused_before_any_set_up(voters_fit, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
 from didx._validate import check_columns
+from didx.inference.contract import Fingerprint
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,11 @@ class Columns:
     kinds: dict[str, str]
     names: tuple[str, ...]  # every column of the source frame
     n_rows: int
+
+    def fingerprint(self, *names: str | None) -> Fingerprint:
+        """A digest of the named (numeric) columns, to recognise this frame when ``with_vcov`` reads a new
+        cluster column from it later (see :class:`didx.inference.contract.ClusterCodes`)."""
+        return Fingerprint.of({n: self.arrays[n] for n in dict.fromkeys(names) if n is not None and n in self.arrays})
 
 
 def _to_numpy(series: Any) -> tuple[np.ndarray, str]:

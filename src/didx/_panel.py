@@ -17,6 +17,7 @@ from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import Columns, factorize, numeric_column, read_columns
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, fmt_value
+from didx.inference.contract import Fingerprint
 
 NEVER = np.inf
 """Internal coding of a never-treated cohort."""
@@ -57,6 +58,7 @@ class Panel:
     kept_rows: np.ndarray | None  # positions in the input frame; None when every row was kept, in order
     report: SampleReport
     names: dict[str, Any] = field(default_factory=dict)
+    fingerprint: Fingerprint | None = None  # of the input frame's outcome and unit columns (for with_vcov)
 
     @property
     def all_rows_kept(self) -> bool:
@@ -396,6 +398,7 @@ def build_panel(
         codes=clk, kept_rows=None if all_kept else idx, report=report,
         names={"y": y, "unit": unit, "time": time, "cohort": cohort, "treat": treat, "weights": weights,
                "cluster": tuple(cl_list), "date_like": date_like},
+        fingerprint=cols.fingerprint(y, unit),
     )
 
 

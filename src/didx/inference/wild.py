@@ -61,13 +61,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from didx._errors import DesignError, InvalidOptionError
 from didx._validate import check_conf_level, check_option, did_you_mean
+from didx.inference.contract import ClusterCodes
 from didx.inference.vcov import SSC, VcovSpec, compute_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit
@@ -534,14 +535,37 @@ def _invert(parts: dict[str, np.ndarray], est: float, se: float, factor: float,
 Hypothesis = str | Sequence[str] | np.ndarray
 
 
+class WildSource(Protocol):
+    """What the wild bootstrap reads from a covariance source that declares ``bootstrap=("wild",)``."""
+
+    @property
+    def fit(self) -> OLSFit: ...
+
+    @property
+    def clusters(self) -> ClusterCodes: ...
+
+    @property
+    def default(self) -> VcovSpec: ...
+
+
 def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 9999, weights: str = "rademacher",
                    impose_null: bool = True, seed: int | None = None, conf_level: float = 0.95,
                    r: float | Sequence[float] | np.ndarray = 0.0,
-                   cluster: str | None = None) -> WildBootstrapResult:
-    """Wild cluster bootstrap of a regression result (called by ``RegressionResult.wild_bootstrap``)."""
+                   cluster: str | None = None, data: Any = None) -> WildBootstrapResult:
+    """Wild cluster bootstrap of a regression result (called by ``RegressionResult.wild_bootstrap``).
+
+    The result's covariance source must offer the ``"wild"`` bootstrap (:class:`WildSource`: the stored fit, the
+    fit-time cluster codes and the default small-sample correction)."""
     func = "wild_bootstrap"
     source = result._source
-    fit: OLSFit = source.fit
+    caps = getattr(source, "capabilities", None)
+    if caps is None or "wild" not in caps.bootstrap:
+        raise InvalidOptionError(
+            f"{func}: {result.estimator} results have no wild cluster bootstrap (it needs the regression's "
+            f"scores). Fix: use the estimator's own inference options."
+        )
+    src: WildSource = source
+    fit: OLSFit = src.fit
     if cluster is None:
         names = tuple(result.inference.cluster_names)
         if not names:
@@ -559,7 +583,7 @@ def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 99
     if not isinstance(cluster, str):
         raise InvalidOptionError(f"{func}: cluster= must name one column. Got {cluster!r}.")
     R, rv, label = restriction_matrix(func, fit.names, hypothesis, r)
-    codes = source.cluster_codes(func, [cluster])[cluster]
-    ssc = getattr(getattr(source, "default", None), "ssc", None) or SSC()
+    codes = src.clusters.resolve(func, [cluster], {}, data)[0][cluster]
+    ssc = src.default.ssc
     return wild_cluster_bootstrap(fit, codes, cluster, R, rv, label, n_bootstrap=n_bootstrap, weights=weights,
                                   impose_null=impose_null, seed=seed, conf_level=conf_level, ssc=ssc, func=func)

@@ -19,6 +19,7 @@ from scipy import stats
 from didx._errors import InvalidOptionError
 from didx._sample import SampleReport
 from didx._validate import check_conf_level, did_you_mean
+from didx.inference.contract import Capabilities, CovarianceSource
 from didx.results.render import fmt_num, latex_table, markdown_table, text_table
 
 TIDY_COLUMNS = ("term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high")
@@ -53,7 +54,7 @@ class Inference:
 
 
 class VcovSource(Protocol):
-    """Something that can recompute the covariance of a result's estimates without refitting."""
+    """A covariance source not yet moved to the contract (legacy: parses its own options)."""
 
     def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
                   ssc: Any) -> tuple[np.ndarray, Inference]: ...
@@ -147,7 +148,7 @@ class Result:
     term_info: Mapping[str, np.ndarray] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-    _source: VcovSource | None = field(default=None, repr=False, compare=False)
+    _source: CovarianceSource | VcovSource | None = field(default=None, repr=False, compare=False)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Keep the short repr on subclasses: @dataclass does not overwrite a __repr__ already in the class body.
@@ -236,17 +237,50 @@ class Result:
         return self.tidy(conf_level).set_index("term")[["conf_low", "conf_high"]]
 
     # ---- changing inference
-    def with_vcov(self, vcov: str | None = None, *, cluster: str | Sequence[str] | None = None,
-                  ssc: Any = None) -> Result:
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What :meth:`with_vcov` supports for this result (None: the covariance cannot be recomputed)."""
+        src = self._source
+        return src.capabilities if isinstance(src, CovarianceSource) else None
+
+    def with_vcov(self, vcov: str | None = None, *, cluster: Any = None, ssc: Any = None,
+                  data: Any = None) -> Result:
         """A new result with another covariance estimator (e.g. ``"hetero"``, or ``cluster="state"``), computed
-        from the stored fit without re-estimating."""
-        if self._source is None:
+        from the stored fit without re-estimating.
+
+        ``cluster`` names columns captured at fit time (the unit, the fit's ``cluster=``), or gives the cluster
+        values themselves (a Series or array aligned to the rows of the data given to the estimator); for any
+        other column pass ``data=`` the frame you fitted (checked by row count and a fingerprint). What this
+        estimator supports is ``result.capabilities``; anything else is refused with that list.
+        """
+        src = self._source
+        if src is None:
             raise InvalidOptionError(
                 f"{self.estimator}: this result cannot recompute its covariance (no stored scores). "
                 f"Fix: re-run the estimator with the vcov you want."
             )
-        V, inf = self._source.recompute(self.estimator, vcov, cluster, ssc)
-        return dataclasses.replace(self, vcov_matrix=V, inference=inf)
+        if isinstance(src, CovarianceSource):
+            from didx.inference.contract import recompute
+
+            V, inf = recompute(src, self.estimator, vcov, cluster, ssc, data)
+        else:  # legacy source (being moved to the contract)
+            if data is not None:
+                raise InvalidOptionError(f"{self.estimator}: data= is not supported by this result yet.")
+            V, inf = src.recompute(self.estimator, vcov, cluster, ssc)
+        return self._with_covariance(V, inf)
+
+    def _with_covariance(self, V: np.ndarray, inference: Inference) -> Result:
+        """The same estimates with a new covariance: subclasses whose derived numbers depend on the covariance
+        (aggregations, stored bands) override this, never ``with_vcov``."""
+        return dataclasses.replace(self, vcov_matrix=V, inference=inference)
+
+    def influence_functions(self) -> pd.DataFrame:
+        """The influence functions of the estimates (one row per unit or observation, one column per term), for
+        estimators that store them; others raise :class:`InvalidOptionError`."""
+        raise InvalidOptionError(
+            f"{self.estimator}: this result stores no influence functions (its covariance comes from regression "
+            f"scores or cluster sums). Fix: use vcov_matrix, or an estimator that stores them (att_gt, drdid)."
+        )
 
     # ---- tests
     def wald(self, terms: Sequence[str] | np.ndarray | None = None, r: np.ndarray | float | None = None,

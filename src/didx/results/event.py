@@ -1,20 +1,31 @@
 """Event-study results: coefficients indexed by event time, shared by every dynamic estimator.
 
-Any result whose ``term_info`` has an ``event_time`` column can be an :class:`EventStudyResult`: it gains the
-joint pre-trend test, uniform (sup-t) bands and the event-study plot, all computed from the stored estimates and
-covariance without refitting.
+:class:`EventStudyResult` is the one typed input that pre-trend tests, sensitivity analysis, power calculations,
+plots and comparisons read. Every dynamic estimator returns one, carrying:
+
+* ``event_times`` (per term; NaN for non-event terms such as covariates) and ``reference_periods`` (normalised
+  to zero, plotted at 0 with no interval);
+* ``pre_period_meaning``: what a pre-period coefficient is for this estimator (they differ: Roth 2024);
+* the full covariance ``vcov_matrix`` and ``cross_covariance``: False where the estimator does not estimate the
+  covariance between pre- and post-period coefficients (it is then zero in the matrix, and said so);
+* ``n_pre`` / ``n_post``, ``pre_terms`` / ``post_terms``;
+* ``aggregate(kind)``: a linear map of the coefficients with its covariance (``"post"``, ``"pre"``, or weights);
+* ``influence_functions()`` where the estimator stores them.
+
+Joint tests, bands and plots are computed from the current covariance (after ``with_vcov`` too), never stored.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from didx._errors import DesignError
+from didx._errors import DesignError, InvalidOptionError
 from didx.results.base import Result, WaldTest
 
 
@@ -23,7 +34,12 @@ class EventStudyResult(Result):
     """A result with per-term ``event_time`` (and possibly other terms, e.g. covariates, with NaN event time).
 
     ``extras`` may carry ``"reference"``: the event times normalised to zero (plotted at 0 with no interval).
+    ``pre_period_meaning`` says what a lead coefficient is for this estimator; ``cross_covariance`` is False where
+    the covariance between pre- and post-period coefficients is not estimated (zero in ``vcov_matrix``).
     """
+
+    pre_period_meaning: str = ""
+    cross_covariance: bool = True
 
     @property
     def event_times(self) -> np.ndarray:
@@ -36,6 +52,87 @@ class EventStudyResult(Result):
     def pretrend_terms(self) -> tuple[str, ...]:
         et = self.event_times
         return tuple(t for t, e in zip(self.terms, et, strict=True) if np.isfinite(e) and e < 0)
+
+    @property
+    def pre_terms(self) -> tuple[str, ...]:
+        """Terms with a negative event time (leads), in order."""
+        return self.pretrend_terms()
+
+    @property
+    def post_terms(self) -> tuple[str, ...]:
+        """Terms with an event time >= 0 (lags), in order."""
+        et = self.event_times
+        return tuple(t for t, e in zip(self.terms, et, strict=True) if np.isfinite(e) and e >= 0)
+
+    @property
+    def n_pre(self) -> int:
+        return len(self.pre_terms)
+
+    @property
+    def n_post(self) -> int:
+        return len(self.post_terms)
+
+    def aggregate(self, kind: str | Mapping[float, float] | Sequence[float] | np.ndarray = "post") -> Result:
+        """A linear combination of the event-time coefficients, with its covariance ``a' V a``.
+
+        ``"post"``: the equally weighted average of the post-period coefficients (e >= 0); ``"pre"``: of the leads;
+        a mapping ``{event_time: weight}``; or a weight vector over ``post_terms``. Estimators add their own
+        kinds (e.g. Sun-Abraham's ``"att"``, Callaway-Sant'Anna's ``"simple"``).
+        """
+        a, label = self._weights(kind)
+        from didx.inference.contract import LinearMapSource
+
+        src = self._source
+        A = a[None, :]
+        return Result(
+            estimator=f"{self.estimator} — {label}", terms=(label,), coef=A @ self.coef,
+            vcov_matrix=A @ self.vcov_matrix @ A.T, headline=label, inference=self.inference, sample=self.sample,
+            design=self.design, notes=self.notes,
+            _source=None if src is None or not hasattr(src, "covariance") or self._maps_source()
+            else LinearMapSource(src, A),  # type: ignore[arg-type]
+        )
+
+    def _maps_source(self) -> bool:
+        """True when ``_source`` gives the covariance of other estimates than ``coef`` (then no with_vcov on an
+        aggregate built here)."""
+        return False
+
+    def _weights(self, kind: str | Mapping[float, float] | Sequence[float] | np.ndarray) -> tuple[np.ndarray, str]:
+        et = self.event_times
+        a = np.zeros(len(self.terms))
+        if isinstance(kind, str):
+            if kind not in ("post", "pre"):
+                raise InvalidOptionError(
+                    f"aggregate(): kind={kind!r} is not available for {self.estimator}. Choose 'post' (average of "
+                    f"the e >= 0 coefficients), 'pre' (average of the leads), a mapping {{event_time: weight}} or a "
+                    f"weight vector over the post-period terms."
+                )
+            terms = self.post_terms if kind == "post" else self.pre_terms
+            if not terms:
+                raise DesignError(f"aggregate(): {self.estimator} has no {kind}-period coefficients to average.")
+            for t in terms:
+                a[self._index(t)] = 1.0 / len(terms)
+            return a, f"average {'post' if kind == 'post' else 'pre'}-period effect"
+        if isinstance(kind, Mapping):
+            for e, wt in kind.items():
+                hit = np.flatnonzero(et == float(e))
+                if hit.size != 1:
+                    raise InvalidOptionError(
+                        f"aggregate(): event time {e!r} is not an estimated event time of {self.estimator} "
+                        f"(estimated: {[float(x) for x in et[np.isfinite(et)]]})."
+                    )
+                a[hit[0]] = float(wt)
+            return a, "weighted combination of event times"
+        vec = np.asarray(kind, dtype=float)
+        post = self.post_terms
+        if vec.shape != (len(post),):
+            raise InvalidOptionError(
+                f"aggregate(): a weight vector must have one entry per post-period term ({len(post)}); got shape "
+                f"{vec.shape}."
+            )
+        for t, x in zip(post, vec, strict=True):
+            a[self._index(t)] = x
+        return a, "weighted combination of post-period effects"
 
     def pretrend_test(self) -> WaldTest:
         """Joint Wald test that every pre-treatment (lead) coefficient is zero.

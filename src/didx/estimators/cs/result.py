@@ -242,11 +242,11 @@ class ATTgtResult(Result):
             out[lo:hi] = st.store.Z[lo:hi] @ D[g]
         return pd.DataFrame(out, index=st.unit_labels, columns=list(st.cell_terms))
 
-    def with_vcov(self, vcov: str | None = None, *, cluster: str | Sequence[str] | None = None,
-                  ssc: Any = None) -> Result:
+    def with_vcov(self, vcov: str | None = None, *, cluster: Any = None, ssc: Any = None,
+                  data: Any = None) -> Result:
         """Analytic influence-function SEs by unit or by the fit's cluster variable (see
         :class:`CSVcovSource`); the new result's ``aggregate()`` uses the same choice."""
-        out = super().with_vcov(vcov, cluster=cluster, ssc=ssc)
+        out = super().with_vcov(vcov, cluster=cluster, ssc=ssc, data=data)
         st = self._need_state()
         names = as_list(cluster)
         clustered = bool(names) and names[0] == st.cluster_name

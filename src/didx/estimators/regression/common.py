@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from didx._errors import DataError
-from didx._frame import factorize, read_columns
 from didx._sample import SampleReport
-from didx.inference.vcov import SSC, VcovResult, VcovSpec, compute_vcov, resolve_vcov
+from didx.inference.contract import Capabilities, ClusterCodes, Fingerprint, VcovRequest, cluster_count_check
+from didx.inference.vcov import SSC, VCOV_TYPES, VcovResult, VcovSpec, compute_vcov, resolve_vcov
 from didx.linalg.ols import OLSFit
 from didx.results.base import Inference, Result
 
@@ -25,62 +24,49 @@ if TYPE_CHECKING:
 FEW_CLUSTERS = 42
 
 
+REGRESSION_CAPABILITIES = Capabilities(
+    vcov=VCOV_TYPES, max_clusters=2, new_clusters=True, ssc=True, bootstrap=("wild",),
+    default="the estimator's vcov= / cluster= at fit time",
+)
+
+
 @dataclass(frozen=True, eq=False)
 class RegressionSource:
-    """The stored fit and how to find cluster codes for the estimation sample."""
+    """The stored fit and the cluster codes captured at fit time (never the data frame)."""
 
     fit: OLSFit
-    codes: Mapping[str, np.ndarray]
-    data: Any
-    row_index: np.ndarray | None  # None: the estimation sample is every row of data, in order
+    clusters: ClusterCodes
     default: VcovSpec
     treated_codes: np.ndarray | None = None  # per-observation: 1 if in a treated unit/group
     extra: Mapping[str, Any] = field(default_factory=dict)
     collapsed: bool = False  # estimated on group x period means: collapsing is no longer a remedy
-    n_input_rows: int | None = None  # rows of data at fit time (checked before re-reading a cluster column)
 
-    def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
-        return lookup_cluster_codes(func, names, self.codes, self.data, self.row_index, self.n_input_rows)
+    @property
+    def capabilities(self) -> Capabilities:
+        return REGRESSION_CAPABILITIES
 
-    def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
-        codes = self.cluster_codes(func, spec.clusters)
+    def codes_for(self, names: Sequence[str], given: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Codes of ``names``: those resolved for this request, else the ones stored at fit time."""
+        return {n: np.asarray(given[n] if n in given else self.clusters.stored[n]) for n in names}
+
+    def compute(self, func: str, spec: VcovSpec, given: Mapping[str, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, Inference]:
+        codes = self.codes_for(spec.clusters, given or {})
+        for name, c in codes.items():
+            cluster_count_check(func, name, int(np.unique(c).shape[0]) if c.size else 0)
         vr = compute_vcov(self.fit, spec, codes, func)
         return vr.matrix, inference_info(spec, vr, self.fit, codes, self.treated_codes, collapsed=self.collapsed)
 
-    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
-                  ssc: Any) -> tuple[np.ndarray, Inference]:
-        spec = resolve_vcov(func, vcov, cluster, self.default, ssc)
-        return self.compute(func, spec)
+    def covariance(self, func: str, request: VcovRequest,
+                   codes: Mapping[str, np.ndarray]) -> tuple[np.ndarray, Inference]:
+        spec = resolve_vcov(func, request.vcov, request.clusters, self.default, request.ssc)
+        return self.compute(func, spec, codes)
 
 
-def lookup_cluster_codes(func: str, names: Sequence[str], known: Mapping[str, np.ndarray], data: Any,
-                         row_index: np.ndarray | None, n_input_rows: int | None = None) -> dict[str, np.ndarray]:
-    """Integer codes of each cluster column on the estimation sample: stored ones, or read again from ``data``
-    (rows ``row_index``; all rows when None). A missing value there is an error: rows cannot be dropped after
-    the fit. The frame must still be the one that was fitted: a different number of rows is an error (a
-    reordering in place cannot be detected: do not edit the data between fitting and ``with_vcov``)."""
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        if name in known:
-            out[name] = np.asarray(known[name])
-            continue
-        cols = read_columns(data, [name], func, {"cluster": name})
-        if n_input_rows is not None and cols.n_rows != n_input_rows:
-            raise DataError(
-                f"{func}: the data now has {cols.n_rows} rows but had {n_input_rows} when the model was fitted, so "
-                f"the cluster column {name!r} cannot be matched to the estimation sample. Fix: re-run the estimator "
-                f"with cluster={name!r}."
-            )
-        raw = cols.arrays[name] if row_index is None else cols.arrays[name][row_index]
-        codes, _ = factorize(raw, sort=False)
-        if (codes < 0).any():
-            raise DataError(
-                f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in the "
-                f"estimation sample. Fix: fill them, or re-run the estimator with cluster={name!r} so the rows "
-                f"are dropped and counted."
-            )
-        out[name] = codes
-    return out
+def capture_clusters(codes: Mapping[str, np.ndarray], row_index: np.ndarray | None, n_input_rows: int,
+                     fingerprint: Fingerprint | None) -> ClusterCodes:
+    """The fit-time cluster codes of a regression (see :class:`~didx.inference.contract.ClusterCodes`)."""
+    return ClusterCodes(dict(codes), row_index, n_input_rows, fingerprint)
 
 
 def inference_info(spec: VcovSpec, vr: VcovResult, fit: OLSFit, codes: Mapping[str, np.ndarray],
@@ -146,13 +132,15 @@ class RegressionResult(Result):
         conf_level: float = 0.95,
         r: float | Sequence[float] | np.ndarray = 0.0,
         cluster: str | None = None,
+        data: Any = None,
     ) -> WildBootstrapResult:
         """Wild cluster bootstrap test of ``term = r`` (or of ``R b = r`` for a matrix / list of terms).
 
         Works from the stored fit and cluster-level sums (Roodman, MacKinnon, Nielsen & Webb 2019), never an
         n x B matrix. ``impose_null=True`` is WCR (restricted residuals; CI by test inversion), ``False`` is WCU
         (percentile-t CI). With Rademacher weights and ``2^G <= n_bootstrap`` all sign vectors are enumerated.
-        ``cluster`` defaults to the result's clustering. Absorbed fixed effects are partialled out (FWL) with an
+        ``cluster`` defaults to the result's clustering; a column not captured at fit time needs ``data=`` (the
+        fitted frame, checked by row count and fingerprint). Absorbed fixed effects are partialled out (FWL) with an
         exact correction when they are not nested in the clusters. See :mod:`didx.inference.wild`.
 
         Returns
@@ -163,18 +151,19 @@ class RegressionResult(Result):
         from didx.inference.wild import wild_bootstrap
 
         return wild_bootstrap(self, term, n_bootstrap=n_bootstrap, weights=weights, impose_null=impose_null,
-                              seed=seed, conf_level=conf_level, r=r, cluster=cluster)
+                              seed=seed, conf_level=conf_level, r=r, cluster=cluster, data=data)
 
 
 def make_regression_result(
     cls: type[RegressionResult], *, estimator: str, fit: OLSFit, headline: str, spec: VcovSpec,
-    codes: Mapping[str, np.ndarray], data: Any, row_index: np.ndarray | None, sample: SampleReport,
+    codes: Mapping[str, np.ndarray], fingerprint: Fingerprint | None, row_index: np.ndarray | None,
+    sample: SampleReport,
     design: Sequence[tuple[str, str]], treated: np.ndarray | None = None,
     term_info: Mapping[str, np.ndarray] | None = None, extras: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (), func: str = "regression", collapsed: bool = False, **kwargs: Any,
 ) -> Any:
-    source = RegressionSource(fit=fit, codes=dict(codes), data=data, row_index=row_index, default=spec,
-                              treated_codes=treated, collapsed=collapsed, n_input_rows=sample.n_input_rows)
+    source = RegressionSource(fit=fit, clusters=capture_clusters(codes, row_index, sample.n_input_rows, fingerprint),
+                              default=spec, treated_codes=treated, collapsed=collapsed)
     V, inf = source.compute(func, spec)
     all_notes = list(notes)
     if fit.dropped_collinear:
@@ -189,3 +178,27 @@ def default_spec(cluster_default: Sequence[str], kind_without_cluster: str, ssc:
     if cluster_default:
         return VcovSpec("CR1", tuple(cluster_default), s)
     return VcovSpec(kind_without_cluster, (), s)
+
+
+def lookup_cluster_codes(func: str, names: Sequence[str], known: Mapping[str, np.ndarray], data: Any,
+                         row_index: np.ndarray | None, n_input_rows: int | None = None) -> dict[str, np.ndarray]:
+    """Legacy (sources not yet on :mod:`didx.inference.contract`): stored codes, or re-read from ``data``."""
+    from didx._errors import DataError
+    from didx._frame import factorize, read_columns
+
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name in known:
+            out[name] = np.asarray(known[name])
+            continue
+        cols = read_columns(data, [name], func, {"cluster": name})
+        if n_input_rows is not None and cols.n_rows != n_input_rows:
+            raise DataError(f"{func}: the data now has {cols.n_rows} rows but had {n_input_rows} when the model "
+                            f"was fitted. Fix: re-run the estimator with cluster={name!r}.")
+        raw = cols.arrays[name] if row_index is None else cols.arrays[name][row_index]
+        codes, _ = factorize(raw, sort=False)
+        if (codes < 0).any():
+            raise DataError(f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in "
+                            f"the estimation sample. Fix: fill them.")
+        out[name] = codes
+    return out

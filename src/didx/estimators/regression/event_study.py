@@ -353,7 +353,8 @@ def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, r
                      "(ref=[-1, -k]) to choose which.")
     res: EventStudyRegressionResult = make_regression_result(
         EventStudyRegressionResult, estimator="TWFE event study", fit=fit, headline=headline, spec=spec,
-        codes=codes, data=data, row_index=panel.row_index, sample=report, design=design, treated=ever,
+        codes=codes, fingerprint=panel.fingerprint, row_index=panel.row_index, sample=report, design=design,
+        treated=ever,
         term_info={"event_time": et, "n": n_term}, notes=notes, func=func, collapsed=collapse_info is not None,
         extras={"reference": refs, "window": win, "bin_endpoints": bin_endpoints, "outcome": y,
                 "collapse": None if collapse_info is None else collapse_info.describe()},

@@ -91,7 +91,8 @@ def ols(
               ("Fixed effects", ", ".join(fes) + f" [{fe_obj.method}]" if fe_obj else "none"),
               ("Weights", weights or "none")]
     res: OLSResult = make_regression_result(
-        OLSResult, estimator="OLS", fit=fit, headline=xs[0], spec=spec, codes=codes, data=data, row_index=idx,
+        OLSResult, estimator="OLS", fit=fit, headline=xs[0], spec=spec, codes=codes, row_index=idx,
+        fingerprint=cols.fingerprint(y, xs[0]),
         sample=sample, design=design, func=func,
     )
     return res

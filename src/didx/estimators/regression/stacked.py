@@ -52,7 +52,7 @@ from didx.estimators.regression.common import RegressionSource, default_spec
 from didx.estimators.regression.event_study import event_term
 from didx.estimators.sun_abraham.cells import CellFit, CellSource, fit_cells_wide
 from didx.estimators.sun_abraham.design import fmt_value
-from didx.estimators.sun_abraham.estimator import AggregatedSource
+from didx.inference.contract import ClusterCodes, LinearMapSource
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
@@ -89,9 +89,7 @@ class _StackedRegression:
     fe_names: tuple[str, str]
     w: np.ndarray
     names: tuple[str, ...]
-    codes: dict[str, np.ndarray]
-    data: Any
-    row_index: np.ndarray
+    clusters: ClusterCodes
     default: Any
 
     def cell_table(self) -> np.ndarray:
@@ -106,8 +104,7 @@ class _StackedRegression:
         X[np.flatnonzero(has), ev_col[has]] = 1.0
         fes = FixedEffects([self.unit_sub, self.second], list(self.fe_names), weights=self.w)
         fit = fit_ols(self.y, X, list(self.names), fe=fes, weights=self.w, func="stacked", protected=self.names)
-        return RegressionSource(fit=fit, codes=self.codes, data=self.data, row_index=self.row_index,
-                                default=self.default, treated_codes=self.D)
+        return RegressionSource(fit=fit, clusters=self.clusters, default=self.default, treated_codes=self.D)
 
 
 def _cell_fit(reg: _StackedRegression, sub: np.ndarray, n_sub: int) -> CellFit | None:
@@ -275,8 +272,9 @@ def stacked(
     codes.setdefault(time, panel.time[rows])
     general = _StackedRegression(y=panel.y[rows], ev_code=ev_code, D=D, ev_vals=ev_vals, unit_sub=unit_sub,
                                  second=second.astype(np.int64), fe_names=(fe_names[0], fe_names[1]), w=w,
-                                 names=tuple(names), codes=codes, data=data, row_index=panel.row_index[rows],
-                                 default=spec)
+                                 names=tuple(names), default=spec,
+                                 clusters=ClusterCodes(codes, panel.row_index[rows], panel.report.n_input_rows,
+                                                       panel.fingerprint))
     cells = None
     if engine != "regression" and fixed_effects == "unit_event" and panel.is_balanced:
         cells = _cell_fit(general, sub, n_sub)
@@ -287,8 +285,7 @@ def stacked(
         )
     source: Any
     if cells is not None:
-        source = CellSource(cells=cells, codes=codes, data=data, row_index=general.row_index, default=spec,
-                            treated=D, general=general)
+        source = CellSource(cells=cells, clusters=general.clusters, default=spec, treated=D, general=general)
         fit = cells.fit
         fe_method = "cell means by sub-experiment x treated x event time (balanced stack)"
     else:
@@ -352,5 +349,5 @@ def stacked(
         term_info={"event_time": et},
         extras={"reference": (-1.0,), "sub_experiments": tuple(FrozenDict(s) for s in subs),
                 "regression": regression, "stacked_weights": w_stored},
-        notes=tuple(notes), _source=AggregatedSource(source, A),
+        notes=tuple(notes), _source=LinearMapSource(source, A),
     )

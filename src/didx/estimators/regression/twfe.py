@@ -153,7 +153,7 @@ def twfe(
         design.append(("Collapse", collapsed.describe()))
     res: TWFEResult = make_regression_result(
         TWFEResult, estimator="Two-way fixed effects", fit=fit, headline=treat_name, spec=spec, codes=codes,
-        data=data, row_index=None if (all_kept and panel.all_rows_kept) else panel.row_index[idx],
+        fingerprint=panel.fingerprint, row_index=None if (all_kept and panel.all_rows_kept) else panel.row_index[idx],
         sample=report, design=design, treated=D,
         notes=notes, func=func, collapsed=collapsed is not None,
     )

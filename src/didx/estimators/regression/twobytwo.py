@@ -274,7 +274,8 @@ def did2x2(
     if collapsed is not None:
         design.append(("Collapse", collapsed.describe()))
     res: DiD2x2Result = make_regression_result(
-        DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes, data=data,
+        DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes,
+        fingerprint=panel.fingerprint,
         row_index=panel.row_index, sample=panel.report, design=design, treated=G, func=func,
         collapsed=collapsed is not None,
         extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": panel.unit is None,
@@ -344,7 +345,8 @@ def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, u
     ]
     res: DiD2x2Result = make_regression_result(
         DiD2x2Result, estimator="2x2 DiD (first differences)", fit=fit, headline=headline, spec=spec,
-        codes=codes, data=data, row_index=panel.row_index[r0], sample=report, design=design, treated=Gu,
+        codes=codes, fingerprint=panel.fingerprint, row_index=panel.row_index[r0], sample=report, design=design,
+        treated=Gu,
         func=func,
         extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": False, "y": y,
                 "cell_regression": not cov_list},

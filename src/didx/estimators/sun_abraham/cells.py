@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from didx.estimators.regression.common import inference_info, lookup_cluster_codes
+from didx.estimators.regression.common import REGRESSION_CAPABILITIES, inference_info
+from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest, cluster_count_check
 from didx.inference.vcov import (
     VcovResult,
     VcovSpec,
@@ -410,13 +411,15 @@ class CellSource:
     """Recomputes the covariance of a cell-path fit; falls back to the general regression for CR3."""
 
     cells: CellFit
-    codes: Mapping[str, np.ndarray]
-    data: Any
-    row_index: np.ndarray
+    clusters: ClusterCodes
     default: VcovSpec
     treated: np.ndarray
     general: Callable[[], Any]  # builds a RegressionSource on demand (dense regressors)
     _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return REGRESSION_CAPABILITIES
 
     def general_source(self) -> Any:
         """The regression with dense dummies on the rows (built once, on demand)."""
@@ -431,18 +434,19 @@ class CellSource:
         fit: OLSFit = self.general_source().fit
         return fit
 
-    def cluster_codes(self, func: str, names: Sequence[str]) -> dict[str, np.ndarray]:
-        return lookup_cluster_codes(func, names, self.codes, self.data, self.row_index)
-
-    def compute(self, func: str, spec: VcovSpec) -> tuple[np.ndarray, Inference]:
+    def compute(self, func: str, spec: VcovSpec, given: Mapping[str, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, Inference]:
         if spec.kind not in CELL_KINDS or len(spec.clusters) > 2:
-            V, inf = self.general_source().compute(func, spec)
+            V, inf = self.general_source().compute(func, spec, given)
             return np.asarray(V), inf
-        codes = self.cluster_codes(func, spec.clusters)
+        given = given or {}
+        codes = {n: np.asarray(given[n] if n in given else self.clusters.stored[n]) for n in spec.clusters}
+        for name, c in codes.items():
+            cluster_count_check(func, name, int(np.unique(c).shape[0]) if c.size else 0)
         vr = cell_vcov(self.cells, spec, codes)
         return vr.matrix, inference_info(spec, vr, self.cells.fit, codes, self.treated)
 
-    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
-                  ssc: Any) -> tuple[np.ndarray, Inference]:
-        spec = resolve_vcov(func, vcov, cluster, self.default, ssc)
-        return self.compute(func, spec)
+    def covariance(self, func: str, request: VcovRequest,
+                   codes: Mapping[str, np.ndarray]) -> tuple[np.ndarray, Inference]:
+        spec = resolve_vcov(func, request.vcov, request.clusters, self.default, request.ssc)
+        return self.compute(func, spec, codes)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from didx.estimators.sun_abraham.cells import (
     fit_cells_unbalanced,
 )
 from didx.estimators.sun_abraham.design import Aggregation, aggregate_matrix, fmt_value, make_cells
+from didx.inference.contract import ClusterCodes, CovarianceSource, LinearMapSource
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
@@ -58,19 +59,6 @@ class SunAbrahamCoefficients(RegressionResult):
 @dataclass(frozen=True, eq=False)
 class SunAbrahamAggregate(Result):
     """An aggregation of the Sun-Abraham cell coefficients (overall ATT or by cohort)."""
-
-
-@dataclass(frozen=True, eq=False)
-class AggregatedSource:
-    """Recomputes an aggregation's covariance from the regression's: ``A V A'``."""
-
-    raw: Any
-    matrix: np.ndarray
-
-    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
-                  ssc: Any) -> tuple[np.ndarray, Inference]:
-        V, inf = self.raw.recompute(func, vcov, cluster, ssc)
-        return self.matrix @ V @ self.matrix.T, inf
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +81,7 @@ class SunAbrahamResult(EventStudyResult):
             terms=agg.names, coef=A @ raw_coef, vcov_matrix=A @ raw_V @ A.T, headline=headline,
             inference=self.inference, sample=self.sample, design=self.design,
             term_info={"group": agg.group, "n_cells": agg.n_cells}, notes=self.notes,
-            _source=AggregatedSource(self.extras["raw_source"], A),
+            _source=LinearMapSource(cast(CovarianceSource, self._source), A),
         )
 
     @property
@@ -114,13 +102,11 @@ class SunAbrahamResult(EventStudyResult):
         V = np.asarray(self.extras["raw_vcov"])
         return dataclasses.replace(raw, vcov_matrix=V, inference=self.inference)
 
-    def with_vcov(self, vcov: str | None = None, *, cluster: str | Sequence[str] | None = None,
-                  ssc: Any = None) -> SunAbrahamResult:
-        src = self.extras["raw_source"]
-        V, inf = src.recompute("sun_abraham", vcov, cluster, ssc)
+    def _with_covariance(self, V: np.ndarray, inference: Inference) -> SunAbrahamResult:
+        # the source is the cohort x relative-period regression's: V is the covariance of the raw coefficients
         A = self.extras["aggregations"]["main"].matrix
         extras = {**self.extras, "raw_vcov": _readonly(V)}
-        return dataclasses.replace(self, vcov_matrix=A @ V @ A.T, inference=inf, extras=extras)
+        return dataclasses.replace(self, vcov_matrix=A @ V @ A.T, inference=inference, extras=extras)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -154,8 +140,7 @@ class _GeneralFit:
     k: int
     names: tuple[str, ...]
     fe_names: tuple[str, str]
-    codes: dict[str, np.ndarray]
-    data: Any
+    clusters: ClusterCodes
     default: Any
     treated: np.ndarray
 
@@ -170,8 +155,7 @@ class _GeneralFit:
         w = arr["weights"]
         fes = FixedEffects([arr["unit"], arr["time"]], list(self.fe_names), weights=w)
         fit = fit_ols(arr["y"], X, list(self.names), fe=fes, weights=w, func="sun_abraham")
-        return RegressionSource(fit=fit, codes=self.codes, data=self.data, row_index=arr["row_index"],
-                                default=self.default, treated_codes=self.treated)
+        return RegressionSource(fit=fit, clusters=self.clusters, default=self.default, treated_codes=self.treated)
 
 
 def _cohort_codes(ucoh: np.ndarray, gvals: np.ndarray) -> np.ndarray:
@@ -358,6 +342,7 @@ def sun_abraham(
     codes = dict(arr["codes"])
     codes.setdefault(unit, arr["unit"])
     codes.setdefault(time, arr["time"])
+    clusters = ClusterCodes(codes, arr["row_index"], panel.report.n_input_rows, panel.fingerprint)
     treated_row = np.isfinite(g_k).astype(np.float64)
     w = arr["weights"]
     size = np.bincount(cells.index[cells.index >= 0], minlength=cells.k).astype(np.float64) if w is None else \
@@ -366,7 +351,7 @@ def sun_abraham(
     all_names = [*cov_names, *cells.names]
 
     general_source = _GeneralFit(arr=arr, cell_index=cells.index, k=cells.k, names=tuple(all_names),
-                                 fe_names=(unit, time), codes=codes, data=data, default=default,
+                                 fe_names=(unit, time), clusters=clusters, default=default,
                                  treated=treated_row)
 
     source: Any
@@ -396,8 +381,8 @@ def sun_abraham(
         method = ("cohort x period sums (balanced panel: identical to the regression, no dummy matrix)" if n_cov
                   else "cohort x period cell means (balanced panel, no covariates: identical to the regression)")
     if cf is not None:
-        source = CellSource(cells=cf, codes=codes, data=data, row_index=arr["row_index"], default=default,
-                            treated=treated_row, general=general_source)
+        source = CellSource(cells=cf, clusters=clusters, default=default, treated=treated_row,
+                            general=general_source)
         fit = cf.fit
     else:
         source = general_source()
@@ -452,7 +437,7 @@ def sun_abraham(
         _source=source,
     )
     extras = {"reference": refs, "raw_coef": _readonly(fit.coef), "raw_vcov": _readonly(raw_V),
-              "raw_source": source, "raw_result": raw_result,
+              "raw_result": raw_result,
               "aggregations": FrozenDict({"main": main, "period": period, "att": att, "cohort": by_cohort}),
               "cell_size": FrozenDict(dict(zip(cells.names, size.tolist(), strict=True)))}
     return SunAbrahamResult(
@@ -460,5 +445,5 @@ def sun_abraham(
         vcov_matrix=main_A @ raw_V @ main_A.T,
         headline="ATT", inference=inf, sample=report, design=tuple(design),
         term_info={"event_time": main.event_time, "n_cells": main.n_cells}, extras=extras, notes=tuple(raw_notes),
-        _source=AggregatedSource(source, main_A),
+        _source=source,  # the raw coefficients' source: _with_covariance maps it to the terms
     )
