@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
+from didx._fingerprint import Fingerprint
 from didx._validate import check_columns
-from didx.inference.contract import Fingerprint
 
 
 @dataclass(frozen=True)
