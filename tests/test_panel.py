@@ -238,3 +238,135 @@ def test_dense_integer_units_equal_hashed_units() -> None:
     assert a.std_error == pytest.approx(b.std_error, rel=1e-12)
     p = build_panel(df, func="t", y="y", unit="unit", time="time", cohort="cohort")
     assert p.unit_labels is not None and list(p.unit_labels[:3]) == [0, 1, 2]
+
+
+# ---------------------------------------------------------------- issue 10: every bad input a clear error
+@pytest.mark.parametrize(("value", "pattern"), [
+    (["y"], r"The 'y' parameter of twfe must be a column name \(a string\)\. Got \['y'\] \(a list\).*Fix: pass y='y'"),
+    (5, r"The 'y' parameter of twfe must be a column name.*Got 5 \(an int\).*no column labelled 5.*Fix"),
+    (None, r"The 'y' parameter of twfe must be a column name \(the outcome\)\. Got None.*Fix"),
+    (2.5, r"The 'y' parameter of twfe must be a column name.*Got 2\.5 \(a float\).*Fix"),
+    (True, r"The 'y' parameter of twfe must be a column name.*Got True \(a bool\).*Fix"),
+])
+def test_column_argument_that_is_not_a_name(small: pd.DataFrame, value: object, pattern: str) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=pattern):
+        _twfe(small, y=value)
+
+
+def test_list_role_with_a_bad_element(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=r"'covariates' parameter of twfe.*Got 5 \(an int\)"):
+        _twfe(small, covariates=5)
+    with pytest.raises(didx.InvalidOptionError, match=r"'time' parameter of twfe.*Got None"):
+        didx.twfe(small, y="y", unit="unit", time=None, cohort="cohort")  # type: ignore[arg-type]
+
+
+def test_column_listed_twice(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=r"covariates= names the column 'x2' more than once.*Fix"):
+        _twfe(small, covariates=["x2", "x2"])
+
+
+def test_integer_column_labels_read_with_the_real_label(small: pd.DataFrame) -> None:
+    base = _twfe(small, covariates="x2")
+    renamed = small.rename(columns={"y": 0, "x2": 7})
+    for y, cov in ((0, 7), ("0", "7"), (np.int64(0), [7])):
+        res = _twfe(renamed, y=y, covariates=cov)
+        assert res.estimate == base.estimate and res.std_error == base.std_error
+    with pytest.raises(didx.ColumnNotFoundError, match=r"column '3' given as y= is not in the data"):
+        _twfe(renamed, y=3)
+
+
+def test_empty_frame(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.DataError, match=r"twfe: the data has no rows.*Fix"):
+        _twfe(small.iloc[:0])
+
+
+@pytest.mark.parametrize("role", ["unit", "time", "cohort"])
+def test_outcome_is_a_role_column(small: pd.DataFrame, role: str) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=rf"outcome y='{role}' is also given as {role}=.*Fix"):
+        _twfe(small, y=role)
+
+
+def test_constant_outcome(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.DataError, match=r"outcome y='y' is constant \(every value is 2\).*fixest.*Fix"):
+        _twfe(small.assign(y=2.0))
+    # constant only on the rows left after dropping missing covariates: the same error, on the estimation sample
+    varied = small.assign(y=2.0, x2=small["x2"].where(small["time"] > 1))
+    varied.loc[varied["time"] == 1, "y"] = 5.0
+    with pytest.raises(didx.DataError, match=r"constant \(every value in the estimation sample is 2\)"):
+        _twfe(varied, covariates="x2")
+
+
+@pytest.mark.parametrize("column", ["y", "time", "x2", "w"])
+def test_infinite_values_dropped_and_counted(small: pd.DataFrame, column: str) -> None:
+    small["w"] = 1.0 + small["unit"] % 2
+    small["time"] = small["time"].astype(float)
+    clean = _twfe(small.drop(index=[3, 8]), covariates="x2", weights="w")
+    small.loc[3, column] = np.inf
+    small.loc[8, column] = -np.inf
+    res = _twfe(small, covariates="x2", weights="w")
+    what = {"y": "outcome (y)", "time": "time (time)", "x2": "covariate (x2)", "w": "weight (w)"}[column]
+    reasons = {d.reason: d.n_rows for d in res.sample.dropped}
+    assert reasons == {f"infinite {what}": 2}
+    assert res.sample.n_obs + res.sample.n_dropped_rows == res.sample.n_input_rows == len(small)
+    assert res.sample.n_periods == 5
+    assert res.estimate == pytest.approx(clean.estimate, rel=1e-12)
+    assert f"2 rows (0 units removed entirely): infinite {what}" in str(res.summary())
+
+
+def test_missing_and_infinite_time_counted_apart(small: pd.DataFrame) -> None:
+    small["time"] = small["time"].astype(float)
+    small.loc[[1, 2], "time"] = [np.nan, np.inf]
+    p = build_panel(small, func="t", y="y", unit="unit", time="time", cohort="cohort")
+    assert {d.reason: d.n_rows for d in p.report.dropped} == {"missing time (time)": 1, "infinite time (time)": 1}
+    assert p.n_periods == 5 and np.all(np.isfinite(p.periods))
+
+
+def test_cohort_that_is_not_a_period(small: pd.DataFrame) -> None:
+    small["cohort"] = small["cohort"].astype(float).replace(4.0, 3.5)
+    with pytest.raises(didx.DataError, match=r"cohort column 'cohort' has the value\(s\) 3\.5, which are not periods "
+                                             r"of 'time'.*Fix"):
+        _twfe(small)
+    with pytest.raises(didx.DataError, match=r"3\.5.*not periods"):
+        build_panel(small, func="t", y="y", unit="unit", time="time", cohort="cohort")
+
+
+def test_cohort_before_the_first_period_is_kept(small: pd.DataFrame) -> None:
+    """Treated before the data start (always treated) is a cohort, not an error, and not never-treated."""
+    small["cohort"] = small["cohort"].replace(4, -3)
+    p = build_panel(small, func="t", y="y", unit="unit", time="time", cohort="cohort")
+    assert p.cohort is not None and (p.cohort == -3).sum() == (small["cohort"] == -3).sum()
+
+
+def test_date_cohort_that_is_not_a_period() -> None:
+    df = didx.datasets.simulate_staggered(30, 6, [3, 5], seed=2)
+    start = pd.Timestamp("2020-01-01")
+    dates = start + pd.to_timedelta((df["time"] - 1) * 31, unit="D")
+    gdates = start + pd.to_timedelta((df["cohort"] - 1) * 31 + (df["cohort"] == 5) * 3, unit="D")
+    df2 = df.assign(time=dates, cohort=gdates.where(df["cohort"] > 0, pd.NaT))
+    with pytest.raises(didx.DataError, match=r"cohort column 'cohort' has the value\(s\) 2020-05-0.*not periods"):
+        _twfe(df2)
+
+
+def test_all_zero_weights(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.DataError, match=r"weights column 'w' is 0 in every row.*Fix"):
+        _twfe(small.assign(w=0.0), weights="w")
+    # non-zero weights only on rows dropped for a missing outcome
+    w = small.assign(w=np.where(small["time"] == 1, 1.0, 0.0), y=small["y"].where(small["time"] > 1))
+    with pytest.raises(didx.DataError, match=r"weights column 'w' is 0 in every row with a value.*Fix"):
+        _twfe(w, weights="w")
+    with pytest.raises(didx.DataError, match=r"weights column 'w' is 0 in every row"):
+        didx.did2x2(small[small.time <= 2].assign(w=0.0, p=lambda d: d.time - 1, g=lambda d: (d.cohort > 0) * 1),
+                    y="y", group="g", post="p", weights="w")
+
+
+def test_every_row_dropped(small: pd.DataFrame) -> None:
+    with pytest.raises(didx.DataError, match=r"no row is left after dropping.*100 rows: missing outcome \(y\).*Fix"):
+        _twfe(small.assign(y=np.nan))
+
+
+@pytest.mark.parametrize(("column", "role"), [("y", "y"), ("x2", "covariates"), ("w", "weights")])
+def test_values_whose_squares_overflow(small: pd.DataFrame, column: str, role: str) -> None:
+    small["w"] = 1.0
+    small[column] = small[column] * 1e300
+    with pytest.raises(didx.DataError, match=rf"the {role}= column '{column}' has values up to .*e\+300.*rescale"):
+        _twfe(small, covariates="x2", weights="w")

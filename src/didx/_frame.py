@@ -5,9 +5,9 @@ Only the columns an estimator needs are materialised, as numpy arrays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import narwhals as nw
 import numpy as np
@@ -15,22 +15,48 @@ import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
 from didx._fingerprint import Fingerprint
-from didx._validate import check_columns
+from didx._validate import check_columns, column_name, fmt_value
+
+V = TypeVar("V")
+
+LARGEST_SAFE = 1e150
+"""Largest magnitude accepted in a numeric role column whose squares enter a variance (outcome, weights,
+covariates): the square of anything larger overflows double precision (max about 1.8e308)."""
+
+SQUARED_ROLES = ("y", "weights", "covariates", "x", "controls")
+"""Roles whose values are squared in sums of squares and covariances."""
+
+
+class ByName(dict[str, V]):
+    """A dict keyed by column name (``str`` of the frame's label) that also accepts the label itself, so
+    ``arrays[0]`` and ``arrays['0']`` read the same column labelled ``0``."""
+
+    def __missing__(self, key: object) -> V:
+        if not isinstance(key, str) and str(key) in self:
+            return self[str(key)]
+        raise KeyError(key)
 
 
 @dataclass(frozen=True)
 class Columns:
-    """Named numpy columns read from a frame, with the kind of each ('numeric', 'datetime', 'other')."""
+    """Named numpy columns read from a frame, with the kind of each ('numeric', 'datetime', 'other').
+
+    ``arrays`` and ``kinds`` are keyed by column name, the ``str`` of the frame's label (an integer label also
+    works as a key); ``names`` lists every column of the source frame; ``roles`` the resolved column names of
+    each role argument.
+    """
 
     arrays: dict[str, np.ndarray]
     kinds: dict[str, str]
     names: tuple[str, ...]  # every column of the source frame
     n_rows: int
+    roles: dict[str, list[str]] = field(default_factory=dict)
 
-    def fingerprint(self, *names: str | None) -> Fingerprint:
+    def fingerprint(self, *names: object) -> Fingerprint:
         """A digest of the named (numeric) columns, to recognise this frame when ``with_vcov`` reads a new
         cluster column from it later (see :class:`didx.inference.contract.ClusterCodes`)."""
-        return Fingerprint.of({n: self.arrays[n] for n in dict.fromkeys(names) if n is not None and n in self.arrays})
+        keys = [str(n) for n in names if n is not None]
+        return Fingerprint.of({n: self.arrays[n] for n in dict.fromkeys(keys) if n in self.arrays})
 
 
 def _to_numpy(series: Any) -> tuple[np.ndarray, str]:
@@ -52,44 +78,124 @@ def _to_numpy(series: Any) -> tuple[np.ndarray, str]:
     return np.asarray(series.to_numpy(), dtype=object), "other"
 
 
-def read_columns(data: Any, columns: Sequence[str], func: str, roles: dict[str, Any]) -> Columns:
+def _native(data: Any, func: str) -> tuple[Any, tuple[Any, ...]]:
+    """The narwhals frame of ``data`` and its column labels as the frame holds them."""
+    if isinstance(data, pd.DataFrame):
+        return data, tuple(data.columns)
+    try:
+        native = nw.from_native(data)
+    except TypeError as exc:
+        raise InvalidOptionError(
+            f"{func}: data must be a dataframe (pandas, polars, pyarrow, a duckdb relation, ...). "
+            f"Got an object of type {type(data).__name__}. Fix: pass a dataframe."
+        ) from exc
+    return native, tuple(native.collect_schema().names())
+
+
+def read_columns(data: Any, columns: Sequence[Any], func: str, roles: Mapping[str, Any]) -> Columns:
     """Materialise ``columns`` of ``data`` (any narwhals-supported frame) as numpy arrays.
 
-    ``roles`` maps each argument name to its column(s) so that a missing column is reported
-    with the argument that named it.
+    ``roles`` maps each argument name to its column(s): every argument is checked first (a column name, or a
+    list where the role takes several; the outcome not also another role), so that a bad or missing column is
+    reported with the argument that named it. Columns are found by name, the ``str`` of the frame's labels, and
+    read with the label itself (integer labels work). Then the values are checked where a role says what they
+    must be: the data has rows, the outcome is not constant, weights are not all zero, and no outcome, weight or
+    covariate is so large that its square overflows.
     """
-    if isinstance(data, pd.DataFrame):
-        names = tuple(str(c) for c in data.columns)
-        check_columns(func, roles, names)
-        if data.columns.has_duplicates:
-            dup = data.columns[data.columns.duplicated()]
-            clash = [c for c in dict.fromkeys(columns) if c in set(map(str, dup))]
-            if clash:
-                raise DataError(
-                    f"{func}: the data has several columns named {clash[0]!r}, so it is ambiguous which one to use. "
-                    f"Fix: rename or drop the duplicates (e.g. df.loc[:, ~df.columns.duplicated()])."
-                )
-            data = data.loc[:, ~data.columns.duplicated()]
-        frame: Any = nw.from_native(data, eager_only=True)  # columns are read without copying the frame
+    native, labels = _native(data, func)
+    names = tuple(str(c) for c in labels)
+    resolved = check_columns(func, roles, names, labels)
+    role_of = {name: role for role, cols in resolved.items() for name in cols}
+    wanted = list(dict.fromkeys(column_name(func, "columns", c, names, labels) for c in columns))
+    label_of: dict[str, Any] = {}
+    repeated: set[str] = set()
+    for name, label in zip(names, labels, strict=True):
+        if name in label_of:
+            repeated.add(name)
+        else:
+            label_of[name] = label
+    clash = [c for c in wanted if c in repeated]
+    if clash:
+        given = f" (given as {role_of[clash[0]]}=)" if clash[0] in role_of else ""
+        raise DataError(
+            f"{func}: the data has several columns named {clash[0]!r}{given}, so it is ambiguous which one to use. "
+            f"Fix: rename or drop the duplicates (e.g. df.loc[:, ~df.columns.duplicated()])."
+        )
+    series: dict[str, Any] = {}
+    if isinstance(native, pd.DataFrame):  # columns are read without copying the frame
+        for c in wanted:
+            series[c] = nw.from_native(native[label_of[c]], series_only=True)
     else:
-        try:
-            native = nw.from_native(data)
-        except TypeError as exc:
-            raise InvalidOptionError(
-                f"{func}: data must be a dataframe (pandas, polars, pyarrow, a duckdb relation, ...). "
-                f"Got an object of type {type(data).__name__}. Fix: pass a dataframe."
-            ) from exc
-        names = tuple(str(c) for c in native.columns)
-        check_columns(func, roles, names)
-        frame = native.select(list(dict.fromkeys(columns)))
+        frame = native.select([label_of[c] for c in wanted])
         if isinstance(frame, nw.LazyFrame):
             frame = frame.collect()
-    arrays: dict[str, np.ndarray] = {}
-    kinds: dict[str, str] = {}
-    for col in dict.fromkeys(columns):
-        arrays[col], kinds[col] = _to_numpy(frame[col])
-    n_rows = len(next(iter(arrays.values()))) if arrays else 0
-    return Columns(arrays=arrays, kinds=kinds, names=names, n_rows=n_rows)
+        for c in wanted:
+            series[c] = frame.get_column(label_of[c])
+    arrays: ByName[np.ndarray] = ByName()
+    kinds: ByName[str] = ByName()
+    for c in wanted:
+        arrays[c], kinds[c] = _to_numpy(series[c])
+    n_rows = len(next(iter(arrays.values()))) if arrays else _n_rows(native)
+    cols = Columns(arrays=arrays, kinds=kinds, names=names, n_rows=n_rows, roles=resolved)
+    _check_values(cols, func)
+    return cols
+
+
+def _n_rows(native: Any) -> int:
+    if isinstance(native, pd.DataFrame):
+        return int(native.shape[0])
+    if isinstance(native, nw.LazyFrame):
+        return 0  # not counted without materialising (no column was asked for)
+    return int(native.shape[0])
+
+
+def _check_values(cols: Columns, func: str) -> None:
+    """Checks of the values a role implies, on every input row (the panel layer repeats the outcome check on the
+    estimation sample)."""
+    if cols.n_rows == 0 and cols.arrays:
+        raise DataError(
+            f"{func}: the data has no rows. Fix: pass a non-empty dataframe (check the filter that produced it)."
+        )
+    for name in cols.roles.get("y", [])[:1]:
+        if cols.kinds[name] == "numeric":
+            check_outcome_varies(func, name, np.asarray(cols.arrays[name], dtype=np.float64), "")
+    for name in cols.roles.get("weights", [])[:1]:
+        if cols.kinds[name] == "numeric":
+            w = np.asarray(cols.arrays[name], dtype=np.float64)
+            finite = w[np.isfinite(w)]
+            if finite.size and not finite.any():
+                raise DataError(
+                    f"{func}: the weights column {name!r} is 0 in every row, so no observation has any weight. "
+                    f"Fix: pass the intended weights column, or drop weights=."
+                )
+    for role in SQUARED_ROLES:
+        for name in cols.roles.get(role, []):
+            if cols.kinds[name] == "numeric":
+                check_magnitude(func, role, name, np.asarray(cols.arrays[name], dtype=np.float64))
+
+
+def check_outcome_varies(func: str, name: str, values: np.ndarray, where: str) -> None:
+    """A constant outcome is an error (as fixest's "The dependent variable is a constant"): every comparison is
+    0 by construction. ``values`` may hold NaN/inf (ignored); ``where`` says which rows (e.g. ' after dropping
+    ...')."""
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.min() == finite.max():
+        raise DataError(
+            f"{func}: the outcome y={name!r} is constant (every value{where} is {fmt_value(finite[0])}), so every "
+            f"difference is 0 by construction and nothing can be estimated (fixest refuses it too). Fix: pass "
+            f"y= the outcome column you meant."
+        )
+
+
+def check_magnitude(func: str, role: str, name: str, values: np.ndarray) -> None:
+    """Values whose squares overflow double precision make every variance inf or NaN: an error with the fix."""
+    finite = np.abs(values[np.isfinite(values)])
+    if finite.size and finite.max() > LARGEST_SAFE:
+        raise DataError(
+            f"{func}: the {role}= column {name!r} has values up to {finite.max():.3g} in magnitude; their squares "
+            f"overflow double precision (above {LARGEST_SAFE:.0e}), so variances would be inf or NaN. Fix: rescale "
+            f"the column (e.g. divide it by {10 ** np.floor(np.log10(finite.max())):.0e})."
+        )
 
 
 def numeric_column(cols: Columns, name: str, role: str, func: str, fix: str) -> np.ndarray:

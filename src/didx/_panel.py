@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from didx._errors import DataError, DesignError, InvalidOptionError
-from didx._frame import Columns, factorize, numeric_column, read_columns
+from didx._frame import Columns, check_outcome_varies, factorize, numeric_column, read_columns
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, fmt_value
 from didx.inference.contract import Fingerprint
@@ -98,7 +99,8 @@ class Panel:
 
 
 def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Codes, numeric period values, original labels, and whether time is date-like."""
+    """Codes, numeric period values, original labels, and whether time is date-like. Missing and infinite
+    values get code -1 (an infinite time is no period; the caller drops and counts those rows)."""
     arr = cols.arrays[time]
     kind = cols.kinds[time]
     if kind == "numeric":
@@ -112,6 +114,8 @@ def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndar
                     np.take(np.cumsum(present) - 1, codes, out=codes)
                 uniques = (np.flatnonzero(present) + lo).astype(values.dtype)
                 return codes, uniques.astype(np.float64), uniques, False
+        if values.dtype.kind == "f" and np.isinf(values).any():
+            values = np.where(np.isinf(values), np.nan, values)
         codes, uniques = factorize(values, sort=True)
         return codes, uniques.astype(np.float64), uniques, False
     if kind == "datetime":
@@ -125,9 +129,15 @@ def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndar
 
 
 def _normalise_cohort(
-    raw: np.ndarray, kind: str, *, name: str, periods: np.ndarray, labels: np.ndarray, date_like: bool, func: str
+    raw: np.ndarray, kind: str, *, name: str, time: str, periods: np.ndarray, labels: np.ndarray, date_like: bool,
+    func: str
 ) -> np.ndarray:
-    """Cohort in the units of ``periods``; every never-treated coding becomes ``inf``."""
+    """Cohort in the units of ``periods``; every never-treated coding becomes ``inf``.
+
+    Never treated: 0 (unless 0 is a period), NaN, +-inf, or a value after the last period. A value before the
+    first period is kept (treated before the data start). Any other value must be a period: a cohort between two
+    periods (e.g. 2004.5 with yearly data) would silently become a cohort of its own, so it is an error.
+    """
     if date_like:
         if kind != "datetime":
             # allow an all-missing or numeric-never column only if it is entirely never-treated codings
@@ -136,11 +146,17 @@ def _normalise_cohort(
                 f"(NaT for never treated). Fix: convert it with pandas.to_datetime."
             )
         dates = raw.astype("datetime64[ns]")
+        stamps = labels.astype("datetime64[ns]")
         out = np.full(dates.shape[0], NEVER)
         ok = ~np.isnat(dates)
-        pos = np.searchsorted(labels.astype("datetime64[ns]"), dates[ok], side="left").astype(np.float64)
-        pos[pos >= periods.shape[0]] = NEVER  # first treated after the last period
-        out[ok] = pos
+        pos = np.searchsorted(stamps, dates[ok], side="left")
+        inside = (pos < stamps.shape[0]) & (dates[ok] >= stamps[0])
+        off = inside & (stamps[np.minimum(pos, stamps.shape[0] - 1)] != dates[ok])
+        if off.any():
+            _cohort_not_period(func, name, time, np.unique(dates[ok][off]), labels)
+        posf = pos.astype(np.float64)
+        posf[pos >= periods.shape[0]] = NEVER  # first treated after the last period
+        out[ok] = posf
         return out
     if kind != "numeric":
         example = next((v for v in raw[:50] if v is not None), None)
@@ -157,7 +173,363 @@ def _normalise_cohort(
         )
     never = zero | np.isnan(g) | np.isinf(g) | (g > periods[-1])
     g[never] = NEVER
+    inside = ~never & (g >= periods[0])
+    if inside.any():
+        off = inside & ~np.isin(g, periods)
+        if off.any():
+            _cohort_not_period(func, name, time, np.unique(g[off]), labels)
     return g
+
+
+def _fmt_period(v: Any) -> str:
+    if isinstance(v, np.datetime64):
+        stamp = pd.Timestamp(v)
+        return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)
+    return fmt_value(v)
+
+
+def _cohort_not_period(func: str, name: str, time: str, values: np.ndarray, labels: np.ndarray) -> None:
+    shown = ", ".join(_fmt_period(v) for v in values[:5]) + (", ..." if values.shape[0] > 5 else "")
+    raise DataError(
+        f"{func}: the cohort column {name!r} has the value(s) {shown}, which are not periods of {time!r} (they lie "
+        f"between {_fmt_period(labels[0])} and {_fmt_period(labels[-1])}). A cohort is the first treated period. Fix: "
+        f"set it to the first period in which the unit is observed treated (a value of {time!r}), or code "
+        f"never-treated units as 0, NaN or inf."
+    )
+
+
+@dataclass(frozen=True)
+class _Roles:
+    """The role arguments of :func:`build_panel`, resolved to column names."""
+
+    y: str
+    time: str
+    unit: str | None
+    cohort: str | None
+    treat: str | None
+    weights: str | None
+    covariates: list[str]
+    clusters: list[str]
+    categorical: list[str]  # extra fixed effects that are not also clusters
+
+
+def _read(data: Any, func: str, *, y: Any, time: Any, unit: Any, cohort: Any, treat: Any, covariates: Any,
+          weights: Any, cluster: Any, categorical: Any) -> tuple[Columns, _Roles]:
+    """Check the role arguments and read their columns (see :func:`didx._frame.read_columns`)."""
+    if cohort is not None and treat is not None:
+        raise InvalidOptionError(
+            f"{func}: give either cohort= (first treated period) or treat= (0/1 indicator), not both: got "
+            f"cohort={cohort!r} and treat={treat!r}. Fix: drop one of them."
+        )
+    if time is None:
+        raise InvalidOptionError(
+            f"The 'time' parameter of {func} must be a column name (the period). Got None instead. Fix: pass "
+            f"time= the period column."
+        )
+    roles: dict[str, Any] = {"y": y, "time": time, "unit": unit, "cohort": cohort, "treat": treat,
+                             "covariates": covariates, "weights": weights, "cluster": cluster, "fe": categorical}
+    wanted = [c for r in roles.values() for c in as_list(r)]
+    cols = read_columns(data, wanted, func, roles)
+
+    def one(role: str) -> str | None:
+        got = cols.roles.get(role, [])
+        return got[0] if got else None
+
+    cl_list = list(dict.fromkeys(cols.roles.get("cluster", [])))
+    cat_list = [c for c in dict.fromkeys(cols.roles.get("fe", [])) if c not in cl_list]
+    names = _Roles(y=cols.roles["y"][0], time=cols.roles["time"][0], unit=one("unit"), cohort=one("cohort"),
+                   treat=one("treat"), weights=one("weights"), covariates=list(cols.roles.get("covariates", [])),
+                   clusters=cl_list, categorical=cat_list)
+    return cols, names
+
+
+class _Rows:
+    """The rows kept so far, and each reason rows were dropped (in order), with the rows it removed."""
+
+    def __init__(self, n: int) -> None:
+        self.keep = np.ones(n, dtype=bool)
+        self.drops: list[tuple[str, np.ndarray]] = []
+
+    def drop(self, mask: np.ndarray, reason: str) -> None:
+        newly = mask & self.keep
+        if newly.any():
+            self.drops.append((reason, newly))
+            self.keep[newly] = False
+
+    def drop_nonfinite(self, values: np.ndarray, what: str) -> None:
+        """NaN rows as 'missing ...', +-inf rows as 'infinite ...' (fixest drops both and says which)."""
+        self.drop(np.isnan(values), f"missing {what}")
+        self.drop(np.isinf(values), f"infinite {what}")
+
+
+@dataclass
+class _Values:
+    """Every role column on all input rows: numbers and integer codes (-1 = missing)."""
+
+    y: np.ndarray
+    time_codes: np.ndarray
+    time_inf: np.ndarray  # rows whose time is +-inf (coded -1 like missing ones, counted apart)
+    periods: np.ndarray
+    labels: np.ndarray
+    date_like: bool
+    unit_codes: np.ndarray | None
+    unit_labels: np.ndarray | None
+    covariates: np.ndarray
+    weights: np.ndarray | None
+    codes: dict[str, np.ndarray]
+    treat: np.ndarray | None
+    cohort: np.ndarray | None
+
+
+def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
+    """Numeric and coded versions of the role columns (type errors name the column and the fix)."""
+    yv = numeric_column(cols, r.y, "outcome (y)", func, "Fix: pass a numeric outcome column.")
+    time_codes, periods, labels, date_like = _code_time(cols, r.time, func)
+    t_raw = np.asarray(cols.arrays[r.time])
+    time_inf = np.isinf(t_raw) if t_raw.dtype.kind == "f" else np.zeros(t_raw.shape[0], dtype=bool)
+    unit_codes: np.ndarray | None = None
+    unit_labels: np.ndarray | None = None
+    if r.unit is not None:
+        dense = _dense_int_codes(np.asarray(cols.arrays[r.unit])) if cols.kinds[r.unit] == "numeric" else None
+        if dense is not None:  # units already coded 0..N-1 (as in most large panels): used as they are
+            unit_codes, unit_labels = dense
+        else:
+            unit_codes, unit_labels = factorize(cols.arrays[r.unit], sort=False)
+    cov = np.empty((cols.n_rows, len(r.covariates)))
+    for j, c in enumerate(r.covariates):
+        cov[:, j] = numeric_column(cols, c, "covariate", func, "Fix: encode it as numbers (dummies).")
+    w = None
+    if r.weights is not None:
+        w = numeric_column(cols, r.weights, "weights", func, "Fix: pass a numeric column of weights.")
+    codes: dict[str, np.ndarray] = {}
+    for c in [*r.clusters, *r.categorical]:
+        codes[c] = unit_codes if c == r.unit and unit_codes is not None else factorize(cols.arrays[c], sort=False)[0]
+    tr = None
+    if r.treat is not None:
+        tr = numeric_column(cols, r.treat, treat_role, func, f"Fix: pass a 0/1 {treat_role} indicator.")
+    g = None
+    if r.cohort is not None and periods.shape[0]:
+        g = _normalise_cohort(cols.arrays[r.cohort], cols.kinds[r.cohort], name=r.cohort, time=r.time,
+                              periods=periods,
+                              labels=labels, date_like=date_like, func=func)
+    elif r.cohort is not None:
+        g = np.full(cols.n_rows, NEVER)
+    return _Values(y=yv, time_codes=time_codes, time_inf=time_inf, periods=periods, labels=labels, date_like=date_like,
+                   unit_codes=unit_codes, unit_labels=unit_labels, covariates=cov, weights=w, codes=codes, treat=tr,
+                   cohort=g)
+
+
+def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_role: str) -> _Rows:
+    """Drop (and record) rows with a missing or infinite value in a role column; refuse values no row may have
+    (negative or all-zero weights, a non-binary treatment)."""
+    rows = _Rows(v.y.shape[0])
+    rows.drop((v.time_codes < 0) & ~v.time_inf, f"missing time ({r.time})")
+    rows.drop(v.time_inf, f"infinite time ({r.time})")
+    if v.unit_codes is not None:
+        rows.drop(v.unit_codes < 0, f"missing unit ({r.unit})")
+    rows.drop_nonfinite(v.y, f"outcome ({r.y})")
+    for j, c in enumerate(r.covariates):
+        rows.drop_nonfinite(v.covariates[:, j], f"covariate ({c})")
+    if v.weights is not None:
+        w = v.weights
+        rows.drop_nonfinite(w, f"weight ({r.weights})")
+        bad = rows.keep & (w < 0)
+        if bad.any():
+            raise DataError(
+                f"{func}: the weights column {r.weights!r} has {int(bad.sum())} negative values "
+                f"(e.g. {fmt_value(w[bad][0])}). Fix: weights must be non-negative."
+            )
+        if rows.keep.any() and not w[rows.keep].any():
+            raise DataError(
+                f"{func}: the weights column {r.weights!r} is 0 in every row with a value for each role column, so "
+                f"no observation has any weight. Fix: pass the intended weights column, or drop weights=."
+            )
+        if zero_weights == "drop":
+            rows.drop(w == 0, f"zero weight ({r.weights})")
+    for c, codes in v.codes.items():
+        rows.drop(codes < 0, f"missing {'cluster' if c in r.clusters else 'fixed effect'} ({c})")
+    if v.treat is not None:
+        tr = v.treat
+        rows.drop(np.isnan(tr), f"missing {treat_role} ({r.treat})")
+        not_binary = rows.keep & (tr != 0.0) & (tr != 1.0)
+        bad_vals = np.unique(tr[not_binary]) if not_binary.any() else np.empty(0)
+        if bad_vals.size:
+            raise DataError(
+                f"{func}: the {treat_role} column {r.treat!r} must be 0/1 (or boolean), but it has the value(s) "
+                f"{', '.join(fmt_value(float(x)) for x in bad_vals[:5])}. Fix: recode it as a 0/1 indicator "
+                f"(for a continuous or fractional treatment, round it or use a different estimator)."
+            )
+    if not rows.keep.any():
+        reasons = "; ".join(f"{int(m.sum())} rows: {why}" for why, m in rows.drops)
+        raise DataError(
+            f"{func}: no row is left after dropping rows with missing or infinite values ({reasons}). Fix: check "
+            f"those columns."
+        )
+    check_outcome_varies(func, r.y, v.y[rows.keep], " in the estimation sample")
+    return rows
+
+
+@dataclass
+class _Kept:
+    """The role columns on the kept rows, with units, periods and clusters re-coded to what is present."""
+
+    y: np.ndarray
+    time: np.ndarray
+    periods: np.ndarray
+    labels: np.ndarray
+    unit: np.ndarray | None
+    unit_labels: np.ndarray | None
+    cohort: np.ndarray | None
+    treat: np.ndarray | None
+    covariates: np.ndarray
+    weights: np.ndarray | None
+    codes: dict[str, np.ndarray]
+    index: np.ndarray | None  # positions of the kept rows in the input; None when every row was kept
+
+
+def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
+    """Take the kept rows and re-code periods, units and clusters to those present."""
+    all_kept = bool(rows.keep.all())
+    idx = np.empty(0, dtype=np.int64) if all_kept else np.flatnonzero(rows.keep)
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if all_kept else a[idx]
+
+    tk = take(v.time_codes)
+    periods, labels = v.periods, v.labels
+    present = np.bincount(tk, minlength=periods.shape[0]) > 0
+    if not present.all():
+        tk = (np.cumsum(present) - 1)[tk]
+        periods = periods[present]
+        labels = labels[present]
+    uk: np.ndarray | None = None
+    unit_labels: np.ndarray | None = None
+    if v.unit_codes is not None and v.unit_labels is not None:
+        if all_kept:
+            uk, unit_labels = v.unit_codes, v.unit_labels
+        else:
+            uk, old = factorize(v.unit_codes[idx], sort=False)
+            unit_labels = v.unit_labels[old]
+    gk = None if v.cohort is None else take(v.cohort)
+    trk: np.ndarray | None = None
+    if v.treat is not None:
+        trk = take(v.treat)
+    elif gk is not None:
+        trk = (periods[tk] >= gk).astype(np.float64)
+    codes = {}
+    for c, cv in v.codes.items():
+        if c == r.unit and uk is not None:
+            codes[c] = uk
+        else:
+            codes[c] = cv if all_kept else factorize(cv[idx], sort=False)[0]
+    cov = take(v.covariates) if r.covariates else np.empty((tk.shape[0], 0))
+    return _Kept(y=take(v.y), time=tk, periods=periods, labels=labels, unit=uk, unit_labels=unit_labels, cohort=gk,
+                 treat=trk, covariates=cov, weights=None if v.weights is None else take(v.weights), codes=codes,
+                 index=None if all_kept else idx)
+
+
+def _check_periods(k: _Kept, r: _Roles, func: str) -> None:
+    if k.periods.shape[0] < 2:
+        raise DesignError(
+            f"{func}: the time column {r.time!r} has {k.periods.shape[0]} distinct period(s) after dropping missing "
+            f"values; a difference-in-differences needs at least two. Fix: check the time column and the rows "
+            f"dropped for missing values."
+        )
+
+
+def _check_units(k: _Kept, r: _Roles, func: str, check_duplicates: bool) -> tuple[bool | None, int | None]:
+    """Duplicate (unit, period) rows and cohorts varying within a unit are errors; returns (balanced, units
+    with gaps), None without units."""
+    if k.unit is None:
+        return None, None
+    uk, tk, T = k.unit, k.time, k.periods.shape[0]
+    n_units = 0 if k.unit_labels is None else k.unit_labels.shape[0]
+    counts = np.bincount(uk, minlength=n_units)
+    if check_duplicates and counts.max() > 1 and not _distinct_periods(uk, tk, counts, T):
+        key = uk * T + tk
+        if n_units * T <= 50_000_000:
+            dup = np.bincount(key, minlength=n_units * T) > 1
+            dkey = int(np.flatnonzero(dup)[0]) if dup.any() else -1
+        else:
+            s = np.sort(key)
+            d = np.flatnonzero(s[1:] == s[:-1])
+            dkey = int(s[d[0]]) if d.size else -1
+        if dkey >= 0:
+            u_lab = k.unit_labels[dkey // T] if k.unit_labels is not None else dkey // T
+            n_dup = int(key.shape[0] - np.unique(key).shape[0])
+            raise DataError(
+                f"{func}: {n_dup} duplicate (unit, time) rows, e.g. {r.unit}={fmt_value(u_lab)} at "
+                f"{r.time}={fmt_value(k.labels[dkey % T])}. Each unit may appear once per period. Fix: aggregate "
+                f"the duplicates, or if this is a repeated cross section do not pass unit= (or use panel=False)."
+            )
+    balanced = bool(counts.min() == T)
+    n_gaps: int | None = None
+    if not balanced:
+        tmin = np.full(n_units, T, dtype=np.int64)
+        tmax = np.full(n_units, -1, dtype=np.int64)
+        np.minimum.at(tmin, uk, tk)
+        np.maximum.at(tmax, uk, tk)
+        n_gaps = int(np.count_nonzero(tmax - tmin + 1 != counts))
+    if k.cohort is not None:
+        gk = k.cohort
+        first = np.full(n_units, np.nan)
+        first[uk] = gk
+        varies = first[uk] != gk
+        if varies.any():
+            row = int(np.flatnonzero(varies)[0])
+            u_lab = k.unit_labels[uk[row]] if k.unit_labels is not None else uk[row]
+            vals = np.unique(gk[uk == uk[row]])
+            raise DataError(
+                f"{func}: the cohort column {r.cohort!r} varies within unit {fmt_value(u_lab)} (values "
+                f"{', '.join(_fmt_cohort(x) for x in vals[:4])}). A cohort is the unit's first treated period "
+                f"and must be constant within a unit. Fix: set it to the first period the unit is treated."
+            )
+    return balanced, n_gaps
+
+
+def _check_design(k: _Kept, r: _Roles, func: str, require_control: str) -> None:
+    """Treated and (where required) control units or observations must exist."""
+    if k.cohort is not None:
+        treated_units = np.isfinite(k.cohort)
+        if not treated_units.any():
+            raise DesignError(
+                f"{func}: no treated units: every value of the cohort column {r.cohort!r} codes 'never treated' "
+                f"(0, NaN, inf or a period after the last one, {fmt_value(k.labels[-1])}). Fix: check the cohort "
+                f"column."
+            )
+        if require_control == "never" and treated_units.all():
+            raise DesignError(
+                f"{func}: no control units: every unit has a treatment date in {r.cohort!r}, and this estimator "
+                f"compares with never-treated units. Fix: use a not-yet-treated control group if the estimator "
+                f"offers one, or add never-treated units."
+            )
+    if k.treat is not None:
+        if not (k.treat == 1).any():
+            raise DesignError(
+                f"{func}: no treated observations: {r.treat or r.cohort!r} is never 1 in the sample. Fix: check the "
+                f"treatment column."
+            )
+        if require_control != "none" and not (k.treat == 0).any():
+            raise DesignError(
+                f"{func}: no control observations: every row is treated in {r.treat or r.cohort!r}. Fix: include "
+                f"untreated units or periods."
+            )
+
+
+def _dropped(v: _Values, rows: _Rows) -> tuple[Dropped, ...]:
+    """One entry per drop reason; a unit that lost every row is counted once, under the last reason that removed
+    one of its rows."""
+    lost_by: np.ndarray | None = None
+    if v.unit_codes is not None and v.unit_labels is not None and rows.drops:
+        n_u = v.unit_labels.shape[0]
+        still = np.bincount(v.unit_codes[rows.keep], minlength=n_u) > 0
+        last = np.full(n_u, -1, dtype=np.int64)
+        for i, (_, mask) in enumerate(rows.drops):
+            codes = v.unit_codes[mask]
+            last[codes[codes >= 0]] = i
+        lost_by = np.bincount(last[~still & (last >= 0)], minlength=len(rows.drops))
+    return tuple(Dropped(reason=reason, n_rows=int(mask.sum()), n_units=None if lost_by is None else int(lost_by[i]))
+                 for i, (reason, mask) in enumerate(rows.drops))
 
 
 def build_panel(
@@ -180,225 +552,39 @@ def build_panel(
 ) -> Panel:
     """Validate ``data`` for a DiD design and return a :class:`Panel`.
 
+    Four steps: read and check the role arguments and their columns (:func:`didx._frame.read_columns`: column
+    names, integer labels, an outcome that is another role, an empty frame, all-zero weights, overflowing
+    values); code the values (types, periods, units, cohorts: a cohort must be a period or code never treated);
+    drop rows with missing or infinite values, counting each reason (a constant outcome on the rows left is an
+    error, as in fixest); then check the design on the kept rows (two periods, no duplicate unit-periods, a
+    cohort constant within a unit, treated and control units).
+
     ``require_control`` is ``'never'`` (at least one never-treated unit), ``'untreated_obs'`` (at least one
     untreated observation) or ``'none'``. ``zero_weights="drop"`` removes rows whose weight is 0 and counts them
     (as R's ``lm`` and fixest do for regressions, so that ``n``, ``K`` and the clusters count only observations
     that enter the fit); ``"keep"`` leaves them in. ``treat_role`` names the ``treat`` column in messages (e.g.
     ``"group"`` for the 2x2's treated-group indicator).
     """
-    if cohort is not None and treat is not None:
-        raise InvalidOptionError(
-            f"{func}: give either cohort= (first treated period) or treat= (0/1 indicator), not both: got "
-            f"cohort={cohort!r} and treat={treat!r}. Fix: drop one of them."
-        )
-    cov_list = as_list(covariates)
-    cl_list = as_list(cluster)
-    cat_list = [c for c in as_list(categorical) if c not in cl_list]
-    roles: dict[str, Any] = {"y": y, "time": time, "unit": unit, "cohort": cohort, "treat": treat,
-                             "covariates": cov_list, "weights": weights, "cluster": cl_list, "fe": cat_list}
-    wanted = [c for c in [y, time, unit, cohort, treat, weights, *cov_list, *cl_list, *cat_list] if c is not None]
-    cols = read_columns(data, wanted, func, roles)
-    n_input = cols.n_rows
-
-    yv = numeric_column(cols, y, "outcome (y)", func, "Fix: pass a numeric outcome column.")
-    time_codes, periods, labels, date_like = _code_time(cols, time, func)
-    keep = np.ones(n_input, dtype=bool)
-    drops: list[tuple[str, np.ndarray]] = []
-
-    def drop(mask: np.ndarray, reason: str) -> None:
-        newly = mask & keep
-        if newly.any():
-            drops.append((reason, newly))
-            keep[newly] = False
-
-    drop(time_codes < 0, f"missing time ({time})")
-    unit_codes_all: np.ndarray | None = None
-    if unit is not None:
-        dense = _dense_int_codes(np.asarray(cols.arrays[unit])) if cols.kinds[unit] == "numeric" else None
-        if dense is not None:  # units already coded 0..N-1 (as in most large panels): used as they are
-            unit_codes_all, unit_uniques = dense
-        else:
-            unit_codes_all, unit_uniques = factorize(cols.arrays[unit], sort=False)
-        drop(unit_codes_all < 0, f"missing unit ({unit})")
-    drop(~np.isfinite(yv), f"missing outcome ({y})")
-    cov_mat = np.empty((n_input, len(cov_list)))
-    for j, c in enumerate(cov_list):
-        cov_mat[:, j] = numeric_column(cols, c, "covariate", func, "Fix: encode it as numbers (dummies).")
-    for j, c in enumerate(cov_list):
-        drop(~np.isfinite(cov_mat[:, j]), f"missing covariate ({c})")
-    w: np.ndarray | None = None
-    if weights is not None:
-        w = numeric_column(cols, weights, "weights", func, "Fix: pass a numeric column of weights.")
-        drop(~np.isfinite(w), f"missing weight ({weights})")
-        bad = keep & (w < 0)
-        if bad.any():
-            raise DataError(
-                f"{func}: the weights column {weights!r} has {int(bad.sum())} negative values "
-                f"(e.g. {fmt_value(w[bad][0])}). Fix: weights must be non-negative."
-            )
-        if zero_weights == "drop":
-            drop(w == 0, f"zero weight ({weights})")
-    cl_codes_all: dict[str, np.ndarray] = {}
-    for c in [*cl_list, *cat_list]:
-        if c == unit and unit_codes_all is not None:
-            codes = unit_codes_all
-        else:
-            codes, _ = factorize(cols.arrays[c], sort=False)
-        cl_codes_all[c] = codes
-        drop(codes < 0, f"missing {'cluster' if c in cl_list else 'fixed effect'} ({c})")
-    tr: np.ndarray | None = None
-    if treat is not None:
-        tr = numeric_column(cols, treat, treat_role, func, f"Fix: pass a 0/1 {treat_role} indicator.")
-        drop(np.isnan(tr), f"missing {treat_role} ({treat})")
-        not_binary = keep & (tr != 0.0) & (tr != 1.0)
-        bad_vals = np.unique(tr[not_binary]) if not_binary.any() else np.empty(0)
-        if bad_vals.size:
-            raise DataError(
-                f"{func}: the {treat_role} column {treat!r} must be 0/1 (or boolean), but it has the value(s) "
-                f"{', '.join(fmt_value(float(v)) for v in bad_vals[:5])}. Fix: recode it as a 0/1 indicator "
-                f"(for a continuous or fractional treatment, round it or use a different estimator)."
-            )
-    g_all: np.ndarray | None = None
-    if cohort is not None:
-        g_all = _normalise_cohort(cols.arrays[cohort], cols.kinds[cohort], name=cohort, periods=periods,
-                                  labels=labels, date_like=date_like, func=func)
-
-    all_kept = bool(keep.all())
-    idx = np.empty(0, dtype=np.int64) if all_kept else np.flatnonzero(keep)
-
-    def take(a: np.ndarray) -> np.ndarray:
-        return a if all_kept else a[idx]
-
-    yk = take(yv)
-    tk = take(time_codes)
-    # re-code periods present after dropping
-    present = np.bincount(tk, minlength=periods.shape[0]) > 0
-    if not present.all():
-        remap = np.cumsum(present) - 1
-        tk = remap[tk]
-        periods = periods[present]
-        labels = labels[present]
-    if periods.shape[0] < 2:
-        raise DesignError(
-            f"{func}: the time column {time!r} has {periods.shape[0]} distinct period(s) after dropping missing "
-            f"values; a difference-in-differences needs at least two. Fix: check the time column and the rows "
-            f"dropped for missing values."
-        )
-    uk: np.ndarray | None = None
-    unit_labels: np.ndarray | None = None
-    if unit is not None and unit_codes_all is not None:
-        if all_kept:
-            uk, unit_labels = unit_codes_all, unit_uniques
-        else:
-            uk, old = factorize(unit_codes_all[idx], sort=False)
-            unit_labels = unit_uniques[old]
-    n_units = 0 if unit_labels is None else unit_labels.shape[0]
-    T = periods.shape[0]
-    balanced: bool | None = None
-    n_gaps: int | None = None
-    if uk is not None:
-        counts = np.bincount(uk, minlength=n_units)
-        if check_duplicates and counts.max() > 1 and not _distinct_periods(uk, tk, counts, T):
-            key = uk * T + tk
-            if n_units * T <= 50_000_000:
-                dup = np.bincount(key, minlength=n_units * T) > 1
-                dkey = int(np.flatnonzero(dup)[0]) if dup.any() else -1
-            else:
-                s = np.sort(key)
-                d = np.flatnonzero(s[1:] == s[:-1])
-                dkey = int(s[d[0]]) if d.size else -1
-            if dkey >= 0:
-                u_lab = unit_labels[dkey // T] if unit_labels is not None else dkey // T
-                n_dup = int(key.shape[0] - np.unique(key).shape[0])
-                raise DataError(
-                    f"{func}: {n_dup} duplicate (unit, time) rows, e.g. {unit}={fmt_value(u_lab)} at "
-                    f"{time}={fmt_value(labels[dkey % T])}. Each unit may appear once per period. Fix: aggregate the "
-                    f"duplicates, or if this is a repeated cross section do not pass unit= (or use panel=False)."
-                )
-        balanced = bool(counts.min() == T)
-        if not balanced:
-            tmin = np.full(n_units, T, dtype=np.int64)
-            tmax = np.full(n_units, -1, dtype=np.int64)
-            np.minimum.at(tmin, uk, tk)
-            np.maximum.at(tmax, uk, tk)
-            n_gaps = int(np.count_nonzero(tmax - tmin + 1 != counts))
-    gk: np.ndarray | None = None
-    if g_all is not None:
-        gk = take(g_all)
-        if uk is not None:
-            first = np.full(n_units, np.nan)
-            first[uk] = gk
-            varies = first[uk] != gk
-            if varies.any():
-                r = int(np.flatnonzero(varies)[0])
-                u_lab = unit_labels[uk[r]] if unit_labels is not None else uk[r]
-                vals = np.unique(gk[uk == uk[r]])
-                raise DataError(
-                    f"{func}: the cohort column {cohort!r} varies within unit {fmt_value(u_lab)} (values "
-                    f"{', '.join(_fmt_cohort(v) for v in vals[:4])}). A cohort is the unit's first treated period "
-                    f"and must be constant within a unit. Fix: set it to the first period the unit is treated."
-                )
-    trk: np.ndarray | None = None
-    if tr is not None:
-        trk = take(tr)
-    elif gk is not None:
-        trk = (periods[tk] >= gk).astype(np.float64)
-    # design checks
-    if gk is not None:
-        treated_units = np.isfinite(gk)
-        if not treated_units.any():
-            raise DesignError(
-                f"{func}: no treated units: every value of the cohort column {cohort!r} codes 'never treated' "
-                f"(0, NaN, inf or a period after the last one, {fmt_value(labels[-1])}). Fix: check the cohort column."
-            )
-        if require_control == "never" and treated_units.all():
-            raise DesignError(
-                f"{func}: no control units: every unit has a treatment date in {cohort!r}, and this estimator "
-                f"compares with never-treated units. Fix: use a not-yet-treated control group if the estimator "
-                f"offers one, or add never-treated units."
-            )
-    if trk is not None:
-        if not (trk == 1).any():
-            raise DesignError(
-                f"{func}: no treated observations: {treat or cohort!r} is never 1 in the sample. Fix: check the "
-                f"treatment column."
-            )
-        if require_control != "none" and not (trk == 0).any():
-            raise DesignError(
-                f"{func}: no control observations: every row is treated in {treat or cohort!r}. Fix: include "
-                f"untreated units or periods."
-            )
-    dropped = []
-    lost_by: np.ndarray | None = None
-    if unit_codes_all is not None and drops:
-        # a unit that lost every row is counted once, under the last reason that removed one of its rows
-        still = np.bincount(unit_codes_all[keep], minlength=unit_uniques.shape[0]) > 0
-        last = np.full(unit_uniques.shape[0], -1, dtype=np.int64)
-        for r, (_, mask) in enumerate(drops):
-            codes = unit_codes_all[mask]
-            last[codes[codes >= 0]] = r
-        lost_by = np.bincount(last[~still & (last >= 0)], minlength=len(drops))
-    for r, (reason, mask) in enumerate(drops):
-        n_u = None if lost_by is None else int(lost_by[r])
-        dropped.append(Dropped(reason=reason, n_rows=int(mask.sum()), n_units=n_u))
+    cols, r = _read(data, func, y=y, time=time, unit=unit, cohort=cohort, treat=treat, covariates=covariates,
+                    weights=weights, cluster=cluster, categorical=categorical)
+    v = _values(cols, r, func, treat_role)
+    rows = _filter_rows(v, r, func, zero_weights=zero_weights, treat_role=treat_role)
+    k = _keep(v, rows, r)
+    _check_periods(k, r, func)
+    balanced, n_gaps = _check_units(k, r, func, check_duplicates)
+    _check_design(k, r, func, require_control)
+    n_units = None if k.unit_labels is None else int(k.unit_labels.shape[0])
     report = SampleReport(
-        n_input_rows=n_input, n_obs=int(yk.shape[0]), n_units=n_units if uk is not None else None,
-        n_periods=T, dropped=tuple(dropped), balanced=balanced, n_units_with_gaps=n_gaps,
+        n_input_rows=cols.n_rows, n_obs=int(k.y.shape[0]), n_units=n_units if k.unit is not None else None,
+        n_periods=int(k.periods.shape[0]), dropped=_dropped(v, rows), balanced=balanced, n_units_with_gaps=n_gaps,
     )
-    covk = take(cov_mat) if cov_list else np.empty((yk.shape[0], 0))
-    clk = {}
-    for c, v in cl_codes_all.items():
-        if c == unit and uk is not None:
-            clk[c] = uk
-        else:
-            clk[c] = v if all_kept else factorize(v[idx], sort=False)[0]
     return Panel(
-        y=yk, unit=uk, unit_labels=unit_labels, time=tk, periods=periods, period_labels=labels, cohort=gk,
-        treat=trk, covariates=covk, covariate_names=tuple(cov_list), weights=None if w is None else take(w),
-        codes=clk, kept_rows=None if all_kept else idx, report=report,
-        names={"y": y, "unit": unit, "time": time, "cohort": cohort, "treat": treat, "weights": weights,
-               "cluster": tuple(cl_list), "date_like": date_like},
-        fingerprint=cols.fingerprint(y, unit),
+        y=k.y, unit=k.unit, unit_labels=k.unit_labels, time=k.time, periods=k.periods, period_labels=k.labels,
+        cohort=k.cohort, treat=k.treat, covariates=k.covariates, covariate_names=tuple(r.covariates),
+        weights=k.weights, codes=k.codes, kept_rows=k.index, report=report,
+        names={"y": r.y, "unit": r.unit, "time": r.time, "cohort": r.cohort, "treat": r.treat, "weights": r.weights,
+               "cluster": tuple(r.clusters), "date_like": v.date_like},
+        fingerprint=cols.fingerprint(r.y, r.unit),
     )
 
 
