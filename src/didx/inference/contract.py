@@ -221,7 +221,7 @@ ClusterArg = str | Sequence[Any] | pd.Series | np.ndarray | None
 
 def parse_request(func: str, vcov: Any, cluster: ClusterArg, ssc: Any) -> VcovRequest:
     """Parse ``with_vcov``'s arguments once: ``vcov`` spelling, cluster names or values, ``ssc`` type."""
-    from didx.inference.vcov import SSC
+    from didx.inference.vcov import check_ssc
 
     kind: str | None = None
     if vcov is not None:
@@ -230,8 +230,7 @@ def parse_request(func: str, vcov: Any, cluster: ClusterArg, ssc: Any) -> VcovRe
                 f"The 'vcov' parameter of {func} must be a string such as 'HC1' or 'CR1'. Got {vcov!r}."
             )
         kind = VCOV_ALIASES.get(vcov.lower(), vcov)
-    if ssc is not None and not isinstance(ssc, SSC):
-        raise InvalidOptionError(f"The 'ssc' parameter of {func} must be a didx.SSC(...) value or None. Got {ssc!r}.")
+    check_ssc(func, ssc)
     names: list[str] = []
     supplied: dict[str, np.ndarray] = {}
 

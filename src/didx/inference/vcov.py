@@ -38,6 +38,7 @@ import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
 from didx._validate import check_option
+from didx.inference.contract import cluster_count_check
 from didx.linalg.ols import OLSFit
 
 POSDEF_FLOOR = 1e-10
@@ -66,6 +67,12 @@ class SSC:
     fixef_exact: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("adj", "cluster_adj", "fixef_exact"):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise InvalidOptionError(
+                    f"The {name!r} parameter of SSC must be True or False. Got {value!r} instead."
+                )
         check_option("SSC", "fixef_k", self.fixef_k, ("nested", "full", "none"))
         check_option("SSC", "cluster_df", self.cluster_df, ("min", "conventional"))
 
@@ -100,6 +107,8 @@ class VcovSpec:
 def resolve_vcov(func: str, vcov: str | None, cluster: str | Sequence[str] | None, default: VcovSpec,
                  ssc: SSC | None = None) -> VcovSpec:
     """Turn user arguments into a :class:`VcovSpec` (``vcov=None`` takes the estimator's default)."""
+    check_ssc(func, ssc)
+    check_ssc(func, default.ssc)
     clusters: tuple[str, ...] = () if cluster is None else ((cluster,) if isinstance(cluster, str) else tuple(cluster))
     s = ssc if ssc is not None else default.ssc
     if vcov is None:
@@ -138,6 +147,15 @@ def resolve_vcov(func: str, vcov: str | None, cluster: str | Sequence[str] | Non
             f"vcov= (clustering then gives CR1) or use vcov='CR1' / 'CR3'."
         )
     return VcovSpec(kind, (), s)
+
+
+def check_ssc(func: str, ssc: object) -> None:
+    """``ssc=`` must be a :class:`SSC` (or None for the estimator's default)."""
+    if ssc is not None and not isinstance(ssc, SSC):
+        raise InvalidOptionError(
+            f"The 'ssc' parameter of {func} must be a didx.SSC(...) value or None. Got {ssc!r} instead. "
+            f"Fix: pass e.g. ssc=didx.SSC(adj=False), or leave it out for the default correction."
+        )
 
 
 @dataclass(frozen=True)
@@ -195,8 +213,10 @@ def clustered_vcov(kind: str, B: np.ndarray, n: int, K: int, ssc: SSC, codes: Se
     (``cluster_df="min"``) or its own; repaired as fixest does, only when a variance is negative.
     """
     adj = (n - 1) / (n - K) if ssc.adj else 1.0
+    labels = list(names) or [f"cluster {i + 1}" for i in range(len(codes))]
     if len(codes) == 1:
         m, G = meat(codes[0])
+        cluster_count_check(func, labels[0], G)
         cadj = G / (G - 1) if (ssc.cluster_adj and kind == "CR1") else 1.0
         factor = adj * cadj if kind == "CR1" else 1.0
         return VcovResult(factor * (B @ m @ B), float(G - 1), (G,), K, factor)
@@ -207,6 +227,8 @@ def clustered_vcov(kind: str, B: np.ndarray, n: int, K: int, ssc: SSC, codes: Se
         )
     m1, G1 = meat(codes[0])
     m2, G2 = meat(codes[1])
+    cluster_count_check(func, labels[0], G1)
+    cluster_count_check(func, labels[1], G2)
     m12, G12 = meat(_intersect(codes[0], codes[1]))
     Gmin = min(G1, G2)
 
@@ -293,7 +315,7 @@ def compute_vcov(
         return VcovResult(factor * (B @ (S.T @ S) @ B), float(n - K), (), K, factor)
     # clustered
     if kind == "CR3":
-        return _jackknife(fit, codes[0], K, func)
+        return _jackknife(fit, codes[0], K, func, spec.clusters[0])
     S = fit.scores()
     return clustered_vcov(kind, B, n, K, ssc, codes, lambda c: _cluster_meat(S, c), func, spec.clusters)
 
@@ -386,7 +408,7 @@ def _free_effects(fit: OLSFit, codes: np.ndarray, func: str) -> _FreeEffects | N
     return _FreeEffects(factors, tuple(sizes), drop, None, (), Z, width)
 
 
-def _jackknife(fit: OLSFit, codes: np.ndarray, K: int, func: str = "vcov") -> VcovResult:
+def _jackknife(fit: OLSFit, codes: np.ndarray, K: int, func: str = "vcov", name: str = "cluster") -> VcovResult:
     """CV3: ``(G-1)/G sum_g (b_-g - b)(b_-g - b)'`` with ``b_-g`` the estimate without cluster ``g``.
 
     Computed from per-cluster cross products, ``b_-g - b = -(A - A_g)^{-1} X_g' W e_g``, never by refitting. Fixed
@@ -420,6 +442,7 @@ def _jackknife(fit: OLSFit, codes: np.ndarray, K: int, func: str = "vcov") -> Vc
     sc = np.asarray(codes)[order]
     starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
     G = int(starts.shape[0])
+    cluster_count_check(func, name, G)
     diffs = np.empty((G, k))
     bounds = np.r_[starts, sc.shape[0]]
     budget_rows = max(1, JACKKNIFE_CHUNK_ENTRIES // (p * p))
