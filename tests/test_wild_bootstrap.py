@@ -252,16 +252,40 @@ def test_no_clusters() -> None:
 
 
 def test_bad_options(voters_fit) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(InvalidOptionError, match="n_bootstrap must be a positive integer"):
+    with pytest.raises(InvalidOptionError, match=r"The 'n_bootstrap' parameter of wild_bootstrap must be an int >= 1"):
         voters_fit.wild_bootstrap("treatment", n_bootstrap=0)
     with pytest.raises(InvalidOptionError, match="conf_level"):
         voters_fit.wild_bootstrap("treatment", conf_level=95)
     with pytest.raises(InvalidOptionError, match="R must have 2 columns"):
         voters_fit.wild_bootstrap(np.ones((1, 3)))
-    with pytest.raises(InvalidOptionError, match="r must be a finite number"):
+    with pytest.raises(InvalidOptionError, match=r"The 'r' parameter of wild_bootstrap must be a finite number"):
         voters_fit.wild_bootstrap("treatment", r=np.nan)
     with pytest.raises(DidxError, match="column 'nope'"):
         voters_fit.wild_bootstrap("treatment", cluster="nope")
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("seed", "x", r"The 'seed' parameter of wild_bootstrap must be an int in \[0, 2\*\*32\) or None\. Got 'x' instead\."),
+    ("seed", -1, r"The 'seed' parameter of wild_bootstrap must be an int in \[0, 2\*\*32\) or None\. Got -1 instead\."),
+    ("seed", 1.5, r"'seed' parameter .*Got 1\.5 instead"),
+    ("r", "x", r"The 'r' parameter of wild_bootstrap must be a finite number or a sequence of finite numbers.*Got 'x'"),
+    ("r", [0.0, "x"], r"'r' parameter .*Got \[0\.0, 'x'\] instead"),
+    ("n_bootstrap", "x", r"The 'n_bootstrap' parameter of wild_bootstrap must be an int >= 1.*Got 'x' instead"),
+    ("n_bootstrap", 99.0, r"'n_bootstrap' parameter .*Got 99\.0 instead"),
+    ("n_bootstrap", True, r"'n_bootstrap' parameter .*Got True instead"),
+    ("weights", 5, r"The 'weights' parameter of wild_bootstrap must be one of \{'rademacher'.*Got 5 instead"),
+    ("impose_null", "yes", r"The 'impose_null' parameter of wild_bootstrap must be True \(WCR\) or False.*'yes'"),
+    ("conf_level", "0.9", r"The 'conf_level' parameter of wild_bootstrap must be a float in \(0, 1\).*'0\.9'"),
+    ("cluster", 5, r"The 'cluster' parameter of wild_bootstrap must be a column name.*Got 5 instead"),
+])
+def test_options_checked_before_any_work(voters_fit, monkeypatch: pytest.MonkeyPatch, option: str, value: object,
+                                         message: str) -> None:  # type: ignore[no-untyped-def]
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the bootstrap started before its options were checked")
+
+    monkeypatch.setattr(wild_module, "restriction_matrix", no_work)
+    with pytest.raises(InvalidOptionError, match=message):
+        voters_fit.wild_bootstrap("treatment", **{option: value})
 
 
 def test_joint_pretrend_test_on_event_study(mpdta) -> None:  # type: ignore[no-untyped-def]

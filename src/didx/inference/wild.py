@@ -61,13 +61,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._validate import check_conf_level, check_option, did_you_mean
+from didx._validate import check_option, did_you_mean
 from didx.inference.contract import ClusterCodes
 from didx.inference.vcov import SSC, VcovSpec, compute_vcov
 from didx.linalg.absorb import FixedEffects
@@ -164,6 +164,55 @@ def _enumeration(G: int, start: int, stop: int) -> np.ndarray:
     idx = np.arange(start, stop, dtype=np.int64)
     bits = (idx[None, :] >> np.arange(G, dtype=np.int64)[:, None]) & 1
     return 1.0 - 2.0 * bits.astype(np.float64)
+
+
+# ---------------------------------------------------------------- options
+SEED_LIMIT = 2**32
+
+
+def _is_int(value: object) -> TypeGuard[int | np.integer]:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_real(value: object) -> TypeGuard[int | float | np.integer | np.floating]:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
+
+
+def check_options(func: str, *, n_bootstrap: object, weights: object, impose_null: object, seed: object,
+                  conf_level: object, r: object, cluster: object = None) -> None:
+    """Every option of the wild bootstrap checked before any work, with scikit-learn-style messages."""
+    if not _is_int(n_bootstrap) or int(n_bootstrap) < 1:
+        raise InvalidOptionError(
+            f"The 'n_bootstrap' parameter of {func} must be an int >= 1 (e.g. 9999). Got {n_bootstrap!r} instead."
+        )
+    if not isinstance(weights, str):
+        raise InvalidOptionError(
+            f"The 'weights' parameter of {func} must be one of {{{', '.join(repr(w) for w in WEIGHT_TYPES)}}}. "
+            f"Got {weights!r} instead."
+        )
+    check_option(func, "weights", weights, WEIGHT_TYPES)
+    if not isinstance(impose_null, bool | np.bool_):
+        raise InvalidOptionError(
+            f"The 'impose_null' parameter of {func} must be True (WCR) or False (WCU). Got {impose_null!r} instead."
+        )
+    if seed is not None and (not _is_int(seed) or not 0 <= int(seed) < SEED_LIMIT):
+        raise InvalidOptionError(
+            f"The 'seed' parameter of {func} must be an int in [0, 2**32) or None. Got {seed!r} instead."
+        )
+    if not _is_real(conf_level) or not 0.0 < float(conf_level) < 1.0:
+        raise InvalidOptionError(
+            f"The 'conf_level' parameter of {func} must be a float in (0, 1) (e.g. 0.95). Got {conf_level!r} instead."
+        )
+    values = r.ravel().tolist() if isinstance(r, np.ndarray) else (list(r) if isinstance(r, list | tuple) else [r])
+    if not values or not all(_is_real(v) and np.isfinite(float(v)) for v in values):
+        raise InvalidOptionError(
+            f"The 'r' parameter of {func} must be a finite number or a sequence of finite numbers (one per "
+            f"restriction). Got {r!r} instead."
+        )
+    if cluster is not None and not isinstance(cluster, str):
+        raise InvalidOptionError(
+            f"The 'cluster' parameter of {func} must be a column name (a string) or None. Got {cluster!r} instead."
+        )
 
 
 # ---------------------------------------------------------------- hypothesis
@@ -365,12 +414,9 @@ def wild_cluster_bootstrap(
 
     See the module docstring for the algorithm. ``codes`` are integer cluster codes per observation.
     """
-    check_option(func, "weights", weights, WEIGHT_TYPES)
-    conf_level = check_conf_level(conf_level)
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 1:
-        raise InvalidOptionError(f"{func}: n_bootstrap must be a positive integer (e.g. 9999). Got {n_bootstrap!r}.")
-    if not isinstance(impose_null, bool):
-        raise InvalidOptionError(f"{func}: impose_null must be True (WCR) or False (WCU). Got {impose_null!r}.")
+    check_options(func, n_bootstrap=n_bootstrap, weights=weights, impose_null=impose_null, seed=seed,
+                  conf_level=conf_level, r=r)
+    conf_level = float(conf_level)
     cl = np.unique(np.asarray(codes), return_inverse=True)[1].astype(np.int64).ravel()
     G = int(cl.max()) + 1
     if G < 2:
@@ -557,6 +603,8 @@ def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 99
     The result's covariance source must offer the ``"wild"`` bootstrap (:class:`WildSource`: the stored fit, the
     fit-time cluster codes and the default small-sample correction)."""
     func = "wild_bootstrap"
+    check_options(func, n_bootstrap=n_bootstrap, weights=weights, impose_null=impose_null, seed=seed,
+                  conf_level=conf_level, r=r, cluster=cluster)
     source = result._source
     caps = getattr(source, "capabilities", None)
     if caps is None or "wild" not in caps.bootstrap:
@@ -580,8 +628,6 @@ def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 99
                 f"per cluster of a single variable. Fix: pass cluster= one of {list(names)}."
             )
         cluster = names[0]
-    if not isinstance(cluster, str):
-        raise InvalidOptionError(f"{func}: cluster= must name one column. Got {cluster!r}.")
     R, rv, label = restriction_matrix(func, fit.names, hypothesis, r)
     codes = src.clusters.resolve(func, [cluster], {}, data)[0][cluster]
     ssc = src.default.ssc
