@@ -265,7 +265,8 @@ def test_bad_options(voters_fit) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
-    ("seed", "x", r"The 'seed' parameter of wild_bootstrap must be an int in \[0, 2\*\*32\) or None\. Got 'x' instead\."),
+    ("seed", "x",
+     r"The 'seed' parameter of wild_bootstrap must be an int in \[0, 2\*\*32\) or None\. Got 'x' instead\."),
     ("seed", -1, r"The 'seed' parameter of wild_bootstrap must be an int in \[0, 2\*\*32\) or None\. Got -1 instead\."),
     ("seed", 1.5, r"'seed' parameter .*Got 1\.5 instead"),
     ("r", "x", r"The 'r' parameter of wild_bootstrap must be a finite number or a sequence of finite numbers.*Got 'x'"),
