@@ -129,3 +129,20 @@ def test_plot_uses_the_band_stored_by_with_uniform_bands(es: EventStudyRegressio
     rows = tidy["event_time"].notna().to_numpy()
     np.testing.assert_array_equal(seg[:, 0, 1], tidy.loc[rows, "conf_low"].to_numpy())
     np.testing.assert_array_equal(seg[:, 1, 1], tidy.loc[rows, "conf_high"].to_numpy())
+
+
+def test_ax_must_be_an_axes(es: EventStudyRegressionResult) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=r"The 'ax' parameter of plot must be a matplotlib Axes or None\. "
+                                                      r"Got 'x' instead\..*Fix"):
+        es.plot(ax="x")
+    with pytest.raises(didx.InvalidOptionError, match=r"'ax' parameter of plot_event_studies .*Got 3 instead"):
+        didx.plot_event_studies([es], ax=3)
+
+
+def test_plot_of_a_result_without_standard_errors(es: EventStudyRegressionResult) -> None:
+    """A returned result whose covariance is not finite still plots (points, no intervals)."""
+    import dataclasses
+
+    broken = dataclasses.replace(es, vcov_matrix=np.full(es.vcov_matrix.shape, np.nan))
+    ax = broken.plot()
+    assert len(_by_gid(ax, "estimates")) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -198,3 +199,40 @@ def test_with_vcov_refuses_a_changed_frame(mpdta: pd.DataFrame) -> None:
         r.with_vcov(cluster="state", data=shuffled)
     with pytest.raises(didx.InvalidOptionError, match=r"'state' was not captured at fit time.*data="):
         r.with_vcov(cluster="state")
+
+
+def _event_study_with(mpdta: pd.DataFrame, V: Any) -> Any:
+    es = didx.event_study(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    return dataclasses.replace(es, vcov_matrix=V(es.vcov_matrix))
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda V: np.zeros_like(V), "they have zero variance under this covariance"),
+    (lambda V: np.where(np.eye(V.shape[0]) > 0, np.inf, V), "their covariance has non-finite (inf or NaN) entries"),
+    (lambda V: np.full_like(V, np.nan), "their covariance has non-finite (inf or NaN) entries"),
+])
+def test_summary_never_raises_on_a_returned_result(mpdta: pd.DataFrame, make: Any, reason: str) -> None:
+    """The pre-trend Wald in summary() says why it is not computable instead of raising."""
+    es = _event_study_with(mpdta, make)
+    text = str(es.summary())
+    assert f"Pre-trend test (joint Wald) of event_time::-4, event_time::-3, event_time::-2 = 0: not computable " \
+           f"({reason})" in text
+    t = es.tidy()
+    assert list(t["term"]) == list(es.terms)
+    assert es.to_markdown() and es.to_latex() and repr(es)
+
+
+def test_non_finite_covariance_is_noted(mpdta: pd.DataFrame) -> None:
+    es = _event_study_with(mpdta, lambda V: np.where(np.eye(V.shape[0]) > 0, np.inf, V))
+    text = str(es.summary())
+    assert "The covariance matrix has non-finite (inf or NaN) entries for event_time::-4" in text
+    assert "Fix: rescale the outcome" in text
+    fine = didx.event_study(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    assert "non-finite" not in str(fine.summary())
+
+
+def test_wald_on_a_non_finite_covariance_is_a_clear_error(mpdta: pd.DataFrame) -> None:
+    es = _event_study_with(mpdta, lambda V: np.full_like(V, np.nan))
+    with pytest.raises(didx.DesignError, match=r"wald\(\): the test of \['event_time::0'\] is not computable: their "
+                                               r"covariance has non-finite.*Fix"):
+        es.wald(["event_time::0"])

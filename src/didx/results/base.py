@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from didx._errors import InvalidOptionError
+from didx._errors import DesignError, InvalidOptionError
 from didx._sample import SampleReport
 from didx._validate import check_conf_level, did_you_mean
 from didx.inference.contract import Capabilities, CovarianceSource
@@ -305,6 +305,12 @@ class Result:
         rv = np.zeros(R.shape[0]) if r is None else np.broadcast_to(np.asarray(r, dtype=float), (R.shape[0],))
         diff = R @ self.coef - rv
         RVR = R @ self.vcov_matrix @ R.T
+        problem = _wald_problem(diff, RVR)
+        if problem is not None:
+            raise DesignError(
+                f"wald(): the test of {list(names)} is not computable: {problem}. Fix: check the estimates and "
+                f"their covariance (result.vcov), e.g. rescale the outcome or choose another covariance."
+            )
         stat = float(diff @ np.linalg.pinv(RVR) @ diff)
         q = int(np.linalg.matrix_rank(RVR))
         if q == 0:
@@ -322,6 +328,19 @@ class Result:
             fp = float(stats.f.sf(f, q, self.inference.df))
         return WaldTest(statistic=stat, df=q, p_value=p, f_statistic=f, f_df=f_df, f_p_value=fp, terms=names,
                         label=label)
+
+    def _untestable(self, terms: Sequence[str]) -> str | None:
+        """Why the joint Wald test that ``terms`` are 0 cannot be computed from this result (None: it can), so that
+        ``summary()`` prints "not computable (reason)" instead of raising."""
+        idx = [self._index(t) for t in terms]
+        diff = self.coef[idx]
+        RVR = self.vcov_matrix[np.ix_(idx, idx)]
+        problem = _wald_problem(diff, RVR)
+        if problem is not None:
+            return problem
+        if int(np.linalg.matrix_rank(RVR)) == 0:
+            return "they have zero variance under this covariance"
+        return None
 
     # ---- presentation
     def _table_rows(self, conf_level: float) -> tuple[list[str], list[list[str]]]:
@@ -347,11 +366,34 @@ class Result:
         if extra:
             out.append("")
             out.extend(extra)
-        if self.notes:
+        notes = [*self.notes, *self._health_notes()]
+        if notes:
             out.append("")
             out.append("Notes")
-            out += ["  - " + n for n in self.notes]
+            out += ["  - " + n for n in notes]
         return Summary("\n".join(out))
+
+    def _health_notes(self) -> list[str]:
+        """What makes the printed numbers unusable, found in the result itself: non-finite estimates, or a
+        covariance with inf/NaN entries (e.g. values so large that squares overflow) or negative variances."""
+        out = []
+        bad_coef = [t for t, b in zip(self.terms, self.coef, strict=True) if not np.isfinite(b)]
+        if bad_coef:
+            out.append(f"Estimates not finite for {_some(bad_coef)}: check the data (values too large or a degenerate "
+                       f"design).")
+        V = self.vcov_matrix
+        if V.size and not np.all(np.isfinite(V)):
+            rows = ~np.all(np.isfinite(V), axis=1)
+            which = [t for t, bad in zip(self.terms, rows, strict=False) if bad]
+            out.append(f"The covariance matrix has non-finite (inf or NaN) entries for {_some(which)}: their standard "
+                       f"errors, tests and intervals are not computable. This happens when values are so large that "
+                       f"their squares overflow, or when a term is not identified. Fix: rescale the outcome, "
+                       f"weights or covariates, or check the design.")
+        elif V.size and np.isnan(self.std_errors).any():
+            which = [t for t, se in zip(self.terms, self.std_errors, strict=True) if np.isnan(se)]
+            out.append(f"Negative variance for {_some(which)} (the covariance is not positive semi-definite): its "
+                       f"standard error is shown as missing.")
+        return out
 
     def _summary_extra(self) -> list[str]:
         """Hook for subclasses (tests, tables) printed after the estimates."""
@@ -373,6 +415,24 @@ class Result:
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.estimator}: {self.headline} = {self.estimate:.6g} "
                 f"(SE {self.std_error:.4g}), N = {self.sample.n_obs}>")
+
+
+def _some(names: Sequence[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _wald_problem(diff: np.ndarray, RVR: np.ndarray) -> str | None:
+    """Why a Wald statistic cannot be computed from these numbers (None: it can)."""
+    if not np.all(np.isfinite(diff)):
+        return "the tested estimates are not finite"
+    if not np.all(np.isfinite(RVR)):
+        return "their covariance has non-finite (inf or NaN) entries"
+    try:
+        np.linalg.pinv(RVR)
+    except np.linalg.LinAlgError as exc:
+        return f"their covariance cannot be inverted ({exc})"
+    return None
 
 
 def _ro_any(v: Any) -> np.ndarray:

@@ -149,9 +149,13 @@ class EventStudyResult(Result):
         return self.wald(list(leads), label="Pre-trend test (joint Wald)")
 
     def _summary_extra(self) -> list[str]:
-        if self.pretrend_terms():
-            return [str(self.pretrend_test())]
-        return []
+        leads = self.pretrend_terms()
+        if not leads:
+            return []
+        reason = self._untestable(leads)
+        if reason is not None:
+            return [f"Pre-trend test (joint Wald) of {', '.join(leads)} = 0: not computable ({reason})"]
+        return [str(self.pretrend_test())]
 
     def with_uniform_bands(self, *, n_draws: int = 100_000, seed: int | None = 0) -> EventStudyResult:
         """A copy whose intervals for the event-time terms are uniform (sup-t) bands.

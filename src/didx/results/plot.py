@@ -32,6 +32,20 @@ def _check_result(obj: Any, what: str) -> EventStudyResult:
     return obj
 
 
+def check_ax(func: str, ax: Any) -> None:
+    """``ax=`` must be a matplotlib Axes (or None for a new figure): anything else is an error naming it, not a
+    matplotlib AttributeError halfway through drawing. Estimators' own ``plot`` methods call this too."""
+    if ax is None:
+        return
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes):
+        raise InvalidOptionError(
+            f"The 'ax' parameter of {func} must be a matplotlib Axes or None. Got {ax!r} instead. Fix: pass "
+            f"ax=plt.gca() (or the Axes of a subplot), or leave it out to draw a new figure."
+        )
+
+
 def _onset(event_times: np.ndarray) -> float:
     """Where treatment starts: halfway between the last pre-period and the first period k >= 0."""
     pre = event_times[event_times < 0]
@@ -126,6 +140,7 @@ def plot_event_study(
     import matplotlib.pyplot as plt
 
     result = _check_result(result, "plot_event_study")
+    check_ax("plot", ax)
     conf_level = check_conf_level(conf_level)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.0, 4.2), layout="constrained")
@@ -160,6 +175,7 @@ def plot_event_studies(
     import matplotlib.pyplot as plt
 
     res = [_check_result(r, "plot_event_studies") for r in results]
+    check_ax("plot_event_studies", ax)
     if not res:
         raise InvalidOptionError("plot_event_studies: pass a non-empty list of event-study results.")
     if labels is None:
