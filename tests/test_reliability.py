@@ -69,3 +69,51 @@ def test_single_cluster_in_the_covariance_code(kind: str) -> None:
     with pytest.raises(didx.DataError, match=r"cluster variable 'h' has 1 distinct value"):
         compute_vcov(fit, VcovSpec("CR1", ("g", "h")), {"g": np.arange(50) % 5, "h": np.zeros(50, dtype=np.int64)},
                      "test")
+
+
+# ---------------------------------------------------------------- the column reader: +-inf read as missing
+def test_reader_reads_infinite_values_as_missing_and_records_them() -> None:
+    from didx._frame import read_columns
+
+    df = pd.DataFrame({"y": [1.0, np.inf, 3.0, -np.inf], "t": [1, 2, 1, 2], "g": [np.inf, 0.0, 2.0, 2.0]})
+    cols = read_columns(df, ["y", "t", "g"], "f", {"y": "y", "time": "t", "cohort": "g"})
+    np.testing.assert_array_equal(cols.arrays["y"], [1.0, np.nan, 3.0, np.nan])
+    np.testing.assert_array_equal(cols.infinite_rows("y"), [False, True, False, True])
+    np.testing.assert_array_equal(cols.arrays["g"], [np.inf, 0.0, 2.0, 2.0])  # inf cohort = never treated: kept
+    assert not cols.infinite_rows("t").any()
+
+
+def test_estimators_reading_columns_themselves_treat_inf_as_missing(small: pd.DataFrame) -> None:
+    """dcdh reads its columns with read_columns (not build_panel): an infinite outcome is a missing one (it was
+    kept in the cell grid), an infinite period a missing one (it was an extra period)."""
+    kw: dict[str, Any] = {"y": "y", "group": "unit", "time": "time", "treat": "d"}
+    nan_y = didx.dcdh(small.assign(y=small["y"].where(small.index != 7)), **kw)
+    inf_y = didx.dcdh(small.assign(y=small["y"].where(small.index != 7, np.inf)), **kw)
+    assert inf_y.estimate == nan_y.estimate and inf_y.std_error == nan_y.std_error
+    assert inf_y.sample.notes == nan_y.sample.notes
+    t = small["time"].astype(float)
+    nan_t = didx.dcdh(small.assign(time=t.where(small.index != 7)), **kw)
+    inf_t = didx.dcdh(small.assign(time=t.where(small.index != 7, np.inf)), **kw)
+    assert inf_t.sample.n_periods == nan_t.sample.n_periods == 5
+    assert inf_t.estimate == nan_t.estimate and inf_t.sample.dropped == nan_t.sample.dropped
+
+
+# ---------------------------------------------------------------- fewer than two clusters, for every estimator
+@pytest.mark.parametrize("call", [
+    lambda d: didx.att_gt(d, **STAGGERED, cluster="state"),
+    lambda d: didx.imputation(d, **STAGGERED, cluster="state"),
+    lambda d: didx.did2s(d, **STAGGERED, cluster="state"),
+    lambda d: didx.dcdh(d, y="y", group="unit", time="time", treat="d", cluster="state"),
+    lambda d: didx.twfe(d, **STAGGERED, cluster="state"),
+], ids=["att_gt", "imputation", "did2s", "dcdh", "twfe"])
+def test_a_single_cluster_is_an_error(small: pd.DataFrame, call: Any) -> None:
+    """One cluster gave a standard error of 0 (att_gt, imputation, did2s) or of |estimate| (dcdh)."""
+    with pytest.raises(didx.DataError, match=r"cluster variable 'state' has 1 distinct value.*at least two.*Fix"):
+        call(small.assign(state="TX"))
+
+
+def test_a_single_cluster_left_after_dropping_rows(small: pd.DataFrame) -> None:
+    """Two clusters in the data, one in the estimation sample: the panel layer counts the kept rows."""
+    df = small.assign(state=np.where(small["unit"] < 3, "CA", "TX"), y=small["y"].where(small["unit"] >= 3))
+    with pytest.raises(didx.DataError, match=r"'state' has 1 distinct value in the estimation sample"):
+        didx.imputation(df, **STAGGERED, cluster="state")

@@ -310,8 +310,15 @@ def test_two_way_clustered_result_needs_a_cluster() -> None:
 def test_single_cluster_error() -> None:
     df = _small_panel(2, 6).assign(one=1)
     res = didx.ols(df, y="y", x=["treat", "x2"], fe=["year"])
-    with pytest.raises(DidxError, match=r"'one' has a single cluster.*Fix: cluster at a finer level"):
+    with pytest.raises(DidxError, match=r"'one' has 1 distinct value.*at least two clusters.*Fix: cluster at a finer "
+                                         r"level"):
         res.wild_bootstrap("treat", cluster="one", data=df)
+    # the codes path (no frame read): the same check in the bootstrap itself
+    fit = res._source.fit
+    with pytest.raises(DidxError, match=r"'one' has 1 distinct value.*Fix: cluster at a finer level"):
+        wild_module.wild_cluster_bootstrap(fit, np.zeros(fit.n_obs, dtype=np.int64), "one", np.eye(1, 2), np.zeros(1),
+                                           "treat = 0", n_bootstrap=99, weights="rademacher", impose_null=True, seed=1,
+                                           conf_level=0.95, ssc=didx.SSC())
 
 
 def test_too_many_clusters_refused_before_any_set_up(voters_fit, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
 from didx._fingerprint import Fingerprint
-from didx._validate import check_columns, column_name, fmt_value
+from didx._validate import check_columns, cluster_count_check, column_name, fmt_value
 
 V = TypeVar("V")
 
@@ -25,6 +25,11 @@ covariates): the square of anything larger overflows double precision (max about
 
 SQUARED_ROLES = ("y", "weights", "covariates", "x", "controls")
 """Roles whose values are squared in sums of squares and covariances."""
+
+FINITE_ROLES = ("y", "time", "weights", "covariates", "x", "controls")
+"""Roles in which +-inf is no value: read as missing (NaN), so every estimator drops or skips those rows as it does
+missing ones, and recorded in ``Columns.infinite`` so the panel layer can say 'infinite' in the sample report.
+(In a cohort column inf means never treated and is kept.)"""
 
 
 class ByName(dict[str, V]):
@@ -43,7 +48,8 @@ class Columns:
 
     ``arrays`` and ``kinds`` are keyed by column name, the ``str`` of the frame's label (an integer label also
     works as a key); ``names`` lists every column of the source frame; ``roles`` the resolved column names of
-    each role argument.
+    each role argument; ``infinite`` the rows of a column of :data:`FINITE_ROLES` that held +-inf (now NaN in
+    ``arrays``), for columns that had any.
     """
 
     arrays: dict[str, np.ndarray]
@@ -51,6 +57,12 @@ class Columns:
     names: tuple[str, ...]  # every column of the source frame
     n_rows: int
     roles: dict[str, list[str]] = field(default_factory=dict)
+    infinite: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def infinite_rows(self, name: str) -> np.ndarray:
+        """Rows whose value in column ``name`` was +-inf (read as NaN); all False when none was."""
+        mask = self.infinite.get(str(name))
+        return np.zeros(self.n_rows, dtype=bool) if mask is None else mask
 
     def fingerprint(self, *names: object) -> Fingerprint:
         """A digest of the named (numeric) columns, to recognise this frame when ``with_vcov`` reads a new
@@ -100,7 +112,8 @@ def read_columns(data: Any, columns: Sequence[Any], func: str, roles: Mapping[st
     reported with the argument that named it. Columns are found by name, the ``str`` of the frame's labels, and
     read with the label itself (integer labels work). Then the values are checked where a role says what they
     must be: the data has rows, the outcome is not constant, weights are not all zero, and no outcome, weight or
-    covariate is so large that its square overflows.
+    covariate is so large that its square overflows. +-inf in the outcome, time, weights or covariates is read as
+    missing (NaN) and recorded in ``Columns.infinite``.
     """
     native, labels = _native(data, func)
     names = tuple(str(c) for c in labels)
@@ -136,7 +149,16 @@ def read_columns(data: Any, columns: Sequence[Any], func: str, roles: Mapping[st
     for c in wanted:
         arrays[c], kinds[c] = _to_numpy(series[c])
     n_rows = len(next(iter(arrays.values()))) if arrays else _n_rows(native)
-    cols = Columns(arrays=arrays, kinds=kinds, names=names, n_rows=n_rows, roles=resolved)
+    infinite: ByName[np.ndarray] = ByName()
+    for role in FINITE_ROLES:
+        for name in resolved.get(role, []):
+            arr = arrays[name]
+            if arr.dtype.kind == "f":
+                mask = np.isinf(arr)
+                if mask.any():
+                    arrays[name] = np.where(mask, np.nan, arr)
+                    infinite[name] = mask
+    cols = Columns(arrays=arrays, kinds=kinds, names=names, n_rows=n_rows, roles=resolved, infinite=infinite)
     _check_values(cols, func)
     return cols
 
@@ -151,37 +173,57 @@ def _n_rows(native: Any) -> int:
 
 def _check_values(cols: Columns, func: str) -> None:
     """Checks of the values a role implies, on every input row (the panel layer repeats the outcome check on the
-    estimation sample)."""
+    estimation sample). Each is one vectorised pass (a minimum and a maximum), no copy of the column."""
     if cols.n_rows == 0 and cols.arrays:
         raise DataError(
             f"{func}: the data has no rows. Fix: pass a non-empty dataframe (check the filter that produced it)."
         )
     for name in cols.roles.get("y", [])[:1]:
         if cols.kinds[name] == "numeric":
-            check_outcome_varies(func, name, np.asarray(cols.arrays[name], dtype=np.float64), "")
+            check_outcome_varies(func, name, cols.arrays[name], "")
     for name in cols.roles.get("weights", [])[:1]:
-        if cols.kinds[name] == "numeric":
-            w = np.asarray(cols.arrays[name], dtype=np.float64)
-            finite = w[np.isfinite(w)]
-            if finite.size and not finite.any():
-                raise DataError(
-                    f"{func}: the weights column {name!r} is 0 in every row, so no observation has any weight. "
-                    f"Fix: pass the intended weights column, or drop weights=."
-                )
+        if cols.kinds[name] == "numeric" and value_range(cols.arrays[name]) == (0.0, 0.0):
+            raise DataError(
+                f"{func}: the weights column {name!r} is 0 in every row, so no observation has any weight. "
+                f"Fix: pass the intended weights column, or drop weights=."
+            )
+    for name in cols.roles.get("cluster", []):
+        cluster_count_check(func, name, _distinct_up_to_two(cols.arrays[name], cols.kinds[name]))
     for role in SQUARED_ROLES:
         for name in cols.roles.get(role, []):
             if cols.kinds[name] == "numeric":
-                check_magnitude(func, role, name, np.asarray(cols.arrays[name], dtype=np.float64))
+                check_magnitude(func, role, name, cols.arrays[name])
+
+
+def value_range(values: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) of a numeric array ignoring NaN, None when it has no value (one pass each, no copy)."""
+    if values.size == 0:
+        return None
+    if values.dtype.kind in "iub":
+        return float(values.min()), float(values.max())
+    lo, hi = np.fmin.reduce(values), np.fmax.reduce(values)
+    return None if np.isnan(lo) else (float(lo), float(hi))
+
+
+def _distinct_up_to_two(values: np.ndarray, kind: str) -> int:
+    """The number of distinct non-missing values, counted up to 2 (enough for the cluster-count check)."""
+    if kind == "numeric":
+        span = value_range(values)
+        return 0 if span is None else (1 if span[0] == span[1] else 2)
+    present = pd.notna(values)
+    if not present.any():
+        return 0
+    first = values[int(np.argmax(present))]
+    return 2 if bool(np.any((values != first) & present)) else 1
 
 
 def check_outcome_varies(func: str, name: str, values: np.ndarray, where: str) -> None:
     """A constant outcome is an error (as fixest's "The dependent variable is a constant"): every comparison is
-    0 by construction. ``values`` may hold NaN/inf (ignored); ``where`` says which rows (e.g. ' after dropping
-    ...')."""
-    finite = values[np.isfinite(values)]
-    if finite.size and finite.min() == finite.max():
+    0 by construction. NaN values are ignored; ``where`` says which rows (e.g. ' in the estimation sample')."""
+    span = value_range(values)
+    if span is not None and span[0] == span[1]:
         raise DataError(
-            f"{func}: the outcome y={name!r} is constant (every value{where} is {fmt_value(finite[0])}), so every "
+            f"{func}: the outcome y={name!r} is constant (every value{where} is {fmt_value(span[0])}), so every "
             f"difference is 0 by construction and nothing can be estimated (fixest refuses it too). Fix: pass "
             f"y= the outcome column you meant."
         )
@@ -189,12 +231,15 @@ def check_outcome_varies(func: str, name: str, values: np.ndarray, where: str) -
 
 def check_magnitude(func: str, role: str, name: str, values: np.ndarray) -> None:
     """Values whose squares overflow double precision make every variance inf or NaN: an error with the fix."""
-    finite = np.abs(values[np.isfinite(values)])
-    if finite.size and finite.max() > LARGEST_SAFE:
+    if values.dtype.kind != "f":
+        return  # integers are below 1e19
+    span = value_range(values)
+    top = 0.0 if span is None else max(abs(span[0]), abs(span[1]))
+    if top > LARGEST_SAFE:
         raise DataError(
-            f"{func}: the {role}= column {name!r} has values up to {finite.max():.3g} in magnitude; their squares "
-            f"overflow double precision (above {LARGEST_SAFE:.0e}), so variances would be inf or NaN. Fix: rescale "
-            f"the column (e.g. divide it by {10 ** np.floor(np.log10(finite.max())):.0e})."
+            f"{func}: the {role}= column {name!r} has values up to {top:.3g} in magnitude; their squares overflow "
+            f"double precision (above {LARGEST_SAFE:.0e}), so variances would be inf or NaN. Fix: rescale the column "
+            f"(e.g. divide it by {10 ** np.floor(np.log10(top)):.0e})."
         )
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import Columns, check_outcome_varies, factorize, numeric_column, read_columns
 from didx._sample import Dropped, SampleReport
-from didx._validate import as_list, fmt_value
+from didx._validate import as_list, cluster_count_check, fmt_value
 from didx.inference.contract import Fingerprint
 
 NEVER = np.inf
@@ -99,8 +99,8 @@ class Panel:
 
 
 def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Codes, numeric period values, original labels, and whether time is date-like. Missing and infinite
-    values get code -1 (an infinite time is no period; the caller drops and counts those rows)."""
+    """Codes, numeric period values, original labels, and whether time is date-like. Missing values get code -1
+    (+-inf was read as missing by :func:`didx._frame.read_columns`: an infinite time is no period)."""
     arr = cols.arrays[time]
     kind = cols.kinds[time]
     if kind == "numeric":
@@ -114,8 +114,6 @@ def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndar
                     np.take(np.cumsum(present) - 1, codes, out=codes)
                 uniques = (np.flatnonzero(present) + lo).astype(values.dtype)
                 return codes, uniques.astype(np.float64), uniques, False
-        if values.dtype.kind == "f" and np.isinf(values).any():
-            values = np.where(np.isinf(values), np.nan, values)
         codes, uniques = factorize(values, sort=True)
         return codes, uniques.astype(np.float64), uniques, False
     if kind == "datetime":
@@ -256,10 +254,11 @@ class _Rows:
             self.drops.append((reason, newly))
             self.keep[newly] = False
 
-    def drop_nonfinite(self, values: np.ndarray, what: str) -> None:
-        """NaN rows as 'missing ...', +-inf rows as 'infinite ...' (fixest drops both and says which)."""
-        self.drop(np.isnan(values), f"missing {what}")
-        self.drop(np.isinf(values), f"infinite {what}")
+    def drop_nonfinite(self, values: np.ndarray, infinite: np.ndarray, what: str) -> None:
+        """Rows that were +-inf (``infinite``, read as NaN) as 'infinite ...', other NaN rows as 'missing ...'
+        (fixest drops both and says which)."""
+        self.drop(np.isnan(values) & ~infinite, f"missing {what}")
+        self.drop(infinite | np.isinf(values), f"infinite {what}")
 
 
 @dataclass
@@ -269,6 +268,7 @@ class _Values:
     y: np.ndarray
     time_codes: np.ndarray
     time_inf: np.ndarray  # rows whose time is +-inf (coded -1 like missing ones, counted apart)
+    infinite: dict[str, np.ndarray]  # column -> rows that were +-inf (now NaN), for the outcome, covariates, weights
     periods: np.ndarray
     labels: np.ndarray
     date_like: bool
@@ -285,8 +285,7 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
     """Numeric and coded versions of the role columns (type errors name the column and the fix)."""
     yv = numeric_column(cols, r.y, "outcome (y)", func, "Fix: pass a numeric outcome column.")
     time_codes, periods, labels, date_like = _code_time(cols, r.time, func)
-    t_raw = np.asarray(cols.arrays[r.time])
-    time_inf = np.isinf(t_raw) if t_raw.dtype.kind == "f" else np.zeros(t_raw.shape[0], dtype=bool)
+    time_inf = cols.infinite_rows(r.time)
     unit_codes: np.ndarray | None = None
     unit_labels: np.ndarray | None = None
     if r.unit is not None:
@@ -314,9 +313,10 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
                               labels=labels, date_like=date_like, func=func)
     elif r.cohort is not None:
         g = np.full(cols.n_rows, NEVER)
-    return _Values(y=yv, time_codes=time_codes, time_inf=time_inf, periods=periods, labels=labels, date_like=date_like,
-                   unit_codes=unit_codes, unit_labels=unit_labels, covariates=cov, weights=w, codes=codes, treat=tr,
-                   cohort=g)
+    infinite = {c: cols.infinite_rows(c) for c in [r.y, *r.covariates, *([r.weights] if r.weights else [])]}
+    return _Values(y=yv, time_codes=time_codes, time_inf=time_inf, infinite=infinite, periods=periods,
+                   labels=labels, date_like=date_like, unit_codes=unit_codes, unit_labels=unit_labels, covariates=cov,
+                   weights=w, codes=codes, treat=tr, cohort=g)
 
 
 def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_role: str) -> _Rows:
@@ -327,19 +327,19 @@ def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_r
     rows.drop(v.time_inf, f"infinite time ({r.time})")
     if v.unit_codes is not None:
         rows.drop(v.unit_codes < 0, f"missing unit ({r.unit})")
-    rows.drop_nonfinite(v.y, f"outcome ({r.y})")
+    rows.drop_nonfinite(v.y, v.infinite[r.y], f"outcome ({r.y})")
     for j, c in enumerate(r.covariates):
-        rows.drop_nonfinite(v.covariates[:, j], f"covariate ({c})")
-    if v.weights is not None:
+        rows.drop_nonfinite(v.covariates[:, j], v.infinite[c], f"covariate ({c})")
+    if v.weights is not None and r.weights is not None:
         w = v.weights
-        rows.drop_nonfinite(w, f"weight ({r.weights})")
+        rows.drop_nonfinite(w, v.infinite[r.weights], f"weight ({r.weights})")
         bad = rows.keep & (w < 0)
         if bad.any():
             raise DataError(
                 f"{func}: the weights column {r.weights!r} has {int(bad.sum())} negative values "
                 f"(e.g. {fmt_value(w[bad][0])}). Fix: weights must be non-negative."
             )
-        if rows.keep.any() and not w[rows.keep].any():
+        if rows.drops and rows.keep.any() and not w[rows.keep].any():
             raise DataError(
                 f"{func}: the weights column {r.weights!r} is 0 in every row with a value for each role column, so "
                 f"no observation has any weight. Fix: pass the intended weights column, or drop weights=."
@@ -365,7 +365,8 @@ def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_r
             f"{func}: no row is left after dropping rows with missing or infinite values ({reasons}). Fix: check "
             f"those columns."
         )
-    check_outcome_varies(func, r.y, v.y[rows.keep], " in the estimation sample")
+    if rows.drops:  # with every row kept, read_columns checked these rows already
+        check_outcome_varies(func, r.y, v.y[rows.keep], " in the estimation sample")
     return rows
 
 
@@ -556,8 +557,8 @@ def build_panel(
     names, integer labels, an outcome that is another role, an empty frame, all-zero weights, overflowing
     values); code the values (types, periods, units, cohorts: a cohort must be a period or code never treated);
     drop rows with missing or infinite values, counting each reason (a constant outcome on the rows left is an
-    error, as in fixest); then check the design on the kept rows (two periods, no duplicate unit-periods, a
-    cohort constant within a unit, treated and control units).
+    error, as in fixest); then check the design on the kept rows (two periods, two clusters in each cluster=
+    column, no duplicate unit-periods, a cohort constant within a unit, treated and control units).
 
     ``require_control`` is ``'never'`` (at least one never-treated unit), ``'untreated_obs'`` (at least one
     untreated observation) or ``'none'``. ``zero_weights="drop"`` removes rows whose weight is 0 and counts them
@@ -571,6 +572,8 @@ def build_panel(
     rows = _filter_rows(v, r, func, zero_weights=zero_weights, treat_role=treat_role)
     k = _keep(v, rows, r)
     _check_periods(k, r, func)
+    for c in r.clusters:  # a cluster-robust covariance needs two clusters, whichever estimator computes it
+        cluster_count_check(func, c, int(k.codes[c].max()) + 1 if k.codes[c].size else 0)
     balanced, n_gaps = _check_units(k, r, func, check_duplicates)
     _check_design(k, r, func, require_control)
     n_units = None if k.unit_labels is None else int(k.unit_labels.shape[0])

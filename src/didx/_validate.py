@@ -9,7 +9,7 @@ from typing import TypeVar, cast
 import numpy as np
 import pandas as pd
 
-from didx._errors import ColumnNotFoundError, InvalidOptionError
+from didx._errors import ColumnNotFoundError, DataError, InvalidOptionError
 
 T = TypeVar("T")
 
@@ -170,3 +170,13 @@ def fmt_value(v: object) -> str:
     if isinstance(v, str):
         return repr(v)
     return str(v)
+
+
+def cluster_count_check(func: str, name: str, G: int) -> None:
+    """Fewer than two clusters cannot give a cluster-robust covariance: an error naming the column."""
+    if G < 2:
+        raise DataError(
+            f"{func}: the cluster variable {name!r} has {G} distinct value{'s' if G != 1 else ''} in the estimation "
+            f"sample; a cluster-robust covariance needs at least two clusters. Fix: cluster at a finer level, or "
+            f"use a heteroskedasticity-robust covariance."
+        )

@@ -28,6 +28,7 @@ import pandas as pd
 from didx._errors import DataError, InvalidOptionError
 from didx._fingerprint import Fingerprint
 from didx._frame import read_columns
+from didx._validate import cluster_count_check as cluster_count_check  # re-exported: the check lives in _validate
 
 if TYPE_CHECKING:
     from didx.inference.vcov import SSC
@@ -330,13 +331,3 @@ class LinearMapSource:
         V, inf = self.parent.covariance(func, request, codes)
         A = np.asarray(self.matrix)
         return A @ V @ A.T, inf
-
-
-def cluster_count_check(func: str, name: str, G: int) -> None:
-    """Fewer than two clusters cannot give a cluster-robust covariance: an error naming the column."""
-    if G < 2:
-        raise DataError(
-            f"{func}: the cluster variable {name!r} has {G} distinct value{'s' if G != 1 else ''} in the estimation "
-            f"sample; a cluster-robust covariance needs at least two clusters. Fix: cluster at a finer level, or "
-            f"use a heteroskedasticity-robust covariance."
-        )

@@ -37,8 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._validate import check_option
-from didx.inference.contract import cluster_count_check
+from didx._validate import check_option, cluster_count_check
 from didx.linalg.ols import OLSFit
 
 POSDEF_FLOOR = 1e-10

@@ -67,7 +67,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._validate import check_option, did_you_mean
+from didx._validate import check_option, cluster_count_check, did_you_mean
 from didx.inference.contract import ClusterCodes
 from didx.inference.vcov import SSC, VcovSpec, compute_vcov
 from didx.linalg.absorb import FixedEffects
@@ -419,9 +419,7 @@ def wild_cluster_bootstrap(
     conf_level = float(conf_level)
     cl = np.unique(np.asarray(codes), return_inverse=True)[1].astype(np.int64).ravel()
     G = int(cl.max()) + 1
-    if G < 2:
-        raise DesignError(f"{func}: the cluster variable {cluster_name!r} has a single cluster; the wild cluster "
-                          f"bootstrap needs at least two. Fix: cluster at a finer level.")
+    cluster_count_check(func, cluster_name, G)
     q = R.shape[0]
     n = fit.n_obs
     if 2.0 * G * G * q * 8 > MAX_K_BYTES:
