@@ -117,3 +117,20 @@ def test_a_single_cluster_left_after_dropping_rows(small: pd.DataFrame) -> None:
     df = small.assign(state=np.where(small["unit"] < 3, "CA", "TX"), y=small["y"].where(small["unit"] >= 3))
     with pytest.raises(didx.DataError, match=r"'state' has 1 distinct value in the estimation sample"):
         didx.imputation(df, **STAGGERED, cluster="state")
+
+
+# ---------------------------------------------------------------- integer column labels in the covariance layer
+@pytest.mark.parametrize("call", [
+    lambda d, u: didx.event_study(d, y="y", unit=u, time="time", cohort="cohort"),
+    lambda d, u: didx.sun_abraham(d, y="y", unit=u, time="time", cohort="cohort"),
+    lambda d, u: didx.stacked(d, y="y", unit=u, time="time", cohort="cohort", window=(-1, 1)),
+], ids=["event_study", "sun_abraham", "stacked"])
+def test_integer_unit_label_as_default_cluster(small: pd.DataFrame, call: Any) -> None:
+    """The unit (the default cluster) labelled 11: cluster names are column names (str) in VcovSpec and
+    ClusterCodes, so the covariance is the same (was TypeError joining the cluster names)."""
+    base = call(small, "unit")
+    res = call(small.rename(columns={"unit": 11}), 11)
+    assert res.estimate == base.estimate and res.std_error == pytest.approx(base.std_error, rel=1e-12)
+    assert res.inference.cluster_names == ("11",)
+    again = res.with_vcov(cluster="11")
+    assert again.std_error == pytest.approx(base.std_error, rel=1e-12)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
 from didx._fingerprint import Fingerprint
-from didx._frame import read_columns
+from didx._frame import ByName, read_columns
 from didx._validate import cluster_count_check as cluster_count_check  # re-exported: the check lives in _validate
 
 if TYPE_CHECKING:
@@ -108,7 +108,9 @@ class ClusterCodes:
     fingerprint: Fingerprint | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stored", {k: _ro(np.asarray(v, dtype=np.int64)) for k, v in self.stored.items()})
+        # keyed by column name (the str of the frame's label); the label itself (e.g. an integer) works as a key too
+        object.__setattr__(self, "stored", ByName({str(k): _ro(np.asarray(v, dtype=np.int64))
+                                                   for k, v in self.stored.items()}))
         if self.row_index is not None:
             object.__setattr__(self, "row_index", _ro(np.asarray(self.row_index, dtype=np.int64)))
 

@@ -97,6 +97,10 @@ class VcovSpec:
     clusters: tuple[str, ...] = ()
     ssc: SSC = SSC()
 
+    def __post_init__(self) -> None:
+        # column names are the str of the frame's labels (an integer label 0 is the column '0')
+        object.__setattr__(self, "clusters", tuple(str(c) for c in self.clusters))
+
     def label(self) -> str:
         if self.clusters:
             return f"{self.kind}, clustered by {' and '.join(self.clusters)}"
@@ -292,7 +296,8 @@ def compute_vcov(
     n = fit.n_obs
     B = fit.bread
     ssc = spec.ssc
-    codes = [np.asarray(cluster_codes[c]) for c in spec.clusters]
+    by_name = {str(k): v for k, v in cluster_codes.items()}
+    codes = [np.asarray(by_name[c]) for c in spec.clusters]
     K = _count_k(fit, ssc, codes)
     if fit.n_coef == 0:
         return VcovResult(np.zeros((0, 0)), None, (), K, 1.0)
