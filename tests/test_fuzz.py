@@ -314,3 +314,39 @@ def test_plot_ax_of_the_wrong_type(name: str) -> None:
         pytest.skip(f"{name} results have no plot()")
     with pytest.raises(didx.InvalidOptionError, match=r"'ax' parameter .*Got 'x' instead"):
         res.plot(ax="x")
+
+
+WITH_VCOV_KNOWN: dict[tuple[str, str], str] = {}
+
+
+def _with_vcov_params() -> Iterator[Any]:
+    for spec in SPECS:
+        for case in ("one_cluster_values", "one_cluster_column", "ssc_bogus", "vcov_int"):
+            marks = []
+            if (spec.name, case) in WITH_VCOV_KNOWN:
+                marks.append(pytest.mark.xfail(strict=True, reason=WITH_VCOV_KNOWN[(spec.name, case)]))
+            yield pytest.param(spec.name, case, id=f"{spec.name}-{case}", marks=marks)
+
+
+@pytest.mark.parametrize(("name", "case"), list(_with_vcov_params()))
+def test_with_vcov_bad_input(name: str, case: str) -> None:
+    """with_vcov on a returned result: a single cluster, a bad ssc= or vcov= is a DidxError naming it."""
+    spec = BY_NAME[name]
+    res = spec.call()
+    if not hasattr(res, "with_vcov"):
+        pytest.skip(f"{name} results have no with_vcov()")
+    one = spec.data.assign(one=1)
+    kwargs: dict[str, Any] = {
+        "one_cluster_values": {"cluster": pd.Series(np.ones(len(one)), name="one")},
+        "one_cluster_column": {"cluster": "one", "data": one},
+        "ssc_bogus": {"ssc": "bogus"},
+        "vcov_int": {"vcov": 5},
+    }[case]
+    mentions = {"one_cluster_values": r"cluster", "one_cluster_column": r"'one'|data=|cluster",
+                "ssc_bogus": r"ssc", "vcov_int": r"vcov"}[case] + "|cannot recompute its covariance"
+    try:
+        new = res.with_vcov(**kwargs)
+    except didx.DidxError as exc:
+        assert re.search(mentions, str(exc)), f"{name}: the message does not name the problem: {exc}"
+        return
+    pytest.fail(f"{name}: with_vcov({kwargs}) returned a result (SE {getattr(new, 'std_error', None)})")

@@ -370,3 +370,15 @@ def test_values_whose_squares_overflow(small: pd.DataFrame, column: str, role: s
     small[column] = small[column] * 1e300
     with pytest.raises(didx.DataError, match=rf"the {role}= column '{column}' has values up to .*e\+300.*rescale"):
         _twfe(small, covariates="x2", weights="w")
+
+
+def test_infinite_unit_or_cluster_label_dropped_and_counted(small: pd.DataFrame) -> None:
+    """+-inf is no unit or cluster label: those rows are dropped and counted (a unit 'inf' was kept)."""
+    small["unit"] = small["unit"].astype(float)
+    small["state"] = (small["unit"] % 4).astype(float)
+    small.loc[[0, 1], "unit"] = np.inf
+    small.loc[[7], "state"] = -np.inf
+    p = build_panel(small, func="t", y="y", unit="unit", time="time", cohort="cohort", cluster="state")
+    assert {d.reason: d.n_rows for d in p.report.dropped} == {"infinite unit (unit)": 2,
+                                                              "infinite cluster (state)": 1}
+    assert p.unit_labels is not None and np.all(np.isfinite(p.unit_labels)) and p.n_obs == len(small) - 3

@@ -26,10 +26,10 @@ covariates): the square of anything larger overflows double precision (max about
 SQUARED_ROLES = ("y", "weights", "covariates", "x", "controls")
 """Roles whose values are squared in sums of squares and covariances."""
 
-FINITE_ROLES = ("y", "time", "weights", "covariates", "x", "controls")
-"""Roles in which +-inf is no value: read as missing (NaN), so every estimator drops or skips those rows as it does
-missing ones, and recorded in ``Columns.infinite`` so the panel layer can say 'infinite' in the sample report.
-(In a cohort column inf means never treated and is kept.)"""
+FINITE_ROLES = ("y", "time", "weights", "covariates", "x", "controls", "unit", "group", "cluster", "fe")
+"""Roles in which +-inf is no value (nor a label): read as missing (NaN), so every estimator drops or skips those
+rows as it does missing ones, and recorded in ``Columns.infinite`` so the panel layer can say 'infinite' in the
+sample report. (In a cohort column inf means never treated and is kept; in a 0/1 treatment it is an error.)"""
 
 
 class ByName(dict[str, V]):

@@ -260,6 +260,11 @@ class _Rows:
         self.drop(np.isnan(values) & ~infinite, f"missing {what}")
         self.drop(infinite | np.isinf(values), f"infinite {what}")
 
+    def drop_coded(self, codes: np.ndarray, infinite: np.ndarray, what: str) -> None:
+        """The same for a categorical column: code -1 is missing, or infinite where ``infinite``."""
+        self.drop((codes < 0) & ~infinite, f"missing {what}")
+        self.drop(infinite, f"infinite {what}")
+
 
 @dataclass
 class _Values:
@@ -268,7 +273,8 @@ class _Values:
     y: np.ndarray
     time_codes: np.ndarray
     time_inf: np.ndarray  # rows whose time is +-inf (coded -1 like missing ones, counted apart)
-    infinite: dict[str, np.ndarray]  # column -> rows that were +-inf (now NaN), for the outcome, covariates, weights
+    infinite: dict[str, np.ndarray]  # column -> rows that were +-inf (now NaN): outcome, covariates, weights, unit,
+    # clusters and fixed effects
     periods: np.ndarray
     labels: np.ndarray
     date_like: bool
@@ -313,7 +319,8 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
                               labels=labels, date_like=date_like, func=func)
     elif r.cohort is not None:
         g = np.full(cols.n_rows, NEVER)
-    infinite = {c: cols.infinite_rows(c) for c in [r.y, *r.covariates, *([r.weights] if r.weights else [])]}
+    infinite = {c: cols.infinite_rows(c) for c in [r.y, *r.covariates, *([r.weights] if r.weights else []),
+                                                   *([r.unit] if r.unit else []), *r.clusters, *r.categorical]}
     return _Values(y=yv, time_codes=time_codes, time_inf=time_inf, infinite=infinite, periods=periods,
                    labels=labels, date_like=date_like, unit_codes=unit_codes, unit_labels=unit_labels, covariates=cov,
                    weights=w, codes=codes, treat=tr, cohort=g)
@@ -325,8 +332,8 @@ def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_r
     rows = _Rows(v.y.shape[0])
     rows.drop((v.time_codes < 0) & ~v.time_inf, f"missing time ({r.time})")
     rows.drop(v.time_inf, f"infinite time ({r.time})")
-    if v.unit_codes is not None:
-        rows.drop(v.unit_codes < 0, f"missing unit ({r.unit})")
+    if v.unit_codes is not None and r.unit is not None:
+        rows.drop_coded(v.unit_codes, v.infinite[r.unit], f"unit ({r.unit})")
     rows.drop_nonfinite(v.y, v.infinite[r.y], f"outcome ({r.y})")
     for j, c in enumerate(r.covariates):
         rows.drop_nonfinite(v.covariates[:, j], v.infinite[c], f"covariate ({c})")
@@ -347,7 +354,7 @@ def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_r
         if zero_weights == "drop":
             rows.drop(w == 0, f"zero weight ({r.weights})")
     for c, codes in v.codes.items():
-        rows.drop(codes < 0, f"missing {'cluster' if c in r.clusters else 'fixed effect'} ({c})")
+        rows.drop_coded(codes, v.infinite[c], f"{'cluster' if c in r.clusters else 'fixed effect'} ({c})")
     if v.treat is not None:
         tr = v.treat
         rows.drop(np.isnan(tr), f"missing {treat_role} ({r.treat})")

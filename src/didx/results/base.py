@@ -263,9 +263,17 @@ class Result:
             from didx.inference.contract import recompute
 
             V, inf = recompute(src, self.estimator, vcov, cluster, ssc, data)
-        else:  # legacy source (being moved to the contract)
-            if data is not None:
-                raise InvalidOptionError(f"{self.estimator}: data= is not supported by this result yet.")
+        else:  # legacy source (being moved to the contract): the arguments are checked here, names only
+            from didx.inference.contract import parse_request
+
+            request = parse_request(self.estimator, vcov, cluster, ssc)
+            if data is not None or request.supplied:
+                given = "data=" if data is not None else "cluster values (a Series or array)"
+                raise InvalidOptionError(
+                    f"{self.estimator}: with_vcov does not take {given} for this result yet, only cluster= column "
+                    f"names captured at fit time. Fix: pass the column name, or re-run the estimator with "
+                    f"cluster='column'."
+                )
             V, inf = src.recompute(self.estimator, vcov, cluster, ssc)
         return self._with_covariance(V, inf)
 
