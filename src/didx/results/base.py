@@ -266,7 +266,7 @@ class Result:
         else:  # legacy source (being moved to the contract): the arguments are checked here, names only
             from didx.inference.contract import parse_request
 
-            request = parse_request(self.estimator, vcov, cluster, ssc)
+            request = parse_request(self.estimator, vcov, cluster, None)  # ssc=: the source says if it applies
             if data is not None or request.supplied:
                 given = "data=" if data is not None else "cluster values (a Series or array)"
                 raise InvalidOptionError(
