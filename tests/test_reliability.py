@@ -134,3 +134,13 @@ def test_integer_unit_label_as_default_cluster(small: pd.DataFrame, call: Any) -
     assert res.inference.cluster_names == ("11",)
     again = res.with_vcov(cluster="11")
     assert again.std_error == pytest.approx(base.std_error, rel=1e-12)
+
+
+def test_cluster_codes_are_keyed_by_column_name() -> None:
+    """A cluster column labelled 0 is the column '0'; either spelling finds its codes."""
+    from didx.inference.contract import ClusterCodes
+
+    cc = ClusterCodes({0: np.array([0, 1, 1])}, None, 3)
+    assert cc.names == ("0",)
+    assert "0" in cc.stored and 0 in cc.stored
+    np.testing.assert_array_equal(cc.stored["0"], cc.stored[0])

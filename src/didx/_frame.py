@@ -37,9 +37,12 @@ class ByName(dict[str, V]):
     ``arrays[0]`` and ``arrays['0']`` read the same column labelled ``0``."""
 
     def __missing__(self, key: object) -> V:
-        if not isinstance(key, str) and str(key) in self:
+        if not isinstance(key, str) and dict.__contains__(self, str(key)):
             return self[str(key)]
         raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (not isinstance(key, str) and dict.__contains__(self, str(key)))
 
 
 @dataclass(frozen=True)
