@@ -153,16 +153,23 @@ def read_columns(data: Any, columns: Sequence[Any], func: str, roles: Mapping[st
         arrays[c], kinds[c] = _to_numpy(series[c])
     n_rows = len(next(iter(arrays.values()))) if arrays else _n_rows(native)
     infinite: ByName[np.ndarray] = ByName()
+    ranges: dict[str, tuple[float, float] | None] = {}
     for role in FINITE_ROLES:
         for name in resolved.get(role, []):
             arr = arrays[name]
-            if arr.dtype.kind == "f":
+            if name in ranges or kinds[name] != "numeric" or arr.dtype.kind != "f" or not arr.size:
+                continue  # integers hold no inf; their range is computed only where a check needs it
+            lo, hi = arr.min(), arr.max()  # both finite: no NaN and no inf anywhere (the common case)
+            if not (np.isfinite(lo) and np.isfinite(hi)):
                 mask = np.isinf(arr)
                 if mask.any():
-                    arrays[name] = np.where(mask, np.nan, arr)
+                    arr = arrays[name] = np.where(mask, np.nan, arr)
                     infinite[name] = mask
+                ranges[name] = value_range(arr)
+            else:
+                ranges[name] = (float(lo), float(hi))
     cols = Columns(arrays=arrays, kinds=kinds, names=names, n_rows=n_rows, roles=resolved, infinite=infinite)
-    _check_values(cols, func)
+    _check_values(cols, func, ranges)
     return cols
 
 
@@ -174,28 +181,37 @@ def _n_rows(native: Any) -> int:
     return int(native.shape[0])
 
 
-def _check_values(cols: Columns, func: str) -> None:
+def _check_values(cols: Columns, func: str, ranges: Mapping[str, tuple[float, float] | None]) -> None:
     """Checks of the values a role implies, on every input row (the panel layer repeats the outcome check on the
-    estimation sample). Each is one vectorised pass (a minimum and a maximum), no copy of the column."""
+    estimation sample), from each column's range (min and max ignoring NaN, computed once by the reader)."""
     if cols.n_rows == 0 and cols.arrays:
         raise DataError(
             f"{func}: the data has no rows. Fix: pass a non-empty dataframe (check the filter that produced it)."
         )
+
+    def span(name: str) -> tuple[float, float] | None:
+        return ranges[name] if name in ranges else value_range(cols.arrays[name])
+
     for name in cols.roles.get("y", [])[:1]:
         if cols.kinds[name] == "numeric":
-            check_outcome_varies(func, name, cols.arrays[name], "")
+            _check_constant(func, name, span(name), "")
     for name in cols.roles.get("weights", [])[:1]:
-        if cols.kinds[name] == "numeric" and value_range(cols.arrays[name]) == (0.0, 0.0):
+        if cols.kinds[name] == "numeric" and span(name) == (0.0, 0.0):
             raise DataError(
                 f"{func}: the weights column {name!r} is 0 in every row, so no observation has any weight. "
                 f"Fix: pass the intended weights column, or drop weights=."
             )
     for name in cols.roles.get("cluster", []):
-        cluster_count_check(func, name, _distinct_up_to_two(cols.arrays[name], cols.kinds[name]))
+        if cols.kinds[name] == "numeric":
+            sp = span(name)
+            distinct = 0 if sp is None else (1 if sp[0] == sp[1] else 2)
+        else:
+            distinct = _distinct_up_to_two(cols.arrays[name])
+        cluster_count_check(func, name, distinct)
     for role in SQUARED_ROLES:
         for name in cols.roles.get(role, []):
-            if cols.kinds[name] == "numeric":
-                check_magnitude(func, role, name, cols.arrays[name])
+            if cols.kinds[name] == "numeric" and cols.arrays[name].dtype.kind == "f":
+                _check_magnitude(func, role, name, span(name))
 
 
 def value_range(values: np.ndarray) -> tuple[float, float] | None:
@@ -208,11 +224,8 @@ def value_range(values: np.ndarray) -> tuple[float, float] | None:
     return None if np.isnan(lo) else (float(lo), float(hi))
 
 
-def _distinct_up_to_two(values: np.ndarray, kind: str) -> int:
-    """The number of distinct non-missing values, counted up to 2 (enough for the cluster-count check)."""
-    if kind == "numeric":
-        span = value_range(values)
-        return 0 if span is None else (1 if span[0] == span[1] else 2)
+def _distinct_up_to_two(values: np.ndarray) -> int:
+    """The number of distinct non-missing values of a non-numeric column, counted up to 2."""
     present = pd.notna(values)
     if not present.any():
         return 0
@@ -223,7 +236,10 @@ def _distinct_up_to_two(values: np.ndarray, kind: str) -> int:
 def check_outcome_varies(func: str, name: str, values: np.ndarray, where: str) -> None:
     """A constant outcome is an error (as fixest's "The dependent variable is a constant"): every comparison is
     0 by construction. NaN values are ignored; ``where`` says which rows (e.g. ' in the estimation sample')."""
-    span = value_range(values)
+    _check_constant(func, name, value_range(values), where)
+
+
+def _check_constant(func: str, name: str, span: tuple[float, float] | None, where: str) -> None:
     if span is not None and span[0] == span[1]:
         raise DataError(
             f"{func}: the outcome y={name!r} is constant (every value{where} is {fmt_value(span[0])}), so every "
@@ -232,11 +248,8 @@ def check_outcome_varies(func: str, name: str, values: np.ndarray, where: str) -
         )
 
 
-def check_magnitude(func: str, role: str, name: str, values: np.ndarray) -> None:
+def _check_magnitude(func: str, role: str, name: str, span: tuple[float, float] | None) -> None:
     """Values whose squares overflow double precision make every variance inf or NaN: an error with the fix."""
-    if values.dtype.kind != "f":
-        return  # integers are below 1e19
-    span = value_range(values)
     top = 0.0 if span is None else max(abs(span[0]), abs(span[1]))
     if top > LARGEST_SAFE:
         raise DataError(

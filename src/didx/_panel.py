@@ -171,11 +171,17 @@ def _normalise_cohort(
         )
     never = zero | np.isnan(g) | np.isinf(g) | (g > periods[-1])
     g[never] = NEVER
-    inside = ~never & (g >= periods[0])
-    if inside.any():
-        off = inside & ~np.isin(g, periods)
-        if off.any():
-            _cohort_not_period(func, name, time, np.unique(g[off]), labels)
+    T = periods.shape[0]
+    consecutive = bool(np.all(periods == np.arange(periods[0], periods[0] + T)))  # integers (years, 1..T)
+    if consecutive and np.asarray(raw).dtype.kind in "iub":
+        return g  # an integer in [first, last] is a period
+    with np.errstate(invalid="ignore"):
+        if consecutive:
+            off = (g != np.floor(g)) & (g >= periods[0])  # never-treated rows are inf: floor(inf) == inf
+        else:
+            off = ~never & (g >= periods[0]) & ~np.isin(g, periods)
+    if off.any():
+        _cohort_not_period(func, name, time, np.unique(g[off]), labels)
     return g
 
 
@@ -254,16 +260,24 @@ class _Rows:
             self.drops.append((reason, newly))
             self.keep[newly] = False
 
-    def drop_nonfinite(self, values: np.ndarray, infinite: np.ndarray, what: str) -> None:
-        """Rows that were +-inf (``infinite``, read as NaN) as 'infinite ...', other NaN rows as 'missing ...'
-        (fixest drops both and says which)."""
-        self.drop(np.isnan(values) & ~infinite, f"missing {what}")
-        self.drop(infinite | np.isinf(values), f"infinite {what}")
+    def drop_nonfinite(self, values: np.ndarray, infinite: np.ndarray | None, what: str) -> None:
+        """Rows that were +-inf (``infinite``, read as NaN by the column reader) as 'infinite ...', other NaN rows
+        as 'missing ...' (fixest drops both and says which)."""
+        missing = np.isnan(values)
+        if infinite is not None:
+            missing &= ~infinite
+        self.drop(missing, f"missing {what}")
+        if infinite is not None:
+            self.drop(infinite, f"infinite {what}")
 
-    def drop_coded(self, codes: np.ndarray, infinite: np.ndarray, what: str) -> None:
+    def drop_coded(self, codes: np.ndarray, infinite: np.ndarray | None, what: str) -> None:
         """The same for a categorical column: code -1 is missing, or infinite where ``infinite``."""
-        self.drop((codes < 0) & ~infinite, f"missing {what}")
-        self.drop(infinite, f"infinite {what}")
+        missing = codes < 0
+        if infinite is not None:
+            missing &= ~infinite
+        self.drop(missing, f"missing {what}")
+        if infinite is not None:
+            self.drop(infinite, f"infinite {what}")
 
 
 @dataclass
@@ -272,9 +286,9 @@ class _Values:
 
     y: np.ndarray
     time_codes: np.ndarray
-    time_inf: np.ndarray  # rows whose time is +-inf (coded -1 like missing ones, counted apart)
-    infinite: dict[str, np.ndarray]  # column -> rows that were +-inf (now NaN): outcome, covariates, weights, unit,
-    # clusters and fixed effects
+    time_inf: np.ndarray | None  # rows whose time was +-inf (coded -1 like missing ones, counted apart)
+    infinite: dict[str, np.ndarray | None]  # column -> rows that were +-inf (now NaN), None if none: outcome,
+    # covariates, weights, unit, clusters and fixed effects
     periods: np.ndarray
     labels: np.ndarray
     date_like: bool
@@ -291,7 +305,7 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
     """Numeric and coded versions of the role columns (type errors name the column and the fix)."""
     yv = numeric_column(cols, r.y, "outcome (y)", func, "Fix: pass a numeric outcome column.")
     time_codes, periods, labels, date_like = _code_time(cols, r.time, func)
-    time_inf = cols.infinite_rows(r.time)
+    time_inf = cols.infinite.get(r.time)
     unit_codes: np.ndarray | None = None
     unit_labels: np.ndarray | None = None
     if r.unit is not None:
@@ -319,8 +333,8 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
                               labels=labels, date_like=date_like, func=func)
     elif r.cohort is not None:
         g = np.full(cols.n_rows, NEVER)
-    infinite = {c: cols.infinite_rows(c) for c in [r.y, *r.covariates, *([r.weights] if r.weights else []),
-                                                   *([r.unit] if r.unit else []), *r.clusters, *r.categorical]}
+    infinite = {c: cols.infinite.get(c) for c in [r.y, *r.covariates, *([r.weights] if r.weights else []),
+                                                  *([r.unit] if r.unit else []), *r.clusters, *r.categorical]}
     return _Values(y=yv, time_codes=time_codes, time_inf=time_inf, infinite=infinite, periods=periods,
                    labels=labels, date_like=date_like, unit_codes=unit_codes, unit_labels=unit_labels, covariates=cov,
                    weights=w, codes=codes, treat=tr, cohort=g)
@@ -330,8 +344,7 @@ def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_r
     """Drop (and record) rows with a missing or infinite value in a role column; refuse values no row may have
     (negative or all-zero weights, a non-binary treatment)."""
     rows = _Rows(v.y.shape[0])
-    rows.drop((v.time_codes < 0) & ~v.time_inf, f"missing time ({r.time})")
-    rows.drop(v.time_inf, f"infinite time ({r.time})")
+    rows.drop_coded(v.time_codes, v.time_inf, f"time ({r.time})")
     if v.unit_codes is not None and r.unit is not None:
         rows.drop_coded(v.unit_codes, v.infinite[r.unit], f"unit ({r.unit})")
     rows.drop_nonfinite(v.y, v.infinite[r.y], f"outcome ({r.y})")
