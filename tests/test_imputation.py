@@ -74,7 +74,7 @@ def test_agrees_with_did2s_static_and_by_horizon(df_het: pd.DataFrame) -> None:
     two = didx.did2s(df_het, y="dep_var", unit="unit", time="year", cohort="g")
     assert imp.estimate == pytest.approx(two.estimate, rel=TOL_IDENTITY)
     imp_h = didx.imputation(df_het, y="dep_var", unit="unit", time="year", cohort="g", horizons=[0, 1, 2, 5])
-    two_e = didx.did2s(df_het, y="dep_var", unit="unit", time="year", cohort="g", second_stage="event",
+    two_e = didx.did2s(df_het, y="dep_var", unit="unit", time="year", cohort="g", second_stage="event_study",
                        window=(0, 20))
     t2 = two_e.tidy().set_index("event_time")["estimate"]
     np.testing.assert_allclose(imp_h.coef, t2.loc[[0.0, 1.0, 2.0, 5.0]].to_numpy(), rtol=TOL_IDENTITY)
@@ -133,7 +133,7 @@ def test_matches_dense_formula(covariates: list[str], fe: list[str], weights: st
     df["region"] = df["region"].astype(str) + "_" + df["time"].astype(str)  # varies within units
     est, se = _dense_bjs(df, covariates=covariates, fe=fe, weights=weights)
     res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", covariates=covariates or None,
-                          fe=fe or None, weights=weights)
+                          fe=["unit", "time", *fe] if fe else None, weights=weights)
     assert res.sample.n_obs == len(df)
     assert res.estimate == pytest.approx(est, rel=TOL_DENSE)
     assert res.std_error == pytest.approx(se, rel=TOL_DENSE)
@@ -166,7 +166,7 @@ def test_custom_weights_and_horizon_covariance() -> None:
     df["ones"] = 1.0
     df["late"] = (df["time"] - df["cohort"] >= 1).astype(float)
     static = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort")
-    custom = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", wtr=["ones", "late"])
+    custom = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", treatment_weights=["ones", "late"])
     assert custom.coef[0] == pytest.approx(static.estimate, rel=TOL_IDENTITY)
     assert np.sqrt(custom.vcov_matrix[0, 0]) == pytest.approx(static.std_error, rel=TOL_IDENTITY)
     assert custom.terms == ("ones", "late")
@@ -208,8 +208,8 @@ def test_always_treated_units_are_dropped_and_reported() -> None:
     ({"horizons": [99]}, "99"),
     ({"pretrends": [-99]}, "-99"),
     ({"pretrends": [1]}, "pretrends"),
-    ({"horizons": True, "wtr": "x2"}, "not both"),
-    ({"fe": "unit"}, "repeats the unit"),
+    ({"horizons": True, "treatment_weights": "x2"}, "not both"),
+    ({"fe": ["unit", "unit"]}, "'unit' twice"),
     ({"cohort": "cohrt"}, "cohort"),
     ({"leave_out": "yes"}, "leave_out"),
 ])
@@ -230,10 +230,12 @@ def test_all_leads_is_an_error() -> None:
                                           ("sparse_cells", "region"), ("conjugate_gradients", "region")])
 def test_first_stage_solver_paths_agree(monkeypatch: pytest.MonkeyPatch, path: str, fe: str | None) -> None:
     import didx.estimators.imputation.first_stage as fs
+    import didx.inference.imputation as engine
 
     df = _simulated(seed=12).sample(frac=0.9, random_state=3)  # unbalanced
     df["region"] = df["region"].astype(str) + "_" + df["time"].astype(str)  # region x period, nests the period
-    kwargs = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", "horizons": True, "fe": fe}
+    kwargs = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", "horizons": True,
+              "fe": None if fe is None else ["unit", "time", fe]}
     calls = {"n": 0}
     csr = fs.sp.csr_matrix
 
@@ -246,6 +248,7 @@ def test_first_stage_solver_paths_agree(monkeypatch: pytest.MonkeyPatch, path: s
     n_base = calls["n"]
     if path == "sparse_cells":
         monkeypatch.setattr(fs, "DENSE_CELLS_EXTRA", -10**9)
+        monkeypatch.setattr(engine, "DENSE_CELLS_EXTRA", -10**9)
     else:
         monkeypatch.setattr(fs, "EXACT_MAX_LEVELS", 0)
     other = didx.imputation(df, **kwargs)  # type: ignore[arg-type]
@@ -262,8 +265,8 @@ def test_agrees_with_did2s_with_covariates_and_weights(covariates: list[str] | N
     df = _simulated(seed=15)
     imp = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", covariates=covariates,
                           weights=weights, horizons=True)
-    two = didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", first_stage_covariates=covariates,
-                     weights=weights, second_stage="event", window=(0, 100))
+    two = didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", covariates=covariates,
+                     weights=weights, second_stage="event_study", window=(0, 100))
     np.testing.assert_allclose(imp.coef, two.coef, rtol=TOL_IDENTITY)
 
 
@@ -276,25 +279,72 @@ def test_custom_weight_errors() -> None:
     for col, match in (("w_nan", "'w_nan' has missing values on treated"), ("w_zero", "'w_zero' sum to zero"),
                        ("w_text", "'w_text' must be numeric"), ("w_missing", "w_missing")):
         with pytest.raises(didx.DidxError, match=match):
-            didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", wtr=col)
+            didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", treatment_weights=col)
 
 
 @pytest.mark.parametrize("kw", [{}, {"horizons": True, "pretrends": True, "leave_out": True},
-                                {"wtr": ["w"], "weights": "w"}])
-def test_with_vcov_reclusters_without_refitting(kw: dict[str, object]) -> None:
+                                {"treatment_weights": ["w"], "weights": "w"}])
+def test_with_vcov_equals_refitting(kw: dict[str, object]) -> None:
+    """Each declared option (a captured column; a new column from data= or as values) equals a refit."""
     df = _simulated(seed=13, n_units=90)
     df["region"] = np.repeat(np.random.default_rng(13).integers(0, 12, 90), 6)  # constant within units
     args = dict(y="y", unit="unit", time="time", cohort="cohort", **kw)
     res = didx.imputation(df, **args)  # type: ignore[arg-type]
     fresh = didx.imputation(df, cluster="region", **args)  # type: ignore[arg-type]
-    re = res.with_vcov(cluster="region")
-    np.testing.assert_array_equal(re.coef, res.coef)
-    np.testing.assert_allclose(re.vcov_matrix, fresh.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
-    assert re.inference == fresh.inference
-    back = re.with_vcov()  # the default clustering (the unit) again
-    np.testing.assert_allclose(back.vcov_matrix, res.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
-    assert back.inference == res.inference
-    with pytest.raises(didx.InvalidOptionError, match="only the clustering can change"):
-        res.with_vcov("hetero")
-    with pytest.raises(didx.InvalidOptionError, match="one column"):
-        res.with_vcov(cluster=["region", "time"])
+    for re in (res.with_vcov(cluster="region", data=df), res.with_vcov(cluster=df["region"])):
+        np.testing.assert_array_equal(re.coef, res.coef)
+        np.testing.assert_allclose(re.vcov_matrix, fresh.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+        assert re.inference.vcov_type == fresh.inference.vcov_type
+        assert re.inference.n_clusters == fresh.inference.n_clusters == (12,)
+        assert re.inference.details[: len(fresh.inference.details)] == fresh.inference.details
+        back = re.with_vcov()  # the default clustering (the unit) again, from the codes captured at fit time
+        np.testing.assert_allclose(back.vcov_matrix, res.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+        assert back.inference == res.inference
+    # the fit's cluster column is captured: no data needed, and back to the unit
+    unit = fresh.with_vcov(cluster="unit")
+    np.testing.assert_allclose(unit.vcov_matrix, res.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+    np.testing.assert_allclose(fresh.with_vcov(cluster="region").vcov_matrix, fresh.vcov_matrix, rtol=1e-15)
+
+
+def test_with_vcov_refuses_a_changed_frame_and_undeclared_options() -> None:
+    df = _simulated(seed=13, n_units=90)
+    df["region"] = np.repeat(np.random.default_rng(13).integers(0, 12, 90), 6)
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True, pretrends=True)
+    with pytest.raises(didx.InvalidOptionError, match=r"'region' was not captured at fit time.*Fix: pass data="):
+        res.with_vcov(cluster="region")
+    with pytest.raises(didx.DataError, match="rows"):
+        res.with_vcov(cluster="region", data=df.iloc[:-6])  # shrunken (was a raw IndexError)
+    with pytest.raises(didx.DataError, match="not the frame that was fitted"):
+        res.with_vcov(cluster="region", data=df.sample(frac=1.0, random_state=0))  # reordered
+    with pytest.raises(didx.DataError, match="rows"):
+        res.with_vcov(cluster=df["region"].iloc[:-6])
+    with pytest.raises(didx.InvalidOptionError) as err:
+        res.with_vcov("HC1", ssc=didx.SSC())
+    msg = str(err.value)
+    assert "vcov='HC1'" in msg and "ssc=" in msg and "It supports:" in msg
+    assert "only the clustering can change" in msg and "pre-trend leads' CR1" in msg
+    with pytest.raises(didx.InvalidOptionError, match="up to 1 column"):
+        res.with_vcov(cluster=["unit", "time"])
+    assert res.capabilities is not None and res.capabilities.vcov == () and not res.capabilities.ssc
+
+
+def test_with_vcov_leads_match_a_direct_cr1() -> None:
+    """The pre-trend leads recomputed for another clustering equal fixest-convention CR1 of the lead regression."""
+    from didx.inference.vcov import VcovSpec, compute_vcov
+    from didx.linalg.absorb import FixedEffects
+    from didx.linalg.ols import fit_ols
+
+    df = _simulated(seed=21, n_units=90)
+    df["region"] = np.repeat(np.random.default_rng(21).integers(0, 12, 90), 6)
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", covariates="x2",
+                          pretrends=[-1, -2]).with_vcov(cluster=df["region"])
+    u = df[(df["cohort"] == 0) | (df["time"] < df["cohort"])]
+    et = (u["time"] - u["cohort"]).where(u["cohort"] > 0, -99).to_numpy()
+    assert res.terms[:2] == ("pre2", "pre1")
+    X = np.column_stack([(et == -2), (et == -1), u["x2"]]).astype(float)
+    fe = FixedEffects([pd.factorize(u["unit"])[0], pd.factorize(u["time"])[0]], ["unit", "time"])
+    fit = fit_ols(u["y"].to_numpy(float), X, ["pre2", "pre1", "x2"], fe=fe)
+    V = compute_vcov(fit, VcovSpec("CR1", ("region",), didx.SSC()), {"region": pd.factorize(u["region"])[0]})
+    np.testing.assert_allclose(res.coef[:2], fit.coef[:2], rtol=1e-10)
+    np.testing.assert_allclose(res.vcov_matrix[:2, :2], V.matrix[:2, :2], rtol=1e-10)
+    assert not res.cross_covariance and np.all(res.vcov_matrix[:2, 2:] == 0)
