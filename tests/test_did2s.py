@@ -256,3 +256,101 @@ def test_errors_name_the_term_and_the_fix() -> None:
     with pytest.raises(didx.DesignError, match=r"ref=\[0, 1\].*window=\(0, 1\).*estimated event times.*Fix"):
         didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", second_stage="event_study", ref=[0, 1],
                    window=(0, 1))
+
+
+# ------------------------------------------------------------------ with_vcov on the covariance contract
+def test_with_vcov_equals_refitting() -> None:
+    """A captured column (a first-stage fixed effect), or a new one from data= or as values, equals a refit."""
+    df = _simulated(seed=21)
+    kw = dict(y="y", unit="unit", time="time", cohort="cohort", second_stage="event_study", weights="w",
+              covariates="x2")
+    res = didx.did2s(df, **kw)  # type: ignore[arg-type]
+    fresh = didx.did2s(df, cluster="state", **kw)  # type: ignore[arg-type]
+    for re in (res.with_vcov(cluster="state", data=df), res.with_vcov(cluster=df["state"])):
+        np.testing.assert_array_equal(re.coef, res.coef)
+        np.testing.assert_allclose(re.vcov_matrix, fresh.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+        assert re.inference.n_clusters == fresh.inference.n_clusters == (8,)
+        back = re.with_vcov()
+        np.testing.assert_allclose(back.vcov_matrix, res.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+        assert back.inference == res.inference
+    with_fe = didx.did2s(df, **{**kw, "fe": ["state", "time"]})  # type: ignore[arg-type]
+    fresh_fe = didx.did2s(df, **{**kw, "fe": ["state", "time"]}, cluster="state")  # type: ignore[arg-type]
+    re_fe = with_fe.with_vcov(cluster="state")  # a first-stage fixed effect is captured: no data needed
+    np.testing.assert_allclose(re_fe.vcov_matrix, fresh_fe.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-300)
+    assert re_fe.inference == fresh_fe.inference
+
+
+def test_with_vcov_refuses_a_changed_frame_and_undeclared_options() -> None:
+    df = _simulated(seed=21)
+    res = didx.did2s(df, y="y", unit="unit", time="time", treat="d")
+    with pytest.raises(didx.InvalidOptionError, match=r"'state' was not captured at fit time.*Fix"):
+        res.with_vcov(cluster="state")
+    with pytest.raises(didx.DataError, match="rows"):
+        res.with_vcov(cluster="state", data=df.iloc[6:])
+    with pytest.raises(didx.DataError, match="not the frame that was fitted"):
+        res.with_vcov(cluster="state", data=df.iloc[::-1])
+    with pytest.raises(didx.InvalidOptionError) as err:
+        res.with_vcov("HC1", ssc=didx.SSC())
+    msg = str(err.value)
+    assert "vcov='HC1'" in msg and "ssc=" in msg and "It supports:" in msg and "only the clustering" in msg
+    with pytest.raises(didx.DataError, match="1 distinct value"):
+        res.with_vcov(cluster=np.zeros(len(df)))
+
+
+# ------------------------------------------------------------------ issue 10: errors that were raw or silent
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"covariates": ["x2", "x2"]}, didx.InvalidOptionError, r"covariates=\['x2', 'x2'\] names the column 'x2' twice"),
+    ({"second_stage": "event_study", "ref": "a"}, didx.InvalidOptionError, r"'ref' parameter.*Got 'a'"),
+    ({"second_stage": "event_study", "ref": 1.5}, didx.InvalidOptionError, r"'ref' parameter.*Got 1.5"),
+    ({"second_stage": "event_study", "ref": 100}, didx.InvalidOptionError,
+     r"ref=100 is not an event time of the data \(.*-1, 0.*\).*Fix"),
+    ({"second_stage": "event_study", "ref": [-1, 100]}, didx.InvalidOptionError, "ref=100 is not an event time"),
+    ({"cluster": "one"}, didx.DataError, r"'one' has 1 distinct value.*Fix"),
+    ({"weights": "w_zero"}, didx.DataError, r"'w_zero' is zero on every untreated observation.*Fix"),
+    ({"fe": []}, didx.InvalidOptionError, "fe= is empty"),
+    ({"covariates": "x2", "first_stage_covariates": "x2"}, didx.InvalidOptionError, "not both"),
+])
+def test_option_errors_are_clear(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
+    df = _simulated(seed=9)
+    df["one"] = 1
+    df["w_zero"] = 0.0
+    with pytest.raises(error, match=match):
+        didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", **kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ event-study contract, aggregation, panel entry
+def test_event_study_contract_and_average() -> None:
+    from didx.comparison import PRE_PERIOD
+    from didx.estimators.imputation.did2s import PRE_PERIOD_MEANING
+
+    assert PRE_PERIOD["did2s"] == PRE_PERIOD_MEANING
+    df = _simulated(seed=4)
+    es = didx.did2s(df, y="y", unit="unit", time="time", treat="d", second_stage="event_study", weights="w")
+    assert isinstance(es, didx.EventStudyResult)
+    assert es.pre_period_meaning == PRE_PERIOD["did2s"] and es.cross_covariance  # one second stage: joint
+    assert es.n_pre == 4 and es.n_post == 4
+    static = didx.did2s(df, y="y", unit="unit", time="time", treat="d", weights="w")
+    # the point estimate is the static one; the SE is the event-study second stage's (residuals centred by event
+    # time), not the static one's
+    assert es.aggregate("average").estimate == pytest.approx(static.estimate, rel=1e-12)
+    assert es.aggregate("pre").std_error > 0
+    sub = didx.did2s(df, y="y", unit="unit", time="time", treat="d", second_stage="event_study", weights="w",
+                     window=(0, 1))
+    w = sub.tidy()["treated_weight"].to_numpy()
+    assert sub.aggregate("average").estimate == pytest.approx(float(w @ sub.coef / w.sum()), rel=1e-12)
+
+
+def test_from_panel_equals_the_frame_entry() -> None:
+    from didx._panel import build_panel
+    from didx.estimators.imputation.did2s import from_panel
+
+    df = _simulated(seed=5)
+    kw = dict(fe=["unit", "time", "cell"], second_stage="event_study", ref=-1, window=(-3, 3), cluster="state")
+    res = didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", covariates="x2", weights="w",
+                     **kw)  # type: ignore[arg-type]
+    panel = build_panel(df, func="did2s", y="y", unit="unit", time="time", cohort="cohort", covariates="x2",
+                        weights="w", cluster="state", categorical=["cell"])
+    got = from_panel(panel, **kw)  # type: ignore[arg-type]
+    assert got.terms == res.terms
+    np.testing.assert_array_equal(got.coef, res.coef)
+    np.testing.assert_array_equal(got.vcov_matrix, res.vcov_matrix)

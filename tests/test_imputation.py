@@ -348,3 +348,129 @@ def test_with_vcov_leads_match_a_direct_cr1() -> None:
     np.testing.assert_allclose(res.coef[:2], fit.coef[:2], rtol=1e-10)
     np.testing.assert_allclose(res.vcov_matrix[:2, :2], V.matrix[:2, :2], rtol=1e-10)
     assert not res.cross_covariance and np.all(res.vcov_matrix[:2, 2:] == 0)
+
+
+# ------------------------------------------------------------------ issue 10: errors that were raw or silent
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"covariates": ["x2", "x2"]}, didx.InvalidOptionError, r"covariates=\['x2', 'x2'\] names the column 'x2' twice"),
+    ({"horizons": "all"}, didx.InvalidOptionError, r"'horizons' parameter.*Got 'all'.*Fix: horizons=True"),
+    ({"pretrends": "all"}, didx.InvalidOptionError, r"'pretrends' parameter.*Got 'all'"),
+    ({"horizons": [0, 1.5]}, didx.InvalidOptionError, "'horizons' parameter"),
+    ({"treatment_weights": ["w", "w"]}, didx.InvalidOptionError, "'w' twice"),
+    ({"cluster": ["unit", "region"]}, didx.InvalidOptionError, "'cluster' parameter.*one column"),
+    ({"cluster": "one"}, didx.DataError, r"'one' has 1 distinct value.*Fix"),
+    ({"weights": "w_zero"}, didx.DataError, r"'w_zero' is zero on every untreated observation.*Fix"),
+    ({"weights": "w_zero_treated"}, didx.DataError, r"'w_zero_treated' is zero on every treated observation"),
+])
+def test_option_errors_are_clear(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
+    df = _simulated(seed=7)
+    df["one"] = 1
+    df["w_zero"] = 0.0
+    df["w_zero_treated"] = np.where((df["cohort"] > 0) & (df["time"] >= df["cohort"]), 0.0, 1.0)
+    with pytest.raises(error, match=match):
+        didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", **kwargs)  # type: ignore[arg-type]
+
+
+def test_fractional_cohort_terms_are_distinct() -> None:
+    """A cohort between periods gave two terms named tau0 (event times 0 and 0.5); the names now keep the value.
+    (Whether such a cohort should be refused is the panel layer's decision.)"""
+    df = _simulated(seed=7)
+    df["cohort"] = np.where(df["cohort"] == df["cohort"].max(), df["cohort"] - 0.5, df["cohort"])
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True)
+    assert len(set(res.terms)) == len(res.terms)
+    assert [f"tau{e:g}" for e in res.event_times] == list(res.terms)
+
+
+# ------------------------------------------------------------------ event-study contract and aggregation
+@pytest.mark.parametrize("kw", [{}, {"weights": "w"}, {"leave_out": True, "cluster": "region"},
+                                {"covariates": "x2", "pretrends": True}])
+def test_average_of_horizons_is_the_static_estimate(kw: dict[str, object]) -> None:
+    """With every horizon estimated, aggregate('average') weights them by their treated observations: the static
+    ATT exactly, and the same BJS variance (the cohort x period centring cells lie within horizons)."""
+    df = _simulated(seed=2)
+    args = dict(y="y", unit="unit", time="time", cohort="cohort", **kw)
+    static = didx.imputation(df, **{k: v for k, v in args.items() if k != "pretrends"})  # type: ignore[arg-type]
+    es = didx.imputation(df, horizons=True, **args)  # type: ignore[arg-type]
+    avg = es.aggregate("average")
+    assert avg.estimate == pytest.approx(static.estimate, rel=1e-12)
+    assert avg.std_error == pytest.approx(static.std_error, rel=1e-10)
+    # and after reclustering, from the same stored pieces
+    re_avg = es.with_vcov(cluster=df["region"]).aggregate("average")
+    re_static = static.with_vcov(cluster=df["region"])
+    assert re_avg.std_error == pytest.approx(re_static.std_error, rel=1e-10)
+    post = es.aggregate("post")  # the generic equally weighted average of the horizons
+    h = es.post_terms
+    assert post.estimate == pytest.approx(float(np.mean([es.coef[es.terms.index(t)] for t in h])), rel=1e-12)
+
+
+def test_static_with_pretrends_average_is_the_att() -> None:
+    df = _simulated(seed=2)
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", pretrends=True)
+    assert isinstance(res, didx.EventStudyResult) and res.headline == "ATT"
+    assert res.aggregate("average").estimate == pytest.approx(res.estimate, rel=1e-14)
+    assert res.aggregate("pre").std_error > 0
+
+
+def test_event_study_contract_fields() -> None:
+    from didx.comparison import PRE_PERIOD
+    from didx.estimators.imputation.bjs import PRE_PERIOD_MEANING
+
+    assert PRE_PERIOD["imputation"] == PRE_PERIOD_MEANING
+    df = _simulated(seed=3)
+    es = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True)
+    assert es.pre_period_meaning == PRE_PERIOD["imputation"] and es.cross_covariance
+    assert es.n_pre == 0 and es.n_post == len(es.terms)
+    both = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True, pretrends=True)
+    assert not both.cross_covariance
+    assert both.n_pre == 3 and both.pre_terms == ("pre3", "pre2", "pre1")  # all but the earliest (-4)
+    np.testing.assert_array_equal(both.vcov_matrix[:3, 3:], 0.0)
+    assert "covariance with the effects is not estimated" in str(both.summary())
+    with pytest.raises(didx.InvalidOptionError, match=r"leads .* separately"):
+        both.aggregate({-2: 1.0, 0: 1.0})
+    with pytest.raises(didx.InvalidOptionError, match="'average'"):
+        both.aggregate("simple")
+    custom = didx.imputation(df.assign(one=1.0), y="y", unit="unit", time="time", cohort="cohort",
+                             treatment_weights="one", pretrends=True)
+    with pytest.raises(didx.InvalidOptionError, match="average"):
+        custom.aggregate("average")
+
+
+def test_from_panel_equals_the_frame_entry() -> None:
+    from didx._panel import build_panel
+    from didx.estimators.imputation.bjs import from_panel
+
+    df = _simulated(seed=9)
+    df["rt"] = df["region"].astype(str) + "_" + df["time"].astype(str)
+    kw = dict(horizons=True, pretrends=[-2, -1], fe=["unit", "time", "rt"], cluster="region", leave_out=True)
+    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", covariates="x2", weights="w",
+                          **kw)  # type: ignore[arg-type]
+    panel = build_panel(df, func="imputation", y="y", unit="unit", time="time", cohort="cohort",
+                        covariates="x2", weights="w", cluster="region", categorical=["rt"])
+    got = from_panel(panel, **kw)  # type: ignore[arg-type]
+    assert got.terms == res.terms
+    np.testing.assert_array_equal(got.coef, res.coef)
+    np.testing.assert_array_equal(got.vcov_matrix, res.vcov_matrix)
+    tw = from_panel(panel, treatment_weights={"w": df["w"].to_numpy()})
+    ref = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", covariates="x2", weights="w",
+                          treatment_weights="w")
+    np.testing.assert_array_equal(tw.coef, ref.coef)
+    with pytest.raises(didx.InvalidOptionError, match="'state' has no codes in the panel"):
+        from_panel(panel, cluster="state")
+
+
+def test_result_keeps_no_data_frame() -> None:
+    import pickle
+
+    mpdta = didx.datasets.load("mpdta")
+    size = len(pickle.dumps(mpdta))
+    kw = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    for res in (didx.imputation(mpdta, **kw), didx.imputation(mpdta, **kw, horizons=True),  # type: ignore[arg-type]
+                didx.did2s(mpdta, **kw), didx.did2s(mpdta, **kw, second_stage="event_study")):  # type: ignore[arg-type]
+        blob = pickle.dumps(res)
+        assert len(blob) < size, res.estimator
+        assert b"pandas" not in blob  # no frame, series or index anywhere in the result
+        again = pickle.loads(blob)
+        np.testing.assert_array_equal(again.with_vcov(cluster=mpdta["year"]).vcov_matrix,
+                                      res.with_vcov(cluster=mpdta["year"]).vcov_matrix)
+    with_leads = didx.imputation(mpdta, **kw, horizons=True, pretrends=True)  # type: ignore[arg-type]
+    assert b"pandas" not in pickle.dumps(with_leads)  # keeps the leads' regression scores (n0 x leads), no frame
