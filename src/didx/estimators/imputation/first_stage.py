@@ -20,6 +20,11 @@ done by block elimination: ``S = D0' W0 D0`` (the fixed-effect block) is solved
 and the covariates by their Schur complement ``X0'W0X0 - R' S^- R`` with ``R = D0' W0 X0``. Any generalised
 inverse gives the same predictions for identified observations; :meth:`FirstStage.identified` says which rows
 those are (with the exact solver: the row's design orthogonal to the null space of the normal equations).
+
+:meth:`FirstStage.project` is the solve both variances need (right-hand sides: the per-level sums of BJS's
+treatment weights or of did2s's second-stage indicators); :meth:`FirstStage.untreated_projection` hands its
+result, with the untreated rows' ``w e``, to the shared variance engine (:mod:`didx.inference.imputation`), which
+is all a result keeps of the first stage.
 """
 
 from __future__ import annotations

@@ -96,7 +96,6 @@ class FirstStageSource:
         else:
             details.append("First-stage estimation error propagated into the second-stage covariance")
         if self.leads is not None:
-            details.append(f"Pre-trend coefficients: CR1 clustered by {name} (fixest conventions); their "
-                           f"covariance with the effects is not estimated (set to zero)")
+            details.append(f"Pre-trend coefficients: CR1 clustered by {name} (fixest conventions)")
         return Inference(vcov_type=f"{label}, clustered by {name}", df=None, n_clusters=(G,), cluster_names=(name,),
                          small_sample=ssc, details=tuple(details))
