@@ -33,6 +33,7 @@ reproduces (without estimation weights; with them we use the WLS projection ``W_
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -381,12 +382,10 @@ def _estimate(panel: Panel, opts: _Options, tw_values: Mapping[str, np.ndarray])
     available = np.unique(cell_event[cells0 & np.isfinite(cell_event) & (cell_event < 0)])
     leads = _parse_pretrends(opts.pretrends, available, panel.names["unit"] in opts.fe)
     lead_coef, lead_n, lead_reg = _lead_regression(panel, factors, opts.fe, leads, ~treated)
-    return _Estimates(
-        first=first, treated=treated, lost=lost, use=use, coef=np.concatenate([lead_coef, coef]),
-        terms=tuple(f"pre{-e:g}" for e in leads) + terms, event_time=np.concatenate([leads, event_time]),
-        n=np.concatenate([lead_n, n]), treated_weight=np.concatenate([np.full(leads.shape[0], np.nan),
-                                                                      treated_weight]),
-        mode=mode, untreated=out.untreated, scores=scores, leads=lead_reg)
+    return dataclasses.replace(
+        out, coef=np.concatenate([lead_coef, coef]), terms=tuple(f"pre{-e:g}" for e in leads) + terms,
+        event_time=np.concatenate([leads, event_time]), n=np.concatenate([lead_n, n]),
+        treated_weight=np.concatenate([np.full(leads.shape[0], np.nan), treated_weight]), leads=lead_reg)
 
 
 def _treatment_weights(panel: Panel, opts: _Options, rows1: np.ndarray, cell: np.ndarray, cell_event: np.ndarray,
