@@ -179,26 +179,3 @@ def default_spec(cluster_default: Sequence[str], kind_without_cluster: str, ssc:
         return VcovSpec("CR1", tuple(cluster_default), s)
     return VcovSpec(kind_without_cluster, (), s)
 
-
-def lookup_cluster_codes(func: str, names: Sequence[str], known: Mapping[str, np.ndarray], data: Any,
-                         row_index: np.ndarray | None, n_input_rows: int | None = None) -> dict[str, np.ndarray]:
-    """Legacy (sources not yet on :mod:`didx.inference.contract`): stored codes, or re-read from ``data``."""
-    from didx._errors import DataError
-    from didx._frame import factorize, read_columns
-
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        if name in known:
-            out[name] = np.asarray(known[name])
-            continue
-        cols = read_columns(data, [name], func, {"cluster": name})
-        if n_input_rows is not None and cols.n_rows != n_input_rows:
-            raise DataError(f"{func}: the data now has {cols.n_rows} rows but had {n_input_rows} when the model "
-                            f"was fitted. Fix: re-run the estimator with cluster={name!r}.")
-        raw = cols.arrays[name] if row_index is None else cols.arrays[name][row_index]
-        codes, _ = factorize(raw, sort=False)
-        if (codes < 0).any():
-            raise DataError(f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in "
-                            f"the estimation sample. Fix: fill them.")
-        out[name] = codes
-    return out
