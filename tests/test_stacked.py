@@ -33,7 +33,7 @@ def test_single_cohort_equals_twfe_event_study(panel: pd.DataFrame) -> None:
     np.testing.assert_allclose(reg.coef, es.coef, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(reg.vcov_matrix, es.vcov_matrix, rtol=1e-9)
     sub = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control="never",
-                       fixed_effects="subexperiment")
+                       fe="subexperiment")
     np.testing.assert_allclose(sub.coef, res.coef, rtol=TOL_IDENTITY)
 
 
@@ -81,7 +81,7 @@ def test_trimmed_aggregate_att_from_cell_means(panel: pd.DataFrame) -> None:
 def test_unweighted_stack_is_different_and_never_control(panel: pd.DataFrame) -> None:
     kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2))
     a = didx.stacked(panel, **kw)
-    b = didx.stacked(panel, weights="none", **kw)
+    b = didx.stacked(panel, weighting="none", **kw)
     assert not np.allclose(a.coef, b.coef)
     assert "unweighted" in dict(b.design)["Weights"]
     c = didx.stacked(panel, control="never", **kw)
@@ -119,8 +119,12 @@ def test_errors(panel: pd.DataFrame) -> None:
         didx.stacked(panel, window=(0, 3), **kw)
     with pytest.raises(didx.InvalidOptionError, match=r"'control'.*'not_yet'.*'never'.*'notyet'"):
         didx.stacked(panel, window=(-2, 2), control="notyet", **kw)
-    with pytest.raises(didx.InvalidOptionError, match=r"'weights'.*'corrective'"):
-        didx.stacked(panel, window=(-2, 2), weights="wfh", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'weighting'.*'corrective'"):
+        didx.stacked(panel, window=(-2, 2), weighting="wfh", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'fe'.*'unit_event'.*'subexperiment'"):
+        didx.stacked(panel, window=(-2, 2), fe="unit", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"weights='none' names a sampling-weights column.*weighting="):
+        didx.stacked(panel, window=(-2, 2), weights="none", **kw)
     with pytest.raises(didx.DesignError, match=r"no sub-experiment fits the window -9..9.*Fix"):
         didx.stacked(panel, window=(-9, 9), **kw)
     treated_only = panel[panel["cohort"] > 0]
@@ -152,7 +156,7 @@ def test_hand_computed_small_panel() -> None:
 
 @pytest.mark.parametrize(("vcov", "cluster", "kw"), [
     (None, None, {}), ("iid", None, {}), ("hetero", None, {}), (None, "state", {}), (None, ["unit", "time"], {}),
-    (None, None, {"weights": "none"}), (None, None, {"control": "never"}), ("CR3", "state", {}),
+    (None, None, {"weighting": "none"}), (None, None, {"control": "never"}), ("CR3", "state", {}),
 ])
 def test_cells_equal_regression(panel: pd.DataFrame, vcov: str | None, cluster: Any, kw: dict[str, Any]) -> None:
     """A balanced stack is fitted from cell means (sub-experiment x treated x event time); same numbers."""
@@ -182,7 +186,11 @@ def test_stored_tables_are_read_only() -> None:
     with pytest.raises(TypeError):
         res.extras["sub_experiments"][0]["control_weight"] = 0.0
     with pytest.raises(ValueError, match="read-only"):
-        res.extras["stacked_weights"][...] = 0.0
+        res.extras["corrective_weights"][...] = 0.0
+    q = res.corrective_weights  # cohort x event time; a copy
+    assert list(q.columns) == ["cohort", "event_time", "control_weight"] and len(q) == 2 * 3
+    q.loc[:, "control_weight"] = 0.0
+    assert (res.corrective_weights["control_weight"] > 0).all()
     assert list(res.sub_experiments.columns) == ["cohort", "n_treated_units", "n_control_units", "control_weight",
                                                  "treated_share"]
 
