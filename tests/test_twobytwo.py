@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -194,7 +196,7 @@ def test_table_hides_difference_ses_that_are_not_the_cell_differences(card_krueg
 def test_group_varying_within_unit_names_the_unit(card_krueger: pd.DataFrame) -> None:
     df = card_krueger.copy()
     df.loc[(df["store_id"] == 7) & (df["d"] == 1), "nj"] = 1 - df.loc[(df["store_id"] == 7) & (df["d"] == 1), "nj"]
-    with pytest.raises(didx.DataError, match=r"treated group column 'nj' varies within unit store_id=7 .*Fix: set 'nj'"):
+    with pytest.raises(didx.DataError, match=r"group column 'nj' varies within unit store_id=7 .*Fix: set 'nj'"):
         didx.did2x2(df, y="fte", treat="nj", post="d", unit="store_id")
 
 
@@ -254,3 +256,38 @@ def test_treat_errors_say_treated_group(card_krueger: pd.DataFrame) -> None:
     res = didx.did2x2(card_krueger.assign(nj=card_krueger["nj"].where(card_krueger.index != 3)), y="fte",
                       treat="nj", post="d")
     assert "missing treated group (nj)" in {d.reason for d in res.sample.dropped}
+
+
+def test_treat_is_the_treated_group_dummy(card_krueger: pd.DataFrame) -> None:
+    res = didx.did2x2(card_krueger, y="fte", treat="nj", post="d", cluster="store_id")
+    assert res.headline == "nj:d" and dict(res.design)["Treated group"] == "nj == 1"
+    old = didx.did2x2(card_krueger, y="fte", group="nj", post="d", cluster="store_id")  # transitional alias
+    np.testing.assert_array_equal(old.coef, res.coef)
+    with pytest.raises(didx.InvalidOptionError, match=r"treat= is required.*Fix"):
+        didx.did2x2(card_krueger, y="fte", post="d")
+    with pytest.raises(didx.InvalidOptionError, match=r"group= is the former name of treat=.*Fix: pass treat= only"):
+        didx.did2x2(card_krueger, y="fte", treat="nj", group="nj", post="d")
+
+
+def test_plot_labels_must_be_pairs_of_strings(card_krueger: pd.DataFrame) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    res = didx.did2x2(card_krueger, y="fte", treat="nj", post="d")
+    with pytest.raises(didx.InvalidOptionError, match=r"'labels' parameter of DiD2x2Result.plot must be a pair of "
+                                                      r"strings.*\('Treated', 'Control'\). Got \('a',\)"):
+        res.plot(labels=("a",))
+    with pytest.raises(didx.InvalidOptionError, match=r"'period_labels'.*pair of strings.*Got 'ab'"):
+        res.plot(period_labels="ab")  # type: ignore[arg-type]
+    ax = res.plot(labels=("NJ", "PA"), period_labels=("Feb", "Nov"))
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["NJ", "PA"]
+    plt.close("all")
+
+
+@pytest.mark.parametrize("kw", [{}, {"unit": "store_id", "first_difference": True}])
+def test_a_single_cluster_is_a_data_error(card_krueger: pd.DataFrame, kw: dict[str, Any]) -> None:
+    df = card_krueger.assign(one=1)
+    with pytest.raises(didx.DataError, match=r"cluster variable 'one' has 1 distinct value.*Fix"):
+        didx.did2x2(df, y="fte", treat="nj", post="d", cluster="one", **kw)
+    with pytest.raises(didx.DataError, match=r"'one' has 1 distinct value"):
+        didx.did2x2(df, y="fte", treat="nj", post="d", **kw).with_vcov(cluster="one", data=df)

@@ -372,14 +372,14 @@ def _first_difference(panel: Panel, *, y: str, treat: str, post: str, unit: str 
     headline = f"{treat}:{post}"
     fit = fit_ols(dy, np.column_stack(cols), names, weights=w, func=func, protected=[headline])
     spec = resolve_vcov(func, vcov, cluster, default_spec([], "HC1", ssc), ssc)
-    codes = {}
-    for name, c in panel.codes.items():
-        if np.any(c[r0] != c[r1]):
+    codes: dict[str, np.ndarray] = {}
+    for name, cl in panel.codes.items():
+        if np.any(cl[r0] != cl[r1]):
             raise DataError(
                 f"{func}: the cluster column {name!r} changes between the two periods for some units; with "
                 f"first_difference=True each unit is one observation. Fix: cluster by a unit-level variable."
             )
-        codes[name] = c[r0]
+        codes[name] = cl[r0]
     rows_fd = np.concatenate([r0, r1])  # the cells of the units that enter the first differences
     means, ses, ns = _cell_stats(panel.y[rows_fd], np.asarray(panel.treat)[rows_fd], panel.time[rows_fd],
                                  None if w is None else np.concatenate([w, w]))  # the unit's weight, as in the fit
