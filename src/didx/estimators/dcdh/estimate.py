@@ -20,10 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from didx._errors import DesignError
 from didx.estimators.dcdh.controls import fit_controls
 from didx.estimators.dcdh.core import Component, Core
-from didx.estimators.dcdh.prep import DcdhData
+from didx.estimators.dcdh.prep import DcdhData, EstimationRows
 from didx.estimators.dcdh.trends import trends_lin_effect, trends_lin_placebo
+from didx.inference.contract import VcovRequest
+from didx.inference.dcdh_variance import ZERO, DcdhScores, DcdhSource, Influence
+from didx.results.base import Inference
 
 
 @dataclass
@@ -31,7 +35,7 @@ class DynEstimates:
     terms: list[str]
     event_time: list[float]
     coef: np.ndarray
-    infl: np.ndarray  # (G, K) variance influence variables U^var per group
+    infl: list[Influence]  # per term: the variance influence variables U^var (pieces before clustering)
     n_w: np.ndarray  # N (weighted cells), per term
     n_cells: np.ndarray  # N (cells), per term
     n_switchers_w: np.ndarray
@@ -49,12 +53,12 @@ def _max_or_zero(a: np.ndarray) -> float:
 
 
 def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool,
-                 switchers: str = "both", controls: list[str] | None = None,
+                 switchers: str = "both", covariates: list[str] | None = None,
                  func: str = "dcdh", trends_lin: bool = False) -> DynEstimates:
     """Every DID_l, placebo and the average total effect, with their variance influence variables."""
     fit = None
-    if controls and data.X is not None:
-        fit = fit_controls(data, float(data.n_groups_total), controls, func)
+    if covariates and data.X is not None:
+        fit = fit_controls(data, float(data.n_groups_total), covariates, func)
     core = Core(data, fit)
     S = data.S
     L_u = _max_or_zero(data.L[S == 1])
@@ -94,19 +98,25 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
             eff[s][i - 1] = comp
             if i <= n_pl_s:
                 pl[s][i - 1] = core.placebo(i, nc, dist, normalized)
+    if all(c is None for s in (1, 0) for c in eff[s]):
+        raise DesignError(
+            f"{func}: no effect can be estimated: every switcher's cell has weight 0 (or a missing outcome) at the "
+            f"horizons requested, so no DID_l has a switcher. Fix: check the weights= column and the outcome of "
+            f"the switchers."
+        )
 
     zeros_g = np.zeros(n_g)
     zeros_gt = np.zeros((n_g, n_t))
 
-    def combine(c1: Component | None, c0: Component | None) -> tuple[float, np.ndarray, np.ndarray, float, float,
+    def combine(c1: Component | None, c0: Component | None) -> tuple[float, np.ndarray, Influence, float, float,
                                                                       float, float, float, np.ndarray]:
         n1 = c1.n_switch_w if c1 else 0.0
         n0 = c0.n_switch_w if c0 else 0.0
         if n1 + n0 == 0:
-            return np.nan, zeros_g, zeros_g, 0.0, 0.0, 0.0, 0.0, np.nan, zeros_gt
+            return np.nan, zeros_g, ZERO, 0.0, 0.0, 0.0, 0.0, np.nan, zeros_gt
         a1, a0 = n1 / (n1 + n0), n0 / (n1 + n0)
         u = a1 * (c1.U if c1 else zeros_g) - a0 * (c0.U if c0 else zeros_g)
-        uv = a1 * (c1.U_var if c1 else zeros_g) - a0 * (c0.U_var if c0 else zeros_g)
+        uv = a1 * (c1.U_var if c1 else ZERO) - a0 * (c0.U_var if c0 else ZERO)
         cnt = np.maximum(c1.count if c1 else zeros_gt, c0.count if c0 else zeros_gt)
         cells = (c1.cells if c1 else zeros_gt) + (c0.cells if c0 else zeros_gt) > 0
         sw = (c1.switcher_cells.sum() if c1 else 0) + (c0.switcher_cells.sum() if c0 else 0)
@@ -116,7 +126,7 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
     terms: list[str] = []
     ets: list[float] = []
     coefs: list[float] = []
-    infl: list[np.ndarray] = []
+    infl: list[Influence] = []
     n_w: list[float] = []
     n_c: list[float] = []
     sw_w: list[float] = []
@@ -137,15 +147,15 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
         norm.append(k)
         counts.append(cnt)
     # average total effect (not defined with trends_lin, as in the package)
-    sums: dict[int, tuple[float, np.ndarray, np.ndarray, float]] = {}
+    sums: dict[int, tuple[float, np.ndarray, Influence, float]] = {}
     for s in (() if trends_lin else (1, 0)):
         comps = [c for c in eff[s] if c is not None]
         tot = sum(c.n_switch_w for c in comps)
         if tot == 0:
-            sums[s] = (0.0, zeros_g, zeros_g, 0.0)
+            sums[s] = (0.0, zeros_g, ZERO, 0.0)
             continue
         num = np.sum([(c.n_switch_w / tot) * c.U for c in comps], axis=0)
-        num_v = np.sum([(c.n_switch_w / tot) * c.U_var for c in comps], axis=0)
+        num_v = sum(((c.n_switch_w / tot) * c.U_var for c in comps), ZERO)
         den = float(sum((c.n_switch_w / tot) * c.delta_change for c in comps))
         sums[s] = (tot, num / den, num_v / den, den)
     if not trends_lin:
@@ -184,16 +194,19 @@ def estimate_dyn(data: DcdhData, *, effects: int, placebo: int, normalized: bool
                 acc_num += float(np.sum(c.delta_g * (M - i)))
                 acc_den += float(np.sum(c.delta_g))
     return DynEstimates(
-        terms=terms, event_time=ets, coef=np.array(coefs), infl=np.column_stack(infl), n_w=np.array(n_w),
+        terms=terms, event_time=ets, coef=np.array(coefs), infl=infl, n_w=np.array(n_w),
         n_cells=np.array(n_c), n_switchers_w=np.array(sw_w), n_switchers=np.array(sw_n), n_effects=l_xx,
         n_placebos=l_pl, avg_periods=acc_num / acc_den if acc_den else np.nan, normalization=np.array(norm),
         messages=messages,
     )
 
 
-def cluster_vcov(infl: np.ndarray, cluster: np.ndarray, G: float) -> np.ndarray:
-    """``V = S'S / G^2`` with ``S`` the (clusters x terms) sums of the variance influence variables."""
-    n_c = int(cluster.max()) + 1
-    Sm = np.zeros((n_c, infl.shape[1]))
-    np.add.at(Sm, cluster, infl)
-    return np.asarray(Sm.T @ Sm / G**2)
+def fit_covariance(func: str, rows: EstimationRows, scores: DcdhScores, *, unit: str, cluster: str | None,
+                   label: str, details: tuple[str, ...]) -> tuple[np.ndarray, Inference, DcdhSource]:
+    """The fit's covariance, computed by the result's covariance source (so that ``with_vcov(cluster=c)`` and
+    a fit with ``cluster=c`` run the same code), and that source."""
+    default = cluster if cluster is not None and cluster != unit else unit
+    source = DcdhSource(scores=scores, clusters=rows.cluster_codes(unit, None if default == unit else default),
+                        unit=unit, default=default, label=label, details=details)
+    V, inference = source.covariance(func, VcovRequest(), {})
+    return V, inference, source
