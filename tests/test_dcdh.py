@@ -13,6 +13,7 @@ from didx._errors import ColumnNotFoundError, DataError, DesignError, InvalidOpt
 from didx.results.event import EventStudyResult
 
 REF = load_reference("dcdh.json")["favara_default"]
+REF_NORMALIZED = load_reference("dcdh.json")["favara_normalized"]
 TOL_DCDH_POINT = 1e-10  # DID_l, placebos, average total effect vs R (observed agreement ~1e-15)
 TOL_DCDH_SE = 1e-10  # their analytic standard errors vs R (observed ~1e-14)
 TOL_P_ABS_TINY = 1e-15  # R computes 1 - pchisq(): absolute error ~1e-16 on a p-value near 1e-11
@@ -184,11 +185,32 @@ def test_both_directions_average_in_and_out_switchers():
 def test_normalized_binary_absorbing_divides_by_l():
     rng = np.random.default_rng(4)
     df = _staggered(rng, n_groups=30, n_periods=6)
-    a = didx.dcdh(df, y="y", unit="g", time="t", treat="d", effects=3)
-    n = didx.dcdh(df, y="y", unit="g", time="t", treat="d", effects=3, normalized=True)
+    a = didx.dcdh(df, y="y", unit="g", time="t", treat="d", effects=3, placebo=2)
+    n = didx.dcdh(df, y="y", unit="g", time="t", treat="d", effects=3, placebo=2, normalized=True)
     for ell in (1, 2, 3):
         np.testing.assert_allclose(n.params[f"Effect_{ell}"], a.params[f"Effect_{ell}"] / ell, rtol=TOL_IDENTITY)
         np.testing.assert_allclose(n.std_errors[ell - 1], a.std_errors[ell - 1] / ell, rtol=TOL_IDENTITY)
+    # placebos too (DIDmultiplegtDYN 2.2.0): the cumulated change over F_g..F_g-1+l, whatever outcomes exist
+    # before the switch (2.1.2 counted only periods with a placebo difference: cohort 4 has none for l = 2)
+    for ell in (1, 2):
+        i = n.terms.index(f"Placebo_{ell}")
+        np.testing.assert_allclose(n.params[f"Placebo_{ell}"], a.params[f"Placebo_{ell}"] / ell, rtol=TOL_IDENTITY)
+        np.testing.assert_allclose(n.std_errors[i], a.std_errors[i] / ell, rtol=TOL_IDENTITY)
+        np.testing.assert_allclose(n.extras["normalization"][f"Placebo_{ell}"], ell, rtol=TOL_IDENTITY)
+
+
+def test_favara_normalized_placebos_as_didmultiplegtdyn_2_2_0(favara, fav_res):
+    res = didx.dcdh(favara, **FAVARA_ARGS, effects=8, placebo=3, normalized=True)
+    digits = REF_NORMALIZED["_provenance"]["digits"]
+    for term, r in REF_NORMALIZED["placebos_printed"].items():
+        assert round(float(res.params[term]), digits) == r["Estimate"], term
+    # the placebo normalisation is the cumulated treatment change, as the effects': Placebo_3 / 3 here
+    norm = res.extras["normalization"]
+    for term in ("Placebo_2", "Placebo_3"):
+        i = res.terms.index(term)
+        np.testing.assert_allclose(res.coef[i], fav_res.coef[i] / norm[term], rtol=TOL_IDENTITY)
+        np.testing.assert_allclose(res.std_errors[i], fav_res.std_errors[i] / norm[term], rtol=TOL_IDENTITY)
+    assert norm["Placebo_3"] == 3.0
 
 
 def test_gap_before_switch_makes_the_group_a_control_until_the_gap():

@@ -167,7 +167,7 @@ class Core:
             comp.delta_change = float(np.sum(np.where(sw, w * change, 0.0)))
             comp.delta_g = np.where(sw, d.N * np.abs(d.D - d.d_sq[:, None]), 0.0).sum(axis=1)
             if normalized:
-                comp.delta_norm = self._cumulated(sw, w, l, None)
+                comp.delta_norm = self._cumulated(sw, w, l)
         return comp, nc, dist
 
     def placebo(self, i: int, nc_eff: np.ndarray, dist_eff: np.ndarray, normalized: bool,
@@ -188,7 +188,10 @@ class Core:
         if comp is not None and dX is not None:
             self._correct(comp, dist, nc, dX, i)
         if comp is not None and normalized:
-            comp.delta_norm = self._cumulated(comp.switcher_cells, d.N / comp.n_switch_w, i, ~np.isnan(diff))
+            # DIDmultiplegtDYN 2.2.0: the placebo's switchers' cumulated treatment change over the same window as
+            # effect i, F_g .. F_g - 1 + i (2.1.2 also required the placebo's difference at those periods, which
+            # left Placebo_2 and beyond un-normalised)
+            comp.delta_norm = self._cumulated(comp.switcher_cells, d.N / comp.n_switch_w, i)
         return comp
 
     def same_switchers(self, effects: int, placebo: int) -> tuple[np.ndarray, np.ndarray]:
@@ -228,12 +231,10 @@ class Core:
         comp.U_var = comp.U_var.minus_fixed(
             variance_correction(self.controls, self.d, self.G, comp.n_switch_w, l, dist, nc, ratio, dX))
 
-    def _cumulated(self, sw: np.ndarray, w: np.ndarray, l: int, extra: np.ndarray | None) -> float:
+    def _cumulated(self, sw: np.ndarray, w: np.ndarray, l: int) -> float:
         """sum over switchers of w * S-signed sum_{k=F_g}^{F_g-1+l} (D_k - d_sq)."""
         d = self.d
         window = (self.tv >= self.F) & (self.tv <= self.F - 1 + l)
-        if extra is not None:
-            window &= extra
         tot = np.where(window & ~np.isnan(d.D), d.D - d.d_sq[:, None], 0.0).sum(axis=1)
         sign = np.where(d.S == 1, 1.0, -1.0)
         per_g = sign * tot
