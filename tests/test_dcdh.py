@@ -138,6 +138,18 @@ def test_hand_computed_effects_and_placebo():
     assert t.loc["Effect_1", "n"] == 7
 
 
+def test_horizon_without_switchers_has_nan_estimate_and_se():
+    # both switchers' outcomes are missing at their switch: Effect_1 has no switcher; its SE is NaN, not 0
+    y = HAND_Y.copy()
+    y[0, 2] = y[1, 3] = np.nan
+    res = didx.dcdh(_panel(y, HAND_D), y="y", unit="g", time="t", treat="d", effects=2)
+    t = res.tidy().set_index("term")
+    assert np.isnan(t.loc["Effect_1", "estimate"]) and np.isnan(t.loc["Effect_1", "std_error"])
+    assert t.loc["Effect_1", "n_switchers"] == 0
+    np.testing.assert_allclose(t.loc["Effect_2", "estimate"], 5.0, rtol=TOL_IDENTITY)  # as in the full panel
+    assert np.isfinite(t.loc["Effect_2", "std_error"]) and t.loc["Effect_2", "std_error"] > 0
+
+
 def test_hand_computed_did_m_and_switch_off():
     # non-absorbing: g0 joins at t=2 and leaves at t=3; g1 stays untreated; g2 stays treated
     y = np.array([[0.0, 3.0, 1.0], [1.0, 2.0, 4.0], [2.0, 2.0, 5.0]])
