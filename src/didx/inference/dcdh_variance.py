@@ -64,12 +64,22 @@ class VarPiece:
     pool_mean: np.ndarray  # (n_pools,)
 
 
-def _distinct(sets: np.ndarray, clusters: np.ndarray, n_cl: int, n_sets: int) -> np.ndarray:
-    """Number of distinct clusters among the members of each set."""
+def _distinct(sets: np.ndarray, clusters: np.ndarray, n_cl: int, n_sets: int, one_per_group: bool) -> np.ndarray:
+    """Number of distinct clusters among the members of each set (a group is at most once in a set, so with one
+    cluster per group it is the number of members)."""
     if sets.size == 0:
         return np.zeros(n_sets)
-    pairs = np.unique(sets.astype(np.int64) * n_cl + clusters)
-    return np.bincount(pairs // n_cl, minlength=n_sets).astype(np.float64)
+    if one_per_group:
+        return np.bincount(sets, minlength=n_sets).astype(np.float64)
+    key = sets.astype(np.int64) * n_cl + clusters
+    if n_sets * n_cl <= 4 * key.size + 1_000_000:  # a presence table is cheaper than sorting
+        seen = np.zeros(n_sets * n_cl, dtype=bool)
+        seen[key] = True
+        return seen.reshape(n_sets, n_cl).sum(axis=1).astype(np.float64)
+    key = np.sort(key)
+    first = np.ones(key.shape[0], dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    return np.bincount(key[first] // n_cl, minlength=n_sets).astype(np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,9 +181,10 @@ class DcdhScores:
         cl = cluster_of_group[group]
         n_cl = int(cluster_of_group.max()) + 1 if cluster_of_group.size else 1
         m = self.member
-        own_n = _distinct(own[m], cl[m], n_cl, self.own_mean.shape[0])
+        one = n_cl == self.n_groups  # clusters nested in groups: one cluster per group
+        own_n = _distinct(own[m], cl[m], n_cl, self.own_mean.shape[0], one)
         pool = self.pool.astype(np.int64)
-        pool_n = _distinct(pool[own[m]], cl[m], n_cl, self.pool_mean.shape[0])
+        pool_n = _distinct(pool[own[m]], cl[m], n_cl, self.pool_mean.shape[0], one)
         has = own >= 0
         s = np.maximum(own, 0)
         if self.own_mean.size == 0:  # no cell in a demeaning set: e = 0, a = 1
