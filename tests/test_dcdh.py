@@ -348,6 +348,99 @@ def test_with_vcov_reclusters_as_a_fit_with_that_cluster(favara, fav_res):
                                rtol=TOL_RECLUSTER)
 
 
+def _uvar_by_loops(data, comp_inputs, l: int, cl: np.ndarray) -> np.ndarray:
+    """U^var of one DID_l and direction written cell by cell from the package's rules: each cell's demeaning set
+    (switchers' cohort, or the not-yet-switched controls of its baseline and period), set sizes counted in
+    distinct clusters, the union of both when a set has one cluster, else no demeaning."""
+    diff, nc, dist = comp_inputs
+    n_g, n_t = diff.shape
+    N, tv, F, Tg = data.N, data.tv, data.F, data.T_g
+    n1 = np.nansum(dist * N)
+    n1_t = np.nansum(dist * N, axis=0)
+    ok = ~np.isnan(diff)
+    ctrl = [(g, t) for g in range(n_g) for t in range(n_t) if ok[g, t] and nc[g, t] == 1 and n1_t[t] > 0]
+    sw = [(g, t) for g in range(n_g) for t in range(n_t) if dist[g, t] == 1]
+
+    def mean(cells):
+        w = sum(N[g, t] for g, t in cells)
+        return sum(N[g, t] * diff[g, t] for g, t in cells) / w if w else np.nan
+
+    def n_clusters(cells):
+        return len({cl[g] for g, t in cells if N[g, t] != 0})
+
+    u = np.zeros(n_g)
+    for g in range(n_g):
+        for t in range(n_t):
+            before, at_sw = tv[t] < F[g], tv[t] == F[g] - 1 + l
+            if not (before or at_sw) or not ok[g, t]:
+                continue
+            same_dt = [(h, s) for h, s in ctrl + sw if s == t and data.d_code[h] == data.d_code[g]]
+            if before and (g, t) in ctrl:
+                own = [(h, s) for h, s in ctrl if s == t and data.d_code[h] == data.d_code[g]]
+            elif at_sw and (g, t) in sw:
+                own = [(h, s) for h, s in sw if data.cohort_code[h] == data.cohort_code[g]]
+            else:
+                own = None
+            e, a = 0.0, 1.0
+            if own is not None and n_clusters(own) >= 2:
+                k = n_clusters(own)
+                e, a = mean(own), np.sqrt(k / (k - 1))
+            elif own is not None and n_clusters(own) == 1 and n_clusters(same_dt) >= 2:
+                k = n_clusters(same_dt)
+                e, a = mean(same_dt), np.sqrt(k / (k - 1))
+            if not (l <= Tg[g] - 1 and l + 1 <= tv[t] <= Tg[g]):
+                continue
+            ctrl_w = sum(nc[h, t] * N[h, t] for h in range(n_g) if data.d_code[h] == data.d_code[g] and ok[h, t])
+            sw_w = sum(dist[h, t] * N[h, t] for h in range(n_g) if data.d_code[h] == data.d_code[g] and ok[h, t])
+            term = dist[g, t] - (sw_w / ctrl_w) * nc[g, t]
+            u[g] += (data.n_groups_total / n1) * term * N[g, t] * a * (diff[g, t] - e)
+    return u
+
+
+@pytest.mark.parametrize("clusters", ["units", "pairs", "thirds"])
+def test_variance_pieces_equal_the_cell_by_cell_rules(clusters):
+    from didx.estimators.dcdh.core import Core
+    from didx.estimators.dcdh.prep import prepare
+    from didx.inference.dcdh_variance import DcdhScores
+
+    rng = np.random.default_rng(22)
+    G = 16
+    df = _staggered(rng, n_groups=G, n_periods=6)
+    start = (np.arange(G) % 4 == 0).astype(int)
+    df["d"] = np.where(start[df["g"]] == 1, 1 - df["d"], df["d"])  # a second baseline switching out
+    df["w"] = rng.uniform(0.5, 2.0, size=len(df))
+    data = prepare(df, func="t", unit="g", y="y", time="t", treat="d", weights="w", cluster=None)
+    cl = {"units": np.arange(data.Y.shape[0]), "pairs": np.arange(data.Y.shape[0]) // 2,
+          "thirds": np.arange(data.Y.shape[0]) % 3}[clusters]
+    core = Core(data)
+    checked = 0
+    for ell in (1, 2):
+        for s in (1, 0):
+            comp, nc, dist = core.effect(ell, s, normalized=False)
+            if comp is None:
+                continue
+            diff = data.Y - np.where(np.arange(data.Y.shape[1])[None, :] >= ell,
+                                     np.roll(data.Y, ell, axis=1), np.nan)
+            got = DcdhScores.build([comp.U_var], data.Y.shape[0], 1.0).influence(cl)[:, 0]
+            want = _uvar_by_loops(data, (diff, nc, dist), ell, cl)
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+            checked += 1
+    assert checked == 4
+
+
+def test_distinct_cluster_counts_on_every_path():
+    from didx.inference.dcdh_variance import _distinct
+
+    rng = np.random.default_rng(3)
+    sets = rng.integers(0, 40, 3000)
+    for n_cl in (25, 200_000):  # a presence table, then a sort
+        clusters = rng.integers(0, n_cl, 3000)
+        brute = [len(set(clusters[sets == k].tolist())) for k in range(40)]
+        np.testing.assert_array_equal(_distinct(sets, clusters, n_cl, 40, False), brute)
+    one_each = rng.permutation(3000)  # every member its own cluster
+    np.testing.assert_array_equal(_distinct(sets, one_each, 3000, 40, True), np.bincount(sets, minlength=40))
+
+
 def test_with_vcov_refusals_come_from_the_contract(favara, fav_res):
     caps = fav_res.capabilities
     assert caps is not None and caps.max_clusters == 1 and caps.vcov == () and not caps.ssc
