@@ -509,6 +509,10 @@ def test_joint_tests_are_not_stored_at_fit_time(fav_res):
         assert other.extras[key] != fav_res.extras[key]
         assert other.extras[key] == other.joint_test(which).p_value
     assert set(other.extras) == set(fav_res.extras)
+    import pickle
+
+    again = pickle.loads(pickle.dumps(other))
+    assert again.extras["p_joint_placebos"] == other.extras["p_joint_placebos"]
     banded = fav_res.with_uniform_bands(n_draws=1000, seed=1)
     assert banded.extras["p_joint_placebos"] == fav_res.extras["p_joint_placebos"]
     assert dataclasses.replace(other).extras["p_joint_effects"] == other.extras["p_joint_effects"]
@@ -536,6 +540,7 @@ def test_did_m_with_vcov_reclusters(favara):
     df = favara.assign(b=(favara.inter_bra > 0).astype(int))
     kw = dict(y="Dl_vloans_b", unit="county", time="year", treat="b", estimator="did_m")
     st = didx.dcdh(df, **kw, cluster="state_n")
+    assert st.n_pre == 0 and "no pre-period coefficient" in st.pre_period_meaning
     re = didx.dcdh(df, **kw).with_vcov(cluster="state_n", data=df)
     np.testing.assert_allclose(re.vcov_matrix, st.vcov_matrix, rtol=TOL_RECLUSTER)
     assert re.inference.cluster_names == ("state_n",)
@@ -1020,6 +1025,8 @@ def test_trends_lin_removes_adoption_correlated_trend_bias():
 def test_error_trends_lin_bad_value_or_did_m(favara):
     with pytest.raises(InvalidOptionError, match=r"trends_lin must be True or False.*'yes'"):
         didx.dcdh(favara, **FAVARA_ARGS, trends_lin="yes")
+    with pytest.raises(InvalidOptionError, match=r"normalized must be True or False.*'no'"):
+        didx.dcdh(favara, **FAVARA_ARGS, normalized="no")  # a non-empty string was truthy: normalised
     with pytest.raises(InvalidOptionError, match="trends_lin=True applies to estimator='did_l' only"):
         didx.dcdh(favara.assign(b=(favara.inter_bra > 0).astype(int)), y="Dl_vloans_b", unit="county",
                   time="year", treat="b", estimator="did_m", trends_lin=True)

@@ -89,4 +89,6 @@ def did_m(data: DcdhData, *, y: str, unit: str, treat: str, cluster: str | None,
         extras={"reference": (-1.0,), "n_joiners": float((n["01"] * plus).sum()),
                 "n_leavers": float((n["10"] * minus).sum())},
         _source=source,
+        pre_period_meaning="none: DID_M is the instantaneous effect only (first differences from t - 1), with no "
+                           "pre-period coefficient; use estimator='did_l' with placebo= for placebos",
     )
