@@ -618,6 +618,20 @@ def test_error_non_numeric_time(favara):
                   treat="inter_bra")
 
 
+def test_row_drops_count_units_removed_as_the_panel_layer(favara):
+    df = favara.copy().astype({"inter_bra": float})
+    first = df["county"].iloc[0]
+    df.loc[df["county"] == first, "inter_bra"] = np.nan  # every row of one county
+    df.loc[df.index[40], "inter_bra"] = np.nan  # one row of another
+    df.loc[df.index[80], "county"] = np.nan
+    res = didx.dcdh(df, **FAVARA_ARGS)
+    drops = {d.reason.split(" (")[0]: (d.n_rows, d.n_units) for d in res.sample.dropped}
+    n_first = int((favara["county"] == first).sum())
+    assert drops["missing treatment"] == (n_first + 1, 1)
+    assert drops["missing unit"] == (1, 0)
+    assert "1 units removed entirely" in str(res.summary())
+
+
 def test_error_cluster_given_several_columns(favara):
     # issue 10: a list of three columns raised a raw TypeError
     with pytest.raises(InvalidOptionError, match=r"cluster= must be one column name.*'state_n', 'year'.*Fix"):

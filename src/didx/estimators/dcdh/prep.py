@@ -154,12 +154,12 @@ def read_rows(data: object, *, func: str, y: str, unit: str, time: str, treat: s
         yv = np.where(infinite, np.nan, yv)
 
     keep = np.ones(n_input, dtype=bool)
-    drops: list[Dropped] = []
+    masks: list[tuple[str, np.ndarray]] = []
 
     def drop(mask: np.ndarray, reason: str) -> None:
         newly = mask & keep
         if newly.any():
-            drops.append(Dropped(reason, int(newly.sum())))
+            masks.append((reason, newly))
             keep[newly] = False
 
     drop(g_codes < 0, f"missing unit ({unit})")
@@ -173,15 +173,25 @@ def read_rows(data: object, *, func: str, y: str, unit: str, time: str, treat: s
     has_y = np.zeros(max(int(g_codes.max()) + 1, 1), dtype=bool)
     ok = keep & np.isfinite(yv)
     has_y[g_codes[ok]] = True
-    no_y = keep & ~has_y[np.maximum(g_codes, 0)]
-    if no_y.any():
-        drops.append(Dropped(f"groups whose outcome ({y}) is always missing", int(no_y.sum()),
-                             int(np.unique(g_codes[no_y]).size)))
-        keep[no_y] = False
+    drop(~has_y[np.maximum(g_codes, 0)], f"groups whose outcome ({y}) is always missing")
     if not keep.any():
         raise DesignError(f"{func}: no rows left after dropping missing values. Fix: check {y!r}, {treat!r}.")
+    drops = _dropped(masks, g_codes, keep, int(g_labels.shape[0]))
     return Rows(y=yv, d=dv, w=wv, x=xv, unit=g_codes, unit_labels=g_labels, time=t_codes, time_labels=t_labels,
                 cluster=cl_codes, keep=keep, drops=drops, notes=notes, fingerprint=cols.fingerprint(y, unit))
+
+
+def _dropped(masks: list[tuple[str, np.ndarray]], unit: np.ndarray, keep: np.ndarray, n_units: int
+             ) -> list[Dropped]:
+    """The rows dropped per reason, and the units left with no row, each counted once under the last reason
+    that removed one of its rows (the panel layer's convention)."""
+    still = np.bincount(unit[keep & (unit >= 0)], minlength=n_units) > 0
+    last = np.full(n_units, -1, dtype=np.int64)
+    for r, (_, mask) in enumerate(masks):
+        codes = unit[mask]
+        last[codes[codes >= 0]] = r
+    lost_by = np.bincount(last[~still & (last >= 0)], minlength=len(masks))
+    return [Dropped(reason, int(mask.sum()), int(lost_by[r])) for r, (reason, mask) in enumerate(masks)]
 
 
 @dataclass(eq=False)
