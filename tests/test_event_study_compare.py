@@ -436,7 +436,6 @@ def test_sun_abraham_window_result_can_recluster_by_any_data_column(mpdta: pd.Da
     assert re.inference.cluster_names == ("lpop",)
 
 
-@pytest.mark.xfail(strict=True, reason="WIP issue 9: comparison/dcdh sources move to the covariance contract")
 def test_dcdh_in_a_comparison_can_recluster_by_any_data_column(mpdta: pd.DataFrame) -> None:
     kw: dict[str, Any] = dict(**MPDTA, estimator="dcdh", window=(-2, 2))
     direct = didx.event_study(mpdta, cluster="lpop", **kw)
