@@ -5,7 +5,8 @@ Only the columns an estimator needs are materialised, as numpy arrays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,27 @@ import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
 from didx._validate import check_columns
-from didx.inference.contract import Fingerprint
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A digest of some of the input frame's role columns (numeric ones), to recognise the fitted frame later."""
+
+    columns: tuple[str, ...]
+    digest: str
+
+    @staticmethod
+    def of(arrays: Mapping[str, np.ndarray]) -> Fingerprint:
+        h = hashlib.sha1(usedforsecurity=False)
+        used = []
+        for name, a in arrays.items():
+            arr = np.asarray(a)
+            if arr.dtype.kind not in "biuf":
+                continue  # object columns would cost a Python-level hash per row; the numeric ones suffice
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(arr.astype(np.float64, copy=False)).data)
+            used.append(name)
+        return Fingerprint(tuple(used), h.hexdigest())
 
 
 @dataclass(frozen=True)

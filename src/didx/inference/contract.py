@@ -18,7 +18,6 @@ source class (or reuses :class:`LinearMapSource` for results that are linear map
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
+from didx._frame import Fingerprint, read_columns  # Fingerprint lives with the frame reader (re-exported here)
 
 if TYPE_CHECKING:
     from didx.inference.vcov import SSC
@@ -90,27 +90,6 @@ class VcovRequest:
 
 # ---------------------------------------------------------------------------------------------------------------
 # cluster codes captured at fit time
-@dataclass(frozen=True)
-class Fingerprint:
-    """A digest of some of the input frame's role columns (numeric ones), to recognise the fitted frame later."""
-
-    columns: tuple[str, ...]
-    digest: str
-
-    @staticmethod
-    def of(arrays: Mapping[str, np.ndarray]) -> Fingerprint:
-        h = hashlib.sha1(usedforsecurity=False)
-        used = []
-        for name, a in arrays.items():
-            arr = np.asarray(a)
-            if arr.dtype.kind not in "biuf":
-                continue  # object columns would cost a Python-level hash per row; the numeric ones suffice
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(arr.astype(np.float64, copy=False)).data)
-            used.append(name)
-        return Fingerprint(tuple(used), h.hexdigest())
-
-
 @dataclass(frozen=True, eq=False)
 class ClusterCodes:
     """Cluster codes on the estimation rows, captured at fit time, and what is needed to read a new column.
@@ -194,8 +173,6 @@ class ClusterCodes:
             )
 
     def _read(self, func: str, name: str, data: Any) -> np.ndarray:
-        from didx._frame import read_columns
-
         fp = self.fingerprint
         want = [name, *(c for c in (fp.columns if fp else ()) if c != name)]
         cols = read_columns(data, want, func, {"cluster": name})
