@@ -281,3 +281,23 @@ def test_a_pickled_result_is_smaller_than_the_data(name: str) -> None:
     back = pickle.loads(blob)
     np.testing.assert_array_equal(back.coef, res.coef)
     np.testing.assert_array_equal(back.vcov_matrix, res.vcov_matrix)
+
+
+# ------------------------------------------------------------------ the docs list the registry
+def registry_table() -> str:
+    """The estimator table of docs/index.md, as the registry says it."""
+    kind = {"always": "yes", "option": "with an option", "aggregate": '`aggregate("dynamic")`', None: ""}
+    rows = ["| estimator | event study | covariates | weights column | repeated cross sections | "
+            "`event_study(estimator=)` |", "|---|---|---|---|---|---|"]
+    for s in REGISTRY.values():
+        cells = [f"`{s.name}`", kind[s.event_study], "yes" if s.covariates else "", "yes" if s.weights else "",
+                 "yes" if s.repeated_cross_sections else "", f'`"{s.comparison}"`' if s.comparison else ""]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def test_the_user_guide_lists_the_registry() -> None:
+    from pathlib import Path
+
+    index = (Path(__file__).parents[1] / "docs" / "index.md").read_text()
+    assert registry_table() in index
