@@ -65,9 +65,11 @@ def test_comparison_keys_are_event_study_estimators() -> None:
     assert list(specs) == ["twfe", "sun_abraham", "callaway_santanna", "imputation", "did2s", "dcdh", "stacked"]
     for key, spec in specs.items():
         assert spec.event_study is not None and spec.pre_period is not None, key
-    from didx.comparison import ESTIMATORS, PRE_PERIOD
+    from didx.comparison import _MAPPED, _RUNNERS, ESTIMATORS, LABELS, PRE_PERIOD, WINDOW_RULE
 
     assert tuple(specs) == ESTIMATORS
+    for table in (_RUNNERS, _MAPPED, LABELS, WINDOW_RULE):  # a comparison key needs its runner and texts
+        assert set(table) == set(ESTIMATORS)
     for spec in REGISTRY.values():
         if spec.pre_period is not None:
             key = spec.pre_period_key({"base_period": "universal"})
