@@ -308,7 +308,6 @@ def test_with_vcov_refuses_a_changed_frame_and_undeclared_options() -> None:
     ({"cluster": "one"}, didx.DataError, r"'one' has 1 distinct value.*Fix"),
     ({"weights": "w_zero"}, didx.DataError, r"'w_zero' is zero on every untreated observation.*Fix"),
     ({"fe": []}, didx.InvalidOptionError, "fe= is empty"),
-    ({"covariates": "x2", "first_stage_covariates": "x2"}, didx.InvalidOptionError, "not both"),
 ])
 def test_option_errors_are_clear(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
     df = _simulated(seed=9)

@@ -87,8 +87,6 @@ class _Options:
 def _check_options(*, unit: str, time: str, covariates: Any, fe: Any, second_stage: Any, ref: Any, window: Any,
                    cluster: Any) -> _Options:
     func = FUNC
-    if second_stage == "event":  # the former spelling, accepted until every caller says "event_study"
-        second_stage = "event_study"
     check_option(func, "second_stage", second_stage, SECOND_STAGES)
     check_distinct(func, "covariates", covariates)
     if window is not None:
@@ -136,7 +134,6 @@ def did2s(
     window: tuple[int, int] | None = None,
     cluster: str | None = None,
     weights: str | None = None,
-    first_stage_covariates: str | Sequence[str] | None = None,
 ) -> Did2sResult | Did2sEventResult:
     """Gardner's two-stage DiD: untreated-only first stage, second stage on the residualised outcome.
 
@@ -161,18 +158,12 @@ def did2s(
     window : ``(lo, hi)``: estimate only event times in ``[lo, hi]``.
     cluster : cluster column of the variance; default ``unit``.
     weights : regression-weight column of both stages.
-    first_stage_covariates : the former name of ``covariates`` (accepted until every caller uses ``covariates``).
 
     References
     ----------
     Gardner, J. (2021). Two-stage differences in differences. arXiv:2207.05943.
     Butts, K. & Gardner, J. (2022). did2s: Two-Stage Difference-in-Differences. The R Journal 14(3).
     """
-    if first_stage_covariates is not None:
-        if covariates is not None:
-            raise InvalidOptionError(
-                f"{FUNC}: give covariates= (first_stage_covariates= is its former name), not both.")
-        covariates = first_stage_covariates
     if treat is None and cohort is None:
         raise InvalidOptionError(
             f"{FUNC}: give treat= (a 0/1 column, 1 on treated observations) or cohort= (first treated period)."

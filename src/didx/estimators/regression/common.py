@@ -32,6 +32,15 @@ REGRESSION_CAPABILITIES = Capabilities(
 )
 
 
+def regression_capabilities(fit: OLSFit) -> Capabilities:
+    """What a regression's ``with_vcov`` supports: HC2/HC3 need each observation's leverage, computed with at most
+    one absorbed factor, so they are not declared for two or more."""
+    if fit.fe is not None and len(fit.fe.factors) > 1:
+        return dataclasses.replace(REGRESSION_CAPABILITIES,
+                                   vcov=tuple(k for k in VCOV_TYPES if k not in ("HC2", "HC3")))
+    return REGRESSION_CAPABILITIES
+
+
 @dataclass(frozen=True, eq=False)
 class RegressionSource:
     """The stored fit and the cluster codes captured at fit time (never the data frame)."""
@@ -50,7 +59,7 @@ class RegressionSource:
 
     @property
     def capabilities(self) -> Capabilities:
-        return REGRESSION_CAPABILITIES
+        return regression_capabilities(self.fit)
 
     def codes_for(self, names: Sequence[str], given: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Codes of ``names``: those resolved for this request, else the ones stored at fit time."""

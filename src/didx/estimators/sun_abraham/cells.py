@@ -24,6 +24,7 @@ kept.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -444,7 +445,9 @@ class CellSource:
 
     @property
     def capabilities(self) -> Capabilities:
-        return REGRESSION_CAPABILITIES
+        # the cells stand for a regression with two absorbed factors: no leverage-based HC2 / HC3
+        return dataclasses.replace(REGRESSION_CAPABILITIES,
+                                   vcov=tuple(k for k in REGRESSION_CAPABILITIES.vcov if k not in ("HC2", "HC3")))
 
     def general_source(self) -> RegressionSource:
         """The regression on the rows (demeaned regressors n x k), built once, on demand."""
