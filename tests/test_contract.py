@@ -28,7 +28,7 @@ def test_parse_request_spellings_and_values() -> None:
     assert parse_request("f", None, np.array([1, 2, 3]), None).clusters == ("cluster",)
     with pytest.raises(didx.InvalidOptionError, match="'vcov' parameter of f must be a string"):
         parse_request("f", 3, None, None)
-    with pytest.raises(didx.InvalidOptionError, match="'ssc' parameter of f must be a didx.SSC"):
+    with pytest.raises(didx.InvalidOptionError, match=r"'ssc' parameter of f must be a didx\.SSC"):
         parse_request("f", None, None, "bogus")
     with pytest.raises(didx.InvalidOptionError, match="'cluster' parameter of f must be a column name"):
         parse_request("f", None, 3.5, None)
