@@ -24,7 +24,7 @@ TASKS: dict[str, Callable[[Any], Any]] = {
     "gardner": lambda df: didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort"),
     "bjs_es": lambda df: didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True),
     "gardner_es": lambda df: didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort",
-                                        second_stage="event"),
+                                        second_stage="event_study"),
 }
 
 

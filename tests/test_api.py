@@ -1,11 +1,14 @@
-"""The public API: every advertised name resolves, and importing didx stays light."""
+"""The public API: every advertised name resolves, every estimator of the registry is public, and importing
+didx stays light."""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
 import didx
+from didx.registry import REGISTRY, comparison_estimators, lazy_exports, load
 
 
 def test_every_public_name_resolves() -> None:
@@ -20,11 +23,54 @@ def test_import_does_not_load_matplotlib() -> None:
     assert out.strip() == "False"
 
 
-def test_estimators_take_keyword_arguments_only() -> None:
-    import inspect
+def test_every_registry_estimator_and_result_is_public() -> None:
+    public = set(didx.__all__) | set(didx._LAZY)
+    for name, module in lazy_exports().items():
+        assert name in public, name
+        obj = getattr(didx, name)
+        assert obj.__module__.startswith("didx."), name
+        assert getattr(__import__(module, fromlist=[name]), name) is obj, (name, module)
+    for spec in REGISTRY.values():
+        fn = getattr(didx, spec.name)
+        assert fn is load(spec.public or spec.function), spec.name
+        if spec.from_panel is not None:
+            assert callable(spec.load_from_panel()), spec.name
 
-    for name in ("did2x2", "twfe", "ols", "event_study", "drdid", "bacon", "att_gt", "sun_abraham", "imputation",
-                 "did2s", "dcdh", "twfe_weights", "stacked"):
+
+def test_estimators_take_keyword_arguments_only() -> None:
+    for name in REGISTRY:
         params = list(inspect.signature(getattr(didx, name)).parameters.values())
         assert params[0].name == "data", name
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:]), name
+
+
+def test_registry_declarations_match_the_signatures() -> None:
+    """What the registry declares an estimator takes (covariates, a weights column, repeated cross sections, its
+    names for the common arguments) is in its signature."""
+    for spec in REGISTRY.values():
+        params = inspect.signature(spec.load()).parameters
+        for role, own in spec.arguments.items():
+            assert own in params and role not in params, (spec.name, role, own)
+        assert (spec.argument("covariates") in params) == spec.covariates, spec.name
+        assert (spec.argument("weights") in params and params[spec.argument("weights")].default is None) \
+            == spec.weights, spec.name
+        unit = spec.argument("unit")
+        rcs = "panel" in params or unit not in params or params[unit].default is None  # a unit is optional
+        assert rcs == spec.repeated_cross_sections, spec.name
+        assert spec.engines == ("numpy",), spec.name
+
+
+def test_comparison_keys_are_event_study_estimators() -> None:
+    specs = comparison_estimators()
+    assert list(specs) == ["twfe", "sun_abraham", "callaway_santanna", "imputation", "did2s", "dcdh", "stacked"]
+    for key, spec in specs.items():
+        assert spec.event_study is not None and spec.pre_period is not None, key
+    from didx.comparison import _MAPPED, _RUNNERS, ESTIMATORS, LABELS, PRE_PERIOD, WINDOW_RULE
+
+    assert tuple(specs) == ESTIMATORS
+    for table in (_RUNNERS, _MAPPED, LABELS, WINDOW_RULE):  # a comparison key needs its runner and texts
+        assert set(table) == set(ESTIMATORS)
+    for spec in REGISTRY.values():
+        if spec.pre_period is not None:
+            key = spec.pre_period_key({"base_period": "universal"})
+            assert key in PRE_PERIOD, spec.name

@@ -67,8 +67,8 @@ def test_twfe_and_did2x2_equal_cells_same_estimate(equal: pd.DataFrame) -> None:
     two = equal[equal["t"].isin([2, 3]) & (equal["cohort"] != 5)].copy()
     two["post"] = (two["t"] == 3).astype(int)
     two["g"] = (two["cohort"] == 3).astype(int)
-    full2 = didx.did2x2(two, y="y", group="g", post="post", unit="unit", cluster="state")
-    col2 = didx.did2x2(two, y="y", group="g", post="post", unit="unit", cluster="state", collapse="group_period")
+    full2 = didx.did2x2(two, y="y", treat="g", post="post", unit="unit", cluster="state")
+    col2 = didx.did2x2(two, y="y", treat="g", post="post", unit="unit", cluster="state", collapse="group_period")
     assert col2.estimate == pytest.approx(full2.estimate, rel=TOL_IDENTITY)
     assert col2.sample.n_obs == 16  # 8 states x 2 periods
 
@@ -114,7 +114,7 @@ def test_errors(equal: pd.DataFrame) -> None:
     two["post"] = (two["t"] == 3).astype(int)
     two["g"] = (two["cohort"] == 3).astype(int)
     with pytest.raises(didx.InvalidOptionError, match=r"Fix: pass cluster=<that column>"):
-        didx.did2x2(two, y="y", group="g", post="post", unit="unit", collapse="group_period")
+        didx.did2x2(two, y="y", treat="g", post="post", unit="unit", collapse="group_period")
     with pytest.raises(didx.InvalidOptionError, match=r"groups by one cluster column"):
         didx.event_study(equal, **ES, cluster=["state", "t"], collapse="group_period")
 

@@ -336,3 +336,43 @@ def test_error_only_always_treated_names_cohort_and_fix() -> None:
                        "g": np.repeat([1, 1, 0, 0], 3), "y": np.arange(12.0)})
     with pytest.raises(didx.DesignError, match=r"every treated unit of 'g' \(2 units\).*first period 1.*Fix:"):
         didx.event_study(df, y="y", unit="id", time="t", cohort="g")
+
+
+# ------------------------------------------------------------------ the TWFE module: from a panel
+def test_from_panel_is_the_data_level_estimator(base_stagg: pd.DataFrame) -> None:
+    """event_study(data) = from_panel(build_panel(data)): same numbers, sample report, with_vcov, and the result
+    says what its leads are."""
+    from didx._panel import build_panel
+    from didx.estimators.regression import event_study as es_module
+    from didx.registry import PRE_PERIOD
+
+    d = base_stagg.assign(state=base_stagg["id"] // 3)
+    kw: dict[str, Any] = {"window": (-5, 4), "ref": [-1, -5], "vcov": "CR1"}
+    direct = es_module.event_study(d, y="y", unit="id", time="year", cohort="year_treated", covariates="x1",
+                                   cluster="state", **kw)
+    panel = build_panel(d, func="event_study", y="y", unit="id", time="year", cohort="year_treated",
+                        covariates="x1", cluster=["state"], require_control="untreated_obs")
+    res = es_module.from_panel(panel, **kw)
+    assert res.terms == direct.terms and res.sample == direct.sample and res.design == direct.design
+    np.testing.assert_array_equal(res.coef, direct.coef)
+    np.testing.assert_array_equal(res.vcov_matrix, direct.vcov_matrix)
+    np.testing.assert_allclose(res.with_vcov(cluster=d["x1"].round(1)).vcov_matrix,
+                               direct.with_vcov(cluster=d["x1"].round(1)).vcov_matrix, rtol=TOL_IDENTITY)
+    assert res.pre_period_meaning == PRE_PERIOD["twfe"] and res.cross_covariance
+    with pytest.raises(didx.InvalidOptionError, match="window must be a pair"):
+        es_module.from_panel(panel, window=(2, 3))
+
+
+def test_subset_panel_keeps_rows_of_the_input_frame(mpdta: pd.DataFrame) -> None:
+    from didx._panel import build_panel
+    from didx.estimators.regression.event_study import subset_panel
+
+    df = mpdta.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    panel = build_panel(df, func="t", y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    keep = (df["year"] >= 2005).to_numpy()
+    sub = subset_panel(panel, keep, panel.report)
+    np.testing.assert_array_equal(sub.row_index, np.flatnonzero(keep))
+    np.testing.assert_array_equal(sub.y, df["lemp"].to_numpy()[keep])
+    assert sub.n_periods == 3 and list(sub.period_labels) == [2005, 2006, 2007]
+    np.testing.assert_array_equal(sub.unit_labels[sub.unit], df["countyreal"].to_numpy()[keep])
+    assert sub.report.n_obs == int(keep.sum()) and sub.report.balanced

@@ -33,7 +33,7 @@ def test_single_cohort_equals_twfe_event_study(panel: pd.DataFrame) -> None:
     np.testing.assert_allclose(reg.coef, es.coef, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(reg.vcov_matrix, es.vcov_matrix, rtol=1e-9)
     sub = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control="never",
-                       fixed_effects="subexperiment")
+                       fe="subexperiment")
     np.testing.assert_allclose(sub.coef, res.coef, rtol=TOL_IDENTITY)
 
 
@@ -81,7 +81,7 @@ def test_trimmed_aggregate_att_from_cell_means(panel: pd.DataFrame) -> None:
 def test_unweighted_stack_is_different_and_never_control(panel: pd.DataFrame) -> None:
     kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2))
     a = didx.stacked(panel, **kw)
-    b = didx.stacked(panel, weights="none", **kw)
+    b = didx.stacked(panel, weighting="none", **kw)
     assert not np.allclose(a.coef, b.coef)
     assert "unweighted" in dict(b.design)["Weights"]
     c = didx.stacked(panel, control="never", **kw)
@@ -119,8 +119,12 @@ def test_errors(panel: pd.DataFrame) -> None:
         didx.stacked(panel, window=(0, 3), **kw)
     with pytest.raises(didx.InvalidOptionError, match=r"'control'.*'not_yet'.*'never'.*'notyet'"):
         didx.stacked(panel, window=(-2, 2), control="notyet", **kw)
-    with pytest.raises(didx.InvalidOptionError, match=r"'weights'.*'corrective'"):
-        didx.stacked(panel, window=(-2, 2), weights="wfh", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'weighting'.*'corrective'"):
+        didx.stacked(panel, window=(-2, 2), weighting="wfh", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'fe'.*'unit_event'.*'subexperiment'"):
+        didx.stacked(panel, window=(-2, 2), fe="unit", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"weights='none' names a sampling-weights column.*weighting="):
+        didx.stacked(panel, window=(-2, 2), weights="none", **kw)
     with pytest.raises(didx.DesignError, match=r"no sub-experiment fits the window -9..9.*Fix"):
         didx.stacked(panel, window=(-9, 9), **kw)
     treated_only = panel[panel["cohort"] > 0]
@@ -152,7 +156,7 @@ def test_hand_computed_small_panel() -> None:
 
 @pytest.mark.parametrize(("vcov", "cluster", "kw"), [
     (None, None, {}), ("iid", None, {}), ("hetero", None, {}), (None, "state", {}), (None, ["unit", "time"], {}),
-    (None, None, {"weights": "none"}), (None, None, {"control": "never"}), ("CR3", "state", {}),
+    (None, None, {"weighting": "none"}), (None, None, {"control": "never"}), ("CR3", "state", {}),
 ])
 def test_cells_equal_regression(panel: pd.DataFrame, vcov: str | None, cluster: Any, kw: dict[str, Any]) -> None:
     """A balanced stack is fitted from cell means (sub-experiment x treated x event time); same numbers."""
@@ -182,7 +186,11 @@ def test_stored_tables_are_read_only() -> None:
     with pytest.raises(TypeError):
         res.extras["sub_experiments"][0]["control_weight"] = 0.0
     with pytest.raises(ValueError, match="read-only"):
-        res.extras["stacked_weights"][...] = 0.0
+        res.extras["corrective_weights"][...] = 0.0
+    q = res.corrective_weights  # cohort x event time; a copy
+    assert list(q.columns) == ["cohort", "event_time", "control_weight"] and len(q) == 2 * 3
+    q.loc[:, "control_weight"] = 0.0
+    assert (res.corrective_weights["control_weight"] > 0).all()
     assert list(res.sub_experiments.columns) == ["cohort", "n_treated_units", "n_control_units", "control_weight",
                                                  "treated_share"]
 
@@ -201,3 +209,153 @@ def test_sample_report_counts_rows_in_no_sub_experiment() -> None:
     assert res.sample.n_units == df["countyreal"].nunique()  # every unit keeps some rows
     assert [d.n_units for d in res.sample.dropped] == [0]
     assert any("2007 (window 2006..2008 outside the data)" in n for n in res.sample.notes)
+
+
+# ---------------------------------------------------------------- wild bootstrap
+@pytest.mark.parametrize("engine", ["cells", "regression"])
+def test_wild_bootstrap_equals_twfe_event_study_on_one_cohort(panel: pd.DataFrame, engine: str) -> None:
+    """One cohort, never-treated controls, window = all periods: the stack is the panel and the stacked regression
+    the TWFE event study, so their wild bootstraps are the same test draw by draw (ATT: the post mean)."""
+    one = panel[panel["cohort"].isin([0, 5])]
+    res = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control="never",
+                       cluster="state", engine=engine)
+    es = didx.event_study(one, y="y", unit="unit", time="time", cohort="cohort", cluster="state")
+    kw: dict[str, Any] = dict(n_bootstrap=999, seed=7)
+    a, b = res.wild_bootstrap("event_time::1", **kw), es.wild_bootstrap("event_time::1", **kw)
+    assert a.p_value == pytest.approx(b.p_value, abs=1e-12)
+    assert a.statistic == pytest.approx(b.statistic, rel=1e-9)
+    np.testing.assert_allclose(a.conf_int, b.conf_int, rtol=1e-8)
+    post = [t for t, e in zip(es.terms, es.event_times, strict=True) if e >= 0]
+    R = np.array([[1.0 / len(post) if t in post else 0.0 for t in es.terms]])
+    a, b = res.wild_bootstrap("ATT", **kw), es.wild_bootstrap(R, **kw)
+    assert a.p_value == pytest.approx(b.p_value, abs=1e-12) and a.hypothesis == "ATT = 0"
+    assert a.statistic == pytest.approx(b.statistic, rel=1e-9)
+    assert a.estimate == pytest.approx(res.estimate, rel=1e-12)
+
+
+def test_wild_bootstrap_reproducible(panel: pd.DataFrame) -> None:
+    res = didx.stacked(panel, y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2), cluster="state")
+    a = res.wild_bootstrap("ATT", n_bootstrap=499, seed=3)
+    b = res.wild_bootstrap("ATT", n_bootstrap=499, seed=3)
+    assert a.p_value == b.p_value and a.conf_int == b.conf_int
+    np.testing.assert_array_equal(a.bootstrap_statistics, b.bootstrap_statistics)
+    reg = didx.stacked(panel, y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2), cluster="state",
+                       engine="regression").wild_bootstrap("ATT", n_bootstrap=499, seed=3)
+    assert reg.p_value == pytest.approx(a.p_value, abs=1e-12)
+
+
+# ---------------------------------------------------------------- event-study contract, aggregation
+def test_event_study_contract_and_aggregate(panel: pd.DataFrame) -> None:
+    from didx.comparison import PRE_PERIOD
+
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2))
+    res = didx.stacked(panel, **kw)
+    assert res.pre_period_meaning == PRE_PERIOD["stacked"] and res.cross_covariance is True
+    assert (res.n_pre, res.n_post) == (1, 3)
+    post = res.aggregate("post")
+    assert post.estimate == pytest.approx(res.estimate, rel=1e-12)
+    assert post.std_error == pytest.approx(res.std_error, rel=1e-12)
+    refit = didx.stacked(panel, cluster="state", **kw)
+    np.testing.assert_allclose(post.with_vcov(cluster="state", data=panel).vcov_matrix,
+                               refit.aggregate("post").vcov_matrix, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- sampling weights
+@pytest.fixture(scope="module")
+def weighted(panel: pd.DataFrame) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    unit_weight = rng.uniform(0.5, 3.0, panel["unit"].nunique())
+    return panel.assign(sw=unit_weight[panel["unit"].to_numpy() - panel["unit"].min()])
+
+
+def test_sampling_weights_give_the_weighted_trimmed_aggregate_att(weighted: pd.DataFrame) -> None:
+    """delta_e = sum_a (S^D_a / S^D) [weighted DiD of sub-experiment a], S the treated units' sampling weights."""
+    lo, hi = -2, 2
+    res = didx.stacked(weighted, y="y", unit="unit", time="time", cohort="cohort", window=(lo, hi), weights="sw")
+    units = weighted.groupby("unit")[["cohort", "sw"]].first()
+    tidy = res.tidy().set_index("term")
+    shares = []
+    for e in [-2, 0, 1, 2]:
+        num, den = 0.0, 0.0
+        for a in [4, 5, 7]:
+            treated = units[units["cohort"] == a]
+            clean = units[(units["cohort"] == 0) | (units["cohort"] > a + hi)]
+
+            def mean(u: pd.DataFrame, t: int) -> float:
+                d = weighted[weighted["unit"].isin(u.index) & (weighted["time"] == t)]
+                return float(np.average(d["y"], weights=d["sw"]))
+
+            did = (mean(treated, a + e) - mean(treated, a - 1)) - (mean(clean, a + e) - mean(clean, a - 1))
+            num += treated["sw"].sum() * did
+            den += treated["sw"].sum()
+            if e == 0:
+                shares.append(treated["sw"].sum())
+        assert tidy.loc[f"event_time::{e}", "estimate"] == pytest.approx(num / den, rel=TOL_IDENTITY)
+    np.testing.assert_allclose(res.sub_experiments["treated_share"], np.array(shares) / sum(shares), rtol=1e-12)
+    assert "sampling weights sw" in dict(res.design)["Weights"]
+
+
+def test_sampling_weights_checks(weighted: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2))
+    base = didx.stacked(weighted, **kw)
+    constant = didx.stacked(weighted.assign(c=2.0), weights="c", **kw)
+    np.testing.assert_allclose(constant.coef, base.coef, rtol=1e-10)
+    with pytest.raises(didx.DataError, match=r"'sw2' varies within unit.*Fix"):
+        didx.stacked(weighted.assign(sw2=weighted["sw"] + weighted["time"]), weights="sw2", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"engine='cells' needs"):
+        didx.stacked(weighted, weights="sw", engine="cells", **kw)
+    # zero-weight units: dropped and counted, the same numbers as without them
+    zero = weighted.assign(sw=np.where(weighted["unit"] % 10 == 0, 0.0, weighted["sw"]))
+    res = didx.stacked(zero, weights="sw", **kw)
+    want = didx.stacked(zero[zero["sw"] > 0], weights="sw", **kw)
+    np.testing.assert_allclose(res.coef, want.coef, rtol=1e-12)
+    np.testing.assert_allclose(res.vcov_matrix, want.vcov_matrix, rtol=1e-12)
+    n_zero = int((zero["sw"] == 0).sum())
+    assert [d.n_rows for d in res.sample.dropped if "zero weight" in d.reason] == [n_zero]
+    assert res.inference.n_clusters == want.inference.n_clusters
+
+
+# ---------------------------------------------------------------- the panel entry
+def test_from_panel_equals_the_frame_entry(weighted: pd.DataFrame) -> None:
+    from didx._panel import build_panel
+    from didx.estimators.regression.stacked import from_panel
+
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", weights="sw")
+    p = build_panel(weighted, func="stacked", cluster="state", require_control="none", **kw)
+    a = from_panel(p, window=(-2, 2), cluster="state", fe="subexperiment")
+    b = didx.stacked(weighted, window=(-2, 2), cluster="state", fe="subexperiment", **kw)
+    assert a.terms == b.terms and a.sample == b.sample and a.design == b.design
+    np.testing.assert_array_equal(a.coef, b.coef)
+    np.testing.assert_array_equal(a.vcov_matrix, b.vcov_matrix)
+    # zero weights in a panel built without dropping them are dropped (and counted) here
+    zero = weighted.assign(sw=np.where(weighted["unit"] % 10 == 0, 0.0, weighted["sw"]))
+    pz = build_panel(zero, func="stacked", require_control="none", **kw)
+    c = from_panel(pz, window=(-2, 2))
+    d = didx.stacked(zero, window=(-2, 2), **kw)
+    np.testing.assert_allclose(c.coef, d.coef, rtol=1e-12)
+    np.testing.assert_allclose(c.vcov_matrix, d.vcov_matrix, rtol=1e-12)
+    assert c.sample.n_obs == d.sample.n_obs and c.sample.n_units == d.sample.n_units
+    with pytest.raises(didx.InvalidOptionError, match=r"cluster column 'region' is not in the panel"):
+        from_panel(p, window=(-2, 2), cluster="region")
+
+
+# ---------------------------------------------------------------- size, clusters
+def test_pickled_result_is_smaller_than_the_data() -> None:
+    import pickle
+
+    df = didx.datasets.load("mpdta")
+    res = didx.stacked(df, y="lemp", unit="countyreal", time="year", cohort="first.treat", window=(-1, 1))
+    assert len(pickle.dumps(res)) < len(pickle.dumps(df))
+    back = pickle.loads(pickle.dumps(res))
+    np.testing.assert_allclose(back.with_vcov("CR3", cluster="countyreal").vcov_matrix,
+                               res.with_vcov("CR3", cluster="countyreal").vcov_matrix, rtol=1e-13)
+
+
+@pytest.mark.parametrize("engine", ["cells", "regression"])
+def test_a_single_cluster_is_a_data_error(panel: pd.DataFrame, engine: str) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", window=(-2, 2), engine=engine)
+    df = panel.assign(one=1)
+    with pytest.raises(didx.DataError, match=r"cluster variable 'one' has 1 distinct value.*Fix"):
+        didx.stacked(df, cluster="one", **kw)
+    with pytest.raises(didx.DataError, match=r"'one' has 1 distinct value"):
+        didx.stacked(df, **kw).with_vcov(cluster="one", data=df)

@@ -406,3 +406,194 @@ def test_stored_arrays_are_read_only(mpdta: pd.DataFrame) -> None:
     assert res.att.estimate == att
     with pytest.raises(ValueError, match="read-only"):
         res.with_vcov("hetero").extras["raw_vcov"][...] = 0.0
+
+
+# ---------------------------------------------------------------- wild bootstrap of the aggregated terms
+def _single_cohort(sim: pd.DataFrame) -> pd.DataFrame:
+    return sim[sim["cohort"].isin([0, 4])]
+
+
+@pytest.mark.parametrize("engine", ["cells", "regression"])
+def test_wild_bootstrap_equals_twfe_event_study_on_one_cohort(sim: pd.DataFrame, engine: str) -> None:
+    """One treated cohort: each relative-period term is the event study's coefficient, and the overall ATT the
+    (size-weighted, here equal) mean of the post coefficients, so the bootstraps are the same test, draw by draw."""
+    one = _single_cohort(sim)
+    res = didx.sun_abraham(one, y="y", unit="unit", time="time", cohort="cohort", cluster="state", engine=engine)
+    es = didx.event_study(one, y="y", unit="unit", time="time", cohort="cohort", cluster="state")
+    kw: dict[str, Any] = dict(n_bootstrap=999, seed=11)
+    a, b = res.wild_bootstrap("time::2", **kw), es.wild_bootstrap("event_time::2", **kw)
+    assert a.p_value == pytest.approx(b.p_value, abs=1e-12) and a.n_bootstrap == b.n_bootstrap
+    assert a.statistic == pytest.approx(b.statistic, rel=1e-9)
+    np.testing.assert_allclose(a.conf_int, b.conf_int, rtol=1e-8)
+    assert a.hypothesis == "time::2 = 0"
+    post = [t for t, e in zip(es.terms, es.event_times, strict=True) if e >= 0]
+    R = np.array([[1.0 / len(post) if t in post else 0.0 for t in es.terms]])
+    a, b = res.wild_bootstrap("ATT", **kw), es.wild_bootstrap(R, **kw)
+    assert a.p_value == pytest.approx(b.p_value, abs=1e-12)
+    assert a.statistic == pytest.approx(b.statistic, rel=1e-9)
+    assert a.estimate == pytest.approx(res.estimate, rel=1e-12) and a.hypothesis == "ATT = 0"
+    # a joint hypothesis over several terms
+    joint = res.wild_bootstrap(["time::-2", "time::-3"], **kw)
+    assert joint.p_value == pytest.approx(es.wild_bootstrap(["event_time::-2", "event_time::-3"], **kw).p_value,
+                                          abs=1e-12)
+
+
+def test_wild_bootstrap_reproducible_and_cells_equal_regression(sim: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", cluster="state")
+    a = didx.sun_abraham(sim, engine="cells", **kw)
+    b = didx.sun_abraham(sim, engine="regression", **kw)
+    first = a.wild_bootstrap("ATT", n_bootstrap=499, seed=5)
+    again = a.wild_bootstrap("ATT", n_bootstrap=499, seed=5)
+    assert first.p_value == again.p_value and first.conf_int == again.conf_int
+    np.testing.assert_array_equal(first.bootstrap_statistics, again.bootstrap_statistics)
+    other = b.wild_bootstrap("ATT", n_bootstrap=499, seed=5)
+    assert other.p_value == pytest.approx(first.p_value, abs=1e-12)
+    assert other.statistic == pytest.approx(first.statistic, rel=1e-9)
+    with pytest.raises(didx.InvalidOptionError, match=r"'ATT2' is not a coefficient.*Did you mean 'ATT'"):
+        a.wild_bootstrap("ATT2", n_bootstrap=99, seed=1)
+
+
+# ---------------------------------------------------------------- aggregation in one idiom
+def test_aggregate_kinds_are_linear_maps_with_their_covariance(sim: pd.DataFrame) -> None:
+    res = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort")
+    raw = res.coefficients
+    for kind, shortcut in (("att", res.att), ("cohort", res.cohort)):
+        agg = res.aggregate(kind)
+        np.testing.assert_array_equal(agg.coef, shortcut.coef)
+        np.testing.assert_array_equal(agg.vcov_matrix, shortcut.vcov_matrix)
+    period = res.aggregate("period")
+    events = [t for t in res.terms if t.startswith("time::")]
+    assert period.terms == tuple(events)
+    np.testing.assert_allclose(period.coef, res.coef[: len(events)], rtol=1e-12)
+    np.testing.assert_allclose(period.vcov_matrix, res.vcov_matrix[: len(events), : len(events)], rtol=1e-12)
+    # generic event-study kinds: a = weights over the event-time terms, then A V A' over the raw coefficients
+    et = res.event_times
+    post = (et >= 0) & np.isfinite(et)
+    for kind, mask in (("post", post), ("pre", (et < 0) & np.isfinite(et))):
+        a = np.where(mask, 1.0 / mask.sum(), 0.0)
+        agg = res.aggregate(kind)
+        assert agg.estimate == pytest.approx(float(a @ res.coef), rel=1e-12)
+        assert agg.std_error == pytest.approx(float(np.sqrt(a @ res.vcov_matrix @ a)), rel=1e-10)
+    mapped = res.aggregate({0: 0.5, 1: 0.5})
+    assert mapped.estimate == pytest.approx(0.5 * (res.coef[res.terms.index("time::0")]
+                                                   + res.coef[res.terms.index("time::1")]), rel=1e-12)
+    vec = res.aggregate(np.ones(int(post.sum())) / post.sum())
+    assert vec.estimate == pytest.approx(res.aggregate("post").estimate, rel=1e-12)
+    assert raw.vcov_matrix.shape[0] == len(raw.terms)
+    with pytest.raises(didx.InvalidOptionError, match=r"kind='simple'.*'att'.*'cohort'.*'period'.*'post'"):
+        res.aggregate("simple")
+
+
+def test_aggregate_with_vcov_equals_refit(sim: pd.DataFrame) -> None:
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort")
+    base = didx.sun_abraham(sim, **kw)
+    refit = didx.sun_abraham(sim, cluster="state", **kw)
+    for kind in ("att", "cohort", "period", "post", "pre"):
+        switched = base.aggregate(kind).with_vcov(cluster="state", data=sim)
+        want = refit.aggregate(kind)
+        np.testing.assert_allclose(switched.vcov_matrix, want.vcov_matrix, rtol=1e-12)
+        assert switched.inference.cluster_names == ("state",)
+    # after with_vcov on the event study, aggregates use its covariance
+    np.testing.assert_allclose(base.with_vcov(cluster="state", data=sim).aggregate("post").vcov_matrix,
+                               refit.aggregate("post").vcov_matrix, rtol=1e-12)
+    assert base.aggregate("att").with_vcov("CR3", cluster="unit").std_error > 0
+
+
+def test_event_study_contract_fields(sim: pd.DataFrame) -> None:
+    from didx.comparison import PRE_PERIOD
+
+    res = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort")
+    assert res.pre_period_meaning == PRE_PERIOD["sun_abraham"] and res.cross_covariance is True
+    assert res.n_post == 6 and res.n_pre == 5
+
+
+# ---------------------------------------------------------------- the panel entry
+def test_from_panel_equals_the_frame_entry(sim: pd.DataFrame) -> None:
+    from didx._panel import build_panel
+    from didx.estimators.sun_abraham.estimator import from_panel
+
+    kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort", covariates="x2", cluster="state")
+    panel = build_panel(sim, func="sun_abraham", require_control="never", **kw)
+    a = from_panel(panel, cluster="state", ref=[-1, -3])
+    b = didx.sun_abraham(sim, ref=[-1, -3], **kw)
+    assert a.terms == b.terms
+    np.testing.assert_array_equal(a.coef, b.coef)
+    np.testing.assert_array_equal(a.vcov_matrix, b.vcov_matrix)
+    assert a.sample == b.sample and a.design == b.design
+    with pytest.raises(didx.InvalidOptionError, match=r"cluster column 'region' is not in the panel.*cluster='region'"):
+        from_panel(panel, cluster="region")
+    no_cohort = build_panel(sim, func="sun_abraham", y="y", unit="unit", time="time", treat="d")
+    with pytest.raises(didx.InvalidOptionError, match=r"no cohort column.*cohort="):
+        from_panel(no_cohort)
+
+
+# ---------------------------------------------------------------- size of a result
+def test_pickled_result_is_smaller_than_the_data(mpdta: pd.DataFrame) -> None:
+    """The result keeps scores and cluster codes, not the data (the row-level fit for CR3 and the wild bootstrap
+    is rebuilt from the cells on demand and not pickled)."""
+    import pickle
+
+    df = didx.datasets.load("mpdta")
+    data_size = len(pickle.dumps(df))
+    res = didx.sun_abraham(df, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    size = len(pickle.dumps(res))
+    assert size < data_size, (size, data_size)
+    res.with_vcov("CR3", cluster="countyreal")  # builds and caches the row-level fit
+    assert len(pickle.dumps(res)) == size
+
+
+# ---------------------------------------------------------------- issue 10
+def test_ref_must_be_an_observed_negative_relative_period(mpdta: pd.DataFrame) -> None:
+    """fixest accepts any ref.p: one outside the data removes no dummy, and the collinear saturated model then
+    drops an arbitrary cell (ATT +0.0315 instead of -0.0400 on mpdta). Here it is an error."""
+    kw: dict[str, Any] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    with pytest.raises(didx.InvalidOptionError, match=r"ref=100 is not a pre-treatment relative period"):
+        didx.sun_abraham(mpdta, ref=100, **kw)
+    with pytest.raises(didx.DesignError, match=r"ref=-100 are not relative periods.*observed: -4, -3.*Fix"):
+        didx.sun_abraham(mpdta, ref=-100, **kw)
+    with pytest.raises(didx.DesignError, match=r"ref=-7 are not relative periods"):
+        didx.sun_abraham(mpdta, ref=[-1, -7], **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"ref=1 is not a pre-treatment relative period.*Fix: use ref=-1"):
+        didx.sun_abraham(mpdta, ref=1, **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"ref=0 is not a pre-treatment"):
+        didx.sun_abraham(mpdta, ref=[-1, 0], **kw)
+    assert didx.sun_abraham(mpdta, ref=-4, **kw).reference_periods == (-4.0,)
+
+
+def test_zero_weight_rows_are_dropped_and_counted(mpdta: pd.DataFrame) -> None:
+    """Zero-weight rows do not enter the fit (lm / fixest): the same n, K, clusters and SEs as without them."""
+    kw: dict[str, Any] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat", weights="w")
+    w = np.where(mpdta["countyreal"] % 7 == 0, 0.0, 1.0 + (mpdta["countyreal"] % 3))
+    df = mpdta.assign(w=w)
+    res = didx.sun_abraham(df, **kw)
+    dropped = df[df["w"] > 0].reset_index(drop=True)
+    want = didx.sun_abraham(dropped, **kw)
+    n_zero = int((w == 0).sum())
+    assert res.sample.n_obs == len(df) - n_zero == want.sample.n_obs
+    drop = [d for d in res.sample.dropped if "zero weight" in d.reason]
+    assert len(drop) == 1 and drop[0].n_rows == n_zero and drop[0].n_units == n_zero // 5
+    np.testing.assert_allclose(res.coef, want.coef, rtol=1e-12)
+    np.testing.assert_allclose(res.vcov_matrix, want.vcov_matrix, rtol=1e-12)
+    assert res.inference.n_clusters == want.inference.n_clusters
+    # a panel built without dropping them: from_panel drops and counts them too
+    from didx._panel import build_panel
+    from didx.estimators.sun_abraham.estimator import from_panel
+
+    panel = build_panel(df, func="sun_abraham", y="lemp", unit="countyreal", time="year", cohort="first.treat",
+                        weights="w")
+    again = from_panel(panel)
+    np.testing.assert_allclose(again.vcov_matrix, want.vcov_matrix, rtol=1e-12)
+    assert [d.n_rows for d in again.sample.dropped if "zero weight" in d.reason] == [n_zero]
+
+
+@pytest.mark.parametrize("engine", ["cells", "regression"])
+def test_a_single_cluster_is_a_data_error(mpdta: pd.DataFrame, engine: str) -> None:
+    df = mpdta.assign(one=1)
+    kw: dict[str, Any] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat", engine=engine)
+    with pytest.raises(didx.DataError, match=r"cluster variable 'one' has 1 distinct value.*Fix"):
+        didx.sun_abraham(df, cluster="one", **kw)
+    res = didx.sun_abraham(df, **kw)
+    for call in (lambda: res.with_vcov(cluster="one", data=df), lambda: res.att.with_vcov(cluster=df["one"]),
+                 lambda: res.with_vcov("CR3", cluster="one", data=df)):
+        with pytest.raises(didx.DataError, match=r"'one' has 1 distinct value"):
+            call()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -276,3 +278,32 @@ def test_cr3_with_several_nested_effects_and_the_size_guard(monkeypatch: pytest.
     monkeypatch.setattr(vcov_module, "JACKKNIFE_MAX_DUMMY_ENTRIES", 100)
     with pytest.raises(didx.InvalidOptionError, match=r"CR3.*\['time'\].*too large.*Fix"):
         didx.twfe(df, y="y", unit="unit", time="time", treat="d", vcov="CR3", cluster="state")
+
+
+def test_pickled_result_is_smaller_than_the_data() -> None:
+    """A result keeps the demeaned regressor, the residuals and the codes of the absorbed factors, which are also
+    the stored cluster codes of the unit and time columns (one array each, not two), never the data."""
+    import pickle
+
+    df = didx.datasets.load("mpdta")
+    res = didx.twfe(df, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    assert len(pickle.dumps(res)) < len(pickle.dumps(df))
+    src = res._source
+    assert src.fit.fe.factors[0] is src.clusters.stored["countyreal"]
+    assert src.fit.fe.factors[1] is src.clusters.stored["year"]
+    back = pickle.loads(pickle.dumps(res))
+    np.testing.assert_allclose(back.with_vcov(cluster=["countyreal", "year"]).vcov_matrix,
+                               res.with_vcov(cluster=["countyreal", "year"]).vcov_matrix, rtol=1e-14)
+    assert back.wild_bootstrap(res.headline, n_bootstrap=99, seed=1).p_value == \
+        res.wild_bootstrap(res.headline, n_bootstrap=99, seed=1).p_value
+
+
+@pytest.mark.parametrize("estimator", ["twfe", "ols"])
+def test_a_single_cluster_is_a_data_error(mpdta: pd.DataFrame, estimator: str) -> None:
+    df = mpdta.assign(one=1)
+    fit: Any = (lambda **kw: didx.twfe(df, y="lemp", unit="countyreal", time="year", cohort="first.treat", **kw)) \
+        if estimator == "twfe" else (lambda **kw: didx.ols(df, y="lemp", x="treat_post", **kw))
+    with pytest.raises(didx.DataError, match=r"cluster variable 'one' has 1 distinct value.*Fix"):
+        fit(cluster="one")
+    with pytest.raises(didx.DataError, match=r"'one' has 1 distinct value"):
+        fit().with_vcov(cluster="one", data=df)

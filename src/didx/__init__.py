@@ -5,6 +5,7 @@ Public API: estimator functions return immutable results (``.estimate``, ``.std_
 """
 
 from didx import datasets
+from didx import registry as _registry
 from didx._errors import (
     ColumnNotFoundError,
     ConvergenceError,
@@ -21,37 +22,16 @@ from didx.results import Inference, Result, WaldTest, compare
 
 __version__ = "0.1.0"
 
-# Estimators added by later modules are imported lazily: importing didx stays cheap, and the public names
-# resolve to the module that defines them.
-_LAZY = {
-    "event_study": "didx.estimators.regression.event_study",
+# Every other estimator and its result types come from the registry (didx.registry), imported lazily: importing
+# didx stays cheap, and the public names resolve to the module that defines them.
+_LAZY = {name: module for name, module in _registry.lazy_exports().items() if name not in globals()}
+_LAZY.update({
     "EventStudyComparison": "didx.comparison",
     "EventStudyResult": "didx.results.event",
     "plot_event_studies": "didx.results.plot",
     "uniform_bands": "didx.inference.bands",
-    "drdid": "didx.estimators.drdid.estimator",
-    "DRDiDResult": "didx.estimators.drdid.estimator",
-    "bacon": "didx.estimators.bacon.estimator",
-    "BaconDecomposition": "didx.estimators.bacon.estimator",
     "WildBootstrapResult": "didx.inference.wild",
-    "att_gt": "didx.estimators.cs.estimator",
-    "ATTgtResult": "didx.estimators.cs.estimator",
-    "CSAggregateResult": "didx.estimators.cs.estimator",
-    "CSEventStudyResult": "didx.estimators.cs.estimator",
-    "sun_abraham": "didx.estimators.sun_abraham.estimator",
-    "SunAbrahamResult": "didx.estimators.sun_abraham.estimator",
-    "imputation": "didx.estimators.imputation.bjs",
-    "ImputationResult": "didx.estimators.imputation.bjs",
-    "ImputationEventResult": "didx.estimators.imputation.bjs",
-    "did2s": "didx.estimators.imputation.did2s",
-    "Did2sResult": "didx.estimators.imputation.did2s",
-    "Did2sEventResult": "didx.estimators.imputation.did2s",
-    "dcdh": "didx.estimators.dcdh.estimator",
-    "DcdhResult": "didx.estimators.dcdh.estimator",
-    "twfe_weights": "didx.estimators.dcdh.estimator",
-    "stacked": "didx.estimators.regression.stacked",
-    "StackedResult": "didx.estimators.regression.stacked",
-}
+})
 
 
 def __getattr__(name: str) -> object:

@@ -4,17 +4,20 @@
     didx datasets                       # list the shipped datasets
     didx datasets NAME [--to FILE.csv]  # print or save one
 
-DATA is a CSV or Parquet file, or ``dataset:NAME`` for a shipped dataset. Arguments are the estimator's keyword
-arguments: ``y=lemp unit=countyreal``; a comma makes a list (``covariates=x1,x2``); numbers, ``true``/``false``
-and ``none`` are converted. Example::
+DATA is a CSV or Parquet file, or ``dataset:NAME`` for a shipped dataset. ESTIMATOR is any estimator of the registry
+(:mod:`didx.registry`). Arguments are the estimator's keyword arguments: ``y=lemp unit=countyreal``; a comma makes a
+list (``covariates=x1,x2``); numbers, ``true``/``false`` and ``none`` are converted. The common vocabulary (``y,
+unit, time, cohort, treat, covariates, weights, cluster, fe``) works for every estimator: it is mapped to the
+estimator's own name where that differs (e.g. ``treat=`` is did2x2's treated-group dummy). Example::
 
     didx twfe dataset:mpdta y=lemp unit=countyreal time=year cohort=first.treat
-    didx did2x2 dataset:card_krueger y=fte group=nj post=d cluster=store_id --output markdown
+    didx did2x2 dataset:card_krueger y=fte treat=nj post=d cluster=store_id --output markdown
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -25,9 +28,11 @@ import pandas as pd
 import didx
 from didx._errors import DidxError, InvalidOptionError
 from didx._validate import did_you_mean
+from didx.registry import REGISTRY, EstimatorSpec
+from didx.results.base import Result
+from didx.results.render import markdown_table
 
-ESTIMATORS = ("did2x2", "twfe", "ols", "event_study", "drdid", "bacon", "att_gt", "sun_abraham", "imputation",
-              "did2s", "dcdh", "stacked")
+ESTIMATORS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def _convert(key: str, raw: str) -> Any:
@@ -60,7 +65,23 @@ def _read(path: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def _arguments(spec: EstimatorSpec, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The command line's arguments in the estimator's own names (common vocabulary mapped, e.g. unit -> group)."""
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        own = spec.argument(key)
+        if own != key and own in kwargs:
+            raise InvalidOptionError(
+                f"didx {spec.name}: {key}= and {own}= name the same argument ({spec.name} calls it {own}=). "
+                f"Fix: give one of them."
+            )
+        out[own] = value
+    return out
+
+
 def _render(res: Any, output: str, conf_level: float) -> str:
+    if not isinstance(res, Result):
+        return _render_other(res, output, conf_level)
     if output == "summary":
         return str(res.summary(conf_level=conf_level))
     tidy = res.tidy(conf_level=conf_level)
@@ -69,15 +90,41 @@ def _render(res: Any, output: str, conf_level: float) -> str:
     if output == "csv":
         return str(tidy.to_csv(index=False))
     if output == "json":
-        def num(x: float) -> float | None:  # NaN is not JSON: null
-            return None if x != x else x
-
-        return json.dumps({"estimator": res.estimator, "estimate": num(res.estimate),
-                           "std_error": num(res.std_error), "terms": json.loads(tidy.to_json(orient="records"))},
+        return json.dumps({"estimator": res.estimator, "estimate": _num(res.estimate),
+                           "std_error": _num(res.std_error), "terms": json.loads(tidy.to_json(orient="records"))},
                           indent=1, allow_nan=False)
     if output == "markdown":
         return str(res.to_markdown(conf_level=conf_level))
     return str(res.to_latex(conf_level=conf_level))
+
+
+def _num(x: float) -> float | None:  # NaN is not JSON: null
+    return None if x != x else x
+
+
+def _render_other(res: Any, output: str, conf_level: float) -> str:
+    """Outputs that are not a :class:`~didx.Result` (a decomposition, a comparison): their summary and table."""
+    if output == "summary":
+        return str(res.summary())
+    if hasattr(res, "tidy"):
+        params = inspect.signature(res.tidy).parameters
+        table = res.tidy(conf_level) if "conf_level" in params else res.tidy()
+    else:
+        table = res.weights
+    if output == "tidy":
+        return str(table.to_string(index=False))
+    if output == "csv":
+        return str(table.to_csv(index=False))
+    if output == "json":
+        estimate = getattr(res, "estimate", None)
+        return json.dumps({"estimator": str(getattr(res, "estimator", type(res).__name__)),
+                           "estimate": None if estimate is None else _num(float(estimate)),
+                           "terms": json.loads(table.to_json(orient="records"))}, indent=1, allow_nan=False)
+    if output == "markdown":
+        return markdown_table([str(c) for c in table.columns],
+                              [[str(v) for v in row] for row in table.itertuples(index=False)])
+    raise InvalidOptionError(f"--output {output}: not available for {type(res).__name__}. Fix: use --output "
+                             f"summary, tidy, csv, json or markdown.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,8 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise InvalidOptionError(f"Argument {item!r} must be key=value, e.g. y=lemp.")
             k, v = item.split("=", 1)
             kwargs[k.replace("-", "_")] = _convert(k, v)
-        func = getattr(didx, ns.command)
-        res = func(_read(ns.data), **kwargs)
+        spec = REGISTRY[ns.command]
+        func = getattr(didx, spec.name)  # the public function (didx.event_study is the comparison entry)
+        res = func(_read(ns.data), **_arguments(spec, kwargs))
         print(_render(res, ns.output, ns.conf_level))
         return 0
     except (DidxError, TypeError, FileNotFoundError) as exc:

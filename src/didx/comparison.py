@@ -1,14 +1,20 @@
 """Every event-study estimator on the same data, with the same ``ref`` and ``window``: ``didx.event_study(...,
 estimator=[...] | "all")``.
 
-The common arguments (``y, unit, time, cohort, ref, window, covariates, cluster, weights``) are mapped onto each
-estimator's own signature; an option an estimator cannot honour raises :class:`~didx.InvalidOptionError` naming
-the estimator (nothing is silently ignored), and the mapping is printed by
+:func:`event_study` is the public ``didx.event_study``: the TWFE event study by default
+(:mod:`didx.estimators.regression.event_study`), or any estimator of the registry (:mod:`didx.registry`) that has a
+``comparison`` key, or several of them. The common arguments (``y, unit, time, cohort, ref, window, covariates,
+cluster, weights``) are mapped onto each estimator's own signature; an option an estimator cannot honour raises
+:class:`~didx.InvalidOptionError` naming the estimator (nothing is silently ignored), and the mapping is printed by
 :meth:`EventStudyComparison.summary`.
+
+The data are read once: the columns every estimator needs (and those named in ``options``). An estimator with a
+panel-level entry (``EstimatorSpec.from_panel``) gets the panel built once from them; the others get the data.
 
 Event time is ``k = time - cohort`` in the units of the time column for every estimator (dCDH's ``Effect_l`` is
 placed at ``l - 1`` and ``Placebo_l`` at ``-(l + 1)``). The estimators agree on what a post-period coefficient
-estimates under their assumptions, but **not on what a pre-period coefficient is** (see :data:`PRE_PERIOD`):
+estimates under their assumptions, but **not on what a pre-period coefficient is** (see :data:`PRE_PERIOD`; every
+result carries its text as ``pre_period_meaning``):
 
 * TWFE and Sun-Abraham: a lead ``b_k`` is relative to the reference period ``ref`` (normalised to 0), all leads
   and lags estimated jointly in one regression.
@@ -29,76 +35,36 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._frame import numeric_column, read_columns
+from didx._frame import Columns, numeric_column, read_columns
+from didx._panel import Panel, build_panel
 from didx._sample import Dropped
 from didx._validate import as_list, did_you_mean
+from didx.estimators.regression.event_study import (
+    EventStudyRegressionResult,
+    check_ref,
+    check_window,
+    subset_panel,
+)
+from didx.inference.contract import ClusterCodes, LinearMapSource
 from didx.inference.vcov import SSC
-from didx.results.base import Summary
+from didx.registry import PRE_PERIOD, EstimatorSpec, comparison_estimators
+from didx.results.base import Result, Summary
 from didx.results.event import EventStudyResult
 
-ESTIMATORS: tuple[str, ...] = ("twfe", "sun_abraham", "callaway_santanna", "imputation", "did2s", "dcdh",
-                               "stacked")
+__all__ = ["ESTIMATORS", "LABELS", "PRE_PERIOD", "WINDOW_RULE", "EventStudyComparison", "event_study"]
 
-LABELS: dict[str, str] = {
-    "twfe": "TWFE",
-    "sun_abraham": "Sun-Abraham",
-    "callaway_santanna": "Callaway-Sant'Anna",
-    "imputation": "BJS imputation",
-    "did2s": "Gardner two-stage",
-    "dcdh": "de Chaisemartin-D'Haultfoeuille",
-    "stacked": "Stacked (WFH weights)",
-}
+SPECS: dict[str, EstimatorSpec] = comparison_estimators()
+"""The estimators of ``event_study(estimator=...)``, by their key there (from :mod:`didx.registry`)."""
 
-#: How each estimator defines its pre-period (lead) coefficients.
-PRE_PERIOD: dict[str, str] = {
-    "twfe": (
-        "b_k relative to the reference period(s) ref (normalised to 0); all leads and lags are estimated jointly "
-        "in one regression with unit and time effects, never-treated and not-yet-treated observations as "
-        "implicit controls. Under heterogeneous effects a lead can be contaminated by other relative periods "
-        "(Sun & Abraham 2021)."
-    ),
-    "sun_abraham": (
-        "b_k relative to the reference period(s) ref (normalised to 0), estimated jointly in the saturated cohort "
-        "x relative-period regression against the never-treated (or last-treated) cohort, then averaged with "
-        "cohort shares: not contaminated by other relative periods."
-    ),
-    "callaway_santanna_universal": (
-        "universal base period: ATT(g, g+k) compares period g+k with the base g-1 (= ref; g-1-anticipation), "
-        "for leads and lags alike, then averaged over cohorts by event time. Same reference as TWFE/Sun-Abraham."
-    ),
-    "callaway_santanna_varying": (
-        "varying base period: a lead ATT(g, t), t < g, is a short gap comparing t with t-1 (a one-period "
-        "placebo), NOT with g-1; event time -1 is estimated, not normalised. Lags use the base g-1."
-    ),
-    "imputation": (
-        "BJS pre-trend test: the leads are the coefficients of lead dummies added to the unit + time model "
-        "fitted on untreated observations only; they compare untreated observations k periods before treatment "
-        "with the untreated observations further away (and the never treated). No reference period is "
-        "normalised and the post-period effects do not depend on them: a test of a different null than the "
-        "event-study leads (parallel trends of the untreated outcomes, used for imputation)."
-    ),
-    "did2s": (
-        "leads in the second stage: the residualised outcome (Y minus the untreated-only unit + time fit) is "
-        "regressed on lead and lag dummies, so a lead is the average first-stage residual of the untreated "
-        "observations k periods before treatment; ref only removes those rows' dummy (they are not a base that "
-        "the other leads are differenced from)."
-    ),
-    "dcdh": (
-        "placebos are long differences from the period before the switch: Placebo_l compares "
-        "Y_{F-1-l} - Y_{F-1} of the switchers with that of not-yet-switched groups with the same baseline "
-        "treatment, plotted at event time -(l+1); the period before the switch (-1) is the fixed base."
-    ),
-    "stacked": (
-        "delta_k relative to the reference period -1 within each sub-experiment (a cohort and its clean controls "
-        "observed over the whole window), averaged with the cohorts' treated shares (WFH corrective weights)."
-    ),
-}
+ESTIMATORS: tuple[str, ...] = tuple(SPECS)
+
+LABELS: dict[str, str] = {name: spec.label for name, spec in SPECS.items()}
 
 WINDOW_RULE: dict[str, str] = {
     "twfe": "treated-unit observations outside the window dropped before the regression (trimmed event study)",
@@ -112,6 +78,135 @@ WINDOW_RULE: dict[str, str] = {
             "number of effects",
     "stacked": "the sub-experiment window (cohorts whose window is not fully observed are dropped)",
 }
+
+# Values of other estimators' options the comparison sets (one line each to change when they are renamed).
+DID2S_EVENT_STUDY = "event_study"  # did2s(second_stage=...) for an event study
+
+# The column roles a panel-level entry reads from the panel (the rest of a call are its options).
+PANEL_ROLES = ("y", "unit", "time", "cohort", "covariates", "weights", "cluster")
+
+
+@overload
+def event_study(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    ref: float | Sequence[float] = -1,
+    window: tuple[float, float] | None = None,
+    bin_endpoints: bool = False,
+    covariates: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+    collapse: str | None = None,
+    estimator: Literal["twfe"] = "twfe",
+    options: None = None,
+) -> EventStudyRegressionResult: ...
+
+
+@overload
+def event_study(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    ref: float | Sequence[float] = -1,
+    window: tuple[float, float] | None = None,
+    bin_endpoints: bool = False,
+    covariates: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+    collapse: str | None = None,
+    estimator: str | Sequence[str],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> EventStudyResult | EventStudyComparison: ...
+
+
+def event_study(
+    data: Any,
+    *,
+    y: str,
+    unit: str,
+    time: str,
+    cohort: str,
+    ref: float | Sequence[float] = -1,
+    window: tuple[float, float] | None = None,
+    bin_endpoints: bool = False,
+    covariates: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    weights: str | None = None,
+    ssc: SSC | None = None,
+    collapse: str | None = None,
+    estimator: str | Sequence[str] = "twfe",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> EventStudyResult | EventStudyComparison:
+    """TWFE event study: dynamic effects relative to a reference period -- or any other event-study estimator, or
+    several side by side, with the same ``ref`` and ``window``.
+
+    ``y_it = a_i + l_t + sum_{k not in ref} b_k 1[t - g_i = k] + W_it' c + e_it``.
+
+    Parameters
+    ----------
+    data : any dataframe (pandas, polars, pyarrow, duckdb, ...).
+    y, unit, time : outcome, unit and period columns. Event time is ``k = time - cohort`` in the units of
+        ``time`` (for a date-like ``time``, in positions of the sorted periods).
+    cohort : first treated period of each unit; never treated as 0, NaN, inf or any value after the last
+        period (fixest's 10000 convention works). A single-date design is a cohort column equal to the
+        treatment date for treated units and never-treated otherwise.
+    ref : reference event time(s), normalised to 0. Default -1; ``ref=-2`` allows one period of anticipation;
+        a list (``[-1, -5]``) normalises several, which identifies the model without never-treated units.
+    window : ``(lo, hi)``: estimate ``b_lo .. b_hi``. Observations of treated units outside it are dropped and
+        reported (a trimmed event study), unless ``bin_endpoints``.
+    bin_endpoints : with ``window``, keep every observation and bin event times beyond the window into the end
+        points: ``b_lo`` is the effect at ``k <= lo`` and ``b_hi`` at ``k >= hi``.
+    covariates : time-varying controls (their terms have no event time).
+    vcov, cluster, ssc : covariance (see :func:`didx.twfe`). Default CR1 clustered by ``unit`` (fixest).
+    weights : sampling weights (weighted least squares).
+    collapse : ``"group_period"`` (or ``"group_period_weighted"``, cells weighted by size): estimate on
+        group x period cell means, the groups being ``cluster`` if given, else the cohorts (Bertrand, Duflo &
+        Mullainathan 2004). The remedy when treatment varies at the level of few groups.
+    estimator : ``"twfe"`` (default: this regression), or another event-study estimator run with the same
+        ``ref`` and ``window`` -- ``"sun_abraham"``, ``"callaway_santanna"`` (universal base period, never-treated
+        controls, dynamic aggregation), ``"imputation"`` (BJS), ``"did2s"`` (Gardner), ``"dcdh"``
+        (de Chaisemartin-D'Haultfoeuille, treatment ``1[time >= cohort]``), ``"stacked"`` (needs ``window``) --
+        or a list of them, or ``"all"``. An option an estimator cannot honour raises (e.g. ``ref=-2`` for dcdh,
+        ``covariates`` for stacked). See :mod:`didx.comparison` for the mapping and for how the
+        estimators' pre-period coefficients differ.
+    options : per-estimator keyword arguments passed on (and overriding the mapped ones), e.g.
+        ``{"callaway_santanna": {"base_period": "varying", "control": "not_yet"}, "stacked": {"window": (-2, 1)}}``.
+
+    Returns
+    -------
+    EventStudyRegressionResult (``estimator="twfe"``) : terms ``"event_time::k"`` (``term_info["event_time"]``
+        = k; NaN for covariates) and the covariates; ``.estimate`` is ``b_0``. ``.pretrend_test()``,
+        ``.plot()``, ``.event_table()``, ``.with_vcov()``.
+    EventStudyResult (another single estimator) : that estimator's event study.
+    EventStudyComparison (a list or ``"all"``) : ``.tidy()`` (one table: estimator, term, event_time, estimate,
+        std_error, conf_low, conf_high, reference), ``.plot()`` (overlaid), ``.results``, ``.summary()``.
+    Every event-study result carries ``pre_period_meaning`` (what its leads are).
+    """
+    func = "event_study"
+    refs = check_ref(func, ref)
+    win = check_window(func, window, refs)
+    if isinstance(estimator, str) and estimator == "twfe" and options is None:
+        twfe: EventStudyRegressionResult = SPECS["twfe"].load()(
+            data, y=y, unit=unit, time=time, cohort=cohort, ref=list(refs), window=win, bin_endpoints=bin_endpoints,
+            covariates=covariates, vcov=vcov, cluster=cluster, weights=weights, ssc=ssc, collapse=collapse)
+        return twfe
+    names = parse_estimators(func, estimator)
+    return compare_event_studies(
+        data, names=names, single=isinstance(estimator, str) and estimator != "all", y=y, unit=unit, time=time,
+        cohort=cohort, refs=refs, window=win, bin_endpoints=bin_endpoints, covariates=covariates, vcov=vcov,
+        cluster=cluster, weights=weights, ssc=ssc, collapse=collapse, options=options)
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,7 +284,7 @@ class EventStudyComparison:
             lines.append(f"[{name}] {res.estimator}")
             call = ", ".join(f"{k}={v!r}" for k, v in self.calls.get(name, {}).items())
             lines.append(f"  call: {call}")
-            lines.append(f"  pre-period coefficients: {_pre_period_text(name, self.calls.get(name, {}))}")
+            lines.append(f"  pre-period coefficients: {res.pre_period_meaning}")
             lines.append(f"  window: {WINDOW_RULE[name]}")
             lines.append(f"  sample: {res.sample.n_obs} observations; SEs: {res.inference.vcov_type}")
             if res.sample.dropped:
@@ -217,12 +312,6 @@ class EventStudyComparison:
 
 def _fmt(v: float, digits: int) -> str:
     return "" if not np.isfinite(v) else f"{v:.{digits}f}"
-
-
-def _pre_period_text(name: str, call: Mapping[str, Any]) -> str:
-    if name == "callaway_santanna":
-        return PRE_PERIOD[f"callaway_santanna_{call.get('base_period', 'universal')}"]
-    return PRE_PERIOD[name]
 
 
 def parse_estimators(func: str, estimator: str | Sequence[str]) -> list[str]:
@@ -257,6 +346,11 @@ class _Common:
     vcov: str | None
     ssc: SSC | None
 
+    def role(self, role: str) -> Any:
+        """The common value of a column role (``PANEL_ROLES``), as passed on (None for an empty list)."""
+        value = getattr(self, role)
+        return (value or None) if isinstance(value, list) else value
+
 
 def compare_event_studies(
     data: Any, *, names: Sequence[str], single: bool, y: str, unit: str, time: str, cohort: str,
@@ -267,16 +361,7 @@ def compare_event_studies(
 ) -> EventStudyResult | EventStudyComparison:
     """Run the estimators ``names`` (the engine of ``event_study(estimator=...)``)."""
     func = "event_study"
-    opts = dict(options or {})
-    for key, val in opts.items():
-        if key not in names:
-            raise InvalidOptionError(
-                f"{func}: options has an entry for {key!r}, which is not among the estimators run ({names}). "
-                f"Fix: key options by estimator name, e.g. options={{'callaway_santanna': "
-                f"{{'base_period': 'varying'}}}}."
-            )
-        if not isinstance(val, Mapping):
-            raise InvalidOptionError(f"{func}: options[{key!r}] must be a dict of keyword arguments; got {val!r}.")
+    opts = _check_options(func, names, options)
     if "twfe" not in names or len(names) > 1 or single:
         others = [n for n in names if n != "twfe"]
         for flag, value, fix in (("bin_endpoints", bin_endpoints, False), ("collapse", collapse, None)):
@@ -287,24 +372,47 @@ def compare_event_studies(
                 )
     common = _Common(y=y, unit=unit, time=time, cohort=cohort, refs=refs, window=window,
                      covariates=as_list(covariates), cluster=as_list(cluster), weights=weights, vcov=vcov, ssc=ssc)
-    frame, info = _read(data, common)
+    inputs = _Inputs.read(data, common, opts)
     results: dict[str, EventStudyResult] = {}
     calls: dict[str, dict[str, Any]] = {}
     notes: dict[str, tuple[str, ...]] = {}
     for name in names:
-        res, call, note = _RUNNERS[name](data, frame, info, common, dict(opts.get(name, {})), bin_endpoints,
-                                          collapse)
+        res, call, note = _RUNNERS[name](inputs, dict(opts.get(name, {})), bin_endpoints, collapse)
         overridden = sorted(set(opts.get(name, {})) & set(_MAPPED[name]))
         if overridden:
             note = (*note, f"options overrode the common mapping of {', '.join(overridden)}")
-        results[name], calls[name], notes[name] = res, call, note
+        results[name] = _with_pre_period(res, SPECS[name], call)
+        calls[name], notes[name] = _shown(call), note
     if single:
         return results[names[0]]
     return EventStudyComparison(results=results, calls=calls, notes=notes, reference=refs, window=window,
                                 outcome=y)
 
 
-# ------------------------------------------------------------------ data
+def _check_options(func: str, names: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None
+                   ) -> dict[str, Mapping[str, Any]]:
+    opts = dict(options or {})
+    for key, val in opts.items():
+        if key not in names:
+            raise InvalidOptionError(
+                f"{func}: options has an entry for {key!r}, which is not among the estimators run ({names}). "
+                f"Fix: key options by estimator name, e.g. options={{'callaway_santanna': "
+                f"{{'base_period': 'varying'}}}}."
+            )
+        if not isinstance(val, Mapping):
+            raise InvalidOptionError(f"{func}: options[{key!r}] must be a dict of keyword arguments; got {val!r}.")
+    return opts
+
+
+def _with_pre_period(res: EventStudyResult, spec: EstimatorSpec, call: Mapping[str, Any]) -> EventStudyResult:
+    """The result with its ``pre_period_meaning`` (from :data:`PRE_PERIOD` when the estimator did not set it)."""
+    if res.pre_period_meaning:
+        return res
+    key = spec.pre_period_key(call)
+    return res if key is None else dataclasses.replace(res, pre_period_meaning=PRE_PERIOD[key])
+
+
+# ------------------------------------------------------------------ data: read once
 @dataclass(frozen=True)
 class _Info:
     treated_row: np.ndarray  # unit treated at some point within the data (finite cohort <= last period)
@@ -312,24 +420,177 @@ class _Info:
     periods: np.ndarray
 
 
-def _read(data: Any, c: _Common) -> tuple[pd.DataFrame, _Info]:
-    """The columns every estimator needs, as a pandas frame (numeric time and cohort), and the event times."""
-    func = "event_study"
-    cols = [c.y, c.unit, c.time, c.cohort, *c.covariates, *c.cluster, *([c.weights] if c.weights else [])]
-    roles = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "covariates": c.covariates,
-             "cluster": c.cluster, "weights": c.weights}
-    got = read_columns(data, list(dict.fromkeys(cols)), func, {k: v for k, v in roles.items() if v})
-    fix = "Fix: comparing estimators needs a numeric period (e.g. the year); convert dates to period numbers."
-    t = numeric_column(got, c.time, "time", func, fix)
-    g = numeric_column(got, c.cohort, "cohort", func, "Fix: code the cohort as the first treated period.")
-    frame = pd.DataFrame({k: got.arrays[k] for k in dict.fromkeys(cols)})
-    periods = np.unique(t[np.isfinite(t)])
-    last = periods[-1] if periods.size else np.inf
-    treated_row = np.isfinite(g) & (g != 0) & (g <= last)
-    k = np.where(treated_row, t - np.where(treated_row, g, 0.0), np.nan)
-    return frame, _Info(treated_row=treated_row, event_time=k, periods=periods)
+@dataclass(eq=False)
+class _Inputs:
+    """The user's data, the columns the comparison needs read once from it, and the panel built once from them.
+
+    ``cols`` holds the common columns and any column named in ``options``; ``frame()`` is a pandas view of them
+    (row i = row i of the data); ``panel()`` is the :class:`~didx._panel.Panel` of the common roles, built on first
+    use, for estimators with a panel-level entry.
+    """
+
+    data: Any
+    cols: Columns
+    info: _Info
+    common: _Common
+    _panel: Panel | None = None
+
+    @classmethod
+    def read(cls, data: Any, c: _Common, opts: Mapping[str, Mapping[str, Any]]) -> _Inputs:
+        func = "event_study"
+        needed = [c.y, c.unit, c.time, c.cohort, *c.covariates, *c.cluster, *([c.weights] if c.weights else [])]
+        roles = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "covariates": c.covariates,
+                 "cluster": c.cluster, "weights": c.weights}
+        named = _option_columns(opts)
+        if named:
+            needed += [n for n in named if n in set(_column_names(data))]
+        got = read_columns(data, list(dict.fromkeys(needed)), func, {k: v for k, v in roles.items() if v})
+        fix = "Fix: comparing estimators needs a numeric period (e.g. the year); convert dates to period numbers."
+        t = numeric_column(got, c.time, "time", func, fix)
+        g = numeric_column(got, c.cohort, "cohort", func, "Fix: code the cohort as the first treated period.")
+        periods = np.unique(t[np.isfinite(t)])
+        last = periods[-1] if periods.size else np.inf
+        treated_row = np.isfinite(g) & (g != 0) & (g <= last)
+        k = np.where(treated_row, t - np.where(treated_row, g, 0.0), np.nan)
+        return cls(data=data, cols=got, info=_Info(treated_row=treated_row, event_time=k, periods=periods),
+                   common=c)
+
+    @property
+    def n_rows(self) -> int:
+        return self.cols.n_rows
+
+    def frame(self, rows: np.ndarray | None = None) -> pd.DataFrame:
+        """The columns read, as a pandas frame (no copy), or its rows ``rows`` (positions)."""
+        arrays = self.cols.arrays if rows is None else {k: v[rows] for k, v in self.cols.arrays.items()}
+        return pd.DataFrame(arrays, copy=False)
+
+    def panel(self) -> Panel:
+        """The panel of the common column roles, built once (for panel-level entries)."""
+        if self._panel is None:
+            c = self.common
+            self._panel = build_panel(self.frame(), func="event_study", y=c.y, unit=c.unit, time=c.time,
+                                      cohort=c.cohort, covariates=c.covariates or None, weights=c.weights,
+                                      cluster=c.cluster, require_control="untreated_obs")
+        return self._panel
+
+    def unit_codes(self) -> np.ndarray:
+        """Integer codes of the unit column on the data's rows (-1: missing), whatever the labels' types."""
+        codes, _ = pd.factorize(self.cols.arrays[self.common.unit], use_na_sentinel=True)
+        return np.asarray(codes, dtype=np.int64)
+
+    def fingerprint(self) -> Any:
+        """The fingerprint of the user's data that results fitted on it carry (outcome and unit columns)."""
+        return self.cols.fingerprint(self.common.y, self.common.unit)
 
 
+def _option_columns(opts: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Strings (or lists of strings) among the options' values: possibly column names."""
+    out: list[str] = []
+    for per in opts.values():
+        for v in per.values():
+            if isinstance(v, str):
+                out.append(v)
+            elif isinstance(v, list | tuple) and all(isinstance(x, str) for x in v):
+                out.extend(v)
+    return out
+
+
+def _column_names(data: Any) -> list[str]:
+    """The column names of any frame (without reading it)."""
+    if isinstance(data, pd.DataFrame):
+        return [str(n) for n in data.columns]
+    import narwhals as nw
+
+    try:
+        return [str(n) for n in nw.from_native(data).collect_schema().names()]
+    except TypeError:  # not a frame: read_columns reports it
+        return []
+
+
+# ------------------------------------------------------------------ calling an estimator
+@dataclass(frozen=True)
+class _Rows:
+    """A subset of the data's rows to fit on: ``keep`` (a boolean mask over them) and why the others go."""
+
+    keep: np.ndarray
+    reason: str
+
+
+def _fit(inputs: _Inputs, spec: EstimatorSpec, call: Mapping[str, Any], *, rows: _Rows | None = None,
+         data: Any = None) -> Any:
+    """Call estimator ``spec`` with ``call`` (in its own argument names).
+
+    Through its panel-level entry, on the panel built once, when it has one and ``call`` keeps the common column
+    roles; otherwise on ``data`` (default: the user's data). With ``rows``, on those rows only: the rows left out
+    are reported as dropped, and the result's cluster codes still map to the rows of the user's data
+    (``with_vcov(cluster=df[col])`` and ``with_vcov(cluster=col, data=df)`` work).
+    """
+    entry = spec.load_from_panel()
+    role_args = {spec.argument(r): r for r in PANEL_ROLES}
+    if entry is not None and all(_same(call.get(arg), inputs.common.role(role)) for arg, role in role_args.items()):
+        panel = inputs.panel()
+        if rows is not None:
+            keep = rows.keep[panel.row_index]
+            panel = subset_panel(panel, keep, panel.report.with_dropped(_dropped(keep, panel.unit, rows.reason)))
+        return entry(panel, **{k: v for k, v in call.items() if k not in role_args})
+    fn = spec.load()
+    if rows is None:
+        return fn(inputs.data if data is None else data, **call)
+    kept = np.flatnonzero(rows.keep)
+    res = fn(inputs.frame(kept), **call)
+    return _on_input_rows(res, kept, inputs, _dropped(rows.keep, inputs.unit_codes(), rows.reason))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether a call's column argument is the common one (a column or a list of them; None = none)."""
+    def norm(v: Any) -> Any:
+        return tuple(as_list(v)) if v is None or isinstance(v, str | list | tuple) else v
+
+    return bool(norm(a) == norm(b))
+
+
+def _dropped(keep: np.ndarray, units: np.ndarray | None, reason: str) -> Dropped:
+    """The rows not in ``keep`` and the units (integer codes, -1 missing) left with no row."""
+    lost = 0
+    if units is not None and units.size:
+        n_units = int(units.max()) + 1
+        kept_units = np.bincount(units[keep & (units >= 0)], minlength=n_units) > 0
+        out_units = np.bincount(units[~keep & (units >= 0)], minlength=n_units) > 0
+        lost = int(np.count_nonzero(out_units & ~kept_units))
+    return Dropped(reason, int(np.count_nonzero(~keep)), lost)
+
+
+def _on_input_rows(res: Result, kept: np.ndarray, inputs: _Inputs, dropped: Dropped) -> Result:
+    """A result fitted on the rows ``kept`` of the user's data, re-based on the whole data: its cluster codes map
+    to the user's rows (checked against the user's row count and fingerprint), and the rows left out are input
+    rows, reported as dropped."""
+    src = res._source
+    new_src = src
+    clusters = getattr(src, "clusters", None)
+    if isinstance(clusters, ClusterCodes) and dataclasses.is_dataclass(src):
+        ri = kept if clusters.row_index is None else kept[clusters.row_index]
+        codes = ClusterCodes(clusters.stored, ri, inputs.n_rows, inputs.fingerprint())
+        new_src = dataclasses.replace(src, clusters=codes)
+    extras = {k: (dataclasses.replace(v, _source=new_src) if isinstance(v, Result) and v._source is src else v)
+              for k, v in res.extras.items()}
+    sample = dataclasses.replace(res.sample.with_dropped(dropped),
+                                 n_input_rows=res.sample.n_input_rows + dropped.n_rows)
+    return dataclasses.replace(res, _source=new_src, extras=extras, sample=sample)
+
+
+def _trim(inputs: _Inputs, window: tuple[float, float] | None) -> _Rows | None:
+    """The rows TWFE's trimmed event study keeps (treated-unit rows outside ``window`` dropped); None: all."""
+    if window is None:
+        return None
+    info = inputs.info
+    lo, hi = window
+    out = info.treated_row & ((info.event_time < lo) | (info.event_time > hi))
+    if not out.any():
+        return None
+    return _Rows(~out, f"observations of treated units outside window [{lo:g}, {hi:g}]")
+
+
+# ------------------------------------------------------------------ checks of the common options
 def _need_single(name: str, what: str, values: list[str]) -> str | None:
     if len(values) > 1:
         raise InvalidOptionError(
@@ -365,50 +626,43 @@ def _no_vcov(name: str, c: _Common) -> None:
         _refuse(name, "ssc", c.ssc, "its variance has no fixest small-sample options")
 
 
-# ------------------------------------------------------------------ runners
-def _run_twfe(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any], bin_endpoints: bool,
-              collapse: str | None) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.regression.event_study import event_study
+def _ref_arg(refs: tuple[float, ...]) -> float | list[float]:
+    return list(refs) if len(refs) > 1 else refs[0]
 
-    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort,
-                            "ref": list(c.refs) if len(c.refs) > 1 else c.refs[0], "window": c.window,
-                            "bin_endpoints": bin_endpoints, "covariates": c.covariates or None,
+
+# ------------------------------------------------------------------ runners
+Run = tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]
+
+
+def _run_twfe(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c = inputs.common
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "ref": _ref_arg(c.refs),
+                            "window": c.window, "bin_endpoints": bin_endpoints, "covariates": c.covariates or None,
                             "vcov": c.vcov, "cluster": c.cluster or None, "weights": c.weights, "ssc": c.ssc,
                             "collapse": collapse}
     call = {**call, **extra}
-    res = event_study(data, **call)
-    return res, _shown(call), ()
+    return _fit(inputs, SPECS["twfe"], call), _shown(call), ()
 
 
-def _run_sun_abraham(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
-                     bin_endpoints: bool, collapse: str | None
-                     ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.sun_abraham.estimator import sun_abraham
-
-    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort,
-                            "ref": list(c.refs) if len(c.refs) > 1 else c.refs[0],
+def _run_sun_abraham(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c = inputs.common
+    spec = SPECS["sun_abraham"]
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "ref": _ref_arg(c.refs),
                             "covariates": c.covariates or None, "vcov": c.vcov, "cluster": c.cluster or None,
                             "weights": c.weights, "ssc": c.ssc}
     call = {**call, **extra}
-    used, dropped = _trim(frame, info, c.window, c.unit)
-    if dropped is not None:  # trim every column of the data, so with_vcov can recluster by any of them
-        used, _ = _trim(_all_columns(data), info, c.window, c.unit)
-    res = sun_abraham(used, **call)
-    if dropped is not None:  # the trimmed rows are input rows too
-        res = dataclasses.replace(res, sample=dataclasses.replace(
-            res.sample.with_dropped(dropped), n_input_rows=res.sample.n_input_rows + dropped.n_rows))
+    res = _fit(inputs, spec, call, rows=_trim(inputs, c.window))
     shown = _shown(call)
     if c.window is not None:
         shown["window"] = c.window
     return res, shown, ()
 
 
-def _run_callaway_santanna(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
-                           bin_endpoints: bool, collapse: str | None
-                           ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.cs.estimator import att_gt
-
+def _run_callaway_santanna(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool,
+                           collapse: str | None) -> Run:
+    c = inputs.common
     name = "callaway_santanna"
+    spec = SPECS[name]
     _no_vcov(name, c)
     if len(c.refs) > 1:
         raise InvalidOptionError(
@@ -430,7 +684,7 @@ def _run_callaway_santanna(data: Any, frame: pd.DataFrame, info: _Info, c: _Comm
     if call["base_period"] == "varying":
         notes.append(f"base_period='varying': ref={ref:g} fixes only the anticipation ({call['anticipation']}); "
                      f"the leads are short gaps (t vs t-1), not relative to ref")
-    res = att_gt(data, **call)
+    res = _fit(inputs, spec, call)
     if c.window is not None:
         agg.setdefault("min_e", c.window[0])
         agg.setdefault("max_e", c.window[1])
@@ -440,12 +694,10 @@ def _run_callaway_santanna(data: Any, frame: pd.DataFrame, info: _Info, c: _Comm
     return dyn, {**_shown(call), **{f"aggregate.{k}": v for k, v in agg.items()}}, tuple(notes)
 
 
-def _run_imputation(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
-                    bin_endpoints: bool, collapse: str | None
-                    ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.imputation.bjs import imputation
-
+def _run_imputation(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c, info = inputs.common, inputs.info
     name = "imputation"
+    spec = SPECS[name]
     _no_vcov(name, c)
     _only_ref_minus_one(name, c, "BJS imputation normalises no reference period (its leads are a separate test)")
     notes: list[str] = []
@@ -460,10 +712,10 @@ def _run_imputation(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, ext
         want = want[1:]
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "horizons": True,
                             "pretrends": [int(v) for v in want] if want.size else None,
-                            "covariates": c.covariates or None,
+                            spec.argument("covariates"): c.covariates or None,
                             "cluster": _need_single(name, "cluster", c.cluster), "weights": c.weights}
     call = {**call, **extra}
-    fitted = imputation(data, **call)
+    fitted = _fit(inputs, spec, call)
     if not isinstance(fitted, EventStudyResult):
         raise InvalidOptionError(
             f"event_study: estimator='imputation' needs an event study; options {extra!r} made it static. Fix: "
@@ -473,35 +725,33 @@ def _run_imputation(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, ext
     return res, _shown(call), tuple(notes)
 
 
-def _run_did2s(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
-               bin_endpoints: bool, collapse: str | None
-               ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.imputation.did2s import did2s
-
+def _run_did2s(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c = inputs.common
     name = "did2s"
+    spec = SPECS[name]
     _no_vcov(name, c)
     bad = [r for r in c.refs if r != round(r)]
     if bad:
         _refuse(name, "ref", bad[0], "its event times are integers", "use an integer ref")
-    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "second_stage": "event",
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort,
+                            "second_stage": DID2S_EVENT_STUDY,
                             "ref": [int(r) for r in c.refs] if len(c.refs) > 1 else int(c.refs[0]),
                             "window": None if c.window is None else (int(np.ceil(c.window[0])),
                                                                      int(np.floor(c.window[1]))),
-                            "first_stage_covariates": c.covariates or None,
+                            spec.argument("covariates"): c.covariates or None,
                             "cluster": _need_single(name, "cluster", c.cluster), "weights": c.weights}
     call = {**call, **extra}
-    res = did2s(data, **call)
+    res = _fit(inputs, spec, call)
     if not isinstance(res, EventStudyResult):
-        raise InvalidOptionError("event_study: estimator='did2s' needs second_stage='event'; do not override it.")
+        raise InvalidOptionError(f"event_study: estimator='did2s' needs second_stage={DID2S_EVENT_STUDY!r}; do not "
+                                 f"override it.")
     return res, _shown(call), ()
 
 
-def _run_dcdh(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
-              bin_endpoints: bool, collapse: str | None
-              ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.dcdh.estimator import dcdh
-
+def _run_dcdh(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c, info = inputs.common, inputs.info
     name = "dcdh"
+    spec = SPECS[name]
     _no_vcov(name, c)
     _only_ref_minus_one(name, c, "its base is always the period before the switch (event time -1)")
     if c.covariates:
@@ -521,25 +771,20 @@ def _run_dcdh(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: di
                      f"placebo <= effects): event times below {-(effects + 1)} are not estimated")
         placebo = effects
     treat_col = "__didx_treat__"
-    # every column of the data (with_vcov(cluster=...) and options may name any of them) plus the treatment
-    used = _all_columns(data).assign(**{treat_col: info.treated_row & (info.event_time >= 0)})
-    used[treat_col] = used[treat_col].astype(np.int64)
-    call: dict[str, Any] = {"y": c.y, "group": c.unit, "time": c.time, "treat": treat_col, "effects": effects,
-                            "placebo": placebo, "cluster": _need_single(name, "cluster", c.cluster),
-                            "weights": c.weights}
+    treat = (info.treated_row & (info.event_time >= 0)).astype(np.int64)
+    call: dict[str, Any] = {"y": c.y, spec.argument("unit"): c.unit, "time": c.time, "treat": treat_col,
+                            "effects": effects, "placebo": placebo,
+                            "cluster": _need_single(name, "cluster", c.cluster), "weights": c.weights}
     call = {**call, **extra}
-    res = dcdh(used, **call)
+    res = _fit(inputs, spec, call, data=_with_column(inputs.data, treat_col, treat))
     notes.append(f"treatment built from the cohort: treat = 1[{c.time} >= {c.cohort}] (absorbing)")
     shown = _shown(call)
     shown["treat"] = f"1[{c.time} >= {c.cohort}]"
     return res, shown, tuple(notes)
 
 
-def _run_stacked(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra: dict[str, Any],
-                 bin_endpoints: bool, collapse: str | None
-                 ) -> tuple[EventStudyResult, dict[str, Any], tuple[str, ...]]:
-    from didx.estimators.regression.stacked import stacked
-
+def _run_stacked(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c = inputs.common
     name = "stacked"
     _only_ref_minus_one(name, c, "each sub-experiment is normalised at event time -1")
     if c.covariates:
@@ -556,8 +801,7 @@ def _run_stacked(data: Any, frame: pd.DataFrame, info: _Info, c: _Common, extra:
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "window": window,
                             "vcov": c.vcov, "cluster": c.cluster or None, "ssc": c.ssc}
     call = {**call, **extra}
-    res = stacked(data, **call)
-    return res, _shown(call), ()
+    return _fit(inputs, SPECS[name], call), _shown(call), ()
 
 
 _RUNNERS = {"twfe": _run_twfe, "sun_abraham": _run_sun_abraham, "callaway_santanna": _run_callaway_santanna,
@@ -569,7 +813,7 @@ _MAPPED: dict[str, tuple[str, ...]] = {
     "sun_abraham": ("ref", "covariates", "cluster", "weights", "vcov", "ssc"),
     "callaway_santanna": ("anticipation", "covariates", "cluster", "weights", "min_e", "max_e"),
     "imputation": ("horizons", "pretrends", "covariates", "cluster", "weights"),
-    "did2s": ("ref", "window", "first_stage_covariates", "cluster", "weights"),
+    "did2s": ("ref", "window", SPECS["did2s"].argument("covariates"), "cluster", "weights"),
     "dcdh": ("effects", "placebo", "cluster", "weights"),
     "stacked": ("window", "cluster", "vcov", "ssc"),
 }
@@ -580,32 +824,25 @@ def _shown(call: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in call.items() if v is not None and v is not False}
 
 
-def _trim(frame: pd.DataFrame, info: _Info, window: tuple[float, float] | None, unit: str
-          ) -> tuple[pd.DataFrame, Dropped | None]:
-    """Drop treated-unit rows at event times outside ``window`` (TWFE's trimmed event study)."""
-    if window is None:
-        return frame, None
-    lo, hi = window
-    out = info.treated_row & ((info.event_time < lo) | (info.event_time > hi))
-    if not out.any():
-        return frame, None
-    units = frame[unit].to_numpy()
-    lost = int(np.setdiff1d(pd.unique(units[out]), pd.unique(units[~out])).shape[0])
-    return (frame.loc[~out].reset_index(drop=True),
-            Dropped(f"observations of treated units outside window [{lo:g}, {hi:g}]", int(out.sum()), lost))
+def _with_column(data: Any, name: str, values: np.ndarray) -> Any:
+    """``data`` with one more column (every other column kept, so options and ``with_vcov`` can name them).
 
-
-def _all_columns(data: Any) -> pd.DataFrame:
-    """Every column of ``data`` as a pandas frame (rows in the order :func:`_read` reads them)."""
+    pandas: ``assign`` (copy-on-write: the existing columns are not copied); other frames through narwhals.
+    """
+    if isinstance(data, pd.DataFrame):
+        return data.assign(**{name: values})
     import narwhals as nw
 
-    names = [str(n) for n in nw.from_native(data).collect_schema().names()]
-    got = read_columns(data, names, "event_study", {})
-    return pd.DataFrame({k: got.arrays[k] for k in dict.fromkeys(names)})
+    frame = nw.from_native(data)
+    if isinstance(frame, nw.LazyFrame):
+        frame = frame.collect()
+    series = nw.new_series(name, values, nw.Int64, backend=nw.get_native_namespace(frame))
+    return frame.with_columns(series).to_native()
 
 
 def _restrict(res: EventStudyResult, window: tuple[float, float]) -> EventStudyResult:
-    """Keep the event-time terms inside ``window`` (and the terms without an event time)."""
+    """Keep the event-time terms inside ``window`` (and the terms without an event time); ``with_vcov`` on the
+    result is that of the full result mapped by the selection matrix (:class:`LinearMapSource`)."""
     et = res.event_times
     keep = np.flatnonzero(~np.isfinite(et) | ((et >= window[0]) & (et <= window[1])))
     if keep.size == len(res.terms):
@@ -618,20 +855,11 @@ def _restrict(res: EventStudyResult, window: tuple[float, float]) -> EventStudyR
         )
     headline = res.headline if res.headline in terms else next(
         (t for t, e in zip(terms, et[keep], strict=True) if np.isfinite(e) and e >= 0), terms[0])
+    select = np.zeros((keep.size, len(res.terms)))
+    select[np.arange(keep.size), keep] = 1.0
+    src = res._source
+    on_contract = src is not None and hasattr(src, "covariance") and not res._maps_source()
     return dataclasses.replace(
         res, terms=terms, coef=res.coef[keep], vcov_matrix=res.vcov_matrix[np.ix_(keep, keep)], headline=headline,
         term_info={k: np.asarray(v)[keep] for k, v in res.term_info.items()},
-        _source=None if res._source is None else _SubsetSource(res._source, keep))
-
-
-@dataclass(frozen=True, eq=False)
-class _SubsetSource:
-    """Recomputes the covariance of the terms ``keep`` of a result (``with_vcov`` after :func:`_restrict`)."""
-
-    raw: Any
-    keep: np.ndarray
-
-    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
-                  ssc: Any) -> tuple[np.ndarray, Any]:
-        V, inf = self.raw.recompute(func, vcov, cluster, ssc)
-        return V[np.ix_(self.keep, self.keep)], inf
+        _source=LinearMapSource(src, select) if on_contract else None)  # type: ignore[arg-type]

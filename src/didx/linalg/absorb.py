@@ -89,6 +89,15 @@ class FixedEffects:
         if len(self.factors) == 2 and min(self.n_levels) <= EXACT_MAX_LEVELS:
             self._setup_exact_two()
 
+    def __getstate__(self) -> dict[str, object]:
+        # the two-factor solver (a cell table and its factorisation) is rebuilt after unpickling, not stored
+        return {**self.__dict__, "_exact2": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if len(self.factors) == 2 and min(self.n_levels) <= EXACT_MAX_LEVELS:
+            self._setup_exact_two()
+
     @property
     def method(self) -> str:
         if len(self.factors) == 1:

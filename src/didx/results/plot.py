@@ -10,21 +10,23 @@ Every drawn element carries a ``gid`` (``"estimates"``, ``"ci_pointwise"``, ``"c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from didx._errors import InvalidOptionError
 from didx._validate import check_conf_level
 from didx.inference.bands import DEFAULT_DRAWS, DEFAULT_SEED, uniform_bands
-from didx.results.event import EventStudyResult
+
+if TYPE_CHECKING:  # results.event imports this module for EventStudyResult.plot(): no runtime import back
+    from didx.results.event import EventStudyResult
 
 MAX_LABELLED_TICKS = 25
 DODGE = 0.12
 
 
 def _check_result(obj: Any, what: str) -> EventStudyResult:
-    if not isinstance(obj, EventStudyResult):
+    if not (callable(getattr(obj, "event_table", None)) and hasattr(obj, "reference_periods")):
         raise InvalidOptionError(
             f"{what}: expected an event-study result (with event times), e.g. from didx.event_study(...); "
             f"got {type(obj).__name__}. Fix: plot a dynamic (event-time) result."

@@ -1,4 +1,5 @@
-"""Time-varying controls for the DID_l estimators (DIDmultiplegtDYN's ``controls=`` option).
+"""Time-varying covariates for the DID_l estimators (``covariates=``; DIDmultiplegtDYN's ``controls=`` option,
+whose name, the paper's, this module keeps for the covariates).
 
 For each baseline treatment ``d`` the outcome's first difference is regressed on the controls' first differences
 with period fixed effects, among the not-yet-switched cells of the groups with baseline ``d`` (weights ``N_gt``):
@@ -53,7 +54,7 @@ class ControlsFit:
     messages: tuple[str, ...]
 
 
-def fit_controls(d: DcdhData, G: float, controls: list[str], func: str) -> ControlsFit:
+def fit_controls(d: DcdhData, G: float, covariates: list[str], func: str) -> ControlsFit:
     """theta_d, and the group-level terms of the variance correction (see the module docstring)."""
     assert d.X is not None
     X, Y, N = d.X, d.Y, d.N
@@ -91,10 +92,10 @@ def fit_controls(d: DcdhData, G: float, controls: list[str], func: str) -> Contr
     if empty.any():
         base = ", ".join(f"{v:g}" for v in np.unique(d.d_sq[empty[d.d_code]]))
         raise DesignError(
-            f"{func}: the controls cannot be used: for the groups with baseline treatment {base} there is no "
-            f"not-yet-switched cell with observed first differences of the outcome and of {controls!r}, so their "
-            f"outcome cannot be residualised (the R package drops those groups). Fix: drop controls=, or drop "
-            f"the groups with baseline treatment {base}."
+            f"{func}: the covariates cannot be used: for the units with baseline treatment {base} there is no "
+            f"not-yet-switched cell with observed first differences of the outcome and of {covariates!r}, so their "
+            f"outcome cannot be residualised (the R package drops those units). Fix: drop covariates=, or drop "
+            f"the units with baseline treatment {base}."
         )
     theta = np.zeros((n_d, K))
     inv = np.zeros((n_d, K, K))
@@ -135,10 +136,10 @@ def fit_controls(d: DcdhData, G: float, controls: list[str], func: str) -> Contr
     if singular:
         vals = ", ".join(f"{d_vals[j]:g}" for j in singular)
         messages = (
-            f"Some controls are not taken into account for groups with baseline treatment {vals}: the regression "
-            f"of the outcome's first difference on the controls' first differences and period effects among "
-            f"not-yet-switched cells has fewer observations than controls or collinear controls (e.g. a "
-            f"control constant over time); the Moore-Penrose inverse is used, as the package does.",
+            f"Some covariates are not taken into account for units with baseline treatment {vals}: the "
+            f"regression of the outcome's first difference on the covariates' first differences and period effects "
+            f"among not-yet-switched cells has fewer observations than covariates or collinear covariates (e.g. a "
+            f"covariate constant over time); the Moore-Penrose inverse is used, as the package does.",
         )
     return ControlsFit(theta=theta, bracket=bracket, present=present, messages=messages)
 

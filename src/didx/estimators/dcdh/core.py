@@ -17,6 +17,7 @@ import numpy as np
 
 from didx.estimators.dcdh.controls import ControlsFit, residualize, shift3, variance_correction
 from didx.estimators.dcdh.prep import DcdhData
+from didx.inference.dcdh_variance import Influence, VarPiece
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Component:
 
     n_switch_w: float  # N^1_l (weighted number of switchers)
     U: np.ndarray  # (G,) U_{G,g,l}
-    U_var: np.ndarray  # (G,) U^var_{G,g,l}
+    U_var: Influence  # U^var_{G,g,l}: pieces whose small-cohort factors depend on the clustering
     count: np.ndarray  # (G, T) weight of each cell used (N displayed by the package)
     cells: np.ndarray  # (G, T) bool: cell used
     switcher_cells: np.ndarray  # (G, T) bool: the switchers' cells (F_g - 1 + l)
@@ -55,17 +56,6 @@ class Core:
         self.tv = data.tv[None, :].astype(np.float64)
         self.T_g = data.T_g[:, None]
         self.rows = np.arange(self.n_g)
-        self.n_cl = int(data.cluster.max()) + 1 if data.cluster.size else 0
-        self.clustered = self.n_cl < self.n_g  # cohort sizes then count clusters, not groups
-
-    def count_by_dt(self, mask: np.ndarray) -> np.ndarray:
-        """Number of groups (or of clusters, when clustered) with a True cell by (baseline, period), on the grid."""
-        if not self.clustered:
-            return self.by_dt(mask.astype(np.float64))
-        gi, ti = np.nonzero(mask)
-        pair = np.unique(self.key[gi, ti] * self.n_cl + self.d.cluster[gi])
-        cnt = np.bincount(pair // self.n_cl, minlength=self.d.n_d * self.n_t).astype(np.float64)
-        return cnt[self.key]
 
     def by_dt(self, vals: np.ndarray) -> np.ndarray:
         """Sum (NaN as 0) by (baseline treatment, period), broadcast back to the (G, T) grid."""
@@ -89,7 +79,8 @@ class Core:
         return diff, nc, dist
 
     def component(self, diff: np.ndarray, nc: np.ndarray, dist: np.ndarray, l: int) -> Component | None:
-        """U, U^var and the counts of one DID_l (or placebo) given its differences, controls and switchers."""
+        """U, the variance piece and the counts of one DID_l (or placebo) given its differences, controls and
+        switchers."""
         d = self.d
         N = d.N
         n1_t = np.nansum(dist * N, axis=0)
@@ -107,54 +98,53 @@ class Core:
             u_temp = dummy * (G / n1) * inrange * N * term * diff
             used = (~np.isnan(u_temp) & (u_temp != 0)) | (
                 (u_temp == 0) & (diff == 0) & ((dist != 0) | ((n1g != 0) & (nc != 0))))
-            # demeaning for the variance: controls within (baseline, period), switchers within cohorts
-            ok = ~np.isnan(diff)
-            cset = ok & (nc == 1) & (n1_t[None, :] > 0)
-            cnt_ns = self.by_dt(np.where(cset, N, 0.0))
-            tot_ns = self.by_dt(np.where(cset, diff * N, 0.0))
-            dof_ns = self.count_by_dt(cset & (N != 0))
-            mean_ns = np.where(cset, tot_ns / cnt_ns, np.nan)
-            dof_ns = np.where(cset, dof_ns, np.nan)
-            sw = dist == 1
-            mean_s = np.full(diff.shape, np.nan)
-            dof_s = np.full(diff.shape, np.nan)
-            gi, ti = np.nonzero(sw)
-            if gi.size:
-                cohort = d.cohort_code[gi]
-                nv = N[gi, ti]
-                dv = diff[gi, ti]
-                c_cnt = np.bincount(cohort, weights=nv)
-                c_tot = np.bincount(cohort, weights=np.where(np.isnan(dv), 0.0, dv * nv))
-                c_ok = (nv != 0) & ~np.isnan(dv)
-                if self.clustered:
-                    n_co = int(cohort.max()) + 1
-                    pair = np.unique(d.cluster[gi][c_ok] * n_co + cohort[c_ok])
-                    c_dof = np.bincount(pair % n_co, minlength=n_co).astype(np.float64)
-                else:
-                    c_dof = np.bincount(cohort, weights=c_ok.astype(np.float64)).astype(np.float64)
-                mean_s[gi, ti] = c_tot[cohort] / c_cnt[cohort]
-                dof_s[gi, ti] = c_dof[cohort]
-            at_sw = self.tv == self.F - 1 + l
-            before = self.tv < self.F
-            # singleton cohorts are demeaned within the union of switchers and controls of (baseline, t)
-            uset = (sw & (N != 0)) | (cset & (N != 0))
-            cnt_u = self.by_dt(np.where(uset, N, 0.0))
-            tot_u = self.by_dt(np.where(uset, diff * N, 0.0))
-            dof_u = self.count_by_dt(uset)
-            mean_u = tot_u / cnt_u
-            e_hat = np.where(before | at_sw, 0.0, np.nan)
-            e_hat = np.where(before & (dof_ns >= 2), mean_ns, e_hat)
-            e_hat = np.where(at_sw & (dof_s >= 2), mean_s, e_hat)
-            single = (at_sw & (dof_s == 1)) | (before & (dof_ns == 1))
-            e_hat = np.where(single & (dof_u >= 2), mean_u, e_hat)
-            dof_adj = np.where(before | at_sw, 1.0, np.nan)
-            dof_adj = np.where(at_sw & (dof_s > 1), np.sqrt(dof_s / (dof_s - 1)), dof_adj)
-            dof_adj = np.where(before & (dof_ns > 1), np.sqrt(dof_ns / (dof_ns - 1)), dof_adj)
-            dof_adj = np.where(single & (dof_u >= 2), np.sqrt(dof_u / (dof_u - 1)), dof_adj)
-            u_var = dummy * (G / n1) * term * inrange * N * dof_adj * (diff - e_hat)
+            weight = dummy * (G / n1) * term * inrange * N
+        piece = self._variance_piece(diff, nc, dist, n1_t, weight, l)
         return Component(
-            n_switch_w=n1, U=np.nansum(u_temp, axis=1), U_var=np.nansum(u_var, axis=1),
-            count=np.where(used, N, 0.0), cells=used, switcher_cells=sw,
+            n_switch_w=n1, U=np.nansum(u_temp, axis=1), U_var=Influence.of(piece),
+            count=np.where(used, N, 0.0), cells=used, switcher_cells=dist == 1,
+        )
+
+    def _variance_piece(self, diff: np.ndarray, nc: np.ndarray, dist: np.ndarray, n1_t: np.ndarray,
+                        weight: np.ndarray, l: int) -> VarPiece:
+        """The cells of ``U^var`` with their demeaning sets (see :mod:`didx.inference.dcdh_variance`): the
+        not-yet-switched controls of (baseline, period), the switchers' cohorts (same baseline, switching date and
+        treatment at the switch), and the union of both by (baseline, period) for sets of one cluster."""
+        d = self.d
+        N = d.N
+        n_keys = d.n_d * self.n_t
+        ok = ~np.isnan(diff)
+        before = self.tv < self.F
+        at_sw = self.tv == self.F - 1 + l
+        cset = ok & (nc == 1) & (n1_t[None, :] > 0)
+        sw = dist == 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_ns = self.by_dt(np.where(cset, diff * N, 0.0)) / self.by_dt(np.where(cset, N, 0.0))
+            uset = (sw | cset) & (N != 0)
+            mean_u = self.by_dt(np.where(uset, diff * N, 0.0)) / self.by_dt(np.where(uset, N, 0.0))
+            cohort = np.broadcast_to(d.cohort_code[:, None], N.shape)
+            n_co = int(d.cohort_code.max()) + 1 if d.cohort_code.size else 1
+            c_cnt = np.bincount(cohort[sw], weights=N[sw], minlength=n_co)
+            c_tot = np.bincount(cohort[sw], weights=diff[sw] * N[sw], minlength=n_co)
+            mean_s = c_tot / c_cnt
+        own = np.full(N.shape, -1, dtype=np.int64)
+        own = np.where(before & cset, self.key, own)
+        own = np.where(at_sw & sw, n_keys + cohort, own)
+        own_mean = np.where(before & cset, mean_ns, np.where(at_sw & sw, mean_s[cohort], np.nan))
+        member = (own >= 0) & (N != 0)
+        valid = (before | at_sw) & np.isfinite(weight) & ok & (weight != 0)
+        gi, ti = np.nonzero(valid | member)
+        sets, s_first, s_inv = np.unique(own[gi, ti], return_index=True, return_inverse=True)
+        has = sets[0] < 0 if sets.size else False
+        own_c = (s_inv.ravel() - (1 if has else 0)).astype(np.int32)
+        first = s_first[1:] if has else s_first
+        keys = self.key[gi[first], ti[first]]
+        _, p_first, p_inv = np.unique(keys, return_index=True, return_inverse=True)
+        return VarPiece(
+            group=gi.astype(np.int32), own=own_c,
+            weight=np.where(valid[gi, ti], weight[gi, ti], 0.0), diff=np.where(ok[gi, ti], diff[gi, ti], 0.0),
+            member=member[gi, ti], own_mean=own_mean[gi[first], ti[first]], pool=p_inv.ravel().astype(np.int32),
+            pool_mean=mean_u[gi[first[p_first]], ti[first[p_first]]],
         )
 
     def effect(self, l: int, s: int, normalized: bool, still: np.ndarray | None = None
@@ -177,7 +167,7 @@ class Core:
             comp.delta_change = float(np.sum(np.where(sw, w * change, 0.0)))
             comp.delta_g = np.where(sw, d.N * np.abs(d.D - d.d_sq[:, None]), 0.0).sum(axis=1)
             if normalized:
-                comp.delta_norm = self._cumulated(sw, w, l, None)
+                comp.delta_norm = self._cumulated(sw, w, l)
         return comp, nc, dist
 
     def placebo(self, i: int, nc_eff: np.ndarray, dist_eff: np.ndarray, normalized: bool,
@@ -198,7 +188,10 @@ class Core:
         if comp is not None and dX is not None:
             self._correct(comp, dist, nc, dX, i)
         if comp is not None and normalized:
-            comp.delta_norm = self._cumulated(comp.switcher_cells, d.N / comp.n_switch_w, i, ~np.isnan(diff))
+            # DIDmultiplegtDYN 2.2.0: the placebo's switchers' cumulated treatment change over the same window as
+            # effect i, F_g .. F_g - 1 + i (2.1.2 also required the placebo's difference at those periods, which
+            # left Placebo_2 and beyond un-normalised)
+            comp.delta_norm = self._cumulated(comp.switcher_cells, d.N / comp.n_switch_w, i)
         return comp
 
     def same_switchers(self, effects: int, placebo: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,15 +228,13 @@ class Core:
         N = self.d.N
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = self.by_dt(dist * N) / self.by_dt(nc * N)
-        comp.U_var = comp.U_var - variance_correction(self.controls, self.d, self.G, comp.n_switch_w, l, dist, nc,
-                                                      ratio, dX)
+        comp.U_var = comp.U_var.minus_fixed(
+            variance_correction(self.controls, self.d, self.G, comp.n_switch_w, l, dist, nc, ratio, dX))
 
-    def _cumulated(self, sw: np.ndarray, w: np.ndarray, l: int, extra: np.ndarray | None) -> float:
+    def _cumulated(self, sw: np.ndarray, w: np.ndarray, l: int) -> float:
         """sum over switchers of w * S-signed sum_{k=F_g}^{F_g-1+l} (D_k - d_sq)."""
         d = self.d
         window = (self.tv >= self.F) & (self.tv <= self.F - 1 + l)
-        if extra is not None:
-            window &= extra
         tot = np.where(window & ~np.isnan(d.D), d.D - d.d_sq[:, None], 0.0).sum(axis=1)
         sign = np.where(d.S == 1, 1.0, -1.0)
         per_g = sign * tot

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DataError, DesignError
-from didx.estimators.dcdh.estimate import cluster_vcov
+from didx.estimators.dcdh.estimate import fit_covariance
 from didx.estimators.dcdh.prep import DcdhData
-from didx.results.base import Inference
+from didx.inference.dcdh_variance import DcdhScores, Influence
 
 
 def check_binary(values: np.ndarray, treat: str, func: str, alternative: str) -> None:
@@ -35,7 +35,7 @@ def check_binary(values: np.ndarray, treat: str, func: str, alternative: str) ->
         )
 
 
-def did_m(data: DcdhData, *, y: str, group: str, treat: str, cluster: str | None, weights: str | None,
+def did_m(data: DcdhData, *, y: str, unit: str, treat: str, cluster: str | None, weights: str | None,
           result_cls: Any) -> Any:
     """The DID_M estimate with its analytic clustered standard error (see the module docstring)."""
     func = "dcdh"
@@ -68,16 +68,12 @@ def did_m(data: DcdhData, *, y: str, group: str, treat: str, cluster: str | None
             means = np.where(m, mt[None, :], means)
     est = float((coef_c * w * dy0).sum() / n_s)
     infl = ((coef_c * w * (dy0 - means)).sum(axis=1) / n_s)[:, None]
-    V = cluster_vcov(infl, data.cluster, 1.0)
+    scores = DcdhScores.build([Influence(fixed=infl[:, 0])], n_groups=infl.shape[0], scale=1.0)
+    V, inference, source = fit_covariance(
+        func, data.rows, scores, unit=unit, cluster=cluster, label="analytic (conditional on treatment paths)",
+        details=("The R package bootstraps DID_M's standard error; this one is analytic.",))
     n_cells = float(((coef_c != 0) & (w > 0)).sum())  # first differences (g, t-1 -> t) used
     n_sw = float(((types["01"] & plus) | (types["10"] & minus)).sum())
-    n_clusters = int(data.cluster.max()) + 1
-    cl_label = cluster if cluster is not None and cluster != group else group
-    inference = Inference(
-        vcov_type=f"analytic (conditional on treatment paths), clustered by {cl_label}", df=None,
-        n_clusters=(n_clusters,), cluster_names=(cl_label,),
-        details=("The R package bootstraps DID_M's standard error; this one is analytic.",),
-    )
     design = (
         ("Estimator", "de Chaisemartin-D'Haultfoeuille DID_M (2020, instantaneous effect)"),
         ("Outcome", y),
@@ -92,4 +88,7 @@ def did_m(data: DcdhData, *, y: str, group: str, treat: str, cluster: str | None
         term_info={"event_time": np.array([0.0]), "n": np.array([n_cells]), "n_switchers": np.array([n_sw])},
         extras={"reference": (-1.0,), "n_joiners": float((n["01"] * plus).sum()),
                 "n_leavers": float((n["10"] * minus).sum())},
+        _source=source,
+        pre_period_meaning="none: DID_M is the instantaneous effect only (first differences from t - 1), with no "
+                           "pre-period coefficient; use estimator='did_l' with placebo= for placebos",
     )

@@ -29,7 +29,7 @@ def _sum(comps: list[Component | None], last: Component | None) -> Component | N
     tot = [c for c in comps if c is not None]
     return Component(
         n_switch_w=last.n_switch_w, U=np.sum([c.U for c in tot], axis=0),
-        U_var=np.sum([c.U_var for c in tot], axis=0), count=last.count, cells=last.cells,
+        U_var=sum((c.U_var for c in tot[1:]), tot[0].U_var), count=last.count, cells=last.cells,
         switcher_cells=last.switcher_cells, delta_change=last.delta_change, delta_norm=last.delta_norm,
         delta_g=last.delta_g,
     )

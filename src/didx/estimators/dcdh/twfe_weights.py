@@ -30,7 +30,7 @@ from didx.linalg.absorb import FixedEffects
 class TWFEWeights:
     """Result of :func:`twfe_weights`: one weight per treated cell and the summary counts."""
 
-    table: pd.DataFrame  # group, time, weight (sums to 1), w (= weight * N_1 / N_gt); read via .weights
+    table: pd.DataFrame  # unit, time, weight (sums to 1), w (= weight * N_1 / N_gt); read via .weights
     beta: float  # the TWFE coefficient
     n_treated_cells: int
     n_positive: int
@@ -42,7 +42,7 @@ class TWFEWeights:
 
     @property
     def weights(self) -> pd.DataFrame:
-        """One row per treated cell: group, time, ``weight`` (sums to one) and ``w = weight * N_1 / N_gt`` (a
+        """One row per treated cell: unit, time, ``weight`` (sums to one) and ``w = weight * N_1 / N_gt`` (a
         copy: the result cannot be changed through it)."""
         return self.table.copy()
 
@@ -61,27 +61,28 @@ class TWFEWeights:
         return self.summary()
 
 
-def twfe_weights(data: Any, *, y: str, group: str, time: str, treat: str,
+def twfe_weights(data: Any, *, y: str, unit: str, time: str, treat: str,
                  weights: str | None = None) -> TWFEWeights:
     """Weights of the treated cells in the two-way fixed-effects coefficient (see the module docstring).
 
     Parameters
     ----------
-    y, group, time, treat : outcome, group, period and 0/1 treatment columns (one row per group and period).
+    y, unit, time, treat : outcome, unit (the paper's *group*), period and 0/1 treatment columns (one row per
+        unit and period).
     weights : cell weights ``N_gt`` (default 1 per cell).
 
     Reference: de Chaisemartin & D'Haultfoeuille (2020), "Two-way fixed effects estimators with heterogeneous
     treatment effects", AER 110(9), Theorem 1 and Corollary 1.
     """
     func = "twfe_weights"
-    d = prepare(data, func=func, y=y, group=group, time=time, treat=treat, weights=weights, cluster=None, raw=True)
+    d = prepare(data, func=func, y=y, unit=unit, time=time, treat=treat, weights=weights, cluster=None, raw=True)
     check_binary(d.D, treat, func, "")
     obs = ~np.isnan(d.Y) & ~np.isnan(d.D) & (d.N > 0)
     gi, ti = np.nonzero(obs)
     Dv, Yv, Nv = d.D[gi, ti], d.Y[gi, ti], d.N[gi, ti]
     if not (Dv == 1).any() or not (Dv == 0).any():
         raise DesignError(f"{func}: {treat!r} must have both treated and untreated cells. Fix: check the column.")
-    fe = FixedEffects([gi, ti], [group, time], weights=Nv)
+    fe = FixedEffects([gi, ti], [unit, time], weights=Nv)
     eps = fe.demean(Dv[:, None])[:, 0]
     tr = Dv == 1
     n1 = float(Nv[tr].sum())
@@ -93,7 +94,7 @@ def twfe_weights(data: Any, *, y: str, group: str, time: str, treat: str,
     w = W * n1 / Nv[tr]
     beta = float((Nv * eps * Yv).sum() / denom)
     sd_w = float(np.sqrt(np.sum(Nv[tr] / n1 * (w - 1.0) ** 2)))
-    table = pd.DataFrame({group: d.group_labels[gi[tr]], time: d.period_labels[ti[tr]], "weight": W, "w": w})
+    table = pd.DataFrame({unit: d.group_labels[gi[tr]], time: d.period_labels[ti[tr]], "weight": W, "w": w})
     return TWFEWeights(
         table=table.reset_index(drop=True), beta=beta, n_treated_cells=int(tr.sum()),
         n_positive=int((W > 0).sum()), n_negative=int((W < 0).sum()), sum_positive=float(W[W > 0].sum()),

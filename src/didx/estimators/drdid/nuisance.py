@@ -301,3 +301,63 @@ def independent_columns(X: np.ndarray, tol: float = 1e-6) -> np.ndarray:
             keep.append(j)
             Q = np.column_stack([Q, r / rn])
     return np.asarray(keep, dtype=np.int64)
+
+
+# ------------------------------------------------------------------ shared by the panel and RC estimators
+class _LogitEffect:
+    """The logit's asymptotic linear representation ``score %*% (X'WX / n)^{-1}`` (R: ``asy.lin.rep.ps``),
+    applied to a derivative vector without forming the n x p matrix."""
+
+    def __init__(self, X: np.ndarray, D: np.ndarray, w: np.ndarray, ps: np.ndarray) -> None:
+        self.X = X
+        self.score = w * (D - ps)
+        self.H = inverse_crossprod(X, ps * (1.0 - ps) * w, "propensity score")
+
+    def __matmul__(self, M: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.score * (self.X @ (self.H @ M))
+        return out
+
+
+def _logit_ps(X: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, bool, _LogitEffect]:
+    """Logit pscore (capped at 1 - 1e-6), convergence flag, and the estimation-effect operator."""
+    fit = fit_logit(X, D, w)
+    ps = np.minimum(fit.pscore, 1.0 - 1e-6)
+    return ps, fit.converged, _LogitEffect(X, D, w, ps)
+
+
+@dataclass(frozen=True)
+class _OddsWeights:
+    """The logit propensity score and the IPW weights shared by the IPW and DR estimators (panel and RC)."""
+
+    ps: np.ndarray
+    converged: bool
+    logit: _LogitEffect
+    trim: np.ndarray  # 0 for comparison observations with ps >= trim_level
+    treat: np.ndarray  # trim w D
+    odds: np.ndarray  # trim w (1 - D) p / (1 - p)
+
+
+def _odds_weights(X: np.ndarray, D: np.ndarray, w: np.ndarray, trim_level: float) -> _OddsWeights:
+    """Fit the logit propensity score, cap and trim it (DRDID's ``trim.level``), and form the IPW weights."""
+    ps, converged, logit = _logit_ps(X, D, w)
+    ps, trim = cap_and_trim(ps, D, trim_level)
+    return _OddsWeights(ps=ps, converged=converged, logit=logit, trim=trim, treat=trim * w * D,
+                        odds=trim * w * ps * (1.0 - D) / (1.0 - ps))
+
+
+def _twfe_fit(y: np.ndarray, Z: np.ndarray, w: np.ndarray) -> CellEstimate:
+    coef = wls(Z, y, w, np.ones(y.shape[0], dtype=bool), "TWFE")
+    resid = y - Z @ coef
+    bread = inverse_crossprod(Z, w, "TWFE regression")
+    inf = (w * resid) * (Z @ bread[:, -1])
+    return CellEstimate(att=float(coef[-1]), inf_func=inf, method="twfe")
+
+
+def _drop_intercept(X: np.ndarray) -> np.ndarray:
+    if X.shape[1] and np.all(X[:, 0] == 1.0):
+        return X[:, 1:]
+    return X
+
+
+def _n_trimmed(trim: np.ndarray, D: np.ndarray) -> int:
+    return int(np.count_nonzero((trim == 0) & (D == 0)))

@@ -31,7 +31,6 @@ Journal of Econometrics 219(1), 101-122; R package DRDID 1.2.3 (pedrohcgs/DRDID)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,9 +38,12 @@ from didx._errors import DesignError, InvalidOptionError
 from didx.estimators.drdid.nuisance import (
     DEFAULT_TRIM_LEVEL,
     CellEstimate,
+    _drop_intercept,
+    _n_trimmed,
+    _odds_weights,
+    _twfe_fit,
     cap_and_trim,
     fit_ipt,
-    fit_logit,
     influence_se,
     inverse_crossprod,
     prepare,
@@ -77,47 +79,6 @@ def _check(dy: np.ndarray, treated: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             f"A 2x2 DiD needs treated and comparison observations; got {n1} treated of {D.shape[0]}."
         )
     return y, D
-
-
-class _LogitEffect:
-    """The logit's asymptotic linear representation ``score %*% (X'WX / n)^{-1}`` (R: ``asy.lin.rep.ps``),
-    applied to a derivative vector without forming the n x p matrix."""
-
-    def __init__(self, X: np.ndarray, D: np.ndarray, w: np.ndarray, ps: np.ndarray) -> None:
-        self.X = X
-        self.score = w * (D - ps)
-        self.H = inverse_crossprod(X, ps * (1.0 - ps) * w, "propensity score")
-
-    def __matmul__(self, M: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self.score * (self.X @ (self.H @ M))
-        return out
-
-
-def _logit_ps(X: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, bool, _LogitEffect]:
-    """Logit pscore (capped at 1 - 1e-6), convergence flag, and the estimation-effect operator."""
-    fit = fit_logit(X, D, w)
-    ps = np.minimum(fit.pscore, 1.0 - 1e-6)
-    return ps, fit.converged, _LogitEffect(X, D, w, ps)
-
-
-@dataclass(frozen=True)
-class _OddsWeights:
-    """The logit propensity score and the IPW weights shared by the IPW and DR estimators (panel and RC)."""
-
-    ps: np.ndarray
-    converged: bool
-    logit: _LogitEffect
-    trim: np.ndarray  # 0 for comparison observations with ps >= trim_level
-    treat: np.ndarray  # trim w D
-    odds: np.ndarray  # trim w (1 - D) p / (1 - p)
-
-
-def _odds_weights(X: np.ndarray, D: np.ndarray, w: np.ndarray, trim_level: float) -> _OddsWeights:
-    """Fit the logit propensity score, cap and trim it (DRDID's ``trim.level``), and form the IPW weights."""
-    ps, converged, logit = _logit_ps(X, D, w)
-    ps, trim = cap_and_trim(ps, D, trim_level)
-    return _OddsWeights(ps=ps, converged=converged, logit=logit, trim=trim, treat=trim * w * D,
-                        odds=trim * w * ps * (1.0 - D) / (1.0 - ps))
 
 
 def panel_reg(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
@@ -273,24 +234,6 @@ def panel_twfe(y0: np.ndarray, y1: np.ndarray, treated: np.ndarray, X: np.ndarra
     ws = np.concatenate([w, w])
     Z = np.column_stack([np.ones(2 * n), post, dd, np.vstack([Xc, Xc]), dd * post])
     return _twfe_fit(ys, Z, ws)
-
-
-def _twfe_fit(y: np.ndarray, Z: np.ndarray, w: np.ndarray) -> CellEstimate:
-    coef = wls(Z, y, w, np.ones(y.shape[0], dtype=bool), "TWFE")
-    resid = y - Z @ coef
-    bread = inverse_crossprod(Z, w, "TWFE regression")
-    inf = (w * resid) * (Z @ bread[:, -1])
-    return CellEstimate(att=float(coef[-1]), inf_func=inf, method="twfe")
-
-
-def _drop_intercept(X: np.ndarray) -> np.ndarray:
-    if X.shape[1] and np.all(X[:, 0] == 1.0):
-        return X[:, 1:]
-    return X
-
-
-def _n_trimmed(trim: np.ndarray, D: np.ndarray) -> int:
-    return int(np.count_nonzero((trim == 0) & (D == 0)))
 
 
 _PANEL_TRIMMED: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, float],

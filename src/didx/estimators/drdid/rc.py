@@ -15,13 +15,16 @@ from didx._errors import DesignError, InvalidOptionError
 from didx.estimators.drdid.nuisance import (
     DEFAULT_TRIM_LEVEL,
     CellEstimate,
+    _drop_intercept,
+    _n_trimmed,
+    _odds_weights,
+    _twfe_fit,
     cap_and_trim,
     fit_ipt,
     inverse_crossprod,
     prepare,
     wls,
 )
-from didx.estimators.drdid.panel import _drop_intercept, _n_trimmed, _odds_weights, _twfe_fit
 
 
 class _OLSEffect:

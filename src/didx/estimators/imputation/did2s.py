@@ -1,11 +1,12 @@
 """Gardner's (2021) two-stage difference-in-differences, with the GMM-corrected variance of Butts & Gardner.
 
 Stage one: fit ``Y_it = sum_f delta_f[level_f(it)] (+ W_it' b) + e`` on the untreated observations only (by
-default unit and time fixed effects; any fixed-effect columns may be given, e.g. state and year).
+default unit and time fixed effects; any fixed-effect columns may be given, e.g. state and year) -- the same first
+stage as the imputation estimator (:mod:`didx.estimators.imputation.first_stage`).
 Stage two: regress the residualised outcome ``Ytilde_it = Y_it - Yhat_it(0)`` on the treatment terms, without
 an intercept, over the full sample: one treatment indicator (``second_stage="static"``) or one indicator per
-event time ``t - cohort`` (``"event"``). Both second stages are sets of mutually exclusive indicators, so the
-coefficients are (weighted) means of ``Ytilde`` by term.
+event time ``t - cohort`` (``"event_study"``). Both second stages are sets of mutually exclusive indicators, so
+the coefficients are (weighted) means of ``Ytilde`` by term.
 
 Variance (Butts & Gardner, "did2s: Two-Stage Difference-in-Differences", R Journal 2022; R ``did2s``): with
 ``X1`` the first-stage design on all rows, ``X10`` the same with treated rows zeroed, ``X2`` the second-stage
@@ -17,7 +18,8 @@ design, ``u1`` the first-stage residuals (zero on treated rows) and ``u2`` the s
 with no small-sample factor. Nothing here is n x (number of fixed-effect levels): ``(X10'X10)^-1 X1'X2`` is a
 solve of the first-stage normal equations with right-hand sides the per-level sums of ``X2`` (bincounts; two
 factors solved exactly by the concentrated method, see :mod:`didx.estimators.imputation.first_stage`), and
-``X10_g' u1_g`` enters only through the sparse cluster x level sums of ``u1``. Memory is O(n + levels x terms).
+``X10_g' u1_g`` enters only through the sparse cluster x level sums of ``u1`` (:mod:`didx.inference.imputation`,
+shared with BJS's variance). Memory is O(n + levels x terms).
 """
 
 from __future__ import annotations
@@ -29,13 +31,35 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DataError, DesignError, InvalidOptionError
-from didx._panel import build_panel
-from didx._sample import Dropped, SampleReport
-from didx._validate import as_list, check_option
-from didx.estimators.imputation.first_stage import FirstStage, level_sums
-from didx.estimators.regression.common import lookup_cluster_codes
-from didx.results.base import Inference, Result
-from didx.results.event import EventStudyResult
+from didx._panel import Panel, build_panel
+from didx._validate import check_option, fmt_value
+from didx.estimators.imputation.common import (
+    check_distinct,
+    check_panel_columns,
+    check_weights,
+    cluster_codes,
+    cluster_option,
+    factor_codes,
+    fe_option,
+    lost_rows_report,
+)
+from didx.estimators.imputation.first_stage import FirstStage
+from didx.estimators.imputation.results import FirstStageEventResult
+from didx.estimators.imputation.source import FirstStageSource
+from didx.inference.contract import VcovRequest
+from didx.inference.imputation import TreatedScores, compact
+from didx.results.base import Result
+
+FUNC = "did2s"
+SECOND_STAGES = ("static", "event_study")
+
+PRE_PERIOD_MEANING = (
+    "leads in the second stage: the residualised outcome (Y minus the untreated-only unit + time fit) is "
+    "regressed on lead and lag dummies, so a lead is the average first-stage residual of the untreated "
+    "observations k periods before treatment; ref only removes those rows' dummy (they are not a base that "
+    "the other leads are differenced from)."
+)
+"""What a lead coefficient of :func:`did2s` is (the comparison's ``PRE_PERIOD["did2s"]``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,86 +68,57 @@ class Did2sResult(Result):
 
 
 @dataclass(frozen=True, eq=False)
-class Did2sEventResult(EventStudyResult):
-    """Event-study result of :func:`did2s` (terms ``event_time::<e>``)."""
+class Did2sEventResult(FirstStageEventResult):
+    """Event-study result of :func:`did2s` (terms ``event_time::<e>``). ``aggregate("average")`` weights the
+    event times ``e >= 0`` by their treated observations: with every one estimated, the static point estimate."""
 
 
-def two_stage_variance(first: FirstStage, resid: np.ndarray, on: np.ndarray, term: np.ndarray, u2: np.ndarray,
-                       n_terms: int, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
-    """The GMM-corrected covariance of second-stage coefficients on mutually exclusive indicators.
-
-    ``on`` are the rows with a second-stage indicator, ``term`` their indicator (0..n_terms-1) and ``u2`` their
-    second-stage residuals (the other rows have none); ``resid`` is the first-stage residual, read on the
-    first-stage (untreated) rows only.
-    """
-    w = None if first.weights is None else first.weights[on]
-    K, G = n_terms, n_clusters
-    # (X10'W X10)^- X1'W X2: per-level sums of the indicators (all rows), solved by the first stage
-    p = first.X.shape[1]
-    a_x = np.zeros((p, K))
-    for j in range(p):
-        xj = first.X[on, j]
-        a_x[j] = np.bincount(term, weights=xj if w is None else w * xj, minlength=K)
-    ones = np.ones(on.shape[0]) if w is None else w
-    a_d = [level_sums(f, L, on, term, ones, K) for f, L in zip(first.factors, first.n_levels, strict=True)]
-    del ones
-    beta_q, delta_q = first.solve(a_x, a_d)
-    del a_d
-    psi = -first.cluster_sums(resid, cluster, G, beta_q, delta_q)
-    del delta_q
-    psi += np.bincount(cluster[on] * K + term, weights=u2 if w is None else w * u2, minlength=G * K).reshape(G, K)
-    bread = 1.0 / np.bincount(term, weights=w, minlength=K)
-    V = bread[:, None] * (psi.T @ psi) * bread[None, :]
-    return 0.5 * (V + V.T)
+# ---------------------------------------------------------------------------------------------------------------
+# options (validated before the data are read)
+@dataclass(frozen=True)
+class _Options:
+    fe: tuple[str, ...]
+    second_stage: str
+    ref: tuple[float, ...]
+    window: tuple[float, float] | None
+    cluster: str | None
 
 
-def _inference(cluster_name: str, n_clusters: int, n_treated_clusters: int) -> Inference:
-    return Inference(
-        vcov_type=f"two-stage GMM (Butts & Gardner), clustered by {cluster_name}", df=None,
-        n_clusters=(n_clusters,), cluster_names=(cluster_name,), small_sample="none (as R did2s)",
-        details=(f"Treated clusters: {n_treated_clusters} of {n_clusters}",
-                 "First-stage estimation error propagated into the second-stage covariance"),
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class Did2sVcovSource:
-    """The stored pieces of the two-stage variance: ``with_vcov(cluster=...)`` reclusters without refitting (the
-    first stage, its residuals and the second-stage terms and residuals do not depend on the clustering)."""
-
-    first: FirstStage
-    resid: np.ndarray
-    on: np.ndarray
-    term: np.ndarray
-    u2: np.ndarray
-    n_terms: int
-    treated_used: np.ndarray
-    codes: dict[str, np.ndarray]
-    data: Any
-    row_index: np.ndarray | None
-    default_cluster: str
-
-    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
-                  ssc: Any) -> tuple[np.ndarray, Inference]:
-        if vcov not in (None, "cluster", "CR0") or ssc is not None:
+def _check_options(*, unit: str, time: str, covariates: Any, fe: Any, second_stage: Any, ref: Any, window: Any,
+                   cluster: Any) -> _Options:
+    func = FUNC
+    check_option(func, "second_stage", second_stage, SECOND_STAGES)
+    check_distinct(func, "covariates", covariates)
+    if window is not None:
+        if second_stage != "event_study":
+            raise InvalidOptionError(f"{func}: window= applies to second_stage='event_study' only.")
+        if (not isinstance(window, tuple | list) or len(window) != 2
+                or not all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+                           for v in window) or window[0] > window[1]):
             raise InvalidOptionError(
-                f"{func}: the two-stage standard errors are the GMM cluster sums of R did2s; only the clustering "
-                f"can change (got vcov={vcov!r}, ssc={ssc!r}). Fix: call with_vcov(cluster='col')."
+                f"The 'window' parameter of {func} must be a pair (lo, hi) of event times with lo <= hi, e.g. "
+                f"(-5, 10). Got {window!r}."
             )
-        names = [cluster] if isinstance(cluster, str) else list(cluster or [self.default_cluster])
-        if len(names) != 1:
+    refs: tuple[float, ...] = ()
+    if ref is not None:
+        if second_stage != "event_study":
+            raise InvalidOptionError(f"{func}: ref= applies to second_stage='event_study' only.")
+        items = list(ref) if isinstance(ref, list | tuple | np.ndarray | range) else [ref]
+        bad = [r for r in items if isinstance(r, bool) or not isinstance(r, int | float | np.integer | np.floating)
+               or not float(r).is_integer()]
+        if bad or not items:
             raise InvalidOptionError(
-                f"{func}: the two-stage variance clusters on one column; got cluster={names!r}. Fix: pass one "
-                f"column.")
-        name = names[0]
-        raw = lookup_cluster_codes(func, [name], self.codes, self.data, self.row_index)[name]
-        cl = np.unique(raw, return_inverse=True)[1].astype(np.int64)
-        G = int(cl.max()) + 1
-        V = two_stage_variance(self.first, self.resid, self.on, self.term, self.u2, self.n_terms, cl, G)
-        n_treated = int(np.count_nonzero(np.bincount(cl[self.treated_used], minlength=G)))
-        return V, _inference(name, G, n_treated)
+                f"The 'ref' parameter of {func} must be an event time (an integer) or a list of them. Got "
+                f"{ref!r}. Fix: e.g. ref=-1, or ref=[-1, -2]."
+            )
+        refs = tuple(sorted({float(r) for r in items}))
+    return _Options(fe=fe_option(func, fe, unit, time), second_stage=second_stage, ref=refs,
+                    window=None if window is None else (float(window[0]), float(window[1])),
+                    cluster=cluster_option(func, cluster))
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# entry points
 def did2s(
     data: Any,
     *,
@@ -132,8 +127,8 @@ def did2s(
     time: str,
     treat: str | None = None,
     cohort: str | None = None,
-    first_stage_fe: str | Sequence[str] | None = None,
-    first_stage_covariates: str | Sequence[str] | None = None,
+    covariates: str | Sequence[str] | None = None,
+    fe: str | Sequence[str] | None = None,
     second_stage: str = "static",
     ref: int | Sequence[int] | None = None,
     window: tuple[int, int] | None = None,
@@ -150,110 +145,104 @@ def did2s(
     y, unit, time : outcome, unit and period columns.
     treat : 0/1 column, 1 on treated observations (the first stage uses the rows where it is 0). Or:
     cohort : first treated period per unit (0 / NaN / inf / after the last period = never treated); then
-        ``treat = 1[t >= cohort]``. ``second_stage="event"`` needs the cohort (given, or derived from an absorbing
-        ``treat`` as each unit's first treated period).
-    first_stage_fe : fixed-effect columns of the first stage; default ``[unit, time]``. Any columns, e.g.
+        ``treat = 1[t >= cohort]``. ``second_stage="event_study"`` needs the cohort (given, or derived from an
+        absorbing ``treat`` as each unit's first treated period).
+    covariates : time-varying covariates of the first stage.
+    fe : fixed-effect columns of the first stage; default ``[unit, time]``. Any columns, e.g.
         ``["state", "year"]`` (R: ``first_stage = ~ 0 | state + year``).
-    first_stage_covariates : time-varying covariates of the first stage.
-    second_stage : ``"static"`` (one treatment indicator, term ``ATT``) or ``"event"`` (one indicator per event
-        time ``t - cohort``, terms ``event_time::<e>``, never-treated rows as the reference).
-    ref : event time(s) left out of the second stage (their rows join the reference). Default: none, every
-        event time is estimated (the first stage already normalises, as R's ``i(rel_year, ref = Inf)``).
+    second_stage : ``"static"`` (one treatment indicator, term ``ATT``) or ``"event_study"`` (one indicator per
+        event time ``t - cohort``, terms ``event_time::<e>``, never-treated rows as the reference).
+    ref : event time(s) left out of the second stage (their rows join the reference); each must be an event time
+        of the data. Default: none, every event time is estimated (the first stage already normalises, as R's
+        ``i(rel_year, ref = Inf)``).
     window : ``(lo, hi)``: estimate only event times in ``[lo, hi]``.
     cluster : cluster column of the variance; default ``unit``.
-    weights : regression weights of both stages.
+    weights : regression-weight column of both stages.
 
     References
     ----------
     Gardner, J. (2021). Two-stage differences in differences. arXiv:2207.05943.
     Butts, K. & Gardner, J. (2022). did2s: Two-Stage Difference-in-Differences. The R Journal 14(3).
     """
-    func = "did2s"
-    check_option(func, "second_stage", second_stage, ("static", "event"))
     if treat is None and cohort is None:
         raise InvalidOptionError(
-            f"{func}: give treat= (a 0/1 column, 1 on treated observations) or cohort= (first treated period)."
+            f"{FUNC}: give treat= (a 0/1 column, 1 on treated observations) or cohort= (first treated period)."
         )
-    fe_list = as_list(first_stage_fe) or [unit, time]
-    if len(set(fe_list)) != len(fe_list):
-        raise InvalidOptionError(f"{func}: first_stage_fe={fe_list!r} repeats a column. Fix: list each once.")
-    extra = [c for c in fe_list if c not in (unit, time)]
-    if window is not None:
-        if second_stage != "event":
-            raise InvalidOptionError(f"{func}: window= applies to second_stage='event' only.")
-        if (not isinstance(window, tuple | list)) or len(window) != 2 or window[0] > window[1]:
-            raise InvalidOptionError(
-                f"The 'window' parameter of {func} must be a pair (lo, hi) of event times with lo <= hi, e.g. "
-                f"(-5, 10). Got {window!r}."
-            )
-    if ref is not None and second_stage != "event":
-        raise InvalidOptionError(f"{func}: ref= applies to second_stage='event' only.")
-    panel = build_panel(data, func=func, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
-                        covariates=first_stage_covariates, weights=weights, cluster=cluster, categorical=extra,
-                        require_control="untreated_obs")
+    opts = _check_options(unit=unit, time=time, covariates=covariates, fe=fe, second_stage=second_stage, ref=ref,
+                          window=window, cluster=cluster)
+    panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
+                        covariates=covariates, weights=weights, cluster=cluster,
+                        categorical=[c for c in opts.fe if c not in (unit, time)], require_control="untreated_obs")
+    return _fit(panel, opts)
+
+
+def from_panel(
+    panel: Panel,
+    *,
+    fe: str | Sequence[str] | None = None,
+    second_stage: str = "static",
+    ref: int | Sequence[int] | None = None,
+    window: tuple[int, int] | None = None,
+    cluster: str | None = None,
+) -> Did2sResult | Did2sEventResult:
+    """:func:`did2s` on a panel already built by :func:`didx._panel.build_panel` (with ``unit``, ``treat`` or
+    ``cohort``, the covariates and weights, and the ``fe`` and ``cluster`` columns as categorical codes), without
+    re-reading the frame."""
+    unit, time = panel.names.get("unit"), panel.names.get("time")
+    if panel.unit is None or panel.treat is None or unit is None or time is None:
+        raise InvalidOptionError(
+            f"{FUNC}.from_panel: the panel needs a unit and a treatment (treat= or cohort=). Fix: build it with "
+            f"build_panel(..., unit=, cohort=) or treat=."
+        )
+    opts = _check_options(unit=unit, time=time, covariates=list(panel.covariate_names), fe=fe,
+                          second_stage=second_stage, ref=ref, window=window, cluster=cluster)
+    check_panel_columns(FUNC, panel, opts.fe, opts.cluster)
+    return _fit(panel, opts)
+
+
+def _fit(panel: Panel, opts: _Options) -> Did2sResult | Did2sEventResult:
+    check_weights(FUNC, panel)
+    est = _estimate(panel, opts)
+    return _assemble(panel, opts, est)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# estimation
+@dataclass(frozen=True, eq=False)
+class _Estimates:
+    first: FirstStage
+    source: FirstStageSource
+    coef: np.ndarray
+    terms: tuple[str, ...]
+    event_time: np.ndarray | None
+    n: np.ndarray
+    treated_weight: np.ndarray
+    lost: np.ndarray
+
+
+def _estimate(panel: Panel, opts: _Options) -> _Estimates:
     assert panel.unit is not None and panel.treat is not None
-    names_map = {unit: panel.unit, time: panel.time}
-    factors = [names_map[c] if c in names_map else panel.codes[c] for c in fe_list]
     treated = panel.treat == 1
-    first = FirstStage(factors, fe_list, panel.covariates, ~treated, panel.weights, func=func,
-                       covariate_names=panel.covariate_names)
+    first = FirstStage([factor_codes(panel, c) for c in opts.fe], opts.fe, panel.covariates, ~treated,
+                       panel.weights, func=FUNC, covariate_names=panel.covariate_names)
     adj = first.fit(panel.y)
-    ident = first.identified()
-    report = panel.report
-    lost = ~ident
-    if lost.any():
-        n_lost_units = int(np.count_nonzero(np.bincount(panel.unit[~lost], minlength=panel.n_units) == 0))
-        report = report.with_dropped(Dropped(
-            "treated observations whose first-stage fixed effects are not identified by the untreated "
-            f"observations (a level of {', '.join(fe_list)} never untreated)", int(lost.sum()), n_lost_units))
-    use = ident
-    # second-stage terms, by cohort x period cell (event time = period - cohort): no per-row float temporaries
-    if second_stage == "static":
-        on = np.flatnonzero(treated & use)
+    lost = ~first.identified()
+    if opts.second_stage == "static":
+        on = np.flatnonzero(treated & ~lost)
         term = np.zeros(on.shape[0], dtype=np.int64)
-        names = ["ATT"]
+        terms: tuple[str, ...] = ("ATT",)
         term_et = None
-        refs: tuple[float, ...] = ()
     else:
-        unit_g = panel.unit_cohort() if panel.cohort is not None else _cohort_from_treat(
-            panel.unit, panel.time, panel.periods, panel.treat, panel.n_units, treat, func)
-        cohort_values, unit_code = np.unique(unit_g, return_inverse=True)
-        T = panel.n_periods
-        # only rows of ever-treated units can carry an event-time indicator
-        rows_e = np.flatnonzero(np.isfinite(unit_g)[panel.unit])
-        if lost.any():
-            rows_e = rows_e[~lost[rows_e]]
-        cell = unit_code.astype(np.int64)[panel.unit[rows_e]] * T + panel.time[rows_e]
-        cell_event = (panel.periods[None, :] - cohort_values[:, None]).ravel()
-        present = np.bincount(cell, minlength=cell_event.shape[0]) > 0
-        values = np.unique(cell_event[present & np.isfinite(cell_event)])
-        refs = tuple(float(r) for r in np.atleast_1d(np.asarray(ref, dtype=float))) if ref is not None else ()
-        keep_vals = values[~np.isin(values, refs)]
-        if window is not None:
-            keep_vals = keep_vals[(keep_vals >= window[0]) & (keep_vals <= window[1])]
-        if keep_vals.size == 0:
-            raise DesignError(
-                f"{func}: no event time left to estimate after ref={ref!r} and window={window!r} (estimated event "
-                f"times: {', '.join(f'{v:g}' for v in values)}). Fix: widen the window or leave fewer event times "
-                f"in ref."
-            )
-        pos = np.minimum(np.searchsorted(keep_vals, cell_event), keep_vals.shape[0] - 1)
-        cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
-        row_term = cell_term[cell]
-        del cell
-        sel = row_term >= 0
-        on = rows_e[sel]
-        term = row_term[sel]
-        del row_term, rows_e
-        names = [f"event_time::{v:g}" for v in keep_vals]
-        term_et = keep_vals.astype(float)
-    K = len(names)
+        on, term, term_et = _event_terms(panel, opts, lost)
+        terms = tuple(f"event_time::{v:g}" for v in term_et)
+    K = len(terms)
     w_on = None if panel.weights is None else panel.weights[on]
     wsum = np.bincount(term, weights=w_on, minlength=K)
     if np.any(wsum <= 0):
-        empty = [names[j] for j in np.flatnonzero(wsum <= 0)]
+        empty = [terms[j] for j in np.flatnonzero(wsum <= 0)]
+        weights = panel.names.get("weights")
         raise DesignError(
-            f"{func}: the second-stage term(s) {', '.join(empty)} have no observation with a positive weight"
+            f"{FUNC}: the second-stage term(s) {', '.join(empty)} have no observation with a positive weight"
             + (f" in {weights!r}" if weights else "") + ". Fix: give those observations positive weights, or "
             "leave the event time(s) out with ref= or window=."
         )
@@ -261,51 +250,60 @@ def did2s(
     coef = np.bincount(term, weights=adj_on if w_on is None else w_on * adj_on, minlength=K) / wsum
     u2 = adj_on - coef[term]
     del adj_on
-    cluster_name = cluster if cluster is not None else unit
-    cl = panel.codes[cluster] if cluster is not None else panel.unit
-    G = int(cl.max()) + 1
-    V = two_stage_variance(first, adj, on, term, u2, K, cl, G)
-    n_terms = np.bincount(term, minlength=K).astype(float)
-    n_used = int(use.sum())
-    sample = SampleReport(n_input_rows=report.n_input_rows, n_obs=n_used,
-                          n_units=panel.n_units if not lost.any() else int(np.count_nonzero(
-                              np.bincount(panel.unit[use], minlength=panel.n_units))),
-                          n_periods=report.n_periods, dropped=report.dropped, balanced=report.balanced,
-                          n_units_with_gaps=report.n_units_with_gaps, notes=report.notes)
-    n_treated_cl = int(np.count_nonzero(np.bincount(cl[treated & use], minlength=G)))
-    inference = _inference(cluster_name, G, n_treated_cl)
-    design = [
-        ("Estimator", "two-stage DiD (Gardner 2021)"),
-        ("Outcome", y),
-        ("Treatment", f"{treat} (0/1)" if treat else f"1[{time} >= {cohort}] (absorbing)"),
-        ("First stage", " + ".join(fe_list) + " fixed effects"
-         + (" + " + ", ".join(panel.covariate_names) if panel.covariate_names else "")
-         + f" on untreated observations ({int((~treated).sum())}) [{first.method}]"),
-        ("Second stage", "treatment indicator, no intercept" if second_stage == "static"
-         else "event-time indicators, no intercept; never-treated"
-         + (f" and event times {', '.join(f'{r:g}' for r in refs)}" if refs else "") + " as reference"),
-        ("Weights", weights or "none"),
-    ]
-    if second_stage == "event":
-        design.insert(5, ("Window", "all event times" if window is None else f"[{window[0]}, {window[1]}]"))
-    extras: dict[str, Any] = {"reference": refs, "first_stage_method": first.method}
-    known = dict(panel.codes)
-    known.setdefault(unit, panel.unit)
-    source = Did2sVcovSource(first=first, resid=adj, on=on, term=term, u2=u2, n_terms=K,
-                             treated_used=treated & use, codes=known, data=data, row_index=panel.row_index,
-                             default_cluster=cluster_name)
-    common: dict[str, Any] = dict(estimator="Two-stage DiD (Gardner)", terms=tuple(names), coef=coef,
-                                  vcov_matrix=V, inference=inference, sample=sample, design=tuple(design),
-                                  extras=extras, _source=source)
-    if term_et is None:
-        return Did2sResult(headline="ATT", term_info={"n": n_terms}, **common)
-    post = [j for j, e in enumerate(term_et) if e >= 0]
-    headline = names[post[0]] if post else names[0]
-    return Did2sEventResult(headline=headline, term_info={"event_time": term_et, "n": n_terms}, **common)
+    beta_q, delta_q = first.project(on, term, np.ones(on.shape[0]) if w_on is None else w_on, K)
+    source = FirstStageSource(
+        untreated=first.untreated_projection(adj, beta_q, delta_q),
+        treated=TreatedScores(row=compact(on, panel.n_obs), col=compact(term, K), value=w_on, resid=u2, n_cols=K,
+                              scale=1.0 / wsum),
+        clusters=cluster_codes(panel, opts.fe, opts.cluster),
+        default_cluster=opts.cluster if opts.cluster is not None else panel.names["unit"],
+        imputed=treated & ~lost, variance="two_stage")
+    treated_weight = np.where(term_et >= 0, wsum, np.nan) if term_et is not None else wsum
+    return _Estimates(first=first, source=source, coef=coef, terms=terms, event_time=term_et,
+                      n=np.bincount(term, minlength=K).astype(float), treated_weight=treated_weight, lost=lost)
+
+
+def _event_terms(panel: Panel, opts: _Options, lost: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with an event-time indicator, their term and the terms' event times (cohort x period cells: event time
+    = period - cohort, no per-row float temporaries)."""
+    assert panel.unit is not None and panel.treat is not None
+    unit_g = panel.unit_cohort() if panel.cohort is not None else _cohort_from_treat(
+        panel.unit, panel.time, panel.periods, panel.treat, panel.n_units, panel.names.get("treat"))
+    cohort_values, unit_code = np.unique(unit_g, return_inverse=True)
+    # only rows of ever-treated units can carry an event-time indicator
+    rows_e = np.flatnonzero(np.isfinite(unit_g)[panel.unit])
+    if lost.any():
+        rows_e = rows_e[~lost[rows_e]]
+    cell = unit_code.astype(np.int64)[panel.unit[rows_e]] * panel.n_periods + panel.time[rows_e]
+    cell_event = (panel.periods[None, :] - cohort_values[:, None]).ravel()
+    present = np.bincount(cell, minlength=cell_event.shape[0]) > 0
+    values = np.unique(cell_event[present & np.isfinite(cell_event)])
+    missing = [r for r in opts.ref if r not in set(values.tolist())]
+    if missing:
+        raise InvalidOptionError(
+            f"{FUNC}: ref={fmt_value(missing[0])} is not an event time of the data (event times with an "
+            f"observation: {', '.join(f'{v:g}' for v in values)}). Fix: choose ref among them, or leave it out."
+        )
+    keep_vals = values[~np.isin(values, opts.ref)]
+    if opts.window is not None:
+        keep_vals = keep_vals[(keep_vals >= opts.window[0]) & (keep_vals <= opts.window[1])]
+    if keep_vals.size == 0:
+        refs = [int(r) for r in opts.ref]
+        win = None if opts.window is None else tuple(fmt_value(v) for v in opts.window)
+        raise DesignError(
+            f"{FUNC}: no event time left to estimate after ref={refs[0] if len(refs) == 1 else refs!r} and "
+            f"window={'None' if win is None else '(' + ', '.join(win) + ')'} (estimated event times: "
+            f"{', '.join(f'{v:g}' for v in values)}). Fix: widen the window or leave fewer event times in ref."
+        )
+    pos = np.minimum(np.searchsorted(keep_vals, cell_event), keep_vals.shape[0] - 1)
+    cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
+    row_term = cell_term[cell]
+    sel = row_term >= 0
+    return rows_e[sel], row_term[sel], keep_vals.astype(float)
 
 
 def _cohort_from_treat(unit: np.ndarray, time: np.ndarray, periods: np.ndarray, treat: np.ndarray, n_units: int,
-                       treat_name: str | None, func: str) -> np.ndarray:
+                       treat_name: str | None) -> np.ndarray:
     """First treated period of each unit (inf if never), checking that treatment is absorbing."""
     T = periods.shape[0]
     first = np.full(n_units, T, dtype=np.int64)
@@ -315,8 +313,50 @@ def _cohort_from_treat(unit: np.ndarray, time: np.ndarray, periods: np.ndarray, 
     bad = (time >= first[unit]) != (treat == 1)
     if bad.any():
         raise DataError(
-            f"{func}: second_stage='event' needs an absorbing treatment, but {treat_name!r} switches off after "
-            f"switching on for {int(np.count_nonzero(np.bincount(unit[bad], minlength=n_units)))} units. Fix: pass "
-            f"cohort= (first treated period), or use second_stage='static'."
+            f"{FUNC}: second_stage='event_study' needs an absorbing treatment, but {treat_name!r} switches off "
+            f"after switching on for {int(np.count_nonzero(np.bincount(unit[bad], minlength=n_units)))} units. "
+            f"Fix: pass cohort= (first treated period), or use second_stage='static'."
         )
     return np.asarray(g)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# result assembly
+def _assemble(panel: Panel, opts: _Options, est: _Estimates) -> Did2sResult | Did2sEventResult:
+    names = panel.names
+    V, inference = est.source.covariance(FUNC, VcovRequest(), {})
+    assert panel.treat is not None
+    n_untreated = int(np.count_nonzero(panel.treat != 1))
+    report = lost_rows_report(panel, est.lost, "treated observations whose first-stage fixed effects are not "
+                              "identified by the untreated observations (a level of "
+                              f"{', '.join(opts.fe)} never untreated)")
+    treat = names.get("treat")
+    design = [
+        ("Estimator", "two-stage DiD (Gardner 2021)"),
+        ("Outcome", names["y"]),
+        ("Treatment", f"{treat} (0/1)" if treat else f"1[{names['time']} >= {names['cohort']}] (absorbing)"),
+        ("First stage", " + ".join(opts.fe) + " fixed effects"
+         + (" + " + ", ".join(panel.covariate_names) if panel.covariate_names else "")
+         + f" on untreated observations ({n_untreated}) [{est.first.method}]"),
+        ("Second stage", "treatment indicator, no intercept" if est.event_time is None
+         else "event-time indicators, no intercept; never-treated"
+         + (f" and event times {', '.join(f'{r:g}' for r in opts.ref)}" if opts.ref else "") + " as reference"),
+        ("Weights", names.get("weights") or "none"),
+    ]
+    if est.event_time is not None:
+        design.insert(5, ("Window", "all event times" if opts.window is None
+                          else f"[{opts.window[0]:g}, {opts.window[1]:g}]"))
+    extras: dict[str, Any] = {"reference": opts.ref, "first_stage_method": est.first.method}
+    common: dict[str, Any] = dict(estimator="Two-stage DiD (Gardner)", terms=est.terms, coef=est.coef,
+                                  vcov_matrix=V, inference=inference, sample=report, design=tuple(design),
+                                  extras=extras, _source=est.source)
+    if est.event_time is None:
+        return Did2sResult(headline="ATT", term_info={"n": est.n}, **common)
+    post = [j for j, e in enumerate(est.event_time) if e >= 0]
+    return Did2sEventResult(headline=est.terms[post[0] if post else 0],
+                            term_info={"event_time": est.event_time, "n": est.n,
+                                       "treated_weight": est.treated_weight},
+                            pre_period_meaning=PRE_PERIOD_MEANING, cross_covariance=True, **common)
+
+
+__all__ = ["Did2sEventResult", "Did2sResult", "did2s", "from_panel"]

@@ -20,6 +20,11 @@ done by block elimination: ``S = D0' W0 D0`` (the fixed-effect block) is solved
 and the covariates by their Schur complement ``X0'W0X0 - R' S^- R`` with ``R = D0' W0 X0``. Any generalised
 inverse gives the same predictions for identified observations; :meth:`FirstStage.identified` says which rows
 those are (with the exact solver: the row's design orthogonal to the null space of the normal equations).
+
+:meth:`FirstStage.project` is the solve both variances need (right-hand sides: the per-level sums of BJS's
+treatment weights or of did2s's second-stage indicators); :meth:`FirstStage.untreated_projection` hands its
+result, with the untreated rows' ``w e``, to the shared variance engine (:mod:`didx.inference.imputation`), which
+is all a result keeps of the first stage.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components
 
 from didx._errors import ConvergenceError, DesignError
+from didx.inference.imputation import UntreatedProjection, compact
 
 EXACT_MAX_LEVELS = 5000
 DENSE_CELLS_EXTRA = 1_000_000  # dense (a, b) cell table when La * Lb <= 2 n + this, else sparse
@@ -279,7 +285,29 @@ class FirstStage:
         self.deltas = [d[:, 0] for d in deltas]
         return y - self.predict(self.beta, self.deltas)
 
-    # ------------------------------------------------------------------ identification and cluster sums
+    def project(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_cols: int
+                ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``b = (Z0' W0 Z0)^- Z_r' V``: the first-stage solve whose right-hand sides are the per-level (and
+        covariate) sums of ``values`` on ``rows`` by column ``cols`` (BJS's treatment weights, the two-stage
+        indicators times their weights). ``-W0 Z0 b`` is how the untreated observations enter each estimate."""
+        p = self.X.shape[1]
+        a_x = np.zeros((p, n_cols))
+        for j in range(p):
+            a_x[j] = np.bincount(cols, weights=values * self.X[rows, j], minlength=n_cols)
+        a_d = [level_sums(f, L, rows, cols, values, n_cols) for f, L in zip(self.factors, self.n_levels, strict=True)]
+        return self.solve(a_x, a_d)
+
+    def untreated_projection(self, resid: np.ndarray, beta: np.ndarray, deltas: list[np.ndarray]
+                             ) -> UntreatedProjection:
+        """What the variance keeps of the first stage: ``w e``, the covariates and the fixed-effect codes on the
+        untreated rows, and the solved projection ``b``."""
+        e0 = resid[self._rows0]
+        we = e0 if self._w0 is None else e0 * self._w0
+        codes = tuple(compact(c, L) for c, L in zip(self._codes0, self.n_levels, strict=True))
+        return UntreatedProjection(fit_rows=self.fit_rows, we=we, X=self.X[self._rows0], codes=codes,
+                                   beta=beta, deltas=tuple(deltas))
+
+    # ------------------------------------------------------------------ identification
     def identified(self) -> np.ndarray:
         """Rows whose fixed-effect prediction is identified by the untreated rows.
 
@@ -299,7 +327,7 @@ class FirstStage:
             # null directions that only flag empty B levels are covered by the presence test
             sizes = [self.n_levels[j] for j in others]
             present_b = np.concatenate([self._wsum[j] > 0 for j in others]) if sizes else np.zeros(0, bool)
-            null = null[:, np.abs(null[present_b]).max(axis=0) > 1e-9] if null.size else null
+            null = null[:, np.abs(null[present_b]).max(axis=0) > 1e-9] if null.size and present_b.any() else null
             if null.shape[1] == 0 or (F == 2 and null.shape[1] == 1):
                 return ok  # one component (the usual shift between the two factors): presence suffices
             rng = np.random.default_rng(20240101)
@@ -326,53 +354,3 @@ class FirstStage:
         for j in range(1, len(self.factors)):
             ok &= comp[self.factors[j] + offsets[j]] == first
         return ok
-
-    def cluster_sums(self, resid: np.ndarray, cluster: np.ndarray, n_clusters: int, beta: np.ndarray,
-                     deltas: list[np.ndarray]) -> np.ndarray:
-        """``sum_{i in c, untreated} w_i e_i z_i' b`` for every cluster c and column of ``b``: (G, K).
-
-        ``e`` is ``resid`` on the untreated rows, ``z_i`` the row's first-stage design (covariates and level
-        indicators) and ``b = [beta; deltas]``. Few columns: a gather per column; many: cluster x level sums
-        of ``w e`` (by level for factors nested in the clusters, a dense table when small, else sparse) times ``b``.
-        """
-        e0 = resid[self._rows0]
-        we = e0 if self._w0 is None else e0 * self._w0
-        c0 = cluster[self._rows0]
-        K = beta.shape[1]
-        out = np.zeros((n_clusters, K))
-        p = self.X.shape[1]
-        X0 = self.X[self._rows0] if p else None
-        if K <= 4:
-            for k in range(K):
-                zb = X0 @ beta[:, k] if X0 is not None else None
-                for codes, d in zip(self._codes0, deltas, strict=True):
-                    if zb is None:
-                        zb = d[:, k][codes]
-                    else:
-                        zb += d[:, k][codes]
-                if zb is None:
-                    continue
-                zb *= we
-                out[:, k] = np.bincount(c0, weights=zb, minlength=n_clusters)
-            return out
-        if X0 is not None:
-            RX = np.column_stack([np.bincount(c0, weights=we * X0[:, j], minlength=n_clusters) for j in range(p)])
-            out += RX @ beta
-        n0 = c0.shape[0]
-        for codes, L, d in zip(self._codes0, self.n_levels, deltas, strict=True):
-            first = np.full(L, -1, dtype=np.int64)
-            first[codes] = c0
-            if np.array_equal(first[codes], c0):
-                # the factor is nested in the clusters (e.g. units within unit or state clusters): level sums
-                s_l = np.bincount(codes, weights=we, minlength=L)
-                lv = np.flatnonzero(first >= 0)
-                M = sp.csr_matrix((s_l[lv], (first[lv], lv)), shape=(n_clusters, L))
-                out += np.asarray(M @ d)
-            elif n_clusters * L <= 2 * n0 + DENSE_CELLS_EXTRA:
-                # dense cluster x level table (e.g. unit clusters x periods): one bincount
-                tab = np.bincount(c0 * L + codes, weights=we, minlength=n_clusters * L).reshape(n_clusters, L)
-                out += tab @ d
-            else:
-                M = sp.csr_matrix((we, (c0, codes)), shape=(n_clusters, L))
-                out += np.asarray(M @ d)
-        return out

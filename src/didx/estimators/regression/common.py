@@ -6,8 +6,10 @@ A regression result keeps its :class:`~didx.linalg.OLSFit` (demeaned regressors 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +32,15 @@ REGRESSION_CAPABILITIES = Capabilities(
 )
 
 
+def regression_capabilities(fit: OLSFit) -> Capabilities:
+    """What a regression's ``with_vcov`` supports: HC2/HC3 need each observation's leverage, computed with at most
+    one absorbed factor, so they are not declared for two or more."""
+    if fit.fe is not None and len(fit.fe.factors) > 1:
+        return dataclasses.replace(REGRESSION_CAPABILITIES,
+                                   vcov=tuple(k for k in VCOV_TYPES if k not in ("HC2", "HC3")))
+    return REGRESSION_CAPABILITIES
+
+
 @dataclass(frozen=True, eq=False)
 class RegressionSource:
     """The stored fit and the cluster codes captured at fit time (never the data frame)."""
@@ -37,13 +48,18 @@ class RegressionSource:
     fit: OLSFit
     clusters: ClusterCodes
     default: VcovSpec
-    treated_codes: np.ndarray | None = None  # per-observation: 1 if in a treated unit/group
+    treated_codes: np.ndarray | None = None  # per-observation: True if in a treated unit/group
     extra: Mapping[str, Any] = field(default_factory=dict)
     collapsed: bool = False  # estimated on group x period means: collapsing is no longer a remedy
 
+    def __post_init__(self) -> None:
+        if self.treated_codes is not None:  # only "treated or not" is read (a count of treated clusters)
+            object.__setattr__(self, "treated_codes", treated_flags(self.treated_codes))
+        share_factor_codes(self.fit, self.clusters)
+
     @property
     def capabilities(self) -> Capabilities:
-        return REGRESSION_CAPABILITIES
+        return regression_capabilities(self.fit)
 
     def codes_for(self, names: Sequence[str], given: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Codes of ``names``: those resolved for this request, else the ones stored at fit time."""
@@ -61,6 +77,29 @@ class RegressionSource:
                    codes: Mapping[str, np.ndarray]) -> tuple[np.ndarray, Inference]:
         spec = resolve_vcov(func, request.vcov, request.clusters, self.default, request.ssc)
         return self.compute(func, spec, codes)
+
+
+def treated_flags(treated: np.ndarray) -> np.ndarray:
+    """Per-observation treated flags as a read-only boolean array (8 times smaller than float codes)."""
+    out = np.asarray(treated) > 0
+    out.flags.writeable = False
+    return out
+
+
+def share_factor_codes(fit: OLSFit, clusters: ClusterCodes) -> None:
+    """Let the fit's fixed-effect factors and the stored cluster codes of the same column be one array.
+
+    The unit and time codes are both absorbed factors and default cluster variables; without sharing, a result
+    (and its pickle) holds each twice. Only the array object changes: the codes are equal.
+    """
+    fe = fit.fe
+    if fe is None:
+        return
+    for i, f in enumerate(fe.factors):
+        for stored in clusters.stored.values():
+            if stored is not f and stored.shape == f.shape and np.array_equal(stored, f):
+                fe.factors[i] = stored  # type: ignore[index]
+                break
 
 
 def capture_clusters(codes: Mapping[str, np.ndarray], row_index: np.ndarray | None, n_input_rows: int,
@@ -154,6 +193,24 @@ class RegressionResult(Result):
                               seed=seed, conf_level=conf_level, r=r, cluster=cluster, data=data)
 
 
+def wild_bootstrap_mapped(result: Result, raw_source: Any, A: np.ndarray, hypothesis: str | Sequence[str] | np.ndarray,
+                          *, r: float | Sequence[float] | np.ndarray = 0.0, **options: Any) -> WildBootstrapResult:
+    """Wild cluster bootstrap of a hypothesis on the terms of ``result``, whose estimates are ``A b`` for the
+    coefficients ``b`` of the regression in ``raw_source`` (Sun-Abraham's aggregations, the stacked ATT).
+
+    The hypothesis ``R theta = r`` on the result's terms is the restriction ``(R A) b = r`` on the regression's
+    coefficients, bootstrapped as any regression hypothesis (:func:`didx.inference.wild.wild_bootstrap`); the
+    printed hypothesis keeps the result's term names. ``options`` are those of
+    :meth:`RegressionResult.wild_bootstrap`.
+    """
+    from didx.inference.wild import restriction_matrix, wild_bootstrap
+
+    R, rv, label = restriction_matrix("wild_bootstrap", result.terms, hypothesis, r)
+    regression = SimpleNamespace(estimator=result.estimator, _source=raw_source, inference=result.inference)
+    out = wild_bootstrap(regression, R @ np.asarray(A), r=rv, **options)
+    return dataclasses.replace(out, hypothesis=label)
+
+
 def make_regression_result(
     cls: type[RegressionResult], *, estimator: str, fit: OLSFit, headline: str, spec: VcovSpec,
     codes: Mapping[str, np.ndarray], fingerprint: Fingerprint | None, row_index: np.ndarray | None,
@@ -163,7 +220,7 @@ def make_regression_result(
     notes: Sequence[str] = (), func: str = "regression", collapsed: bool = False, **kwargs: Any,
 ) -> Any:
     source = RegressionSource(fit=fit, clusters=capture_clusters(codes, row_index, sample.n_input_rows, fingerprint),
-                              default=spec, treated_codes=treated, collapsed=collapsed)
+                              default=spec, treated_codes=treated, collapsed=collapsed)  # shares the FE codes
     V, inf = source.compute(func, spec)
     all_notes = list(notes)
     if fit.dropped_collinear:
@@ -179,26 +236,3 @@ def default_spec(cluster_default: Sequence[str], kind_without_cluster: str, ssc:
         return VcovSpec("CR1", tuple(cluster_default), s)
     return VcovSpec(kind_without_cluster, (), s)
 
-
-def lookup_cluster_codes(func: str, names: Sequence[str], known: Mapping[str, np.ndarray], data: Any,
-                         row_index: np.ndarray | None, n_input_rows: int | None = None) -> dict[str, np.ndarray]:
-    """Legacy (sources not yet on :mod:`didx.inference.contract`): stored codes, or re-read from ``data``."""
-    from didx._errors import DataError
-    from didx._frame import factorize, read_columns
-
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        if name in known:
-            out[name] = np.asarray(known[name])
-            continue
-        cols = read_columns(data, [name], func, {"cluster": name})
-        if n_input_rows is not None and cols.n_rows != n_input_rows:
-            raise DataError(f"{func}: the data now has {cols.n_rows} rows but had {n_input_rows} when the model "
-                            f"was fitted. Fix: re-run the estimator with cluster={name!r}.")
-        raw = cols.arrays[name] if row_index is None else cols.arrays[name][row_index]
-        codes, _ = factorize(raw, sort=False)
-        if (codes < 0).any():
-            raise DataError(f"{func}: the cluster column {name!r} has {int((codes < 0).sum())} missing values in "
-                            f"the estimation sample. Fix: fill them.")
-        out[name] = codes
-    return out

@@ -19,6 +19,10 @@ the cohort x period cells (an indicator depends on the unit only through its coh
 materialising dense indicators and demeaning them column by column; otherwise the fixed-effect solver demeans
 them. Both give the same numbers (tests/test_event_study_compare.py).
 
+This module is the TWFE estimator only: :func:`event_study` (from a data frame) and :func:`from_panel` (from a
+:class:`~didx._panel.Panel` already built, as the event-study comparison does). ``didx.event_study`` is the
+comparison entry (:mod:`didx.comparison`), which calls this one for ``estimator="twfe"``.
+
 Standard errors follow fixest (default CR1 clustered by unit). Reference: ``fixest::feols(y ~ i(rel, ref =
 c(-1, -1000)) | unit + time)`` with never-treated units coded ``rel = -1000`` (fixest 0.12.2); Borusyak,
 Jaravel & Spiess (2024) and Sun & Abraham (2021) on when the TWFE event study is (not) a weighted average of
@@ -28,9 +32,9 @@ effects.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any
 
 import numpy as np
 
@@ -43,12 +47,11 @@ from didx.estimators.regression.common import RegressionResult, default_spec, ma
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit, fit_ols, independent_columns
+from didx.registry import PRE_PERIOD
 from didx.results.event import EventStudyResult
 
-if TYPE_CHECKING:
-    from didx.comparison import EventStudyComparison
-
 TERM_PREFIX = "event_time::"
+FUNC = "event_study"
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +65,8 @@ def event_term(k: float) -> str:
     return f"{TERM_PREFIX}{k:g}"
 
 
-def _check_ref(func: str, ref: float | Sequence[float]) -> tuple[float, ...]:
+def check_ref(func: str, ref: float | Sequence[float]) -> tuple[float, ...]:
+    """``ref`` as a sorted tuple of distinct negative event times, or an error naming the value."""
     refs = [ref] if isinstance(ref, int | float | np.integer | np.floating) else list(ref)
     if not refs:
         raise InvalidOptionError(f"{func}: ref must be an event time (e.g. -1) or a list of them; got [].")
@@ -84,8 +88,9 @@ def _check_ref(func: str, ref: float | Sequence[float]) -> tuple[float, ...]:
     return tuple(sorted(set(out)))
 
 
-def _check_window(func: str, window: tuple[float, float] | None,
-                  refs: tuple[float, ...]) -> tuple[float, float] | None:
+def check_window(func: str, window: tuple[float, float] | None,
+                 refs: tuple[float, ...]) -> tuple[float, float] | None:
+    """``window`` as ``(lo, hi)`` with ``lo < 0 <= hi`` containing every reference period, or an error."""
     if window is None:
         return None
     try:
@@ -107,7 +112,6 @@ def _check_window(func: str, window: tuple[float, float] | None,
     return lo, hi
 
 
-@overload
 def event_study(
     data: Any,
     *,
@@ -124,183 +128,125 @@ def event_study(
     weights: str | None = None,
     ssc: SSC | None = None,
     collapse: str | None = None,
-    estimator: Literal["twfe"] = "twfe",
-    options: None = None,
-) -> EventStudyRegressionResult: ...
-
-
-@overload
-def event_study(
-    data: Any,
-    *,
-    y: str,
-    unit: str,
-    time: str,
-    cohort: str,
-    ref: float | Sequence[float] = -1,
-    window: tuple[float, float] | None = None,
-    bin_endpoints: bool = False,
-    covariates: str | Sequence[str] | None = None,
-    vcov: str | None = None,
-    cluster: str | Sequence[str] | None = None,
-    weights: str | None = None,
-    ssc: SSC | None = None,
-    collapse: str | None = None,
-    estimator: str | Sequence[str],
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-) -> EventStudyResult | EventStudyComparison: ...
-
-
-def event_study(
-    data: Any,
-    *,
-    y: str,
-    unit: str,
-    time: str,
-    cohort: str,
-    ref: float | Sequence[float] = -1,
-    window: tuple[float, float] | None = None,
-    bin_endpoints: bool = False,
-    covariates: str | Sequence[str] | None = None,
-    vcov: str | None = None,
-    cluster: str | Sequence[str] | None = None,
-    weights: str | None = None,
-    ssc: SSC | None = None,
-    collapse: str | None = None,
-    estimator: str | Sequence[str] = "twfe",
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-) -> EventStudyResult | EventStudyComparison:
+) -> EventStudyRegressionResult:
     """TWFE event study: dynamic effects relative to a reference period.
 
-    ``y_it = a_i + l_t + sum_{k not in ref} b_k 1[t - g_i = k] + W_it' c + e_it``.
-
-    Parameters
-    ----------
-    data : any dataframe (pandas, polars, pyarrow, duckdb, ...).
-    y, unit, time : outcome, unit and period columns. Event time is ``k = time - cohort`` in the units of
-        ``time`` (for a date-like ``time``, in positions of the sorted periods).
-    cohort : first treated period of each unit; never treated as 0, NaN, inf or any value after the last
-        period (fixest's 10000 convention works). A single-date design is a cohort column equal to the
-        treatment date for treated units and never-treated otherwise.
-    ref : reference event time(s), normalised to 0. Default -1; ``ref=-2`` allows one period of anticipation;
-        a list (``[-1, -5]``) normalises several, which identifies the model without never-treated units.
-    window : ``(lo, hi)``: estimate ``b_lo .. b_hi``. Observations of treated units outside it are dropped and
-        reported (a trimmed event study), unless ``bin_endpoints``.
-    bin_endpoints : with ``window``, keep every observation and bin event times beyond the window into the end
-        points: ``b_lo`` is the effect at ``k <= lo`` and ``b_hi`` at ``k >= hi``.
-    covariates : time-varying controls (their terms have no event time).
-    vcov, cluster, ssc : covariance (see :func:`didx.twfe`). Default CR1 clustered by ``unit`` (fixest).
-    weights : sampling weights (weighted least squares).
-    collapse : ``"group_period"`` (or ``"group_period_weighted"``, cells weighted by size): estimate on
-        group x period cell means, the groups being ``cluster`` if given, else the cohorts (Bertrand, Duflo &
-        Mullainathan 2004). The remedy when treatment varies at the level of few groups.
-    estimator : ``"twfe"`` (default: this regression), or another event-study estimator run with the same
-        ``ref`` and ``window`` -- ``"sun_abraham"``, ``"callaway_santanna"`` (universal base period, never-treated
-        controls, dynamic aggregation), ``"imputation"`` (BJS), ``"did2s"`` (Gardner), ``"dcdh"``
-        (de Chaisemartin-D'Haultfoeuille, treatment ``1[time >= cohort]``), ``"stacked"`` (needs ``window``) --
-        or a list of them, or ``"all"``. An option an estimator cannot honour raises (e.g. ``ref=-2`` for dcdh,
-        ``covariates`` for stacked). See :mod:`didx.comparison` for the mapping and for how the
-        estimators' pre-period coefficients differ.
-    options : per-estimator keyword arguments passed on (and overriding the mapped ones), e.g.
-        ``{"callaway_santanna": {"base_period": "varying", "control": "not_yet"}, "stacked": {"window": (-2, 1)}}``.
+    ``y_it = a_i + l_t + sum_{k not in ref} b_k 1[t - g_i = k] + W_it' c + e_it``. The arguments are those of
+    ``didx.event_study`` (which runs this for ``estimator="twfe"``, the default; see it for their meaning).
 
     Returns
     -------
-    EventStudyRegressionResult (``estimator="twfe"``) : terms ``"event_time::k"`` (``term_info["event_time"]``
-        = k; NaN for covariates) and the covariates; ``.estimate`` is ``b_0``. ``.pretrend_test()``,
-        ``.plot()``, ``.event_table()``, ``.with_vcov()``.
-    EventStudyResult (another single estimator) : that estimator's event study.
-    EventStudyComparison (a list or ``"all"``) : ``.tidy()`` (one table: estimator, term, event_time, estimate,
-        std_error, conf_low, conf_high, reference), ``.plot()`` (overlaid), ``.results``, ``.summary()``.
+    EventStudyRegressionResult : terms ``"event_time::k"`` (``term_info["event_time"]`` = k; NaN for
+        covariates) and the covariates; ``.estimate`` is ``b_0``. ``.pretrend_test()``, ``.plot()``,
+        ``.event_table()``, ``.with_vcov()``.
     """
-    func = "event_study"
-    refs = _check_ref(func, ref)
-    win = _check_window(func, window, refs)
-    if not (isinstance(estimator, str) and estimator == "twfe") or options is not None:
-        from didx.comparison import compare_event_studies, parse_estimators
-
-        names = parse_estimators(func, estimator)
-        return compare_event_studies(
-            data, names=names, single=isinstance(estimator, str) and estimator != "all", y=y, unit=unit,
-            time=time, cohort=cohort, refs=refs, window=win, bin_endpoints=bin_endpoints, covariates=covariates,
-            vcov=vcov, cluster=cluster, weights=weights, ssc=ssc, collapse=collapse, options=options)
-    return _twfe_event_study(data, y=y, unit=unit, time=time, cohort=cohort, refs=refs, win=win,
-                             bin_endpoints=bin_endpoints, covariates=covariates, vcov=vcov, cluster=cluster,
-                             weights=weights, ssc=ssc, collapse=collapse)
+    refs = check_ref(FUNC, ref)
+    win = check_window(FUNC, window, refs)
+    _check_options(win, bin_endpoints, collapse)
+    panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
+                        weights=weights, cluster=as_list(cluster), require_control="untreated_obs")
+    return from_panel(panel, ref=refs, window=win, bin_endpoints=bin_endpoints, vcov=vcov, ssc=ssc,
+                      collapse=collapse)
 
 
-def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, refs: tuple[float, ...],
-                      win: tuple[float, float] | None, bin_endpoints: bool, covariates: str | Sequence[str] | None,
-                      vcov: str | None, cluster: str | Sequence[str] | None, weights: str | None,
-                      ssc: SSC | None, collapse: str | None) -> EventStudyRegressionResult:
-    func = "event_study"
+def from_panel(panel: Panel, *, ref: float | Sequence[float] = -1, window: tuple[float, float] | None = None,
+               bin_endpoints: bool = False, vcov: str | None = None, ssc: SSC | None = None,
+               collapse: str | None = None) -> EventStudyRegressionResult:
+    """The TWFE event study of a panel built by :func:`didx._panel.build_panel` (with ``unit``, ``cohort`` and
+    the cluster columns; ``require_control="untreated_obs"``): :func:`event_study` after reading the data."""
+    refs = check_ref(FUNC, ref)
+    win = check_window(FUNC, window, refs)
+    _check_options(win, bin_endpoints, collapse)
+    if panel.unit is None or panel.cohort is None:
+        raise DesignError(f"{FUNC}: the panel has no unit or no cohort column. Fix: build it with unit= and "
+                          f"cohort=.")
+    names = panel.names
+    cl_list = list(names.get("cluster", ()))
+    panel, n_always = _drop_always_treated(panel)
+    panel, k, treated_row, n_trimmed = _apply_window(panel, win, bin_endpoints)
+    _check_refs_observed(refs, k, treated_row)
+    collapse_info: CollapseInfo | None = None
+    if collapse is not None:
+        panel, collapse_info = collapse_by_group(panel, func=FUNC, collapse=collapse, cluster=cl_list,
+                                                 constant={"event time": k})
+        treated_row = np.isfinite(_cohort(panel))
+        k = _event_time(panel, treated_row)
+        if bin_endpoints and win is not None:
+            k = np.where(treated_row, np.clip(k, win[0], win[1]), np.nan)
+    fe_unit_name = names["unit"] if collapse_info is None else collapse_info.group
+    fes = FixedEffects([_units(panel), panel.time], [fe_unit_name, names["time"]], weights=panel.weights)
+    fit, est_k, col_of = _fit(panel, k, treated_row, refs, fes, closed_form=collapse_info is None)
+    return _assemble(panel, fit, est_k, col_of, fes, refs=refs, win=win, bin_endpoints=bin_endpoints, vcov=vcov,
+                     ssc=ssc, cl_list=cl_list, collapse_info=collapse_info, fe_unit_name=fe_unit_name,
+                     n_trimmed=n_trimmed, n_always=n_always)
+
+
+def _check_options(win: tuple[float, float] | None, bin_endpoints: bool, collapse: str | None) -> None:
     if bin_endpoints and win is None:
         raise InvalidOptionError(
-            f"{func}: bin_endpoints=True needs a window=(lo, hi) whose end points receive the binned event "
+            f"{FUNC}: bin_endpoints=True needs a window=(lo, hi) whose end points receive the binned event "
             f"times. Fix: pass window=, or drop bin_endpoints."
         )
-    check_collapse(func, collapse)
-    cl_list = as_list(cluster)
-    panel = build_panel(data, func=func, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
-                        weights=weights, cluster=cl_list, require_control="untreated_obs")
-    assert panel.unit is not None and panel.cohort is not None  # unit and cohort are required arguments
-    report = panel.report
-    # always-treated units: no untreated period of their own
-    first_period = panel.periods[0]
-    always = panel.cohort <= first_period
-    n_always_units = 0
+    check_collapse(FUNC, collapse)
+
+
+def _drop_always_treated(panel: Panel) -> tuple[Panel, int]:
+    """Units treated from the first period on (no untreated period of their own) dropped and reported."""
+    cohort = panel.names["cohort"]
+    always = _cohort(panel) <= panel.periods[0]
+    n_always = 0
     if always.any():
-        n_always_units = int(np.unique(panel.unit[always]).shape[0])
-        report = report.with_dropped(Dropped(
+        n_always = int(np.unique(_units(panel)[always]).shape[0])
+        report = panel.report.with_dropped(Dropped(
             f"always treated ({cohort} <= first period {panel.period_labels[0]!r}): no pre-treatment period",
-            int(always.sum()), n_always_units))
-        panel = _subset(panel, ~always, report)
-    treated_row = np.isfinite(_cohort(panel))
-    if not treated_row.any():
+            int(always.sum()), n_always))
+        panel = subset_panel(panel, ~always, report)
+    if not np.isfinite(_cohort(panel)).any():
         raise DesignError(
-            f"{func}: every treated unit of {cohort!r} ({n_always_units} units) is treated from the first period "
+            f"{FUNC}: every treated unit of {cohort!r} ({n_always} units) is treated from the first period "
             f"{fmt_value(panel.period_labels[0])} on (always treated, dropped): no unit's treatment starts inside "
             f"the panel, so no event-time effect is identified. Fix: check the {cohort!r} column (first treated "
             f"period; never treated as 0/NaN), or use data that include periods before treatment."
         )
+    return panel, n_always
+
+
+def _apply_window(panel: Panel, win: tuple[float, float] | None, bin_endpoints: bool
+                  ) -> tuple[Panel, np.ndarray, np.ndarray, int]:
+    """The event time of each row, with treated-unit rows outside the window dropped (or binned)."""
+    treated_row = np.isfinite(_cohort(panel))
     k = _event_time(panel, treated_row)
-    n_trimmed = 0
-    if win is not None:
-        lo, hi = win
-        if bin_endpoints:
-            k = np.where(treated_row, np.clip(k, lo, hi), np.nan)
-        else:
-            out = treated_row & ((k < lo) | (k > hi))
-            if out.any():
-                n_trimmed = int(out.sum())
-                before = np.unique(_units(panel)).shape[0]
-                keep = ~out
-                after = np.unique(_units(panel)[keep]).shape[0]
-                reason = f"observations of treated units outside window [{lo:g}, {hi:g}]"
-                report = report.with_dropped(Dropped(reason, n_trimmed, before - after))
-                panel = _subset(panel, keep, report)
-                k = k[keep]
-                treated_row = treated_row[keep]
+    if win is None:
+        return panel, k, treated_row, 0
+    lo, hi = win
+    if bin_endpoints:
+        return panel, np.where(treated_row, np.clip(k, lo, hi), np.nan), treated_row, 0
+    out = treated_row & ((k < lo) | (k > hi))
+    if not out.any():
+        return panel, k, treated_row, 0
+    keep = ~out
+    before = np.unique(_units(panel)).shape[0]
+    after = np.unique(_units(panel)[keep]).shape[0]
+    reason = f"observations of treated units outside window [{lo:g}, {hi:g}]"
+    report = panel.report.with_dropped(Dropped(reason, int(out.sum()), before - after))
+    return subset_panel(panel, keep, report), k[keep], treated_row[keep], int(out.sum())
+
+
+def _check_refs_observed(refs: tuple[float, ...], k: np.ndarray, treated_row: np.ndarray) -> None:
     observed = np.unique(k[treated_row])
     missing_refs = [r for r in refs if not np.any(np.isclose(observed, r))]
     if missing_refs:
         shown = ", ".join(f"{v:g}" for v in observed[:20])
         raise DesignError(
-            f"{func}: the reference event time(s) {', '.join(f'{r:g}' for r in missing_refs)} are never "
+            f"{FUNC}: the reference event time(s) {', '.join(f'{r:g}' for r in missing_refs)} are never "
             f"observed (observed event times: {shown}). Fix: choose ref among the observed pre-treatment event times."
         )
-    report = panel.report
-    collapse_info: CollapseInfo | None = None
-    if collapse is not None:
-        panel, collapse_info = collapse_by_group(panel, func=func, collapse=collapse, cluster=cl_list,
-                                                 constant={"event time": k})
-        report = panel.report
-        treated_row = np.isfinite(_cohort(panel))
-        k = _event_time(panel, treated_row)
-        if bin_endpoints and win is not None:
-            k = np.where(treated_row, np.clip(k, win[0], win[1]), np.nan)
+
+
+def _fit(panel: Panel, k: np.ndarray, treated_row: np.ndarray, refs: tuple[float, ...], fes: FixedEffects, *,
+         closed_form: bool) -> tuple[OLSFit, np.ndarray, np.ndarray]:
+    """The regression: the fit, the estimated event times and the event-time column of each row (-1: none)."""
     est_k = np.array([v for v in np.unique(k[treated_row]) if not np.any(np.isclose(v, refs))])
-    # the event-time column of each row (-1: no indicator)
     col_of = np.full(k.shape[0], -1, dtype=np.int64)
     pos = np.searchsorted(est_k, k[treated_row])
     pos_ok = (pos < est_k.shape[0])
@@ -310,54 +256,61 @@ def _twfe_event_study(data: Any, *, y: str, unit: str, time: str, cohort: str, r
     col_of[tr_idx[hit]] = pos[hit]
     rows = np.flatnonzero(col_of >= 0)
     names = [event_term(v) for v in est_k] + list(panel.covariate_names)
-    fe_unit_name = unit if collapse_info is None else collapse_info.group
-    fes = FixedEffects([_units(panel), panel.time], [fe_unit_name, time], weights=panel.weights)
-    if collapse_info is None and panel.weights is None and _is_balanced(panel):
-        fit = _fit_balanced(panel, col_of, est_k.shape[0], names, fes, func)
+    if closed_form and panel.weights is None and _is_balanced(panel):
+        fit = _fit_balanced(panel, col_of, est_k.shape[0], names, fes, FUNC)
     else:
         # unbalanced or weighted: dense indicators (n x K_event), demeaned by the fixed-effect solver
         D = np.zeros((panel.n_obs, est_k.shape[0]))
         D[rows, col_of[rows]] = 1.0
         X = np.column_stack([D, panel.covariates]) if panel.covariates.shape[1] else D
-        fit = fit_ols(panel.y, X, names, fe=fes, weights=panel.weights, func=func)
+        fit = fit_ols(panel.y, X, names, fe=fes, weights=panel.weights, func=FUNC)
     if not any(n.startswith(TERM_PREFIX) for n in fit.names):
         raise DesignError(
-            f"{func}: no event-time coefficient is identified (all are collinear with the fixed effects). "
+            f"{FUNC}: no event-time coefficient is identified (all are collinear with the fixed effects). "
             f"Fix: check the cohort column and that there are untreated observations in each period."
         )
+    return fit, est_k, col_of
+
+
+def _assemble(panel: Panel, fit: OLSFit, est_k: np.ndarray, col_of: np.ndarray, fes: FixedEffects, *,
+              refs: tuple[float, ...], win: tuple[float, float] | None, bin_endpoints: bool, vcov: str | None,
+              ssc: SSC | None, cl_list: list[str], collapse_info: CollapseInfo | None, fe_unit_name: str,
+              n_trimmed: int, n_always: int) -> EventStudyRegressionResult:
+    """The result: event times and counts per term, the covariance choice, the design and sample report."""
+    names = panel.names
     event_of = {event_term(v): float(v) for v in est_k}
     et = np.array([event_of.get(n, np.nan) for n in fit.names])
+    rows = col_of >= 0
     n_obs_k = np.bincount(col_of[rows], minlength=est_k.shape[0])
     n_of = {event_term(v): int(c) for v, c in zip(est_k, n_obs_k, strict=True)}
     n_term = np.array([n_of.get(n, panel.n_obs) for n in fit.names], dtype=float)
-    headline = _headline(fit.names, et)
     default = default_spec([fe_unit_name], "iid", ssc)
     if collapse_info is not None and cl_list:
         default = default_spec([cl_list[0]], "iid", ssc)
-    spec = resolve_vcov(func, vcov, cl_list or None, default, ssc)
+    spec = resolve_vcov(FUNC, vcov, cl_list or None, default, ssc)
     codes = dict(panel.codes)
     codes.setdefault(fe_unit_name, _units(panel))
-    codes.setdefault(time, panel.time)
+    codes.setdefault(names["time"], panel.time)
     g = _cohort(panel)
-    ever = np.isfinite(g).astype(float)
     n_never = int(np.unique(_units(panel)[~np.isfinite(g)]).shape[0])
     n_cohorts = int(np.unique(g[np.isfinite(g)]).shape[0])
-    design = _design(y=y, cohort=cohort, time=time, refs=refs, win=win, bin_endpoints=bin_endpoints,
-                     n_trimmed=n_trimmed, n_always=n_always_units, n_never=n_never, n_cohorts=n_cohorts,
-                     fe=f"{fe_unit_name}, {time} [{fes.method}]", covariates=panel.covariate_names,
-                     weights=weights, collapse_info=collapse_info)
+    design = _design(y=names["y"], cohort=names["cohort"], time=names["time"], refs=refs, win=win,
+                     bin_endpoints=bin_endpoints, n_trimmed=n_trimmed, n_always=n_always, n_never=n_never,
+                     n_cohorts=n_cohorts, fe=f"{fe_unit_name}, {names['time']} [{fes.method}]",
+                     covariates=panel.covariate_names, weights=names.get("weights"), collapse_info=collapse_info)
     notes = []
     if n_never == 0 and len(refs) < 2:
         notes.append("No never-treated units: with a single reference period the event-time coefficients are "
                      "identified only up to a linear trend; one is dropped for collinearity. Pin two periods "
                      "(ref=[-1, -k]) to choose which.")
     res: EventStudyRegressionResult = make_regression_result(
-        EventStudyRegressionResult, estimator="TWFE event study", fit=fit, headline=headline, spec=spec,
-        codes=codes, fingerprint=panel.fingerprint, row_index=panel.row_index, sample=report, design=design,
-        treated=ever,
-        term_info={"event_time": et, "n": n_term}, notes=notes, func=func, collapsed=collapse_info is not None,
-        extras={"reference": refs, "window": win, "bin_endpoints": bin_endpoints, "outcome": y,
+        EventStudyRegressionResult, estimator="TWFE event study", fit=fit, headline=_headline(fit.names, et),
+        spec=spec, codes=codes, fingerprint=panel.fingerprint, row_index=panel.row_index, sample=panel.report,
+        design=design, treated=np.isfinite(g).astype(float), term_info={"event_time": et, "n": n_term},
+        notes=notes, func=FUNC, collapsed=collapse_info is not None,
+        extras={"reference": refs, "window": win, "bin_endpoints": bin_endpoints, "outcome": names["y"],
                 "collapse": None if collapse_info is None else collapse_info.describe()},
+        pre_period_meaning=PRE_PERIOD["twfe"], cross_covariance=True,
     )
     return res
 
@@ -467,8 +420,10 @@ def _design(*, y: str, cohort: str, time: str, refs: tuple[float, ...], win: tup
     ]
 
 
-def _subset(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
-    """Rows ``keep`` of a panel, with units and periods recoded to stay contiguous."""
+def subset_panel(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
+    """Rows ``keep`` (a boolean mask) of a panel, with units and periods recoded to stay contiguous; ``report``
+    is the new sample report (the caller adds what was dropped and why). ``row_index`` still points into the
+    frame the panel was built from."""
     from didx._frame import factorize
 
     unit = panel.unit[keep] if panel.unit is not None else None

@@ -91,7 +91,8 @@ def ols(
               ("Fixed effects", ", ".join(fes) + f" [{fe_obj.method}]" if fe_obj else "none"),
               ("Weights", weights or "none")]
     res: OLSResult = make_regression_result(
-        OLSResult, estimator="OLS", fit=fit, headline=xs[0], spec=spec, codes=codes, row_index=idx,
+        OLSResult, estimator="OLS", fit=fit, headline=xs[0], spec=spec, codes=codes,
+        row_index=None if idx.shape[0] == n_in else idx,  # None: row i is input row i (nothing to store)
         fingerprint=cols.fingerprint(y, xs[0]),
         sample=sample, design=design, func=func,
     )

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from didx._errors import InvalidOptionError
-from didx._panel import build_panel
-from didx._sample import Dropped
+from didx._panel import Panel, build_panel
+from didx._sample import Dropped, SampleReport
 from didx._validate import as_list
 from didx.estimators.regression.collapse import collapse_by_group
 from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
@@ -82,73 +82,30 @@ def twfe(
                                              constant={f"fixed effect {c}": panel.codes[c] for c in fe_list})
         unit = collapsed.group
     assert panel.unit is not None and panel.treat is not None
-    factors = [panel.unit, panel.time] + [panel.codes[c] for c in fe_list]
     fe_names = [unit, time, *fe_list]
-    keep = np.ones(panel.n_obs, dtype=bool)
-    report = panel.report
-    single = _singletons(factors, keep)
-    n_singletons = int(single.sum())
-    if drop_singletons and n_singletons:
-        while single.any():  # dropping singletons can create new ones: repeat until none is left
-            keep &= ~single
-            single = _singletons(factors, keep)
-        total = int((~keep).sum())
-        n_singletons = total  # every round counted
-        units_left = np.unique(panel.unit[keep]).shape[0]
-        report = report.with_dropped(Dropped("singleton in a fixed effect (drop_singletons=True)", total,
-                                             panel.n_units - units_left))
-        report = replace(report, n_obs=int(keep.sum()), n_units=units_left)
-        factors = [_recode(f[keep]) for f in factors]
-        w = None if panel.weights is None else panel.weights[keep]
-    else:
-        w = panel.weights
-    fes = FixedEffects(factors, fe_names, weights=w)
+    factors = [panel.unit, panel.time] + [panel.codes[c] for c in fe_list]
+    keep, factors, report, n_singletons = _singleton_sample(panel, factors, drop_singletons)
     all_kept = bool(keep.all())
     idx = np.flatnonzero(keep)
 
     def take(a: np.ndarray) -> np.ndarray:
         return a if all_kept else a[idx]
 
+    w = None if panel.weights is None else take(panel.weights)
+    fes = FixedEffects(factors, fe_names, weights=w)
     D = take(panel.treat)
     treat_name = treat if treat is not None else "treated"
     X = np.column_stack([D, take(panel.covariates)]) if panel.covariates.shape[1] else D[:, None]
-    names = [treat_name, *panel.covariate_names]
-    fit = fit_ols(take(panel.y), X, names, fe=fes, weights=w, func=func, protected=[treat_name])
-    default = default_spec([unit], "iid", ssc)
-    spec = resolve_vcov(func, vcov, cluster, default, ssc)
+    fit = fit_ols(take(panel.y), X, [treat_name, *panel.covariate_names], fe=fes, weights=w, func=func,
+                  protected=[treat_name])
+    spec = resolve_vcov(func, vcov, cluster, default_spec([unit], "iid", ssc), ssc)
     codes = {k: take(v) for k, v in panel.codes.items()}
     codes.setdefault(unit, factors[0])
     codes.setdefault(time, factors[1])
-    ever = np.zeros(panel.n_units)
-    np.maximum.at(ever, panel.unit, panel.treat)
-    notes = []
-    if n_singletons and not drop_singletons:
-        notes.append(f"{n_singletons} singleton observations (alone in a fixed-effect level) kept, as fixest "
-                     f"does; drop_singletons=True removes them.")
-    n_dates, n_always, n_off = _timing(take(panel.unit), take(panel.time), D, panel.n_units, panel.n_periods)
-    timing = f"{n_dates} adoption date{'s' if n_dates != 1 else ''}"
-    if n_dates > 1:
-        timing += " (staggered)"
-        notes.append(
-            "Staggered adoption: the TWFE coefficient also compares newly treated with already-treated units "
-            "(Goodman-Bacon 2021); with effects that change over time it can be biased, even of the wrong sign. "
-            "didx.bacon shows the comparisons and their weights; didx.att_gt, didx.imputation and "
-            "didx.sun_abraham are robust to heterogeneous effects."
-        )
-    if n_always:
-        timing += f"; {n_always} units treated in every period observed (they identify the time effects only)"
-    if n_off:
-        timing += f"; treatment switches off in {n_off} units"
-    design = [
-        ("Estimator", "two-way fixed effects (static)"),
-        ("Outcome", y),
-        ("Treatment", f"{treat} (0/1)" if treat else f"1[{time} >= {cohort}]"),
-        ("Treatment timing", timing),
-        ("Fixed effects", ", ".join(fe_names) + f" [{fes.method}]"),
-        ("Covariates", ", ".join(panel.covariate_names) or "none"),
-        ("Weights", weights or "none"),
-        ("Singletons", f"{n_singletons} {'dropped' if drop_singletons else 'kept'}"),
-    ]
+    timing = _timing(take(panel.unit), take(panel.time), D, panel.n_units, panel.n_periods)
+    design, notes = _design(timing, y=y, treat=treat, cohort=cohort, time=time, fe=fe_names, method=fes.method,
+                            covariates=panel.covariate_names, weights=weights, n_singletons=n_singletons,
+                            drop_singletons=drop_singletons)
     if collapsed is not None:
         design.append(("Collapse", collapsed.describe()))
     res: TWFEResult = make_regression_result(
@@ -158,6 +115,62 @@ def twfe(
         notes=notes, func=func, collapsed=collapsed is not None,
     )
     return res
+
+
+def _singleton_sample(panel: Panel, factors: list[np.ndarray], drop_singletons: bool
+                      ) -> tuple[np.ndarray, list[np.ndarray], SampleReport, int]:
+    """Rows kept, the factors on them, the report and the singleton count. Singletons (alone in a level of some
+    factor) are counted; with ``drop_singletons`` they are dropped repeatedly until none is left (reghdfe)."""
+    keep = np.ones(panel.n_obs, dtype=bool)
+    single = _singletons(factors, keep)
+    n_singletons = int(single.sum())
+    if not (drop_singletons and n_singletons):
+        return keep, factors, panel.report, n_singletons
+    while single.any():  # dropping singletons can create new ones: repeat until none is left
+        keep &= ~single
+        single = _singletons(factors, keep)
+    total = int((~keep).sum())  # every round counted
+    assert panel.unit is not None
+    units_left = np.unique(panel.unit[keep]).shape[0]
+    report = panel.report.with_dropped(Dropped("singleton in a fixed effect (drop_singletons=True)", total,
+                                               panel.n_units - units_left))
+    report = replace(report, n_obs=int(keep.sum()), n_units=units_left)
+    return keep, [_recode(f[keep]) for f in factors], report, total
+
+
+def _design(timing: tuple[int, int, int], *, y: str, treat: str | None, cohort: str | None, time: str,
+            fe: Sequence[str], method: str, covariates: Sequence[str], weights: str | None, n_singletons: int,
+            drop_singletons: bool) -> tuple[list[tuple[str, str]], list[str]]:
+    """The design lines and notes (treatment timing, staggered adoption, singletons)."""
+    n_dates, n_always, n_off = timing
+    notes = []
+    if n_singletons and not drop_singletons:
+        notes.append(f"{n_singletons} singleton observations (alone in a fixed-effect level) kept, as fixest "
+                     f"does; drop_singletons=True removes them.")
+    text = f"{n_dates} adoption date{'s' if n_dates != 1 else ''}"
+    if n_dates > 1:
+        text += " (staggered)"
+        notes.append(
+            "Staggered adoption: the TWFE coefficient also compares newly treated with already-treated units "
+            "(Goodman-Bacon 2021); with effects that change over time it can be biased, even of the wrong sign. "
+            "didx.bacon shows the comparisons and their weights; didx.att_gt, didx.imputation and "
+            "didx.sun_abraham are robust to heterogeneous effects."
+        )
+    if n_always:
+        text += f"; {n_always} units treated in every period observed (they identify the time effects only)"
+    if n_off:
+        text += f"; treatment switches off in {n_off} units"
+    design = [
+        ("Estimator", "two-way fixed effects (static)"),
+        ("Outcome", y),
+        ("Treatment", f"{treat} (0/1)" if treat else f"1[{time} >= {cohort}]"),
+        ("Treatment timing", text),
+        ("Fixed effects", ", ".join(fe) + f" [{method}]"),
+        ("Covariates", ", ".join(covariates) or "none"),
+        ("Weights", weights or "none"),
+        ("Singletons", f"{n_singletons} {'dropped' if drop_singletons else 'kept'}"),
+    ]
+    return design, notes
 
 
 def _timing(unit: np.ndarray, time: np.ndarray, D: np.ndarray, n_units: int,

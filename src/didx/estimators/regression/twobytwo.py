@@ -1,6 +1,7 @@
 """The canonical 2x2 difference-in-differences: the cell-mean table and the interacted regression.
 
-``y = a + b G + c T + tau G*T (+ W'beta) (+ (W x T)'gamma) + e``; without covariates ``tau`` equals the cell-mean
+``y = a + b G + c T + tau G*T (+ W'beta) (+ (W x T)'gamma) + e`` with ``G`` the treated-group dummy (``treat=``)
+and ``T`` the post-period dummy (``post=``); without covariates ``tau`` equals the cell-mean
 difference in differences ``(Ybar_11 - Ybar_10) - (Ybar_01 - Ybar_00)`` exactly. With ``unit=`` the group dummy
 and intercept are replaced by unit fixed effects (``y = a_i + c T + tau G*T + e``).
 
@@ -17,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
-from didx._panel import build_panel
+from didx._panel import Panel, build_panel
 from didx._sample import Dropped
 from didx._validate import as_list, fmt_value
 from didx.estimators.regression.collapse import collapse_by_group
 from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
-from didx.linalg.ols import fit_ols
+from didx.linalg.ols import OLSFit, fit_ols
 from didx.results.render import fmt_num, latex_table, markdown_table, text_table
 
 
@@ -103,7 +104,7 @@ class DiD2x2Result(RegressionResult):
     def table(self) -> CellTable:
         """The cell-mean table; SEs of its differences follow this result's covariance."""
         e = self.extras
-        return _make_table(self, e["means"], e["ses"], e["ns"], e["group"], e["post"], e["pooled"],
+        return _make_table(self, e["means"], e["ses"], e["ns"], e["treat"], e["post"], e["pooled"],
                            e.get("cell_regression", True))
 
     def _summary_extra(self) -> list[str]:
@@ -112,7 +113,12 @@ class DiD2x2Result(RegressionResult):
     def plot(self, ax: Any = None, *, labels: tuple[str, str] = ("Treated", "Control"),
              period_labels: tuple[str, str] = ("Before", "After")) -> Any:
         """The 2x2 picture: group means before and after, and the treated group's counterfactual under
-        parallel trends (dashed); the vertical gap at "After" is the DiD. Returns the Axes."""
+        parallel trends (dashed); the vertical gap at "After" is the DiD. Returns the Axes.
+
+        ``labels``: the names of the treated and control groups; ``period_labels``: of the two periods.
+        """
+        for name, value in (("labels", labels), ("period_labels", period_labels)):
+            _check_pair(name, value)
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -132,6 +138,17 @@ class DiD2x2Result(RegressionResult):
         ax.set_title("Difference in differences")
         ax.legend(loc="best", frameon=False, fontsize="small")
         return ax
+
+
+def _check_pair(name: str, value: Any) -> None:
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2 and all(
+        isinstance(v, str) for v in value)
+    if not ok:
+        example = "('Treated', 'Control')" if name == "labels" else "('Before', 'After')"
+        raise InvalidOptionError(
+            f"The {name!r} parameter of DiD2x2Result.plot must be a pair of strings, e.g. {name}={example}. "
+            f"Got {value!r} instead."
+        )
 
 
 def _cell_stats(y: np.ndarray, g: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, ...]:
@@ -160,7 +177,7 @@ def did2x2(
     data: Any,
     *,
     y: str,
-    group: str,
+    treat: str | None = None,
     post: str,
     unit: str | None = None,
     covariates: str | Sequence[str] | None = None,
@@ -171,6 +188,7 @@ def did2x2(
     ssc: SSC | None = None,
     first_difference: bool = False,
     collapse: str | None = None,
+    group: str | None = None,
 ) -> DiD2x2Result:
     """Two-group, two-period difference in differences.
 
@@ -178,15 +196,17 @@ def did2x2(
     ----------
     data : any dataframe (pandas, polars, pyarrow, duckdb, ...).
     y : outcome column.
-    group : 0/1 column, 1 for the treated group (constant within a unit).
-    post : 0/1 column, 1 for the period after treatment.
+    treat : 0/1 treated-group dummy ``G``: 1 on every row of a treated unit, before and after (constant within a
+        unit); the treatment itself is ``treat x post``.
+    post : 0/1 period indicator, 1 for the period after treatment (a 0/1 column, not a general time column: the
+        design has exactly two periods).
     unit : optional unit column; adds unit fixed effects (the panel version) and clusters by unit by default.
     covariates : columns entered in levels (precision); with ``covariate_trends=True`` also interacted with
         ``post`` (conditional parallel trends: the trend may depend on W).
     vcov : ``"iid"``, ``"HC0"``, ``"HC1"``, ``"hetero"``, ``"HC2"``, ``"HC3"``, ``"CR1"``, ``"CR3"``. Default: CR1
         by ``cluster`` if given, else by ``unit`` if given, else HC1. See :mod:`didx.inference.vcov`.
     cluster : cluster column(s); two for two-way clustering.
-    weights : sampling weights (weighted least squares).
+    weights : sampling weights (weighted least squares); zero-weight rows are dropped and counted.
     ssc : small-sample correction (:class:`didx.SSC`).
     first_difference : with ``unit=``, estimate ``dy_i = c + tau G_i (+ dW_i'b) (+ W_i0'g) + e_i`` on the units
         observed in both periods (the others are dropped and counted). On a balanced panel ``tau`` equals the
@@ -194,97 +214,126 @@ def did2x2(
         e.g. Card & Krueger's balanced first-difference regression.
     collapse : ``"group_period"`` / ``"group_period_weighted"``: estimate on ``cluster`` x period cell means with
         ``cluster`` fixed effects (Bertrand, Duflo & Mullainathan 2004), see :mod:`didx.estimators.regression.collapse`.
+    group : the former name of ``treat`` (transitional: accepted until every caller passes ``treat=``).
 
     Returns
     -------
-    DiD2x2Result : ``.estimate`` is tau (the coefficient of ``group:post``); ``.table`` is the cell-mean table.
+    DiD2x2Result : ``.estimate`` is tau (the coefficient of ``treat:post``); ``.table`` is the cell-mean table.
     """
     func = "did2x2"
+    treat = _treat_column(func, treat, group)
     cov_list = as_list(covariates)
-    panel = build_panel(data, func=func, y=y, time=post, unit=unit, treat=group, covariates=cov_list,
+    panel = build_panel(data, func=func, y=y, time=post, unit=unit, treat=treat, covariates=cov_list,
                         weights=weights, cluster=cluster, require_control="untreated_obs", zero_weights="drop",
-                        treat_role="group")
-    if not np.array_equal(panel.periods, [0.0, 1.0]):
-        raise DataError(
-            f"{func}: the post column {post!r} must be a 0/1 indicator (1 after treatment), but its values are "
-            f"{', '.join(fmt_num(v, 4) for v in panel.period_labels[:6])}. Fix: recode it, e.g. "
-            f"(df[{post!r}] >= first_post_period).astype(int)."
-        )
+                        treat_role="treated group")
+    _check_design(func, panel, treat=treat, post=post, unit=unit)
     collapsed = None
     if collapse is not None:
         panel, collapsed = collapse_by_group(panel, func=func, collapse=collapse, cluster=cluster)
         unit = collapsed.group
-    G = np.asarray(panel.treat)
-    T = panel.time.astype(np.float64)
-    if panel.unit is not None:
-        first = np.full(panel.n_units, np.nan)
-        first[panel.unit] = G
-        varies = first[panel.unit] != G
-        if varies.any():
-            u = int(panel.unit[np.flatnonzero(varies)[0]])
-            label = panel.unit_labels[u] if panel.unit_labels is not None else u
-            raise DataError(
-                f"{func}: the group column {group!r} varies within unit {unit}={fmt_value(label)} (it is 0 in one "
-                f"period and 1 in the other). The treated group must be fixed per unit. Fix: set {group!r} to 1 "
-                f"for every row of a treated unit (and use post= for the timing)."
-            )
     if first_difference:
-        return _first_difference(data, panel, y=y, group=group, post=post, unit=unit, cov_list=cov_list,
+        return _first_difference(panel, y=y, treat=treat, post=post, unit=unit, cov_list=cov_list,
                                  covariate_trends=covariate_trends, vcov=vcov, cluster=cluster, weights=weights,
                                  ssc=ssc)
-    GT = G * T
-    names_cov = list(cov_list)
-    W = panel.covariates
-    cols: list[np.ndarray] = []
-    names: list[str] = []
-    fe = None
-    if panel.unit is None:
-        cols += [np.ones_like(T), G, T, GT]
-        names += ["(Intercept)", group, post, f"{group}:{post}"]
-    else:
-        fe = FixedEffects([panel.unit], [unit or "unit"], weights=panel.weights)
-        cols += [T, GT]
-        names += [post, f"{group}:{post}"]
-    for j, c in enumerate(names_cov):
-        cols.append(W[:, j])
-        names.append(c)
-    if covariate_trends:
-        for j, c in enumerate(names_cov):
-            cols.append(W[:, j] * T)
-            names.append(f"{c}:{post}")
-    X = np.column_stack(cols)
-    headline = f"{group}:{post}"
-    fit = fit_ols(panel.y, X, names, fe=fe, weights=panel.weights, func=func, protected=[headline])
-    default = default_spec([unit] if unit is not None else [], "HC1", ssc)
-    spec = resolve_vcov(func, vcov, cluster, default, ssc)
+    fit = _fit_levels(panel, treat=treat, post=post, unit=unit, cov_list=cov_list,
+                      covariate_trends=covariate_trends)
+    spec = resolve_vcov(func, vcov, cluster, default_spec([unit] if unit is not None else [], "HC1", ssc), ssc)
     codes = dict(panel.codes)
     if unit is not None and panel.unit is not None:
         codes.setdefault(unit, panel.unit)
+    G = np.asarray(panel.treat)
     means, ses, ns = _cell_stats(panel.y, G, panel.time, panel.weights)
     design = [
         ("Estimator", "2x2 difference in differences (interacted regression)"),
         ("Outcome", y),
-        ("Treated group", f"{group} == 1"),
+        ("Treated group", f"{treat} == 1"),
         ("Post period", f"{post} == 1"),
         ("Fixed effects", f"unit ({unit})" if unit else "none (group and period dummies)"),
-        ("Covariates", ", ".join(names_cov) if names_cov else "none"),
+        ("Covariates", ", ".join(cov_list) if cov_list else "none"),
         ("Covariate trends (W x post)", "yes" if covariate_trends else "no"),
         ("Weights", weights or "none"),
     ]
     if collapsed is not None:
         design.append(("Collapse", collapsed.describe()))
     res: DiD2x2Result = make_regression_result(
-        DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=headline, spec=spec, codes=codes,
+        DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=f"{treat}:{post}", spec=spec, codes=codes,
         fingerprint=panel.fingerprint,
-        row_index=panel.row_index, sample=panel.report, design=design, treated=G, func=func,
-        collapsed=collapsed is not None,
-        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": panel.unit is None,
-                "y": y, "cell_regression": not names_cov and (panel.unit is None or bool(panel.report.balanced))},
+        row_index=None if panel.all_rows_kept else panel.row_index, sample=panel.report, design=design, treated=G,
+        func=func, collapsed=collapsed is not None,
+        extras={"means": means, "ses": ses, "ns": ns, "treat": treat, "post": post, "pooled": panel.unit is None,
+                "y": y, "cell_regression": not cov_list and (panel.unit is None or bool(panel.report.balanced))},
     )
     return res
 
 
-def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, unit: str | None,
+def _treat_column(func: str, treat: str | None, group: str | None) -> str:
+    if treat is not None and group is not None:
+        raise InvalidOptionError(
+            f"{func}: got treat={treat!r} and group={group!r}; group= is the former name of treat=. Fix: pass "
+            f"treat= only."
+        )
+    name = treat if treat is not None else group
+    if name is None:
+        raise InvalidOptionError(
+            f"{func}: treat= is required: the 0/1 treated-group column (1 on every row of a treated unit, before "
+            f"and after). Fix: e.g. did2x2(df, y='fte', treat='nj', post='d')."
+        )
+    return name
+
+
+def _check_design(func: str, panel: Panel, *, treat: str, post: str, unit: str | None) -> None:
+    """``post`` is a 0/1 indicator; the treated group is fixed within a unit."""
+    if not np.array_equal(panel.periods, [0.0, 1.0]):
+        raise DataError(
+            f"{func}: the post column {post!r} must be a 0/1 indicator (1 after treatment), but its values are "
+            f"{', '.join(fmt_num(v, 4) for v in panel.period_labels[:6])}. Fix: recode it, e.g. "
+            f"(df[{post!r}] >= first_post_period).astype(int)."
+        )
+    if panel.unit is None:
+        return
+    G = np.asarray(panel.treat)
+    first = np.full(panel.n_units, np.nan)
+    first[panel.unit] = G
+    varies = first[panel.unit] != G
+    if varies.any():
+        u = int(panel.unit[np.flatnonzero(varies)[0]])
+        label = panel.unit_labels[u] if panel.unit_labels is not None else u
+        raise DataError(
+            f"{func}: the treated group column {treat!r} varies within unit {unit}={fmt_value(label)} (it is 0 in "
+            f"one period and 1 in the other). The treated group must be fixed per unit (treat= is the group dummy, "
+            f"not the treatment status). Fix: set {treat!r} to 1 for every row of a treated unit (and use post= for "
+            f"the timing)."
+        )
+
+
+def _fit_levels(panel: Panel, *, treat: str, post: str, unit: str | None, cov_list: list[str],
+                covariate_trends: bool) -> OLSFit:
+    """``y = a + b G + c T + tau G T (+ W) (+ W T)``, or with unit effects instead of ``a + b G``."""
+    G = np.asarray(panel.treat)
+    T = panel.time.astype(np.float64)
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    fe = None
+    if panel.unit is None:
+        cols += [np.ones_like(T), G, T, G * T]
+        names += ["(Intercept)", treat, post, f"{treat}:{post}"]
+    else:
+        fe = FixedEffects([panel.unit], [unit or "unit"], weights=panel.weights)
+        cols += [T, G * T]
+        names += [post, f"{treat}:{post}"]
+    W = panel.covariates
+    for j, c in enumerate(cov_list):
+        cols.append(W[:, j])
+        names.append(c)
+    if covariate_trends:
+        for j, c in enumerate(cov_list):
+            cols.append(W[:, j] * T)
+            names.append(f"{c}:{post}")
+    return fit_ols(panel.y, np.column_stack(cols), names, fe=fe, weights=panel.weights, func="did2x2",
+                   protected=[f"{treat}:{post}"])
+
+
+def _first_difference(panel: Panel, *, y: str, treat: str, post: str, unit: str | None,
                       cov_list: list[str], covariate_trends: bool, vcov: str | None,
                       cluster: str | Sequence[str] | None, weights: str | None, ssc: SSC | None) -> DiD2x2Result:
     func = "did2x2"
@@ -310,7 +359,7 @@ def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, u
     dy = panel.y[r1] - panel.y[r0]
     Gu = np.asarray(panel.treat)[r0]
     cols = [np.ones(units.shape[0]), Gu]
-    names = [post, f"{group}:{post}"]
+    names = [post, f"{treat}:{post}"]
     W = panel.covariates
     for j, c in enumerate(cov_list):
         cols.append(W[r1, j] - W[r0, j])
@@ -320,24 +369,24 @@ def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, u
             cols.append(W[r0, j])
             names.append(f"{c}:{post}")
     w = None if panel.weights is None else panel.weights[r0]
-    headline = f"{group}:{post}"
+    headline = f"{treat}:{post}"
     fit = fit_ols(dy, np.column_stack(cols), names, weights=w, func=func, protected=[headline])
     spec = resolve_vcov(func, vcov, cluster, default_spec([], "HC1", ssc), ssc)
-    codes = {}
-    for name, c in panel.codes.items():
-        if np.any(c[r0] != c[r1]):
+    codes: dict[str, np.ndarray] = {}
+    for name, cl in panel.codes.items():
+        if np.any(cl[r0] != cl[r1]):
             raise DataError(
                 f"{func}: the cluster column {name!r} changes between the two periods for some units; with "
                 f"first_difference=True each unit is one observation. Fix: cluster by a unit-level variable."
             )
-        codes[name] = c[r0]
+        codes[name] = cl[r0]
     rows_fd = np.concatenate([r0, r1])  # the cells of the units that enter the first differences
     means, ses, ns = _cell_stats(panel.y[rows_fd], np.asarray(panel.treat)[rows_fd], panel.time[rows_fd],
                                  None if w is None else np.concatenate([w, w]))  # the unit's weight, as in the fit
     design = [
         ("Estimator", "2x2 difference in differences (first differences of a balanced panel)"),
         ("Outcome", f"change in {y} between {post} == 0 and {post} == 1"),
-        ("Treated group", f"{group} == 1"),
+        ("Treated group", f"{treat} == 1"),
         ("Unit", unit or ""),
         ("Covariates", ", ".join(f"d({c})" for c in cov_list) if cov_list else "none"),
         ("Covariate trends (W x post)", "yes (baseline W)" if covariate_trends else "no"),
@@ -348,13 +397,13 @@ def _first_difference(data: Any, panel: Any, *, y: str, group: str, post: str, u
         codes=codes, fingerprint=panel.fingerprint, row_index=panel.row_index[r0], sample=report, design=design,
         treated=Gu,
         func=func,
-        extras={"means": means, "ses": ses, "ns": ns, "group": group, "post": post, "pooled": False, "y": y,
+        extras={"means": means, "ses": ses, "ns": ns, "treat": treat, "post": post, "pooled": False, "y": y,
                 "cell_regression": not cov_list},
     )
     return res
 
 
-def _make_table(res: RegressionResult, means: np.ndarray, ses: np.ndarray, ns: np.ndarray, group: str, post: str,
+def _make_table(res: RegressionResult, means: np.ndarray, ses: np.ndarray, ns: np.ndarray, treat: str, post: str,
                 pooled: bool, cell_regression: bool = True) -> CellTable:
     """Differences of cell means with SEs from the regression covariance (linear combinations of b).
 
@@ -383,13 +432,13 @@ def _make_table(res: RegressionResult, means: np.ndarray, ses: np.ndarray, ns: n
             a[terms.index(t)] = v
         return float(np.sqrt(a @ V @ a))
 
-    gp = f"{group}:{post}"
+    gp = f"{treat}:{post}"
     change = means[:, 1] - means[:, 0]
     difference = means[1, :] - means[0, :]
     did = float(change[1] - change[0])
     change_se = np.array([lin({post: 1.0}), lin({post: 1.0, gp: 1.0})])
     if pooled:
-        difference_se = np.array([lin({group: 1.0}), lin({group: 1.0, gp: 1.0})])
+        difference_se = np.array([lin({treat: 1.0}), lin({treat: 1.0, gp: 1.0})])
     else:
         difference_se = np.array([np.nan, np.nan])
     return CellTable(means=means, ses=ses, ns=ns, change=change, change_se=change_se, difference=difference,

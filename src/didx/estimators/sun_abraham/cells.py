@@ -15,18 +15,24 @@ With covariates (:func:`fit_cells_covariates`) the design ``[Wd, Dd]`` is handle
 in the wide ``p x N x T`` layout and only its cross products and cohort x period sums enter. On an unbalanced
 panel (:func:`fit_cells_unbalanced`) the groups are (cohort, set of observed periods) and the residual matrix is
 zero where a unit is not observed. Group weights (:func:`fit_cells_wide`) serve the stacked regression.
+
+The row-level fit (demeaned regressors and residuals on the rows) is rebuilt from the cells when a covariance
+needs the rows (CR3) or the wild bootstrap runs (:meth:`CellFit.row_fit`): the demeaned regressors of a row are
+those of its cell (and its two-way demeaned covariates), its residual is ``E[i, t]``. Nothing else of the data is
+kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
 
-from didx.estimators.regression.common import REGRESSION_CAPABILITIES, inference_info
+from didx.estimators.regression.common import REGRESSION_CAPABILITIES, RegressionSource, inference_info, treated_flags
 from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest, cluster_count_check
 from didx.inference.vcov import (
     VcovResult,
@@ -78,6 +84,19 @@ class CellFit:
         """Per-unit covariate scores ``v_i = sum_t Wd_it e_it`` (N x p) for residual-like matrix ``E``."""
         assert self.wd is not None
         return np.einsum("pnt,nt->np", self.wd, E)
+
+    def row_fit(self, fe_names: Sequence[str]) -> OLSFit:
+        """The same regression on the rows, without refitting: the demeaned regressors of a row are its cell's
+        (``xd``; the unit-demeaned dummies of units in one group are identical) and its two-way demeaned
+        covariates (``wd``), its residual ``resid[i, t]``; coefficients and ``(X'WX)^{-1}`` are the cell fit's."""
+        group = self.group_of_unit[self.unit]
+        X = self.xd[group, self.time]
+        if self.wd is not None:
+            X = np.column_stack([self.wd[:, self.unit, self.time].T, X])
+        w = None if self.group_weight is None else self.group_weight[group]
+        fe = FixedEffects([self.unit, self.time], list(fe_names), weights=w)
+        return OLSFit(coef=self.fit.coef, names=self.fit.names, X=X, resid=self.resid[self.unit, self.time],
+                      weights=w, bread=self.fit.bread, fe=fe, dropped_collinear=self.fit.dropped_collinear)
 
 
 def fit_cells(y: np.ndarray, unit: np.ndarray, time: np.ndarray, n_units: int, n_periods: int,
@@ -408,31 +427,40 @@ def cell_vcov(cf: CellFit, spec: VcovSpec, cluster_codes: Mapping[str, np.ndarra
 
 @dataclass(frozen=True, eq=False)
 class CellSource:
-    """Recomputes the covariance of a cell-path fit; falls back to the general regression for CR3."""
+    """Recomputes the covariance of a cell-path fit; CR3 and the wild bootstrap use the row-level fit, rebuilt on
+    demand from the cells (:meth:`CellFit.row_fit`) and not pickled."""
 
     cells: CellFit
     clusters: ClusterCodes
     default: VcovSpec
-    treated: np.ndarray
-    general: Callable[[], Any]  # builds a RegressionSource on demand (dense regressors)
+    treated: np.ndarray  # per row: in a treated unit / group (stored as booleans)
+    fe_names: tuple[str, str]  # the absorbed factors of the row-level regression (unit, time)
     _cache: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "treated", treated_flags(self.treated))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": {}}  # the row-level fit is rebuilt after unpickling, not stored
 
     @property
     def capabilities(self) -> Capabilities:
-        return REGRESSION_CAPABILITIES
+        # the cells stand for a regression with two absorbed factors: no leverage-based HC2 / HC3
+        return dataclasses.replace(REGRESSION_CAPABILITIES,
+                                   vcov=tuple(k for k in REGRESSION_CAPABILITIES.vcov if k not in ("HC2", "HC3")))
 
-    def general_source(self) -> Any:
-        """The regression with dense dummies on the rows (built once, on demand)."""
+    def general_source(self) -> RegressionSource:
+        """The regression on the rows (demeaned regressors n x k), built once, on demand."""
         if "general" not in self._cache:
-            self._cache["general"] = self.general()
-        return self._cache["general"]
+            self._cache["general"] = RegressionSource(fit=self.cells.row_fit(self.fe_names), clusters=self.clusters,
+                                                      default=self.default, treated_codes=self.treated)
+        source: RegressionSource = self._cache["general"]
+        return source
 
     @property
     def fit(self) -> OLSFit:
-        """The row-level fit (for the wild bootstrap, which needs the rows); built on demand from the dense
-        regression, which the cell path otherwise avoids."""
-        fit: OLSFit = self.general_source().fit
-        return fit
+        """The row-level fit (for the wild bootstrap, which needs the rows)."""
+        return self.general_source().fit
 
     def compute(self, func: str, spec: VcovSpec, given: Mapping[str, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, Inference]:

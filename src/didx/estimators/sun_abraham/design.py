@@ -38,6 +38,7 @@ class Cells:
     names: tuple[str, ...]
     index: np.ndarray
     table: np.ndarray  # (n cohorts, T): the cell of each cohort x period, -1 for none
+    observed: np.ndarray  # relative periods observed in the cohorts with dummies (references included), sorted
 
     @property
     def k(self) -> int:
@@ -54,10 +55,11 @@ def make_cells(gcode: np.ndarray, time: np.ndarray, gvals: np.ndarray, periods: 
     G, T = gvals.shape[0], periods.shape[0]
     if G == 0:
         index = np.full(gcode.shape[0], -1, dtype=np.int64)
-        return Cells(np.empty(0), np.empty(0), (), index, np.empty((0, T), dtype=np.int64))
+        return Cells(np.empty(0), np.empty(0), (), index, np.empty((0, T), dtype=np.int64), np.empty(0))
     key = (gcode + 1) * T + time  # block 0: never treated
     present = np.bincount(key, minlength=(G + 1) * T)[T:].reshape(G, T) > 0
     rel = periods[None, :] - gvals[:, None]
+    observed = np.unique(rel[present & dummies[:, None]])
     ok = present & dummies[:, None] & ~np.isin(rel, np.asarray(ref, dtype=float))
     cg, ct = np.nonzero(ok)
     order = np.lexsort((gvals[cg], rel[cg, ct]))  # event time, then cohort (fixest's order)
@@ -69,7 +71,7 @@ def make_cells(gcode: np.ndarray, time: np.ndarray, gvals: np.ndarray, periods: 
     coh = gvals[cg]
     names = tuple(f"{time_name}::{fmt_value(e)}:cohort::{fmt_value(c)}" for e, c in zip(ev, coh, strict=True))
     return Cells(cohort=coh.astype(float), event_time=ev.astype(float), names=names, index=index,
-                 table=table[T:].reshape(G, T).copy())
+                 table=table[T:].reshape(G, T).copy(), observed=observed.astype(float))
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,16 @@ removal, relative periods in the units of the time column, fixed cell-size weigh
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from didx._errors import DataError, DesignError, InvalidOptionError
+from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
-from didx._sample import Dropped
-from didx._validate import check_option
-from didx.estimators.regression.common import RegressionResult, RegressionSource, default_spec
+from didx._validate import as_list, check_option
+from didx.comparison import PRE_PERIOD
+from didx.estimators.regression.common import RegressionSource, default_spec
 from didx.estimators.sun_abraham.cells import (
     MAX_PATTERN_PERIODS,
     CellFit,
@@ -42,151 +40,25 @@ from didx.estimators.sun_abraham.cells import (
     fit_cells_covariates,
     fit_cells_unbalanced,
 )
-from didx.estimators.sun_abraham.design import Aggregation, aggregate_matrix, fmt_value, make_cells
-from didx.inference.contract import ClusterCodes, CovarianceSource, LinearMapSource
-from didx.inference.vcov import SSC, resolve_vcov
+from didx.estimators.sun_abraham.design import Aggregation, Cells, aggregate_matrix, fmt_value, make_cells
+from didx.estimators.sun_abraham.result import (
+    SunAbrahamAggregate,
+    SunAbrahamCoefficients,
+    SunAbrahamResult,
+    readonly,
+)
+from didx.estimators.sun_abraham.sample import SASample, select_sample
+from didx.inference.contract import ClusterCodes
+from didx.inference.vcov import SSC, VcovSpec, resolve_vcov
 from didx.linalg.absorb import FixedEffects
-from didx.linalg.ols import fit_ols
-from didx.results.base import FrozenDict, Inference, Result
-from didx.results.event import EventStudyResult
+from didx.linalg.ols import OLSFit, fit_ols
+from didx.results.base import FrozenDict
 
+__all__ = ["SunAbrahamAggregate", "SunAbrahamCoefficients", "SunAbrahamResult", "from_panel", "sun_abraham"]
 
-@dataclass(frozen=True, eq=False)
-class SunAbrahamCoefficients(RegressionResult):
-    """The raw cohort x relative-period coefficients (``tidy()`` has ``group`` and ``event_time`` columns)."""
-
-
-@dataclass(frozen=True, eq=False)
-class SunAbrahamAggregate(Result):
-    """An aggregation of the Sun-Abraham cell coefficients (overall ATT or by cohort)."""
-
-
-@dataclass(frozen=True, eq=False)
-class SunAbrahamResult(EventStudyResult):
-    """Sun-Abraham event study: one coefficient per relative period, the overall ``ATT`` (the headline) and
-    the covariates, all linear in the regression's coefficients.
-
-    ``.att`` and ``.cohort`` are the overall and by-cohort aggregations, ``.coefficients`` the raw cohort x
-    relative-period coefficients; all share this result's covariance type (``with_vcov`` updates them too).
-    """
-
-    def _aggregate(self, kind: str) -> SunAbrahamAggregate:
-        agg: Aggregation = self.extras["aggregations"][kind]
-        raw_coef = np.asarray(self.extras["raw_coef"])
-        raw_V = np.asarray(self.extras["raw_vcov"])
-        A = agg.matrix
-        headline = agg.names[0]
-        return SunAbrahamAggregate(
-            estimator=f"{self.estimator} — {'overall ATT' if kind == 'att' else 'by cohort'}",
-            terms=agg.names, coef=A @ raw_coef, vcov_matrix=A @ raw_V @ A.T, headline=headline,
-            inference=self.inference, sample=self.sample, design=self.design,
-            term_info={"group": agg.group, "n_cells": agg.n_cells}, notes=self.notes,
-            _source=LinearMapSource(cast(CovarianceSource, self._source), A),
-        )
-
-    @property
-    def att(self) -> SunAbrahamAggregate:
-        """The overall ATT: every post cell (e >= 0) weighted by its size (fixest ``agg = "ATT"``)."""
-        return self._aggregate("att")
-
-    @property
-    def cohort(self) -> SunAbrahamAggregate:
-        """The average post-treatment effect of each cohort (fixest ``agg = "cohort"``)."""
-        return self._aggregate("cohort")
-
-    @property
-    def coefficients(self) -> SunAbrahamCoefficients:
-        """The cohort x relative-period coefficients (and covariates) of the saturated regression."""
-        raw = self.extras["raw_result"]
-        assert isinstance(raw, SunAbrahamCoefficients)
-        V = np.asarray(self.extras["raw_vcov"])
-        return dataclasses.replace(raw, vcov_matrix=V, inference=self.inference)
-
-    def _with_covariance(self, V: np.ndarray, inference: Inference) -> SunAbrahamResult:
-        # the source is the cohort x relative-period regression's: V is the covariance of the raw coefficients
-        A = self.extras["aggregations"]["main"].matrix
-        extras = {**self.extras, "raw_vcov": _readonly(V)}
-        return dataclasses.replace(self, vcov_matrix=A @ V @ A.T, inference=inference, extras=extras)
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    out = np.array(a, dtype=np.float64, copy=True)
-    out.flags.writeable = False
-    return out
-
-
-def _as_ref(ref: float | Sequence[float]) -> tuple[float, ...]:
-    vals = [ref] if isinstance(ref, int | float | np.integer | np.floating) else list(ref)
-    out = []
-    for v in vals:
-        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not np.isfinite(v):
-            raise InvalidOptionError(
-                f"The 'ref' parameter of sun_abraham must be a relative period or a list of them (e.g. -1 or "
-                f"[-1, -5]). Got {ref!r} instead."
-            )
-        out.append(float(v))
-    if not out:
-        raise InvalidOptionError("The 'ref' parameter of sun_abraham needs at least one relative period (e.g. -1).")
-    return tuple(out)
-
-
-@dataclass(frozen=True, eq=False)
-class _GeneralFit:
-    """Builds the regression with dense interaction dummies (a picklable callable, kept by the cell path for
-    covariance types it cannot compute from sums, e.g. CR3)."""
-
-    arr: dict[str, Any]
-    cell_index: np.ndarray
-    k: int
-    names: tuple[str, ...]
-    fe_names: tuple[str, str]
-    clusters: ClusterCodes
-    default: Any
-    treated: np.ndarray
-
-    def __call__(self) -> RegressionSource:
-        arr = self.arr
-        n_cov = arr["covariates"].shape[1]
-        X = np.zeros((arr["y"].shape[0], n_cov + self.k))
-        if n_cov:
-            X[:, :n_cov] = arr["covariates"]
-        r = np.flatnonzero(self.cell_index >= 0)
-        X[r, n_cov + self.cell_index[r]] = 1.0
-        w = arr["weights"]
-        fes = FixedEffects([arr["unit"], arr["time"]], list(self.fe_names), weights=w)
-        fit = fit_ols(arr["y"], X, list(self.names), fe=fes, weights=w, func="sun_abraham")
-        return RegressionSource(fit=fit, clusters=self.clusters, default=self.default, treated_codes=self.treated)
-
-
-def _cohort_codes(ucoh: np.ndarray, gvals: np.ndarray) -> np.ndarray:
-    """Code of each unit's cohort in ``gvals`` (-1 for never treated / not listed)."""
-    pos = np.searchsorted(gvals, ucoh)
-    pos = np.minimum(pos, max(gvals.shape[0] - 1, 0))
-    ok = np.isfinite(ucoh) & (gvals.shape[0] > 0)
-    if gvals.shape[0]:
-        ok &= gvals[pos] == ucoh
-    return np.where(ok, pos, -1).astype(np.int64)
-
-
-def _subset(panel: Panel, keep: np.ndarray) -> dict[str, Any]:
-    """Arrays of the kept rows with units and periods recoded to 0..L-1."""
-    assert panel.unit is not None and panel.cohort is not None
-    if keep.all():  # nothing dropped: no copies
-        return {
-            "y": panel.y, "unit": panel.unit, "time": panel.time, "periods": panel.periods, "cohort": panel.cohort,
-            "covariates": panel.covariates, "weights": panel.weights, "codes": dict(panel.codes),
-            "row_index": panel.row_index,
-        }
-    idx = np.flatnonzero(keep)
-    _, unit = np.unique(panel.unit[idx], return_inverse=True)
-    tpresent, time = np.unique(panel.time[idx], return_inverse=True)
-    arrays = {
-        "y": panel.y[idx], "unit": unit.reshape(-1).astype(np.int64), "time": time.reshape(-1).astype(np.int64),
-        "periods": panel.periods[tpresent], "cohort": panel.cohort[idx],
-        "covariates": panel.covariates[idx], "weights": None if panel.weights is None else panel.weights[idx],
-        "codes": {k: v[idx] for k, v in panel.codes.items()}, "row_index": panel.row_index[idx],
-    }
-    return arrays
+FUNC = "sun_abraham"
+CONTROLS = ("never", "last_treated")
+ENGINES = ("auto", "cells", "regression")
 
 
 def sun_abraham(
@@ -211,239 +83,275 @@ def sun_abraham(
     ----------
     y, unit, time : outcome, unit and period columns.
     cohort : first treated period of each unit (0 / NaN / inf / after the last period = never treated).
-    ref : reference relative period(s): no dummy is created for them (default -1, fixest's ``ref.p``).
+    ref : reference relative period(s): no dummy is created for them (default -1, fixest's ``ref.p``). Each must
+        be negative and observed in some treated cohort (fixest accepts any value silently; a value outside the
+        data leaves the model unidentified, so here it is an error).
     control : ``"never"``: the never-treated units are the control (reference) cohort; ``"last_treated"``: the
         last-treated cohort is the control, periods from its treatment on are dropped and never-treated units
         are not used (Sun and Abraham's choice when no unit is never treated).
     covariates : time-varying controls added to the regression.
     vcov, cluster, ssc : covariance; default CR1 clustered by ``unit`` (fixest's default). ``"iid"``,
         ``"hetero"``, ``"CR1"`` with ``cluster=...`` (one or two columns), ``"CR3"``.
-    weights : observation weights (the aggregation shares then use sums of weights, as fixest).
+    weights : observation weights (the aggregation shares then use sums of weights, as fixest). Rows with a zero
+        weight are dropped and counted.
     engine : ``"auto"`` (cell sums without weights: balanced panels with or without covariates, unbalanced ones
         without covariates; otherwise the regression with dummies), ``"cells"`` or ``"regression"``. Both give
-        the same numbers (see ``_sa_cells``).
+        the same numbers (see :mod:`didx.estimators.sun_abraham.cells`).
 
     Returns
     -------
     SunAbrahamResult : an event study with one term per relative period (``<time>::<e>``), the overall
-    ``ATT`` (headline) and the covariates; ``.att``, ``.cohort`` and ``.coefficients`` give the other
-    aggregations and the raw cohort x period coefficients.
+    ``ATT`` (headline) and the covariates; ``aggregate("att" | "cohort" | "period" | "post" | ...)`` gives the
+    aggregations, ``.coefficients`` the raw cohort x period coefficients, ``wild_bootstrap(term)`` the wild
+    cluster bootstrap of any term.
 
     Notes
     -----
     Relative periods are ``period - cohort`` in the units of the time column (fixest's convention). Units
     treated in the first observed period (or earlier) have no pre-period and are dropped (reported). A cohort
-    observed only before its treatment is a reference cohort, like the never treated.
+    observed only before its treatment is a reference cohort, like the never treated. A caller that already
+    built a :class:`didx._panel.Panel` uses :func:`from_panel`.
     """
-    func = "sun_abraham"
-    check_option(func, "control", control, ("never", "last_treated"))
-    check_option(func, "engine", engine, ("auto", "cells", "regression"))
-    refs = _as_ref(ref)
-    panel = build_panel(data, func=func, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
-                        weights=weights, cluster=cluster, require_control="never" if control == "never" else "none")
-    assert panel.unit is not None and panel.cohort is not None
-    report = panel.report
-    periods = panel.periods
-    T0 = panel.n_periods
-    ucoh = panel.unit_cohort()
-    gvals = np.unique(ucoh[np.isfinite(ucoh)])
-    early = gvals < periods[0]
-    odd = gvals[~early & ~np.isin(gvals, periods)]
-    if odd.size:
-        raise DataError(
-            f"{func}: the cohort column {cohort!r} has the value(s) {', '.join(fmt_value(v) for v in odd[:5])}, "
-            f"which are not periods of {time!r}. A cohort is the first treated period. Fix: set it to the first "
-            f"period in which the unit is observed treated."
+    refs = _check_options(ref, control, engine)
+    panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
+                        weights=weights, cluster=cluster, require_control="never" if control == "never" else "none",
+                        zero_weights="drop")
+    return _estimate(panel, refs=refs, control=control, vcov=vcov, cluster=cluster, ssc=ssc, engine=engine)
+
+
+def from_panel(
+    panel: Panel,
+    *,
+    ref: float | Sequence[float] = -1,
+    control: str = "never",
+    vcov: str | None = None,
+    cluster: str | Sequence[str] | None = None,
+    ssc: SSC | None = None,
+    engine: str = "auto",
+) -> SunAbrahamResult:
+    """:func:`sun_abraham` on a panel already built by :func:`didx._panel.build_panel` (no second read of the
+    frame): the outcome, unit, time, cohort, covariates and weights are the panel's, named as in ``panel.names``.
+
+    The panel needs ``unit=`` and ``cohort=``; a ``cluster=`` column other than the unit and time columns must have
+    been given to ``build_panel`` (its codes are in ``panel.codes``). Rows with a zero weight are dropped and
+    counted here. The other arguments are those of :func:`sun_abraham`.
+    """
+    refs = _check_options(ref, control, engine)
+    if panel.unit is None or panel.cohort is None:
+        raise InvalidOptionError(
+            f"{FUNC}: the panel has no {'unit' if panel.unit is None else 'cohort'} column. Fix: build it with "
+            f"build_panel(..., unit=..., cohort=...)."
         )
-    gcode = _cohort_codes(ucoh, gvals)[panel.unit]
-    finite = gcode >= 0
-    keep = np.ones(panel.n_obs, dtype=bool)
-    notes: list[str] = []
-    drops: list[Dropped] = []
+    known = {*panel.codes, panel.names.get("unit"), panel.names.get("time")}
+    missing = [c for c in as_list(cluster) if c not in known]
+    if missing:
+        raise InvalidOptionError(
+            f"{FUNC}: the cluster column {missing[0]!r} is not in the panel (its codes: "
+            f"{sorted(str(c) for c in known if c is not None)}). Fix: build the panel with cluster={missing[0]!r}."
+        )
+    return _estimate(panel, refs=refs, control=control, vcov=vcov, cluster=cluster, ssc=ssc, engine=engine)
 
-    def n_units_kept() -> int:
-        return int(np.count_nonzero(np.bincount(panel.unit[keep], minlength=panel.n_units)))  # type: ignore[index]
 
-    def drop(mask: np.ndarray, reason: str) -> None:
-        newly = mask & keep
-        if newly.any():
-            before = n_units_kept()
-            keep[newly] = False
-            drops.append(Dropped(reason, int(newly.sum()), before - n_units_kept()))
-
-    g_last = float(gvals.max())
-    if control == "last_treated":
-        if gvals.shape[0] < 2:
-            raise DesignError(
-                f"{func}: control='last_treated' needs at least two treated cohorts in {cohort!r} (the last one is "
-                f"the control); there is {gvals.shape[0]}. Fix: use control='never' with never-treated units."
+# ---------------------------------------------------------------------------------------------------------------
+# validation
+def _check_options(ref: float | Sequence[float], control: str, engine: str) -> tuple[float, ...]:
+    check_option(FUNC, "control", control, CONTROLS)
+    check_option(FUNC, "engine", engine, ENGINES)
+    vals = [ref] if isinstance(ref, int | float | np.integer | np.floating) else list(ref)
+    out = []
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not np.isfinite(v):
+            raise InvalidOptionError(
+                f"The 'ref' parameter of {FUNC} must be a relative period or a list of them (e.g. -1 or "
+                f"[-1, -5]). Got {ref!r} instead."
             )
-        drop(~finite, "never-treated units (control='last_treated' uses the last-treated cohort)")
-        drop(periods[panel.time] >= g_last,
-             f"periods from {fmt_value(g_last)} on, when the control cohort (last treated) is treated")
-    # fixest: a cohort seen only at e >= 0 is always treated (dropped); one seen only at e < 0 is a reference
-    rel_tab = periods[None, :] - gvals[:, None]
-    Gv = gvals.shape[0]
+        if v >= 0:
+            raise InvalidOptionError(
+                f"{FUNC}: ref={fmt_value(v)} is not a pre-treatment relative period; a reference period must be "
+                f"negative (relative period = period - cohort < 0). Fix: use ref=-1 (the period just before "
+                f"treatment) or ref=-2 to allow one period of anticipation."
+            )
+        out.append(float(v))
+    if not out:
+        raise InvalidOptionError(f"The 'ref' parameter of {FUNC} needs at least one relative period (e.g. -1).")
+    return tuple(out)
 
-    def presence() -> np.ndarray:
-        key = (gcode + 1) * T0 + panel.time  # block 0: never treated
-        counts = np.bincount(key if keep.all() else key[keep], minlength=(Gv + 1) * T0)
-        return counts[T0:].reshape(Gv, T0) > 0
 
-    pres = presence()
-    has_pre = (pres & (rel_tab < 0)).any(axis=1)
-    has_post = (pres & (rel_tab >= 0)).any(axis=1)
-    always = has_post & ~has_pre
-    if always.any():
-        for c in np.flatnonzero(always):
-            drop(gcode == c, f"always-treated units (cohort {fmt_value(gvals[c])}: treated in every observed period)")
-    ref_cohort = ~has_post & has_pre
-    if control == "never" and not (keep & ~finite).any():
+def _check_cells(cells: Cells, refs: tuple[float, ...]) -> None:
+    missing = [r for r in refs if not np.any(cells.observed == r)]
+    if missing:
+        shown = ", ".join(fmt_value(v) for v in cells.observed[:30])
         raise DesignError(
-            f"{func}: no never-treated units remain to serve as the control group. Fix: use "
-            f"control='last_treated', or add never-treated units."
+            f"{FUNC}: the reference period(s) ref={', '.join(fmt_value(r) for r in missing)} are not relative periods "
+            f"of any treated cohort in the sample (observed: {shown}), so no dummy is left out for them and the "
+            f"saturated regression is not identified. Fix: choose ref among the observed negative relative periods."
         )
-    ref_extra = [gvals[c] for c in np.flatnonzero(ref_cohort) if gvals[c] != g_last or control != "last_treated"]
-    if ref_extra:
-        notes.append(f"Cohort(s) {', '.join(fmt_value(c) for c in ref_extra)} observed only before treatment: used "
-                     f"as reference (control) cohorts, as fixest does.")
-    if drops:
-        report = report.with_dropped(*drops)
-    arr = _subset(panel, keep)
-    n_kept = int(arr["y"].shape[0])
-    n_units = int(arr["unit"].max()) + 1
-    T = int(arr["periods"].shape[0])
-    report = dataclasses.replace(report, n_obs=n_kept, n_units=n_units, n_periods=T)
-    g_k = arr["cohort"]
-    ucoh_k = np.full(n_units, np.inf)
-    ucoh_k[arr["unit"]] = g_k
-    gvals_k = gvals[np.isin(gvals, ucoh_k)]
-    gcode_unit = _cohort_codes(ucoh_k, gvals_k)
-    dummies = ~np.isin(gvals_k, gvals[ref_cohort])
-    cells = make_cells(gcode_unit[arr["unit"]], arr["time"], gvals_k, arr["periods"], dummies, refs, time)
     if cells.k == 0:
         raise DesignError(
-            f"{func}: no cohort x relative-period cell is left to estimate (every treated cohort is a reference "
+            f"{FUNC}: no cohort x relative-period cell is left to estimate (every treated cohort is a reference "
             f"or every relative period is in ref={list(refs)}). Fix: check the cohort column and ref."
         )
-    counts = np.bincount(arr["unit"], minlength=n_units)
-    balanced = bool(counts.min() == T == counts.max())
-    n_cov = arr["covariates"].shape[1]
-    fast_ok = arr["weights"] is None and (balanced or (n_cov == 0 and T <= MAX_PATTERN_PERIODS))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# estimation
+def _estimate(panel: Panel, *, refs: tuple[float, ...], control: str, vcov: str | None,
+              cluster: str | Sequence[str] | None, ssc: SSC | None, engine: str) -> SunAbrahamResult:
+    """Sample, cells, fit, result."""
+    unit, time = str(panel.names["unit"]), str(panel.names["time"])
+    sample = select_sample(panel, control=control, func=FUNC)
+    cells = make_cells(sample.cohort_of_unit[sample.unit], sample.time, sample.cohorts, sample.periods,
+                       sample.dummies, refs, time)
+    _check_cells(cells, refs)
+    default = default_spec([unit], "iid", ssc)
+    spec = resolve_vcov(FUNC, vcov, cluster, default, ssc)
+    codes = dict(sample.codes)
+    codes.setdefault(unit, sample.unit)
+    codes.setdefault(time, sample.time)
+    clusters = ClusterCodes(codes, sample.row_index, panel.report.n_input_rows, panel.fingerprint)
+    source, method = _fit(sample, cells, clusters=clusters, default=default, engine=engine, fe_names=(unit, time))
+    return _assemble(sample, cells, source, spec, method, refs=refs, control=control, names=panel.names)
+
+
+def _fit(sample: SASample, cells: Cells, *, clusters: ClusterCodes, default: VcovSpec, engine: str,
+         fe_names: tuple[str, str]) -> tuple[CellSource | RegressionSource, str]:
+    """The saturated regression: from cell sums where possible (no dummy matrix), else with dense dummies."""
+    T, n_cov = sample.n_periods, sample.covariates.shape[1]
+    balanced = sample.balanced
+    fast_ok = sample.weights is None and (balanced or (n_cov == 0 and T <= MAX_PATTERN_PERIODS))
     if engine == "cells" and not fast_ok:
         raise InvalidOptionError(
-            f"{func}: engine='cells' needs a panel without weights (and, if it is unbalanced, without covariates "
+            f"{FUNC}: engine='cells' needs a panel without weights (and, if it is unbalanced, without covariates "
             f"and with at most {MAX_PATTERN_PERIODS} periods). Fix: use engine='auto' (the regression is used "
             f"automatically)."
         )
-    use_cells = fast_ok and engine != "regression"
-    default = default_spec([unit], "iid", ssc)
-    spec = resolve_vcov(func, vcov, cluster, default, ssc)
-    codes = dict(arr["codes"])
-    codes.setdefault(unit, arr["unit"])
-    codes.setdefault(time, arr["time"])
-    clusters = ClusterCodes(codes, arr["row_index"], panel.report.n_input_rows, panel.fingerprint)
-    treated_row = np.isfinite(g_k).astype(np.float64)
-    w = arr["weights"]
-    size = np.bincount(cells.index[cells.index >= 0], minlength=cells.k).astype(np.float64) if w is None else \
-        np.bincount(cells.index[cells.index >= 0], weights=w[cells.index >= 0], minlength=cells.k)
-    cov_names = list(panel.covariate_names)
-    all_names = [*cov_names, *cells.names]
-
-    general_source = _GeneralFit(arr=arr, cell_index=cells.index, k=cells.k, names=tuple(all_names),
-                                 fe_names=(unit, time), clusters=clusters, default=default,
-                                 treated=treated_row)
-
-    source: Any
-    cf: CellFit | None = None
-    method = "least squares with unit and time effects absorbed"
-    if use_cells and not balanced:
-        Gk = gvals_k.shape[0]
-        grp = np.where(gcode_unit >= 0, gcode_unit, Gk)
-        table = np.vstack([cells.table, np.full((1, T), -1, dtype=np.int64)])
-        cf = fit_cells_unbalanced(arr["y"], arr["unit"], arr["time"], n_units, T, grp, table, list(cells.names),
-                                  func)
+    if not fast_ok or engine == "regression":
+        return (_regression_source(sample, cells, clusters, default, fe_names),
+                "least squares with unit and time effects absorbed")
+    # the rows' unit and time codes are the stored cluster codes of those columns (one array each, not two)
+    unit = _same(clusters.stored[fe_names[0]], sample.unit)
+    time = _same(clusters.stored[fe_names[1]], sample.time)
+    N, G = sample.n_units, sample.cohorts.shape[0]
+    grp = np.where(sample.cohort_of_unit >= 0, sample.cohort_of_unit, G)
+    table = np.vstack([cells.table, np.full((1, T), -1, dtype=np.int64)])
+    cf: CellFit | None
+    if not balanced:
+        cf = fit_cells_unbalanced(sample.y, unit, time, N, T, grp, table, list(cells.names), FUNC)
         method = ("cohort x observed-periods x period cell means (unbalanced panel, no covariates: identical to "
                   "the regression)")
-    elif use_cells:
-        Gk = gvals_k.shape[0]
-        grp = np.where(gcode_unit >= 0, gcode_unit, Gk)
-        used = np.bincount(grp, minlength=Gk + 1) > 0
-        remap = np.cumsum(used) - 1
-        group_of_unit = remap[grp].astype(np.int64)
-        cgt = np.vstack([cells.table, np.full((1, T), -1, dtype=np.int64)])[used]
-        if n_cov:
-            cf = fit_cells_covariates(arr["y"], arr["covariates"], cov_names, arr["unit"], arr["time"], n_units, T,
-                                      group_of_unit, cgt, list(cells.names))
-        else:
-            cf = fit_cells(arr["y"], arr["unit"], arr["time"], n_units, T, group_of_unit, cgt, list(cells.names),
-                           func)
-        method = ("cohort x period sums (balanced panel: identical to the regression, no dummy matrix)" if n_cov
-                  else "cohort x period cell means (balanced panel, no covariates: identical to the regression)")
-    if cf is not None:
-        source = CellSource(cells=cf, clusters=clusters, default=default, treated=treated_row,
-                            general=general_source)
-        fit = cf.fit
     else:
-        source = general_source()
-        fit = source.fit
-    raw_V, inf = source.compute(func, spec)
-    names = list(fit.names)
-    raw_notes = list(notes)
-    if fit.dropped_collinear:
-        raw_notes.append("Dropped for collinearity: " + ", ".join(fit.dropped_collinear))
-    info_pos = {n: j for j, n in enumerate(cells.names)}
-    raw_group = np.array([cells.cohort[info_pos[n]] if n in info_pos else np.nan for n in names])
-    raw_et = np.array([cells.event_time[info_pos[n]] if n in info_pos else np.nan for n in names])
-    raw_n = np.array([size[info_pos[n]] if n in info_pos else np.nan for n in names])
-    cov_kept = [n for n in names if n not in info_pos]
+        used = np.bincount(grp, minlength=G + 1) > 0
+        group_of_unit = (np.cumsum(used) - 1)[grp].astype(np.int64)
+        if n_cov:
+            cf = fit_cells_covariates(sample.y, sample.covariates, list(sample.covariate_names), unit, time, N, T,
+                                      group_of_unit, table[used], list(cells.names))
+            method = "cohort x period sums (balanced panel: identical to the regression, no dummy matrix)"
+        else:
+            cf = fit_cells(sample.y, unit, time, N, T, group_of_unit, table[used], list(cells.names), FUNC)
+            method = "cohort x period cell means (balanced panel, no covariates: identical to the regression)"
+    assert cf is not None  # fast_ok: at most MAX_PATTERN_PERIODS periods when unbalanced
+    return CellSource(cells=cf, clusters=clusters, default=default, treated=sample.treated, fe_names=fe_names), method
 
-    def cov_rows() -> np.ndarray:
-        A = np.zeros((len(cov_kept), len(names)))
-        for r, n in enumerate(cov_kept):
-            A[r, names.index(n)] = 1.0
-        return A
 
+def _same(stored: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``stored`` if it holds the same codes as ``codes`` (then one array is kept, not two), else ``codes``."""
+    return stored if np.array_equal(stored, codes) else codes
+
+
+def _regression_source(sample: SASample, cells: Cells, clusters: ClusterCodes, default: VcovSpec,
+                       fe_names: tuple[str, str]) -> RegressionSource:
+    """The regression with dense interaction dummies (weights, or covariates on an unbalanced panel)."""
+    n_cov = sample.covariates.shape[1]
+    X = np.zeros((sample.n_obs, n_cov + cells.k))
+    if n_cov:
+        X[:, :n_cov] = sample.covariates
+    r = np.flatnonzero(cells.index >= 0)
+    X[r, n_cov + cells.index[r]] = 1.0
+    w = sample.weights
+    fes = FixedEffects([sample.unit, sample.time], list(fe_names), weights=w)
+    fit = fit_ols(sample.y, X, [*sample.covariate_names, *cells.names], fe=fes, weights=w, func=FUNC)
+    return RegressionSource(fit=fit, clusters=clusters, default=default, treated_codes=sample.treated)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# result
+def _aggregations(names: Sequence[str], cells: Cells, size: np.ndarray, time: str) -> dict[str, Aggregation]:
+    """The event-study terms (relative periods, ATT, covariates) and fixest's aggregations, over ``names``."""
     period = aggregate_matrix("period", names, cells, size, time)
     att = aggregate_matrix("att", names, cells, size, time)
     by_cohort = aggregate_matrix("cohort", names, cells, size, time)
     if not att.n_cells[0]:
-        raise DesignError(f"{func}: no post-treatment cell (relative period >= 0) is estimated, so there is no ATT.")
-    main_A = np.vstack([period.matrix, att.matrix, cov_rows()])
+        raise DesignError(f"{FUNC}: no post-treatment cell (relative period >= 0) is estimated, so there is no ATT.")
+    cell_names = set(cells.names)
+    cov_kept = [n for n in names if n not in cell_names]
+    cov_rows = np.zeros((len(cov_kept), len(names)))
+    for r, n in enumerate(cov_kept):
+        cov_rows[r, list(names).index(n)] = 1.0
+    main_A = np.vstack([period.matrix, att.matrix, cov_rows])
     main = Aggregation(names=(*period.names, "ATT", *cov_kept), matrix=main_A,
                        event_time=np.concatenate([period.event_time, [np.nan], np.full(len(cov_kept), np.nan)]),
                        group=np.full(main_A.shape[0], np.nan),
                        n_cells=np.concatenate([period.n_cells, att.n_cells, np.zeros(len(cov_kept), np.int64)]))
-    n_treated_cohorts = int(np.unique(cells.cohort).shape[0])
-    design = [
+    return {"main": main, "period": period, "att": att, "cohort": by_cohort}
+
+
+def _design(sample: SASample, cells: Cells, method: str, *, refs: tuple[float, ...], control: str,
+            names: Mapping[str, Any]) -> list[tuple[str, str]]:
+    unit, time, cohort = names["unit"], names["time"], names["cohort"]
+    g_last = sample.last_cohort
+    return [
         ("Estimator", "Sun & Abraham (2021) interaction-weighted event study"),
-        ("Outcome", y),
+        ("Outcome", str(names["y"])),
         ("Cohort", f"{cohort} (first treated period; relative period = {time} - {cohort})"),
         ("Control group", "never treated" if control == "never"
          else f"last-treated cohort ({fmt_value(g_last)}); periods from {fmt_value(g_last)} on dropped"),
         ("Reference period(s)", ", ".join(fmt_value(r) for r in refs) + " (no dummy; fixest ref.p)"),
-        ("Interactions", f"{cells.k} cohort x relative-period cells, {n_treated_cohorts} treated cohorts"),
+        ("Interactions", f"{cells.k} cohort x relative-period cells, {np.unique(cells.cohort).shape[0]} treated "
+                         f"cohorts"),
         ("Fixed effects", f"{unit}, {time}"),
-        ("Covariates", ", ".join(cov_names) or "none"),
-        ("Weights", weights or "none"),
+        ("Covariates", ", ".join(sample.covariate_names) or "none"),
+        ("Weights", names.get("weights") or "none"),
         ("Aggregation", "cell sizes in the estimation sample, held fixed (fixest aggregate())"),
         ("Computation", method),
     ]
+
+
+def _assemble(sample: SASample, cells: Cells, source: CellSource | RegressionSource, spec: VcovSpec, method: str,
+              *, refs: tuple[float, ...], control: str, names: Mapping[str, Any]) -> SunAbrahamResult:
+    """The raw coefficients' result and the event study, both on the regression's covariance source."""
+    raw_V, inf = source.compute(FUNC, spec)
+    fit: OLSFit = source.cells.fit if isinstance(source, CellSource) else source.fit
+    coef_names = list(fit.names)
+    w = sample.weights
+    has = cells.index >= 0
+    size = np.bincount(cells.index[has], weights=None if w is None else w[has], minlength=cells.k).astype(np.float64)
+    aggs = _aggregations(coef_names, cells, size, str(names["time"]))
+    main = aggs["main"]
+    notes = list(sample.notes)
+    if fit.dropped_collinear:
+        notes.append("Dropped for collinearity: " + ", ".join(fit.dropped_collinear))
+    design = tuple(_design(sample, cells, method, refs=refs, control=control, names=names))
+    pos = {n: j for j, n in enumerate(cells.names)}
+
+    def per_coef(values: np.ndarray) -> np.ndarray:
+        return np.array([values[pos[n]] if n in pos else np.nan for n in coef_names], dtype=float)
+
+    n_cov = len(coef_names) - sum(n in pos for n in coef_names)
     raw_result = SunAbrahamCoefficients(
-        estimator="Sun & Abraham (2021) cohort x period coefficients", terms=tuple(names), coef=fit.coef,
-        vcov_matrix=raw_V, headline=names[len(cov_kept)] if len(cov_kept) < len(names) else names[0],
-        inference=inf, sample=report, design=tuple(design),
-        term_info={"group": raw_group, "event_time": raw_et, "n": raw_n}, notes=tuple(raw_notes),
-        _source=source,
+        estimator="Sun & Abraham (2021) cohort x period coefficients", terms=tuple(coef_names), coef=fit.coef,
+        vcov_matrix=raw_V, headline=coef_names[n_cov] if n_cov < len(coef_names) else coef_names[0],
+        inference=inf, sample=sample.report, design=design,
+        term_info={"group": per_coef(cells.cohort), "event_time": per_coef(cells.event_time), "n": per_coef(size)},
+        notes=tuple(notes), _source=source,
     )
-    extras = {"reference": refs, "raw_coef": _readonly(fit.coef), "raw_vcov": _readonly(raw_V),
-              "raw_result": raw_result,
-              "aggregations": FrozenDict({"main": main, "period": period, "att": att, "cohort": by_cohort}),
+    extras = {"reference": refs, "raw_coef": readonly(fit.coef), "raw_vcov": readonly(raw_V),
+              "raw_result": raw_result, "aggregations": FrozenDict(aggs),
               "cell_size": FrozenDict(dict(zip(cells.names, size.tolist(), strict=True)))}
+    A = main.matrix
     return SunAbrahamResult(
-        estimator="Sun & Abraham (2021)", terms=main.names, coef=main_A @ fit.coef,
-        vcov_matrix=main_A @ raw_V @ main_A.T,
-        headline="ATT", inference=inf, sample=report, design=tuple(design),
-        term_info={"event_time": main.event_time, "n_cells": main.n_cells}, extras=extras, notes=tuple(raw_notes),
+        estimator="Sun & Abraham (2021)", terms=main.names, coef=A @ fit.coef, vcov_matrix=A @ raw_V @ A.T,
+        headline="ATT", inference=inf, sample=sample.report, design=design,
+        term_info={"event_time": main.event_time, "n_cells": main.n_cells}, extras=extras, notes=tuple(notes),
         _source=source,  # the raw coefficients' source: _with_covariance maps it to the terms
+        pre_period_meaning=PRE_PERIOD["sun_abraham"], cross_covariance=True,
     )
