@@ -312,7 +312,7 @@ def test_with_vcov_refuses_a_changed_frame_and_undeclared_options() -> None:
 def test_option_errors_are_clear(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
     df = _simulated(seed=9)
     df["one"] = 1
-    df["w_zero"] = 0.0
+    df["w_zero"] = np.where((df["cohort"] > 0) & (df["time"] >= df["cohort"]), 1.0, 0.0)  # (all-zero: panel layer)
     with pytest.raises(error, match=match):
         didx.did2s(df, y="y", unit="unit", time="time", cohort="cohort", **kwargs)  # type: ignore[arg-type]
 

@@ -526,9 +526,6 @@ def test_all_with_a_duplicated_unused_column(sim: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(res.tidy(), ref.tidy())
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="issue 10: ax= is not checked ('str' object has no attribute '_get_lines'); the check "
-                          "belongs in results/plot.py (plot_event_study / plot_event_studies)")
 def test_plot_with_an_ax_that_is_not_an_axes_is_an_error(compare_mpdta: EventStudyComparison) -> None:
     for plot in (compare_mpdta.plot, compare_mpdta["twfe"].plot):
         with pytest.raises(didx.InvalidOptionError, match="ax"):

@@ -8,7 +8,8 @@ For every case the outcome must be one of
 Never a raw Python/numpy/pandas exception, never a silently wrong number (an estimate of exactly 0 from an outcome
 that is the unit column, a cohort that is no period turned into a cohort of its own, ...).
 
-The data are small (40 units x 5 periods) so the whole matrix runs in a few seconds. Cases that fail because of
+The estimators are those of :mod:`didx.registry`. The data are small (40 units x 5 periods) so the whole matrix
+runs in a few seconds. Cases that fail because of
 code in ``didx/estimators/*`` (owned by the estimator families) are ``xfail(strict=True)`` with the exact reason
 (:data:`KNOWN`); a fix there turns the xfail into an XPASS, which fails the suite until the entry is removed.
 """
@@ -80,28 +81,29 @@ class Spec:
 
 STAG = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort"}
 
-# TODO: read didx.registry once it is merged (being written in parallel); this local list covers every public
-# estimator of the issue.
+# One entry per estimator of didx.registry (test_every_registered_estimator_is_fuzzed): how to call it on the fuzz
+# data, which the registry does not say.
 SPECS = [
-    Spec("did2x2", TWO_PERIOD, {"y": "y", "group": "group", "post": "post", "unit": "unit"}, time="post",
+    Spec("did2x2", TWO_PERIOD, {"y": "y", "treat": "group", "post": "post", "unit": "unit"}, time="post",
          time_column="post", ssc=True, vcov=True, cohort=False, options={"first_difference": "yes"}),
     Spec("twfe", STAGGERED, STAG, ssc=True, vcov=True, options={"drop_singletons": "yes"}),
     Spec("event_study", STAGGERED, STAG, ssc=True, vcov=True, options={"ref": "first"}),
     Spec("ols", STAGGERED, {"y": "y", "x": "d", "fe": ["unit", "time"]}, unit=None, time=None, covariates="x",
          covariate="d", ssc=True, vcov=True, cohort=False),
     Spec("drdid", TWO_PERIOD, {"y": "y", "group": "group", "post": "post", "unit": "unit", "covariates": "x1"},
-         time="post", time_column="post", covariate="x1", cluster=False, cohort=False, options={"trim_level": "high"}),
+         time="post", time_column="post", covariate="x1", cluster=False, cohort=False,
+         options={"trim_level": "high"}),
     Spec("bacon", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d"}, weights=False,
          cluster=False, cohort=False),
     Spec("att_gt", STAGGERED, STAG, options={"n_bootstrap": "many"}),
     Spec("sun_abraham", STAGGERED, STAG, ssc=True, vcov=True, options={"ref": "first"}),
     Spec("imputation", STAGGERED, STAG, options={"horizons": "all"}),
-    Spec("did2s", STAGGERED, STAG, covariates="first_stage_covariates", options={"second_stage": 5}),
-    Spec("dcdh", STAGGERED, {"y": "y", "group": "unit", "time": "time", "treat": "d"}, unit="group",
-         covariates="controls", cohort=False, options={"effects": "two"}),
-    Spec("twfe_weights", STAGGERED, {"y": "y", "group": "unit", "time": "time", "treat": "d"}, unit="group",
-         covariates=None, cluster=False, cohort=False),
-    Spec("stacked", STAGGERED, {**STAG, "window": (-1, 1)}, covariates=None, weights=False, ssc=True, vcov=True,
+    Spec("did2s", STAGGERED, STAG, options={"second_stage": 5}),
+    Spec("dcdh", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d"}, cohort=False,
+         options={"effects": "two"}),
+    Spec("twfe_weights", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d"}, covariates=None,
+         cluster=False, cohort=False),
+    Spec("stacked", STAGGERED, {**STAG, "window": (-1, 1)}, covariates=None, ssc=True, vcov=True,
          options={"window": 3}),
 ]
 BY_NAME = {s.name: s for s in SPECS}
@@ -184,7 +186,8 @@ def _cases(spec: Spec) -> Iterator[tuple[str, Callable[[], Case]]]:
                                        result=_infinite_dropped)
     yield "y_1e300", lambda: Case(d.assign(y=d["y"] * 1e300), {}, r"rescale")
     if spec.weights:
-        yield "weights_all_zero", lambda: Case(d.assign(w=0.0), {"weights": "w"}, r"'w' is 0 in every row")
+        yield "weights_all_zero", lambda: Case(d.assign(w=0.0), {"weights": "w"},
+                                               r"'w' is zero or missing in every row")
         yield "inf_weights", lambda: Case(_set(d, "w", [3], np.inf), {"weights": "w"}, r"infinite|missing",
                                           error_only=False, result=_infinite_dropped)
         yield "weights_1e300", lambda: Case(d.assign(w=d["w"] * 1e300), {"weights": "w"}, r"rescale")
@@ -192,7 +195,7 @@ def _cases(spec: Spec) -> Iterator[tuple[str, Callable[[], Case]]]:
         cov = spec.covariate
         yield "covariate_1e300", lambda: Case(d.assign(**{cov: d[cov] * 1e300}), {spec.covariates: cov},
                                               r"rescale")
-        yield "covariate_twice", lambda: Case(d, {spec.covariates: [cov, cov]}, r"more than once")
+        yield "covariate_twice", lambda: Case(d, {spec.covariates: [cov, cov]}, r"more than once|twice")
     if spec.cohort:
         yield "cohort_not_a_period", lambda: Case(d.assign(cohort=d["cohort"].astype(float).replace(4.0, 3.5)), {},
                                                   r"3\.5")
@@ -208,23 +211,22 @@ def _cases(spec: Spec) -> Iterator[tuple[str, Callable[[], Case]]]:
 
 
 KNOWN: dict[tuple[str, str], str] = {
-    # the design text joins the raw unit= argument instead of the resolved column name (panel.names["unit"])
+    # the raw unit= argument is used where the resolved column name (panel.names["unit"], a str) is meant
     ("twfe", "int_label_unit"): "twfe: ', '.join(fe_names) on the raw unit= argument: TypeError: sequence item 0: "
                                 "expected str instance, int found (estimators/regression/twfe.py, design)",
     ("ols", "int_label_unit"): "ols: ', '.join(fes) on the raw fe= arguments: TypeError: sequence item 0: expected "
                                "str instance, int found (estimators/regression/ols.py, design)",
-    ("imputation", "int_label_unit"): "imputation: ' + '.join(fe_names) on the raw unit= argument: TypeError: "
-                                      "sequence item 0: expected str instance, int found "
-                                      "(estimators/imputation/bjs.py, design)",
-    ("did2s", "int_label_unit"): "did2s: ' + '.join(fe_list) on the raw unit= argument: TypeError: sequence item 0: "
-                                 "expected str instance, int found (estimators/imputation/did2s.py, design)",
+    ("imputation", "int_label_unit"): "imputation: factor_codes compares the raw unit= argument (11) with "
+                                      "panel.names['unit'] ('11') and then reads panel.codes[11]: KeyError: 11 "
+                                      "(estimators/imputation/common.py)",
+    ("did2s", "int_label_unit"): "did2s: factor_codes compares the raw unit= argument (11) with panel.names['unit'] "
+                                 "('11') and then reads panel.codes[11]: KeyError: 11 "
+                                 "(estimators/imputation/common.py)",
     # boolean and list options are not type-checked by the estimator
     ("did2x2", "option_first_difference"): "did2x2: first_difference='yes' (a string) is used as True; the option is "
                                            "not type-checked (estimators/regression/twobytwo.py)",
     ("twfe", "option_drop_singletons"): "twfe: drop_singletons='yes' (a string) is used as True; the option is not "
                                         "type-checked (estimators/regression/twfe.py)",
-    ("imputation", "option_horizons"): "imputation: horizons='all' reaches np.asarray(..., dtype=float): ValueError: "
-                                       "could not convert string to float (estimators/imputation/bjs.py)",
     # estimator code builds a dict/set of the column arguments before the shared reader checks them
     ("ols", "y_list"): "ols: dict.fromkeys([y, *xs, ...]) hashes y=['y'] before read_columns checks it: "
                        "TypeError: unhashable type: 'list' (estimators/regression/ols.py)",
@@ -264,6 +266,14 @@ def _check_result(res: Any, spec: Spec) -> None:
         assert len(res.tidy()) > 0
     if hasattr(res, "plot"):
         res.plot()
+
+
+def test_every_registered_estimator_is_fuzzed() -> None:
+    """The matrix covers exactly the estimators of didx.registry, with the registry's weights= support."""
+    from didx.registry import REGISTRY
+
+    assert sorted(BY_NAME) == sorted(REGISTRY)
+    assert {n: s.weights for n, s in BY_NAME.items()} == {n: s.weights for n, s in REGISTRY.items()}
 
 
 @pytest.mark.parametrize(("name", "make"), list(_params()))

@@ -365,20 +365,19 @@ def test_with_vcov_leads_match_a_direct_cr1() -> None:
 def test_option_errors_are_clear(kwargs: dict[str, object], error: type[Exception], match: str) -> None:
     df = _simulated(seed=7)
     df["one"] = 1
-    df["w_zero"] = 0.0
+    df["w_zero"] = np.where((df["cohort"] > 0) & (df["time"] >= df["cohort"]), 1.0, 0.0)  # (all-zero: panel layer)
     df["w_zero_treated"] = np.where((df["cohort"] > 0) & (df["time"] >= df["cohort"]), 0.0, 1.0)
     with pytest.raises(error, match=match):
         didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", **kwargs)  # type: ignore[arg-type]
 
 
 def test_fractional_cohort_terms_are_distinct() -> None:
-    """A cohort between periods gave two terms named tau0 (event times 0 and 0.5); the names now keep the value.
-    (Whether such a cohort should be refused is the panel layer's decision.)"""
+    """A cohort between periods gave two terms named tau0 (event times 0 and 0.5); the panel layer now refuses
+    such a cohort (issue 10), naming the value."""
     df = _simulated(seed=7)
     df["cohort"] = np.where(df["cohort"] == df["cohort"].max(), df["cohort"] - 0.5, df["cohort"])
-    res = didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True)
-    assert len(set(res.terms)) == len(res.terms)
-    assert [f"tau{e:g}" for e in res.event_times] == list(res.terms)
+    with pytest.raises(didx.DataError, match=r"cohort column .cohort. has the value\(s\) \d+\.5, which are not"):
+        didx.imputation(df, y="y", unit="unit", time="time", cohort="cohort", horizons=True)
 
 
 # ------------------------------------------------------------------ event-study contract and aggregation

@@ -348,15 +348,15 @@ def test_date_cohort_that_is_not_a_period() -> None:
 
 
 def test_all_zero_weights(small: pd.DataFrame) -> None:
-    with pytest.raises(didx.DataError, match=r"weights column 'w' is 0 in every row.*Fix"):
+    with pytest.raises(didx.DataError, match=r"weights column 'w' is zero or missing in every row.*Fix"):
         _twfe(small.assign(w=0.0), weights="w")
     # non-zero weights only on rows dropped for a missing outcome
     w = small.assign(w=np.where(small["time"] == 1, 1.0, 0.0), y=small["y"].where(small["time"] > 1))
     with pytest.raises(didx.DataError, match=r"weights column 'w' is 0 in every row with a value.*Fix"):
         _twfe(w, weights="w")
-    with pytest.raises(didx.DataError, match=r"weights column 'w' is 0 in every row"):
+    with pytest.raises(didx.DataError, match=r"weights column 'w' is zero or missing in every row"):
         didx.did2x2(small[small.time <= 2].assign(w=0.0, p=lambda d: d.time - 1, g=lambda d: (d.cohort > 0) * 1),
-                    y="y", group="g", post="p", weights="w")
+                    y="y", treat="g", post="p", weights="w")
 
 
 def test_every_row_dropped(small: pd.DataFrame) -> None:

@@ -37,7 +37,7 @@ def two_periods(df: pd.DataFrame) -> pd.DataFrame:
     lambda d, **k: didx.sun_abraham(d, **STAGGERED, **k),
     lambda d, **k: didx.stacked(d, **STAGGERED, window=(-1, 1), **k),
     lambda d, **k: didx.ols(d, y="y", x="d", fe=["unit", "time"], **k),
-    lambda d, **k: didx.did2x2(two_periods(d), y="y", group="g", post="p", **k),
+    lambda d, **k: didx.did2x2(two_periods(d), y="y", treat="g", post="p", **k),
 ], ids=["twfe", "event_study", "sun_abraham", "stacked", "ols", "did2x2"])
 def test_ssc_must_be_an_ssc_value(small: pd.DataFrame, call: Any) -> None:
     with pytest.raises(didx.InvalidOptionError, match=r"The 'ssc' parameter of \w+ must be a didx\.SSC\(\.\.\.\) "
@@ -72,30 +72,19 @@ def test_single_cluster_in_the_covariance_code(kind: str) -> None:
 
 
 # ---------------------------------------------------------------- the column reader: +-inf read as missing
-def test_reader_reads_infinite_values_as_missing_and_records_them() -> None:
+def test_reader_records_infinite_values() -> None:
+    """The reader records where a role column holds +-inf (not the cohort, where inf means never treated) and
+    leaves the values as read; its value checks ignore inf."""
     from didx._frame import read_columns
 
     df = pd.DataFrame({"y": [1.0, np.inf, 3.0, -np.inf], "t": [1, 2, 1, 2], "g": [np.inf, 0.0, 2.0, 2.0]})
     cols = read_columns(df, ["y", "t", "g"], "f", {"y": "y", "time": "t", "cohort": "g"})
-    np.testing.assert_array_equal(cols.arrays["y"], [1.0, np.nan, 3.0, np.nan])
     np.testing.assert_array_equal(cols.infinite_rows("y"), [False, True, False, True])
-    np.testing.assert_array_equal(cols.arrays["g"], [np.inf, 0.0, 2.0, 2.0])  # inf cohort = never treated: kept
-    assert not cols.infinite_rows("t").any()
-
-
-def test_estimators_reading_columns_themselves_treat_inf_as_missing(small: pd.DataFrame) -> None:
-    """dcdh reads its columns with read_columns (not build_panel): an infinite outcome is a missing one (it was
-    kept in the cell grid), an infinite period a missing one (it was an extra period)."""
-    kw: dict[str, Any] = {"y": "y", "group": "unit", "time": "time", "treat": "d"}
-    nan_y = didx.dcdh(small.assign(y=small["y"].where(small.index != 7)), **kw)
-    inf_y = didx.dcdh(small.assign(y=small["y"].where(small.index != 7, np.inf)), **kw)
-    assert inf_y.estimate == nan_y.estimate and inf_y.std_error == nan_y.std_error
-    assert inf_y.sample.notes == nan_y.sample.notes
-    t = small["time"].astype(float)
-    nan_t = didx.dcdh(small.assign(time=t.where(small.index != 7)), **kw)
-    inf_t = didx.dcdh(small.assign(time=t.where(small.index != 7, np.inf)), **kw)
-    assert inf_t.sample.n_periods == nan_t.sample.n_periods == 5
-    assert inf_t.estimate == nan_t.estimate and inf_t.sample.dropped == nan_t.sample.dropped
+    np.testing.assert_array_equal(cols.arrays["y"], df["y"].to_numpy())
+    assert "g" not in cols.infinite and not cols.infinite_rows("t").any()
+    # the outcome is not 'constant' because of inf, nor 'too large'
+    with pytest.raises(didx.DataError, match=r"outcome y='y' is constant \(every value is 1\)"):
+        read_columns(df.assign(y=[1.0, np.inf, 1.0, 1.0]), ["y"], "f", {"y": "y"})
 
 
 # ---------------------------------------------------------------- fewer than two clusters, for every estimator
@@ -103,7 +92,7 @@ def test_estimators_reading_columns_themselves_treat_inf_as_missing(small: pd.Da
     lambda d: didx.att_gt(d, **STAGGERED, cluster="state"),
     lambda d: didx.imputation(d, **STAGGERED, cluster="state"),
     lambda d: didx.did2s(d, **STAGGERED, cluster="state"),
-    lambda d: didx.dcdh(d, y="y", group="unit", time="time", treat="d", cluster="state"),
+    lambda d: didx.dcdh(d, y="y", unit="unit", time="time", treat="d", cluster="state"),
     lambda d: didx.twfe(d, **STAGGERED, cluster="state"),
 ], ids=["att_gt", "imputation", "did2s", "dcdh", "twfe"])
 def test_a_single_cluster_is_an_error(small: pd.DataFrame, call: Any) -> None:

@@ -27,9 +27,9 @@ SQUARED_ROLES = ("y", "weights", "covariates", "x", "controls")
 """Roles whose values are squared in sums of squares and covariances."""
 
 FINITE_ROLES = ("y", "time", "weights", "covariates", "x", "controls", "unit", "group", "cluster", "fe")
-"""Roles in which +-inf is no value (nor a label): read as missing (NaN), so every estimator drops or skips those
-rows as it does missing ones, and recorded in ``Columns.infinite`` so the panel layer can say 'infinite' in the
-sample report. (In a cohort column inf means never treated and is kept; in a 0/1 treatment it is an error.)"""
+"""Roles in which +-inf is no value (nor a label): the rows holding it are recorded in ``Columns.infinite``, and
+the panel layer drops them as it drops missing ones, saying 'infinite' in the sample report; the value checks
+ignore it. (In a cohort column inf means never treated; in a 0/1 treatment it is an error.)"""
 
 
 class ByName(dict[str, V]):
@@ -51,8 +51,8 @@ class Columns:
 
     ``arrays`` and ``kinds`` are keyed by column name, the ``str`` of the frame's label (an integer label also
     works as a key); ``names`` lists every column of the source frame; ``roles`` the resolved column names of
-    each role argument; ``infinite`` the rows of a column of :data:`FINITE_ROLES` that held +-inf (now NaN in
-    ``arrays``), for columns that had any.
+    each role argument; ``infinite`` the rows of a column of :data:`FINITE_ROLES` that hold +-inf, for columns
+    that have any (the values are left as read: an estimator that reads columns itself decides what inf means).
     """
 
     arrays: dict[str, np.ndarray]
@@ -63,7 +63,7 @@ class Columns:
     infinite: dict[str, np.ndarray] = field(default_factory=dict)
 
     def infinite_rows(self, name: str) -> np.ndarray:
-        """Rows whose value in column ``name`` was +-inf (read as NaN); all False when none was."""
+        """Rows whose value in column ``name`` is +-inf; all False when none is."""
         mask = self.infinite.get(str(name))
         return np.zeros(self.n_rows, dtype=bool) if mask is None else mask
 
@@ -115,8 +115,8 @@ def read_columns(data: Any, columns: Sequence[Any], func: str, roles: Mapping[st
     reported with the argument that named it. Columns are found by name, the ``str`` of the frame's labels, and
     read with the label itself (integer labels work). Then the values are checked where a role says what they
     must be: the data has rows, the outcome is not constant, weights are not all zero, and no outcome, weight or
-    covariate is so large that its square overflows. +-inf in the outcome, time, weights or covariates is read as
-    missing (NaN) and recorded in ``Columns.infinite``.
+    covariate is so large that its square overflows. +-inf in a role column other than the cohort is recorded in
+    ``Columns.infinite``.
     """
     native, labels = _native(data, func)
     names = tuple(str(c) for c in labels)
@@ -163,9 +163,10 @@ def read_columns(data: Any, columns: Sequence[Any], func: str, roles: Mapping[st
             if not (np.isfinite(lo) and np.isfinite(hi)):
                 mask = np.isinf(arr)
                 if mask.any():
-                    arr = arrays[name] = np.where(mask, np.nan, arr)
                     infinite[name] = mask
-                ranges[name] = value_range(arr)
+                    ranges[name] = value_range(np.where(mask, np.nan, arr))
+                else:
+                    ranges[name] = value_range(arr)
             else:
                 ranges[name] = (float(lo), float(hi))
     cols = Columns(arrays=arrays, kinds=kinds, names=names, n_rows=n_rows, roles=resolved, infinite=infinite)
@@ -198,7 +199,8 @@ def _check_values(cols: Columns, func: str, ranges: Mapping[str, tuple[float, fl
     for name in cols.roles.get("weights", [])[:1]:
         if cols.kinds[name] == "numeric" and span(name) == (0.0, 0.0):
             raise DataError(
-                f"{func}: the weights column {name!r} is 0 in every row, so no observation has any weight. "
+                f"{func}: the weights column {name!r} is zero or missing in every row, so no observation has any "
+                f"weight. "
                 f"Fix: pass the intended weights column, or drop weights=."
             )
     for name in cols.roles.get("cluster", []):

@@ -99,12 +99,14 @@ class Panel:
 
 
 def _code_time(cols: Columns, time: str, func: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Codes, numeric period values, original labels, and whether time is date-like. Missing values get code -1
-    (+-inf was read as missing by :func:`didx._frame.read_columns`: an infinite time is no period)."""
+    """Codes, numeric period values, original labels, and whether time is date-like. Missing and infinite values
+    get code -1 (an infinite time is no period; the caller counts those rows apart)."""
     arr = cols.arrays[time]
     kind = cols.kinds[time]
     if kind == "numeric":
         values = np.asarray(arr)
+        if time in cols.infinite:
+            values = np.where(cols.infinite[time], np.nan, values)
         if values.dtype.kind in "iu" and values.size:
             lo, hi = int(values.min()), int(values.max())
             if hi - lo <= 4 * values.shape[0] + 1024:  # integer periods (years, 1..T): a lookup table, no hashing
@@ -261,8 +263,8 @@ class _Rows:
             self.keep[newly] = False
 
     def drop_nonfinite(self, values: np.ndarray, infinite: np.ndarray | None, what: str) -> None:
-        """Rows that were +-inf (``infinite``, read as NaN by the column reader) as 'infinite ...', other NaN rows
-        as 'missing ...' (fixest drops both and says which)."""
+        """Rows holding +-inf (``infinite``, from the column reader) as 'infinite ...', NaN rows as 'missing ...'
+        (fixest drops both and says which)."""
         missing = np.isnan(values)
         if infinite is not None:
             missing &= ~infinite
@@ -286,8 +288,8 @@ class _Values:
 
     y: np.ndarray
     time_codes: np.ndarray
-    time_inf: np.ndarray | None  # rows whose time was +-inf (coded -1 like missing ones, counted apart)
-    infinite: dict[str, np.ndarray | None]  # column -> rows that were +-inf (now NaN), None if none: outcome,
+    time_inf: np.ndarray | None  # rows whose time is +-inf (coded -1 like missing ones, counted apart)
+    infinite: dict[str, np.ndarray | None]  # column -> rows holding +-inf, None if none: outcome,
     # covariates, weights, unit, clusters and fixed effects
     periods: np.ndarray
     labels: np.ndarray
@@ -313,7 +315,7 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
         if dense is not None:  # units already coded 0..N-1 (as in most large panels): used as they are
             unit_codes, unit_labels = dense
         else:
-            unit_codes, unit_labels = factorize(cols.arrays[r.unit], sort=False)
+            unit_codes, unit_labels = factorize(_finite_or_nan(cols, r.unit), sort=False)
     cov = np.empty((cols.n_rows, len(r.covariates)))
     for j, c in enumerate(r.covariates):
         cov[:, j] = numeric_column(cols, c, "covariate", func, "Fix: encode it as numbers (dummies).")
@@ -322,7 +324,8 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
         w = numeric_column(cols, r.weights, "weights", func, "Fix: pass a numeric column of weights.")
     codes: dict[str, np.ndarray] = {}
     for c in [*r.clusters, *r.categorical]:
-        codes[c] = unit_codes if c == r.unit and unit_codes is not None else factorize(cols.arrays[c], sort=False)[0]
+        codes[c] = (unit_codes if c == r.unit and unit_codes is not None
+                    else factorize(_finite_or_nan(cols, c), sort=False)[0])
     tr = None
     if r.treat is not None:
         tr = numeric_column(cols, r.treat, treat_role, func, f"Fix: pass a 0/1 {treat_role} indicator.")
@@ -338,6 +341,12 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
     return _Values(y=yv, time_codes=time_codes, time_inf=time_inf, infinite=infinite, periods=periods,
                    labels=labels, date_like=date_like, unit_codes=unit_codes, unit_labels=unit_labels, covariates=cov,
                    weights=w, codes=codes, treat=tr, cohort=g)
+
+
+def _finite_or_nan(cols: Columns, name: str) -> np.ndarray:
+    """A categorical column with +-inf read as missing (inf is no unit or cluster label)."""
+    arr = cols.arrays[name]
+    return np.where(cols.infinite[name], np.nan, arr) if name in cols.infinite else arr
 
 
 def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_role: str) -> _Rows:

@@ -37,8 +37,8 @@ def check_option(func: str, name: str, value: T, allowed: Sequence[T]) -> T:
     )
 
 
-LIST_ROLES = frozenset({"covariates", "cluster", "fe", "x", "controls", "wtr", "first_stage_fe",
-                        "first_stage_covariates", "categorical"})
+LIST_ROLES = frozenset({"covariates", "cluster", "fe", "x", "controls", "wtr", "treatment_weights",
+                        "first_stage_fe", "first_stage_covariates", "categorical"})
 """Role arguments that may name several columns (a list); every other role names one column."""
 
 OUTCOME_ROLE = "y"
