@@ -117,7 +117,7 @@ def test_rc_cell_on_stacked_panel(nsw: pd.DataFrame, method: str) -> None:
     att_p, _ = core.panel_cell(dy, D, X, None, method)
     y = np.concatenate([y0, y1])
     post = np.repeat([0.0, 1.0], n)
-    att_rc, inf_rc = core.rc_cell(y, post, np.concatenate([D, D]), np.vstack([X, X]), None, method)
+    att_rc, inf_rc = rc.rc_cell(y, post, np.concatenate([D, D]), np.vstack([X, X]), None, method)
     assert att_rc == pytest.approx(att_p, rel=TOL_IDENTITY)
     assert inf_rc.shape == (2 * n,)
 
@@ -126,7 +126,7 @@ def test_cell_methods_validated() -> None:
     with pytest.raises(InvalidOptionError, match="method must be one of"):
         core.panel_cell(np.zeros(4), np.array([1, 0, 1, 0], bool), None, None, "imp")
     with pytest.raises(InvalidOptionError, match="method must be one of"):
-        core.rc_cell(np.zeros(4), np.zeros(4), np.array([1, 0, 1, 0], bool), None, None, "twfe")
+        rc.rc_cell(np.zeros(4), np.zeros(4), np.array([1, 0, 1, 0], bool), None, None, "twfe")
 
 
 def test_ipt_balances_covariates(nsw: pd.DataFrame) -> None:

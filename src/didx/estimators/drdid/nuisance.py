@@ -301,3 +301,64 @@ def independent_columns(X: np.ndarray, tol: float = 1e-6) -> np.ndarray:
             keep.append(j)
             Q = np.column_stack([Q, r / rn])
     return np.asarray(keep, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# shared by the panel (panel.py) and repeated cross-section (rc.py) estimators
+class LogitEffect:
+    """The logit's asymptotic linear representation ``score %*% (X'WX / n)^{-1}`` (R: ``asy.lin.rep.ps``),
+    applied to a derivative vector without forming the n x p matrix."""
+
+    def __init__(self, X: np.ndarray, D: np.ndarray, w: np.ndarray, ps: np.ndarray) -> None:
+        self.X = X
+        self.score = w * (D - ps)
+        self.H = inverse_crossprod(X, ps * (1.0 - ps) * w, "propensity score")
+
+    def __matmul__(self, M: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.score * (self.X @ (self.H @ M))
+        return out
+
+
+@dataclass(frozen=True)
+class OddsWeights:
+    """The logit propensity score and the IPW weights shared by the IPW and DR estimators (panel and RC)."""
+
+    ps: np.ndarray
+    converged: bool
+    logit: LogitEffect
+    trim: np.ndarray  # 0 for comparison observations with ps >= trim_level
+    treat: np.ndarray  # trim w D
+    odds: np.ndarray  # trim w (1 - D) p / (1 - p)
+
+
+def odds_weights(X: np.ndarray, D: np.ndarray, w: np.ndarray, trim_level: float) -> OddsWeights:
+    """Fit the logit propensity score (capped at ``1 - 1e-6``), trim it (DRDID's ``trim.level``), and form the
+    IPW weights and the logit's estimation-effect operator."""
+    fit = fit_logit(X, D, w)
+    ps = np.minimum(fit.pscore, PSCORE_CAP)
+    logit = LogitEffect(X, D, w, ps)
+    ps, trim = cap_and_trim(ps, D, trim_level)
+    return OddsWeights(ps=ps, converged=fit.converged, logit=logit, trim=trim, treat=trim * w * D,
+                       odds=trim * w * ps * (1.0 - D) / (1.0 - ps))
+
+
+def n_trimmed(trim: np.ndarray, D: np.ndarray) -> int:
+    """Comparison observations given zero weight by the trimming."""
+    return int(np.count_nonzero((trim == 0) & (D == 0)))
+
+
+def drop_intercept(X: np.ndarray) -> np.ndarray:
+    """``X`` without its leading intercept column (the TWFE designs add their own)."""
+    if X.shape[1] and np.all(X[:, 0] == 1.0):
+        return X[:, 1:]
+    return X
+
+
+def twfe_fit(y: np.ndarray, Z: np.ndarray, w: np.ndarray) -> CellEstimate:
+    """Weighted OLS of ``y`` on ``Z`` (treatment x post last) and the heteroskedasticity-robust influence function
+    of the last coefficient (DRDID's ``twfe_did_panel`` / ``twfe_did_rc``)."""
+    coef = wls(Z, y, w, np.ones(y.shape[0], dtype=bool), "TWFE")
+    resid = y - Z @ coef
+    bread = inverse_crossprod(Z, w, "TWFE regression")
+    inf = (w * resid) * (Z @ bread[:, -1])
+    return CellEstimate(att=float(coef[-1]), inf_func=inf, method="twfe")
