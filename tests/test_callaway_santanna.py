@@ -235,8 +235,8 @@ def test_two_periods_one_cohort_equals_did2x2_and_drdid(mp: pd.DataFrame) -> Non
                       ssc=didx.SSC(adj=False, cluster_adj=False))
     np.testing.assert_allclose(res.coef[0], two.estimate, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(res.std_errors[0], two.std_error, rtol=1e-9)
-    dr = didx.drdid(df, y="lemp", group="g", post="year", unit="countyreal", covariates=["lpop"],
-                   method="dr_traditional")
+    dr = didx.drdid(df, y="lemp", treat="g", time="year", unit="countyreal", covariates=["lpop"],
+                    est_method="dr_traditional")
     cov = fit(df, covariates=["lpop"])
     np.testing.assert_allclose(cov.coef[0], dr.estimate, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(cov.std_errors[0], dr.std_error, rtol=1e-9)
@@ -248,7 +248,7 @@ def test_two_periods_one_cohort_rc_equals_drdid(mp: pd.DataFrame, method: str, d
     df["g"] = (df["first.treat"] == 2006).astype(int)
     a = didx.att_gt(df, y="lemp", time="year", cohort="first.treat", panel=False, covariates=["lpop"],
                     method=method)
-    b = didx.drdid(df, y="lemp", group="g", post="year", covariates=["lpop"], panel=False, method=drdid_method)
+    b = didx.drdid(df, y="lemp", treat="g", time="year", covariates=["lpop"], panel=False, est_method=drdid_method)
     np.testing.assert_allclose(a.coef[0], b.estimate, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(a.std_errors[0], b.std_error, rtol=1e-9)
 
