@@ -385,8 +385,8 @@ def test_mapping_matches_direct_calls(name: str, with_options: bool, sim: pd.Dat
 
 def test_options_reach_the_estimator(sim: pd.DataFrame) -> None:
     res = didx.event_study(sim, **SIM, estimator="callaway_santanna",
-                           options={"callaway_santanna": {"control": "not_yet"}})
-    cs = didx.att_gt(sim, **SIM, control="not_yet", base_period="universal").aggregate("dynamic")
+                           options={"callaway_santanna": {"control_group": "not_yet"}})
+    cs = didx.att_gt(sim, **SIM, control_group="not_yet", base_period="universal").aggregate("dynamic")
     np.testing.assert_allclose(res.coef, cs.coef, rtol=TOL_IDENTITY)
     never = didx.event_study(sim, **SIM, estimator="callaway_santanna")
     assert not np.allclose(res.coef, never.coef)
