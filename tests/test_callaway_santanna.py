@@ -227,7 +227,7 @@ def test_two_periods_one_cohort_equals_did2x2_and_drdid(mp: pd.DataFrame) -> Non
     assert len(res.terms) == 2
     df["g"] = (df["first.treat"] == 2006).astype(int)
     df["post"] = (df["year"] == 2006).astype(int)
-    two = didx.did2x2(df, y="lemp", group="g", post="post", unit="countyreal", vcov="CR0",
+    two = didx.did2x2(df, y="lemp", treat="g", post="post", unit="countyreal", vcov="CR0",
                       ssc=didx.SSC(adj=False, cluster_adj=False))
     np.testing.assert_allclose(res.coef[0], two.estimate, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(res.std_errors[0], two.std_error, rtol=1e-9)

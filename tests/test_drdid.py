@@ -172,7 +172,7 @@ def test_no_covariates_all_methods_equal_2x2(panel: bool) -> None:
     unit = "id" if panel else None
     ests = {m: didx.drdid(df, y="y", treat="d", time="t", unit=unit, covariates=None, est_method=m, panel=panel)
             for m in [*ALL_METHODS, "twfe"]}
-    ref = didx.did2x2(df, y="y", group="d", post="t").estimate
+    ref = didx.did2x2(df, y="y", treat="d", post="t").estimate
     for m, r in ests.items():
         assert r.estimate == pytest.approx(ref, rel=TOL_IDENTITY), m
     # the IF-based SEs coincide for the covariate-free DR / IPW / OR estimators
@@ -183,7 +183,7 @@ def test_no_covariates_all_methods_equal_2x2(panel: bool) -> None:
 
 def test_no_covariates_weighted_equals_weighted_2x2() -> None:
     df = _simulated_panel()
-    ref = didx.did2x2(df, y="y", group="d", post="t", weights="w").estimate
+    ref = didx.did2x2(df, y="y", treat="d", post="t", weights="w").estimate
     for m in ALL_METHODS:
         r = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None, est_method=m, weights="w")
         assert r.estimate == pytest.approx(ref, rel=TOL_IDENTITY), m

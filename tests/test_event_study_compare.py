@@ -169,7 +169,7 @@ def _two_period_panel(seed: int) -> pd.DataFrame:
 
 def test_all_estimators_equal_the_2x2_in_a_two_period_panel() -> None:
     df = _two_period_panel(3)
-    two = didx.did2x2(df, y="y", group="group", post="post", unit="unit")
+    two = didx.did2x2(df, y="y", treat="group", post="post", unit="unit")
     res = didx.event_study(df, **SIM, estimator="all", window=(-1, 0))
     assert isinstance(res, EventStudyComparison)
     t = res.tidy()
