@@ -8,7 +8,7 @@ data), and the process's max RSS. Tasks:
 
 - ``analytic``: no covariates, never-treated controls, analytic SEs, simple/group/dynamic/calendar;
 - ``bootstrap``: the same with 999 multiplier-bootstrap draws (Rademacher), clustered by unit;
-- ``covariate``: one covariate (x1), ``method="dr"``, analytic SEs.
+- ``covariate``: one covariate (x1), ``est_method="dr"``, analytic SEs.
 
 Targets (issue 4) at 1M units: analytic under 1.5 s and 1 GB beyond the data; bootstrap under 5 s;
 covariate under 15 s. Side-by-side ratios to the Python peers: ../shared/bench/bench_peers.py with
@@ -27,7 +27,7 @@ import didx
 TASKS = {
     "analytic": {},
     "bootstrap": {"n_bootstrap": 999, "seed": 1},
-    "covariate": {"covariates": ["x1"], "method": "dr"},
+    "covariate": {"covariates": ["x1"], "est_method": "dr"},
 }
 
 

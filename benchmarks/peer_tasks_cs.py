@@ -15,7 +15,7 @@ def didx_cs(df: Any, n_bootstrap: int = 0) -> dict[str, Any]:
     import didx
 
     t0 = time.perf_counter()
-    r = didx.att_gt(df, y="y", unit="unit", time="time", cohort="first_treat", control="never", method="dr",
+    r = didx.att_gt(df, y="y", unit="unit", time="time", cohort="first_treat", control_group="never", est_method="dr",
                     n_bootstrap=n_bootstrap, seed=1 if n_bootstrap else None)
     t1 = time.perf_counter()
     s = r.aggregate("simple")

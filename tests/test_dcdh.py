@@ -296,7 +296,7 @@ def test_did_l_equals_didx_att_gt_not_yet_dynamic():
     rng = np.random.default_rng(11)
     df = _staggered(rng, n_groups=60, n_periods=7)
     res = didx.dcdh(df, y="y", unit="g", time="t", treat="d", effects=4)
-    dyn = att_gt(df, y="y", unit="g", time="t", cohort="cohort", control="not_yet", method="reg").aggregate(
+    dyn = att_gt(df, y="y", unit="g", time="t", cohort="cohort", control_group="not_yet", est_method="reg").aggregate(
         "dynamic")
     cs = dyn.tidy().set_index("event_time")["estimate"]
     for ell in range(1, 5):

@@ -47,23 +47,25 @@ PANEL_CASES = [
 
 @pytest.mark.parametrize(("key", "method", "tol_se"), PANEL_CASES)
 def test_panel_reference(nsw: pd.DataFrame, key: str, method: str, tol_se: float) -> None:
-    res = didx.drdid(nsw, y="re", group="experimental", post="year", unit="id", covariates=COVS, method=method)
+    res = didx.drdid(nsw, y="re", treat="experimental", time="year", unit="id", covariates=COVS, est_method=method)
     assert _rel(res.estimate, REF[key]["ATT"]) < TOL_ATT
     assert _rel(res.std_error, REF[key]["se"]) < tol_se
     assert res.sample.n_units == 16417
 
 
 def test_rc_improved_reference(nsw: pd.DataFrame) -> None:
-    res = didx.drdid(nsw, y="re", group="experimental", post="year", covariates=COVS, panel=False)
+    res = didx.drdid(nsw, y="re", treat="experimental", time="year", covariates=COVS, panel=False)
     ref = REF["drdid_imp_rc_on_nsw_long"]
     assert _rel(res.estimate, ref["ATT"]) < TOL_ATT
     assert _rel(res.std_error, ref["se"]) < TOL_SE_IPT
-    assert res.influence_function.shape == (32834,)
+    psi = res.influence_functions()
+    assert psi.shape == (32834, 1) and list(psi.columns) == ["ATT"]
+    assert psi.index.name == "row" and psi.index[-1] == len(nsw) - 1
 
 
 def test_r_interval_is_1_96_se(nsw: pd.DataFrame) -> None:
     """The reference intervals are ATT -/+ 1.96 se; ours use the exact normal quantile at presentation."""
-    res = didx.drdid(nsw, y="re", group="experimental", post="year", unit="id", covariates=COVS)
+    res = didx.drdid(nsw, y="re", treat="experimental", time="year", unit="id", covariates=COVS)
     ref = REF["drdid_imp_panel"]
     assert ref["lci"] == pytest.approx(ref["ATT"] - 1.96 * ref["se"], rel=1e-12)
     row = res.tidy(conf_level=0.95).iloc[0]
@@ -72,7 +74,7 @@ def test_r_interval_is_1_96_se(nsw: pd.DataFrame) -> None:
 
 
 def test_summary_and_tidy(nsw: pd.DataFrame) -> None:
-    res = didx.drdid(nsw, y="re", group="experimental", post="year", unit="id", covariates=COVS)
+    res = didx.drdid(nsw, y="re", treat="experimental", time="year", unit="id", covariates=COVS)
     text = str(res.summary())
     for piece in ("improved, locally efficient doubly robust", "drdid_imp_panel", "inverse probability tilting",
                   "Trimming", "0.995", "0 trimmed", "odds p/(1-p)", "age, educ"):
@@ -81,9 +83,10 @@ def test_summary_and_tidy(nsw: pd.DataFrame) -> None:
     assert list(tidy["term"]) == ["ATT"]
     assert {"estimate", "std_error", "p_value", "conf_low", "conf_high"} <= set(tidy.columns)
     assert res.n_trimmed == 0
-    assert res.influence_function.shape == (16417,)
-    with pytest.raises(ValueError):
-        res.influence_function[0] = 1.0
+    psi = res.influence_functions()
+    assert psi.shape == (16417, 1) and psi.index.name == "id" and psi.index.is_unique
+    psi.iloc[0, 0] = 1.0  # a copy: the result's influence function is unchanged
+    assert res.influence_functions().iloc[0, 0] != 1.0
 
 
 # ---------------------------------------------------------------- core interface used by Callaway-Sant'Anna
@@ -117,7 +120,7 @@ def test_rc_cell_on_stacked_panel(nsw: pd.DataFrame, method: str) -> None:
     att_p, _ = core.panel_cell(dy, D, X, None, method)
     y = np.concatenate([y0, y1])
     post = np.repeat([0.0, 1.0], n)
-    att_rc, inf_rc = core.rc_cell(y, post, np.concatenate([D, D]), np.vstack([X, X]), None, method)
+    att_rc, inf_rc = rc.rc_cell(y, post, np.concatenate([D, D]), np.vstack([X, X]), None, method)
     assert att_rc == pytest.approx(att_p, rel=TOL_IDENTITY)
     assert inf_rc.shape == (2 * n,)
 
@@ -126,7 +129,7 @@ def test_cell_methods_validated() -> None:
     with pytest.raises(InvalidOptionError, match="method must be one of"):
         core.panel_cell(np.zeros(4), np.array([1, 0, 1, 0], bool), None, None, "imp")
     with pytest.raises(InvalidOptionError, match="method must be one of"):
-        core.rc_cell(np.zeros(4), np.zeros(4), np.array([1, 0, 1, 0], bool), None, None, "twfe")
+        rc.rc_cell(np.zeros(4), np.zeros(4), np.array([1, 0, 1, 0], bool), None, None, "twfe")
 
 
 def test_ipt_balances_covariates(nsw: pd.DataFrame) -> None:
@@ -167,9 +170,9 @@ ALL_METHODS = ["dr", "dr_traditional", "ipw", "ipw_unnormalized", "reg"]
 def test_no_covariates_all_methods_equal_2x2(panel: bool) -> None:
     df = _simulated_panel()
     unit = "id" if panel else None
-    ests = {m: didx.drdid(df, y="y", group="d", post="t", unit=unit, covariates=None, method=m, panel=panel)
+    ests = {m: didx.drdid(df, y="y", treat="d", time="t", unit=unit, covariates=None, est_method=m, panel=panel)
             for m in [*ALL_METHODS, "twfe"]}
-    ref = didx.did2x2(df, y="y", group="d", post="t").estimate
+    ref = didx.did2x2(df, y="y", treat="d", post="t").estimate
     for m, r in ests.items():
         assert r.estimate == pytest.approx(ref, rel=TOL_IDENTITY), m
     # the IF-based SEs coincide for the covariate-free DR / IPW / OR estimators
@@ -180,9 +183,9 @@ def test_no_covariates_all_methods_equal_2x2(panel: bool) -> None:
 
 def test_no_covariates_weighted_equals_weighted_2x2() -> None:
     df = _simulated_panel()
-    ref = didx.did2x2(df, y="y", group="d", post="t", weights="w").estimate
+    ref = didx.did2x2(df, y="y", treat="d", post="t", weights="w").estimate
     for m in ALL_METHODS:
-        r = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None, method=m, weights="w")
+        r = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None, est_method=m, weights="w")
         assert r.estimate == pytest.approx(ref, rel=TOL_IDENTITY), m
 
 
@@ -190,8 +193,8 @@ def test_no_covariates_weighted_equals_weighted_2x2() -> None:
 def test_panel_and_rc_agree_on_balanced_panel(method: str) -> None:
     """With time-invariant covariates on a balanced panel, OR and improved DR give the same ATT either way."""
     df = _simulated_panel()
-    p = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1", "x2"], method=method)
-    r = didx.drdid(df, y="y", group="d", post="t", covariates=["x1", "x2"], method=method, panel=False)
+    p = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1", "x2"], est_method=method)
+    r = didx.drdid(df, y="y", treat="d", time="t", covariates=["x1", "x2"], est_method=method, panel=False)
     assert r.estimate == pytest.approx(p.estimate, rel=TOL_IDENTITY)
 
 
@@ -199,7 +202,7 @@ def test_panel_and_rc_agree_on_balanced_panel(method: str) -> None:
 @pytest.mark.parametrize("panel", [True, False])
 def test_row_order_and_unit_labels_invariance(method: str, panel: bool) -> None:
     df = _simulated_panel()
-    kw = {"y": "y", "group": "d", "post": "t", "covariates": ["x1", "x2"], "method": method, "weights": "w",
+    kw = {"y": "y", "treat": "d", "time": "t", "covariates": ["x1", "x2"], "est_method": method, "weights": "w",
           "panel": panel}
     base = didx.drdid(df, unit="id", **kw)
     shuffled = df.sample(frac=1.0, random_state=3).reset_index(drop=True)
@@ -213,8 +216,8 @@ def test_row_order_and_unit_labels_invariance(method: str, panel: bool) -> None:
 def test_constant_weights_change_nothing(method: str) -> None:
     df = _simulated_panel()
     df["w3"] = 3.0
-    a = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1"], method=method)
-    b = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1"], method=method, weights="w3")
+    a = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1"], est_method=method)
+    b = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1"], est_method=method, weights="w3")
     assert b.estimate == pytest.approx(a.estimate, rel=TOL_IDENTITY)
     assert b.std_error == pytest.approx(a.std_error, rel=TOL_IDENTITY)
 
@@ -228,7 +231,7 @@ def test_trimming_counts_and_zero_weights() -> None:
     y1 = y0 + 1 + d + rng.normal(size=n)
     df = pd.DataFrame({"id": np.tile(np.arange(n), 2), "t": np.repeat([0, 1], n), "y": np.concatenate([y0, y1]),
                        "d": np.tile(d, 2), "x": np.tile(x, 2)})
-    res = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates="x", method="ipw", trim_level=0.9)
+    res = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates="x", est_method="ipw", trim_level=0.9)
     assert res.n_trimmed > 0
     assert f"{res.n_trimmed} trimmed" in str(res.summary())
     # trimmed comparison units do not enter the estimate or its influence function
@@ -242,7 +245,7 @@ def test_trimming_counts_and_zero_weights() -> None:
     odds = np.where((d == 0) & ~trimmed, ps / (1 - ps), 0.0)
     by_hand = dy[d == 1].mean() - np.sum(odds * dy) / np.sum(odds)
     assert res.estimate == pytest.approx(by_hand, rel=1e-10)
-    untrimmed = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates="x", method="ipw", trim_level=1.0)
+    untrimmed = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates="x", est_method="ipw", trim_level=1.0)
     assert untrimmed.n_trimmed == 0
     assert untrimmed.estimate != res.estimate
 
@@ -251,7 +254,7 @@ def test_trimming_counts_and_zero_weights() -> None:
 def test_missing_covariate_rows_counted_and_units_dropped() -> None:
     df = _simulated_panel()
     df.loc[[0, 5], "x1"] = np.nan  # pre rows of two units
-    res = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1", "x2"])
+    res = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1", "x2"])
     reasons = {d.reason: d for d in res.sample.dropped}
     assert reasons["missing covariate (x1)"].n_rows == 2
     assert reasons["unit not observed in both periods (balanced panel)"].n_units == 2
@@ -263,8 +266,8 @@ def test_missing_covariate_rows_counted_and_units_dropped() -> None:
 def test_collinear_covariate_dropped_and_reported() -> None:
     df = _simulated_panel()
     df["x1_copy"] = 2 * df["x1"]
-    a = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1", "x2"])
-    b = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1", "x2", "x1_copy"])
+    a = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1", "x2"])
+    b = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1", "x2", "x1_copy"])
     assert b.estimate == pytest.approx(a.estimate, rel=TOL_IDENTITY)
     assert any("x1_copy" in n for n in b.notes)
 
@@ -272,55 +275,55 @@ def test_collinear_covariate_dropped_and_reported() -> None:
 def test_error_covariates_required() -> None:
     df = _simulated_panel()
     with pytest.raises(InvalidOptionError, match=r"'covariates' argument is required.*covariates=None"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id")
+        didx.drdid(df, y="y", treat="d", time="t", unit="id")
 
 
 def test_error_group_not_binary() -> None:
     df = _simulated_panel()
     df["d"] = df["d"] * 2
     with pytest.raises(DataError, match=r"'d' must be 0/1.*Fix"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None)
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None)
 
 
 def test_error_group_varies_within_unit() -> None:
     df = _simulated_panel()
     df.loc[0, "d"] = 1 - df.loc[0, "d"]
-    with pytest.raises(DataError, match=r"group column 'd' varies within a unit of 'id'.*Fix"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None)
+    with pytest.raises(DataError, match=r"treat column 'd' \(treated-group indicator\) varies within a unit of 'id'"):
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None)
 
 
 def test_error_covariate_varies_within_unit() -> None:
     df = _simulated_panel()
     df.loc[df["t"] == 1, "x1"] += 1.0
     with pytest.raises(DataError, match=r"'x1' changes between the two periods.*Fix"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1"])
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1"])
 
 
 def test_error_three_periods() -> None:
     df = _simulated_panel()
     df.loc[df.index[:10], "t"] = 2
-    with pytest.raises(DataError, match=r"post column 't' must take exactly two values.*att_gt"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None)
+    with pytest.raises(DataError, match=r"time column 't' must take exactly two values.*att_gt"):
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None)
 
 
 def test_error_panel_without_unit() -> None:
     with pytest.raises(InvalidOptionError, match=r"unit=.*panel=False"):
-        didx.drdid(_simulated_panel(), y="y", group="d", post="t", covariates=None)
+        didx.drdid(_simulated_panel(), y="y", treat="d", time="t", covariates=None)
 
 
 def test_error_bad_method_and_trim() -> None:
     df = _simulated_panel()
-    with pytest.raises(InvalidOptionError, match=r"'method' parameter of drdid.*'dr_traditional'"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None, method="dr_trad")
+    with pytest.raises(InvalidOptionError, match=r"'est_method' parameter of drdid.*'dr_traditional'"):
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None, est_method="dr_trad")
     with pytest.raises(InvalidOptionError, match="trim_level"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None, trim_level=1.5)
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None, trim_level=1.5)
     with pytest.raises(InvalidOptionError, match=r"'trim_level'.*Got True"):  # a bool is not a level
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None, trim_level=True)
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None, trim_level=True)
 
 
 def test_error_unknown_covariate_column() -> None:
     with pytest.raises(ColumnNotFoundError, match=r"'x9' given as covariates=.*Fix"):
-        didx.drdid(_simulated_panel(), y="y", group="d", post="t", unit="id", covariates=["x9"])
+        didx.drdid(_simulated_panel(), y="y", treat="d", time="t", unit="id", covariates=["x9"])
 
 
 def test_error_small_group() -> None:
@@ -328,14 +331,14 @@ def test_error_small_group() -> None:
     treated_ids = df.loc[df["d"] == 1, "id"].unique()[3:]
     df = df[~df["id"].isin(treated_ids)]
     with pytest.raises(DesignError, match=r"treated group has 3 units.*at least 7.*Fix"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1", "x2"])
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1", "x2"])
 
 
 def test_error_time_varying_weights() -> None:
     df = _simulated_panel()
     df.loc[df["t"] == 1, "w"] *= 2
     with pytest.raises(DataError, match=r"weights column 'w' must be constant within a unit"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=None, weights="w")
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None, weights="w")
 
 
 def test_error_rc_empty_cell() -> None:
@@ -401,14 +404,14 @@ def test_error_perfect_separation(method: str) -> None:
                        "y": np.concatenate([y0, y0 + d + rng.normal(size=n)]), "d": np.tile(d, 2),
                        "x": np.tile(x, 2)})
     with pytest.raises(DesignError, match=r"perfectly separate treated and comparison units.*Fix"):
-        didx.drdid(df, y="y", group="d", post="t", unit="id", covariates="x", method=method)
+        didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates="x", est_method=method)
 
 
 def test_polars_input_same_result() -> None:
     pl = pytest.importorskip("polars")
     df = _simulated_panel()
-    a = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1", "x2"], weights="w")
-    b = didx.drdid(pl.from_pandas(df), y="y", group="d", post="t", unit="id", covariates=["x1", "x2"], weights="w")
+    a = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1", "x2"], weights="w")
+    b = didx.drdid(pl.from_pandas(df), y="y", treat="d", time="t", unit="id", covariates=["x1", "x2"], weights="w")
     assert b.estimate == a.estimate
     assert b.std_error == a.std_error
 
@@ -416,8 +419,98 @@ def test_polars_input_same_result() -> None:
 def test_unit_with_repeated_cross_sections_is_reported_not_silently_ignored() -> None:
     """With panel=False the unit column is not used (as DRDID's idname); the result says so."""
     df = _simulated_panel()
-    r = didx.drdid(df, y="y", group="d", post="t", unit="id", covariates=["x1"], panel=False)
-    plain = didx.drdid(df, y="y", group="d", post="t", covariates=["x1"], panel=False)
+    r = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1"], panel=False)
+    plain = didx.drdid(df, y="y", treat="d", time="t", covariates=["x1"], panel=False)
     assert r.estimate == plain.estimate
     assert "unit='id' not used" in dict(r.design)["Data"]
     assert any("unit='id'" in n and "panel=True" in n for n in r.notes)
+
+
+# ---------------------------------------------------------------- covariance contract: with_vcov from the IF
+def _clustered_panel() -> pd.DataFrame:
+    df = _simulated_panel()
+    df["state"] = (df["id"] - 1000) // 17  # 24 states nesting units
+    return df
+
+
+@pytest.mark.parametrize("method", ["dr", "dr_traditional", "ipw", "reg", "twfe"])
+@pytest.mark.parametrize("panel", [True, False])
+def test_with_vcov_equals_refit_with_that_option(method: str, panel: bool) -> None:
+    df = _clustered_panel()
+    kw = {"y": "y", "treat": "d", "time": "t", "unit": "id" if panel else None, "covariates": ["x1", "x2"],
+          "est_method": method, "panel": panel}
+    plain = didx.drdid(df, **kw)
+    clustered = didx.drdid(df, cluster="state", **kw)
+    assert clustered.inference.cluster_names == ("state",) and clustered.inference.n_clusters == (24,)
+    assert clustered.estimate == plain.estimate and clustered.std_error != pytest.approx(plain.std_error, rel=1e-3)
+    # a column not captured at fit time: from data= (checked) or the values themselves
+    for new in (plain.with_vcov(cluster="state", data=df), plain.with_vcov(cluster=df["state"])):
+        assert new.std_error == pytest.approx(clustered.std_error, rel=1e-10)
+        assert new.inference.cluster_names == ("state",)
+    # default = as at fit time; 'analytic' without cluster = by unit / observation
+    assert clustered.with_vcov().std_error == pytest.approx(clustered.std_error, rel=1e-10)
+    assert clustered.with_vcov("analytic").std_error == pytest.approx(plain.std_error, rel=1e-10)
+    assert plain.with_vcov().std_error == pytest.approx(plain.std_error, rel=1e-10)
+    if panel:  # the unit is captured at fit time
+        by_unit = didx.drdid(df, cluster="id", **kw)
+        assert plain.with_vcov(cluster="id").std_error == pytest.approx(by_unit.std_error, rel=1e-10)
+        if method != "twfe":  # one influence-function entry per unit: clustering by unit is the default
+            assert by_unit.std_error == pytest.approx(plain.std_error, rel=1e-10)
+
+
+@pytest.mark.parametrize("method", ["dr", "twfe"])
+def test_clustered_se_is_the_sum_of_the_influence_function_by_cluster(method: str) -> None:
+    df = _clustered_panel()
+    res = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=["x1"], est_method=method,
+                     cluster="state")
+    psi = res.influence_functions()["ATT"]
+    units = psi.index.get_level_values(0)
+    state = (np.asarray(units) - 1000) // 17
+    c = psi.to_numpy() - psi.mean()
+    sums = pd.Series(c).groupby(state).sum().to_numpy()
+    n = len(psi)
+    scale = n * (n - 1) if method == "twfe" else n * n
+    assert res.std_error == pytest.approx(np.sqrt((sums**2).sum() / scale), rel=1e-12)
+    if method == "twfe":  # stacked rows: (unit, period), pre rows first
+        assert psi.index.names == ["id", "period"] and list(psi.index.get_level_values(1)[[0, -1]]) == [0, 1]
+
+
+def test_with_vcov_refuses_what_it_does_not_support() -> None:
+    df = _clustered_panel()
+    res = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None)
+    for bad in ({"vcov": "HC1"}, {"ssc": didx.SSC()}, {"cluster": ["state", "id"]}):
+        with pytest.raises(InvalidOptionError, match=r"does not support.*It supports: vcov= 'analytic'.*Fix"):
+            res.with_vcov(**bad, data=df)  # type: ignore[arg-type]
+    with pytest.raises(InvalidOptionError, match=r"'state' was not captured at fit time.*data="):
+        res.with_vcov(cluster="state")
+    assert res.capabilities is not None and res.capabilities.vcov == ("analytic",)
+
+
+def test_with_vcov_data_must_be_the_fitted_frame() -> None:
+    df = _clustered_panel()
+    res = didx.drdid(df, y="y", treat="d", time="t", unit="id", covariates=None)
+    with pytest.raises(DataError, match=r"data= for .state. have 799 rows.*had 800"):
+        res.with_vcov(cluster="state", data=df.iloc[1:])
+    with pytest.raises(DataError, match=r"not the frame that was fitted"):
+        res.with_vcov(cluster="state", data=df.iloc[::-1].reset_index(drop=True))
+    with pytest.raises(DataError, match=r"have 799 rows.*had 800"):
+        res.with_vcov(cluster=df["state"].iloc[1:])
+
+
+def test_cluster_errors() -> None:
+    df = _clustered_panel()
+    kw = {"y": "y", "treat": "d", "time": "t", "unit": "id", "covariates": None}
+    df["one"] = 1
+    with pytest.raises(DataError, match=r"'one' has 1 distinct value.*at least two clusters"):
+        didx.drdid(df, cluster="one", **kw)
+    df["rowwise"] = np.arange(len(df))
+    with pytest.raises(DataError, match=r"'rowwise' varies within units.*Fix"):
+        didx.drdid(df, cluster="rowwise", **kw)
+    with pytest.raises(DataError, match=r"'rowwise' varies within units"):
+        didx.drdid(df, **kw).with_vcov(cluster="rowwise", data=df)
+
+
+@pytest.mark.parametrize("col", ["id", "t"])
+def test_error_outcome_is_the_unit_or_time_column(col: str) -> None:
+    with pytest.raises(InvalidOptionError, match=rf"'{col}' is given as both y= and .*=.*Fix"):
+        didx.drdid(_simulated_panel(), y=col, treat="d", time="t", unit="id", covariates=None)

@@ -127,7 +127,7 @@ def test_single_date_one_post_period_equals_2x2(base_did: pd.DataFrame) -> None:
     two = base_did[base_did["period"].isin([5, 6])].copy()
     two["post"] = (two["period"] == 6).astype(int)
     es = didx.event_study(two, y="y", unit="id", time="period", cohort="cohort")
-    dd = didx.did2x2(two, y="y", group="treat", post="post", unit="id")
+    dd = didx.did2x2(two, y="y", treat="treat", post="post", unit="id")
     assert es.terms == ("event_time::0",)
     assert es.estimate == pytest.approx(dd.estimate, rel=TOL_IDENTITY)
     assert es.std_error == pytest.approx(dd.std_error, rel=TOL_IDENTITY)

@@ -169,7 +169,7 @@ def _two_period_panel(seed: int) -> pd.DataFrame:
 
 def test_all_estimators_equal_the_2x2_in_a_two_period_panel() -> None:
     df = _two_period_panel(3)
-    two = didx.did2x2(df, y="y", group="group", post="post", unit="unit")
+    two = didx.did2x2(df, y="y", treat="group", post="post", unit="unit")
     res = didx.event_study(df, **SIM, estimator="all", window=(-1, 0))
     assert isinstance(res, EventStudyComparison)
     t = res.tidy()
@@ -385,8 +385,8 @@ def test_mapping_matches_direct_calls(name: str, with_options: bool, sim: pd.Dat
 
 def test_options_reach_the_estimator(sim: pd.DataFrame) -> None:
     res = didx.event_study(sim, **SIM, estimator="callaway_santanna",
-                           options={"callaway_santanna": {"control": "not_yet"}})
-    cs = didx.att_gt(sim, **SIM, control="not_yet", base_period="universal").aggregate("dynamic")
+                           options={"callaway_santanna": {"control_group": "not_yet"}})
+    cs = didx.att_gt(sim, **SIM, control_group="not_yet", base_period="universal").aggregate("dynamic")
     np.testing.assert_allclose(res.coef, cs.coef, rtol=TOL_IDENTITY)
     never = didx.event_study(sim, **SIM, estimator="callaway_santanna")
     assert not np.allclose(res.coef, never.coef)

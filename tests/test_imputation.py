@@ -64,7 +64,7 @@ def test_two_by_two_identity() -> None:
     df = _single_cohort_two_periods()
     imp = didx.imputation(df, y="y", unit="unit", time="time", cohort="g")
     two = didx.did2s(df, y="y", unit="unit", time="time", cohort="g")
-    dd = didx.did2x2(df, y="y", group="grp", post="post", unit="unit")
+    dd = didx.did2x2(df, y="y", treat="grp", post="post", unit="unit")
     assert imp.estimate == pytest.approx(dd.estimate, rel=TOL_IDENTITY)
     assert two.estimate == pytest.approx(dd.estimate, rel=TOL_IDENTITY)
 

@@ -91,14 +91,14 @@ def test_fewer_than_two_periods(small: pd.DataFrame) -> None:
 def test_post_not_binary(card_krueger: pd.DataFrame) -> None:
     df = card_krueger.assign(d=card_krueger["d"] + 1)
     with pytest.raises(didx.DataError, match=r"post column 'd' must be a 0/1.*Fix"):
-        didx.did2x2(df, y="fte", group="nj", post="d")
+        didx.did2x2(df, y="fte", treat="nj", post="d")
 
 
 def test_bad_option_message(card_krueger: pd.DataFrame) -> None:
     with pytest.raises(didx.InvalidOptionError, match=r"'vcov' parameter of did2x2 must be one of .*Got 'HC9'"):
-        didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov="HC9")
+        didx.did2x2(card_krueger, y="fte", treat="nj", post="d", vcov="HC9")
     with pytest.raises(didx.InvalidOptionError, match=r"needs a cluster variable.*Fix"):
-        didx.did2x2(card_krueger, y="fte", group="nj", post="d", vcov="CR1")
+        didx.did2x2(card_krueger, y="fte", treat="nj", post="d", vcov="CR1")
 
 
 def test_zero_cohort_ambiguous_when_zero_is_a_period() -> None:
@@ -218,7 +218,7 @@ def test_cohort_and_treat_both_given(small: pd.DataFrame) -> None:
         didx.twfe(small, y="y", unit="unit", time="time", cohort="cohort", treat="d")
     with pytest.raises(didx.InvalidOptionError, match=r"first_difference=True needs unit=.*Fix"):
         didx.did2x2(small[small["time"] <= 2].assign(p=lambda d: d["time"] - 1, g=lambda d: (d["cohort"] > 0) * 1),
-                    y="y", group="g", post="p", first_difference=True)
+                    y="y", treat="g", post="p", first_difference=True)
 
 
 def test_duplicate_hidden_by_equal_counts() -> None:

@@ -26,13 +26,13 @@ def _means(df: pd.DataFrame) -> pd.DataFrame:
 def test_single_cohort_equals_twfe_event_study(panel: pd.DataFrame) -> None:
     """One cohort and never-treated controls, window = all periods: the stack is the panel itself."""
     one = panel[panel["cohort"].isin([0, 5])]
-    res = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control="never")
+    res = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control_group="never")
     es = didx.event_study(one, y="y", unit="unit", time="time", cohort="cohort")
     reg = res.regression
     assert reg.terms == es.terms
     np.testing.assert_allclose(reg.coef, es.coef, rtol=TOL_IDENTITY)
     np.testing.assert_allclose(reg.vcov_matrix, es.vcov_matrix, rtol=1e-9)
-    sub = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control="never",
+    sub = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control_group="never",
                        fe="subexperiment")
     np.testing.assert_allclose(sub.coef, res.coef, rtol=TOL_IDENTITY)
 
@@ -84,7 +84,7 @@ def test_unweighted_stack_is_different_and_never_control(panel: pd.DataFrame) ->
     b = didx.stacked(panel, weighting="none", **kw)
     assert not np.allclose(a.coef, b.coef)
     assert "unweighted" in dict(b.design)["Weights"]
-    c = didx.stacked(panel, control="never", **kw)
+    c = didx.stacked(panel, control_group="never", **kw)
     assert c.sub_experiments["n_control_units"].nunique() == 1
 
 
@@ -117,8 +117,8 @@ def test_errors(panel: pd.DataFrame) -> None:
     kw: dict[str, Any] = dict(y="y", unit="unit", time="time", cohort="cohort")
     with pytest.raises(didx.InvalidOptionError, match=r"'window'.*lo <= -1.*\(-3, 3\).*Got \(0, 3\)"):
         didx.stacked(panel, window=(0, 3), **kw)
-    with pytest.raises(didx.InvalidOptionError, match=r"'control'.*'not_yet'.*'never'.*'notyet'"):
-        didx.stacked(panel, window=(-2, 2), control="notyet", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'control_group'.*'not_yet'.*'never'.*'notyet'"):
+        didx.stacked(panel, window=(-2, 2), control_group="notyet", **kw)
     with pytest.raises(didx.InvalidOptionError, match=r"'weighting'.*'corrective'"):
         didx.stacked(panel, window=(-2, 2), weighting="wfh", **kw)
     with pytest.raises(didx.InvalidOptionError, match=r"'fe'.*'unit_event'.*'subexperiment'"):
@@ -129,7 +129,7 @@ def test_errors(panel: pd.DataFrame) -> None:
         didx.stacked(panel, window=(-9, 9), **kw)
     treated_only = panel[panel["cohort"] > 0]
     with pytest.raises(didx.DesignError, match=r"no clean control"):
-        didx.stacked(treated_only, window=(-1, 3), control="never", **kw)
+        didx.stacked(treated_only, window=(-1, 3), control_group="never", **kw)
 
 
 def test_hand_computed_small_panel() -> None:
@@ -156,7 +156,7 @@ def test_hand_computed_small_panel() -> None:
 
 @pytest.mark.parametrize(("vcov", "cluster", "kw"), [
     (None, None, {}), ("iid", None, {}), ("hetero", None, {}), (None, "state", {}), (None, ["unit", "time"], {}),
-    (None, None, {"weighting": "none"}), (None, None, {"control": "never"}), ("CR3", "state", {}),
+    (None, None, {"weighting": "none"}), (None, None, {"control_group": "never"}), ("CR3", "state", {}),
 ])
 def test_cells_equal_regression(panel: pd.DataFrame, vcov: str | None, cluster: Any, kw: dict[str, Any]) -> None:
     """A balanced stack is fitted from cell means (sub-experiment x treated x event time); same numbers."""
@@ -217,7 +217,7 @@ def test_wild_bootstrap_equals_twfe_event_study_on_one_cohort(panel: pd.DataFram
     """One cohort, never-treated controls, window = all periods: the stack is the panel and the stacked regression
     the TWFE event study, so their wild bootstraps are the same test draw by draw (ATT: the post mean)."""
     one = panel[panel["cohort"].isin([0, 5])]
-    res = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control="never",
+    res = didx.stacked(one, y="y", unit="unit", time="time", cohort="cohort", window=(-4, 5), control_group="never",
                        cluster="state", engine=engine)
     es = didx.event_study(one, y="y", unit="unit", time="time", cohort="cohort", cluster="state")
     kw: dict[str, Any] = dict(n_bootstrap=999, seed=7)

@@ -205,7 +205,8 @@ def test_post_coefficients_equal_cs_cell_mean_form(sim: pd.DataFrame) -> None:
 
 def test_post_coefficients_equal_att_gt(sim: pd.DataFrame) -> None:
     res = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort")
-    cs = didx.att_gt(sim, y="y", unit="unit", time="time", cohort="cohort", control="never", base_period="universal")
+    cs = didx.att_gt(sim, y="y", unit="unit", time="time", cohort="cohort", control_group="never",
+                     base_period="universal")
     t = cs.tidy()
     coefs = res.coefficients.tidy()
     assert len(coefs) > 0
@@ -216,7 +217,7 @@ def test_post_coefficients_equal_att_gt(sim: pd.DataFrame) -> None:
 
 
 def test_last_treated_control_cell_mean_form(sim: pd.DataFrame) -> None:
-    res = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort", control="last_treated")
+    res = didx.sun_abraham(sim, y="y", unit="unit", time="time", cohort="cohort", control_group="last_treated")
     m = _cell_means(sim)
     for r in res.coefficients.tidy().itertuples():
         g, t = int(r.group), int(r.group + r.event_time)
@@ -277,8 +278,8 @@ def test_event_study_interface(sa_stagg: Any) -> None:
 # ---------------------------------------------------------------- errors
 def test_errors(mpdta: pd.DataFrame) -> None:
     kw: dict[str, Any] = dict(y="lemp", unit="countyreal", time="year", cohort="first.treat")
-    with pytest.raises(didx.InvalidOptionError, match=r"'control'.*'never'.*'last_treated'.*'nevr'"):
-        didx.sun_abraham(mpdta, control="nevr", **kw)
+    with pytest.raises(didx.InvalidOptionError, match=r"'control_group'.*'never'.*'last_treated'.*'nevr'"):
+        didx.sun_abraham(mpdta, control_group="nevr", **kw)
     with pytest.raises(didx.InvalidOptionError, match=r"'ref'.*e\.g\. -1"):
         didx.sun_abraham(mpdta, ref="first", **kw)  # type: ignore[arg-type]
     with pytest.raises(didx.InvalidOptionError, match=r"engine='cells' needs a panel without weights.*engine='auto'"):
@@ -293,13 +294,13 @@ def test_errors(mpdta: pd.DataFrame) -> None:
         didx.sun_abraham(treated_only, **kw)
     one_cohort = mpdta[mpdta["first.treat"].isin([0, 2006])]
     with pytest.raises(didx.DesignError, match=r"last_treated.*at least two treated cohorts.*Fix"):
-        didx.sun_abraham(one_cohort, control="last_treated", **kw)
+        didx.sun_abraham(one_cohort, control_group="last_treated", **kw)
 
 
 def test_last_treated_without_never_treated(mpdta: pd.DataFrame) -> None:
     treated_only = mpdta[mpdta["first.treat"] > 0]
     res = didx.sun_abraham(treated_only, y="lemp", unit="countyreal", time="year", cohort="first.treat",
-                           control="last_treated")
+                           control_group="last_treated")
     assert res.sample.n_obs == int((treated_only["year"] < 2007).sum())
     assert set(res.coefficients.tidy()["group"]) == {2004.0, 2006.0}
 
@@ -346,7 +347,7 @@ def test_results_pickle(mpdta: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("kw", [
-    {"control": "last_treated"},
+    {"control_group": "last_treated"},
     {"ssc": didx.SSC(adj=False, cluster_adj=False)},
     {"ssc": didx.SSC(fixef_k="full")},
     {"ssc": didx.SSC(fixef_k="none"), "vcov": "iid"},

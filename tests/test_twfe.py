@@ -89,8 +89,8 @@ def test_two_periods_equals_2x2(mpdta: pd.DataFrame) -> None:
     df["G"] = (df["first.treat"] == 2006).astype(int)
     df["P"] = (df["year"] == 2006).astype(int)
     tw = didx.twfe(df, y="lemp", unit="countyreal", time="year", cohort="first.treat")
-    fe = didx.did2x2(df, y="lemp", group="G", post="P", unit="countyreal")
-    pooled = didx.did2x2(df, y="lemp", group="G", post="P")
+    fe = didx.did2x2(df, y="lemp", treat="G", post="P", unit="countyreal")
+    pooled = didx.did2x2(df, y="lemp", treat="G", post="P")
     assert tw.estimate == pytest.approx(pooled.estimate, rel=TOL_IDENTITY)
     assert tw.estimate == pytest.approx(fe.estimate, rel=TOL_IDENTITY)
     assert tw.std_error == pytest.approx(fe.std_error, rel=1e-9)
@@ -159,7 +159,7 @@ def test_zero_weights_dropped_and_counted_as_fixest() -> None:
     assert a.sample.n_obs == len(positive)
     g = didx.did2x2(df[df["time"].isin([1, 6])].assign(P=lambda d: (d["time"] == 6).astype(int),
                                                         G=lambda d: (d["cohort"] > 0).astype(int)),
-                    y="y", group="G", post="P", weights="w", vcov="HC1")
+                    y="y", treat="G", post="P", weights="w", vcov="HC1")
     assert "zero weight (w)" in str(g.summary())
     o = didx.ols(df, y="y", x="d", fe=["unit", "time"], weights="w", vcov="hetero")
     assert o.std_error == pytest.approx(b.with_vcov("hetero").std_error, rel=TOL_IDENTITY)
@@ -209,7 +209,7 @@ def test_cr3_unidentified_without_a_cluster() -> None:
     df["y"] = np.arange(24.0) % 5 + df["g"] * df["p"]
     df.loc[df["g"] == 1, "cl"] = 0  # the treated rows all in one cluster
     with pytest.raises(didx.DesignError, match=r"CR3.*leaving out one cluster.*Fix"):
-        didx.did2x2(df, y="y", group="g", post="p", vcov="CR3", cluster="cl")
+        didx.did2x2(df, y="y", treat="g", post="p", vcov="CR3", cluster="cl")
 
 
 def test_option_errors_name_the_fix(mpdta: pd.DataFrame) -> None:

@@ -261,12 +261,8 @@ def test_treat_errors_say_treated_group(card_krueger: pd.DataFrame) -> None:
 def test_treat_is_the_treated_group_dummy(card_krueger: pd.DataFrame) -> None:
     res = didx.did2x2(card_krueger, y="fte", treat="nj", post="d", cluster="store_id")
     assert res.headline == "nj:d" and dict(res.design)["Treated group"] == "nj == 1"
-    old = didx.did2x2(card_krueger, y="fte", group="nj", post="d", cluster="store_id")  # transitional alias
-    np.testing.assert_array_equal(old.coef, res.coef)
     with pytest.raises(didx.InvalidOptionError, match=r"treat= is required.*Fix"):
         didx.did2x2(card_krueger, y="fte", post="d")
-    with pytest.raises(didx.InvalidOptionError, match=r"group= is the former name of treat=.*Fix: pass treat= only"):
-        didx.did2x2(card_krueger, y="fte", treat="nj", group="nj", post="d")
 
 
 def test_plot_labels_must_be_pairs_of_strings(card_krueger: pd.DataFrame) -> None:

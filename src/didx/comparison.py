@@ -182,7 +182,8 @@ def event_study(
         ``covariates`` for stacked). See :mod:`didx.comparison` for the mapping and for how the
         estimators' pre-period coefficients differ.
     options : per-estimator keyword arguments passed on (and overriding the mapped ones), e.g.
-        ``{"callaway_santanna": {"base_period": "varying", "control": "not_yet"}, "stacked": {"window": (-2, 1)}}``.
+        ``{"callaway_santanna": {"base_period": "varying", "control_group": "not_yet"},
+        "stacked": {"window": (-2, 1)}}``.
 
     Returns
     -------
@@ -673,7 +674,7 @@ def _run_callaway_santanna(inputs: _Inputs, extra: dict[str, Any], bin_endpoints
     ref = c.refs[0]
     if ref != round(ref):
         _refuse(name, "ref", ref, "the reference must be an integer event time (-1 - anticipation)", "use ref=-1")
-    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "control": "never",
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "control_group": "never",
                             "base_period": "universal", "anticipation": int(-1 - ref),
                             "covariates": c.covariates or None,
                             "cluster": _need_single(name, "cluster", c.cluster), "weights": c.weights}

@@ -18,9 +18,13 @@ for the clusters spanning several cohorts. No n x K matrix is formed (see ``shar
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from didx._errors import DataError
+from didx.inference.contract import cluster_count_check
 
 W_COL = 1
 """Index of the ``w_i`` feature (the weight-estimation terms of the aggregations load on it)."""
@@ -93,6 +97,21 @@ class IFStore:
             self._pairs = (keys // G, p_cohort, zp, M)
         return self._pairs
 
+    def reclustered(self, cluster: np.ndarray | None, n_clusters: int) -> IFStore:
+        """The same influence functions with other cluster codes (one per unit, 0..n_clusters-1; None: by unit),
+        sharing the features, coefficients and per-cohort Gram (no copy)."""
+        return dataclasses.replace(self, cluster=cluster, n_clusters=n_clusters, _gram=self._gram, _pairs=None)
+
+    def influence(self, A: np.ndarray, U: np.ndarray | None = None) -> np.ndarray:
+        """The dense (n, m) influence functions of the estimands ``(A, U)`` (units in the store's order). Built on
+        request only (``influence_functions()``): covariances and draws never form it."""
+        D = self.coefficients(A, U)
+        out = np.empty((self.Z.shape[0], D.shape[2]))
+        for g in range(self.n_cohorts):
+            lo, hi = self.block[g], self.block[g + 1]
+            out[lo:hi] = self.Z[lo:hi] @ D[g]
+        return out
+
     def coefficients(self, A: np.ndarray, U: np.ndarray | None = None) -> np.ndarray:
         """(G_all, L, m) coefficients of ``m`` estimands ``psi = Psi_cells @ A + U[g] * w_i``."""
         D = np.einsum("glk,km->glm", self.coef, A)
@@ -131,3 +150,41 @@ class IFStore:
         """Bootstrap draws (B, m) of the estimands from block sums ``basis`` (B, G_all, L)."""
         D = self.coefficients(A, U)
         return np.asarray(np.einsum("bgl,glm->bm", basis, D) * scale)
+
+
+def clusters_of_units(func: str, name: str, row_codes: np.ndarray, unit_of_row: np.ndarray | None,
+                      n_units: int) -> tuple[np.ndarray, int]:
+    """Cluster codes per unit (0..G-1) from codes per row, and G.
+
+    ``unit_of_row`` is the unit (0..n_units-1) of each row, or None when every row is its own unit (repeated cross
+    sections). Clusters must nest units: a code that varies within a unit is a :class:`DataError`; fewer than two
+    clusters too (:func:`~didx.inference.contract.cluster_count_check`). O(rows), no Python loop.
+    """
+    rc = np.asarray(row_codes, dtype=np.int64)
+    if unit_of_row is None:
+        codes = rc
+    else:
+        codes = np.full(n_units, -1, dtype=np.int64)
+        codes[unit_of_row] = rc
+        if np.any(codes[unit_of_row] != rc):
+            raise DataError(
+                f"{func}: the cluster column {name!r} varies within units. Clusters must nest units (e.g. states "
+                f"containing counties), because the influence functions are per unit. Fix: cluster on a variable "
+                f"that is constant within each unit."
+            )
+    present = np.bincount(codes[codes >= 0]) > 0 if codes.size else np.zeros(0, dtype=bool)
+    G = int(present.sum())
+    cluster_count_check(func, name, G)
+    if not present.all():
+        codes = np.where(codes >= 0, (np.cumsum(present) - 1)[np.clip(codes, 0, None)], -1)
+    return codes, G
+
+
+def summed_square(inf: np.ndarray, cluster: np.ndarray | None = None, n_clusters: int = 0) -> float:
+    """``sum_c (sum_{i in c} (inf_i - mean inf))^2`` for one influence function (``sum_i (inf_i - mean)^2``
+    without clusters): the numerator of the analytic (cluster-robust) variance of a 2x2 estimate."""
+    c = np.asarray(inf, dtype=np.float64) - float(np.mean(inf))
+    if cluster is None:
+        return float(c @ c)
+    sums = np.bincount(cluster, weights=c, minlength=n_clusters)
+    return float(sums @ sums)

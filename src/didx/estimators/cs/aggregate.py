@@ -12,7 +12,7 @@ G_i} (att_k - theta)``: a coefficient per cohort on the unit's weight. Each aggr
 ``(A, U)``: ``A`` (cells x estimands) and ``U`` (cohorts x estimands), turned into covariances and bootstrap
 draws by :class:`didx.inference.if_store.IFStore`.
 
-Types (as ``aggte``): ``simple`` (post-treatment cells weighted by cohort size), ``group`` (by cohort, then
+Kinds (``aggte``'s ``type``): ``simple`` (post-treatment cells weighted by cohort size), ``group`` (by cohort, then
 averaged with cohort-size weights), ``dynamic`` (by event time ``e = t - g``; the overall effect averages
 ``e >= 0``), ``calendar`` (by period, then averaged). ``max_e`` limits the post-treatment cells of ``simple``
 and ``group``; ``min_e``/``max_e``/``balance_e`` select event times of ``dynamic``.
@@ -58,7 +58,7 @@ def _check_window(kind: str, min_e: float, max_e: float, balance_e: int | None, 
     """Reject options the aggregation ``kind`` would ignore, and windows that are not event times."""
     if kind not in ("simple", "group", "dynamic", "calendar"):
         raise InvalidOptionError(
-            f"The 'type' parameter of {func} must be one of {{'simple', 'group', 'dynamic', 'calendar'}}. "
+            f"The 'kind' parameter of {func} must be one of {{'simple', 'group', 'dynamic', 'calendar'}}. "
             f"Got {kind!r} instead."
         )
     for name, v in (("min_e", min_e), ("max_e", max_e)):
@@ -84,8 +84,8 @@ def _check_window(kind: str, min_e: float, max_e: float, balance_e: int | None, 
         ignored.append(f"max_e={max_e!r}")
     if ignored:
         raise InvalidOptionError(
-            f"{func}: {', '.join(ignored)} has no effect on type={kind!r} (min_e and balance_e select event times "
-            f"of type='dynamic'; max_e caps 'simple', 'group' and 'dynamic'). Fix: drop it, or use type='dynamic'."
+            f"{func}: {', '.join(ignored)} has no effect on kind={kind!r} (min_e and balance_e select event times "
+            f"of type='dynamic'; max_e caps 'simple', 'group' and 'dynamic'). Fix: drop it, or use kind='dynamic'."
         )
 
 
@@ -195,6 +195,6 @@ def aggregate(kind: str, *, group: np.ndarray, time: np.ndarray, att: np.ndarray
         return Aggregation(kind, (*terms, "ATT (calendar average)"), np.append(est, float(wm @ np.asarray(est))),
                            A, U, info, tuple(terms))
     raise InvalidOptionError(
-        f"The 'type' parameter of {func} must be one of {{'simple', 'group', 'dynamic', 'calendar'}}. "
+        f"The 'kind' parameter of {func} must be one of {{'simple', 'group', 'dynamic', 'calendar'}}. "
         f"Got {kind!r} instead."
     )

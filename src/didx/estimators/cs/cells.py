@@ -3,7 +3,7 @@
 Cell plan (R's ``did::compute.att_gt``): for each treated cohort ``g`` and period ``t``, the base period ``b`` is
 ``g - 1 - anticipation`` (the last period with ``period + anticipation < g``) for post-treatment periods
 (``t >= g``) and for every period with ``base_period="universal"``; with ``"varying"`` pre-treatment periods
-use ``b = t - 1``. The comparison group is the never-treated units, or with ``control="not_yet"`` also the
+use ``b = t - 1``. The comparison group is the never-treated units, or with ``control_group="not_yet"`` also the
 cohorts ``g' != g`` with ``g' > max(t, b) + anticipation``.
 
 Without covariates every ATT(g,t) is a difference of cohort x period means,
@@ -27,6 +27,8 @@ import numpy as np
 
 from didx._errors import DidxError
 from didx.estimators.cs.data import CSData
+from didx.estimators.drdid.panel import panel_cell
+from didx.estimators.drdid.rc import rc_cell
 from didx.inference.if_store import IFStore
 
 
@@ -212,8 +214,6 @@ def _collect(data: CSData, cells: list[Cell], Z: np.ndarray,
 # ----------------------------------------------------------------------------------------------- covariates
 def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEstimates:
     """Every cell with the Sant'Anna-Zhao estimator ``method`` (one dense influence function per cell)."""
-    from didx.estimators.drdid import panel as _drdid_core
-
     assert data.X is not None
     n, T = data.n_units, data.n_periods
     G = data.cohort_values.shape[0]
@@ -250,7 +250,7 @@ def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEst
                 treated = unit_code[units] == c.g_code
                 X = Xw[min(c.t, c.b)][units]
                 wk = None if weights is None else weights[units]
-                est, inf = _drdid_core.panel_cell(dy, treated, X, wk, method)
+                est, inf = panel_cell(dy, treated, X, wk, method)
                 Z[units, 2 + k] = np.asarray(inf) * (n / units.shape[0])
             else:
                 rows = np.flatnonzero(np.isin(data.row_time, (c.t, c.b))
@@ -263,7 +263,7 @@ def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEst
                     skipped.append((c, "an empty treated or comparison cell in the period or base period"))
                     continue
                 wk = None if weights is None else weights[ru]
-                est, inf = _drdid_core.rc_cell(data.y[rows], post, treated, data.X[rows], wk, method)
+                est, inf = rc_cell(data.y[rows], post, treated, data.X[rows], wk, method)
                 Z[:, 2 + k] = np.bincount(ru, weights=np.asarray(inf) * (n / rows.shape[0]), minlength=n)
         except (DidxError, np.linalg.LinAlgError) as exc:
             skipped.append((c, f"the 2x2 estimator failed: {exc}"))

@@ -3,11 +3,15 @@
 From a validated :class:`didx._panel.Panel` this module applies, in order and reporting every drop:
 
 1. units already treated in the first period (``cohort <= first period + anticipation``) are dropped;
-2. with no never-treated units and ``control="not_yet"``: periods ``>= last cohort - anticipation`` are dropped
+2. with no never-treated units and ``control_group="not_yet"``: periods ``>= last cohort - anticipation`` are dropped
    and the last cohort becomes the comparison group (``did::pre_process_did``; re-checked after step 3, which can
    remove every never-treated unit);
 3. panel data: units not observed in every period are dropped (balanced panel), unless ``allow_unbalanced``;
 4. cohorts with fewer than ``p + 5`` units (``p`` covariates) are noted, as ``did`` warns.
+
+A treated cohort that is not one of the periods (e.g. 2004.5 with yearly data) is an error: the unit's treatment
+date is between two periods, so whether the period before it is treated is ambiguous. The cluster variable must
+nest units and have at least two values.
 
 The output, :class:`CSData`, holds units sorted by cohort (never treated last) so that every cohort is a
 contiguous block, which the cohort-sum estimators and the multiplier bootstrap rely on.
@@ -22,6 +26,8 @@ import numpy as np
 from didx._errors import DataError, DesignError
 from didx._panel import NEVER, Panel
 from didx._sample import Dropped, SampleReport
+from didx.inference.contract import Fingerprint
+from didx.inference.if_store import clusters_of_units
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +59,10 @@ class CSData:
     report: SampleReport
     weighted: bool
     unit_labels: np.ndarray  # label of each (sorted) unit; row positions of the input for repeated cross sections
+    row_index: np.ndarray | None  # position of each row in the input frame (None: row i is input row i)
+    n_input_rows: int
+    fingerprint: Fingerprint | None
+    cluster_name: str | None
 
     @property
     def n_periods(self) -> int:
@@ -182,6 +192,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     g_unit = np.empty(n_units)
     g_unit[u_new] = take(row_g)
     cohort_values = np.unique(g_unit)  # inf sorts last
+    _check_cohorts_are_periods(func, cohort_values, panel)
     cohort_code = np.searchsorted(cohort_values, g_unit)
     order = np.argsort(cohort_code, kind="stable")
     rank = np.empty(n_units, dtype=np.int64)
@@ -212,17 +223,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     cl_unit = None
     n_clusters = n_units
     if cluster is not None:
-        codes = take(panel.codes[cluster])
-        cl_unit = np.full(n_units, -1, dtype=np.int64)
-        cl_unit[row_unit] = codes
-        if mode != "rc" and np.any(cl_unit[row_unit] != codes):
-            raise DataError(
-                f"{func}: the cluster column {cluster!r} varies within units. Clusters must nest units (e.g. "
-                f"states containing counties). Fix: cluster on a variable constant within each unit."
-            )
-        c_present = np.bincount(cl_unit) > 0
-        cl_unit = (np.cumsum(c_present) - 1)[cl_unit]
-        n_clusters = int(c_present.sum())
+        cl_unit, n_clusters = clusters_of_units(func, cluster, take(panel.codes[cluster]), row_unit, n_units)
     sizes = np.diff(block)
     p = 0 if X is None else X.shape[1] - 1
     small = [float(c) for c, s in zip(cohort_values, sizes, strict=True) if s < p + 5]
@@ -238,8 +239,29 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
                          balanced=None if mode == "rc" else mode == "panel",
                          # the units with gaps are gone from a balanced panel (counted under Dropped)
                          n_units_with_gaps=0 if mode == "panel" else new_report.n_units_with_gaps)
+    if all_kept:
+        row_index = panel.kept_rows
+    else:
+        row_index = rows if panel.kept_rows is None else panel.kept_rows[rows]
     return CSData(mode=mode, n_units=int(n_units), periods=periods, period_labels=labels,
                   cohort_values=cohort_values, unit_cohort=unit_cohort, block=block, unit_weight=w_unit,
                   row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
                   n_clusters=n_clusters, report=new_report, weighted=weighted,
-                  unit_labels=unit_labels)
+                  unit_labels=unit_labels, row_index=row_index, n_input_rows=report.n_input_rows,
+                  fingerprint=panel.fingerprint, cluster_name=cluster)
+
+
+def _check_cohorts_are_periods(func: str, cohort_values: np.ndarray, panel: Panel) -> None:
+    """Every treated cohort must be one of the periods (never-treated codings are already ``inf``)."""
+    treated = cohort_values[np.isfinite(cohort_values)]
+    off = treated[~np.isin(treated, panel.periods)]
+    if off.size:
+        name = panel.names.get("cohort") or "cohort"
+        labels = panel.period_labels
+        shown = ", ".join(f"{v:g}" for v in panel.periods[:8]) if labels.dtype.kind in "fiu" else "the dates"
+        raise DataError(
+            f"{func}: the cohort column {name!r} has the value {off[0]:g}, which is not one of the periods of the "
+            f"time column ({shown}{', ...' if panel.periods.shape[0] > 8 else ''}). A cohort is the first period "
+            f"in which a unit is treated; between two periods it is ambiguous whether the earlier one is treated. "
+            f"Fix: code the cohort as the first observed period in which the unit is treated."
+        )

@@ -7,10 +7,11 @@ base period ``b`` (``g - 1 - anticipation`` for post-treatment periods):
     ATT(g,t) = E[Y_t - Y_b | G = g] - E[Y_t - Y_b | C]
 
 (with covariates, the doubly robust, IPW or regression 2x2 estimators of Sant'Anna & Zhao 2020 for each cell).
-Every estimate carries its influence function, so aggregations (``result.aggregate``), clustering, the multiplier
-bootstrap and uniform bands are computed without refitting. Without covariates all of it reduces to cohort x
-period sums and per-cohort T x T sums of products; no n x K influence-function matrix is formed
-(``shared/design/SCALE.md``).
+Every estimate carries its influence function, so aggregations (``result.aggregate``), clustering (also after the
+fit: ``result.with_vcov(cluster=...)``), the multiplier bootstrap and uniform bands are computed without refitting.
+Without covariates all of it reduces to cohort x period sums and per-cohort T x T sums of products; no n x K
+influence-function matrix is formed (``shared/design/SCALE.md``). :func:`from_panel` estimates from an already
+validated :class:`didx._panel.Panel` (no re-reading of the frame).
 
 Numerically identical to R's ``did`` 2.5.1 (``att_gt`` + ``aggte``): ATT(g,t), analytic SEs, the Wald pre-test
 and all four aggregations with their SEs (tests/reference/callaway_santanna.json).
@@ -22,39 +23,50 @@ Journal of Econometrics 225(2), 200-230.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._panel import build_panel
+from didx._panel import Panel, build_panel
 from didx._validate import as_list, check_option
 from didx.estimators.cs.aggregate import aggregate
-from didx.estimators.cs.cells import estimate_covariates, estimate_sums, plan_cells
-from didx.estimators.cs.data import prepare
+from didx.estimators.cs.cells import CellEstimates, estimate_covariates, estimate_sums, plan_cells
+from didx.estimators.cs.data import CSData, prepare
 from didx.estimators.cs.result import (
     ATTgtResult,
     CSAggregateResult,
+    CSChoice,
     CSEventStudyResult,
-    CSState,
-    CSVcovSource,
-    compute_inference,
+    CSFit,
+    CSSource,
 )
+from didx.estimators.drdid.estimator import check_distinct_roles
 from didx.inference import multiplier as mb
-from didx.results.base import Inference, WaldTest
 
-__all__ = ["ATTgtResult", "CSAggregateResult", "CSEventStudyResult", "att_gt"]
+__all__ = ["ATTgtResult", "CSAggregateResult", "CSEventStudyResult", "att_gt", "from_panel"]
 
 _FUNC = "att_gt"
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < minimum:
-        raise InvalidOptionError(
-            f"The {name!r} parameter of {_FUNC} must be an integer >= {minimum}. Got {value!r} instead."
-        )
-    return int(value)
+@dataclass(frozen=True)
+class _Options:
+    """The validated options of :func:`att_gt` / :func:`from_panel` (column names for the result's text)."""
+
+    control_group: str
+    base_period: str
+    est_method: str
+    anticipation: int
+    cluster: str | None  # coarser than units (None: by unit / observation)
+    mode: str  # "panel" | "unbalanced" | "rc"
+    n_bootstrap: int
+    multiplier: str
+    seed: int | None
+    y: str
+    unit: str | None
+    covariates: tuple[str, ...]
+    weights: str | None
 
 
 def att_gt(
@@ -64,9 +76,9 @@ def att_gt(
     unit: str | None = None,
     time: str,
     cohort: str,
-    control: str = "never",
+    control_group: str = "never",
     base_period: str = "varying",
-    method: str = "dr",
+    est_method: str = "dr",
     covariates: str | Sequence[str] | None = None,
     anticipation: int = 0,
     weights: str | None = None,
@@ -74,7 +86,7 @@ def att_gt(
     panel: bool = True,
     allow_unbalanced: bool = False,
     n_bootstrap: int | None = 0,
-    bootstrap_weights: str = "rademacher",
+    multiplier: str = "rademacher",
     seed: int | None = None,
 ) -> ATTgtResult:
     """Group-time average treatment effects (Callaway & Sant'Anna 2021), as R's ``did::att_gt``.
@@ -83,34 +95,100 @@ def att_gt(
     ----------
     data : any dataframe (pandas, polars, pyarrow, duckdb, ...), long format (one row per unit and period).
     y, unit, time : outcome, unit identifier and period columns (no ``unit`` with ``panel=False``).
-    cohort : first treated period per unit; 0, NaN, inf or a period after the last one mean never treated.
-    control : ``"never"`` (never-treated units) or ``"not_yet"`` (also units first treated after
+    cohort : first treated period per unit (one of the periods); 0, NaN, inf or a period after the last one mean
+        never treated.
+    control_group : ``"never"`` (never-treated units) or ``"not_yet"`` (also units first treated after
         ``max(t, b) + anticipation``). With no never-treated units and ``"not_yet"``, the last cohort becomes
         the comparison group and later periods are dropped (as ``did``).
     base_period : ``"varying"`` (pre-treatment cells compare consecutive periods) or ``"universal"`` (every cell
         uses ``g - 1 - anticipation``; that cell is reported as 0).
-    method : ``"dr"`` (doubly robust, ``DRDID::drdid_panel``), ``"ipw"`` or ``"reg"``. Without covariates all
-        three coincide (the cohort x period mean formula).
+    est_method : ``"dr"`` (doubly robust, ``DRDID::drdid_panel``), ``"ipw"`` or ``"reg"``. Without covariates
+        all three coincide (the cohort x period mean formula).
     covariates : columns of the conditional parallel-trends assumption (taken at the earlier of t and b).
     anticipation : periods of anticipation ``delta`` (base period ``g - 1 - delta``).
-    weights : sampling weights (constant within unit).
-    cluster : a variable coarser than units (e.g. state) to cluster the SEs on; units are always clusters.
+    weights : sampling weights column (constant within unit).
+    cluster : a column coarser than units (e.g. state) to cluster the SEs on; units are always clusters.
     panel : False for repeated cross sections (every row its own observation).
     allow_unbalanced : keep units not observed in every period (``did``'s ``allow_unbalanced_panel``: the
         repeated-cross-section estimators, influence functions summed by unit); default drops them (reported).
     n_bootstrap : multiplier-bootstrap draws (0 or None: analytic SEs and pointwise intervals).
-    bootstrap_weights : ``"rademacher"`` (``did``'s: ``BMisc::multiplier_bootstrap`` draws Rademacher weights),
-        ``"mammen"`` or ``"gaussian"`` (exact: analytic SEs, sup-t critical value simulated from the covariance).
+    multiplier : the bootstrap multipliers: ``"rademacher"`` (``did``'s: ``BMisc::multiplier_bootstrap`` draws
+        Rademacher weights), ``"mammen"`` or ``"gaussian"`` (exact: analytic SEs, sup-t critical value simulated
+        from the covariance).
     seed : seed of the bootstrap.
 
     Returns
     -------
-    ATTgtResult : ATT(g,t) terms plus the headline ``ATT (simple)``; ``.aggregate(...)``, ``.pretest``.
+    ATTgtResult : ATT(g,t) terms plus the headline ``ATT (simple)``; ``.aggregate(kind)``, ``.pretest``,
+    ``.with_vcov(cluster=...)``, ``.influence_functions()``.
     """
-    control = check_option(_FUNC, "control", control, ("never", "not_yet"))
+    opts = _check_options(control_group=control_group, base_period=base_period, est_method=est_method,
+                          anticipation=anticipation, cluster=cluster, panel=panel, unit=unit,
+                          allow_unbalanced=allow_unbalanced, n_bootstrap=n_bootstrap, multiplier=multiplier,
+                          seed=seed, y=y, covariates=as_list(covariates), weights=weights)
+    check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort})
+    p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=list(opts.covariates),
+                    weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
+    return _assemble(_estimate(p, opts), opts)
+
+
+def from_panel(
+    panel: Panel,
+    *,
+    control_group: str = "never",
+    base_period: str = "varying",
+    est_method: str = "dr",
+    anticipation: int = 0,
+    cluster: str | None = None,
+    allow_unbalanced: bool = False,
+    n_bootstrap: int | None = 0,
+    multiplier: str = "rademacher",
+    seed: int | None = None,
+) -> ATTgtResult:
+    """:func:`att_gt` on an already validated panel (no re-reading of the data frame).
+
+    ``panel`` comes from :func:`didx._panel.build_panel` with ``cohort=`` (and ``require_control="none"``, as
+    ``att_gt`` builds it); its ``unit`` decides panel data (given) or repeated cross sections (None), and its
+    covariates, weights and outcome are used. ``cluster`` must be the unit or a column the panel was built with
+    (``build_panel(..., cluster=...)``). The other options are those of :func:`att_gt`.
+    """
+    if not isinstance(panel, Panel):
+        raise InvalidOptionError(f"from_panel: panel must be a didx._panel.Panel (from build_panel); got "
+                                 f"{type(panel).__name__}. Fix: call att_gt(data, ...) on a data frame.")
+    if panel.cohort is None:
+        raise InvalidOptionError("from_panel: the panel has no cohort column. Fix: build it with "
+                                 "build_panel(..., cohort=...).")
+    names = panel.names
+    unit = names.get("unit")
+    opts = _check_options(control_group=control_group, base_period=base_period, est_method=est_method,
+                          anticipation=anticipation, cluster=cluster, panel=panel.unit is not None, unit=unit,
+                          allow_unbalanced=allow_unbalanced, n_bootstrap=n_bootstrap, multiplier=multiplier,
+                          seed=seed, y=str(names.get("y", "y")), covariates=list(panel.covariate_names),
+                          weights=names.get("weights"))
+    if opts.cluster is not None and opts.cluster not in panel.codes:
+        raise InvalidOptionError(
+            f"from_panel: cluster={opts.cluster!r} is not among the panel's cluster columns "
+            f"({sorted(panel.codes) or 'none'}). Fix: build the panel with build_panel(..., cluster={opts.cluster!r})."
+        )
+    return _assemble(_estimate(panel, opts), opts)
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < minimum:
+        raise InvalidOptionError(
+            f"The {name!r} parameter of {_FUNC} must be an integer >= {minimum}. Got {value!r} instead."
+        )
+    return int(value)
+
+
+def _check_options(*, control_group: str, base_period: str, est_method: str, anticipation: Any, cluster: Any,
+                   panel: bool, unit: str | None, allow_unbalanced: bool, n_bootstrap: Any, multiplier: str,
+                   seed: Any, y: str, covariates: list[str], weights: str | None) -> _Options:
+    control_group = check_option(_FUNC, "control_group", control_group, ("never", "not_yet"))
     base_period = check_option(_FUNC, "base_period", base_period, ("varying", "universal"))
-    method = check_option(_FUNC, "method", method, ("dr", "ipw", "reg"))
-    bootstrap_weights = check_option(_FUNC, "bootstrap_weights", bootstrap_weights, mb.MULTIPLIERS)
+    est_method = check_option(_FUNC, "est_method", est_method, ("dr", "ipw", "reg"))
+    multiplier = check_option(_FUNC, "multiplier", multiplier, mb.MULTIPLIERS)
     anticipation = _check_int("anticipation", anticipation, 0)
     n_boot = 0 if n_bootstrap is None else _check_int("n_bootstrap", n_bootstrap, 0)
     seed = None if seed is None else _check_int("seed", seed, 0)
@@ -119,8 +197,8 @@ def att_gt(
             f"The 'n_bootstrap' parameter of {_FUNC} must be 0 (analytic SEs) or at least 100 draws (e.g. 999). "
             f"Got {n_boot}."
         )
-    if n_boot == 0 and (bootstrap_weights != "rademacher" or seed is not None):
-        given = f"bootstrap_weights={bootstrap_weights!r}" if bootstrap_weights != "rademacher" else f"seed={seed!r}"
+    if n_boot == 0 and (multiplier != "rademacher" or seed is not None):
+        given = f"multiplier={multiplier!r}" if multiplier != "rademacher" else f"seed={seed!r}"
         raise InvalidOptionError(
             f"{_FUNC}: {given} is only used by the multiplier bootstrap, but n_bootstrap={n_bootstrap!r} asks for "
             f"analytic SEs and pointwise intervals, so it would be ignored. Fix: pass n_bootstrap= (e.g. 999) for a "
@@ -145,111 +223,101 @@ def att_gt(
             f"{_FUNC}: cluster= takes one column name; got {cluster!r}. Units are always clusters, so two-way "
             f"clustering is not available. Fix: pass the coarser variable alone, e.g. cluster='state'."
         )
-    cov_list = as_list(covariates)
-    p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=cov_list,
-                    weights=weights, cluster=cluster if cluster != unit else None, require_control="none",
-                    check_duplicates=panel)
     mode = "rc" if not panel else ("unbalanced" if allow_unbalanced else "panel")
-    cl = cluster if (cluster is not None and cluster != unit) else None
-    cs = prepare(p, func=_FUNC, control=control, anticipation=anticipation, mode=mode, cluster=cl)
-    cells, plan_notes = plan_cells(cs, control=control, base_period=base_period, anticipation=anticipation)
-    if cs.X is None:
-        est = estimate_sums(cs, cells)
-    else:
-        est = estimate_covariates(cs, cells, method)
+    return _Options(control_group=control_group, base_period=base_period, est_method=est_method,
+                    anticipation=anticipation, cluster=cluster if cluster != unit else None, mode=mode,
+                    n_bootstrap=n_boot, multiplier=multiplier, seed=seed, y=y, unit=unit,
+                    covariates=tuple(covariates), weights=weights)
+
+
+# ----------------------------------------------------------------------------------------------- estimation
+@dataclass(frozen=True, eq=False)
+class _Estimated:
+    """What estimation hands to result assembly."""
+
+    data: CSData
+    cells: CellEstimates
+    plan_notes: list[str]
+    fit: CSFit
+
+
+def _estimate(p: Panel, opts: _Options) -> _Estimated:
+    """Sample rules, cell plan, ATT(g,t) with their influence functions, and the bootstrap sums."""
+    cs = prepare(p, func=_FUNC, control=opts.control_group, anticipation=opts.anticipation, mode=opts.mode,
+                 cluster=opts.cluster)
+    cells, plan_notes = plan_cells(cs, control=opts.control_group, base_period=opts.base_period,
+                                   anticipation=opts.anticipation)
+    est = estimate_sums(cs, cells) if cs.X is None else estimate_covariates(cs, cells, opts.est_method)
     if not est.cells:
         raise DesignError(f"{_FUNC}: no ATT(g,t) could be estimated ({len(est.skipped)} cells skipped: "
                           f"{est.skipped[0][1] if est.skipped else 'none planned'}). Fix: check that every cohort "
                           f"has a comparison group observed in its periods.")
-    P = cs.periods
-    labels = cs.period_labels
+    P, labels = cs.periods, cs.period_labels
     group = np.array([c.g for c in est.cells])
     tvals = np.array([P[c.t] for c in est.cells])
-    bvals = np.array([P[c.b] for c in est.cells])
-    reference = np.array([c.reference for c in est.cells])
-    cohort_code = np.array([c.g_code for c in est.cells], dtype=int)
+    if not np.any(group <= tvals):
+        raise DesignError(
+            f"{_FUNC}: no post-treatment ATT(g,t) (t >= g) can be estimated: after the sample rules the last period "
+            f"is {_lab(labels, P, P[-1])} and no cohort left is observed from its treatment on with a comparison "
+            f"group (cohorts: {', '.join(_lab(labels, P, g) for g in np.unique(group))}; "
+            f"anticipation={opts.anticipation}; see the notes and dropped rows of the sample). Fix: add "
+            f"never-treated units or later periods, or lower anticipation."
+        )
     store = est.store
     n = store.n
     Wg = np.array([cs.unit_weight[cs.block[g]:cs.block[g + 1]].sum() for g in range(store.n_cohorts)])
-    pg_cohort = Wg / n
-    clustered = cl is not None
-    se_type = "analytic" if n_boot == 0 else bootstrap_weights
-    state = CSState(store=store, group=group, time=tvals, att=est.att, cohort_code=cohort_code,
-                    reference=reference, pg_cohort=pg_cohort, se_type=se_type, clustered=clustered,
-                    n_bootstrap=n_boot, seed=0 if seed is None and bootstrap_weights == "gaussian" else seed)
-    if se_type in ("rademacher", "mammen"):
-        rng = np.random.default_rng(seed)
-        if clustered:
+    n_boot = opts.n_bootstrap
+    basis = None
+    if n_boot and opts.multiplier in ("rademacher", "mammen"):
+        rng = np.random.default_rng(opts.seed)
+        if store.cluster is not None:
             p_cluster, p_cohort, zp, _ = store.cluster_pairs()
-            state.basis = mb.pair_sums(p_cluster, p_cohort, zp, store.n_clusters, store.n_cohorts, n_boot, se_type,
-                                       rng)
-            state.scale = 1.0 / n
+            basis = mb.pair_sums(p_cluster, p_cohort, zp, store.n_clusters, store.n_cohorts, n_boot,
+                                 opts.multiplier, rng)
         else:
-            state.basis = mb.block_sums(store.Z, store.block, n_boot, se_type, rng)
-            state.scale = 1.0 / n
-    K = est.att.shape[0]
-    if not np.any(group <= tvals):
-        last = _lab(labels, P, P[-1])
-        raise DesignError(
-            f"{_FUNC}: no post-treatment ATT(g,t) (t >= g) can be estimated: after the sample rules the last period "
-            f"is {last} and no cohort left is observed from its treatment on with a comparison group "
-            f"(cohorts: {', '.join(_lab(labels, P, g) for g in np.unique(group))}; anticipation={anticipation}; "
-            f"see the notes and dropped rows of the sample). Fix: add never-treated units or later periods, or "
-            f"lower anticipation."
-        )
-    simple = aggregate("simple", group=group, time=tvals, att=est.att, cohort_code=cohort_code,
-                       reference=reference, pg_cohort=pg_cohort, func=_FUNC)
+            basis = mb.block_sums(store.Z, store.block, n_boot, opts.multiplier, rng)
+    row_unit = cs.row_unit
+    compact = row_unit.astype(np.int32) if cs.n_units < np.iinfo(np.int32).max else row_unit
+    fit = CSFit(store=store, group=group, time=tvals, att=est.att,
+                cohort_code=np.array([c.g_code for c in est.cells], dtype=int),
+                reference=np.array([c.reference for c in est.cells]), pg_cohort=Wg / n,
+                cell_terms=tuple(f"ATT({_lab(labels, P, c.g)},{_lab(labels, P, P[c.t])})" for c in est.cells),
+                unit_labels=cs.unit_labels, mode=cs.mode, unit_name=None if cs.mode == "rc" else opts.unit,
+                cluster_name=opts.cluster, base_period=opts.base_period, multiplier=opts.multiplier,
+                n_bootstrap=n_boot,
+                seed=0 if opts.seed is None and opts.multiplier == "gaussian" and n_boot else opts.seed,
+                basis=basis, scale=1.0 / n, unit_of_row=compact, row_index=cs.row_index,
+                n_input_rows=cs.n_input_rows, fingerprint=cs.fingerprint)
+    return _Estimated(data=cs, cells=est, plan_notes=plan_notes, fit=fit)
+
+
+# ----------------------------------------------------------------------------------------------- assembly
+def _assemble(e: _Estimated, opts: _Options) -> ATTgtResult:
+    """The ATT(g,t) result: cells plus the simple aggregation as headline, with their covariance."""
+    fit, cs = e.fit, e.data
+    K = fit.n_cells
+    simple = aggregate("simple", group=fit.group, time=fit.time, att=fit.att, cohort_code=fit.cohort_code,
+                       reference=fit.reference, pg_cohort=fit.pg_cohort, func=_FUNC)
     A = np.column_stack([np.eye(K), simple.A])
-    U = np.column_stack([np.zeros((store.n_cohorts, K)), simple.U])
-    coef = np.append(est.att, simple.estimate)
-    band_idx = np.flatnonzero(~reference)
-    inference_est = compute_inference(state, A, U, coef, band_idx)
-    V_analytic = store.vcov(np.eye(K), None, clustered=clustered)
-    terms = tuple(f"ATT({_lab(labels, P, g)},{_lab(labels, P, P[c.t])})" for g, c in zip(group, est.cells, strict=True))
-    pretest = _pretest(est.att, V_analytic, group, tvals, terms)
-    terms = (*terms, "ATT (simple)")
-    unit_name = unit if unit is not None else "unit"
-    if clustered:
-        cluster_desc = f"clustered by {cl}"
-    elif cs.mode == "rc":
-        cluster_desc = "independent observations (repeated cross sections)"
-    else:
-        cluster_desc = f"clustered by unit ({unit_name})"
-    if se_type == "analytic":
-        vcov_type = f"analytic (influence function), {cluster_desc}"
-    elif se_type == "gaussian":
-        vcov_type = (f"analytic (influence function), {cluster_desc}; gaussian multipliers (exact: sup-t critical "
-                     f"value from {max(n_boot, 100)} N(0, corr) draws, seed {state.seed})")
-    else:
-        seeded = "unseeded" if seed is None else f"seed {seed}"
-        vcov_type = (f"multiplier bootstrap ({se_type}, {n_boot} draws, {seeded}), {cluster_desc}; "
-                     f"SE = IQR / 1.349 (did)")
-    band = ("pointwise" if n_boot == 0 else
-            f"uniform (sup-t) over the {band_idx.size} ATT(g,t); headline pointwise")
-    details = [f"Wald pre-test of pre-treatment ATT(g,t) = 0: {_fmt_pretest(pretest)}"]
-    cl_names: tuple[str, ...] = (str(cl),) if clustered else (() if cs.mode == "rc" else (unit_name,))
-    inference = Inference(vcov_type=vcov_type, n_clusters=(cs.n_clusters,) if cl_names else (),
-                          cluster_names=cl_names, band=band, details=tuple(details))
-    state.inference = inference
-    state.unit_labels = cs.unit_labels
-    state.cell_terms = terms[:-1]
-    state.unit_name = None if cs.mode == "rc" else unit_name
-    state.cluster_name = cl
-    design = _design(y=y, control=control, base_period=base_period, method=method, covariates=cov_list,
-                     anticipation=anticipation, mode=cs.mode, weights=weights, n_cells=K)
-    notes = list(plan_notes)
-    for c, why in est.skipped:
+    U = np.column_stack([np.zeros((fit.store.n_cohorts, K)), simple.U])
+    band_idx = np.flatnonzero(~fit.reference)
+    kind = "analytic" if opts.n_bootstrap == 0 else opts.multiplier
+    source = CSSource(fit=fit, A=A, U=U, band_idx=band_idx,
+                      band_text=f"the {band_idx.size} ATT(g,t); headline pointwise",
+                      choice=CSChoice(kind, opts.cluster, fit.store))
+    P, labels = cs.periods, cs.period_labels
+    notes = list(e.plan_notes)
+    for c, why in e.cells.skipped:
         notes.append(f"ATT({_lab(labels, P, c.g)},{_lab(labels, P, P[c.t])}) not estimated: {why}")
-    extras: dict[str, Any] = {"pretest": pretest, "n": n, "skipped": tuple((c.g, float(P[c.t])) for c, _ in
-                                                                          est.skipped)}
-    if band.startswith("uniform"):
-        extras["_band"] = (state, inference_est, band_idx)
-    term_info = {"group": np.append(group, np.nan), "time": np.append(tvals, np.nan),
-                 "event_time": np.append(tvals - group, np.nan), "base_period": np.append(bvals, np.nan)}
-    return ATTgtResult(estimator="Callaway & Sant'Anna (2021) ATT(g,t)", terms=terms, coef=coef,
-                       vcov_matrix=inference_est.vcov, headline="ATT (simple)", inference=inference,
-                       sample=cs.report, design=design, term_info=term_info, extras=extras, notes=tuple(notes),
-                       _state=state, _source=CSVcovSource(state, A, U, inference.details))
+    bvals = np.array([P[c.b] for c in e.cells.cells])
+    term_info = {"group": np.append(fit.group, np.nan), "time": np.append(fit.time, np.nan),
+                 "event_time": np.append(fit.time - fit.group, np.nan), "base_period": np.append(bvals, np.nan)}
+    extras: dict[str, Any] = {"n": fit.n_units,
+                              "skipped": tuple((c.g, float(P[c.t])) for c, _ in e.cells.skipped)}
+    return ATTgtResult(estimator="Callaway & Sant'Anna (2021) ATT(g,t)", terms=(*fit.cell_terms, "ATT (simple)"),
+                       coef=np.append(fit.att, simple.estimate), vcov_matrix=source.vcov(), headline="ATT (simple)",
+                       inference=source.inference(), sample=cs.report, design=_design(opts, cs.mode, K),
+                       term_info=term_info, extras=extras, notes=tuple(notes), _source=source)
 
 
 def _lab(labels: np.ndarray, periods: np.ndarray, value: float) -> str:
@@ -260,33 +328,9 @@ def _lab(labels: np.ndarray, periods: np.ndarray, value: float) -> str:
     return str(labels[pos])
 
 
-def _pretest(att: np.ndarray, V: np.ndarray, group: np.ndarray, time: np.ndarray,
-             names: Sequence[str]) -> WaldTest | None:
-    """``did``'s Wald pre-test: all ATT(g,t) with ``g > t`` and a non-zero SE are zero (analytic covariance)."""
-    se = np.sqrt(np.clip(np.diag(V), 0, None))
-    pre = np.flatnonzero((group > time) & (se > np.sqrt(np.finfo(float).eps) * 10))
-    if pre.size == 0:
-        return None
-    Vp = V[np.ix_(pre, pre)]
-    if not np.all(np.isfinite(Vp)) or 1.0 / np.linalg.cond(Vp, 1) <= np.finfo(float).eps:
-        return None
-    b = att[pre]
-    stat = float(b @ np.linalg.solve(Vp, b))
-    q = int(pre.size)
-    pval = float(stats.chi2.sf(stat, q))
-    return WaldTest(statistic=stat, df=q, p_value=pval, f_statistic=stat / q, f_df=None, f_p_value=pval,
-                    terms=tuple(names[int(k)] for k in pre), label="Wald pre-test")
-
-
-def _fmt_pretest(w: WaldTest | None) -> str:
-    if w is None:
-        return "not available (no pre-treatment cells, or singular covariance)"
-    return f"chi2({w.df}) = {w.statistic:.4f}, p = {w.p_value:.5f}"
-
-
-def _design(*, y: str, control: str, base_period: str, method: str, covariates: list[str], anticipation: int,
-            mode: str, weights: str | None, n_cells: int) -> tuple[tuple[str, str], ...]:
-    ctrl = ("never treated" if control == "never" else
+def _design(opts: _Options, mode: str, n_cells: int) -> tuple[tuple[str, str], ...]:
+    covariates, base_period, method = opts.covariates, opts.base_period, opts.est_method
+    ctrl = ("never treated" if opts.control_group == "never" else
             "not yet treated (never treated and cohorts first treated after max(t, base) + anticipation)")
     base = ("varying (pre-treatment cells: t - 1; post-treatment: g - 1 - anticipation)" if base_period == "varying"
             else "universal (g - 1 - anticipation for every cell; that cell is 0)")
@@ -298,13 +342,13 @@ def _design(*, y: str, control: str, base_period: str, method: str, covariates: 
                  "influence functions summed by unit)", "rc": "repeated cross sections"}[mode]
     return (
         ("Estimator", "Callaway & Sant'Anna (2021) group-time ATT"),
-        ("Outcome", y),
+        ("Outcome", opts.y),
         ("Control group", ctrl),
         ("Base period", base),
-        ("Anticipation", f"{anticipation} period(s)"),
+        ("Anticipation", f"{opts.anticipation} period(s)"),
         ("Estimation method", meth),
         ("Covariates", ", ".join(covariates) if covariates else "none"),
         ("Data", data_desc),
-        ("Weights", weights or "none"),
+        ("Weights", opts.weights or "none"),
         ("ATT(g,t) cells", str(n_cells)),
     )

@@ -4,7 +4,7 @@
 ``unit=`` given) or repeated cross sections (``panel=False``), by the estimators of R's DRDID 1.2.3:
 
 =====================  ===========================================  =====================  ===================
-``method``             estimator                                    panel (R)              repeated cross sec.
+``est_method``         estimator                                    panel (R)              repeated cross sec.
 =====================  ===========================================  =====================  ===================
 ``"dr"`` (default)     improved, locally efficient doubly robust    ``drdid_imp_panel``    ``drdid_imp_rc``
 ``"dr_traditional"``   doubly robust, logit pscore + OLS            ``drdid_panel``        ``drdid_rc``
@@ -23,8 +23,10 @@ comparison-group regression ``m(X) = E[dY | X, D = 0]``::
 The improved estimator fits ``p`` by inverse probability tilting and ``m`` by least squares weighted by the odds
 ``p/(1-p)``, which makes it locally efficient and doubly robust for inference too. Standard errors are analytic,
 from the influence function (normal reference distribution): ``se = sqrt(sum (IF - mean IF)^2) / n``
-(``sd(IF) / sqrt(n)`` for TWFE, as in R). Comparison units with an estimated propensity score at or above
-``trim_level`` (default 0.995) get zero weight, as in DRDID; ``summary()`` reports how many.
+(``sd(IF) / sqrt(n)`` for TWFE, as in R); with ``cluster=`` (or ``result.with_vcov(cluster=...)``) the sum runs over
+the clusters' summed influence functions (see :mod:`didx.estimators.drdid.result`). Comparison units with an
+estimated propensity score at or above ``trim_level`` (default 0.995) get zero weight, as in DRDID; ``summary()``
+reports how many.
 
 Reference: Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust difference-in-differences estimators",
 Journal of Econometrics 219(1), 101-122; R package DRDID 1.2.3.
@@ -39,14 +41,17 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DataError, DesignError, InvalidOptionError
-from didx._panel import build_panel
-from didx._sample import Dropped
+from didx._panel import Panel, build_panel
+from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, check_option
 from didx.estimators.drdid.nuisance import CellEstimate, independent_columns
 from didx.estimators.drdid.panel import DEFAULT_TRIM_LEVEL, panel_estimate, panel_twfe
 from didx.estimators.drdid.rc import rc_estimate, rc_twfe
-from didx.results.base import Inference, Result
+from didx.estimators.drdid.result import DRDiDResult, DRDiDSource
+from didx.inference.contract import ClusterCodes
 from didx.results.render import fmt_num
+
+__all__ = ["DRDiDResult", "drdid"]
 
 METHODS = ("dr", "dr_traditional", "ipw", "ipw_unnormalized", "reg", "twfe")
 
@@ -71,6 +76,8 @@ _R_NAME = {
     ("twfe", True): "twfe_did_panel", ("twfe", False): "twfe_did_rc",
 }
 
+_FUNC = "drdid"
+
 
 class _Missing:
     def __repr__(self) -> str:
@@ -80,33 +87,44 @@ class _Missing:
 _REQUIRED: Any = _Missing()
 
 
+@dataclass(frozen=True)
+class _Options:
+    """The validated arguments of :func:`drdid`."""
+
+    y: str
+    treat: str
+    time: str
+    unit: str | None
+    covariates: list[str]
+    est_method: str
+    weights: str | None
+    cluster: str | None
+    panel: bool
+    trim_level: float
+
+
 @dataclass(frozen=True, eq=False)
-class DRDiDResult(Result):
-    """Result of :func:`drdid`: one term, ``ATT``, with its influence function in ``.influence_function``."""
+class _Fit:
+    """What estimation returns to result assembly."""
 
-    @property
-    def influence_function(self) -> np.ndarray:
-        """DRDID's ``att.inf.func``: one entry per unit (panel), per row (repeated cross sections), or per stacked
-        row (TWFE panel: pre rows, then post rows)."""
-        out: np.ndarray = self.extras["influence_function"]
-        return out
-
-    @property
-    def n_trimmed(self) -> int:
-        """Comparison observations given zero weight because their propensity score is >= ``trim_level``."""
-        return int(self.extras["n_trimmed"])
+    est: CellEstimate
+    n_obs: int
+    report: SampleReport
+    covariates_kept: list[str]
+    source: DRDiDSource
 
 
 def drdid(
     data: Any,
     *,
     y: str,
-    group: str,
-    post: str,
+    treat: str,
+    time: str,
     unit: str | None = None,
     covariates: str | Sequence[str] | None = _REQUIRED,
-    method: str = "dr",
+    est_method: str = "dr",
     weights: str | None = None,
+    cluster: str | None = None,
     panel: bool = True,
     trim_level: float = DEFAULT_TRIM_LEVEL,
 ) -> DRDiDResult:
@@ -116,17 +134,20 @@ def drdid(
     ----------
     data : any dataframe (pandas, polars, pyarrow, duckdb, ...), long format: one row per unit and period.
     y : outcome column.
-    group : 0/1 (or boolean) column, 1 for the treated group; constant within a unit.
-    post : the period column: 0/1, or any numeric time column with exactly two values (the later is "post").
+    treat : the treated-group indicator (DRDID's ``dname``): 0/1 (or boolean), 1 for units of the treated group
+        in both periods; constant within a unit.
+    time : the period column: 0/1, or any numeric time column with exactly two values (the later is "post").
     unit : unit identifier; required with ``panel=True`` (units not observed in both periods are dropped and
         reported, as R's ``makeBalancedPanel``). Not used with ``panel=False`` (the result's notes and design
         say so).
     covariates : column(s) X for the propensity score and outcome models (an intercept is added), or ``None``
         for the unconditional DiD. Required: pass ``None`` explicitly to use no covariates. With panel data they
         must be constant within a unit (pre-treatment values). Collinear columns are dropped (reported).
-    method : ``"dr"`` (improved locally efficient DR, DRDID's default), ``"dr_traditional"``, ``"ipw"``
+    est_method : ``"dr"`` (improved locally efficient DR, DRDID's default), ``"dr_traditional"``, ``"ipw"``
         (normalised), ``"ipw_unnormalized"``, ``"reg"`` or ``"twfe"``; see the module docstring.
     weights : sampling weights column (normalised to mean one; constant within a unit for panel data).
+    cluster : a column to cluster the SE on (constant within a unit for panel data): the influence function is
+        summed within clusters (see :mod:`didx.estimators.drdid.result`; R's DRDID does not cluster).
     panel : True for panel data (uses ``dY`` per unit); False for repeated cross sections.
     trim_level : comparison observations with propensity score >= ``trim_level`` get zero weight (DRDID's
         ``trim.level``; not used by ``"reg"`` and ``"twfe"``).
@@ -134,92 +155,77 @@ def drdid(
     Returns
     -------
     DRDiDResult : ``.estimate`` / ``.std_error`` (analytic, normal), ``.tidy()`` with one row ``ATT``,
-    ``.influence_function``, ``.n_trimmed``; ``.summary()`` prints the method, the propensity score and outcome
-    models, the trimming and the sample.
+    ``.influence_functions()``, ``.n_trimmed``, ``.with_vcov(cluster=...)``; ``.summary()`` prints the method,
+    the propensity score and outcome models, the trimming and the sample.
     """
-    func = "drdid"
+    opts = _check_options(y=y, treat=treat, time=time, unit=unit, covariates=covariates, est_method=est_method,
+                          weights=weights, cluster=cluster, panel=panel, trim_level=trim_level)
+    cl = opts.cluster if opts.cluster != opts.unit else None
+    pnl = build_panel(data, func=_FUNC, y=y, time=time, unit=unit if panel else None, treat=treat,
+                      covariates=opts.covariates, weights=weights, cluster=cl, require_control="untreated_obs",
+                      treat_role="treat (treated-group indicator)")
+    if pnl.n_periods != 2:
+        raise DataError(
+            f"{_FUNC}: the time column {time!r} must take exactly two values (pre and post), but it has "
+            f"{pnl.n_periods}: {', '.join(fmt_num(v, 4) for v in pnl.period_labels[:6])}. Fix: keep two periods, "
+            f"or for many periods use didx.att_gt."
+        )
+    fit = _estimate_panel(pnl, opts) if panel else _estimate_rc(pnl, opts)
+    return _assemble(fit, opts, pnl.period_labels)
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def _check_options(*, y: str, treat: str, time: str, unit: str | None, covariates: Any, est_method: str,
+                   weights: str | None, cluster: str | None, panel: bool, trim_level: float) -> _Options:
     if isinstance(covariates, _Missing):
         raise InvalidOptionError(
-            f"{func}: the 'covariates' argument is required. Pass the conditioning covariates, e.g. "
+            f"{_FUNC}: the 'covariates' argument is required. Pass the conditioning covariates, e.g. "
             f"covariates=['age', 'educ'], or covariates=None for the unconditional DiD (then every method equals "
             f"the 2x2 difference in means)."
         )
-    check_option(func, "method", method, METHODS)
+    check_option(_FUNC, "est_method", est_method, METHODS)
     if not isinstance(panel, bool):
-        raise InvalidOptionError(f"The 'panel' parameter of {func} must be True or False. Got {panel!r}.")
+        raise InvalidOptionError(f"The 'panel' parameter of {_FUNC} must be True or False. Got {panel!r}.")
     if isinstance(trim_level, bool) or not (isinstance(trim_level, int | float) and 0.0 < float(trim_level) <= 1.0):
         raise InvalidOptionError(
-            f"The 'trim_level' parameter of {func} must be a number in (0, 1], e.g. 0.995 (DRDID's default). "
+            f"The 'trim_level' parameter of {_FUNC} must be a number in (0, 1], e.g. 0.995 (DRDID's default). "
             f"Got {trim_level!r}."
         )
     if panel and unit is None:
         raise InvalidOptionError(
-            f"{func}: panel=True needs unit= (the unit identifier column) to pair each unit's two periods. Fix: "
+            f"{_FUNC}: panel=True needs unit= (the unit identifier column) to pair each unit's two periods. Fix: "
             f"pass unit='id', or panel=False for repeated cross sections."
         )
-    cov_list = as_list(covariates)
-    pnl = build_panel(data, func=func, y=y, time=post, unit=unit if panel else None, treat=group,
-                      covariates=cov_list, weights=weights, require_control="untreated_obs")
-    if pnl.n_periods != 2:
-        raise DataError(
-            f"{func}: the post column {post!r} must take exactly two values (pre and post), but it has "
-            f"{pnl.n_periods}: {', '.join(fmt_num(v, 4) for v in pnl.period_labels[:6])}. Fix: keep two periods, "
-            f"or for many periods use didx.att_gt."
+    if cluster is not None and not isinstance(cluster, str):
+        raise InvalidOptionError(
+            f"{_FUNC}: cluster= takes one column name; got {cluster!r}. Fix: pass one column, e.g. cluster='state'."
         )
-    G = np.asarray(pnl.treat, dtype=np.float64)
-    report = pnl.report
-    if panel:
-        est, n_obs, report, cov_kept = _fit_panel(pnl, G, cov_list, method, float(trim_level), func, unit or "",
-                                                  group, weights, report)
-    else:
-        X, cov_kept = _design(pnl.covariates, cov_list)
-        _check_sizes(func, G, len(cov_list), per=2)
-        if method == "twfe":
-            est = rc_twfe(pnl.y, pnl.time, G, X, pnl.weights)
-        else:
-            est = rc_estimate(pnl.y, pnl.time.astype(np.float64), G, X, pnl.weights, _CORE_NAME[method],
-                              float(trim_level))
-        n_obs = pnl.n_obs
-    se = est.std_error
-    dropped_cov = [c for c in cov_list if c not in cov_kept]
-    notes: list[str] = list(est.notes)
-    if unit is not None and not panel:
-        notes.append(f"unit={unit!r} is not used with panel=False: every row is treated as its own observation "
-                     f"(a repeated cross section). If the units are observed in both periods, panel=True uses "
-                     f"their first differences and is more efficient.")
-    if dropped_cov:
-        notes.append(f"collinear covariates dropped (as DRDID's pre-processing): {', '.join(dropped_cov)}")
-    if not est.pscore_converged:
-        notes.append("the propensity score estimation did not converge (overlap problem?)")
-    design = _design_lines(method, panel, y, group, post, pnl.period_labels, cov_kept, weights, est,
-                           float(trim_level), unit)
-    inference = Inference(
-        vcov_type="analytic (influence function)",
-        df=None,
-        details=(("SE = sd(IF) / sqrt(n), heteroskedasticity-robust, not clustered (as DRDID's TWFE)",)
-                 if method == "twfe" else
-                 (f"SE = sqrt(sum((IF - mean IF)^2)) / n over n = {n_obs} "
-                  f"{'units' if panel else 'observations'} (DRDID 1.2.3)",)),
-    )
-    inf = np.array(est.inf_func, copy=True)
-    inf.flags.writeable = False
-    return DRDiDResult(
-        estimator=f"DR DiD ({method})" if method.startswith("dr") else f"2x2 DiD ({method})",
-        terms=("ATT",),
-        coef=np.array([est.att]),
-        vcov_matrix=np.array([[se * se]]),
-        headline="ATT",
-        inference=inference,
-        sample=report,
-        design=tuple(design),
-        term_info={"n": np.array([n_obs])},
-        extras={"influence_function": inf, "n_trimmed": est.n_trimmed, "method": method, "panel": panel,
-                "r_function": _R_NAME[(method, panel)], "pscore": est.pscore,
-                "pscore_converged": est.pscore_converged, "covariates": tuple(cov_kept)},
-        notes=tuple(notes),
-    )
+    if not panel and cluster is not None and cluster == unit:
+        raise InvalidOptionError(
+            f"{_FUNC}: cluster={cluster!r} is the unit column, which panel=False does not use. Fix: use panel=True "
+            f"for a panel, or cluster on another column."
+        )
+    check_distinct_roles(_FUNC, {"y": y, "treat": treat, "time": time, "unit": unit if panel else None})
+    return _Options(y=y, treat=treat, time=time, unit=unit, covariates=as_list(covariates), est_method=est_method,
+                    weights=weights, cluster=cluster, panel=panel, trim_level=float(trim_level))
 
 
+def check_distinct_roles(func: str, roles: dict[str, str | None]) -> None:
+    """One column cannot play two of the roles y, unit, time, cohort/treat (the outcome would be constant within
+    units or periods, giving 0 with a zero SE instead of an error)."""
+    seen: dict[str, str] = {}
+    for role, col in roles.items():
+        if col is None:
+            continue
+        if col in seen:
+            raise InvalidOptionError(
+                f"{func}: the column {col!r} is given as both {seen[col]}= and {role}=. Each role needs its own "
+                f"column. Fix: pass the intended column for {role}=."
+            )
+        seen[col] = role
+
+
+# ----------------------------------------------------------------------------------------------- estimation
 def _design(W: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
     """``[1, W]`` with collinear columns dropped in order (DRDID's ``qr(tol = 1e-6)``)."""
     X = np.column_stack([np.ones(W.shape[0]), W]) if W.shape[1] else np.ones((W.shape[0], 1))
@@ -243,79 +249,146 @@ def _check_sizes(func: str, G: np.ndarray, n_cov: int, per: int) -> None:
             )
 
 
-def _fit_panel(pnl: Any, G: np.ndarray, cov_list: list[str], method: str, trim_level: float, func: str,
-               unit: str, group: str, weights: str | None, report: Any) -> tuple[CellEstimate, int, Any, list[str]]:
-    u = pnl.unit
-    t = pnl.time
-    n_units = pnl.n_units
-    counts = np.bincount(u, minlength=n_units)
-    complete = counts == 2
+def _estimate_rc(pnl: Panel, opts: _Options) -> _Fit:
+    """Repeated cross sections: every row is an observation."""
+    G = np.asarray(pnl.treat, dtype=np.float64)
+    X, cov_kept = _design(pnl.covariates, opts.covariates)
+    _check_sizes(_FUNC, G, len(opts.covariates), per=2)
+    if opts.est_method == "twfe":
+        est = rc_twfe(pnl.y, pnl.time, G, X, pnl.weights)
+    else:
+        est = rc_estimate(pnl.y, pnl.time.astype(np.float64), G, X, pnl.weights, _CORE_NAME[opts.est_method],
+                          opts.trim_level)
+    stored = {} if opts.cluster is None else {opts.cluster: pnl.codes[opts.cluster]}
+    codes = ClusterCodes(stored, pnl.kept_rows, pnl.report.n_input_rows, pnl.fingerprint)
+    source = _source(est, opts, codes, None, None, pnl.period_labels)
+    return _Fit(est=est, n_obs=pnl.n_obs, report=pnl.report, covariates_kept=cov_kept, source=source)
+
+
+def _estimate_panel(pnl: Panel, opts: _Options) -> _Fit:
+    """Panel data: units observed in both periods, one row per unit (first differences)."""
+    assert pnl.unit is not None and pnl.unit_labels is not None
+    u, t = pnl.unit, pnl.time
+    complete = np.bincount(u, minlength=pnl.n_units) == 2
+    report = pnl.report
     n_incomplete = int(np.count_nonzero(~complete))
     if n_incomplete:
-        rows = int(np.count_nonzero(~complete[u]))
         report = report.with_dropped(Dropped(reason="unit not observed in both periods (balanced panel)",
-                                             n_rows=rows, n_units=n_incomplete))
-    codes = np.cumsum(complete) - 1
+                                             n_rows=int(np.count_nonzero(~complete[u])), n_units=n_incomplete))
     keep_rows = complete[u]
-    uu = codes[u[keep_rows]]
-    tt = t[keep_rows]
+    uu = (np.cumsum(complete) - 1)[u[keep_rows]]
     n = int(complete.sum())
     if n == 0:
-        raise DesignError(f"{func}: no unit of {unit!r} is observed in both periods. Fix: check the unit and post "
-                          f"columns, or use panel=False for repeated cross sections.")
-    pre = tt == 0
-    post = ~pre
-    y0 = np.empty(n)
-    y1 = np.empty(n)
-    yk = pnl.y[keep_rows]
-    y0[uu[pre]] = yk[pre]
-    y1[uu[post]] = yk[post]
-    Gk = G[keep_rows]
-    D = np.empty(n)
-    D[uu[pre]] = Gk[pre]
-    if np.any(D[uu[post]] != Gk[post]):
-        raise DataError(
-            f"{func}: the group column {group!r} varies within a unit of {unit!r}. The treated group must be fixed "
-            f"per unit. Fix: set {group!r} to 1 in both periods for every treated unit."
-        )
-    Wk = pnl.covariates[keep_rows]
-    W = np.empty((n, Wk.shape[1]))
-    W[uu[pre]] = Wk[pre]
-    if Wk.shape[1]:
-        W_post = np.empty_like(W)
-        W_post[uu[post]] = Wk[post]
-        differs = np.any(np.not_equal(W, W_post), axis=0)
-        if differs.any():
-            bad = [c for c, d in zip(cov_list, differs, strict=True) if d]
-            raise DataError(
-                f"{func}: with panel data the covariates must be constant within a unit, but "
-                f"{', '.join(map(repr, bad))} changes between the two periods for some units. Fix: use the "
-                f"pre-period value for both rows (e.g. df[c] = df.groupby(unit)[c].transform('first')), or panel=False."
-            )
-    w: np.ndarray | None = None
-    if pnl.weights is not None:
-        wk = pnl.weights[keep_rows]
-        w = np.empty(n)
-        w[uu[pre]] = wk[pre]
-        w_post = np.empty(n)
-        w_post[uu[post]] = wk[post]
-        if np.any(w != w_post):
-            raise DataError(
-                f"{func}: the weights column {weights!r} must be constant within a unit with panel data. Fix: use "
-                f"one weight per unit."
-            )
-    X, kept = _design(W, cov_list)
-    _check_sizes(func, D, len(cov_list), per=1)
+        raise DesignError(f"{_FUNC}: no unit of {opts.unit!r} is observed in both periods. Fix: check the unit and "
+                          f"time columns, or use panel=False for repeated cross sections.")
+    pre = t[keep_rows] == 0
+    wide = _UnitPairs(uu, pre, n)
+    y0, y1 = wide.values(pnl.y[keep_rows])
+    D = wide.constant(np.asarray(pnl.treat, dtype=np.float64)[keep_rows], _varies(
+        f"the treat column {opts.treat!r} (treated-group indicator) varies within a unit of {opts.unit!r}. The "
+        f"treated group must be fixed per unit. Fix: set {opts.treat!r} to 1 in both periods for every treated "
+        f"unit."))
+    W = wide.constant(pnl.covariates[keep_rows], lambda bad: DataError(
+        f"{_FUNC}: with panel data the covariates must be constant within a unit, but "
+        f"{', '.join(repr(c) for c, d in zip(opts.covariates, bad, strict=True) if d)} changes between the two "
+        f"periods for some units. Fix: use the pre-period value for both rows (e.g. df[c] = "
+        f"df.groupby(unit)[c].transform('first')), or panel=False."))
+    w = None if pnl.weights is None else wide.constant(pnl.weights[keep_rows], _varies(
+        f"the weights column {opts.weights!r} must be constant within a unit with panel data. Fix: use one weight "
+        f"per unit."))
+    X, kept = _design(W, opts.covariates)
+    _check_sizes(_FUNC, D, len(opts.covariates), per=1)
     report = replace(report, n_units=n, n_obs=2 * n, balanced=True)
-    if method == "twfe":
+    if opts.est_method == "twfe":
         est = panel_twfe(y0, y1, D, X, w)
     else:
-        est = panel_estimate(y1 - y0, D, X, w, _CORE_NAME[method], trim_level)
-    return est, n, report, kept
+        est = panel_estimate(y1 - y0, D, X, w, _CORE_NAME[opts.est_method], opts.trim_level)
+    stored = {str(opts.unit): uu}
+    if opts.cluster is not None and opts.cluster != opts.unit:
+        stored[opts.cluster] = pnl.codes[opts.cluster][keep_rows]
+    row_index = pnl.row_index[keep_rows] if (n_incomplete or not pnl.all_rows_kept) else None
+    codes = ClusterCodes(stored, row_index, report.n_input_rows, pnl.fingerprint)
+    source = _source(est, opts, codes, uu, pnl.unit_labels[complete], pnl.period_labels)
+    return _Fit(est=est, n_obs=n, report=report, covariates_kept=kept, source=source)
 
 
-def _design_lines(method: str, panel: bool, y: str, group: str, post: str, labels: np.ndarray, covs: list[str],
-                  weights: str | None, est: CellEstimate, trim_level: float, unit: str | None) -> list[tuple[str, str]]:
+def _varies(message: str) -> Any:
+    return lambda _bad: DataError(f"{_FUNC}: {message}")
+
+
+class _UnitPairs:
+    """The two rows of every unit (codes ``uu``, ``pre`` flags) laid out per unit."""
+
+    def __init__(self, uu: np.ndarray, pre: np.ndarray, n: int) -> None:
+        self.uu, self.pre, self.post, self.n = uu, pre, ~pre, n
+
+    def values(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out0 = np.empty((self.n, *a.shape[1:]))
+        out1 = np.empty_like(out0)
+        out0[self.uu[self.pre]] = a[self.pre]
+        out1[self.uu[self.post]] = a[self.post]
+        return out0, out1
+
+    def constant(self, a: np.ndarray, error: Any) -> np.ndarray:
+        """The per-unit value of ``a`` (pre-period row); ``error(columns that differ)`` when it changes."""
+        v0, v1 = self.values(a)
+        differs = np.not_equal(v0, v1)
+        if differs.ndim > 1:
+            differs = np.any(differs, axis=0)
+            if differs.any():
+                raise error(differs)
+        elif differs.any():
+            raise error(differs)
+        return v0
+
+
+def _source(est: CellEstimate, opts: _Options, codes: ClusterCodes, unit_of_row: np.ndarray | None,
+            unit_labels: np.ndarray | None, period_labels: np.ndarray) -> DRDiDSource:
+    inf = np.array(est.inf_func, dtype=np.float64, copy=True)
+    inf.flags.writeable = False
+    twfe = opts.est_method == "twfe"
+    return DRDiDSource(inf=inf, unit_of_row=unit_of_row, stacked=twfe and opts.panel, twfe=twfe, codes=codes,
+                       fit_cluster=opts.cluster, unit=opts.unit if opts.panel else None, unit_labels=unit_labels,
+                       period_labels=np.asarray(period_labels))
+
+
+# ----------------------------------------------------------------------------------------------- assembly
+def _assemble(fit: _Fit, opts: _Options, period_labels: np.ndarray) -> DRDiDResult:
+    est = fit.est
+    V, inference = fit.source.compute(_FUNC, opts.cluster, None if opts.cluster is None
+                                      else fit.source.codes.stored[opts.cluster])
+    dropped_cov = [c for c in opts.covariates if c not in fit.covariates_kept]
+    notes: list[str] = list(est.notes)
+    if opts.unit is not None and not opts.panel:
+        notes.append(f"unit={opts.unit!r} is not used with panel=False: every row is treated as its own observation "
+                     f"(a repeated cross section). If the units are observed in both periods, panel=True uses "
+                     f"their first differences and is more efficient.")
+    if dropped_cov:
+        notes.append(f"collinear covariates dropped (as DRDID's pre-processing): {', '.join(dropped_cov)}")
+    if not est.pscore_converged:
+        notes.append("the propensity score estimation did not converge (overlap problem?)")
+    design = _design_lines(opts, period_labels, fit.covariates_kept, est)
+    method = opts.est_method
+    return DRDiDResult(
+        estimator=f"DR DiD ({method})" if method.startswith("dr") else f"2x2 DiD ({method})",
+        terms=("ATT",),
+        coef=np.array([est.att]),
+        vcov_matrix=V,
+        headline="ATT",
+        inference=inference,
+        sample=fit.report,
+        design=tuple(design),
+        term_info={"n": np.array([fit.n_obs])},
+        extras={"n_trimmed": est.n_trimmed, "method": method, "panel": opts.panel,
+                "r_function": _R_NAME[(method, opts.panel)], "pscore": est.pscore,
+                "pscore_converged": est.pscore_converged, "covariates": tuple(fit.covariates_kept)},
+        notes=tuple(notes),
+        _source=fit.source,
+    )
+
+
+def _design_lines(opts: _Options, labels: np.ndarray, covs: list[str], est: CellEstimate) -> list[tuple[str, str]]:
+    method, panel = opts.est_method, opts.panel
     pscore = {"ipt": "inverse probability tilting (Graham, Pinto and Egel 2012)", "logit": "logit (maximum likelihood)",
               "none": "none"}[est.pscore]
     if method == "dr" and est.pscore != "ipt":
@@ -332,17 +405,17 @@ def _design_lines(method: str, panel: bool, y: str, group: str, post: str, label
     lines = [
         ("Estimator", _DESCRIPTION[method]),
         ("R equivalent", f"DRDID::{_R_NAME[(method, panel)]}"),
-        ("Outcome", y),
-        ("Treated group", f"{group} == 1"),
-        ("Periods", f"pre = {fmt_num(labels[0], 6)}, post = {fmt_num(labels[1], 6)} ({post})"),
-        ("Data", f"panel (unit: {unit}), outcome in first differences" if panel else
-         "repeated cross sections" + ("" if unit is None else f" (unit={unit!r} not used)")),
+        ("Outcome", opts.y),
+        ("Treated group", f"{opts.treat} == 1"),
+        ("Periods", f"pre = {fmt_num(labels[0], 6)}, post = {fmt_num(labels[1], 6)} ({opts.time})"),
+        ("Data", f"panel (unit: {opts.unit}), outcome in first differences" if panel else
+         "repeated cross sections" + ("" if opts.unit is None else f" (unit={opts.unit!r} not used)")),
         ("Covariates", ", ".join(covs) + " (plus intercept)" if covs else "none (intercept only)"),
         ("Propensity score", pscore if uses_ps else "not used"),
         ("Outcome model", outcome),
     ]
     if uses_ps:
-        lines.append(("Trimming", f"comparison units with pscore >= {trim_level:g} get zero weight; "
+        lines.append(("Trimming", f"comparison units with pscore >= {opts.trim_level:g} get zero weight; "
                                   f"{est.n_trimmed} trimmed"))
-    lines.append(("Weights", weights or "none"))
+    lines.append(("Weights", opts.weights or "none"))
     return lines

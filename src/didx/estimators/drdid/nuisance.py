@@ -303,8 +303,9 @@ def independent_columns(X: np.ndarray, tol: float = 1e-6) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-# ------------------------------------------------------------------ shared by the panel and RC estimators
-class _LogitEffect:
+# ---------------------------------------------------------------------------------------------------------------
+# shared by the panel (panel.py) and repeated cross-section (rc.py) estimators
+class LogitEffect:
     """The logit's asymptotic linear representation ``score %*% (X'WX / n)^{-1}`` (R: ``asy.lin.rep.ps``),
     applied to a derivative vector without forming the n x p matrix."""
 
@@ -318,46 +319,46 @@ class _LogitEffect:
         return out
 
 
-def _logit_ps(X: np.ndarray, D: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, bool, _LogitEffect]:
-    """Logit pscore (capped at 1 - 1e-6), convergence flag, and the estimation-effect operator."""
-    fit = fit_logit(X, D, w)
-    ps = np.minimum(fit.pscore, 1.0 - 1e-6)
-    return ps, fit.converged, _LogitEffect(X, D, w, ps)
-
-
 @dataclass(frozen=True)
-class _OddsWeights:
+class OddsWeights:
     """The logit propensity score and the IPW weights shared by the IPW and DR estimators (panel and RC)."""
 
     ps: np.ndarray
     converged: bool
-    logit: _LogitEffect
+    logit: LogitEffect
     trim: np.ndarray  # 0 for comparison observations with ps >= trim_level
     treat: np.ndarray  # trim w D
     odds: np.ndarray  # trim w (1 - D) p / (1 - p)
 
 
-def _odds_weights(X: np.ndarray, D: np.ndarray, w: np.ndarray, trim_level: float) -> _OddsWeights:
-    """Fit the logit propensity score, cap and trim it (DRDID's ``trim.level``), and form the IPW weights."""
-    ps, converged, logit = _logit_ps(X, D, w)
+def odds_weights(X: np.ndarray, D: np.ndarray, w: np.ndarray, trim_level: float) -> OddsWeights:
+    """Fit the logit propensity score (capped at ``1 - 1e-6``), trim it (DRDID's ``trim.level``), and form the
+    IPW weights and the logit's estimation-effect operator."""
+    fit = fit_logit(X, D, w)
+    ps = np.minimum(fit.pscore, PSCORE_CAP)
+    logit = LogitEffect(X, D, w, ps)
     ps, trim = cap_and_trim(ps, D, trim_level)
-    return _OddsWeights(ps=ps, converged=converged, logit=logit, trim=trim, treat=trim * w * D,
-                        odds=trim * w * ps * (1.0 - D) / (1.0 - ps))
+    return OddsWeights(ps=ps, converged=fit.converged, logit=logit, trim=trim, treat=trim * w * D,
+                       odds=trim * w * ps * (1.0 - D) / (1.0 - ps))
 
 
-def _twfe_fit(y: np.ndarray, Z: np.ndarray, w: np.ndarray) -> CellEstimate:
-    coef = wls(Z, y, w, np.ones(y.shape[0], dtype=bool), "TWFE")
-    resid = y - Z @ coef
-    bread = inverse_crossprod(Z, w, "TWFE regression")
-    inf = (w * resid) * (Z @ bread[:, -1])
-    return CellEstimate(att=float(coef[-1]), inf_func=inf, method="twfe")
+def n_trimmed(trim: np.ndarray, D: np.ndarray) -> int:
+    """Comparison observations given zero weight by the trimming."""
+    return int(np.count_nonzero((trim == 0) & (D == 0)))
 
 
-def _drop_intercept(X: np.ndarray) -> np.ndarray:
+def drop_intercept(X: np.ndarray) -> np.ndarray:
+    """``X`` without its leading intercept column (the TWFE designs add their own)."""
     if X.shape[1] and np.all(X[:, 0] == 1.0):
         return X[:, 1:]
     return X
 
 
-def _n_trimmed(trim: np.ndarray, D: np.ndarray) -> int:
-    return int(np.count_nonzero((trim == 0) & (D == 0)))
+def twfe_fit(y: np.ndarray, Z: np.ndarray, w: np.ndarray) -> CellEstimate:
+    """Weighted OLS of ``y`` on ``Z`` (treatment x post last) and the heteroskedasticity-robust influence function
+    of the last coefficient (DRDID's ``twfe_did_panel`` / ``twfe_did_rc``)."""
+    coef = wls(Z, y, w, np.ones(y.shape[0], dtype=bool), "TWFE")
+    resid = y - Z @ coef
+    bread = inverse_crossprod(Z, w, "TWFE regression")
+    inf = (w * resid) * (Z @ bread[:, -1])
+    return CellEstimate(att=float(coef[-1]), inf_func=inf, method="twfe")

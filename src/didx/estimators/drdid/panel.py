@@ -8,7 +8,7 @@ of comparison units with ``pscore >= trim_level`` (default 0.995).
 The stable interface (keep it):
 
     panel_cell(dy, treated, X, weights, method) -> (att, inf_func)
-    rc_cell(y, post, treated, X, weights, method) -> (att, inf_func)
+    rc.rc_cell(y, post, treated, X, weights, method) -> (att, inf_func)    (in :mod:`didx.estimators.drdid.rc`)
 
 with ``method`` in ``{"dr", "ipw", "reg"}`` = R's ``drdid_panel`` (traditional DR, logit pscore),
 ``std_ipw_did_panel`` (normalised IPW) and ``reg_did_panel`` (outcome regression), and their repeated
@@ -22,7 +22,9 @@ passed in. ``did::att_gt`` rescales each cell's function by ``n_total / n_cell``
 
 Further variants used by :func:`didx.drdid`: :func:`panel_dr_improved` (``drdid_imp_panel``, IPT pscore and
 pscore-weighted OLS), :func:`panel_ipw_unnormalized` (``ipw_did_panel``), :func:`panel_twfe`
-(``twfe_did_panel``), and for repeated cross sections :mod:`didx.estimators.drdid.rc`.
+(``twfe_did_panel``), and for repeated cross sections :mod:`didx.estimators.drdid.rc`. The helpers both
+modules share (odds weights, the logit's estimation effect, trimming counts, the TWFE fit) are in
+:mod:`didx.estimators.drdid.nuisance`.
 
 Reference: Sant'Anna, P. H. C. and Zhao, J. (2020), "Doubly robust difference-in-differences estimators",
 Journal of Econometrics 219(1), 101-122; R package DRDID 1.2.3 (pedrohcgs/DRDID).
@@ -38,15 +40,15 @@ from didx._errors import DesignError, InvalidOptionError
 from didx.estimators.drdid.nuisance import (
     DEFAULT_TRIM_LEVEL,
     CellEstimate,
-    _drop_intercept,
-    _n_trimmed,
-    _odds_weights,
-    _twfe_fit,
     cap_and_trim,
+    drop_intercept,
     fit_ipt,
     influence_se,
     inverse_crossprod,
+    n_trimmed,
+    odds_weights,
     prepare,
+    twfe_fit,
     wls,
 )
 
@@ -62,7 +64,6 @@ __all__ = [
     "panel_ipw_unnormalized",
     "panel_reg",
     "panel_twfe",
-    "rc_cell",
 ]
 
 CELL_METHODS = ("dr", "ipw", "reg")
@@ -118,7 +119,7 @@ def panel_ipw(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
     y, D = _check(dy, treated)
     n = y.shape[0]
     X, w = prepare(n, X, weights)
-    ow = _odds_weights(X, D, w, trim_level)
+    ow = odds_weights(X, D, w, trim_level)
     converged, asy_ps, trim, w_treat, w_cont = ow.converged, ow.logit, ow.trim, ow.treat, ow.odds
     m_treat, m_cont = w_treat.mean(), w_cont.mean()
     eta_treat = float(np.mean(w_treat * y) / m_treat)
@@ -127,7 +128,7 @@ def panel_ipw(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
     M2 = ((w_cont * (y - eta_cont)) @ X) / n
     inf_control = (w_cont * y - w_cont * eta_cont + asy_ps @ M2) / m_cont
     return CellEstimate(att=eta_treat - eta_cont, inf_func=inf_treat - inf_control, method="ipw", pscore="logit",
-                        n_trimmed=_n_trimmed(trim, D), pscore_converged=converged)
+                        n_trimmed=n_trimmed(trim, D), pscore_converged=converged)
 
 
 def panel_ipw_unnormalized(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
@@ -140,7 +141,7 @@ def panel_ipw_unnormalized(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | 
     y, D = _check(dy, treated)
     n = y.shape[0]
     X, w = prepare(n, X, weights)
-    ow = _odds_weights(X, D, w, trim_level)
+    ow = odds_weights(X, D, w, trim_level)
     converged, asy_ps, trim, w_treat, w_cont = ow.converged, ow.logit, ow.trim, ow.treat, ow.odds
     att_treat = w_treat * y
     att_cont = w_cont * y
@@ -149,7 +150,7 @@ def panel_ipw_unnormalized(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | 
     mom = (att_cont @ X) / n
     inf = (att_treat - att_cont - asy_ps @ mom - w * D * att) / m_d
     return CellEstimate(att=att, inf_func=inf, method="ipw_unnormalized", pscore="logit",
-                        n_trimmed=_n_trimmed(trim, D), pscore_converged=converged)
+                        n_trimmed=n_trimmed(trim, D), pscore_converged=converged)
 
 
 def panel_dr(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
@@ -163,7 +164,7 @@ def panel_dr(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
     y, D = _check(dy, treated)
     n = y.shape[0]
     X, w = prepare(n, X, weights)
-    ow = _odds_weights(X, D, w, trim_level)
+    ow = odds_weights(X, D, w, trim_level)
     converged, asy_ps, trim, w_treat, w_cont = ow.converged, ow.logit, ow.trim, ow.treat, ow.odds
     ctrl = D == 0
     beta = wls(X, y, w, ctrl, "outcome (comparison units)")
@@ -181,7 +182,7 @@ def panel_dr(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
     inf_treat = (w_treat * resid - w_treat * eta_treat - e_ols * (X @ (XpX_inv @ M1))) / m_treat
     inf_control = (w_cont * resid - w_cont * eta_cont + asy_ps @ M2 - e_ols * (X @ (XpX_inv @ M3))) / m_cont
     return CellEstimate(att=eta_treat - eta_cont, inf_func=inf_treat - inf_control, method="dr", pscore="logit",
-                        n_trimmed=_n_trimmed(trim, D), pscore_converged=converged)
+                        n_trimmed=n_trimmed(trim, D), pscore_converged=converged)
 
 
 def panel_dr_improved(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
@@ -210,7 +211,7 @@ def panel_dr_improved(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None 
     inf = w * trim * (summand - D * att) / m_d
     notes = () if fit.converged else ("the IPT propensity score did not converge; the logit fit was used",)
     return CellEstimate(att=att, inf_func=inf, method="dr_improved", pscore="ipt" if fit.converged else "logit",
-                        n_trimmed=_n_trimmed(trim, D), pscore_converged=fit.converged, notes=notes)
+                        n_trimmed=n_trimmed(trim, D), pscore_converged=fit.converged, notes=notes)
 
 
 def panel_twfe(y0: np.ndarray, y1: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
@@ -227,13 +228,13 @@ def panel_twfe(y0: np.ndarray, y1: np.ndarray, treated: np.ndarray, X: np.ndarra
     _, D = _check(y1 - y0, treated)
     n = D.shape[0]
     Xf, w = prepare(n, X, weights)
-    Xc = _drop_intercept(Xf)
+    Xc = drop_intercept(Xf)
     post = np.concatenate([np.zeros(n), np.ones(n)])
     dd = np.concatenate([D, D])
     ys = np.concatenate([y0, y1])
     ws = np.concatenate([w, w])
     Z = np.column_stack([np.ones(2 * n), post, dd, np.vstack([Xc, Xc]), dd * post])
-    return _twfe_fit(ys, Z, ws)
+    return twfe_fit(ys, Z, ws)
 
 
 _PANEL_TRIMMED: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, float],
@@ -275,20 +276,4 @@ def panel_cell(dy: np.ndarray, treated: np.ndarray, X: np.ndarray | None, weight
     if method not in CELL_METHODS:
         raise InvalidOptionError(f"panel_cell: method must be one of {CELL_METHODS}; got {method!r}.")
     est = panel_estimate(dy, treated, X, weights, method)
-    return est.att, est.inf_func
-
-
-def rc_cell(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | None,
-            weights: np.ndarray | None, method: str) -> tuple[float, np.ndarray]:
-    """One ATT(g,t) cell with repeated cross sections, as ``did::att_gt(panel = FALSE)`` computes it.
-
-    ``method``: "dr" (``DRDID::drdid_rc``), "ipw" (``std_ipw_did_rc``) or "reg" (``reg_did_rc``). ``y`` per row,
-    ``post`` 0/1 per row, ``treated`` boolean per row; other arguments as :func:`panel_cell`. Returns the estimate
-    and the influence function (one entry per row).
-    """
-    from didx.estimators.drdid.rc import rc_estimate
-
-    if method not in CELL_METHODS:
-        raise InvalidOptionError(f"rc_cell: method must be one of {CELL_METHODS}; got {method!r}.")
-    est = rc_estimate(y, post, treated, X, weights, method)
     return est.att, est.inf_func

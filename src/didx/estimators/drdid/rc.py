@@ -15,14 +15,14 @@ from didx._errors import DesignError, InvalidOptionError
 from didx.estimators.drdid.nuisance import (
     DEFAULT_TRIM_LEVEL,
     CellEstimate,
-    _drop_intercept,
-    _n_trimmed,
-    _odds_weights,
-    _twfe_fit,
     cap_and_trim,
+    drop_intercept,
     fit_ipt,
     inverse_crossprod,
+    n_trimmed,
+    odds_weights,
     prepare,
+    twfe_fit,
     wls,
 )
 
@@ -101,7 +101,7 @@ def rc_ipw(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray |
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
     X, w = prepare(n, X, weights)
-    ow = _odds_weights(X, D, w, trim_level)
+    ow = odds_weights(X, D, w, trim_level)
     converged, logit, trim = ow.converged, ow.logit, ow.trim
     odds_w = ow.odds
     w_tpre = ow.treat * (1.0 - T)
@@ -122,7 +122,7 @@ def rc_ipw(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray |
     M2_post = ((w_cpost * (yv - a_cpost)) @ X) / n / m_cpost
     inf_cont = inf_cont + logit @ (M2_post - M2_pre)
     return CellEstimate(att=att, inf_func=inf_treat - inf_cont, method="ipw", pscore="logit",
-                        n_trimmed=_n_trimmed(trim, D), pscore_converged=converged)
+                        n_trimmed=n_trimmed(trim, D), pscore_converged=converged)
 
 
 def rc_ipw_unnormalized(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
@@ -136,7 +136,7 @@ def rc_ipw_unnormalized(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X:
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
     X, w = prepare(n, X, weights)
-    ow = _odds_weights(X, D, w, trim_level)
+    ow = odds_weights(X, D, w, trim_level)
     converged, logit, trim = ow.converged, ow.logit, ow.trim
     w_tpre = ow.treat * (1.0 - T)
     w_tpost = ow.treat * T
@@ -169,7 +169,7 @@ def rc_ipw_unnormalized(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X:
            - (lin_post(eta_cpost, a_cpost) - lin_pre(eta_cpre, a_cpre))
            + logit @ (mom_post - mom_pre))
     return CellEstimate(att=att, inf_func=inf, method="ipw_unnormalized", pscore="logit",
-                        n_trimmed=_n_trimmed(trim, D), pscore_converged=converged)
+                        n_trimmed=n_trimmed(trim, D), pscore_converged=converged)
 
 
 def rc_dr(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
@@ -186,7 +186,7 @@ def rc_dr(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | 
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
     X, w = prepare(n, X, weights)
-    ow = _odds_weights(X, D, w, trim_level)
+    ow = odds_weights(X, D, w, trim_level)
     converged, logit, trim = ow.converged, ow.logit, ow.trim
     masks = {
         "cpre": (D == 0) & (T == 0), "cpost": (D == 0) & (T == 1),
@@ -246,7 +246,7 @@ def rc_dr(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | 
     inf_treat = inf_tpost - inf_tpre + inf_treat_or
     inf_cont = inf_cpost - inf_cpre + inf_cont_ps + inf_cont_or
     inf = inf_treat - inf_cont + inf_eff + inf_or
-    return CellEstimate(att=att, inf_func=inf, method="dr", pscore="logit", n_trimmed=_n_trimmed(trim, D),
+    return CellEstimate(att=att, inf_func=inf, method="dr", pscore="logit", n_trimmed=n_trimmed(trim, D),
                         pscore_converged=converged)
 
 
@@ -293,7 +293,7 @@ def rc_dr_improved(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.n
         inf += sign * (eta - wt * a / mw)
     notes = () if fit.converged else ("the IPT propensity score did not converge; the logit fit was used",)
     return CellEstimate(att=att, inf_func=inf, method="dr_improved", pscore="ipt" if fit.converged else "logit",
-                        n_trimmed=_n_trimmed(trim, D), pscore_converged=fit.converged, notes=notes)
+                        n_trimmed=n_trimmed(trim, D), pscore_converged=fit.converged, notes=notes)
 
 
 def rc_twfe(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | None = None,
@@ -303,8 +303,8 @@ def rc_twfe(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray 
     yv, T, D = _check_rc(y, post, treated)
     n = yv.shape[0]
     Xf, w = prepare(n, X, weights)
-    Z = np.column_stack([np.ones(n), T, D, _drop_intercept(Xf), D * T])
-    return _twfe_fit(yv, Z, w)
+    Z = np.column_stack([np.ones(n), T, D, drop_intercept(Xf), D * T])
+    return twfe_fit(yv, Z, w)
 
 
 _RC_TRIMMED: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, float],
@@ -325,3 +325,20 @@ def rc_estimate(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndar
         raise InvalidOptionError(f"Unknown 2x2 DiD method {method!r}; expected one of "
                                  f"{sorted([*_RC_TRIMMED, 'reg'])}.")
     return _RC_TRIMMED[method](y, post, treated, X, weights, trim_level)
+
+
+CELL_METHODS = ("dr", "ipw", "reg")
+
+
+def rc_cell(y: np.ndarray, post: np.ndarray, treated: np.ndarray, X: np.ndarray | None,
+            weights: np.ndarray | None, method: str) -> tuple[float, np.ndarray]:
+    """One ATT(g,t) cell with repeated cross sections, as ``did::att_gt(panel = FALSE)`` computes it.
+
+    ``method``: "dr" (``DRDID::drdid_rc``), "ipw" (``std_ipw_did_rc``) or "reg" (``reg_did_rc``). ``y`` per row,
+    ``post`` 0/1 per row, ``treated`` boolean per row, ``X`` with the intercept column (None: intercept only),
+    ``weights`` None or per row. Returns the estimate and the influence function (one entry per row).
+    """
+    if method not in CELL_METHODS:
+        raise InvalidOptionError(f"rc_cell: method must be one of {CELL_METHODS}; got {method!r}.")
+    est = rc_estimate(y, post, treated, X, weights, method)
+    return est.att, est.inf_func

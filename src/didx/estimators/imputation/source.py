@@ -8,9 +8,8 @@ fit are one path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -75,14 +74,6 @@ class FirstStageSource:
             V = full
         n_treated = int(np.count_nonzero(np.bincount(cl[self.imputed], minlength=G)))
         return V, self._inference(name, G, n_treated, n_fallback)
-
-    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
-                  ssc: Any) -> tuple[np.ndarray, Inference]:
-        """The legacy entry, for wrappers not yet on the contract (the comparison's window subset, which should
-        become a :class:`~didx.inference.contract.LinearMapSource`): ``with_vcov`` without ``data=``."""
-        from didx.inference.contract import recompute
-
-        return recompute(self, func, vcov, cluster, ssc)
 
     def _inference(self, name: str, G: int, n_treated: int, n_fallback: int) -> Inference:
         label, ssc = VARIANCES[self.variance]

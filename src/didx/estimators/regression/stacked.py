@@ -2,8 +2,8 @@
 Wing, Freedman & Hollingsworth (2024).
 
 For every adoption cohort ``a`` a *sub-experiment* is built: the units first treated at ``a`` and the clean
-controls — never-treated units (``control="never"``), or also units first treated after ``a + hi``
-(``control="not_yet"``, WFH's clean controls) — observed at event times ``e = t - a`` in the window
+controls — never-treated units (``control_group="never"``), or also units first treated after ``a + hi``
+(``control_group="not_yet"``, WFH's clean controls) — observed at event times ``e = t - a`` in the window
 ``[lo, hi]``. A sub-experiment is kept only if the whole window is inside the data (WFH's inclusion criterion
 IC1: ``a + lo >= first period`` and ``a + hi <= last period``) and it has a clean control (IC2). The
 sub-experiments are stacked and the event study
@@ -137,7 +137,7 @@ def stacked(
     time: str,
     cohort: str,
     window: tuple[float, float],
-    control: str = "not_yet",
+    control_group: str = "not_yet",
     weighting: str = "corrective",
     fe: str = "unit_event",
     weights: str | None = None,
@@ -154,7 +154,7 @@ def stacked(
     cohort : first treated period (0 / NaN / inf / after the last period = never treated).
     window : ``(lo, hi)``: event times ``lo .. hi`` of every sub-experiment (``lo <= -1``, ``hi >= 0``; -1 is
         the reference period). Cohorts whose window does not fit in the data are left out (noted).
-    control : ``"not_yet"`` (default; never treated and units first treated after ``a + hi``, WFH's clean
+    control_group : ``"not_yet"`` (default; never treated and units first treated after ``a + hi``, WFH's clean
         controls) or ``"never"``.
     weighting : ``"corrective"`` (WFH's Q weights) or ``"none"`` (the unweighted stack of Cengiz et al.).
     fe : the absorbed fixed effects: ``"unit_event"`` (unit x sub-experiment and event-time effects) or
@@ -171,7 +171,7 @@ def stacked(
     StackedResult : terms ``event_time::<e>`` (e != -1) and ``ATT`` (the headline: the mean of the post
     coefficients). A caller that already built a :class:`didx._panel.Panel` uses :func:`from_panel`.
     """
-    lo, hi = _check_options(window, control, weighting, fe, engine)
+    lo, hi = _check_options(window, control_group, weighting, fe, engine)
     try:
         panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
                             weights=weights, require_control="none", zero_weights="drop")
@@ -183,7 +183,7 @@ def stacked(
                 f"weighting={weights!r}."
             ) from None
         raise
-    return _estimate(panel, lo=lo, hi=hi, control=control, weighting=weighting, fe=fe, vcov=vcov, cluster=cluster,
+    return _estimate(panel, lo=lo, hi=hi, control=control_group, weighting=weighting, fe=fe, vcov=vcov, cluster=cluster,
                      ssc=ssc, engine=engine)
 
 
@@ -191,7 +191,7 @@ def from_panel(
     panel: Panel,
     *,
     window: tuple[float, float],
-    control: str = "not_yet",
+    control_group: str = "not_yet",
     weighting: str = "corrective",
     fe: str = "unit_event",
     vcov: str | None = None,
@@ -206,7 +206,7 @@ def from_panel(
     been given to ``build_panel``. Rows with a zero weight are dropped and counted here. The other arguments are
     those of :func:`stacked`.
     """
-    lo, hi = _check_options(window, control, weighting, fe, engine)
+    lo, hi = _check_options(window, control_group, weighting, fe, engine)
     if panel.unit is None or panel.cohort is None:
         raise InvalidOptionError(
             f"{FUNC}: the panel has no {'unit' if panel.unit is None else 'cohort'} column. Fix: build it with "
@@ -219,7 +219,7 @@ def from_panel(
             f"{FUNC}: the cluster column {missing[0]!r} is not in the panel (its codes: "
             f"{sorted(str(c) for c in known if c is not None)}). Fix: build the panel with cluster={missing[0]!r}."
         )
-    return _estimate(panel, lo=lo, hi=hi, control=control, weighting=weighting, fe=fe, vcov=vcov, cluster=cluster,
+    return _estimate(panel, lo=lo, hi=hi, control=control_group, weighting=weighting, fe=fe, vcov=vcov, cluster=cluster,
                      ssc=ssc, engine=engine)
 
 
@@ -233,7 +233,7 @@ def _check_options(window: Any, control: str, weighting: str, fe: str, engine: s
             f"The 'window' parameter of {FUNC} must be a pair (lo, hi) of event times with lo <= -1 <= 0 <= hi "
             f"(e.g. (-3, 3)): -1 is the reference period and 0 the first treated period. Got {window!r} instead."
         )
-    check_option(FUNC, "control", control, CONTROLS)
+    check_option(FUNC, "control_group", control, CONTROLS)
     check_option(FUNC, "weighting", weighting, WEIGHTINGS)
     check_option(FUNC, "fe", fe, FIXED_EFFECTS)
     check_option(FUNC, "engine", engine, ENGINES)

@@ -188,7 +188,6 @@ def did2x2(
     ssc: SSC | None = None,
     first_difference: bool = False,
     collapse: str | None = None,
-    group: str | None = None,
 ) -> DiD2x2Result:
     """Two-group, two-period difference in differences.
 
@@ -214,14 +213,13 @@ def did2x2(
         e.g. Card & Krueger's balanced first-difference regression.
     collapse : ``"group_period"`` / ``"group_period_weighted"``: estimate on ``cluster`` x period cell means with
         ``cluster`` fixed effects (Bertrand, Duflo & Mullainathan 2004), see :mod:`didx.estimators.regression.collapse`.
-    group : the former name of ``treat`` (transitional: accepted until every caller passes ``treat=``).
 
     Returns
     -------
     DiD2x2Result : ``.estimate`` is tau (the coefficient of ``treat:post``); ``.table`` is the cell-mean table.
     """
     func = "did2x2"
-    treat = _treat_column(func, treat, group)
+    treat = _treat_column(func, treat)
     cov_list = as_list(covariates)
     panel = build_panel(data, func=func, y=y, time=post, unit=unit, treat=treat, covariates=cov_list,
                         weights=weights, cluster=cluster, require_control="untreated_obs", zero_weights="drop",
@@ -266,13 +264,8 @@ def did2x2(
     return res
 
 
-def _treat_column(func: str, treat: str | None, group: str | None) -> str:
-    if treat is not None and group is not None:
-        raise InvalidOptionError(
-            f"{func}: got treat={treat!r} and group={group!r}; group= is the former name of treat=. Fix: pass "
-            f"treat= only."
-        )
-    name = treat if treat is not None else group
+def _treat_column(func: str, treat: str | None) -> str:
+    name = treat
     if name is None:
         raise InvalidOptionError(
             f"{func}: treat= is required: the 0/1 treated-group column (1 on every row of a treated unit, before "

@@ -69,7 +69,7 @@ def sun_abraham(
     time: str,
     cohort: str,
     ref: float | Sequence[float] = -1,
-    control: str = "never",
+    control_group: str = "never",
     covariates: str | Sequence[str] | None = None,
     vcov: str | None = None,
     cluster: str | Sequence[str] | None = None,
@@ -86,7 +86,7 @@ def sun_abraham(
     ref : reference relative period(s): no dummy is created for them (default -1, fixest's ``ref.p``). Each must
         be negative and observed in some treated cohort (fixest accepts any value silently; a value outside the
         data leaves the model unidentified, so here it is an error).
-    control : ``"never"``: the never-treated units are the control (reference) cohort; ``"last_treated"``: the
+    control_group : ``"never"``: the never-treated units are the control (reference) cohort; ``"last_treated"``: the
         last-treated cohort is the control, periods from its treatment on are dropped and never-treated units
         are not used (Sun and Abraham's choice when no unit is never treated).
     covariates : time-varying controls added to the regression.
@@ -112,18 +112,18 @@ def sun_abraham(
     observed only before its treatment is a reference cohort, like the never treated. A caller that already
     built a :class:`didx._panel.Panel` uses :func:`from_panel`.
     """
-    refs = _check_options(ref, control, engine)
+    refs = _check_options(ref, control_group, engine)
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
-                        weights=weights, cluster=cluster, require_control="never" if control == "never" else "none",
-                        zero_weights="drop")
-    return _estimate(panel, refs=refs, control=control, vcov=vcov, cluster=cluster, ssc=ssc, engine=engine)
+                        weights=weights, cluster=cluster,
+                        require_control="never" if control_group == "never" else "none", zero_weights="drop")
+    return _estimate(panel, refs=refs, control=control_group, vcov=vcov, cluster=cluster, ssc=ssc, engine=engine)
 
 
 def from_panel(
     panel: Panel,
     *,
     ref: float | Sequence[float] = -1,
-    control: str = "never",
+    control_group: str = "never",
     vcov: str | None = None,
     cluster: str | Sequence[str] | None = None,
     ssc: SSC | None = None,
@@ -136,7 +136,7 @@ def from_panel(
     been given to ``build_panel`` (its codes are in ``panel.codes``). Rows with a zero weight are dropped and
     counted here. The other arguments are those of :func:`sun_abraham`.
     """
-    refs = _check_options(ref, control, engine)
+    refs = _check_options(ref, control_group, engine)
     if panel.unit is None or panel.cohort is None:
         raise InvalidOptionError(
             f"{FUNC}: the panel has no {'unit' if panel.unit is None else 'cohort'} column. Fix: build it with "
@@ -149,13 +149,13 @@ def from_panel(
             f"{FUNC}: the cluster column {missing[0]!r} is not in the panel (its codes: "
             f"{sorted(str(c) for c in known if c is not None)}). Fix: build the panel with cluster={missing[0]!r}."
         )
-    return _estimate(panel, refs=refs, control=control, vcov=vcov, cluster=cluster, ssc=ssc, engine=engine)
+    return _estimate(panel, refs=refs, control=control_group, vcov=vcov, cluster=cluster, ssc=ssc, engine=engine)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # validation
 def _check_options(ref: float | Sequence[float], control: str, engine: str) -> tuple[float, ...]:
-    check_option(FUNC, "control", control, CONTROLS)
+    check_option(FUNC, "control_group", control, CONTROLS)
     check_option(FUNC, "engine", engine, ENGINES)
     vals = [ref] if isinstance(ref, int | float | np.integer | np.floating) else list(ref)
     out = []

@@ -2,7 +2,7 @@
 
 Follows fixest's ``sunab()`` (lrberge/fixest ``R/did.R``): a cohort observed only at relative periods >= 0 is
 *always treated* (its units are dropped, counted); a cohort observed only at relative periods < 0 is a
-*reference* cohort (no dummies, like the never treated). With ``control="last_treated"`` the never-treated units
+*reference* cohort (no dummies, like the never treated). With ``control_group="last_treated"`` the never-treated units
 and the periods from the last cohort's treatment on are dropped. Rows with a zero weight are dropped first (as
 ``lm`` and fixest do), so that ``n``, ``K`` and the clusters count only observations that enter the fit.
 Every drop is counted in the sample report.
