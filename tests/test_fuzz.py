@@ -90,9 +90,8 @@ SPECS = [
     Spec("event_study", STAGGERED, STAG, ssc=True, vcov=True, options={"ref": "first"}),
     Spec("ols", STAGGERED, {"y": "y", "x": "d", "fe": ["unit", "time"]}, unit=None, time=None, covariates="x",
          covariate="d", ssc=True, vcov=True, cohort=False),
-    Spec("drdid", TWO_PERIOD, {"y": "y", "group": "group", "post": "post", "unit": "unit", "covariates": "x1"},
-         time="post", time_column="post", covariate="x1", cluster=False, cohort=False,
-         options={"trim_level": "high"}),
+    Spec("drdid", TWO_PERIOD, {"y": "y", "treat": "group", "time": "post", "unit": "unit", "covariates": "x1"},
+         time_column="post", covariate="x1", cohort=False, options={"trim_level": "high"}),
     Spec("bacon", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d"}, weights=False,
          cluster=False, cohort=False),
     Spec("att_gt", STAGGERED, STAG, options={"n_bootstrap": "many"}),
@@ -175,8 +174,8 @@ def _cases(spec: Spec) -> Iterator[tuple[str, Callable[[], Case]]]:
     yield "int_label_unit", lambda: Case(d.rename(columns={spec.unit_column: 11}), _unit_as(spec, 11), "",
                                          error_only=False, result=_same_as_clean)
     yield "empty_frame", lambda: Case(d.iloc[:0], {}, r"no rows")
-    yield "y_is_unit", lambda: Case(d, {"y": spec.unit_column}, r"outcome")
-    yield "y_is_time", lambda: Case(d, {"y": spec.time_column}, r"outcome")
+    yield "y_is_unit", lambda: Case(d, {"y": spec.unit_column}, r"outcome|both y=")
+    yield "y_is_time", lambda: Case(d, {"y": spec.time_column}, r"outcome|both y=")
     yield "constant_y", lambda: Case(d.assign(y=1.0), {}, r"constant")
     yield "inf_y", lambda: Case(_set(d, "y", [3, 8], np.inf), {}, r"infinite|missing|unbalanced",
                                 error_only=False, result=_infinite_dropped)
@@ -228,6 +227,10 @@ KNOWN: dict[tuple[str, str], str] = {
     ("twfe", "option_drop_singletons"): "twfe: drop_singletons='yes' (a string) is used as True; the option is not "
                                         "type-checked (estimators/regression/twfe.py)",
     # estimator code builds a dict/set of the column arguments before the shared reader checks them
+    ("att_gt", "y_list"): "att_gt: check_distinct_roles hashes y=['y'] as a dict key before build_panel checks it: "
+                          "TypeError: unhashable type: 'list' (estimators/drdid/estimator.py)",
+    ("drdid", "y_list"): "drdid: check_distinct_roles hashes y=['y'] as a dict key before build_panel checks it: "
+                         "TypeError: unhashable type: 'list' (estimators/drdid/estimator.py)",
     ("ols", "y_list"): "ols: dict.fromkeys([y, *xs, ...]) hashes y=['y'] before read_columns checks it: "
                        "TypeError: unhashable type: 'list' (estimators/regression/ols.py)",
     ("dcdh", "y_list"): "dcdh: prepare() hashes y=['y'] in dict.fromkeys before read_columns checks it: "

@@ -287,7 +287,7 @@ def test_errors(mpdta: pd.DataFrame) -> None:
     with pytest.raises(didx.ColumnNotFoundError, match=r"'first_treat'.*Did you mean 'first.treat'"):
         didx.sun_abraham(mpdta, y="lemp", unit="countyreal", time="year", cohort="first_treat")
     odd = mpdta.assign(**{"first.treat": mpdta["first.treat"].replace(2006, 2005.5)})
-    with pytest.raises(didx.DataError, match=r"'first.treat'.*2005.5.*not periods of 'year'.*Fix"):
+    with pytest.raises(didx.DataError, match=r"'first.treat'.*2005.5.*not one of the periods of 'year'.*Fix"):
         didx.sun_abraham(odd, **kw)
     treated_only = mpdta[mpdta["first.treat"] > 0]
     with pytest.raises(didx.DesignError, match=r"control.*never-treated.*Fix"):

@@ -196,11 +196,12 @@ def _fmt_period(v: Any) -> str:
 
 def _cohort_not_period(func: str, name: str, time: str, values: np.ndarray, labels: np.ndarray) -> None:
     shown = ", ".join(_fmt_period(v) for v in values[:5]) + (", ..." if values.shape[0] > 5 else "")
+    which = (f"the value {shown}, which is not one of the periods" if values.shape[0] == 1
+             else f"the values {shown}, which are not periods")
     raise DataError(
-        f"{func}: the cohort column {name!r} has the value(s) {shown}, which are not periods of {time!r} (they lie "
-        f"between {_fmt_period(labels[0])} and {_fmt_period(labels[-1])}). A cohort is the first treated period. Fix: "
-        f"set it to the first period in which the unit is observed treated (a value of {time!r}), or code "
-        f"never-treated units as 0, NaN or inf."
+        f"{func}: the cohort column {name!r} has {which} of {time!r} (between {_fmt_period(labels[0])} and "
+        f"{_fmt_period(labels[-1])}). A cohort is the first treated period. Fix: set it to the first period in which "
+        f"the unit is observed treated (a value of {time!r}), or code never-treated units as 0, NaN or inf."
     )
 
 
