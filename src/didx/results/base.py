@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -51,13 +51,6 @@ class Inference:
         out.append(f"Intervals: {self.band}")
         out.extend(self.details)
         return out
-
-
-class VcovSource(Protocol):
-    """A covariance source not yet moved to the contract (legacy: parses its own options)."""
-
-    def recompute(self, func: str, vcov: str | None, cluster: str | Sequence[str] | None,
-                  ssc: Any) -> tuple[np.ndarray, Inference]: ...
 
 
 K = TypeVar("K")
@@ -148,7 +141,7 @@ class Result:
     term_info: Mapping[str, np.ndarray] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-    _source: CovarianceSource | VcovSource | None = field(default=None, repr=False, compare=False)
+    _source: CovarianceSource | None = field(default=None, repr=False, compare=False)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Keep the short repr on subclasses: @dataclass does not overwrite a __repr__ already in the class body.
@@ -259,22 +252,9 @@ class Result:
                 f"{self.estimator}: this result cannot recompute its covariance (no stored scores). "
                 f"Fix: re-run the estimator with the vcov you want."
             )
-        if isinstance(src, CovarianceSource):
-            from didx.inference.contract import recompute
+        from didx.inference.contract import recompute
 
-            V, inf = recompute(src, self.estimator, vcov, cluster, ssc, data)
-        else:  # legacy source (being moved to the contract): the arguments are checked here, names only
-            from didx.inference.contract import parse_request
-
-            request = parse_request(self.estimator, vcov, cluster, None)  # ssc=: the source says if it applies
-            if data is not None or request.supplied:
-                given = "data=" if data is not None else "cluster values (a Series or array)"
-                raise InvalidOptionError(
-                    f"{self.estimator}: with_vcov does not take {given} for this result yet, only cluster= column "
-                    f"names captured at fit time. Fix: pass the column name, or re-run the estimator with "
-                    f"cluster='column'."
-                )
-            V, inf = src.recompute(self.estimator, vcov, cluster, ssc)
+        V, inf = recompute(src, self.estimator, vcov, cluster, ssc, data)
         return self._with_covariance(V, inf)
 
     def _with_covariance(self, V: np.ndarray, inference: Inference) -> Result:

@@ -88,8 +88,7 @@ class EventStudyResult(Result):
             estimator=f"{self.estimator} — {label}", terms=(label,), coef=A @ self.coef,
             vcov_matrix=A @ self.vcov_matrix @ A.T, headline=label, inference=self.inference, sample=self.sample,
             design=self.design, notes=self.notes,
-            _source=None if src is None or not hasattr(src, "covariance") or self._maps_source()
-            else LinearMapSource(src, A),  # type: ignore[arg-type]
+            _source=None if src is None or self._maps_source() else LinearMapSource(src, A),
         )
 
     def _maps_source(self) -> bool:
