@@ -533,3 +533,46 @@ def test_plot_with_an_ax_that_is_not_an_axes_is_an_error(compare_mpdta: EventStu
     for plot in (compare_mpdta.plot, compare_mpdta["twfe"].plot):
         with pytest.raises(didx.InvalidOptionError, match="ax"):
             plot(ax="x")
+
+
+# ------------------------------------------------------------------ the TWFE event study: zero weights (issue 10)
+def test_twfe_event_study_drops_and_counts_zero_weight_rows(sim: pd.DataFrame) -> None:
+    """Rows with weight 0 are dropped and reported (fixest drops them): the fit equals the fit without those rows,
+    the small-sample factor and the cluster count included, and every input row is accounted for."""
+    rng = np.random.default_rng(5)
+    w = rng.uniform(0.5, 2.0, len(sim))
+    w[rng.random(len(sim)) < 0.1] = 0.0
+    w[sim["unit"].to_numpy() == 3] = 0.0  # a unit with no weight at all: not a cluster
+    df = sim.assign(w=w)
+    res = didx.event_study(df, **SIM, weights="w", window=(-3, 3))
+    kept = didx.event_study(df[df["w"] > 0].reset_index(drop=True), **SIM, weights="w", window=(-3, 3))
+    assert res.terms == kept.terms
+    np.testing.assert_allclose(res.coef, kept.coef, rtol=TOL_IDENTITY, atol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.vcov_matrix, kept.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-15)
+    assert res.inference.n_clusters == kept.inference.n_clusters == (sim["unit"].nunique() - 1,)
+    n_zero = int((w == 0).sum())
+    zero = [d for d in res.sample.dropped if d.reason == "zero weight (w)"]
+    assert len(zero) == 1 and zero[0].n_rows == n_zero and zero[0].n_units == 1
+    assert res.sample.n_obs == kept.sample.n_obs <= len(df) - n_zero
+    assert res.sample.n_obs + res.sample.n_dropped_rows == res.sample.n_input_rows == len(df)
+    # re-clustering by a column of the user's frame maps the kept rows to it
+    by_state = res.with_vcov(cluster=df["unit"] // 4)
+    direct = didx.event_study(df.assign(state=df["unit"] // 4), **SIM, weights="w", window=(-3, 3), cluster="state")
+    np.testing.assert_allclose(by_state.vcov_matrix, direct.vcov_matrix, rtol=TOL_IDENTITY)
+    # a panel built keeping the zero-weight rows: from_panel drops and counts them the same way
+    from didx._panel import build_panel
+    from didx.estimators.regression import event_study as es_module
+
+    panel = build_panel(df, func="event_study", y="y", unit="unit", time="time", cohort="cohort", weights="w")
+    again = es_module.from_panel(panel, window=(-3, 3))
+    np.testing.assert_array_equal(again.coef, res.coef)
+    np.testing.assert_array_equal(again.vcov_matrix, res.vcov_matrix)
+    assert again.sample.n_obs == res.sample.n_obs and again.sample.n_dropped_rows == res.sample.n_dropped_rows
+
+
+def test_twfe_event_study_stores_no_row_index_when_every_row_is_used(sim: pd.DataFrame) -> None:
+    full = didx.event_study(sim, **SIM)
+    assert full.sample.n_obs == len(sim) and full._source.clusters.row_index is None
+    trimmed = didx.event_study(sim, **SIM, window=(-2, 2))
+    assert trimmed._source.clusters.row_index is not None  # rows dropped: the kept rows' positions
+    assert trimmed.with_vcov(cluster=sim["unit"] // 4).inference.n_clusters == (15,)
