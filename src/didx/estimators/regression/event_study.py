@@ -457,11 +457,13 @@ def subset_panel(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
         time = (np.cumsum(present) - 1)[time]
         periods, labels = periods[present], labels[present]
     n_units = None if unit_labels is None else int(unit_labels.shape[0])
-    balanced = report.balanced
+    balanced, n_gaps = report.balanced, report.n_units_with_gaps
     if unit is not None and n_units is not None:
-        balanced = bool(np.bincount(unit, minlength=n_units).min() == periods.shape[0])
-    report = dataclasses.replace(report, n_obs=int(keep.sum()), n_units=n_units,
-                                 n_periods=int(periods.shape[0]), balanced=balanced)
+        counts = np.bincount(unit, minlength=n_units)
+        balanced = bool(counts.min() == periods.shape[0])
+        n_gaps = None if balanced else _units_with_gaps(unit, time, counts, periods.shape[0])
+    report = dataclasses.replace(report, n_obs=int(keep.sum()), n_units=n_units, n_periods=int(periods.shape[0]),
+                                 balanced=balanced, n_units_with_gaps=n_gaps)
     return dataclasses.replace(
         panel, y=panel.y[keep], unit=unit, unit_labels=unit_labels, time=time, periods=periods,
         period_labels=labels, cohort=None if panel.cohort is None else panel.cohort[keep],
@@ -470,3 +472,13 @@ def subset_panel(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
         codes={c: factorize(v[keep], sort=False)[0] for c, v in panel.codes.items()},
         kept_rows=panel.row_index[keep], report=report,
     )
+
+
+def _units_with_gaps(unit: np.ndarray, time: np.ndarray, counts: np.ndarray, n_periods: int) -> int:
+    """Units whose observed periods are not contiguous (as :func:`didx._panel.build_panel` counts them)."""
+    n_units = counts.shape[0]
+    tmin = np.full(n_units, n_periods, dtype=np.int64)
+    tmax = np.full(n_units, -1, dtype=np.int64)
+    np.minimum.at(tmin, unit, time)
+    np.maximum.at(tmax, unit, time)
+    return int(np.count_nonzero(tmax - tmin + 1 != counts))
