@@ -68,8 +68,7 @@ class Case:
 
 
 def _dcdh(**o: Any) -> Result:
-    group = REGISTRY["dcdh"].argument("unit")
-    res: Result = didx.dcdh(SIM, y="y", time="time", treat="d", effects=3, placebo=2, **{group: "unit"}, **o)
+    res: Result = didx.dcdh(SIM, y="y", unit="unit", time="time", treat="d", effects=3, placebo=2, **o)
     return res
 
 
