@@ -739,3 +739,21 @@ def test_twfe_event_study_stores_no_row_index_when_every_row_is_used(sim: pd.Dat
     trimmed = didx.event_study(sim, **SIM, window=(-2, 2))
     assert trimmed._source.clusters.row_index is not None  # rows dropped: the kept rows' positions
     assert trimmed.with_vcov(cluster=sim["unit"] // 4).inference.n_clusters == (15,)
+
+
+def test_design_checks_of_the_shared_panel_are_each_estimators(sim: pd.DataFrame) -> None:
+    """The shared panel is built without a control requirement and checked for each estimator as its own
+    build_panel would: every row treated is the direct call's error; an unknown column in options is named."""
+    df = sim.assign(cohort=1)
+    direct = {"twfe": lambda: didx.event_study(df, **SIM),
+              "imputation": lambda: didx.imputation(df, **SIM, horizons=True),
+              "did2s": lambda: didx.did2s(df, **SIM, second_stage="event_study")}
+    for name, call in direct.items():
+        with pytest.raises(didx.DesignError) as want:
+            call()
+        with pytest.raises(didx.DesignError) as got:
+            didx.event_study(df, **SIM, estimator=[name, "stacked"], window=(-1, 1))
+        assert str(got.value) == str(want.value) and "no control observations" in str(got.value), name
+    with pytest.raises(didx.ColumnNotFoundError, match=r"'stat' given as fe=.*Did you mean 'state'"):
+        didx.event_study(sim.assign(state=sim["unit"] // 4), **SIM, estimator=["twfe", "imputation"],
+                         options={"imputation": {"fe": ["unit", "time", "stat"]}})
