@@ -75,19 +75,10 @@ def test_bacon_renders_without_standard_errors(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().out.startswith("| term | treated | control |")
 
 
-def test_common_vocabulary_is_mapped_to_the_estimator(capsys: pytest.CaptureFixture[str],
-                                                      tmp_path: Path) -> None:
-    # the registry maps the common names to an estimator's own (dcdh and twfe_weights call the unit group=)
+def test_common_vocabulary_reaches_every_estimator(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # every estimator takes the common names (dcdh and twfe_weights call the unit unit=): passed on as given
     import didx
-    from didx.cli import _arguments
-    from didx.registry import REGISTRY
 
-    spec = REGISTRY["twfe_weights"]
-    own = spec.argument("unit")
-    assert _arguments(spec, {"unit": "countyreal", "y": "lemp"}) == {own: "countyreal", "y": "lemp"}
-    if own != "unit":
-        with pytest.raises(didx.InvalidOptionError, match="same argument"):
-            _arguments(spec, {"unit": "a", own: "b"})
     df = didx.datasets.load("mpdta")
     df["treat_post"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
     path = tmp_path / "mpdta.csv"
@@ -95,11 +86,11 @@ def test_common_vocabulary_is_mapped_to_the_estimator(capsys: pytest.CaptureFixt
     args = [str(path), "y=lemp", "unit=countyreal", "time=year", "treat=treat_post", "--output", "json"]
     assert main(["twfe_weights", *args]) == 0
     out = json.loads(capsys.readouterr().out)
-    direct = didx.twfe_weights(df, y="lemp", time="year", treat="treat_post", **{own: "countyreal"})
+    direct = didx.twfe_weights(df, y="lemp", time="year", treat="treat_post", unit="countyreal")
     assert [t["weight"] for t in out["terms"]] == pytest.approx(list(direct.weights["weight"]), abs=1e-10)
     assert main(["dcdh", *args]) == 0
     est = json.loads(capsys.readouterr().out)["estimate"]
-    dc = didx.dcdh(df, y="lemp", time="year", treat="treat_post", **{REGISTRY["dcdh"].argument("unit"): "countyreal"})
+    dc = didx.dcdh(df, y="lemp", time="year", treat="treat_post", unit="countyreal")
     assert est == pytest.approx(dc.estimate, rel=1e-12)
 
 

@@ -134,5 +134,14 @@ def test_error_zero_weight_cell_names_cell_and_fix() -> None:
     df = pd.DataFrame({"id": np.repeat([1, 2, 3, 4], 3), "t": np.tile([1, 2, 3], 4),
                        "g": np.repeat([2, 2, 0, 0], 3), "y": np.arange(12.0),
                        "w": [0.0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1]})
-    with pytest.raises(didx.DataError, match=r"cell cohort='2', period=1 has zero total weight.*Fix:"):
+    # event_study drops zero-weight rows (counted) before collapsing, as twfe does: the cohort-2 cell of period 1
+    # is gone, and with it cohort 2's only pre-period
+    with pytest.raises(didx.DesignError, match=r"reference event time\(s\) -1 are never observed.*Fix:"):
         didx.event_study(df, y="y", unit="id", time="t", cohort="g", weights="w", collapse="group_period")
+    # a panel that kept them: the collapse names the cell whose mean is undefined
+    from didx._panel import build_panel
+    from didx.estimators.regression.collapse import collapse_by_group
+
+    panel = build_panel(df, func="event_study", y="y", unit="id", time="t", cohort="g", weights="w")
+    with pytest.raises(didx.DataError, match=r"cell cohort='2', period=1 has zero total weight.*Fix:"):
+        collapse_by_group(panel, func="event_study", collapse="group_period", cluster=None)

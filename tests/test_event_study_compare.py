@@ -17,6 +17,7 @@ import pytest
 
 import didx
 from conftest import TOL_IDENTITY
+from didx._validate import as_list
 from didx.comparison import ESTIMATORS, PRE_PERIOD, EventStudyComparison
 from didx.estimators.regression.event_study import EventStudyRegressionResult
 from didx.results.event import EventStudyResult
@@ -268,7 +269,6 @@ ERRORS: list[tuple[dict[str, Any], list[str]]] = [
     ({"estimator": "stacked"}, ["'stacked'", "window=", "Fix"]),
     ({"estimator": "stacked", "window": (-1, 1), "covariates": "x1"}, ["'stacked'", "covariates", "Fix"]),
     ({"estimator": "stacked", "window": (-1, 1), "weights": "x1"}, ["'stacked'", "weights='x1'", "Fix"]),
-    ({"estimator": "dcdh", "covariates": "x2"}, ["'dcdh'", "covariates", "controls", "Fix"]),
     ({"estimator": "callaway_santanna", "vcov": "hetero"}, ["'callaway_santanna'", "vcov='hetero'", "Fix"]),
     ({"estimator": "callaway_santanna", "ref": [-1, -3]},
      ["'callaway_santanna'", "ref=[-3, -1]", "anticipation", "Fix"]),
@@ -356,7 +356,8 @@ def _direct(name: str, df: pd.DataFrame, cov: list[str] | None, cluster: str | N
         return res2
     if name == "dcdh":
         d = df.assign(treat01=((df["cohort"] > 0) & (df["time"] >= df["cohort"])).astype(int))
-        return didx.dcdh(d, y="y", unit="unit", time="time", treat="treat01", effects=3, placebo=1, cluster=cluster)
+        return didx.dcdh(d, y="y", unit="unit", time="time", treat="treat01", effects=3, placebo=1, covariates=cov,
+                         cluster=cluster)
     return didx.stacked(df, **SIM, window=(-2, 2), cluster=cluster)
 
 
@@ -364,7 +365,7 @@ def _direct(name: str, df: pd.DataFrame, cov: list[str] | None, cluster: str | N
 @pytest.mark.parametrize("with_options", [False, True], ids=["plain", "covariates_cluster"])
 def test_mapping_matches_direct_calls(name: str, with_options: bool, sim: pd.DataFrame) -> None:
     df = sim.assign(state=sim["unit"] // 4)
-    cov = ["x2"] if with_options and name not in ("dcdh", "stacked") else None
+    cov = ["x2"] if with_options and name != "stacked" else None
     cluster = "state" if with_options else None
     res = didx.event_study(df, **SIM, estimator=name, window=(-2, 2), covariates=cov, cluster=cluster)
     direct = _direct(name, df, cov, cluster)
@@ -465,15 +466,21 @@ def test_every_result_carries_its_pre_period_meaning(compare_mpdta: EventStudyCo
     assert direct.pre_period_meaning == PRE_PERIOD["twfe"] and direct.cross_covariance
 
 
-def test_twfe_in_a_comparison_runs_on_the_panel_built_once(mpdta: pd.DataFrame,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The comparison reads the data once and gives TWFE the panel (its from_panel entry, via the registry):
-    with the data-level function made unimportable it still runs, and one panel is built."""
+PANEL_LEVEL = ["twfe", "sun_abraham", "imputation", "did2s", "stacked"]
+
+
+def test_panel_level_entries_run_on_the_panel_built_once(mpdta: pd.DataFrame,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison reads the data once, builds one panel and gives it to every estimator with a panel-level
+    entry (from the registry): with their data-level functions made unimportable they still run, one panel is built,
+    and the results are those of the direct calls."""
     import dataclasses
 
     import didx.comparison as comparison
 
-    direct = didx.event_study(mpdta, **MPDTA, window=(-2, 2))
+    assert [n for n, s in comparison.SPECS.items() if s.from_panel is not None] == PANEL_LEVEL
+    direct = {name: didx.event_study(mpdta, **MPDTA, estimator=name, window=(-2, 2), options=_stacked(name))
+              for name in PANEL_LEVEL}
     built: list[int] = []
     real_build = comparison.build_panel
 
@@ -482,18 +489,178 @@ def test_twfe_in_a_comparison_runs_on_the_panel_built_once(mpdta: pd.DataFrame,
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(comparison, "build_panel", counting_build)
-    monkeypatch.setitem(comparison.SPECS, "twfe",
-                        dataclasses.replace(comparison.SPECS["twfe"], function="didx.no_such_module:event_study"))
-    res = didx.event_study(mpdta, **MPDTA, estimator=["twfe", "sun_abraham"], window=(-2, 2))
+    for name in PANEL_LEVEL:
+        monkeypatch.setitem(comparison.SPECS, name, dataclasses.replace(comparison.SPECS[name],
+                                                                        function="didx.no_such_module:f"))
+    res = didx.event_study(mpdta, **MPDTA, estimator=PANEL_LEVEL, window=(-2, 2), options=STACKED_MPDTA)
     assert isinstance(res, EventStudyComparison) and built == [1]
-    np.testing.assert_array_equal(res["twfe"].coef, direct.coef)
-    np.testing.assert_array_equal(res["twfe"].vcov_matrix, direct.vcov_matrix)
-    assert res["twfe"].sample == direct.sample
-    # options that change a column role send TWFE back to its data-level function
-    monkeypatch.setitem(comparison.SPECS, "twfe", dataclasses.replace(
-        comparison.SPECS["twfe"], function="didx.estimators.regression.event_study:event_study"))
-    other = didx.event_study(mpdta, **MPDTA, estimator="twfe", options={"twfe": {"cluster": "lpop"}})
-    assert other.inference.cluster_names == ("lpop",) and built == [1]  # not built for a call it cannot serve
+    for name in PANEL_LEVEL:
+        np.testing.assert_array_equal(res[name].coef, direct[name].coef)
+        np.testing.assert_array_equal(res[name].vcov_matrix, direct[name].vcov_matrix)
+    twfe = didx.estimators.regression.event_study.event_study(mpdta, **MPDTA, window=(-2, 2))
+    np.testing.assert_array_equal(res["twfe"].vcov_matrix, twfe.vcov_matrix)
+    assert res["twfe"].sample == twfe.sample
+    # options naming another cluster or fixed-effect column: its codes come from the columns read, same panel
+    built.clear()
+    opts = {"twfe": {"cluster": "lpop"}, "imputation": {"cluster": "lpop"}, "did2s": {"fe": ["countyreal", "year"]},
+            "sun_abraham": {"cluster": ["countyreal", "lpop"]}, "stacked": {"window": (-1, 1), "cluster": "lpop"}}
+    other = didx.event_study(mpdta, **MPDTA, estimator=PANEL_LEVEL, window=(-2, 2), options=opts)
+    assert isinstance(other, EventStudyComparison) and built == [1]
+    for name in PANEL_LEVEL:
+        clusters = other[name].inference.cluster_names
+        assert clusters == (("countyreal",) if name == "did2s" else tuple(as_list(opts[name]["cluster"]))), name
+    # an option that changes a column role (covariates) builds that estimator's panel, from the columns read
+    built.clear()
+    z = mpdta.assign(z=np.random.default_rng(0).normal(size=len(mpdta)))
+    cov = didx.event_study(z, **MPDTA, estimator=["twfe", "sun_abraham"], window=(-2, 2),
+                           options={"sun_abraham": {"covariates": "z"}})
+    assert isinstance(cov, EventStudyComparison) and built == [1, 1]
+    assert "z" in cov["sun_abraham"].terms and "z" not in cov["twfe"].terms
+
+
+def _stacked(name: str) -> dict[str, Any] | None:
+    return STACKED_MPDTA if name == "stacked" else None
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch, df: Any) -> list[str]:
+    """Record every read of ``df``: each call of ``read_columns`` on it (in every didx module that imported it)
+    and each narwhals conversion of it. Every estimator module is imported first."""
+    import sys
+
+    import narwhals
+
+    import didx._frame
+    from didx.comparison import SPECS
+
+    for spec in SPECS.values():
+        spec.load()
+        spec.load_from_panel()
+    reads: list[str] = []
+    real_read, real_native = didx._frame.read_columns, narwhals.from_native
+
+    def read_columns(data: Any, *args: Any, **kwargs: Any) -> Any:
+        if data is df:
+            reads.append("read_columns")
+        return real_read(data, *args, **kwargs)
+
+    def from_native(data: Any, *args: Any, **kwargs: Any) -> Any:
+        if data is df:
+            reads.append("narwhals")
+        return real_native(data, *args, **kwargs)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("didx") and getattr(module, "read_columns", None) is real_read:
+            monkeypatch.setattr(module, "read_columns", read_columns)
+    monkeypatch.setattr(narwhals, "from_native", from_native)
+    return reads
+
+
+@pytest.mark.parametrize("backend", ["pandas", "polars"])
+def test_the_users_frame_is_read_once(backend: str, sim: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """estimator="all": the user's frame is read once (one read_columns, one narwhals conversion), whatever the
+    estimator: the panel-level entries get the panel built from the columns read, dCDH and Callaway-Sant'Anna a
+    pandas view of those columns. Each result equals the estimator run alone."""
+    df: Any = sim.assign(state=sim["unit"] // 4)
+    if backend == "polars":
+        pl = pytest.importorskip("polars")
+        df = pl.from_pandas(df)
+    alone = {name: didx.event_study(df, **SIM, estimator=name, window=(-2, 2), cluster="state")
+             for name in ESTIMATORS}
+    reads = _count_reads(monkeypatch, df)
+    res = didx.event_study(df, **SIM, estimator="all", window=(-2, 2), cluster="state",
+                           options={"dcdh": {"covariates": "x1"}, "imputation": {"fe": ["unit", "time", "state"]}})
+    # pandas columns are read without a narwhals conversion (at most one); polars: the column names are looked up
+    # first (the schema, to know which option strings are columns)
+    assert reads.count("read_columns") == 1
+    assert reads.count("narwhals") <= (1 if backend == "pandas" else 2)
+    assert isinstance(res, EventStudyComparison) and list(res.results) == list(ESTIMATORS)
+    for name in ESTIMATORS:
+        if name in ("dcdh", "imputation"):  # their options differ from the single runs
+            continue
+        np.testing.assert_array_equal(res[name].coef, alone[name].coef)
+        np.testing.assert_array_equal(res[name].vcov_matrix, alone[name].vcov_matrix)
+    # one read per call also when a single estimator is run
+    reads.clear()
+    for name in ESTIMATORS:
+        didx.event_study(df, **SIM, estimator=name, window=(-2, 2))
+    assert reads.count("read_columns") == len(ESTIMATORS)
+    assert reads.count("narwhals") <= len(ESTIMATORS) * (1 if backend == "pandas" else 2)
+
+
+def _messy(sim: pd.DataFrame) -> pd.DataFrame:
+    """Missing outcomes, covariates and clusters, and two units of weight 0 (constant within unit, for CS)."""
+    rng = np.random.default_rng(1)
+    df = sim.assign(state=(sim["unit"] // 4).astype(float))
+    df.loc[rng.random(len(df)) < 0.03, "y"] = np.nan
+    df.loc[rng.random(len(df)) < 0.03, "x2"] = np.nan
+    df.loc[df["unit"] == 9, "state"] = np.nan
+    wu = rng.uniform(0.5, 2.0, sim["unit"].nunique())
+    wu[[5, 17]] = 0.0
+    return df.assign(w=wu[df["unit"].to_numpy()], state2=df["unit"] // 6)
+
+
+CONTRACT = list(ESTIMATORS)  # every estimator of the comparison is on the covariance contract
+
+
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_every_result_accounts_for_the_input_rows_and_reclusters_by_a_data_column(name: str,
+                                                                                  sim: pd.DataFrame) -> None:
+    """In a comparison ("all"; stacked without covariates and weights, which it refuses) every result's sample
+    report accounts for every input row (n_obs + dropped == input rows, as the direct call), and its cluster codes
+    map to the user's rows: with_vcov(cluster=df[col]) and with_vcov(cluster=col, data=df) equal the comparison
+    run with cluster=col."""
+    df = _messy(sim)
+    extra: dict[str, Any] = {} if name == "stacked" else {"covariates": "x2", "weights": "w"}
+    kw: dict[str, Any] = dict(**SIM, window=(-2, 2), cluster="state", **extra)
+    res = didx.event_study(df, **kw, estimator=[n for n in ESTIMATORS if n != "stacked" or not extra])[name]
+    single = didx.event_study(df, **kw, estimator=name)
+    np.testing.assert_array_equal(res.coef, single.coef)
+    assert res.sample.n_input_rows == len(df) == res.sample.n_obs + res.sample.n_dropped_rows
+    assert res.sample.n_obs == single.sample.n_obs
+    assert any(d.reason == "missing cluster (state)" for d in res.sample.dropped)
+    # the fit's sample has no row with a missing state: so has the refit with cluster="state2"
+    want = didx.event_study(df[df["state"].notna()], **{**kw, "cluster": "state2"}, estimator=name)
+    for again in (res.with_vcov(cluster=df["state2"]), res.with_vcov(cluster="state2", data=df)):
+        np.testing.assert_allclose(again.vcov_matrix, want.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-15)
+        assert again.inference.cluster_names == ("state2",)
+
+
+def test_options_naming_columns_match_direct_calls(sim: pd.DataFrame) -> None:
+    """A cluster or fixed-effect column named only in options gets its codes from the columns read; rows where it
+    is missing are dropped and reported as the direct call reports them."""
+    df = _messy(sim).drop(columns="w")
+    df.loc[df["unit"] == 11, "state2"] = np.nan
+    res = didx.event_study(df, **SIM, estimator=["twfe", "imputation", "did2s"], window=(-2, 2),
+                           options={"twfe": {"cluster": "state2"}, "imputation": {"fe": ["unit", "time", "state2"]},
+                                    "did2s": {"cluster": "state2"}})
+    assert isinstance(res, EventStudyComparison)
+    direct = {
+        "twfe": didx.event_study(df, **SIM, window=(-2, 2), cluster="state2"),
+        "imputation": didx.imputation(df, **SIM, horizons=[0, 1, 2], pretrends=[-2, -1],
+                                      fe=["unit", "time", "state2"]),
+        "did2s": didx.did2s(df, **SIM, second_stage="event_study", ref=-1, window=(-2, 2), cluster="state2"),
+    }
+    for name, want in direct.items():
+        got = res[name]
+        keep = [want.terms.index(t) for t in got.terms]
+        np.testing.assert_allclose(got.coef, want.coef[keep], rtol=TOL_IDENTITY, atol=TOL_IDENTITY)
+        np.testing.assert_allclose(got.vcov_matrix, want.vcov_matrix[np.ix_(keep, keep)], rtol=TOL_IDENTITY)
+        if name != "twfe":  # TWFE's report also has the window's trimmed rows
+            assert got.sample == want.sample, name
+        assert any(d.reason.startswith("missing") and "(state2)" in d.reason for d in got.sample.dropped), name
+
+
+def test_dcdh_takes_the_covariates(sim: pd.DataFrame) -> None:
+    """dCDH's covariates (the package's controls: first differences, coefficients from not-yet-switched cells,
+    a linear time-varying adjustment as TWFE's and the imputation estimators') are passed on."""
+    res = didx.event_study(sim, **SIM, estimator="dcdh", window=(-2, 2), covariates="x2")
+    d = sim.assign(treat01=((sim["cohort"] > 0) & (sim["time"] >= sim["cohort"])).astype(int))
+    direct = didx.dcdh(d, y="y", unit="unit", time="time", treat="treat01", effects=3, placebo=1, covariates="x2")
+    np.testing.assert_array_equal(res.coef, direct.coef)
+    plain = didx.event_study(sim, **SIM, estimator="dcdh", window=(-2, 2))
+    assert not np.allclose(res.coef, plain.coef)
 
 
 # ------------------------------------------------------------------ issue 10
@@ -530,3 +697,64 @@ def test_plot_with_an_ax_that_is_not_an_axes_is_an_error(compare_mpdta: EventStu
     for plot in (compare_mpdta.plot, compare_mpdta["twfe"].plot):
         with pytest.raises(didx.InvalidOptionError, match="ax"):
             plot(ax="x")
+
+
+# ------------------------------------------------------------------ the TWFE event study: zero weights (issue 10)
+def test_twfe_event_study_drops_and_counts_zero_weight_rows(sim: pd.DataFrame) -> None:
+    """Rows with weight 0 are dropped and reported (fixest drops them): the fit equals the fit without those rows,
+    the small-sample factor and the cluster count included, and every input row is accounted for."""
+    rng = np.random.default_rng(5)
+    w = rng.uniform(0.5, 2.0, len(sim))
+    w[rng.random(len(sim)) < 0.1] = 0.0
+    w[sim["unit"].to_numpy() == 3] = 0.0  # a unit with no weight at all: not a cluster
+    df = sim.assign(w=w)
+    res = didx.event_study(df, **SIM, weights="w", window=(-3, 3))
+    kept = didx.event_study(df[df["w"] > 0].reset_index(drop=True), **SIM, weights="w", window=(-3, 3))
+    assert res.terms == kept.terms
+    np.testing.assert_allclose(res.coef, kept.coef, rtol=TOL_IDENTITY, atol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.vcov_matrix, kept.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-15)
+    assert res.inference.n_clusters == kept.inference.n_clusters == (sim["unit"].nunique() - 1,)
+    n_zero = int((w == 0).sum())
+    zero = [d for d in res.sample.dropped if d.reason == "zero weight (w)"]
+    assert len(zero) == 1 and zero[0].n_rows == n_zero and zero[0].n_units == 1
+    assert res.sample.n_obs == kept.sample.n_obs <= len(df) - n_zero
+    assert res.sample.n_obs + res.sample.n_dropped_rows == res.sample.n_input_rows == len(df)
+    # re-clustering by a column of the user's frame maps the kept rows to it
+    by_state = res.with_vcov(cluster=df["unit"] // 4)
+    direct = didx.event_study(df.assign(state=df["unit"] // 4), **SIM, weights="w", window=(-3, 3), cluster="state")
+    np.testing.assert_allclose(by_state.vcov_matrix, direct.vcov_matrix, rtol=TOL_IDENTITY)
+    # a panel built keeping the zero-weight rows: from_panel drops and counts them the same way
+    from didx._panel import build_panel
+    from didx.estimators.regression import event_study as es_module
+
+    panel = build_panel(df, func="event_study", y="y", unit="unit", time="time", cohort="cohort", weights="w")
+    again = es_module.from_panel(panel, window=(-3, 3))
+    np.testing.assert_array_equal(again.coef, res.coef)
+    np.testing.assert_array_equal(again.vcov_matrix, res.vcov_matrix)
+    assert again.sample.n_obs == res.sample.n_obs and again.sample.n_dropped_rows == res.sample.n_dropped_rows
+
+
+def test_twfe_event_study_stores_no_row_index_when_every_row_is_used(sim: pd.DataFrame) -> None:
+    full = didx.event_study(sim, **SIM)
+    assert full.sample.n_obs == len(sim) and full._source.clusters.row_index is None
+    trimmed = didx.event_study(sim, **SIM, window=(-2, 2))
+    assert trimmed._source.clusters.row_index is not None  # rows dropped: the kept rows' positions
+    assert trimmed.with_vcov(cluster=sim["unit"] // 4).inference.n_clusters == (15,)
+
+
+def test_design_checks_of_the_shared_panel_are_each_estimators(sim: pd.DataFrame) -> None:
+    """The shared panel is built without a control requirement and checked for each estimator as its own
+    build_panel would: every row treated is the direct call's error; an unknown column in options is named."""
+    df = sim.assign(cohort=1)
+    direct = {"twfe": lambda: didx.event_study(df, **SIM),
+              "imputation": lambda: didx.imputation(df, **SIM, horizons=True),
+              "did2s": lambda: didx.did2s(df, **SIM, second_stage="event_study")}
+    for name, call in direct.items():
+        with pytest.raises(didx.DesignError) as want:
+            call()
+        with pytest.raises(didx.DesignError) as got:
+            didx.event_study(df, **SIM, estimator=[name, "stacked"], window=(-1, 1))
+        assert str(got.value) == str(want.value) and "no control observations" in str(got.value), name
+    with pytest.raises(didx.ColumnNotFoundError, match=r"'stat' given as fe=.*Did you mean 'state'"):
+        didx.event_study(sim.assign(state=sim["unit"] // 4), **SIM, estimator=["twfe", "imputation"],
+                         options={"imputation": {"fe": ["unit", "time", "stat"]}})

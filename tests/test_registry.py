@@ -68,8 +68,7 @@ class Case:
 
 
 def _dcdh(**o: Any) -> Result:
-    group = REGISTRY["dcdh"].argument("unit")
-    res: Result = didx.dcdh(SIM, y="y", time="time", treat="d", effects=3, placebo=2, **{group: "unit"}, **o)
+    res: Result = didx.dcdh(SIM, y="y", unit="unit", time="time", treat="d", effects=3, placebo=2, **o)
     return res
 
 
@@ -301,3 +300,25 @@ def test_the_user_guide_lists_the_registry() -> None:
 
     index = (Path(__file__).parents[1] / "docs" / "index.md").read_text()
     assert registry_table() in index
+
+
+# ------------------------------------------------------------------ panel-level entries
+def test_panel_entries_match_their_functions() -> None:
+    """What a PanelEntry declares is in its function's signature: the roles it reads from the panel are not
+    arguments of the entry (except a role that also names columns it needs codes of, like TWFE's cluster), the
+    arguments naming columns it needs codes of are, and the data-level function takes them under the same
+    names; the control requirement is one build_panel knows."""
+    entries = {name: s.from_panel for name, s in REGISTRY.items() if s.from_panel is not None}
+    assert set(entries) == {"event_study", "sun_abraham", "imputation", "did2s", "stacked"}
+    for name, entry in entries.items():
+        params = inspect.signature(entry.load()).parameters
+        data_level = inspect.signature(REGISTRY[name].load()).parameters
+        assert next(iter(params)) == "panel", name
+        assert entry.require_control in ("untreated_obs", "never", "none"), name
+        for role in entry.roles:  # stacked takes no covariates: the panel's are none
+            assert role not in params, (name, role)
+            assert role in data_level or (role == "covariates" and not REGISTRY[name].covariates), (name, role)
+        for arg in entry.codes:
+            assert (arg in params) != (arg in entry.roles) and arg in data_level, (name, arg)
+        options = set(params) - {"panel"}
+        assert options <= set(data_level), (name, options - set(data_level))

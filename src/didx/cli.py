@@ -6,9 +6,9 @@
 
 DATA is a CSV or Parquet file, or ``dataset:NAME`` for a shipped dataset. ESTIMATOR is any estimator of the registry
 (:mod:`didx.registry`). Arguments are the estimator's keyword arguments: ``y=lemp unit=countyreal``; a comma makes a
-list (``covariates=x1,x2``); numbers, ``true``/``false`` and ``none`` are converted. The common vocabulary (``y,
-unit, time, cohort, treat, covariates, weights, cluster, fe``) works for every estimator: it is mapped to the
-estimator's own name where that differs (e.g. ``treat=`` is did2x2's treated-group dummy). Example::
+list (``covariates=x1,x2``); numbers, ``true``/``false`` and ``none`` are converted. Every estimator uses the common
+vocabulary (``y, unit, time, cohort, treat, covariates, weights, cluster, fe``), so the names are the same for all
+(e.g. ``treat=`` is did2x2's treated-group dummy). Example::
 
     didx twfe dataset:mpdta y=lemp unit=countyreal time=year cohort=first.treat
     didx did2x2 dataset:card_krueger y=fte treat=nj post=d cluster=store_id --output markdown
@@ -28,7 +28,7 @@ import pandas as pd
 import didx
 from didx._errors import DidxError, InvalidOptionError
 from didx._validate import did_you_mean
-from didx.registry import REGISTRY, EstimatorSpec
+from didx.registry import REGISTRY
 from didx.results.base import Result
 from didx.results.render import markdown_table
 
@@ -63,20 +63,6 @@ def _read(path: str) -> pd.DataFrame:
     if path.endswith(".parquet"):
         return pd.read_parquet(path)
     return pd.read_csv(path)
-
-
-def _arguments(spec: EstimatorSpec, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The command line's arguments in the estimator's own names (common vocabulary mapped, e.g. unit -> group)."""
-    out: dict[str, Any] = {}
-    for key, value in kwargs.items():
-        own = spec.argument(key)
-        if own != key and own in kwargs:
-            raise InvalidOptionError(
-                f"didx {spec.name}: {key}= and {own}= name the same argument ({spec.name} calls it {own}=). "
-                f"Fix: give one of them."
-            )
-        out[own] = value
-    return out
 
 
 def _render(res: Any, output: str, conf_level: float) -> str:
@@ -163,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kwargs[k.replace("-", "_")] = _convert(k, v)
         spec = REGISTRY[ns.command]
         func = getattr(didx, spec.name)  # the public function (didx.event_study is the comparison entry)
-        res = func(_read(ns.data), **_arguments(spec, kwargs))
+        res = func(_read(ns.data), **kwargs)
         print(_render(res, ns.output, ns.conf_level))
         return 0
     except (DidxError, TypeError, FileNotFoundError) as exc:

@@ -8,8 +8,11 @@ cluster, weights``) are mapped onto each estimator's own signature; an option an
 :class:`~didx.InvalidOptionError` naming the estimator (nothing is silently ignored), and the mapping is printed by
 :meth:`EventStudyComparison.summary`.
 
-The data are read once: the columns every estimator needs (and those named in ``options``). An estimator with a
-panel-level entry (``EstimatorSpec.from_panel``) gets the panel built once from them; the others get the data.
+The user's data are read once: the columns every estimator needs (and those named in ``options``). Every estimator
+with a panel-level entry (``EstimatorSpec.from_panel``: TWFE, Sun-Abraham, BJS, did2s, stacked) gets the panel
+built once from them (a column only one of them names, e.g. a fixed effect in ``options``, is added to its copy from
+the columns read); dCDH, which cannot use ``build_panel``, and Callaway-Sant'Anna, until it has an entry, get a
+pandas frame of the columns read.
 
 Event time is ``k = time - cohort`` in the units of the time column for every estimator (dCDH's ``Effect_l`` is
 placed at ``l - 1`` and ``Placebo_l`` at ``-(l + 1)``). The estimators agree on what a post-period coefficient
@@ -41,20 +44,20 @@ import numpy as np
 import pandas as pd
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._frame import Columns, numeric_column, read_columns
+from didx._frame import Columns, factorize, numeric_column, read_columns
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped
-from didx._validate import as_list, did_you_mean
+from didx._validate import as_list, check_columns, did_you_mean
 from didx.estimators.regression.event_study import (
     EventStudyRegressionResult,
     check_ref,
     check_window,
     subset_panel,
 )
-from didx.inference.contract import ClusterCodes, LinearMapSource
+from didx.inference.contract import LinearMapSource
 from didx.inference.vcov import SSC
-from didx.registry import PRE_PERIOD, EstimatorSpec, comparison_estimators
-from didx.results.base import Result, Summary
+from didx.registry import PANEL_ROLES, PRE_PERIOD, EstimatorSpec, PanelEntry, comparison_estimators
+from didx.results.base import Summary
 from didx.results.event import EventStudyResult
 
 __all__ = ["ESTIMATORS", "LABELS", "PRE_PERIOD", "WINDOW_RULE", "EventStudyComparison", "event_study"]
@@ -82,8 +85,6 @@ WINDOW_RULE: dict[str, str] = {
 # Values of other estimators' options the comparison sets (one line each to change when they are renamed).
 DID2S_EVENT_STUDY = "event_study"  # did2s(second_stage=...) for an event study
 
-# The column roles a panel-level entry reads from the panel (the rest of a call are its options).
-PANEL_ROLES = ("y", "unit", "time", "cohort", "covariates", "weights", "cluster")
 
 
 @overload
@@ -347,11 +348,6 @@ class _Common:
     vcov: str | None
     ssc: SSC | None
 
-    def role(self, role: str) -> Any:
-        """The common value of a column role (``PANEL_ROLES``), as passed on (None for an empty list)."""
-        value = getattr(self, role)
-        return (value or None) if isinstance(value, list) else value
-
 
 def compare_event_studies(
     data: Any, *, names: Sequence[str], single: bool, y: str, unit: str, time: str, cohort: str,
@@ -423,18 +419,18 @@ class _Info:
 
 @dataclass(eq=False)
 class _Inputs:
-    """The user's data, the columns the comparison needs read once from it, and the panel built once from them.
+    """The columns the comparison needs, read once from the user's data, and the panels built from them.
 
-    ``cols`` holds the common columns and any column named in ``options``; ``frame()`` is a pandas view of them
-    (row i = row i of the data); ``panel()`` is the :class:`~didx._panel.Panel` of the common roles, built on first
-    use, for estimators with a panel-level entry.
+    ``cols`` holds the common columns and any column named in ``options`` (row i = row i of the data);
+    ``frame()`` is a pandas view of them. Nothing reads the user's data again: the panel-level entries get a panel
+    built from the view (:meth:`panel`), the other estimators the view itself.
     """
 
-    data: Any
     cols: Columns
     info: _Info
     common: _Common
-    _panel: Panel | None = None
+    _frame: pd.DataFrame | None = None
+    _panels: dict[tuple[Any, ...], Panel] = field(default_factory=dict)
 
     @classmethod
     def read(cls, data: Any, c: _Common, opts: Mapping[str, Mapping[str, Any]]) -> _Inputs:
@@ -444,7 +440,8 @@ class _Inputs:
                  "cluster": c.cluster, "weights": c.weights}
         named = _option_columns(opts)
         if named:
-            needed += [n for n in named if n in set(_column_names(data))]
+            present = set(_column_names(data))
+            needed += [n for n in named if n in present]
         got = read_columns(data, list(dict.fromkeys(needed)), func, {k: v for k, v in roles.items() if v})
         fix = "Fix: comparing estimators needs a numeric period (e.g. the year); convert dates to period numbers."
         t = numeric_column(got, c.time, "time", func, fix)
@@ -453,35 +450,73 @@ class _Inputs:
         last = periods[-1] if periods.size else np.inf
         treated_row = np.isfinite(g) & (g != 0) & (g <= last)
         k = np.where(treated_row, t - np.where(treated_row, g, 0.0), np.nan)
-        return cls(data=data, cols=got, info=_Info(treated_row=treated_row, event_time=k, periods=periods),
-                   common=c)
+        return cls(cols=got, info=_Info(treated_row=treated_row, event_time=k, periods=periods), common=c)
 
-    @property
-    def n_rows(self) -> int:
-        return self.cols.n_rows
+    def frame(self) -> pd.DataFrame:
+        """The columns read, as a pandas frame (row i = row i of the user's data; no copy of the arrays)."""
+        if self._frame is None:
+            self._frame = pd.DataFrame(self.cols.arrays, copy=False)
+        return self._frame
 
-    def frame(self, rows: np.ndarray | None = None) -> pd.DataFrame:
-        """The columns read, as a pandas frame (no copy), or its rows ``rows`` (positions)."""
-        arrays = self.cols.arrays if rows is None else {k: v[rows] for k, v in self.cols.arrays.items()}
-        return pd.DataFrame(arrays, copy=False)
+    def panel(self, func: str, entry: PanelEntry, call: Mapping[str, Any]) -> Panel:
+        """The panel for a call of ``entry``: the panel of its column roles and the common clusters it uses, built
+        once from the columns read (and shared by every estimator with the same roles), with the codes of the
+        other columns it names (``entry.codes``) added and the rows where they are missing dropped and counted,
+        then checked as the estimator's own ``build_panel(require_control=...)`` would."""
+        roles = tuple((r, _column_value(r, call.get(r))) for r in PANEL_ROLES)
+        named = [(arg, col) for arg in entry.codes for col in as_list(call.get(arg))]
+        clusters = tuple(col for col in self.common.cluster if any(col == n for _, n in named))
+        key = (roles, clusters)
+        panel = self._panels.get(key)
+        if panel is None:
+            r = dict(roles)
+            panel = build_panel(self.frame(), func="event_study", y=r["y"], unit=r["unit"], time=r["time"],
+                                cohort=r["cohort"], covariates=r["covariates"], weights=r["weights"],
+                                cluster=list(clusters), require_control="none")
+            self._panels[key] = panel
+        panel = self._with_codes(func, panel, named)
+        if "cluster" in entry.roles:  # a role of the panel (names["cluster"]), not an option
+            panel = dataclasses.replace(panel, names={**panel.names, "cluster": tuple(as_list(call.get("cluster")))})
+        _require_control(func, panel, entry.require_control)
+        return panel
 
-    def panel(self) -> Panel:
-        """The panel of the common column roles, built once (for panel-level entries)."""
-        if self._panel is None:
-            c = self.common
-            self._panel = build_panel(self.frame(), func="event_study", y=c.y, unit=c.unit, time=c.time,
-                                      cohort=c.cohort, covariates=c.covariates or None, weights=c.weights,
-                                      cluster=c.cluster, require_control="untreated_obs")
-        return self._panel
+    def _with_codes(self, func: str, panel: Panel, named: Sequence[tuple[str, str]]) -> Panel:
+        """``panel`` with the codes of the columns ``named`` (argument, column) it lacks, from the columns read;
+        rows where one is missing are dropped and reported, in order, as ``build_panel`` reports them."""
+        have = {*panel.codes, panel.names.get("unit"), panel.names.get("time")}
+        missing = [(arg, col) for arg, col in dict.fromkeys(named) if col not in have]
+        check_columns(func, dict(missing), self.cols.names)
+        for arg, col in missing:
+            codes = factorize(self.cols.arrays[col][panel.row_index], sort=False)[0]
+            panel = dataclasses.replace(panel, codes={**panel.codes, col: codes})
+            if (codes < 0).any():
+                what = "cluster" if arg == "cluster" else "fixed effect"
+                report = panel.report.with_dropped(_dropped(codes >= 0, panel.unit, f"missing {what} ({col})"))
+                panel = subset_panel(panel, codes >= 0, report)
+        return panel
 
-    def unit_codes(self) -> np.ndarray:
-        """Integer codes of the unit column on the data's rows (-1: missing), whatever the labels' types."""
-        codes, _ = pd.factorize(self.cols.arrays[self.common.unit], use_na_sentinel=True)
-        return np.asarray(codes, dtype=np.int64)
 
-    def fingerprint(self) -> Any:
-        """The fingerprint of the user's data that results fitted on it carry (outcome and unit columns)."""
-        return self.cols.fingerprint(self.common.y, self.common.unit)
+def _column_value(role: str, value: Any) -> Any:
+    """A column role of a call, normalised: a name, or for the covariates a tuple of names (None for none)."""
+    if role == "covariates" and isinstance(value, str | list | tuple):
+        return tuple(as_list(value)) or None
+    return value
+
+
+def _require_control(func: str, panel: Panel, require: str) -> None:
+    """The design check of ``build_panel(require_control=require)`` on a panel built without it."""
+    cohort = panel.names.get("cohort")
+    if require == "never" and panel.cohort is not None and np.isfinite(panel.cohort).all():
+        raise DesignError(
+            f"{func}: no control units: every unit has a treatment date in {cohort!r}, and this estimator "
+            f"compares with never-treated units. Fix: use a not-yet-treated control group if the estimator "
+            f"offers one, or add never-treated units."
+        )
+    if require != "none" and panel.treat is not None and not (panel.treat == 0).any():
+        raise DesignError(
+            f"{func}: no control observations: every row is treated in {cohort!r}. Fix: include untreated "
+            f"units or periods."
+        )
 
 
 def _option_columns(opts: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -518,36 +553,26 @@ class _Rows:
 
 
 def _fit(inputs: _Inputs, spec: EstimatorSpec, call: Mapping[str, Any], *, rows: _Rows | None = None,
-         data: Any = None) -> Any:
-    """Call estimator ``spec`` with ``call`` (in its own argument names).
+         data: pd.DataFrame | None = None) -> Any:
+    """Call estimator ``spec`` with ``call`` (its keyword arguments besides the data).
 
-    Through its panel-level entry, on the panel built once, when it has one and ``call`` keeps the common column
-    roles; otherwise on ``data`` (default: the user's data). With ``rows``, on those rows only: the rows left out
-    are reported as dropped, and the result's cluster codes still map to the rows of the user's data
-    (``with_vcov(cluster=df[col])`` and ``with_vcov(cluster=col, data=df)`` work).
+    Through its panel-level entry when it has one (:meth:`_Inputs.panel`: the panel built once from the columns
+    read); with ``rows``, on those rows of the panel only, the others reported as dropped (the result's cluster
+    codes still map to the rows of the user's data, so ``with_vcov(cluster=df[col])`` and ``with_vcov(cluster=col,
+    data=df)`` work). An estimator without one (dCDH, which cannot use ``build_panel``: it keeps rows with a
+    missing outcome and takes a non-binary treatment; Callaway-Sant'Anna until it has an entry) is called with
+    ``data``, by default the columns read as a pandas frame: it validates them itself, and the user's data are
+    not read again.
     """
-    entry = spec.load_from_panel()
-    role_args = {spec.argument(r): r for r in PANEL_ROLES}
-    if entry is not None and all(_same(call.get(arg), inputs.common.role(role)) for arg, role in role_args.items()):
-        panel = inputs.panel()
-        if rows is not None:
-            keep = rows.keep[panel.row_index]
-            panel = subset_panel(panel, keep, panel.report.with_dropped(_dropped(keep, panel.unit, rows.reason)))
-        return entry(panel, **{k: v for k, v in call.items() if k not in role_args})
-    fn = spec.load()
-    if rows is None:
-        return fn(inputs.data if data is None else data, **call)
-    kept = np.flatnonzero(rows.keep)
-    res = fn(inputs.frame(kept), **call)
-    return _on_input_rows(res, kept, inputs, _dropped(rows.keep, inputs.unit_codes(), rows.reason))
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Whether a call's column argument is the common one (a column or a list of them; None = none)."""
-    def norm(v: Any) -> Any:
-        return tuple(as_list(v)) if v is None or isinstance(v, str | list | tuple) else v
-
-    return bool(norm(a) == norm(b))
+    entry = spec.from_panel
+    if entry is None:
+        assert rows is None, "only panel-level entries are fitted on a subset of the rows"
+        return spec.load()(inputs.frame() if data is None else data, **call)
+    panel = inputs.panel(spec.name, entry, call)
+    if rows is not None:
+        keep = rows.keep[panel.row_index]
+        panel = subset_panel(panel, keep, panel.report.with_dropped(_dropped(keep, panel.unit, rows.reason)))
+    return entry.load()(panel, **{k: v for k, v in call.items() if k not in entry.roles})
 
 
 def _dropped(keep: np.ndarray, units: np.ndarray | None, reason: str) -> Dropped:
@@ -559,24 +584,6 @@ def _dropped(keep: np.ndarray, units: np.ndarray | None, reason: str) -> Dropped
         out_units = np.bincount(units[~keep & (units >= 0)], minlength=n_units) > 0
         lost = int(np.count_nonzero(out_units & ~kept_units))
     return Dropped(reason, int(np.count_nonzero(~keep)), lost)
-
-
-def _on_input_rows(res: Result, kept: np.ndarray, inputs: _Inputs, dropped: Dropped) -> Result:
-    """A result fitted on the rows ``kept`` of the user's data, re-based on the whole data: its cluster codes map
-    to the user's rows (checked against the user's row count and fingerprint), and the rows left out are input
-    rows, reported as dropped."""
-    src = res._source
-    new_src = src
-    clusters = getattr(src, "clusters", None)
-    if isinstance(clusters, ClusterCodes) and dataclasses.is_dataclass(src):
-        ri = kept if clusters.row_index is None else kept[clusters.row_index]
-        codes = ClusterCodes(clusters.stored, ri, inputs.n_rows, inputs.fingerprint())
-        new_src = dataclasses.replace(src, clusters=codes)
-    extras = {k: (dataclasses.replace(v, _source=new_src) if isinstance(v, Result) and v._source is src else v)
-              for k, v in res.extras.items()}
-    sample = dataclasses.replace(res.sample.with_dropped(dropped),
-                                 n_input_rows=res.sample.n_input_rows + dropped.n_rows)
-    return dataclasses.replace(res, _source=new_src, extras=extras, sample=sample)
 
 
 def _trim(inputs: _Inputs, window: tuple[float, float] | None) -> _Rows | None:
@@ -713,7 +720,7 @@ def _run_imputation(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool,
         want = want[1:]
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "horizons": True,
                             "pretrends": [int(v) for v in want] if want.size else None,
-                            spec.argument("covariates"): c.covariates or None,
+                            "covariates": c.covariates or None,
                             "cluster": _need_single(name, "cluster", c.cluster), "weights": c.weights}
     call = {**call, **extra}
     fitted = _fit(inputs, spec, call)
@@ -739,7 +746,7 @@ def _run_did2s(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, coll
                             "ref": [int(r) for r in c.refs] if len(c.refs) > 1 else int(c.refs[0]),
                             "window": None if c.window is None else (int(np.ceil(c.window[0])),
                                                                      int(np.floor(c.window[1]))),
-                            spec.argument("covariates"): c.covariates or None,
+                            "covariates": c.covariates or None,
                             "cluster": _need_single(name, "cluster", c.cluster), "weights": c.weights}
     call = {**call, **extra}
     res = _fit(inputs, spec, call)
@@ -755,8 +762,6 @@ def _run_dcdh(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, colla
     spec = SPECS[name]
     _no_vcov(name, c)
     _only_ref_minus_one(name, c, "its base is always the period before the switch (event time -1)")
-    if c.covariates:
-        _refuse(name, "covariates", c.covariates, "dcdh does not support controls yet")
     notes: list[str] = []
     k = info.event_time[info.treated_row]
     k = k[np.isfinite(k)]
@@ -773,11 +778,14 @@ def _run_dcdh(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, colla
         placebo = effects
     treat_col = "__didx_treat__"
     treat = (info.treated_row & (info.event_time >= 0)).astype(np.int64)
-    call: dict[str, Any] = {"y": c.y, spec.argument("unit"): c.unit, "time": c.time, "treat": treat_col,
-                            "effects": effects, "placebo": placebo,
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "treat": treat_col, "effects": effects,
+                            "placebo": placebo, "covariates": c.covariates or None,
                             "cluster": _need_single(name, "cluster", c.cluster), "weights": c.weights}
     call = {**call, **extra}
-    res = _fit(inputs, spec, call, data=_with_column(inputs.data, treat_col, treat))
+    # dCDH has no panel-level entry (it cannot use build_panel: it keeps rows with a missing outcome and takes a
+    # non-binary treatment, see dcdh/prep.py): it validates the columns read once, given as a pandas frame, with
+    # the treatment built from the cohort added; the user's data are not read again.
+    res = _fit(inputs, spec, call, data=inputs.frame().assign(**{treat_col: treat}))
     notes.append(f"treatment built from the cohort: treat = 1[{c.time} >= {c.cohort}] (absorbing)")
     shown = _shown(call)
     shown["treat"] = f"1[{c.time} >= {c.cohort}]"
@@ -814,8 +822,8 @@ _MAPPED: dict[str, tuple[str, ...]] = {
     "sun_abraham": ("ref", "covariates", "cluster", "weights", "vcov", "ssc"),
     "callaway_santanna": ("anticipation", "covariates", "cluster", "weights", "min_e", "max_e"),
     "imputation": ("horizons", "pretrends", "covariates", "cluster", "weights"),
-    "did2s": ("ref", "window", SPECS["did2s"].argument("covariates"), "cluster", "weights"),
-    "dcdh": ("effects", "placebo", "cluster", "weights"),
+    "did2s": ("ref", "window", "covariates", "cluster", "weights"),
+    "dcdh": ("effects", "placebo", "covariates", "cluster", "weights"),
     "stacked": ("window", "cluster", "vcov", "ssc"),
 }
 
@@ -823,22 +831,6 @@ _MAPPED: dict[str, tuple[str, ...]] = {
 def _shown(call: Mapping[str, Any]) -> dict[str, Any]:
     """The call without its unset (None / False) arguments."""
     return {k: v for k, v in call.items() if v is not None and v is not False}
-
-
-def _with_column(data: Any, name: str, values: np.ndarray) -> Any:
-    """``data`` with one more column (every other column kept, so options and ``with_vcov`` can name them).
-
-    pandas: ``assign`` (copy-on-write: the existing columns are not copied); other frames through narwhals.
-    """
-    if isinstance(data, pd.DataFrame):
-        return data.assign(**{name: values})
-    import narwhals as nw
-
-    frame = nw.from_native(data)
-    if isinstance(frame, nw.LazyFrame):
-        frame = frame.collect()
-    series = nw.new_series(name, values, nw.Int64, backend=nw.get_native_namespace(frame))
-    return frame.with_columns(series).to_native()
 
 
 def _restrict(res: EventStudyResult, window: tuple[float, float]) -> EventStudyResult:

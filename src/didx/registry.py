@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from didx._errors import InvalidOptionError
@@ -83,6 +83,40 @@ def load(target: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+#: The column roles of :func:`didx._panel.build_panel` that make a panel (its arrays); the other arguments of a
+#: call are options of the estimator.
+PANEL_ROLES: tuple[str, ...] = ("y", "unit", "time", "cohort", "covariates", "weights")
+
+
+@dataclass(frozen=True)
+class PanelEntry:
+    """A panel-level entry ``function(panel, **options)`` of an estimator and what it expects of the panel: the
+    :func:`didx._panel.build_panel` options its data-level function uses, so that a caller holding the columns
+    already read (the event-study comparison) can build one panel for several estimators and derive each one's.
+
+    function : ``"module:function"`` (imported lazily).
+    require_control : the design check of the data-level function's ``build_panel(require_control=...)``
+        (``"untreated_obs"``, ``"never"``, ``"none"``); a panel shared by several estimators is built with
+        ``"none"`` and checked for each.
+    roles : the call arguments the entry reads from the panel (``build_panel``'s column roles) instead of taking
+        them as options; the rest of the call is passed on.
+    codes : the call arguments that name columns whose integer codes the entry reads from ``panel.codes``
+        (``cluster=``; the imputation estimators' ``fe=``), other than the unit and time columns.
+
+    Every entry takes a panel built with ``zero_weights="keep"``: one whose data-level function drops zero-weight
+    rows (``build_panel(zero_weights="drop")``) drops and counts them itself.
+    """
+
+    function: str
+    require_control: str = "untreated_obs"
+    roles: tuple[str, ...] = PANEL_ROLES
+    codes: tuple[str, ...] = ("cluster",)
+
+    def load(self) -> Callable[..., Any]:
+        fn: Callable[..., Any] = load(self.function)
+        return fn
+
+
 @dataclass(frozen=True)
 class EstimatorSpec:
     """One estimator: its public name, where it lives, what it returns and what it supports.
@@ -102,12 +136,9 @@ class EstimatorSpec:
         column, and repeated cross sections (no unit panel).
     engines : computation engines it runs on.
     covariance : whether it returns a :class:`~didx.Result` with a covariance (False: a decomposition).
-    arguments : the common vocabulary (``y, unit, time, cohort, treat, covariates, weights, cluster, fe``) mapped
-        to this estimator's own argument name where they differ (e.g. ``{"unit": "group"}``).
-    from_panel : ``"module:function"`` of a panel-level entry, ``f(panel, **options)``, that starts from a
-        :class:`didx._panel.Panel` built by :func:`didx._panel.build_panel` with the column roles
-        (``y, unit, time, cohort, covariates, weights, cluster``) and takes the other options; the comparison
-        reads the data once and calls it. None: the estimator is called with the data.
+    from_panel : its panel-level entry (a :class:`PanelEntry`), which starts from a :class:`didx._panel.Panel`
+        instead of a data frame; the comparison reads the data once, builds the panel once and calls it. None: the
+        estimator is called with a data frame.
     public : ``"module:function"`` that ``didx.<name>`` resolves to when it is not ``function`` itself (the
         public ``didx.event_study`` is the comparison entry, which calls the TWFE event study).
     """
@@ -124,8 +155,7 @@ class EstimatorSpec:
     repeated_cross_sections: bool = False
     engines: tuple[str, ...] = ENGINES
     covariance: bool = True
-    arguments: Mapping[str, str] = field(default_factory=dict)
-    from_panel: str | None = None
+    from_panel: PanelEntry | None = None
     public: str | None = None
 
     @property
@@ -142,12 +172,8 @@ class EstimatorSpec:
         return fn
 
     def load_from_panel(self) -> Callable[..., Any] | None:
-        """The panel-level entry, or None."""
-        return None if self.from_panel is None else load(self.from_panel)
-
-    def argument(self, role: str) -> str:
-        """This estimator's name for the common argument ``role`` (``"unit"`` -> ``"group"`` for dcdh)."""
-        return self.arguments.get(role, role)
+        """The panel-level entry function, or None."""
+        return None if self.from_panel is None else self.from_panel.load()
 
     def pre_period_key(self, call: Mapping[str, Any] | None = None) -> str | None:
         """The key of the pre-period text for a call (fills ``{argument}`` placeholders from ``call``)."""
@@ -166,14 +192,17 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
     EstimatorSpec("ols", f"{_R}.ols:ols", ("OLSResult",), "OLS", weights=True, repeated_cross_sections=True),
     EstimatorSpec("event_study", f"{_R}.event_study:event_study", (), "TWFE", event_study="always",
                   comparison="twfe", pre_period="twfe", covariates=True, weights=True,
-                  from_panel=f"{_R}.event_study:from_panel", public="didx.comparison:event_study"),
+                  from_panel=PanelEntry(f"{_R}.event_study:from_panel", roles=(*PANEL_ROLES, "cluster")),
+                  public="didx.comparison:event_study"),
     EstimatorSpec("drdid", "didx.estimators.drdid.estimator:drdid", ("DRDiDResult",), "Doubly robust DiD",
                   covariates=True, weights=True, repeated_cross_sections=True),
     EstimatorSpec("bacon", "didx.estimators.bacon.estimator:bacon", ("BaconDecomposition",),
                   "Goodman-Bacon decomposition", covariates=True, covariance=False),
     EstimatorSpec("sun_abraham", "didx.estimators.sun_abraham.estimator:sun_abraham", ("SunAbrahamResult",),
                   "Sun-Abraham", event_study="always", comparison="sun_abraham", pre_period="sun_abraham",
-                  covariates=True, weights=True),
+                  covariates=True, weights=True,
+                  # control="never" needs never-treated units: from_panel checks that itself, after its sample rules
+                  from_panel=PanelEntry("didx.estimators.sun_abraham.estimator:from_panel", require_control="none")),
     EstimatorSpec("att_gt", "didx.estimators.cs.estimator:att_gt",
                   ("ATTgtResult", "CSAggregateResult", "CSEventStudyResult"), "Callaway-Sant'Anna",
                   event_study="aggregate", comparison="callaway_santanna",
@@ -181,17 +210,20 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   repeated_cross_sections=True),
     EstimatorSpec("imputation", "didx.estimators.imputation.bjs:imputation",
                   ("ImputationResult", "ImputationEventResult"), "BJS imputation", event_study="option",
-                  comparison="imputation", pre_period="imputation", covariates=True, weights=True),
+                  comparison="imputation", pre_period="imputation", covariates=True, weights=True,
+                  from_panel=PanelEntry("didx.estimators.imputation.bjs:from_panel", codes=("cluster", "fe"))),
     EstimatorSpec("did2s", "didx.estimators.imputation.did2s:did2s", ("Did2sResult", "Did2sEventResult"),
                   "Gardner two-stage", event_study="option", comparison="did2s", pre_period="did2s",
-                  covariates=True, weights=True),
+                  covariates=True, weights=True,
+                  from_panel=PanelEntry("didx.estimators.imputation.did2s:from_panel", codes=("cluster", "fe"))),
     EstimatorSpec("dcdh", "didx.estimators.dcdh.estimator:dcdh", ("DcdhResult",),
                   "de Chaisemartin-D'Haultfoeuille", event_study="always", comparison="dcdh", pre_period="dcdh",
                   covariates=True, weights=True),
     EstimatorSpec("twfe_weights", "didx.estimators.dcdh.estimator:twfe_weights", (),
                   "TWFE weights (de Chaisemartin-D'Haultfoeuille)", weights=True, covariance=False),
     EstimatorSpec("stacked", f"{_R}.stacked:stacked", ("StackedResult",), "Stacked (WFH weights)",
-                  event_study="always", comparison="stacked", pre_period="stacked", weights=True),
+                  event_study="always", comparison="stacked", pre_period="stacked", weights=True,
+                  from_panel=PanelEntry(f"{_R}.stacked:from_panel", require_control="none")),
 )}
 """Every estimator, by public name, in the order the command line and the comparison list them."""
 

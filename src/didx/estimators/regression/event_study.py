@@ -144,7 +144,8 @@ def event_study(
     win = check_window(FUNC, window, refs)
     _check_options(win, bin_endpoints, collapse)
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
-                        weights=weights, cluster=as_list(cluster), require_control="untreated_obs")
+                        weights=weights, cluster=as_list(cluster), require_control="untreated_obs",
+                        zero_weights="drop")
     return from_panel(panel, ref=refs, window=win, bin_endpoints=bin_endpoints, vcov=vcov, ssc=ssc,
                       collapse=collapse)
 
@@ -153,7 +154,9 @@ def from_panel(panel: Panel, *, ref: float | Sequence[float] = -1, window: tuple
                bin_endpoints: bool = False, vcov: str | None = None, ssc: SSC | None = None,
                collapse: str | None = None) -> EventStudyRegressionResult:
     """The TWFE event study of a panel built by :func:`didx._panel.build_panel` (with ``unit``, ``cohort`` and
-    the cluster columns; ``require_control="untreated_obs"``): :func:`event_study` after reading the data."""
+    the cluster columns; ``require_control="untreated_obs"``, ``zero_weights="drop"``): :func:`event_study` after
+    reading the data. Rows of a panel built with ``zero_weights="keep"`` whose weight is 0 are dropped and counted
+    here (as fixest drops them), so both builds give the same fit."""
     refs = check_ref(FUNC, ref)
     win = check_window(FUNC, window, refs)
     _check_options(win, bin_endpoints, collapse)
@@ -162,6 +165,7 @@ def from_panel(panel: Panel, *, ref: float | Sequence[float] = -1, window: tuple
                           f"cohort=.")
     names = panel.names
     cl_list = list(names.get("cluster", ()))
+    panel = _drop_zero_weights(panel)
     panel, n_always = _drop_always_treated(panel)
     panel, k, treated_row, n_trimmed = _apply_window(panel, win, bin_endpoints)
     _check_refs_observed(refs, k, treated_row)
@@ -188,6 +192,20 @@ def _check_options(win: tuple[float, float] | None, bin_endpoints: bool, collaps
             f"times. Fix: pass window=, or drop bin_endpoints."
         )
     check_collapse(FUNC, collapse)
+
+
+def _drop_zero_weights(panel: Panel) -> Panel:
+    """Rows whose weight is 0 dropped and reported (they do not enter the fit, ``n`` or the cluster count)."""
+    if panel.weights is None:
+        return panel
+    zero = panel.weights == 0
+    if not zero.any():
+        return panel
+    units = _units(panel)
+    lost = np.unique(units[zero]).shape[0] - np.intersect1d(units[zero], units[~zero]).shape[0]
+    report = panel.report.with_dropped(Dropped(f"zero weight ({panel.names.get('weights')})", int(zero.sum()),
+                                               int(lost)))
+    return subset_panel(panel, ~zero, report)
 
 
 def _drop_always_treated(panel: Panel) -> tuple[Panel, int]:
@@ -305,7 +323,8 @@ def _assemble(panel: Panel, fit: OLSFit, est_k: np.ndarray, col_of: np.ndarray, 
                      "(ref=[-1, -k]) to choose which.")
     res: EventStudyRegressionResult = make_regression_result(
         EventStudyRegressionResult, estimator="TWFE event study", fit=fit, headline=_headline(fit.names, et),
-        spec=spec, codes=codes, fingerprint=panel.fingerprint, row_index=panel.row_index, sample=panel.report,
+        spec=spec, codes=codes, fingerprint=panel.fingerprint,
+        row_index=None if panel.all_rows_kept else panel.row_index, sample=panel.report,
         design=design, treated=np.isfinite(g).astype(float), term_info={"event_time": et, "n": n_term},
         notes=notes, func=FUNC, collapsed=collapse_info is not None,
         extras={"reference": refs, "window": win, "bin_endpoints": bin_endpoints, "outcome": names["y"],
@@ -438,11 +457,13 @@ def subset_panel(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
         time = (np.cumsum(present) - 1)[time]
         periods, labels = periods[present], labels[present]
     n_units = None if unit_labels is None else int(unit_labels.shape[0])
-    balanced = report.balanced
+    balanced, n_gaps = report.balanced, report.n_units_with_gaps
     if unit is not None and n_units is not None:
-        balanced = bool(np.bincount(unit, minlength=n_units).min() == periods.shape[0])
-    report = dataclasses.replace(report, n_obs=int(keep.sum()), n_units=n_units,
-                                 n_periods=int(periods.shape[0]), balanced=balanced)
+        counts = np.bincount(unit, minlength=n_units)
+        balanced = bool(counts.min() == periods.shape[0])
+        n_gaps = None if balanced else _units_with_gaps(unit, time, counts, periods.shape[0])
+    report = dataclasses.replace(report, n_obs=int(keep.sum()), n_units=n_units, n_periods=int(periods.shape[0]),
+                                 balanced=balanced, n_units_with_gaps=n_gaps)
     return dataclasses.replace(
         panel, y=panel.y[keep], unit=unit, unit_labels=unit_labels, time=time, periods=periods,
         period_labels=labels, cohort=None if panel.cohort is None else panel.cohort[keep],
@@ -451,3 +472,13 @@ def subset_panel(panel: Panel, keep: np.ndarray, report: SampleReport) -> Panel:
         codes={c: factorize(v[keep], sort=False)[0] for c, v in panel.codes.items()},
         kept_rows=panel.row_index[keep], report=report,
     )
+
+
+def _units_with_gaps(unit: np.ndarray, time: np.ndarray, counts: np.ndarray, n_periods: int) -> int:
+    """Units whose observed periods are not contiguous (as :func:`didx._panel.build_panel` counts them)."""
+    n_units = counts.shape[0]
+    tmin = np.full(n_units, n_periods, dtype=np.int64)
+    tmax = np.full(n_units, -1, dtype=np.int64)
+    np.minimum.at(tmin, unit, time)
+    np.maximum.at(tmax, unit, time)
+    return int(np.count_nonzero(tmax - tmin + 1 != counts))
