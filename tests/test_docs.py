@@ -1,0 +1,37 @@
+"""The documentation's code runs: every ```python block of README.md and docs/*.md, a page's blocks in order in one
+namespace (later blocks may use earlier names), from the repository root."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def _blocks(page: Path) -> list[str]:
+    return BLOCK.findall(page.read_text())
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)], ids=lambda p: p.name)
+def test_code_blocks_run(page: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (tmp_path / "docs" / "img").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # files a page writes (plots, docs/img/...) land in a temporary folder
+    namespace: dict[str, Any] = {"__name__": f"docs_{page.stem}"}
+    for i, code in enumerate(_blocks(page)):
+        try:
+            exec(compile(code, f"{page.name} block {i + 1}", "exec"), namespace)
+        except Exception as exc:  # the page and block in the failure, not only the traceback
+            raise AssertionError(f"{page.name}, code block {i + 1} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            plt.close("all")
