@@ -213,3 +213,9 @@ def test_covariate_absorbed_by_fixed_effects_is_reported(castle: pd.DataFrame) -
     assert res.twfe == pytest.approx(plain.twfe, rel=1e-9)
     assert any("tinv" in n and "collinear" in n for n in res.notes)
     assert "tinv (dropped: collinear" in dict(res.design)["Covariates"]
+
+
+def test_plot_ax_of_the_wrong_type_is_refused(decomposition) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(didx.InvalidOptionError, match=r"The 'ax' parameter of BaconDecomposition\.plot must be a "
+                                                      r"matplotlib Axes or None\. Got 'x' instead"):
+        decomposition.plot(ax="x")

@@ -1071,3 +1071,13 @@ def test_error_did_l_options_with_did_m(favara, kw, name):
     with pytest.raises(InvalidOptionError, match=rf"{name}.*estimator='did_l' only.*Fix"):
         didx.dcdh(favara.assign(b=(favara.inter_bra > 0).astype(int)), y="Dl_vloans_b", unit="county",
                   time="year", treat="b", estimator="did_m", **kw)
+
+
+@pytest.mark.parametrize("func", ["dcdh", "twfe_weights"])
+def test_error_a_list_for_a_one_column_role(favara, func):
+    """y=['...'] is an error naming the argument (checked before any argument is used as a key)."""
+    for role in ("y", "unit", "time", "treat"):
+        kw = {**FAVARA_ARGS, role: [FAVARA_ARGS[role]]}
+        with pytest.raises(InvalidOptionError, match=rf"The '{role}' parameter of {func} must be a column name.*"
+                                                     r"\(a list\)"):
+            getattr(didx, func)(favara, **kw)

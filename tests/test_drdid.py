@@ -514,3 +514,27 @@ def test_cluster_errors() -> None:
 def test_error_outcome_is_the_unit_or_time_column(col: str) -> None:
     with pytest.raises(InvalidOptionError, match=rf"'{col}' is given as both y= and .*=.*Fix"):
         didx.drdid(_simulated_panel(), y=col, treat="d", time="t", unit="id", covariates=None)
+
+
+def test_a_list_for_a_one_column_role_is_refused_by_name() -> None:
+    """y=['y'] (and treat=, time=, unit=) is an error naming the argument, for drdid and att_gt alike (the role
+    check runs before any argument is used as a key)."""
+    df = _simulated_panel()
+    for role in ("y", "treat", "time", "unit"):
+        kw: dict[str, object] = {"y": "y", "treat": "d", "time": "t", "unit": "id", role: [role]}
+        with pytest.raises(InvalidOptionError, match=rf"The '{role}' parameter of drdid must be a column name.*"
+                                                     rf"Got \['{role}'\] \(a list\)"):
+            didx.drdid(df, covariates=None, **kw)  # type: ignore[arg-type]
+    stag = didx.datasets.simulate_staggered(30, 5, [3, 4], never_share=0.4, seed=1)
+    with pytest.raises(InvalidOptionError, match=r"The 'y' parameter of att_gt must be a column name.*Got \['y'\]"):
+        didx.att_gt(stag, y=["y"], unit="unit", time="time", cohort="cohort")  # type: ignore[arg-type]
+
+
+def test_one_column_in_two_roles_by_integer_label_and_name() -> None:
+    """treat=11 and time='11' name the same column (labelled 11): refused as for two equal strings."""
+    df = _simulated_panel().rename(columns={"t": 11})
+    with pytest.raises(InvalidOptionError, match=r"the column '11' is given as both treat= and time="):
+        didx.drdid(df, y="y", treat=11, time="11", unit="id", covariates=None)  # type: ignore[arg-type]
+    res = didx.drdid(df, y="y", treat="d", time=11, unit="id", covariates=None)  # type: ignore[arg-type]
+    assert res.estimate == didx.drdid(_simulated_panel(), y="y", treat="d", time="t", unit="id",
+                                      covariates=None).estimate

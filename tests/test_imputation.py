@@ -473,3 +473,16 @@ def test_result_keeps_no_data_frame() -> None:
                                       res.with_vcov(cluster=mpdta["year"]).vcov_matrix)
     with_leads = didx.imputation(mpdta, **kw, horizons=True, pretrends=True)  # type: ignore[arg-type]
     assert b"pandas" not in pickle.dumps(with_leads)  # keeps the leads' regression scores (n0 x leads), no frame
+
+
+@pytest.mark.parametrize(("func", "kw"), [("imputation", {}), ("imputation", {"horizons": True, "pretrends": True}),
+                                          ("did2s", {}), ("did2s", {"second_stage": "event_study"})])
+def test_integer_unit_label(func: str, kw: dict[str, object]) -> None:
+    """A unit column labelled by an integer (unit=11): the first stage's default fixed effects and the default
+    cluster are that column (as for a string name), with the same numbers."""
+    df = _simulated(seed=3)
+    base = getattr(didx, func)(df, y="y", unit="unit", time="time", cohort="cohort", **kw)
+    res = getattr(didx, func)(df.rename(columns={"unit": 11}), y="y", unit=11, time="time", cohort="cohort", **kw)
+    np.testing.assert_allclose(res.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.vcov_matrix, base.vcov_matrix, rtol=TOL_IDENTITY, atol=1e-14)
+    assert res.inference.cluster_names == ("11",)

@@ -307,3 +307,46 @@ def test_a_single_cluster_is_a_data_error(mpdta: pd.DataFrame, estimator: str) -
         fit(cluster="one")
     with pytest.raises(didx.DataError, match=r"'one' has 1 distinct value"):
         fit().with_vcov(cluster="one", data=df)
+
+
+def test_drop_singletons_must_be_a_bool(mpdta: pd.DataFrame) -> None:
+    """'no' is not read as its truth value (it would drop the singletons)."""
+    for value in ("no", 0, None):
+        with pytest.raises(didx.InvalidOptionError, match=r"The 'drop_singletons' parameter of twfe must be a bool\. "
+                                                          rf"Got {value!r} instead\. Fix"):
+            didx.twfe(mpdta, y="lemp", unit="countyreal", time="year", treat="treat_post", drop_singletons=value)
+
+
+def test_integer_column_labels() -> None:
+    """Unit, time, extra fixed effect, cluster, covariate and weights columns labelled by integers: the same
+    numbers as with string names, and the labels' names in the design and the inference."""
+    df = didx.datasets.simulate_staggered(40, 5, [3, 4], never_share=0.4, seed=1)
+    df = df.assign(w=1.0 + df["unit"] % 3, cl=df["unit"] % 8, region=df["unit"] % 4)
+    kw = dict(fe="region", cluster="cl", covariates="x2", weights="w")
+    base = didx.twfe(df, y="y", unit="unit", time="time", cohort="cohort", **kw)  # type: ignore[arg-type]
+    labels = {"y": 0, "unit": 11, "time": 12, "region": 13, "cl": 14, "x2": 15, "w": 16}
+    res = didx.twfe(df.rename(columns=labels), y=0, unit=11, time=12, cohort="cohort", fe=[13], cluster=14,
+                    covariates=[15], weights=16)  # type: ignore[arg-type]
+    np.testing.assert_allclose(res.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=TOL_IDENTITY)
+    assert dict(res.design)["Fixed effects"].startswith("11, 12, 13 [")
+    assert res.inference.cluster_names == ("14",)
+    default = didx.twfe(df.rename(columns=labels), y=0, unit=11, time=12, cohort="cohort")  # type: ignore[arg-type]
+    assert default.inference.cluster_names == ("11",)
+    assert default.std_error == pytest.approx(
+        didx.twfe(df, y="y", unit="unit", time="time", cohort="cohort").std_error, rel=TOL_IDENTITY)
+
+
+def test_ols_integer_column_labels_and_a_list_outcome() -> None:
+    df = didx.datasets.simulate_staggered(40, 5, [3, 4], never_share=0.4, seed=1)
+    df = df.assign(w=1.0 + df["unit"] % 3, cl=df["unit"] % 8)
+    base = didx.ols(df, y="y", x=["d", "x2"], fe=["unit", "time"], cluster="cl", weights="w")
+    labels = {"y": 0, "d": 1, "x2": 2, "unit": 11, "time": 12, "cl": 14, "w": 16}
+    res = didx.ols(df.rename(columns=labels), y=0, x=[1, 2], fe=[11, 12], cluster=14,  # type: ignore[arg-type]
+                   weights=16)  # type: ignore[arg-type]
+    np.testing.assert_allclose(res.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=TOL_IDENTITY)
+    assert list(res.terms) == ["1", "2"] and res.inference.cluster_names == ("14",)
+    assert dict(res.design)["Fixed effects"].startswith("11, 12 [")
+    with pytest.raises(didx.InvalidOptionError, match=r"The 'y' parameter of ols must be a column name.*Got \['y'\]"):
+        didx.ols(df, y=["y"], x="d")  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -287,3 +288,36 @@ def test_a_single_cluster_is_a_data_error(card_krueger: pd.DataFrame, kw: dict[s
         didx.did2x2(df, y="fte", treat="nj", post="d", cluster="one", **kw)
     with pytest.raises(didx.DataError, match=r"'one' has 1 distinct value"):
         didx.did2x2(df, y="fte", treat="nj", post="d", **kw).with_vcov(cluster="one", data=df)
+
+
+@pytest.mark.parametrize(("option", "value"), [("first_difference", "yes"), ("first_difference", 1),
+                                               ("covariate_trends", "no"), ("covariate_trends", None)])
+def test_boolean_options_must_be_bools(card_krueger: pd.DataFrame, option: str, value: object) -> None:
+    """A string or number is not read as its truth value ('no' would be True)."""
+    with pytest.raises(didx.InvalidOptionError, match=rf"The '{option}' parameter of did2x2 must be a bool\. "
+                                                      rf"Got {re.escape(repr(value))} instead\. Fix"):
+        didx.did2x2(card_krueger, y="fte", treat="nj", post="d", unit="store_id", **{option: value})
+    res = didx.did2x2(card_krueger, y="fte", treat="nj", post="d", unit="store_id", **{option: np.bool_(True)})
+    ref = didx.did2x2(card_krueger, y="fte", treat="nj", post="d", unit="store_id", **{option: True})
+    assert res.estimate == ref.estimate
+
+
+def test_plot_ax_of_the_wrong_type_is_refused(card_krueger: pd.DataFrame) -> None:
+    res = didx.did2x2(card_krueger, y="fte", treat="nj", post="d")
+    with pytest.raises(didx.InvalidOptionError, match=r"The 'ax' parameter of DiD2x2Result\.plot must be a "
+                                                      r"matplotlib Axes or None\. Got 'x' instead"):
+        res.plot(ax="x")
+
+
+@pytest.mark.parametrize("kw", [{"cluster": "store_id"}, {"unit": "store_id"},
+                                {"unit": "store_id", "first_difference": True}])
+def test_integer_column_labels(card_krueger: pd.DataFrame, kw: dict[str, Any]) -> None:
+    """Columns labelled by integers give the same numbers, with the labels' names in terms and clusters."""
+    base = didx.did2x2(card_krueger, y="fte", treat="nj", post="d", **kw)
+    labels = {"fte": 0, "nj": 1, "d": 2, "store_id": 3}
+    res = didx.did2x2(card_krueger.rename(columns=labels), y=0, treat=1, post=2,
+                      **{k: labels[v] if isinstance(v, str) else v for k, v in kw.items()})
+    np.testing.assert_allclose(res.coef, base.coef, rtol=TOL_IDENTITY)
+    np.testing.assert_allclose(res.std_errors, base.std_errors, rtol=TOL_IDENTITY)
+    assert res.headline == "1:2"
+    assert res.inference.cluster_names == tuple("3" for _ in base.inference.cluster_names)

@@ -45,6 +45,7 @@ from didx._validate import as_list, fmt_value
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
 from didx.results.base import Summary
+from didx.results.plot import check_ax
 from didx.results.render import fmt_num, markdown_table, text_table
 
 TREATED_VS_UNTREATED = "Treated vs Untreated"
@@ -188,6 +189,7 @@ class BaconDecomposition:
         coefficient as a horizontal line. Returns the matplotlib Axes."""
         import matplotlib.pyplot as plt
 
+        check_ax("BaconDecomposition.plot", ax)
         if ax is None:
             _, ax = plt.subplots(figsize=(6.4, 4.4))
         markers = {TREATED_VS_UNTREATED: "o", EARLIER_VS_LATER: "^", LATER_VS_EARLIER: "v",

@@ -130,7 +130,8 @@ def read_rows(data: object, *, func: str, y: str, unit: str, time: str, treat: s
     cluster, and the units whose outcome is always missing (see the module docstring)."""
     roles: dict[str, object] = {"y": y, "unit": unit, "time": time, "treat": treat, "weights": weights,
                                 "cluster": cluster, "covariates": covariates}
-    wanted = list(dict.fromkeys(c for c in [y, unit, time, treat, weights, cluster, *covariates] if c is not None))
+    # read_columns checks every argument (and drops repeated columns) before anything is hashed
+    wanted = [c for c in [y, unit, time, treat, weights, cluster, *covariates] if c is not None]
     cols = read_columns(data, wanted, func, roles)
     n_input = cols.n_rows
     yv = numeric_column(cols, y, "outcome (y)", func, "Fix: pass a numeric outcome column.")

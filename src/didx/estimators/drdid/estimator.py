@@ -43,7 +43,7 @@ import numpy as np
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
-from didx._validate import as_list, check_option
+from didx._validate import as_list, check_option, role_columns
 from didx.estimators.drdid.nuisance import CellEstimate, independent_columns
 from didx.estimators.drdid.panel import DEFAULT_TRIM_LEVEL, panel_estimate, panel_twfe
 from didx.estimators.drdid.rc import rc_estimate, rc_twfe
@@ -212,17 +212,24 @@ def _check_options(*, y: str, treat: str, time: str, unit: str | None, covariate
 
 def check_distinct_roles(func: str, roles: dict[str, str | None]) -> None:
     """One column cannot play two of the roles y, unit, time, cohort/treat (the outcome would be constant within
-    units or periods, giving 0 with a zero SE instead of an error)."""
+    units or periods, giving 0 with a zero SE instead of an error).
+
+    Each argument is first checked by :func:`didx._validate.role_columns` (a list where one column is expected is
+    an error naming the argument), and compared by the column name it resolves to (``str`` of an integer label,
+    so ``unit=11`` and ``y='11'`` are the same column). Arguments that are no column name (a float, a boolean) are
+    left to the column reader's message."""
     seen: dict[str, str] = {}
     for role, col in roles.items():
-        if col is None:
-            continue
-        if col in seen:
-            raise InvalidOptionError(
-                f"{func}: the column {col!r} is given as both {seen[col]}= and {role}=. Each role needs its own "
-                f"column. Fix: pass the intended column for {role}=."
-            )
-        seen[col] = role
+        for arg in role_columns(func, role, col):
+            if not isinstance(arg, str | int | np.integer) or isinstance(arg, bool | np.bool_):
+                continue
+            name = str(arg)
+            if name in seen:
+                raise InvalidOptionError(
+                    f"{func}: the column {name!r} is given as both {seen[name]}= and {role}=. Each role needs its "
+                    f"own column. Fix: pass the intended column for {role}=."
+                )
+            seen[name] = role
 
 
 # ----------------------------------------------------------------------------------------------- estimation

@@ -33,15 +33,22 @@ def check_distinct(func: str, arg: str, value: Any) -> list[str]:
     return list(names)
 
 
+def column_key(arg: Any) -> str:
+    """The column name a (checked) column argument resolves to: itself, or the ``str`` of an integer label, as
+    :func:`didx._validate.column_name` resolves it for :func:`~didx._panel.build_panel` (``panel.names`` and
+    ``panel.codes`` are keyed by these names)."""
+    return arg if isinstance(arg, str) else str(arg)
+
+
 def fe_option(func: str, fe: Any, unit: str, time: str) -> tuple[str, ...]:
-    """The first stage's fixed-effect columns: ``fe``, by default ``(unit, time)``."""
+    """The first stage's fixed-effect columns as column names: ``fe``, by default ``(unit, time)``."""
     names = check_distinct(func, "fe", fe)
     if fe is not None and not names:
         raise InvalidOptionError(
             f"{func}: fe= is empty; the first stage needs at least one fixed effect. Fix: leave fe= out for "
             f"[{unit!r}, {time!r}], or list the columns."
         )
-    return tuple(names) if names else (unit, time)
+    return tuple(names) if names else (column_key(unit), column_key(time))
 
 
 def cluster_option(func: str, cluster: Any) -> str | None:
@@ -82,12 +89,14 @@ def check_weights(func: str, panel: Panel) -> None:
 
 
 def factor_codes(panel: Panel, name: str) -> np.ndarray:
-    """Integer codes of a unit, time, fixed-effect or cluster column on the panel's rows."""
-    if name == panel.names.get("unit") and panel.unit is not None:
+    """Integer codes of a unit, time, fixed-effect or cluster column on the panel's rows (``name`` as given or
+    resolved: an integer label finds the column the panel names by its ``str``)."""
+    key = column_key(name)
+    if key == panel.names.get("unit") and panel.unit is not None:
         return panel.unit
-    if name == panel.names.get("time"):
+    if key == panel.names.get("time"):
         return panel.time
-    return panel.codes[name]
+    return panel.codes[key]
 
 
 def cluster_codes(panel: Panel, fe: Sequence[str], cluster: str | None) -> ClusterCodes:
@@ -95,7 +104,8 @@ def cluster_codes(panel: Panel, fe: Sequence[str], cluster: str | None) -> Clust
     effects other than the period (clustering candidates; the variance keeps its own compact codes of every
     fixed effect on the untreated rows)."""
     unit, time = panel.names.get("unit"), panel.names.get("time")
-    names = [unit, *(c for c in fe if c != time), *([cluster] if cluster else [])]
+    fe_keys = [column_key(c) for c in fe]
+    names = [unit, *(c for c in fe_keys if c != time), *([column_key(cluster)] if cluster else [])]
     stored = {n: factor_codes(panel, n) for n in dict.fromkeys(n for n in names if n is not None)}
     return ClusterCodes(stored, panel.kept_rows, panel.report.n_input_rows, panel.fingerprint)
 

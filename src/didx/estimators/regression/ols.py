@@ -46,8 +46,13 @@ def ols(
         raise InvalidOptionError("ols: x= must name at least one regressor column. Fix: pass x='column' or a list.")
     fes = as_list(fe)
     cls = as_list(cluster)
-    wanted = list(dict.fromkeys([y, *xs, *fes, *cls] + ([weights] if weights else [])))
+    # read_columns checks every argument (and drops repeated columns) before anything is hashed or joined
+    wanted = [y, *xs, *fes, *cls] + ([weights] if weights is not None else [])
     cols = read_columns(data, wanted, func, {"y": y, "x": xs, "fe": fes, "cluster": cls, "weights": weights})
+    # from here on the resolved column names (the str of an integer label), not the arguments as given
+    roles = cols.roles
+    y, xs, fes, cls = roles["y"][0], roles["x"], roles["fe"], roles["cluster"]
+    weights = roles["weights"][0] if roles["weights"] else None
     n_in = cols.n_rows
     yv = numeric_column(cols, y, "outcome (y)", func, "Fix: pass a numeric outcome column.")
     X = np.column_stack([numeric_column(cols, c, "regressor (x)", func,
@@ -85,7 +90,7 @@ def ols(
         Xk = np.column_stack([np.ones(idx.shape[0]), Xk])
         names = ["(Intercept)", *names]
     fit = fit_ols(yv[idx], Xk, names, fe=fe_obj, weights=wk, func=func, protected=[xs[0]])
-    spec = resolve_vcov(func, vcov, cluster, default_spec([], "iid", ssc), ssc)
+    spec = resolve_vcov(func, vcov, cls or None, default_spec([], "iid", ssc), ssc)
     sample = SampleReport(n_input_rows=n_in, n_obs=int(idx.shape[0])).with_dropped(*drops)
     design = [("Estimator", "least squares"), ("Outcome", y), ("Regressors", ", ".join(xs)),
               ("Fixed effects", ", ".join(fes) + f" [{fe_obj.method}]" if fe_obj else "none"),

@@ -19,6 +19,7 @@ from didx._sample import Dropped, SampleReport
 from didx._validate import as_list
 from didx.estimators.regression.collapse import collapse_by_group
 from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
+from didx.estimators.regression.twobytwo import check_bool
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
@@ -72,10 +73,16 @@ def twfe(
             f"{func}: give the treatment, either treat= (a 0/1 column D_it) or cohort= (each unit's first treated "
             f"period; 0, NaN or inf for never treated). Fix: add treat='your_indicator' or cohort='first_treated'."
         )
-    fe_list = as_list(fe)
+    drop_singletons = check_bool(func, "drop_singletons", drop_singletons)
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
-                        covariates=covariates, weights=weights, cluster=cluster, categorical=fe_list,
+                        covariates=covariates, weights=weights, cluster=cluster, categorical=as_list(fe),
                         require_control="untreated_obs", zero_weights="drop")
+    # from here on the resolved column names (the str of an integer label), not the arguments as given
+    names = panel.names
+    y, unit, time, treat, cohort, weights = (names["y"], names["unit"], names["time"], names["treat"],
+                                             names["cohort"], names["weights"])
+    cluster = list(names["cluster"]) or None
+    fe_list = [str(c) for c in as_list(fe)]  # build_panel checked each with column_name: its name is str(label)
     collapsed = None
     if collapse is not None:
         panel, collapsed = collapse_by_group(panel, func=func, collapse=collapse, cluster=cluster,

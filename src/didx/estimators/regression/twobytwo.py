@@ -26,6 +26,7 @@ from didx.estimators.regression.common import RegressionResult, default_spec, ma
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit, fit_ols
+from didx.results.plot import check_ax
 from didx.results.render import fmt_num, latex_table, markdown_table, text_table
 
 
@@ -117,6 +118,7 @@ class DiD2x2Result(RegressionResult):
 
         ``labels``: the names of the treated and control groups; ``period_labels``: of the two periods.
         """
+        check_ax("DiD2x2Result.plot", ax)
         for name, value in (("labels", labels), ("period_labels", period_labels)):
             _check_pair(name, value)
         import matplotlib.pyplot as plt
@@ -149,6 +151,18 @@ def _check_pair(name: str, value: Any) -> None:
             f"The {name!r} parameter of DiD2x2Result.plot must be a pair of strings, e.g. {name}={example}. "
             f"Got {value!r} instead."
         )
+
+
+def check_bool(func: str, name: str, value: Any) -> bool:
+    """A True/False option (numpy booleans too), or an error naming it: a string such as ``'yes'`` or a number is
+    not silently read as its truth value. (Local to the regression estimators: :mod:`didx._validate` has no
+    boolean check yet.)"""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise InvalidOptionError(
+        f"The {name!r} parameter of {func} must be a bool. Got {value!r} instead. Fix: pass {name}=True or "
+        f"{name}=False."
+    )
 
 
 def _cell_stats(y: np.ndarray, g: np.ndarray, p: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, ...]:
@@ -220,10 +234,16 @@ def did2x2(
     """
     func = "did2x2"
     treat = _treat_column(func, treat)
-    cov_list = as_list(covariates)
-    panel = build_panel(data, func=func, y=y, time=post, unit=unit, treat=treat, covariates=cov_list,
+    first_difference = check_bool(func, "first_difference", first_difference)
+    covariate_trends = check_bool(func, "covariate_trends", covariate_trends)
+    panel = build_panel(data, func=func, y=y, time=post, unit=unit, treat=treat, covariates=as_list(covariates),
                         weights=weights, cluster=cluster, require_control="untreated_obs", zero_weights="drop",
                         treat_role="treated group")
+    # from here on the resolved column names (the str of an integer label), not the arguments as given
+    names = panel.names
+    y, treat, post, unit, weights = names["y"], names["treat"], names["time"], names["unit"], names["weights"]
+    cluster = list(names["cluster"]) or None
+    cov_list = list(panel.covariate_names)
     _check_design(func, panel, treat=treat, post=post, unit=unit)
     collapsed = None
     if collapse is not None:
