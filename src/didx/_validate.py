@@ -172,6 +172,15 @@ def fmt_value(v: object) -> str:
     return str(v)
 
 
+def distinct_at_most_two(codes: np.ndarray) -> int:
+    """0, 1 or 2 (meaning "two or more") distinct values of integer codes, in one min/max pass (no sort or hash):
+    what :func:`cluster_count_check` needs."""
+    c = np.asarray(codes)
+    if c.size == 0:
+        return 0
+    return 1 if c.min() == c.max() else 2
+
+
 def cluster_count_check(func: str, name: str, G: int) -> None:
     """Fewer than two clusters cannot give a cluster-robust covariance: an error naming the column."""
     if G < 2:

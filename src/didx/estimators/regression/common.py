@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from didx._sample import SampleReport
+from didx._validate import distinct_at_most_two
 from didx.inference.contract import Capabilities, ClusterCodes, Fingerprint, VcovRequest, cluster_count_check
 from didx.inference.vcov import SSC, VCOV_TYPES, VcovResult, VcovSpec, compute_vcov, resolve_vcov
 from didx.linalg.ols import OLSFit
@@ -69,7 +70,7 @@ class RegressionSource:
                 ) -> tuple[np.ndarray, Inference]:
         codes = self.codes_for(spec.clusters, given or {})
         for name, c in codes.items():
-            cluster_count_check(func, name, int(np.unique(c).shape[0]) if c.size else 0)
+            cluster_count_check(func, name, distinct_at_most_two(c))
         vr = compute_vcov(self.fit, spec, codes, func)
         return vr.matrix, inference_info(spec, vr, self.fit, codes, self.treated_codes, collapsed=self.collapsed)
 

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
+from didx._validate import distinct_at_most_two
 from didx.estimators.regression.common import REGRESSION_CAPABILITIES, RegressionSource, inference_info, treated_flags
 from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest, cluster_count_check
 from didx.inference.vcov import (
@@ -470,7 +471,7 @@ class CellSource:
         given = given or {}
         codes = {n: np.asarray(given[n] if n in given else self.clusters.stored[n]) for n in spec.clusters}
         for name, c in codes.items():
-            cluster_count_check(func, name, int(np.unique(c).shape[0]) if c.size else 0)
+            cluster_count_check(func, name, distinct_at_most_two(c))
         vr = cell_vcov(self.cells, spec, codes)
         return vr.matrix, inference_info(spec, vr, self.cells.fit, codes, self.treated)
 
