@@ -163,3 +163,23 @@ def test_import_didx_loads_only_the_eager_estimators() -> None:
     estimators = {m for m in loaded if m == "didx.estimators" or m.startswith("didx.estimators.")}
     assert estimators <= EAGER_ESTIMATOR_MODULES, sorted(estimators - EAGER_ESTIMATOR_MODULES)
     assert "didx.comparison" not in loaded and "didx.registry" in loaded
+
+
+def test_layers_import_only_downwards() -> None:
+    """The rules of docs/design.md ("What each layer may import"): the foundation (``didx._*``, linalg,
+    inference, results) never imports an estimator, the comparison or the CLI; estimators never import the
+    comparison or the CLI; the registry imports nothing but errors and validation at run time (estimator modules
+    are named as strings and imported when first used)."""
+    graph = import_graph()
+    top = ("didx.comparison", "didx.cli")
+    bad = []
+    for mod, deps in graph.items():
+        foundation = (mod.startswith(("didx.linalg", "didx.inference", "didx.results"))
+                      or mod.rpartition(".")[2].startswith("_") and mod.count(".") == 1)
+        for dep in deps:
+            if foundation and (dep.startswith("didx.estimators") or dep in top or dep == "didx.registry"):
+                bad.append(f"{mod} -> {dep}")
+            if mod.startswith("didx.estimators") and dep in top:
+                bad.append(f"{mod} -> {dep}")
+    assert not bad, "imports against the layering: " + "; ".join(sorted(bad))
+    assert graph["didx.registry"] <= {"didx._errors", "didx._validate"}, graph["didx.registry"]

@@ -449,7 +449,7 @@ def make_aggregate_result(parent: Result, src: CSSource, agg: Aggregation, *, mi
                                   term_info=dict(agg.info), notes=parent.notes, _source=new,
                                   extras={"aggregation": agg.kind})
     if agg.kind == "dynamic":
-        from didx.comparison import PRE_PERIOD
+        from didx.registry import PRE_PERIOD
 
         common["extras"]["reference"] = agg.reference
         return CSEventStudyResult(pre_period_meaning=PRE_PERIOD[f"callaway_santanna_{src.fit.base_period}"],

@@ -322,7 +322,7 @@ def _did_l_result(func: str, data_p: DcdhData, est: DynEstimates, *, y: str, uni
                   cluster: str | None, weights: str | None, covariates: list[str], effects: int, placebo: int,
                   normalized: bool, switchers: str, trends_lin: bool) -> DcdhResult:
     """The DID_l result: its covariance source and covariance, design lines, per-term counts and extras."""
-    from didx.comparison import PRE_PERIOD
+    from didx.registry import PRE_PERIOD
 
     G = float(data_p.n_groups_total)
     scores = DcdhScores.build(est.infl, n_groups=data_p.Y.shape[0], scale=G)

@@ -53,7 +53,6 @@ from didx._errors import ColumnNotFoundError, DataError, DesignError, InvalidOpt
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, check_option
-from didx.comparison import PRE_PERIOD
 from didx.estimators.regression.common import RegressionSource, default_spec, wild_bootstrap_mapped
 from didx.estimators.regression.event_study import event_term
 from didx.estimators.sun_abraham.cells import CellFit, CellSource, fit_cells_wide
@@ -62,6 +61,7 @@ from didx.inference.contract import ClusterCodes, CovarianceSource, LinearMapSou
 from didx.inference.vcov import SSC, VcovSpec, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit, fit_ols
+from didx.registry import PRE_PERIOD
 from didx.results.base import FrozenDict, Result
 from didx.results.event import EventStudyResult
 

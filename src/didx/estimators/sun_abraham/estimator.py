@@ -30,7 +30,6 @@ import numpy as np
 from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._validate import as_list, check_option
-from didx.comparison import PRE_PERIOD
 from didx.estimators.regression.common import RegressionSource, default_spec
 from didx.estimators.sun_abraham.cells import (
     MAX_PATTERN_PERIODS,
@@ -52,6 +51,7 @@ from didx.inference.contract import ClusterCodes
 from didx.inference.vcov import SSC, VcovSpec, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import OLSFit, fit_ols
+from didx.registry import PRE_PERIOD
 from didx.results.base import FrozenDict
 
 __all__ = ["SunAbrahamAggregate", "SunAbrahamCoefficients", "SunAbrahamResult", "from_panel", "sun_abraham"]
