@@ -175,7 +175,7 @@ def test_layers_import_only_downwards() -> None:
     bad = []
     for mod, deps in graph.items():
         foundation = (mod.startswith(("didx.linalg", "didx.inference", "didx.results"))
-                      or mod.rpartition(".")[2].startswith("_") and mod.count(".") == 1)
+                      or (mod.rpartition(".")[2].startswith("_") and mod.count(".") == 1))
         for dep in deps:
             if foundation and (dep.startswith("didx.estimators") or dep in top or dep == "didx.registry"):
                 bad.append(f"{mod} -> {dep}")
