@@ -153,8 +153,12 @@ class EventStudyResult(Result):
             return []
         reason = self._untestable(leads)
         if reason is not None:
-            return [f"Pre-trend test (joint Wald) of {', '.join(leads)} = 0: not computable ({reason})"]
-        return [str(self.pretrend_test())]
+            out = [f"Pre-trend test (joint Wald) of {', '.join(leads)} = 0: not computable ({reason})"]
+        else:
+            out = [str(self.pretrend_test())]
+        if self.pre_period_meaning:
+            out.append(f"What a pre-period coefficient is here: {self.pre_period_meaning}")
+        return out
 
     def with_uniform_bands(self, *, n_draws: int = 100_000, seed: int | None = 0) -> EventStudyResult:
         """A copy whose intervals for the event-time terms are uniform (sup-t) bands.
