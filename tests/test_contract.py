@@ -98,3 +98,9 @@ def test_a_reordered_frame_is_refused_with_string_units_and_a_binary_outcome(mpd
     with pytest.raises(didx.DataError, match="not the frame that was fitted"):
         res.with_vcov(cluster="state", data=swapped)
     assert np.isfinite(res.with_vcov(cluster="state", data=df).std_error)
+
+
+def test_data_without_the_fitted_columns_is_refused_naming_data(mpdta: pd.DataFrame) -> None:
+    res = didx.twfe(mpdta, **TWFE)
+    with pytest.raises(didx.DataError, match=r"lacks the column\(s\) \['lemp', 'countyreal'\].*cluster=df\['state'\]"):
+        res.with_vcov(cluster="state", data=mpdta[["state"]])
