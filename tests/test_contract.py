@@ -83,3 +83,24 @@ def test_new_cluster_values_say_where_they_came_from(mpdta: pd.DataFrame) -> Non
     assert any("read from the data passed to with_vcov" in d and "fingerprint" in d
                for d in by_frame.inference.details)
     assert "fingerprint" in str(by_frame.summary())
+
+
+def test_a_reordered_frame_is_refused_with_string_units_and_a_binary_outcome(mpdta: pd.DataFrame) -> None:
+    # the fingerprint covers the (string) unit column too: rows swapped between equal outcomes are not the fitted frame
+    df = mpdta.assign(yb=(mpdta["lemp"] > mpdta["lemp"].median()).astype(float), u=mpdta["countyreal"].astype(str))
+    res = didx.twfe(df, y="yb", unit="u", time="year", cohort="first.treat")
+    assert res._source.clusters.fingerprint.columns == ("yb", "u")  # type: ignore[union-attr]
+    i = int(np.flatnonzero(df["yb"] == 1)[0])
+    j = int(np.flatnonzero((df["yb"] == 1) & (df["state"] != df["state"].iloc[i]))[0])
+    order = np.arange(len(df))
+    order[[i, j]] = order[[j, i]]
+    swapped = df.iloc[order].reset_index(drop=True)
+    with pytest.raises(didx.DataError, match="not the frame that was fitted"):
+        res.with_vcov(cluster="state", data=swapped)
+    assert np.isfinite(res.with_vcov(cluster="state", data=df).std_error)
+
+
+def test_data_without_the_fitted_columns_is_refused_naming_data(mpdta: pd.DataFrame) -> None:
+    res = didx.twfe(mpdta, **TWFE)
+    with pytest.raises(didx.DataError, match=r"lacks the column\(s\) \['lemp', 'countyreal'\].*cluster=df\['state'\]"):
+        res.with_vcov(cluster="state", data=mpdta[["state"]])

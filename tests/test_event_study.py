@@ -376,3 +376,11 @@ def test_subset_panel_keeps_rows_of_the_input_frame(mpdta: pd.DataFrame) -> None
     assert sub.n_periods == 3 and list(sub.period_labels) == [2005, 2006, 2007]
     np.testing.assert_array_equal(sub.unit_labels[sub.unit], df["countyreal"].to_numpy()[keep])
     assert sub.report.n_obs == int(keep.sum()) and sub.report.balanced
+
+
+def test_aggregate_refuses_non_numeric_weights(es_mpdta: EventStudyRegressionResult) -> None:
+    with pytest.raises(didx.InvalidOptionError, match=r"\{event_time: weight\} with numbers; got 'a'"):
+        es_mpdta.aggregate({"a": 1.0})
+    with pytest.raises(didx.InvalidOptionError, match="one number per post-period term"):
+        es_mpdta.aggregate(["a"] * es_mpdta.n_post)
+    assert es_mpdta.aggregate([1, 0, 0, 0]).coef[0] == es_mpdta.coef[es_mpdta._index(es_mpdta.post_terms[0])]

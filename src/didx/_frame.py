@@ -107,6 +107,11 @@ def _native(data: Any, func: str) -> tuple[Any, tuple[Any, ...]]:
     return native, tuple(native.collect_schema().names())
 
 
+def frame_labels(data: Any, func: str) -> tuple[Any, ...]:
+    """The column labels of ``data`` (any narwhals-supported frame), without reading a column."""
+    return _native(data, func)[1]
+
+
 def read_columns(data: Any, columns: Sequence[Any], func: str, roles: Mapping[str, Any]) -> Columns:
     """Materialise ``columns`` of ``data`` (any narwhals-supported frame) as numpy arrays.
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from didx._errors import DataError, InvalidOptionError
 from didx._fingerprint import Fingerprint
-from didx._frame import ByName, read_columns
+from didx._frame import ByName, frame_labels, read_columns
 from didx._validate import cluster_count_check as cluster_count_check  # re-exported: the check lives in _validate
 
 if TYPE_CHECKING:
@@ -179,6 +179,14 @@ class ClusterCodes:
     def _read(self, func: str, name: str, data: Any) -> np.ndarray:
         fp = self.fingerprint
         want = [name, *(c for c in (fp.columns if fp else ()) if c != name)]
+        have = {str(c) for c in frame_labels(data, func)}
+        missing = [c for c in want[1:] if c not in have]
+        if missing:
+            raise DataError(
+                f"{func}: the data passed to with_vcov lacks the column(s) {missing} of the fitted frame, so it cannot "
+                f"be checked to be that frame. Fix: pass the frame you fitted, unchanged, or the cluster column "
+                f"itself: cluster=df[{name!r}]."
+            )
         cols = read_columns(data, want, func, {"cluster": name})
         self._check_rows(func, name, cols.n_rows, "the data passed as data=")
         if fp is not None and fp.columns:

@@ -114,6 +114,11 @@ class EventStudyResult(Result):
             return a, f"average {'post' if kind == 'post' else 'pre'}-period effect"
         if isinstance(kind, Mapping):
             for e, wt in kind.items():
+                if not isinstance(e, int | float | np.number) or not isinstance(wt, int | float | np.number):
+                    raise InvalidOptionError(
+                        f"aggregate(): a mapping must be {{event_time: weight}} with numbers; got {e!r}: {wt!r}. "
+                        f"Fix: e.g. {{0: 0.5, 1: 0.5}}."
+                    )
                 hit = np.flatnonzero(et == float(e))
                 if hit.size != 1:
                     raise InvalidOptionError(
@@ -122,14 +127,14 @@ class EventStudyResult(Result):
                     )
                 a[hit[0]] = float(wt)
             return a, "weighted combination of event times"
-        vec = np.asarray(kind, dtype=float)
         post = self.post_terms
-        if vec.shape != (len(post),):
+        vec = np.asarray(kind)
+        if vec.dtype.kind not in "biuf" or vec.shape != (len(post),):
             raise InvalidOptionError(
-                f"aggregate(): a weight vector must have one entry per post-period term ({len(post)}); got shape "
-                f"{vec.shape}."
+                f"aggregate(): a weight vector must have one number per post-period term ({len(post)}); got shape "
+                f"{vec.shape}, dtype {vec.dtype}."
             )
-        for t, x in zip(post, vec, strict=True):
+        for t, x in zip(post, vec.astype(float), strict=True):
             a[self._index(t)] = x
         return a, "weighted combination of post-period effects"
 
