@@ -145,3 +145,19 @@ def test_error_zero_weight_cell_names_cell_and_fix() -> None:
     panel = build_panel(df, func="event_study", y="y", unit="id", time="t", cohort="g", weights="w")
     with pytest.raises(didx.DataError, match=r"cell cohort='2', period=1 has zero total weight.*Fix:"):
         collapse_by_group(panel, func="event_study", collapse="group_period", cluster=None)
+
+
+def test_with_vcov_refuses_a_cluster_that_varies_within_cells(equal: pd.DataFrame) -> None:
+    # estimates on state x period means: a column finer than the state (the unit) has no meaning as a clustering of
+    # the cells, and must not be read off each cell's first row
+    col = didx.twfe(equal, y="y", unit="unit", time="t", cohort="cohort", cluster="state", collapse="group_period")
+    with pytest.raises(didx.DataError, match=r"'unit' varies within a state x period cell.*Fix:"):
+        col.with_vcov(cluster="unit", data=equal)
+    with pytest.raises(didx.DataError, match=r"'unit' varies within a state x period cell.*Fix:"):
+        col.with_vcov(cluster=equal["unit"])
+    with pytest.raises(didx.DataError, match=r"'unit' varies within a state x period cell.*Fix:"):
+        col.wild_bootstrap("treated", cluster="unit", data=equal, n_bootstrap=99, seed=1)
+    # a coarser column (constant within each state) is fine
+    region = equal["state"].str[1:].astype(int) // 3
+    out = col.with_vcov(cluster=region.rename("region"))
+    assert out.inference.n_clusters == (4,)

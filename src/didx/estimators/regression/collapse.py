@@ -18,15 +18,19 @@ differences-in-differences estimates?", QJE 119(1), section V.B (aggregating the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from didx._errors import DataError, DesignError, InvalidOptionError
+from didx._fingerprint import Fingerprint
 from didx._frame import factorize
 from didx._panel import Panel
 from didx._validate import as_list, check_option
+from didx.inference.contract import ClusterCodes
 
 COLLAPSE_OPTIONS = ("group_period", "group_period_weighted")
 
@@ -40,11 +44,60 @@ class CollapseInfo:
     n_cells: int
     n_rows: int
     weighted: bool
+    rows: np.ndarray | None = field(default=None, repr=False, compare=False)  # input row of each collapsed row
+    cell: np.ndarray | None = field(default=None, repr=False, compare=False)  # its cell (0..n_cells-1)
+
+    def cluster_codes(self, stored: Mapping[str, np.ndarray], row_index: np.ndarray | None, n_input_rows: int,
+                      fingerprint: Fingerprint | None) -> ClusterCodes:
+        """The fit-time cluster codes of the cell-mean regression; a column not captured at fit time must be
+        constant within every cell (checked when it is passed to ``with_vcov`` or the wild bootstrap)."""
+        if self.cell is None or self.n_cells == self.n_rows:  # one row per cell: nothing to check
+            return ClusterCodes(stored, row_index, n_input_rows, fingerprint)
+        return CellClusterCodes(stored, row_index, n_input_rows, fingerprint, group=self.group, rows=self.rows,
+                                cell=self.cell)
 
     def describe(self) -> str:
         how = "weighted by cell size" if self.weighted else "cells weighted equally"
         return (f"{self.group} x period means ({self.n_cells} cells of {self.n_groups} groups from "
                 f"{self.n_rows} rows; {how})")
+
+
+@dataclass(frozen=True, eq=False)
+class CellClusterCodes(ClusterCodes):
+    """Cluster codes of a regression on group x period means: each estimation row is a cell (``row_index`` points
+    at its first input row), so a cluster column given later must be constant within every cell (``rows``: the
+    input row of every row that entered a cell, None for 0..n-1; ``cell``: its cell), else it is refused."""
+
+    group: str = ""
+    rows: np.ndarray | None = None
+    cell: np.ndarray | None = None
+
+    def resolve(self, func: str, names: Sequence[str], supplied: Mapping[str, np.ndarray], data: Any,
+                new_allowed: bool = True) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+        for name in names:
+            if name in supplied:
+                raw = np.asarray(supplied[name])
+                self._check_rows(func, name, raw.shape[0], "the values passed as cluster=")
+            elif name in self.stored or data is None:
+                continue
+            else:
+                raw = self._read(func, name, data)
+            self._check_cells(func, name, raw)
+        return super().resolve(func, names, supplied, data, new_allowed)
+
+    def _check_cells(self, func: str, name: str, raw: np.ndarray) -> None:
+        assert self.cell is not None
+        sel = raw if self.rows is None else raw[self.rows]
+        codes = np.asarray(pd.factorize(sel, sort=False, use_na_sentinel=True)[0], dtype=np.int64)
+        seen = np.full(int(self.cell.max()) + 1 if self.cell.size else 0, -2, dtype=np.int64)
+        seen[self.cell] = codes
+        if not np.array_equal(seen[self.cell], codes):
+            raise DataError(
+                f"{func}: the cluster column {name!r} varies within a {self.group} x period cell, but the "
+                f"estimates are on {self.group} x period means, so every cell must lie in one cluster. Fix: "
+                f"cluster by {self.group!r} or a column constant within each {self.group}, or re-run without "
+                f"collapse= to cluster by {name!r}."
+            )
 
 
 def _plain(v: object) -> object:
@@ -144,7 +197,8 @@ def collapse_panel(panel: Panel, *, func: str, group_codes: np.ndarray, group_na
     counts = np.bincount(cell_group, minlength=n_groups)
     report = dataclasses.replace(panel.report, n_obs=n_cells, n_units=n_groups,
                                  balanced=bool(counts.min() == T), n_units_with_gaps=None)
-    info = CollapseInfo(group=group_name, n_groups=n_groups, n_cells=n_cells, n_rows=n, weighted=weighted)
+    info = CollapseInfo(group=group_name, n_groups=n_groups, n_cells=n_cells, n_rows=n, weighted=weighted,
+                        rows=None if panel.all_rows_kept else panel.row_index, cell=inv.astype(np.int64))
     report = report.with_notes(f"Collapsed to {info.describe()}")
     out = dataclasses.replace(
         panel, y=y, unit=cell_group, unit_labels=np.asarray(labels), time=panel.time[first],

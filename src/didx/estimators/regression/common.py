@@ -22,6 +22,7 @@ from didx.linalg.ols import OLSFit
 from didx.results.base import Inference, Result
 
 if TYPE_CHECKING:
+    from didx.estimators.regression.collapse import CollapseInfo
     from didx.inference.wild import WildBootstrapResult
 
 FEW_CLUSTERS = 42
@@ -218,10 +219,12 @@ def make_regression_result(
     sample: SampleReport,
     design: Sequence[tuple[str, str]], treated: np.ndarray | None = None,
     term_info: Mapping[str, np.ndarray] | None = None, extras: Mapping[str, Any] | None = None,
-    notes: Sequence[str] = (), func: str = "regression", collapsed: bool = False, **kwargs: Any,
+    notes: Sequence[str] = (), func: str = "regression", collapse_info: CollapseInfo | None = None, **kwargs: Any,
 ) -> Any:
-    source = RegressionSource(fit=fit, clusters=capture_clusters(codes, row_index, sample.n_input_rows, fingerprint),
-                              default=spec, treated_codes=treated, collapsed=collapsed)  # shares the FE codes
+    clusters = (capture_clusters(codes, row_index, sample.n_input_rows, fingerprint) if collapse_info is None else
+                collapse_info.cluster_codes(dict(codes), row_index, sample.n_input_rows, fingerprint))
+    source = RegressionSource(fit=fit, clusters=clusters, default=spec, treated_codes=treated,
+                              collapsed=collapse_info is not None)  # shares the FE codes
     V, inf = source.compute(func, spec)
     all_notes = list(notes)
     if fit.dropped_collinear:

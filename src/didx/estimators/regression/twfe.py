@@ -119,7 +119,7 @@ def twfe(
         TWFEResult, estimator="Two-way fixed effects", fit=fit, headline=treat_name, spec=spec, codes=codes,
         fingerprint=panel.fingerprint, row_index=None if (all_kept and panel.all_rows_kept) else panel.row_index[idx],
         sample=report, design=design, treated=D,
-        notes=notes, func=func, collapsed=collapsed is not None,
+        notes=notes, func=func, collapse_info=collapsed,
     )
     return res
 

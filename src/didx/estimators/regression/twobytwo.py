@@ -277,7 +277,7 @@ def did2x2(
         DiD2x2Result, estimator="2x2 DiD", fit=fit, headline=f"{treat}:{post}", spec=spec, codes=codes,
         fingerprint=panel.fingerprint,
         row_index=None if panel.all_rows_kept else panel.row_index, sample=panel.report, design=design, treated=G,
-        func=func, collapsed=collapsed is not None,
+        func=func, collapse_info=collapsed,
         extras={"means": means, "ses": ses, "ns": ns, "treat": treat, "post": post, "pooled": panel.unit is None,
                 "y": y, "cell_regression": not cov_list and (panel.unit is None or bool(panel.report.balanced))},
     )
