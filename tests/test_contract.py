@@ -104,3 +104,11 @@ def test_data_without_the_fitted_columns_is_refused_naming_data(mpdta: pd.DataFr
     res = didx.twfe(mpdta, **TWFE)
     with pytest.raises(didx.DataError, match=r"lacks the column\(s\) \['lemp', 'countyreal'\].*cluster=df\['state'\]"):
         res.with_vcov(cluster="state", data=mpdta[["state"]])
+
+
+def test_a_string_array_is_cluster_values_not_names(mpdta: pd.DataFrame) -> None:
+    # an array is always the cluster values (names come as a str or a list of str): a numpy array of strings was
+    # read as a list of column names before
+    res = didx.twfe(mpdta, **TWFE)
+    as_str = res.with_vcov(cluster=mpdta["state"].astype(str).to_numpy(dtype=str))
+    assert as_str.std_error == pytest.approx(res.with_vcov(cluster=mpdta["state"]).std_error, rel=1e-15)

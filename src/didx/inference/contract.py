@@ -258,7 +258,7 @@ def parse_request(func: str, vcov: Any, cluster: ClusterArg, ssc: Any) -> VcovRe
         names.append(cluster)
     elif isinstance(cluster, pd.Series):
         add_values(cluster.to_numpy(), cluster.name)
-    elif isinstance(cluster, np.ndarray) and cluster.ndim == 1 and cluster.dtype.kind != "U":
+    elif isinstance(cluster, np.ndarray) and cluster.ndim == 1:  # an array is values (names come as str or list)
         add_values(cluster, None)
     elif isinstance(cluster, Sequence | np.ndarray):
         for c in cluster:

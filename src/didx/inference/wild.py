@@ -627,7 +627,7 @@ def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 99
             )
         cluster = names[0]
     R, rv, label = restriction_matrix(func, fit.names, hypothesis, r)
-    codes = src.clusters.resolve(func, [cluster], {}, data)[0][cluster]
+    codes = src.clusters.resolve(func, [cluster], {}, data, caps.new_clusters)[0][cluster]
     ssc = src.default.ssc
     return wild_cluster_bootstrap(fit, codes, cluster, R, rv, label, n_bootstrap=n_bootstrap, weights=weights,
                                   impose_null=impose_null, seed=seed, conf_level=conf_level, ssc=ssc, func=func)

@@ -61,18 +61,13 @@ from didx.inference.imputation import LeadRegression, TreatedScores, UntreatedPr
 from didx.inference.vcov import SSC
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
+from didx.registry import PRE_PERIOD
 from didx.results.base import Result
 
 FUNC = "imputation"
 
-PRE_PERIOD_MEANING = (
-    "BJS pre-trend test: the leads are the coefficients of lead dummies added to the unit + time model "
-    "fitted on untreated observations only; they compare untreated observations k periods before treatment "
-    "with the untreated observations further away (and the never treated). No reference period is "
-    "normalised and the post-period effects do not depend on them: a test of a different null than the "
-    "event-study leads (parallel trends of the untreated outcomes, used for imputation)."
-)
-"""What a lead coefficient of :func:`imputation` is (the comparison's ``PRE_PERIOD["imputation"]``)."""
+PRE_PERIOD_MEANING = PRE_PERIOD["imputation"]
+"""What a lead coefficient of this estimator is (one text, in the registry)."""
 
 
 @dataclass(frozen=True, eq=False)

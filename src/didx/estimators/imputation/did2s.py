@@ -48,18 +48,14 @@ from didx.estimators.imputation.results import FirstStageEventResult
 from didx.estimators.imputation.source import FirstStageSource
 from didx.inference.contract import VcovRequest
 from didx.inference.imputation import TreatedScores, compact
+from didx.registry import PRE_PERIOD
 from didx.results.base import Result
 
 FUNC = "did2s"
 SECOND_STAGES = ("static", "event_study")
 
-PRE_PERIOD_MEANING = (
-    "leads in the second stage: the residualised outcome (Y minus the untreated-only unit + time fit) is "
-    "regressed on lead and lag dummies, so a lead is the average first-stage residual of the untreated "
-    "observations k periods before treatment; ref only removes those rows' dummy (they are not a base that "
-    "the other leads are differenced from)."
-)
-"""What a lead coefficient of :func:`did2s` is (the comparison's ``PRE_PERIOD["did2s"]``)."""
+PRE_PERIOD_MEANING = PRE_PERIOD["did2s"]
+"""What a lead coefficient of this estimator is (one text, in the registry)."""
 
 
 @dataclass(frozen=True, eq=False)
