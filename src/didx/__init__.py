@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 # didx stays cheap, and the public names resolve to the module that defines them.
 _LAZY = {name: module for name, module in _registry.lazy_exports().items() if name not in globals()}
 _LAZY.update({
-    "EventStudyComparison": "didx.comparison",
+    "EventStudyComparison": "didx.results.comparison",
     "EventStudyResult": "didx.results.event",
     "plot_event_studies": "didx.results.plot",
     "uniform_bands": "didx.inference.bands",

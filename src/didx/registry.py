@@ -13,7 +13,7 @@ fit.
 
 The pre-period meanings (``PRE_PERIOD``): what a lead coefficient is for each estimator. They differ (Roth 2024,
 "Interpreting event-studies from recent difference-in-differences methods"); every event-study result carries its
-text as ``pre_period_meaning`` and :meth:`didx.comparison.EventStudyComparison.summary` prints them.
+text as ``pre_period_meaning`` and :meth:`didx.results.comparison.EventStudyComparison.summary` prints them.
 """
 
 from __future__ import annotations
