@@ -29,6 +29,9 @@ _LAZY.update({
     "EventStudyComparison": "didx.results.comparison",
     "EventStudyResult": "didx.results.event",
     "plot_event_studies": "didx.results.plot",
+    "PretrendPower": "didx.sensitivity.pretrends",
+    "pretrend_power": "didx.sensitivity.pretrends",
+    "slope_for_power": "didx.sensitivity.pretrends",
     "uniform_bands": "didx.inference.bands",
     "WildBootstrapResult": "didx.inference.wild",
 })
