@@ -29,6 +29,8 @@ _LAZY.update({
     "EventStudyComparison": "didx.results.comparison",
     "EventStudyResult": "didx.results.event",
     "plot_event_studies": "didx.results.plot",
+    "HonestDiDResult": "didx.sensitivity.honest",
+    "honest_did": "didx.sensitivity.honest",
     "PretrendPower": "didx.sensitivity.pretrends",
     "pretrend_power": "didx.sensitivity.pretrends",
     "slope_for_power": "didx.sensitivity.pretrends",
