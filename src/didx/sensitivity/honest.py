@@ -1,6 +1,7 @@
 """Robust confidence intervals under bounded violations of parallel trends (Rambachan & Roth 2023).
 
-Built so far: the smoothness restriction ``Delta^SD(M)`` (the second differences of the trend violation ``delta``
+Built: the relative-magnitudes restriction ``Delta^RM(Mbar)`` with the C-LF test (see ``didx.sensitivity._arp``),
+and the smoothness restriction ``Delta^SD(M)`` (the second differences of the trend violation ``delta``
 are at most ``M`` in absolute value; ``delta`` is zero at the reference period) with the fixed-length confidence
 interval (FLCI), the default of R ``HonestDiD`` for ``restriction="smoothness"``. The algorithm follows
 ``HonestDiD::findOptimalFLCI`` (Armstrong & Kolesar 2018, 2020) step by step:
@@ -35,6 +36,7 @@ from scipy import optimize, special
 from scipy.stats import norm
 
 from didx._errors import DesignError, InvalidOptionError
+from didx.sensitivity._arp import rm_interval
 from didx.sensitivity.pretrends import _resolve_inputs
 
 FUNC = "honest_did"
@@ -261,12 +263,14 @@ def _target_weights(target: Any, post_times: np.ndarray) -> tuple[np.ndarray, st
     return w, f"weights {w.tolist()} over event times {post_times.tolist()}"
 
 
-def _check_M(M: Any) -> np.ndarray:
+def _check_M(M: Any, restriction: str = "smoothness") -> np.ndarray:
     m = np.atleast_1d(np.asarray(M, dtype=float)).ravel()
     if m.size == 0 or not np.all(np.isfinite(m)) or np.any(m < 0.0):
+        what, eg = (("a bound on the second differences of the trend", "M=[0, 0.01, 0.02]")
+                    if restriction == "smoothness" else
+                    ("Mbar, post-period trend changes relative to the largest pre-period one", "M=[0.5, 1, 2]"))
         raise InvalidOptionError(
-            f"{FUNC}(): M must be finite and non-negative (a bound on the second differences of the trend); got "
-            f"{np.asarray(M).tolist()}. Fix: e.g. M=[0, 0.01, 0.02]."
+            f"{FUNC}(): M must be finite and non-negative ({what}); got {np.asarray(M).tolist()}. Fix: e.g. {eg}."
         )
     return m
 
@@ -310,8 +314,7 @@ class HonestDiDResult:
         lines = [
             "HonestDiD sensitivity analysis (Rambachan & Roth 2023)",
             f"  source: {self.source}",
-            f"  restriction: {self.restriction} (Delta^SD(M): |second differences of the trend| <= M, "
-            f"zero at the reference)",
+            f"  restriction: {self.restriction} ({_RESTRICTION_TEXT[self.restriction]})",
             f"  method: {self.method}   alpha: {self.alpha:g}",
             f"  target: {self.target}",
             f"  reference period: {self.reference:g}; pre-periods {list(self.pre_event_times)}, post-periods "
@@ -324,15 +327,23 @@ class HonestDiDResult:
         return "\n".join(lines)
 
 
+_RESTRICTION_TEXT = {
+    "smoothness": "Delta^SD(M): |second differences of the trend| <= M, zero at the reference",
+    "relative_magnitude": "Delta^RM(Mbar): |post-period first differences of the trend| <= Mbar x the largest "
+                          "|pre-period first difference|, zero at the reference",
+}
+
+
 def _check_options(restriction: str, alpha: float) -> None:
     if restriction not in RESTRICTIONS:
         raise InvalidOptionError(
-            f"{FUNC}(): restriction={restriction!r} is not known. Fix: restriction='smoothness'."
+            f"{FUNC}(): restriction={restriction!r} is not known. Fix: restriction='smoothness' or "
+            f"'relative_magnitude'."
         )
-    if restriction != "smoothness":
+    if restriction == "combined":
         raise InvalidOptionError(
-            f"{FUNC}(): restriction={restriction!r} is not built yet in didx; only restriction='smoothness' "
-            f"(FLCI) is. Fix: use restriction='smoothness'."
+            f"{FUNC}(): restriction={restriction!r} is not built yet in didx; restriction='smoothness' (FLCI) and "
+            f"'relative_magnitude' (C-LF) are. Fix: use one of those."
         )
     if not isinstance(alpha, int | float) or not 0.0 < float(alpha) < 1.0:
         raise InvalidOptionError(f"{FUNC}(): alpha must be in (0, 1); got {alpha!r}. Fix: e.g. alpha=0.05.")
@@ -371,11 +382,13 @@ def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLik
     ``es``: an event-study result of didx, or raw ``beta=, sigma=, event_time=, reference=`` (HonestDiD's
     ``betahat``, ``sigma``; pre-periods are the event times below 0 other than the reference, post-periods those
     at or above 0). ``restriction="smoothness"``: ``Delta^SD(M)``, intervals by the FLCI (HonestDiD's default);
-    other restrictions are not built yet. ``M``: one bound or several. ``target``: ``"first"``, ``"average"``, a
+    ``restriction="relative_magnitude"``: ``Delta^RM(Mbar)`` (``M`` holds the ``Mbar`` values), intervals by
+    the conditional least-favorable hybrid test (C-LF, HonestDiD's default; at least two post periods).
+    ``M``: one bound or several. ``target``: ``"first"``, ``"average"``, a
     post-period event time, or weights over the post periods.
     """
     _check_options(restriction, alpha)
-    m_values = _check_M(M)
+    m_values = _check_M(M, restriction)
     inp = _resolve_inputs(FUNC, es, beta, sigma, event_time, reference, need_beta=True)
     assert inp.beta is not None
     pre, post = _split_periods(inp.event_time, inp.reference)
@@ -386,11 +399,22 @@ def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLik
     est = float(l_vec @ b[pre.size:])
     se = float(np.sqrt(l_vec @ S[pre.size:, pre.size:] @ l_vec))
     z = float(norm.ppf(1.0 - alpha / 2.0))
-    bounds = [_flci(b, S, pre.size, l_vec, float(m), float(alpha)) for m in m_values]
+    if restriction == "smoothness":
+        method = "FLCI"
+        bounds = [_flci(b, S, pre.size, l_vec, float(m), float(alpha)) for m in m_values]
+    else:
+        method = "C-LF"
+        if post.size < 2:
+            raise DesignError(
+                f"{FUNC}(): restriction='relative_magnitude' with a single post period (HonestDiD's no-nuisance "
+                f"ARP test) is not built yet in didx. Fix: estimate at least two post periods (event times >= 0)."
+            )
+        draws = _r_normal_draws(0, N_SIMS)
+        bounds = [rm_interval(b, S, pre.size, l_vec, float(m), float(alpha), draws) for m in m_values]
     return HonestDiDResult(
         M=tuple(float(m) for m in m_values), conf_low=tuple(lo for lo, _ in bounds),
         conf_high=tuple(hi for _, hi in bounds), original=OriginalInterval(est, se, est - z * se, est + z * se),
-        restriction=restriction, method="FLCI", target=target_text, target_weights=tuple(l_vec.tolist()),
+        restriction=restriction, method=method, target=target_text, target_weights=tuple(l_vec.tolist()),
         alpha=float(alpha), reference=inp.reference, pre_event_times=tuple(inp.event_time[pre].tolist()),
         post_event_times=tuple(post_times.tolist()), source=inp.source, pre_period_meaning=inp.pre_period_meaning,
     )
