@@ -183,3 +183,57 @@ def test_rm_bad_input(ehec_es):
     with pytest.raises(DesignError, match="single post period"):
         didx.honest_did(beta=b[one_post], sigma=S[np.ix_(one_post, one_post)], event_time=t[one_post],
                         reference=-1, M=1.0, restriction="relative_magnitude")
+
+
+# ---- breakdown value and sensitivity plot (issue 15, point 2) ----------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["first", "average"])
+def test_breakdown_between_switching_grid_values_and_touches_zero(ehec_es, target):
+    res = didx.honest_did(ehec_es, M=M_GRID, target=target)
+    lo = np.asarray(res.conf_low)
+    includes = (lo <= 0) & (np.asarray(res.conf_high) >= 0)
+    k = int(np.argmax(includes))
+    assert not includes[0] and includes[k]
+    bd = res.breakdown
+    assert M_GRID[k - 1] < bd < M_GRID[k]
+    low, high = res._fit.interval("smoothness", bd, res.alpha)
+    assert abs(min(abs(low), abs(high))) < 1e-8  # the interval at the breakdown touches 0
+    assert "breakdown" in res.summary() and f"{bd:.6g}" in res.summary()
+
+
+def test_breakdown_grid_free_and_none_cases(ehec_es):
+    fine = didx.honest_did(ehec_es, M=M_GRID).breakdown
+    only0 = didx.honest_did(ehec_es, M=[0.0])  # no grid value brackets it: found by doubling from the se
+    assert only0.breakdown == pytest.approx(fine, abs=1e-8)
+    value, note = only0.find_breakdown(m_max=0.01)
+    assert value is None and "0.01" in note
+    b, S, t = _raw(ehec_es)
+    shifted = b.copy()
+    shifted[t >= 0] -= b[t == 0]  # first post coefficient 0: the interval includes 0 already at M = 0
+    none = didx.honest_did(beta=shifted, sigma=S, event_time=t, reference=-1, M=[0.0, 0.01])
+    assert none.breakdown is None and "already at M = 0" in none.breakdown_note
+
+
+def test_sensitivity_plot(ehec_result):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    fig, ax = plt.subplots()
+    out = ehec_result.plot(ax=ax)
+    assert out is ax
+    bars = {c.lines[2][0].get_gid(): c for c in ax.containers if isinstance(c, ErrorbarContainer)}
+    assert set(bars) == {"robust", "original"}
+    robust = bars["robust"].lines[2][0].get_segments()
+    assert len(robust) == len(ehec_result.M)
+    np.testing.assert_allclose([s[:, 0].mean() for s in robust], ehec_result.M)
+    np.testing.assert_allclose(sorted(robust[1][:, 1]), [ehec_result.conf_low[1], ehec_result.conf_high[1]])
+    orig = bars["original"].lines[2][0].get_segments()
+    assert len(orig) == 1 and orig[0][0, 0] < min(ehec_result.M)
+    np.testing.assert_allclose(sorted(orig[0][:, 1]), [ehec_result.original.conf_low, ehec_result.original.conf_high])
+    plt.close(fig)
+    with pytest.raises(InvalidOptionError, match="ax"):
+        ehec_result.plot(ax="not an axes")

@@ -26,8 +26,8 @@ Studies* 90(5), 2555-2591.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from scipy import optimize, special
 from scipy.stats import norm
 
 from didx._errors import DesignError, InvalidOptionError
+from didx.results.plot import check_ax
 from didx.sensitivity._arp import rm_interval
 from didx.sensitivity.pretrends import _resolve_inputs
 
@@ -135,12 +136,12 @@ class _Problem:
         w[-1] = self.total
         return w
 
-    def _interior_start(self, w_var: np.ndarray, h: float) -> np.ndarray:
+    def _interior_start(self, w_var: np.ndarray, h: float, frac: float = 0.5) -> np.ndarray:
         """A strictly feasible start on the segment from the minimum-variance to the minimum-bias estimator."""
         d = self.min_bias_w() - w_var
         # variance along w_var + t d: a t^2 + c t + v0 (c = 0 at the minimum); target halfway to h^2
         a, v0 = float(d @ self.Q @ d), self.variance(w_var)
-        goal = v0 + 0.5 * (h * h - v0)
+        goal = v0 + frac * (h * h - v0)
         t = 1.0 if a <= 0.0 else min(1.0, float(np.sqrt(max(goal - v0, 0.0) / a)))
         return np.asarray(w_var + t * d)
 
@@ -152,8 +153,23 @@ class _Problem:
             return self.bias(w_var), w_var
         k = self.g.size
         L = np.tril(np.ones((k, k)))
-        w_start = self._interior_start(w_var, h)
-        x0 = np.concatenate([np.abs(L @ w_start) + 1e-3 * max(1.0, abs(self.total)), w_start])
+        # SLSQP occasionally stalls at an infeasible point from one start; other interior starts on the same
+        # segment are tried before giving up (the first start is the one every reference value was solved from)
+        for frac in (0.5, 0.25, 0.75, 0.9):
+            w_start = self._interior_start(w_var, h, frac)
+            x0 = np.concatenate([np.abs(L @ w_start) + 1e-3 * max(1.0, abs(self.total)), w_start])
+            res, feasible = self._solve_slsqp(x0, h, L)
+            # SLSQP's mode 8 ("positive directional derivative") at a feasible point: no descent left at precision
+            if res.success or (res.status == 8 and feasible):
+                w = np.asarray(res.x[k:])
+                return self.bias(w), w
+        raise DesignError(
+            f"{FUNC}(): the worst-case-bias program failed at M={M:g} (sd bound h={h:.6g}): {res.message}. "
+            f"Fix: check that sigma is well scaled (e.g. rescale the outcome), or drop this value of M."
+        )
+
+    def _solve_slsqp(self, x0: np.ndarray, h: float, L: np.ndarray) -> tuple[Any, bool]:
+        k = self.g.size
         cons = [
             {"type": "ineq", "fun": lambda x: np.concatenate([x[:k] - L @ x[k:], x[:k] + L @ x[k:]]),
              "jac": lambda x: np.block([[np.eye(k), -L], [np.eye(k), L]])},
@@ -168,13 +184,7 @@ class _Problem:
         w = np.asarray(res.x[k:])
         feasible = (self.variance(w) <= h * h * (1.0 + 1e-9) and abs(w.sum() - self.total) <= 1e-9
                     and np.all(res.x[:k] >= np.abs(L @ w) - 1e-12))
-        # SLSQP's mode 8 ("positive directional derivative") at a feasible point: no descent left at precision
-        if not (res.success or (res.status == 8 and feasible)):
-            raise DesignError(
-                f"{FUNC}(): the worst-case-bias program failed at M={M:g} (sd bound h={h:.6g}): {res.message}. "
-                f"Fix: check that sigma is well scaled (e.g. rescale the outcome), or drop this value of M."
-            )
-        return self.bias(w), w
+        return res, bool(feasible)
 
 
 def _half_length(prob: _Problem, h: float, M: float, p: float) -> float:
@@ -285,9 +295,33 @@ class OriginalInterval:
     conf_high: float
 
 
+BREAKDOWN_DOUBLINGS = 10  # the breakdown search range: up to 2^10 x its starting M (see HonestDiDResult)
+
+
+@dataclass(frozen=True, eq=False)
+class _Fit:
+    """What one more interval needs: the ordered coefficients, covariance and target (kept for ``breakdown``)."""
+
+    beta: np.ndarray
+    sigma: np.ndarray
+    n_pre: int
+    l_vec: np.ndarray
+
+    def interval(self, restriction: str, M: float, alpha: float) -> tuple[float, float]:
+        if restriction == "smoothness":
+            return _flci(self.beta, self.sigma, self.n_pre, self.l_vec, M, alpha)
+        return rm_interval(self.beta, self.sigma, self.n_pre, self.l_vec, M, alpha, _r_normal_draws(0, N_SIMS))
+
+
+def _distance_to_zero(lo: float, hi: float) -> float:
+    """Signed distance of ``[lo, hi]`` to 0: positive when the interval excludes 0, <= 0 when it includes it."""
+    return max(lo, -hi)
+
+
 @dataclass(frozen=True, eq=False)
 class HonestDiDResult:
-    """Robust confidence intervals for the target, one per M. ``tidy()``, ``original``, ``summary()``."""
+    """Robust confidence intervals for the target, one per M. ``tidy()``, ``original``, ``summary()``, ``plot()``,
+    and ``breakdown``: the smallest M at which the robust interval includes 0 (computed on first access)."""
 
     M: tuple[float, ...]
     conf_low: tuple[float, ...]
@@ -303,6 +337,7 @@ class HonestDiDResult:
     post_event_times: tuple[float, ...]
     source: str
     pre_period_meaning: str
+    _fit: _Fit | None = field(default=None, repr=False, compare=False)
 
     def tidy(self) -> pd.DataFrame:
         n = len(self.M)
@@ -323,8 +358,125 @@ class HonestDiDResult:
         ]
         if self.pre_period_meaning:
             lines.append(f"  pre-period coefficients: {self.pre_period_meaning}")
+        # smoothness: the breakdown costs about 20 FLCI fits (under a second), so the summary computes it;
+        # relative magnitudes: each fit takes seconds, so it is reported only once `.breakdown` has been read
+        if self.restriction == "smoothness" or "_breakdown" in self.__dict__:
+            lines.append(f"  breakdown: {self.breakdown_note}")
+        elif self._fit is not None:
+            lines.append("  breakdown: not computed (read `.breakdown`; each step refits a C-LF interval)")
         lines.append(self.tidy().to_string(index=False))
         return "\n".join(lines)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # breakdown value
+    # ----------------------------------------------------------------------------------------------------------
+
+    @cached_property
+    def _breakdown(self) -> tuple[float | None, str]:
+        return self.find_breakdown()
+
+    @property
+    def breakdown(self) -> float | None:
+        """The smallest M at which the robust interval includes 0 (the breakdown value of Rambachan & Roth),
+        found by root bracketing and Brent's method on the interval's signed distance to 0, not read off the grid.
+
+        Computed on first access and cached; ``breakdown_note`` says how it was found or why it is None: None when
+        the interval includes 0 already at M = 0, or does not include it anywhere in the search range (up to
+        ``2^10`` times the starting M: the smallest grid M whose interval includes 0 brackets the root directly;
+        otherwise the search doubles M from the largest grid M, or from the original standard error (smoothness)
+        or Mbar = 1 (relative magnitudes) when the grid is only 0). ``find_breakdown(m_max=...)`` searches a
+        range of your choice.
+
+        Cost: each step refits the interval for one M. For ``restriction="smoothness"`` (FLCI) that is about 50 ms,
+        so the whole search takes under a second. For ``restriction="relative_magnitude"`` (C-LF) each fit takes
+        1-12 s, so the search (about 10-20 fits) can take minutes; the C-LF bounds also move in steps of its
+        1000-point grid, so the interval at the breakdown touches 0 only to within that grid's spacing.
+        """
+        return self._breakdown[0]
+
+    @property
+    def breakdown_note(self) -> str:
+        """How ``breakdown`` was found, or why it is None (computes it if needed)."""
+        return self._breakdown[1]
+
+    def find_breakdown(self, *, m_max: float | None = None, xtol: float = 1e-10,
+                       rtol: float = 1e-8) -> tuple[float | None, str]:
+        """The breakdown value and a sentence on it: ``(M, note)``, ``M`` None when there is none in
+        ``[0, m_max]`` (default range: see ``breakdown``). ``xtol``/``rtol``: Brent's tolerances on M."""
+        if self._fit is None:
+            raise InvalidOptionError(
+                f"{FUNC}(): this result keeps no inputs to refit the interval. Fix: rerun didx.honest_did(...)."
+            )
+        if m_max is not None and (not np.isfinite(m_max) or m_max <= 0.0):
+            raise InvalidOptionError(f"{FUNC}(): m_max must be a positive number; got {m_max!r}. Fix: e.g. "
+                                     f"m_max=1.0.")
+        fit, name = self._fit, ("M" if self.restriction == "smoothness" else "Mbar")
+        known = dict(zip(self.M, zip(self.conf_low, self.conf_high, strict=True), strict=True))
+
+        def dist(m: float) -> float:
+            if m not in known:
+                known[m] = fit.interval(self.restriction, m, self.alpha)
+            return _distance_to_zero(*known[m])
+
+        if dist(0.0) <= 0.0:
+            return None, f"none: the robust interval includes 0 already at {name} = 0"
+        grid = sorted(m for m in self.M if m > 0.0 and (m_max is None or m <= m_max))
+        upper = next((m for m in grid if dist(m) <= 0.0), None)
+        if upper is None:  # no grid value includes 0: double M from the largest grid value
+            start = grid[-1] if grid else (self.original.std_error if self.restriction == "smoothness" else 1.0)
+            limit = m_max if m_max is not None else start * 2.0**BREAKDOWN_DOUBLINGS
+            m = min(start, limit)
+            while dist(m) > 0.0 and m < limit:
+                m = min(2.0 * m, limit)
+            if dist(m) > 0.0:
+                return None, (f"none in the search range: the robust interval excludes 0 for every {name} "
+                              f"up to {limit:.6g}; find_breakdown(m_max=...) searches further")
+            upper = m
+        lower = max(m for m in known if m < upper and dist(m) > 0.0)
+        if dist(upper) == 0.0:
+            root = upper
+        else:
+            root = float(optimize.brentq(dist, lower, upper, xtol=xtol, rtol=rtol))
+        return root, (f"{name} = {root:.6g}: the smallest {name} at which the robust interval includes 0 "
+                      f"(Brent's method between {lower:.6g} and {upper:.6g})")
+
+    # ----------------------------------------------------------------------------------------------------------
+    # plot
+    # ----------------------------------------------------------------------------------------------------------
+
+    def plot(self, ax: Any = None, *, color: Any = "C0", original_color: Any = "C3", show_zero: bool = True) -> Any:
+        """HonestDiD's sensitivity plot: the robust interval for each M (error bars at x = M, their line collection
+        has gid ``"robust"``)
+        beside the original confidence interval of the target (to the left of the smallest M, gid
+        ``"original"``), a dashed line at 0 (gid ``"zero_line"``). Returns the matplotlib Axes."""
+        check_ax(f"{type(self).__name__}.plot()", ax)
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        m = np.asarray(self.M, dtype=float)
+        lo, hi = np.asarray(self.conf_low), np.asarray(self.conf_high)
+        step = float(np.min(np.diff(np.unique(m)))) if np.unique(m).size > 1 else max(abs(float(m[0])), 1.0) * 0.5
+        x_orig = float(m.min()) - step
+        mid = (lo + hi) / 2.0
+        robust = ax.errorbar(m, mid, yerr=[mid - lo, hi - mid], fmt="none", ecolor=color, capsize=3, linewidth=1.6,
+                             label=f"{self.method} ({self.restriction})")
+        for bar in robust.lines[2]:
+            bar.set_gid("robust")
+        o = self.original
+        omid = (o.conf_low + o.conf_high) / 2.0
+        orig = ax.errorbar([x_orig], [omid], yerr=[[omid - o.conf_low], [o.conf_high - omid]], fmt="none",
+                           ecolor=original_color, capsize=3, linewidth=1.6, label="original")
+        for bar in orig.lines[2]:
+            bar.set_gid("original")
+        if show_zero:
+            ax.axhline(0.0, color="0.5", linestyle="--", linewidth=0.8, gid="zero_line")
+        name = "M" if self.restriction == "smoothness" else r"$\bar{M}$"
+        ax.set_xlabel(name)
+        ax.set_ylabel(f"{100 * (1 - self.alpha):g}% confidence interval")
+        ax.set_title(f"Sensitivity: {self.target}")
+        ax.legend(loc="best", frameon=False)
+        return ax
 
 
 _RESTRICTION_TEXT = {
@@ -417,4 +569,5 @@ def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLik
         restriction=restriction, method=method, target=target_text, target_weights=tuple(l_vec.tolist()),
         alpha=float(alpha), reference=inp.reference, pre_event_times=tuple(inp.event_time[pre].tolist()),
         post_event_times=tuple(post_times.tolist()), source=inp.source, pre_period_meaning=inp.pre_period_meaning,
+        _fit=_Fit(b, S, int(pre.size), l_vec),
     )
