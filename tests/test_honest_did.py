@@ -237,3 +237,20 @@ def test_sensitivity_plot(ehec_result):
     plt.close(fig)
     with pytest.raises(InvalidOptionError, match="ax"):
         ehec_result.plot(ax="not an axes")
+
+def test_rm_interval_equals_full_grid_union(ehec_es):
+    # rm_interval tests grid points from the ends inwards only; it must equal testing every grid point
+    from didx.sensitivity._arp import GRID_POINTS, polyhedron_accepts, rm_interval, rm_matrix
+
+    b, S, t = _raw(ehec_es)
+    n_pre = int((t < 0).sum())
+    l_vec = np.full(t.size - n_pre, 1.0 / (t.size - n_pre))
+    draws = _r_normal_draws(0, 10**6)
+    sd = float(np.sqrt(l_vec @ S[n_pre:, n_pre:] @ l_vec))
+    grid = np.linspace(-20.0 * sd, 20.0 * sd, GRID_POINTS)
+    accept = np.zeros(grid.size, dtype=bool)
+    for s in range(-(n_pre - 1), 1):
+        for positive in (True, False):
+            A = rm_matrix(n_pre, l_vec.size, 1.0, s, positive)
+            accept |= polyhedron_accepts(b, S, n_pre, l_vec, A, grid, 0.05, draws)
+    assert rm_interval(b, S, n_pre, l_vec, 1.0, 0.05, draws) == (grid[accept].min(), grid[accept].max())

@@ -13,7 +13,9 @@ through ``A_post Gamma^{-1}`` (``Gamma`` has ``l'`` as its first row). The test 
 ``eta`` exceeds the least-favorable critical value (the ``1 - kappa`` quantile of ``eta`` over 1000 normal
 draws of R's ``set.seed(0)`` through ``mvtnorm::rmvnorm``'s eigen square root), else compares ``eta / sigma_B``
 to the truncated-normal critical value with truncation from the primal (non-degenerate) or dual (bisection)
-characterisation of ARP (2023).
+characterisation of ARP (2023). The interval needs only the outermost accepted grid points, so that second stage
+(the costly one: a few small LPs per point in the dual branch) runs from each end of the grid inwards and stops at
+the first accepted point; the result is identical to testing every grid point.
 """
 
 from __future__ import annotations
@@ -186,41 +188,69 @@ def _quantile7(x: np.ndarray, p: float) -> float:
     return float(np.quantile(x, p, method="linear"))
 
 
+class _Polyhedron:
+    """HonestDiD ``.ARP_computeCI`` with the LF hybrid for one polyhedron ``A delta <= 0`` (the moments that
+    involve post periods only, as ``postPeriodMomentsOnly = TRUE``): the first stage (``eta`` on the whole grid
+    and the least-favorable critical value) at construction; the second stage per grid point on demand
+    (``accepts``), since the interval needs only the outermost accepted points."""
+
+    def __init__(self, beta: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, A: np.ndarray,
+                 grid: np.ndarray, alpha: float, draws: np.ndarray) -> None:
+        kappa = alpha / 10.0
+        self.mod_size = (alpha - kappa) / (1.0 - kappa)
+        rows = np.flatnonzero(np.any(A[:, n_pre:] != 0.0, axis=1))
+        AG = A[:, n_pre:] @ np.linalg.inv(_gamma(l_vec))
+        a_theta, self.X = AG[rows, 0], AG[rows, 1:]
+        Y = (A @ beta)[rows]
+        self.sig = (A @ sigma @ A.T)[np.ix_(rows, rows)]
+        sd = np.sqrt(np.diag(self.sig))
+        xi = _r_mvnorm_draws(self.sig, N_LF_SIMS, draws)
+        eta_sims, _ = _eta_block(xi, self.X, sd)
+        self.lf_cv = _quantile7(eta_sims, 1.0 - kappa)
+        self.y_grid = Y[None, :] - grid[:, None] * a_theta[None, :]
+        self.eta, self.lam = _eta_block(self.y_grid, self.X, sd)
+        # first stage: eta above the LF critical value rejects
+        self.candidate = self.eta <= self.lf_cv
+
+    def accepts(self, i: int) -> bool:
+        """Whether grid point ``i`` is accepted (both stages)."""
+        if not self.candidate[i]:
+            return False
+        return _accept(self.y_grid[i], self.X, self.sig, float(self.eta[i]), self.lam[i], self.lf_cv,
+                       self.mod_size)
+
+
 def polyhedron_accepts(beta: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, A: np.ndarray,
                        grid: np.ndarray, alpha: float, draws: np.ndarray) -> np.ndarray:
-    """HonestDiD ``.ARP_computeCI`` with the LF hybrid for one polyhedron ``A delta <= 0``: acceptance on the
-    grid (the moments that involve post periods only, as ``postPeriodMomentsOnly = TRUE``)."""
-    kappa = alpha / 10.0
-    mod_size = (alpha - kappa) / (1.0 - kappa)
-    rows = np.flatnonzero(np.any(A[:, n_pre:] != 0.0, axis=1))
-    AG = A[:, n_pre:] @ np.linalg.inv(_gamma(l_vec))
-    a_theta, X = AG[rows, 0], AG[rows, 1:]
-    Y = (A @ beta)[rows]
-    sig = (A @ sigma @ A.T)[np.ix_(rows, rows)]
-    sd = np.sqrt(np.diag(sig))
-    xi = _r_mvnorm_draws(sig, N_LF_SIMS, draws)
-    eta_sims, _ = _eta_block(xi, X, sd)
-    lf_cv = _quantile7(eta_sims, 1.0 - kappa)
-    y_grid = Y[None, :] - grid[:, None] * a_theta[None, :]
-    eta, lam = _eta_block(y_grid, X, sd)
-    accept = np.zeros(grid.size, dtype=bool)
-    for i in np.flatnonzero(eta <= lf_cv):
-        accept[i] = _accept(y_grid[i], X, sig, float(eta[i]), lam[i], lf_cv, mod_size)
-    return accept
+    """HonestDiD ``.ARP_computeCI`` with the LF hybrid for one polyhedron: acceptance on the whole grid."""
+    poly = _Polyhedron(beta, sigma, n_pre, l_vec, A, grid, alpha, draws)
+    return np.array([poly.accepts(i) for i in range(grid.size)], dtype=bool)
 
 
 def rm_interval(beta: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, mbar: float, alpha: float,
                 draws: np.ndarray) -> tuple[float, float]:
     """HonestDiD ``computeConditionalCS_DeltaRM`` (C-LF): the union over the ``2 n_pre`` polyhedra on the default
-    grid; the interval from the smallest to the largest accepted grid point (NaN when none is accepted)."""
+    grid; the interval from the smallest to the largest accepted grid point (NaN when none is accepted).
+
+    Only the endpoints matter, so the second stage runs from each end of the grid inwards and stops at the first
+    grid point some polyhedron accepts; each grid point's test is unchanged, so the interval is exactly the one
+    of testing every point."""
     n_post = l_vec.size
     sd_theta = float(np.sqrt(l_vec @ sigma[n_pre:, n_pre:] @ l_vec))
     grid = np.linspace(-20.0 * sd_theta, 20.0 * sd_theta, GRID_POINTS)
-    accept = np.zeros(grid.size, dtype=bool)
-    for s in range(-(n_pre - 1), 1):
-        for positive in (True, False):
-            A = rm_matrix(n_pre, n_post, mbar, s, positive)
-            accept |= polyhedron_accepts(beta, sigma, n_pre, l_vec, A, grid, alpha, draws)
-    if not accept.any():
+    polys = [_Polyhedron(beta, sigma, n_pre, l_vec, rm_matrix(n_pre, n_post, mbar, s, positive), grid, alpha,
+                         draws)
+             for s in range(-(n_pre - 1), 1) for positive in (True, False)]
+    candidates = np.flatnonzero(np.any([p.candidate for p in polys], axis=0))
+
+    def first_accepted(order: np.ndarray) -> int | None:
+        for i in order:
+            if any(p.accepts(int(i)) for p in polys):
+                return int(i)
+        return None
+
+    lo = first_accepted(candidates)
+    if lo is None:
         return float("nan"), float("nan")
-    return float(grid[accept].min()), float(grid[accept].max())
+    hi = first_accepted(candidates[candidates > lo][::-1])
+    return float(grid[lo]), float(grid[lo if hi is None else hi])
