@@ -238,6 +238,7 @@ def test_sensitivity_plot(ehec_result):
     with pytest.raises(InvalidOptionError, match="ax"):
         ehec_result.plot(ax="not an axes")
 
+
 def test_rm_interval_equals_full_grid_union(ehec_es):
     # rm_interval tests grid points from the ends inwards only; it must equal testing every grid point
     from didx.sensitivity._arp import GRID_POINTS, polyhedron_accepts, rm_interval, rm_matrix
