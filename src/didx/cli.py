@@ -76,9 +76,7 @@ def _render(res: Any, output: str, conf_level: float) -> str:
     if output == "csv":
         return str(tidy.to_csv(index=False))
     if output == "json":
-        return json.dumps({"estimator": res.estimator, "estimate": _num(res.estimate),
-                           "std_error": _num(res.std_error), "terms": json.loads(tidy.to_json(orient="records"))},
-                          indent=1, allow_nan=False)
+        return res.to_json(conf_level=conf_level)  # full precision (pandas' to_json rounds to 10 decimals)
     if output == "markdown":
         return str(res.to_markdown(conf_level=conf_level))
     return str(res.to_latex(conf_level=conf_level))
