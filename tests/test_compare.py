@@ -106,7 +106,7 @@ def test_keep_orders_and_drop_removes(fits: dict[str, Any]) -> None:
     dropped = didx.compare([fits["SA"]], drop=["event_time"])
     assert isinstance(dropped, Comparison)
     assert [r[0] for r in dropped.estimates if r[0]] == ["ATT"]
-    with pytest.raises(didx.InvalidOptionError, match="matches no row.*Did you mean 'ATT'"):
+    with pytest.raises(didx.InvalidOptionError, match=r"matches no row.*Did you mean 'ATT'"):
         didx.compare([fits["SA"]], keep=["ATX"])
     with pytest.raises(didx.InvalidOptionError, match="no row"):
         didx.compare([fits["SA"]], drop=["nothing like this"])
