@@ -85,8 +85,9 @@ def report_html(results: Any, title: str | None = None, *, conf_level: float = 0
     body: list[str] = []
 
     options: dict[str, Any] = {"stars": stars, "below": below, "conf_level": conf_level, "digits": digits}
-    # one table of the results; an event-study comparison (several estimators already side by side) gets its own
-    table_items = {n: r for n, r in items if _comparable(r) and not isinstance(r, EventStudyComparison)}
+    # one table of the estimator results; an event-study comparison (several estimators already side by side) gets
+    # its own table in its section, and sensitivity analyses and decompositions show their numbers in theirs
+    table_items = {n: r for n, r in items if isinstance(r, Result)}
     if table_items:
         toc.append(("comparison", "Comparison of estimates"))
         body.append('<section id="comparison"><h2>Comparison of estimates</h2>'
@@ -177,9 +178,9 @@ def _section(anchor: str, name: str, obj: Any, conf_level: float, prefix: str, t
         tests = [*obj._summary_extra(), *obj.notes, *obj._health_notes()]
         if tests:
             parts.append("<h3>Tests and notes</h3>" + _lines(tests))
-    elif isinstance(obj, EventStudyComparison):
-        parts.append("<h3>Estimates side by side</h3>" + '<div class="scroll">'
-                     + str(compare(obj, **table, format="html")) + "</div>")
+    elif _comparable(obj):  # a comparison, a sensitivity analysis, a decomposition: its numbers as compare() shows
+        parts.append("<h3>Estimates</h3>" + '<div class="scroll">' + str(compare({name: obj}, **table, format="html"))
+                     + "</div>")
     figure = _figure(obj, prefix)
     if figure:
         parts.append(figure)
