@@ -135,12 +135,34 @@ def test_a_plot_that_fails_is_reported(workflow: dict[str, Any]) -> None:
     assert "No plot: ValueError: cannot draw this" in html and "a summary" in html
 
 
+def test_a_plot_with_its_own_panels(workflow: dict[str, Any]) -> None:
+    """A plot that draws its own figure of several panels (no ax=) is embedded, and its figure released."""
+    import matplotlib.pyplot as plt
+
+    class Panels:
+        estimator = "panels"
+
+        def summary(self) -> str:
+            return "panels"
+
+        def plot(self) -> Any:
+            _, axes = plt.subplots(1, 2)
+            axes[0].plot([0, 1], [0, 1])
+            axes[1].set_title("second panel")
+            return axes
+
+    before = plt.get_fignums()
+    html = report_html({"panels": Panels()})
+    assert html.count("<svg") == 1 and "No plot" not in html
+    assert plt.get_fignums() == before
+
+
 def test_inputs(workflow: dict[str, Any], tmp_path: Path) -> None:
     one = didx.report(workflow["TWFE"], path=tmp_path / "one.html")
     assert "Two-way fixed effects" in one.read_text(encoding="utf-8")
     listed = report_html([workflow["Sun-Abraham"], workflow["Sun-Abraham"], workflow["Event studies"]])
     assert "Sun &amp; Abraham (2)" in listed and "Event-study comparison" in listed
-    with pytest.raises(didx.InvalidOptionError, match="must end in .html"):
+    with pytest.raises(didx.InvalidOptionError, match=r"must end in \.html"):
         didx.report(workflow["TWFE"], path=tmp_path / "r.pdf")
     with pytest.raises(didx.InvalidOptionError, match="does not exist"):
         didx.report(workflow["TWFE"], path=tmp_path / "missing" / "r.html")

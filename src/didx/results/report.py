@@ -10,6 +10,7 @@ styles are inline: the file fetches nothing, so it can be mailed, archived or op
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import io
 import platform
 import re
@@ -223,9 +224,10 @@ def _figure(obj: Any, prefix: str) -> str:
     ax = fig.add_subplot()
     try:
         with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "didx"}):
-            drawn = obj.plot(ax=ax)
-            figs = {getattr(a, "figure", None) for a in _axes(drawn)} - {None}
-            target = fig if not figs or fig in figs else next(iter(figs))
+            takes_ax = "ax" in inspect.signature(obj.plot).parameters
+            drawn = obj.plot(ax=ax) if takes_ax else obj.plot()  # a multi-panel plot may draw its own figure
+            figs: set[Any] = {getattr(a, "figure", None) for a in _axes(drawn)} - {None}
+            target: Any = fig if not figs or fig in figs else next(iter(figs))
             buf = io.StringIO()
             target.savefig(buf, format="svg")
             if target is not fig:  # a plot that drew its own figure (several panels): release it
