@@ -102,10 +102,11 @@ def wrap_cell(text: str, width: int) -> list[str]:
 
 def text_sections(header: Sequence[str], sections: Sequence[Sequence[Sequence[str]]], notes: Sequence[str] = (),
                   wrap: int | None = None) -> str:
-    """A text table in sections separated by rules: the first column left-aligned, the others right-aligned;
-    cells longer than ``wrap`` characters continue on the next lines of their row."""
+    """A text table in sections separated by rules: the first column (row labels, never wrapped) left-aligned,
+    the others right-aligned; their cells longer than ``wrap`` characters continue on the next lines of their
+    row."""
     def lines_of(row: Sequence[str]) -> list[list[str]]:
-        cells = [wrap_cell(c, wrap) if wrap else [c] for c in row]
+        cells = [wrap_cell(c, wrap) if wrap and j > 0 else [c] for j, c in enumerate(row)]
         depth = max(len(c) for c in cells)
         return [[c[i] if i < len(c) else "" for c in cells] for i in range(depth)]
 
