@@ -262,3 +262,12 @@ def test_bad_input() -> None:
         didx.compare(r, digits=-1)
     with pytest.raises(didx.InvalidOptionError, match="below"):
         didx.compare(r, below="sd")
+
+
+def test_long_names_wrap_at_spaces_then_hyphens() -> None:
+    from didx.results.render import wrap_cell
+
+    assert wrap_cell("de Chaisemartin-D'Haultfoeuille DID_l", 18) == ["de", "Chaisemartin-", "D'Haultfoeuille",
+                                                                       "DID_l"]
+    assert wrap_cell("Two-way fixed effects", 18) == ["Two-way fixed", "effects"]
+    assert wrap_cell("short", 18) == ["short"]
