@@ -394,6 +394,14 @@ class ATTgtResult(Result):
     def _summary_extra(self) -> list[str]:
         return [f"Wald pre-test of pre-treatment ATT(g,t) = 0: {fmt_pretest(self.pretest)}"]
 
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """R did's ``ggdid``: ATT(g,t) by period, one panel per cohort, pre- and post-treatment cells coloured,
+        pointwise intervals and the uniform band (see :func:`didx.results.plot.plot_att_gt`: ``cohorts=``,
+        ``conf_level=``, ``uniform=``, ``title=``). Returns an array of Axes, one per cohort."""
+        from didx.results.plot import plot_att_gt
+
+        return plot_att_gt(self, ax=ax, **kwargs)
+
     def aggregate(self, kind: str = "simple", *, min_e: float = -np.inf, max_e: float = np.inf,
                   balance_e: int | None = None) -> Result:
         """Aggregate ATT(g,t) as R's ``aggte(type=)``: ``"simple"``, ``"group"``, ``"dynamic"`` or ``"calendar"``.
