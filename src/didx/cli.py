@@ -361,7 +361,7 @@ def _save_report(res: Any, path: str, title: str) -> None:
     if not path.lower().endswith((".html", ".htm")):
         raise InvalidOptionError(f"--report {path}: the report is an HTML file. Fix: end the name in .html.")
     try:
-        report = didx.report  # type: ignore[attr-defined]
+        report: Any = didx.report  # resolved by didx.__getattr__ when the report module exists
     except AttributeError:
         raise InvalidOptionError(
             "--report: not available in this version of didx (no didx.report). Fix: drop --report, or update didx."
