@@ -313,3 +313,16 @@ def test_datasets_with_descriptions(capsys: pytest.CaptureFixture[str]) -> None:
     assert "minimum-wage" in by_name["mpdta"] and "castle-doctrine" in by_name["castle"]
     assert all(len(ln.split(None, 1)) == 2 for ln in lines)  # every dataset has a description
     assert all(len(ln) <= 130 for ln in lines)
+
+
+def test_att_gt_summary_says_how_r_differs(capsys: pytest.CaptureFixture[str]) -> None:
+    # found: att_gt's analytic pointwise default vs R did's bootstrap uniform band was easy to miss
+    assert main(["att_gt", "dataset:mpdta", *MPDTA]) == 0
+    out = capsys.readouterr().out
+    assert ("Intervals: pointwise analytic (R did's default: multiplier bootstrap with a uniform band — use "
+            "n_bootstrap=1000") in out
+    assert main(["att_gt", "dataset:mpdta", *MPDTA, "--aggregate", "dynamic"]) == 0
+    assert "R did's default" in capsys.readouterr().out
+    assert main(["att_gt", "dataset:mpdta", *MPDTA, "n_bootstrap=100", "seed=1"]) == 0
+    out = capsys.readouterr().out
+    assert "R did's default" not in out and "Intervals: uniform (sup-t)" in out

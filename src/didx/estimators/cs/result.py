@@ -137,6 +137,19 @@ class CSInference(Inference):
 
     choice: CSChoice | None = field(default=None, repr=False, compare=False)
 
+    def lines(self) -> list[str]:
+        """As :meth:`Inference.lines`; with analytic SEs the intervals line says how R's did differs (its default
+        is a multiplier bootstrap with a uniform band), so an R user cannot miss why didx's intervals are
+        narrower."""
+        out = super().lines()
+        if self.choice is not None and self.choice.kind == "analytic" and self.band == "pointwise":
+            out = [R_DID_INTERVALS if line == "Intervals: pointwise" else line for line in out]
+        return out
+
+
+R_DID_INTERVALS = ("Intervals: pointwise analytic (R did's default: multiplier bootstrap with a uniform band — "
+                   "use n_bootstrap=1000, did's biters, for its bootstrap SEs and uniform band)")
+
 
 @dataclass(frozen=True, eq=False)
 class CSSource:
