@@ -280,3 +280,15 @@ def test_plot_event_studies_takes_a_dict(es: EventStudyRegressionResult, mpdta: 
     assert len(_by_gid(ax3, "estimates")) == 2
     with pytest.raises(didx.InvalidOptionError, match="got 1 labels for 2 results"):
         didx.plot_event_studies({"a": es, "b": sa}, labels=["x"])
+
+
+def test_bootstrap_event_study_draws_its_own_band(cs_boot: Any) -> None:
+    """A bootstrap CS event study draws did's bootstrap band (the one tidy() reports), as ggdid does."""
+    dyn = cs_boot.aggregate("dynamic")
+    ax = dyn.plot()
+    (band,) = _by_gid(ax, "ci_uniform")
+    t = dyn.tidy()
+    rows = t["event_time"].notna().to_numpy()
+    np.testing.assert_array_equal(_segments(band)[:, 0, 1], t.loc[rows, "conf_low"].to_numpy())
+    pw = _segments(_by_gid(ax, "ci_pointwise")[0])
+    np.testing.assert_allclose(pw[:, 1, 1], (t["estimate"] + 1.959963984540054 * t["std_error"])[rows])

@@ -92,12 +92,16 @@ def _draw(ax: Any, result: EventStudyResult, *, offset: float, color: Any, label
     pct = f"{100 * conf_level:g}%"
     ax.vlines(x, b - crit * se, b + crit * se, colors=[color], linewidth=1.6, gid="ci_pointwise",
               label=f"{pct} pointwise CI" if label is None else None, zorder=3)
-    stored = result.extras.get("uniform_band") if result.inference.band.startswith("uniform") else None
-    if uniform or stored is not None:
-        if stored is not None:  # the band of with_uniform_bands(): the one tidy() and summary() report
-            n_draws, seed = stored
+    low = high = None
+    if result.inference.band.startswith("uniform"):
+        # the band the result reports in tidy() and summary(): with_uniform_bands()' draws, or a multiplier
+        # bootstrap's sup-t band (Callaway-Sant'Anna with n_bootstrap)
+        low, high = est["conf_low"].to_numpy(float), est["conf_high"].to_numpy(float)
+    elif uniform:
         band = uniform_bands(result, terms=list(est["term"]), conf_level=conf_level, n_draws=n_draws, seed=seed)
-        ax.vlines(x, band.conf_low, band.conf_high, colors=[color], linewidth=5.0, alpha=0.3, gid="ci_uniform",
+        low, high = band.conf_low, band.conf_high
+    if low is not None:
+        ax.vlines(x, low, high, colors=[color], linewidth=5.0, alpha=0.3, gid="ci_uniform",
                   label=f"{pct} uniform (sup-t) band" if label is None else None, zorder=2)
     ax.plot(x, b, linestyle="none", marker="o", markersize=5, color=color, gid="estimates",
             label=label if label is not None else "Estimate", zorder=4)
@@ -147,10 +151,10 @@ def plot_event_study(
     ax : a matplotlib Axes to draw on; a new figure if None.
     conf_level : confidence level of the intervals.
     uniform : also draw the uniform (sup-t) band (:func:`didx.uniform_bands`), as a wide light bar behind the
-        pointwise interval; always drawn for a result made by ``with_uniform_bands()``.
-    n_draws, seed : simulation of the uniform band's critical value; ignored for a result made by
-        ``with_uniform_bands(n_draws=, seed=)``, whose own draws are used so the plot shows the band ``tidy()``
-        reports.
+        pointwise interval; a result that reports a uniform band (``with_uniform_bands()``, a multiplier bootstrap)
+        always has it drawn: the band ``tidy()`` reports.
+    n_draws, seed : simulation of the uniform band's critical value; not used for a result that reports its
+        own band.
     color : any matplotlib colour (default: the Axes' next colour).
     title : plot title (default: the estimator's name).
 
