@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from didx.cli import main
@@ -312,7 +313,17 @@ def test_datasets_with_descriptions(capsys: pytest.CaptureFixture[str]) -> None:
     by_name = {ln.split()[0]: ln for ln in lines}
     assert "minimum-wage" in by_name["mpdta"] and "castle-doctrine" in by_name["castle"]
     assert all(len(ln.split(None, 1)) == 2 for ln in lines)  # every dataset has a description
-    assert all(len(ln) <= 130 for ln in lines)
+    assert all(len(ln) <= 130 for ln in lines) and "``" not in "".join(lines)
+
+
+def test_dataset_to_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import didx
+
+    path = tmp_path / "m.csv"
+    assert main(["datasets", "mpdta", "--to", str(path)]) == 0
+    assert len(pd.read_csv(path)) == len(didx.datasets.load("mpdta"))
+    assert main(["datasets", "mpdtaa"]) == 2
+    assert "Did you mean 'mpdta'?" in capsys.readouterr().err
 
 
 def test_att_gt_summary_says_how_r_differs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -181,7 +181,7 @@ def dataset_descriptions() -> dict[str, str]:
     out = {}
     for name in didx.datasets.available():
         text = " ".join(entries.get(name, [""]))
-        text = text.split(" Columns:")[0].strip()
+        text = text.split(" Columns:")[0].replace("``", "").strip()
         out[name] = text if len(text) <= 100 else text[:97].rstrip() + "..."
     return out
 
