@@ -35,3 +35,26 @@ def test_code_blocks_run(page: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: 
             raise AssertionError(f"{page.name}, code block {i + 1} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             plt.close("all")
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_links_stay_in_the_repository(page: Path) -> None:
+    """Relative links resolve to files of the repository, and no page sends readers to the development machine's
+    ``../shared`` or ``/work/shared`` (not in a clone): found in design.md, performance.md and sensitivity.md."""
+    text = page.read_text()
+    assert "../shared/" not in text and "/work/shared" not in text
+    for target in LINK.findall(text):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
+
+
+def test_readme_names_what_the_demo_writes() -> None:
+    """The README says what `make demo` writes (it said "tables + figures in out/"; it writes two PNGs)."""
+    demo = (ROOT / "examples" / "demo.py").read_text()
+    written = re.findall(r'"([\w.]+\.png)"', demo)
+    readme = (ROOT / "README.md").read_text()
+    assert written and all(f"out/{name}" in readme for name in written)

@@ -29,6 +29,7 @@ _LAZY.update({
     "EventStudyComparison": "didx.results.comparison",
     "EventStudyResult": "didx.results.event",
     "plot_event_studies": "didx.results.plot",
+    "feols": "didx.formula",
     "HonestDiDResult": "didx.sensitivity.honest",
     "honest_did": "didx.sensitivity.honest",
     "PretrendPower": "didx.sensitivity.pretrends",

@@ -271,6 +271,14 @@ class Result:
             f"scores or cluster sums). Fix: use vcov_matrix, or an estimator that stores them (att_gt, drdid)."
         )
 
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """The estimates with their confidence intervals, headline marked (see
+        :func:`didx.results.plot.plot_coefficients`: ``terms=``, ``conf_level=``, ``uniform=``, ``title=``);
+        returns the Axes."""
+        from didx.results.plot import plot_coefficients
+
+        return plot_coefficients(self, ax=ax, **kwargs)
+
     # ---- tests
     def wald(self, terms: Sequence[str] | np.ndarray | None = None, r: np.ndarray | float | None = None,
              *, label: str = "Wald test") -> WaldTest:

@@ -137,6 +137,19 @@ class CSInference(Inference):
 
     choice: CSChoice | None = field(default=None, repr=False, compare=False)
 
+    def lines(self) -> list[str]:
+        """As :meth:`Inference.lines`; with analytic SEs the intervals line says how R's did differs (its default
+        is a multiplier bootstrap with a uniform band), so an R user cannot miss why didx's intervals are
+        narrower."""
+        out = super().lines()
+        if self.choice is not None and self.choice.kind == "analytic" and self.band == "pointwise":
+            out = [R_DID_INTERVALS if line == "Intervals: pointwise" else line for line in out]
+        return out
+
+
+R_DID_INTERVALS = ("Intervals: pointwise analytic (R did's default: multiplier bootstrap with a uniform band — "
+                   "use n_bootstrap=1000, did's biters, for its bootstrap SEs and uniform band)")
+
 
 @dataclass(frozen=True, eq=False)
 class CSSource:
@@ -393,6 +406,14 @@ class ATTgtResult(Result):
 
     def _summary_extra(self) -> list[str]:
         return [f"Wald pre-test of pre-treatment ATT(g,t) = 0: {fmt_pretest(self.pretest)}"]
+
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """R did's ``ggdid``: ATT(g,t) by period, one panel per cohort, pre- and post-treatment cells coloured,
+        pointwise intervals and the uniform band (see :func:`didx.results.plot.plot_att_gt`: ``cohorts=``,
+        ``conf_level=``, ``uniform=``, ``title=``). Returns an array of Axes, one per cohort."""
+        from didx.results.plot import plot_att_gt
+
+        return plot_att_gt(self, ax=ax, **kwargs)
 
     def aggregate(self, kind: str = "simple", *, min_e: float = -np.inf, max_e: float = np.inf,
                   balance_e: int | None = None) -> Result:

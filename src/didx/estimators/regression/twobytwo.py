@@ -111,7 +111,7 @@ class DiD2x2Result(RegressionResult):
     def _summary_extra(self) -> list[str]:
         return ["Cell means", str(self.table)]
 
-    def plot(self, ax: Any = None, *, labels: tuple[str, str] = ("Treated", "Control"),
+    def plot(self, ax: Any = None, *, labels: tuple[str, str] = ("Treated", "Control"),  # type: ignore[override]
              period_labels: tuple[str, str] = ("Before", "After")) -> Any:
         """The 2x2 picture: group means before and after, and the treated group's counterfactual under
         parallel trends (dashed); the vertical gap at "After" is the DiD. Returns the Axes.
