@@ -211,11 +211,14 @@ def _kv(pairs: Mapping[str, Any]) -> str:
 
 
 def _figure(obj: Any, prefix: str) -> str:
-    """The object's plot as inline SVG (empty when it has none), or a note saying why it could not be drawn.
+    """The object's plot as inline SVG (empty when it has none or holds a single estimate), or a note saying why
+    it could not be drawn.
 
     The SVG's element ids (glyphs, markers, clip paths) get ``prefix``, so that several figures in one page never
     share an id."""
     if not callable(getattr(obj, "plot", None)):
+        return ""
+    if isinstance(obj, Result) and len(obj.terms) == 1:  # one number: its table row says all a plot would
         return ""
     import matplotlib
     from matplotlib.figure import Figure
