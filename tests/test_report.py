@@ -94,8 +94,8 @@ def test_structure(page: tuple[Path, Page, str], workflow: dict[str, Any]) -> No
     h2 = p.text["h2"]
     assert h2[0] == "Comparison of estimates" and h2[-1] == "Versions"
     assert all(name in h2 for name in workflow)
-    # one figure per result with a plot (of more than one estimate): at least the event studies (Sun-Abraham, the comparison), the Bacon
-    # decomposition and HonestDiD
+    # one figure per result with a plot of more than one estimate: at least the event studies (Sun-Abraham, the
+    # comparison), the Bacon decomposition and HonestDiD
     plottable = sum(callable(getattr(r, "plot", None)) and not (isinstance(r, didx.Result) and len(r.terms) == 1)
                     for r in workflow.values())  # a single estimate is not plotted
     assert plottable >= 4 and p.count("svg") == plottable and p.count("figure") == plottable
