@@ -271,3 +271,16 @@ def test_long_names_wrap_at_spaces_then_hyphens() -> None:
                                                                        "DID_l"]
     assert wrap_cell("Two-way fixed effects", 18) == ["Two-way fixed", "effects"]
     assert wrap_cell("short", 18) == ["short"]
+
+
+def test_formula_fits_line_up(mpdta: pd.DataFrame, fits: dict[str, Any]) -> None:
+    """A fixest-formula event study lines up with the TWFE event study, row for row."""
+    df = mpdta.assign(rel=(mpdta["year"] - mpdta["first.treat"]).where(mpdta["first.treat"] > 0, -1000))
+    es = didx.feols("lemp ~ i(rel, ref=c(-1, -1000)) | countyreal + year", df)
+    direct = didx.event_study(mpdta, **KW, cohort="first.treat")
+    table = didx.compare({"feols": es, "event_study": direct})
+    rows = _rows(table)  # type: ignore[arg-type]
+    assert rows["Estimator"] == ("feols", "TWFE event study")
+    for k in (-4, -3, -2, 0, 1, 2, 3):
+        a, b = rows[f"event_time = {k}"]
+        assert a == b != ""

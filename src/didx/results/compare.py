@@ -323,7 +323,10 @@ def _fit_rows(r: Result) -> dict[str, str]:
 
 
 def short_estimator(text: str) -> str:
-    """An estimator's name without publication years or "aggregation" (``Callaway & Sant'Anna, simple``)."""
+    """An estimator's name without publication years or "aggregation" (``Callaway & Sant'Anna, simple``); a
+    formula fit is ``feols`` (its outcome and fixed effects have their own rows)."""
+    if text.startswith("OLS (feols: "):
+        return "feols"
     s = re.sub(r"\s*\(\d{4}\)", "", text).replace(" aggregation", "")
     return s.strip()
 
