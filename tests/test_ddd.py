@@ -300,11 +300,26 @@ def test_bad_options(sim: pd.DataFrame) -> None:
         ddd(sim, method="dml", **kw)
     with pytest.raises(InvalidOptionError, match="control"):
         ddd(sim, control="nevertreated", **kw)
-    with pytest.raises(InvalidOptionError, match="repeated cross sections"):
-        ddd(sim, panel=False, **kw)
     with pytest.raises(InvalidOptionError, match="both"):
         ddd(sim, y="y", unit="id", time="time", cohort="group", partition="group")
     with pytest.raises(InvalidOptionError, match="covariates"):
         ddd(sim, covariates=["partition"], **kw)
     with pytest.raises(DesignError, match="never"):
         ddd(sim[sim.group != 0], **kw)
+
+
+# ----------------------------------------------------------------------------------------------- comparison
+def test_event_study_comparison(sim: pd.DataFrame) -> None:
+    cols = dict(y="y", unit="id", time="time", cohort="group")
+    single = didx.event_study(sim, **cols, estimator="ddd", options={"ddd": {"partition": "partition"}})
+    direct = ddd(sim, **cols, partition="partition").aggregate("dynamic")
+    np.testing.assert_array_equal(single.coef, direct.coef)
+    assert "triple differences" in single.pre_period_meaning
+    both = didx.event_study(sim, **cols, estimator=["callaway_santanna", "ddd"],
+                            options={"ddd": {"partition": "partition"}}, window=(-2, 1))
+    assert set(both.tidy()["estimator"]) == {"callaway_santanna", "ddd"}
+    with pytest.raises(InvalidOptionError, match="partition"):
+        didx.event_study(sim, **cols, estimator="ddd")
+    from didx.comparison import ESTIMATORS
+
+    assert "ddd" not in ESTIMATORS  # estimator="all" runs the estimators of the common columns only

@@ -230,7 +230,7 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
     EstimatorSpec("twfe_weights", "didx.estimators.dcdh.estimator:twfe_weights", (),
                   "TWFE weights (de Chaisemartin-D'Haultfoeuille)", weights=True, covariance=False),
     EstimatorSpec("ddd", "didx.estimators.ddd.estimator:ddd", ("DDDResult",),
-                  "Triple differences (Ortiz-Villavicencio & Sant'Anna)", event_study="aggregate",
+                  "Triple differences (Ortiz-Villavicencio & Sant'Anna)", event_study="aggregate", comparison="ddd",
                   pre_period="ddd_{base_period}", covariates=True, weights=True),
     EstimatorSpec("stacked", f"{_R}.stacked:stacked", ("StackedResult",), "Stacked (WFH weights)",
                   event_study="always", comparison="stacked", pre_period="stacked", weights=True,

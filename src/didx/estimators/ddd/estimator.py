@@ -77,7 +77,6 @@ def ddd(
     method: str = "dr",
     control: str = "never",
     base_period: str = "universal",
-    panel: bool = True,
     weights: str | None = None,
     cluster: str | None = None,
     n_bootstrap: int | None = 0,
@@ -101,7 +100,7 @@ def ddd(
         of them are combined with GMM weights, as ``triplediff``).
     base_period : ``"universal"`` (every cell against g - 1; that cell is 0) or ``"varying"`` (pre-treatment
         cells compare t with t - 1).
-    panel : True (repeated cross sections are not implemented for ``ddd``).
+    (Repeated cross sections, R's ``panel = FALSE``, are not implemented: ``ddd`` takes panel data.)
     weights : sampling weights column (constant within unit).
     cluster : a column coarser than units (e.g. a state) to cluster the SEs on.
     n_bootstrap, multiplier, seed : the multiplier bootstrap with sup-t bands, as :func:`didx.att_gt`.
@@ -111,7 +110,7 @@ def ddd(
     DDDResult : ATT(g,t) terms plus the headline ``ATT (simple)``.
     """
     covs = as_list(covariates)
-    opts = _check_options(method=method, control=control, base_period=base_period, panel=panel, unit=unit,
+    opts = _check_options(method=method, control=control, base_period=base_period, unit=unit,
                           cluster=cluster, n_bootstrap=n_bootstrap, multiplier=multiplier, seed=seed, y=y,
                           covariates=covs, weights=weights)
     check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort, "partition": partition})
@@ -146,7 +145,7 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _check_options(*, method: str, control: str, base_period: str, panel: Any, unit: str, cluster: Any,
+def _check_options(*, method: str, control: str, base_period: str, unit: str, cluster: Any,
                    n_bootstrap: Any, multiplier: str, seed: Any, y: str, covariates: list[str],
                    weights: str | None) -> _Options:
     method = check_option(_FUNC, "method", method, ("dr", "ipw", "reg"))
@@ -162,10 +161,6 @@ def _check_options(*, method: str, control: str, base_period: str, panel: Any, u
         raise InvalidOptionError(f"{_FUNC}: multiplier= and seed= are only used by the multiplier bootstrap, but "
                                  f"n_bootstrap={n_bootstrap!r} asks for analytic SEs. Fix: pass n_bootstrap= (e.g. "
                                  f"999), or drop them.")
-    if panel is not True:
-        raise InvalidOptionError(f"{_FUNC}: panel={panel!r}: repeated cross sections are not implemented for the "
-                                 f"triple-difference estimator yet (only panel data). Fix: pass panel data with "
-                                 f"unit=, or use att_gt(panel=False) for a DiD with repeated cross sections.")
     if cluster is not None and not isinstance(cluster, str):
         raise InvalidOptionError(f"{_FUNC}: cluster= takes one column name; got {cluster!r}. Units are always "
                                  f"clusters. Fix: pass the coarser variable alone, e.g. cluster='state'.")
