@@ -33,6 +33,7 @@ coefficient per cohort and partition, so it is stored as cohort coefficients on 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,31 +123,45 @@ def gmm_weights(omega: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------- no covariates
+def sort_by_partition(data: CSData, Q: np.ndarray) -> tuple[CSData, np.ndarray]:
+    """Units reordered so that every cohort block lists its ineligible units, then its eligible ones (each
+    cohort x partition group a contiguous slice); the cohort blocks are unchanged."""
+    perm = np.lexsort((Q, data.unit_cohort))
+    if np.array_equal(perm, np.arange(perm.shape[0])):
+        return data, Q
+    rank = np.empty_like(perm)
+    rank[perm] = np.arange(perm.shape[0])
+    return dataclasses.replace(
+        data, unit_cohort=data.unit_cohort[perm], unit_weight=data.unit_weight[perm], row_unit=rank[data.row_unit],
+        unit_labels=data.unit_labels[perm], cluster=None if data.cluster is None else data.cluster[perm],
+    ), Q[perm]
+
+
 def _features(data: CSData, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Z = (1, w, w (1-Q) y', w Q y') with y' centred on its (cohort, partition, period) mean; the means (G, 2, T)
-    and the weight sums (G, 2)."""
+    and the weight sums (G, 2). Units must be sorted by cohort, then partition (:func:`sort_by_partition`)."""
     n, T = data.n_units, data.n_periods
     G = data.cohort_values.shape[0]
     w = data.unit_weight
-    Y = np.empty((n, T))
-    Y[data.row_unit, data.row_time] = data.y
     Z = np.zeros((n, 2 * T + 2))
     Z[:, 0] = 1.0
     Z[:, 1] = w
+    Z[data.row_unit, 2 + T * Q[data.row_unit].astype(np.intp) + data.row_time] = data.y
     mu = np.zeros((G, 2, T))
     W = np.zeros((G, 2))
     for g in range(G):
         lo, hi = int(data.block[g]), int(data.block[g + 1])
-        for q in (0, 1):
-            idx = lo + np.flatnonzero(Q[lo:hi] == q)
-            if idx.size == 0:
+        mid = lo + int(np.count_nonzero(Q[lo:hi] == 0))
+        for q, (a, b) in enumerate(((lo, mid), (mid, hi))):
+            if b == a:
                 continue
-            wq = w[idx]
+            wq = w[a:b]
             W[g, q] = wq.sum()
-            Yq = Y[idx]
+            Yq = Z[a:b, 2 + q * T: 2 + (q + 1) * T]
             mu[g, q] = (wq @ Yq) / W[g, q] if data.weighted else Yq.mean(axis=0)
             Yq -= mu[g, q]
-            Z[idx, 2 + q * T: 2 + (q + 1) * T] = Yq * wq[:, None] if data.weighted else Yq
+            if data.weighted:
+                Yq *= wq[:, None]
     return Z, mu, W
 
 

@@ -44,7 +44,7 @@ from didx.estimators.cs.cells import plan_cells
 from didx.estimators.cs.data import CSData, prepare
 from didx.estimators.cs.estimator import _assemble, _Options, fit_cells
 from didx.estimators.cs.result import ATTgtResult
-from didx.estimators.ddd.cells import estimate_covariates, estimate_sums
+from didx.estimators.ddd.cells import estimate_covariates, estimate_sums, sort_by_partition
 from didx.estimators.drdid.estimator import check_distinct_roles
 from didx.inference import multiplier as mb
 
@@ -125,7 +125,7 @@ def ddd(
     Q = np.zeros(cs.n_units, dtype=np.int8)
     Q[cs.row_unit] = cs.X[:, 1].astype(np.int8)
     X = np.delete(cs.X, 1, axis=1) if covs else None
-    cs = dataclasses.replace(cs, X=X)
+    cs, Q = sort_by_partition(dataclasses.replace(cs, X=X), Q)
     cells, plan_notes = plan_cells(cs, control=control, base_period=base_period, anticipation=0)
     est = estimate_sums(cs, cells, Q) if X is None else estimate_covariates(cs, cells, Q, method)
     e = fit_cells(cs, est, plan_notes, opts, func=_FUNC, family=FAMILY, pre_period_key="ddd")
