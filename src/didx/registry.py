@@ -231,7 +231,7 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   "TWFE weights (de Chaisemartin-D'Haultfoeuille)", weights=True, covariance=False),
     EstimatorSpec("ddd", "didx.estimators.ddd.estimator:ddd", ("DDDResult",),
                   "Triple differences (Ortiz-Villavicencio & Sant'Anna)", event_study="aggregate", comparison="ddd",
-                  pre_period="ddd_{base_period}", covariates=True, weights=True),
+                  pre_period="ddd_{base_period}", covariates=True, weights=True, repeated_cross_sections=True),
     EstimatorSpec("stacked", f"{_R}.stacked:stacked", ("StackedResult",), "Stacked (WFH weights)",
                   event_study="always", comparison="stacked", pre_period="stacked", weights=True,
                   from_panel=PanelEntry(f"{_R}.stacked:from_panel", require_control="none")),

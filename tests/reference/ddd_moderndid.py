@@ -39,13 +39,19 @@ def fl(x) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(x, dtype=float)]
 
 
+def rc_rows(d: pd.DataFrame, unit: str, time: str) -> pd.DataFrame:
+    """A deterministic 70% of the rows, each its own observation (repeated cross sections): row = 0..n-1."""
+    keep = (d[unit] * 7 + d[time]) % 10 >= 3
+    return d[keep].reset_index(drop=True).assign(row=lambda x: np.arange(len(x)))
+
+
 def multi(data: pd.DataFrame, y: str, idname: str, tname: str, gname: str, pname: str, xf: str | None,
-          control: str, bp: str, meth: str, aggs: bool) -> dict:
+          control: str, bp: str, meth: str, aggs: bool, panel: bool = True) -> dict:
     r = md.ddd(data=data, yname=y, tname=tname, idname=idname, gname=gname, pname=pname, xformla=xf,
-               control_group=control, base_period=bp, est_method=meth)
+               control_group=control, base_period=bp, est_method=meth, panel=panel)
     out = {"call": f"moderndid.ddd(data, yname={y!r}, tname={tname!r}, idname={idname!r}, gname={gname!r}, "
                    f"pname={pname!r}, xformla={xf!r}, control_group={control!r}, base_period={bp!r}, "
-                   f"est_method={meth!r})",
+                   f"est_method={meth!r}, panel={panel})",
            "group": fl(r.groups), "time": fl(r.times), "att": fl(r.att), "se": fl(r.se)}
     if aggs:
         for typ in ("eventstudy", "simple", "group", "calendar"):
@@ -64,6 +70,8 @@ def main(path: str) -> None:
         "script": "tests/reference/ddd_moderndid.py",
         "data_cai": "cai2016.csv.gz (moderndid's example data): households observed in all 9 years (3298), "
                     "group = 2003 if treatment == 1 else 0, partition = sector; hhsize0/age0 = 2000 values",
+        "data_rc": "repeated cross sections: rc_rows() keeps the rows with (unit * 7 + period) % 10 >= 3, each "
+                   "row its own observation",
         "data_sim": "ddd_sim.csv = moderndid.didtriple.dgp.gen_dgp_mult_periods(n=500, dgp_type=1, "
                     "random_state=42)['data'] (3 periods, cohorts 2, 3 and never)",
         "aggregations": "moderndid.agg_ddd(result, type=..., boot=False, cband=False) (analytic SEs)",
@@ -92,6 +100,22 @@ def main(path: str) -> None:
             for bp in ("universal", "varying"):
                 ref[f"sim_{'cov' if xf else 'nocov'}_{control}_{bp}"] = multi(
                     sim, "y", "id", "time", "group", "partition", xf, control, bp, "dr", aggs=bp == "universal")
+    rc_two = rc_rows(two, "hhno", "year")
+    for xf in (None, "~ hhsize0 + age0"):
+        for meth in ("dr", "ipw", "reg"):
+            r = md.ddd(data=rc_two, yname="checksaving_ratio", tname="year", idname="row", gname="group",
+                       pname="sector", xformla=xf, est_method=meth, panel=False)
+            ref[f"two_period_rc_{'cov' if xf else 'nocov'}_{meth}"] = {
+                "call": f"moderndid.ddd(rc_rows(cai years 2002-2003), yname='checksaving_ratio', tname='year', "
+                        f"idname='row', gname='group', pname='sector', xformla={xf!r}, est_method={meth!r}, "
+                        f"panel=False)",
+                "att": float(r.att), "se": float(r.se)}
+    sim_rc = rc_rows(sim, "id", "time")
+    for xf in (None, "~ cov1 + cov2"):
+        for control in ("nevertreated", "notyettreated"):
+            for bp in ("universal", "varying"):
+                ref[f"sim_rc_{'cov' if xf else 'nocov'}_{control}_{bp}"] = multi(
+                    sim_rc, "y", "row", "time", "group", "partition", xf, control, bp, "dr", aggs=False, panel=False)
     (HERE / "ddd.json").write_text(json.dumps(ref, indent=1))
 
 

@@ -42,6 +42,7 @@ from didx._errors import DesignError, DidxError
 from didx.estimators.cs.cells import Cell, CellEstimates
 from didx.estimators.cs.data import CSData
 from didx.estimators.drdid.panel import panel_cell
+from didx.estimators.drdid.rc import rc_cell
 from didx.inference.if_store import IFStore
 
 #: (comparison subgroup, sign) of the three DiDs, in triplediff's order
@@ -76,18 +77,22 @@ def subgroups(treated: np.ndarray, eligible: np.ndarray) -> np.ndarray:
 
 
 def two_period(dy: np.ndarray, treated: np.ndarray, eligible: np.ndarray, X: np.ndarray | None = None,
-               weights: np.ndarray | None = None, method: str = "dr") -> TwoPeriodDDD:
-    """The two-period DDD of Ortiz-Villavicencio & Sant'Anna (2025, eq. 3.5), panel data.
+               weights: np.ndarray | None = None, method: str = "dr", post: np.ndarray | None = None
+               ) -> TwoPeriodDDD:
+    """The two-period DDD of Ortiz-Villavicencio & Sant'Anna (2025, eq. 3.5): panel data, or repeated cross
+    sections when ``post`` is given (R's ``att_dr_rc``: each DiD is :func:`~didx.estimators.drdid.rc.rc_cell`).
 
     Parameters
     ----------
-    dy : ``Y_post - Y_pre`` per unit.
+    dy : ``Y_post - Y_pre`` per unit (panel); the outcome per row with ``post``.
     treated : True for units of the treatment-enabling group (S = 2), False for the comparison group.
     eligible : the partition Q (True: eligible).
     X : (n x p) covariates INCLUDING the intercept column, or None (intercept only).
     weights : None or one sampling weight per unit.
-    method : ``"dr"`` (``drdid_panel``-type doubly robust), ``"ipw"`` (normalised IPW) or ``"reg"`` (outcome
-        regression) for each of the three DiDs.
+    method : ``"dr"`` (``drdid_panel`` / ``drdid_rc``-type doubly robust), ``"ipw"`` (normalised IPW) or ``"reg"``
+        (outcome regression) for each of the three DiDs.
+    post : None (panel data) or the 0/1 post-period indicator per row (repeated cross sections; one entry per row
+        in every other argument, and ``inf_func`` per row).
     """
     y = np.asarray(dy, dtype=np.float64)
     sub = subgroups(treated, eligible)
@@ -103,8 +108,12 @@ def two_period(dy: np.ndarray, treated: np.ndarray, eligible: np.ndarray, X: np.
     att = 0.0
     for k, sign in COMPARISONS:
         mask = (sub == 4) | (sub == k)
-        est, psi = panel_cell(y[mask], sub[mask] == 4, None if X is None else X[mask],
-                              None if weights is None else np.asarray(weights)[mask], method)
+        Xk = None if X is None else X[mask]
+        wk = None if weights is None else np.asarray(weights)[mask]
+        if post is None:
+            est, psi = panel_cell(y[mask], sub[mask] == 4, Xk, wk, method)
+        else:
+            est, psi = rc_cell(y[mask], np.asarray(post, dtype=float)[mask], sub[mask] == 4, Xk, wk, method)
         inf[mask] += sign * (m / int(mask.sum())) * np.asarray(psi)
         atts.append(float(est))
         att += sign * float(est)
@@ -233,7 +242,9 @@ def estimate_covariates(data: CSData, cells: list[Cell], Q: np.ndarray, method: 
     """Every cell with three Sant'Anna-Zhao comparisons per comparison cohort (dense influence function per cell);
     covariates are taken in the earlier of the cell's two periods (as ``did``)."""
     if data.X is None:
-        raise DesignError("ddd: estimate_covariates needs covariates.")
+        raise DesignError("ddd: estimate_covariates needs covariates (an intercept column at least).")
+    if data.mode == "rc":
+        return _covariates_rc(data, cells, Q, method)
     n, T = data.n_units, data.n_periods
     G = data.cohort_values.shape[0]
     block = data.block
@@ -279,20 +290,77 @@ def estimate_covariates(data: CSData, cells: list[Cell], Q: np.ndarray, method: 
         if not ests:
             skipped.append((c, why or "no comparison units"))
             continue
-        if len(ests) == 1:
-            att = ests[0]
-            Z[phis[0][0], 2 + k] = phis[0][1]
-        else:
-            # influence functions of the J comparisons on the union of their units
-            union = np.unique(np.concatenate([u for u, _ in phis]))
-            Phi = np.zeros((union.shape[0], len(phis)))
-            for j, (u, ph) in enumerate(phis):
-                Phi[np.searchsorted(union, u), j] = ph
-            wts = gmm_weights(Phi.T @ Phi / n)
-            att = float(wts @ np.asarray(ests))
-            Z[union, 2 + k] = Phi @ wts
+        att_list.append(_combine(ests, phis, Z[:, 2 + k], n))
         kept_idx.append(k)
-        att_list.append(att)
+    return _dense_store(data, cells, Z, kept_idx, att_list, skipped)
+
+
+def _combine(ests: list[float], phis: list[tuple[np.ndarray, np.ndarray]], out: np.ndarray, n: int) -> float:
+    """One comparison's estimate, or the GMM combination of several; writes the cell's influence function (per
+    unit) into ``out``."""
+    if len(ests) == 1:
+        out[phis[0][0]] = phis[0][1]
+        return ests[0]
+    # influence functions of the J comparisons on the union of their units
+    union = np.unique(np.concatenate([u for u, _ in phis]))
+    Phi = np.zeros((union.shape[0], len(phis)))
+    for j, (u, ph) in enumerate(phis):
+        Phi[np.searchsorted(union, u), j] = ph
+    wts = gmm_weights(Phi.T @ Phi / n)
+    out[union] = Phi @ wts
+    return float(wts @ np.asarray(ests))
+
+
+def _covariates_rc(data: CSData, cells: list[Cell], Q: np.ndarray, method: str) -> CellEstimates:
+    """Repeated cross sections: every row is its own unit (``did``'s and ``triplediff``'s ``panel = FALSE``)."""
+    assert data.X is not None
+    n = data.n_units
+    K = len(cells)
+    Z = np.zeros((n, K + 2), order="F")
+    Z[:, 0] = 1.0
+    Z[:, 1] = data.unit_weight
+    weights = data.unit_weight if data.weighted else None
+    cohort = data.unit_cohort[data.row_unit]
+    kept_idx: list[int] = []
+    att_list: list[float] = []
+    skipped: list[tuple[Cell, str]] = []
+    for k, c in enumerate(cells):
+        if c.reference:
+            kept_idx.append(k)
+            att_list.append(0.0)
+            continue
+        in_periods = np.isin(data.row_time, (c.t, c.b))
+        ests: list[float] = []
+        phis: list[tuple[np.ndarray, np.ndarray]] = []
+        why = "no comparison units"
+        for h in c.controls:
+            rows = np.flatnonzero(in_periods & np.isin(cohort, (c.g_code, h)))
+            ru = data.row_unit[rows]
+            try:
+                res = two_period(data.y[rows], cohort[rows] == c.g_code, Q[ru], data.X[rows],
+                                 None if weights is None else weights[ru], method,
+                                 post=(data.row_time[rows] == c.t).astype(float))
+            except (DidxError, np.linalg.LinAlgError) as exc:
+                why = f"the DDD estimator failed: {exc}"
+                continue
+            if not np.isfinite(res.att):
+                why = "the DDD estimate is not finite"
+                continue
+            ests.append(res.att)
+            phis.append((ru, res.inf_func * (n / rows.shape[0])))
+        if not ests:
+            skipped.append((c, why))
+            continue
+        att_list.append(_combine(ests, phis, Z[:, 2 + k], n))
+        kept_idx.append(k)
+    return _dense_store(data, cells, Z, kept_idx, att_list, skipped)
+
+
+def _dense_store(data: CSData, cells: list[Cell], Z: np.ndarray, kept_idx: list[int], att_list: list[float],
+                 skipped: list[tuple[Cell, str]]) -> CellEstimates:
+    """The store of per-cell influence functions held as features (identity coefficients)."""
+    G = data.cohort_values.shape[0]
+    K = len(cells)
     if len(kept_idx) < K:
         Z = np.asfortranarray(Z[:, [0, 1, *[2 + k for k in kept_idx]]])
     Kk = len(kept_idx)
@@ -300,6 +368,7 @@ def estimate_covariates(data: CSData, cells: list[Cell], Q: np.ndarray, method: 
     for j in range(Kk):
         if not cells[kept_idx[j]].reference:
             coef[:, 2 + j, j] = 1.0
-    store = IFStore(Z=Z, block=block, coef=coef, n=n, cluster=data.cluster, n_clusters=data.n_clusters)
+    store = IFStore(Z=Z, block=data.block, coef=coef, n=data.n_units, cluster=data.cluster,
+                    n_clusters=data.n_clusters)
     return CellEstimates(cells=[cells[k] for k in kept_idx], att=np.asarray(att_list, dtype=float), store=store,
                          skipped=skipped)

@@ -69,7 +69,7 @@ def ddd(
     data: Any,
     *,
     y: str,
-    unit: str,
+    unit: str | None = None,
     time: str,
     cohort: str,
     partition: str,
@@ -77,6 +77,7 @@ def ddd(
     method: str = "dr",
     control: str = "never",
     base_period: str = "universal",
+    panel: bool = True,
     weights: str | None = None,
     cluster: str | None = None,
     n_bootstrap: int | None = 0,
@@ -88,7 +89,7 @@ def ddd(
     Parameters
     ----------
     data : any dataframe (pandas, polars, pyarrow, duckdb, ...), long format (one row per unit and period).
-    y, unit, time : outcome, unit identifier and period columns.
+    y, unit, time : outcome, unit identifier (panel data) and period columns.
     cohort : the period from which the unit's group is treatment-enabling (constant within unit); 0, NaN, inf or
         a period after the last one mean never. With two periods and one cohort this is the two-period DDD.
     partition : the 0/1 eligibility indicator Q (constant within unit).
@@ -100,7 +101,9 @@ def ddd(
         of them are combined with GMM weights, as ``triplediff``).
     base_period : ``"universal"`` (every cell against g - 1; that cell is 0) or ``"varying"`` (pre-treatment
         cells compare t with t - 1).
-    (Repeated cross sections, R's ``panel = FALSE``, are not implemented: ``ddd`` takes panel data.)
+    panel : False for repeated cross sections (every row its own observation; no ``unit``), as R's
+        ``panel = FALSE``: each DiD is the repeated-cross-section estimator (``drdid_rc``, ``std_ipw_did_rc``,
+        ``reg_did_rc``).
     weights : sampling weights column (constant within unit).
     cluster : a column coarser than units (e.g. a state) to cluster the SEs on.
     n_bootstrap, multiplier, seed : the multiplier bootstrap with sup-t bands, as :func:`didx.att_gt`.
@@ -110,7 +113,7 @@ def ddd(
     DDDResult : ATT(g,t) terms plus the headline ``ATT (simple)``.
     """
     covs = as_list(covariates)
-    opts = _check_options(method=method, control=control, base_period=base_period, unit=unit,
+    opts = _check_options(method=method, control=control, base_period=base_period, panel=panel, unit=unit,
                           cluster=cluster, n_bootstrap=n_bootstrap, multiplier=multiplier, seed=seed, y=y,
                           covariates=covs, weights=weights)
     check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort, "partition": partition})
@@ -118,13 +121,14 @@ def ddd(
         raise InvalidOptionError(f"{_FUNC}: the partition column {partition!r} is also among covariates=. Fix: drop "
                                  f"it from covariates (the partition defines the subgroups).")
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=[partition, *covs],
-                    weights=weights, cluster=opts.cluster, require_control="none")
+                    weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
     _check_partition(p.covariates[:, 0], p.unit, partition)
-    cs = prepare(p, func=_FUNC, control=control, anticipation=0, mode="panel", cluster=opts.cluster)
+    cs = prepare(p, func=_FUNC, control=control, anticipation=0, mode=opts.mode, cluster=opts.cluster)
     assert cs.X is not None  # the partition is its second column
     Q = np.zeros(cs.n_units, dtype=np.int8)
     Q[cs.row_unit] = cs.X[:, 1].astype(np.int8)
-    X = np.delete(cs.X, 1, axis=1) if covs else None
+    # repeated cross sections: always the 2x2 estimators (intercept only without covariates)
+    X = np.delete(cs.X, 1, axis=1) if covs or opts.mode == "rc" else None
     cs, Q = sort_by_partition(dataclasses.replace(cs, X=X), Q)
     cells, plan_notes = plan_cells(cs, control=control, base_period=base_period, anticipation=0)
     est = estimate_sums(cs, cells, Q) if X is None else estimate_covariates(cs, cells, Q, method)
@@ -145,7 +149,7 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _check_options(*, method: str, control: str, base_period: str, unit: str, cluster: Any,
+def _check_options(*, method: str, control: str, base_period: str, panel: bool, unit: str | None, cluster: Any,
                    n_bootstrap: Any, multiplier: str, seed: Any, y: str, covariates: list[str],
                    weights: str | None) -> _Options:
     method = check_option(_FUNC, "method", method, ("dr", "ipw", "reg"))
@@ -161,11 +165,19 @@ def _check_options(*, method: str, control: str, base_period: str, unit: str, cl
         raise InvalidOptionError(f"{_FUNC}: multiplier= and seed= are only used by the multiplier bootstrap, but "
                                  f"n_bootstrap={n_bootstrap!r} asks for analytic SEs. Fix: pass n_bootstrap= (e.g. "
                                  f"999), or drop them.")
+    if panel and unit is None:
+        raise InvalidOptionError(f"{_FUNC}: panel data need unit= (the unit identifier). Fix: pass unit=, or "
+                                 f"panel=False for repeated cross sections.")
+    if not panel and unit is not None:
+        raise InvalidOptionError(f"{_FUNC}: unit={unit!r} is not used with panel=False: repeated cross sections treat "
+                                 f"every row as its own observation. Fix: drop unit=, or keep panel=True for panel "
+                                 f"data.")
     if cluster is not None and not isinstance(cluster, str):
         raise InvalidOptionError(f"{_FUNC}: cluster= takes one column name; got {cluster!r}. Units are always "
                                  f"clusters. Fix: pass the coarser variable alone, e.g. cluster='state'.")
     return _Options(control_group=control, base_period=base_period, est_method=method, anticipation=0,
-                    cluster=cluster if cluster != unit else None, mode="panel", n_bootstrap=n_boot,
+                    cluster=cluster if cluster != unit else None, mode="panel" if panel else "rc",
+                    n_bootstrap=n_boot,
                     multiplier=multiplier, seed=seed, y=y, unit=unit, covariates=tuple(covariates), weights=weights)
 
 
@@ -211,7 +223,8 @@ def _design(opts: _Options, cs: CSData, Q: np.ndarray, partition: str, n_cells: 
         ("Base period", base),
         ("Estimation method", meth),
         ("Covariates", ", ".join(opts.covariates) if opts.covariates else "none"),
-        ("Data", "balanced panel"),
+        ("Data", "balanced panel" if opts.mode == "panel" else "repeated cross sections (every row its own "
+                 "observation)"),
         ("Weights", opts.weights or "none"),
         ("Units by cohort", "; ".join(counts)),
         ("ATT(g,t) cells", str(n_cells)),
