@@ -73,7 +73,7 @@ def main() -> None:
                               "es_average": es.estimate, "es_se": es.std_error,
                               **{k: round(v, 3) for k, v in m.items()}}), flush=True)
             if n in peers:
-                pr, pes = run_moderndid(df, task == "cov")
+                _, pes = run_moderndid(df, task == "cov")
                 pm = measure(lambda df=df, task=task: run_moderndid(df, task == "cov"), repeat=1)
                 print(json.dumps({"impl": "moderndid", "task": f"ddd.{task}", "n_units": n,
                                   "n_periods": a.periods, "es_average": float(pes.overall_att),

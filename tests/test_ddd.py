@@ -321,7 +321,7 @@ def test_weights_constant_scaling_invariant(sim: pd.DataFrame) -> None:
 def test_partition_varying_within_unit(sim: pd.DataFrame) -> None:
     s = sim.copy()
     s.loc[s.index[1], "partition"] = 1 - s.loc[s.index[1], "partition"]
-    with pytest.raises(DataError, match="partition.*varies within a unit"):
+    with pytest.raises(DataError, match=r"partition.*varies within a unit"):
         ddd(s, y="y", unit="id", time="time", cohort="group", partition="partition")
 
 

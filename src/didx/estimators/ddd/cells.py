@@ -246,7 +246,6 @@ def estimate_covariates(data: CSData, cells: list[Cell], Q: np.ndarray, method: 
     if data.mode == "rc":
         return _covariates_rc(data, cells, Q, method)
     n, T = data.n_units, data.n_periods
-    G = data.cohort_values.shape[0]
     block = data.block
     K = len(cells)
     Z = np.zeros((n, K + 2), order="F")
