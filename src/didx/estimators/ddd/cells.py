@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from didx._errors import DesignError, DidxError
-from didx.estimators.cs.cells import Cell, CellEstimates
+from didx.estimators.cs.cells import Cell, CellEstimates, dense_store
 from didx.estimators.cs.data import CSData
 from didx.estimators.drdid.panel import panel_cell
 from didx.estimators.drdid.rc import rc_cell
@@ -239,24 +239,43 @@ def estimate_sums(data: CSData, cells: list[Cell], Q: np.ndarray) -> CellEstimat
 
 # ----------------------------------------------------------------------------------------------- covariates
 def estimate_covariates(data: CSData, cells: list[Cell], Q: np.ndarray, method: str) -> CellEstimates:
-    """Every cell with three Sant'Anna-Zhao comparisons per comparison cohort (dense influence function per cell);
-    covariates are taken in the earlier of the cell's two periods (as ``did``)."""
+    """Every cell with three Sant'Anna-Zhao comparisons per comparison cohort (dense influence function per cell).
+
+    Panel data: covariates are taken in the earlier of the cell's two periods (as ``did``). Repeated cross
+    sections (``data.mode == "rc"``): every row is its own unit (``did``'s and ``triplediff``'s ``panel = FALSE``).
+    """
     if data.X is None:
         raise DesignError("ddd: estimate_covariates needs covariates (an intercept column at least).")
+    X = data.X
+    n, T, block = data.n_units, data.n_periods, data.block
+    K = len(cells)
+    Z = np.zeros((n, K + 2), order="F")
+    Z[:, 0] = 1.0
+    Z[:, 1] = data.unit_weight
+    weights = data.unit_weight if data.weighted else None
     if data.mode == "rc":
-        return _covariates_rc(data, cells, Q, method)
-    n, T = data.n_units, data.n_periods
-    block = data.block
-    K = len(cells)
-    Z = np.zeros((n, K + 2), order="F")
-    Z[:, 0] = 1.0
-    Z[:, 1] = data.unit_weight
-    weights = data.unit_weight if data.weighted else None
-    Y = np.empty((T, n))
-    Y[data.row_time, data.row_unit] = data.y
-    p = data.X.shape[1]
-    Xw = np.empty((T, n, p))
-    Xw[data.row_time, data.row_unit, :] = data.X
+        cohort = data.unit_cohort[data.row_unit]
+
+        def fit(c: Cell, h: int) -> tuple[TwoPeriodDDD, np.ndarray, int]:
+            rows = np.flatnonzero(np.isin(data.row_time, (c.t, c.b)) & np.isin(cohort, (c.g_code, h)))
+            ru = data.row_unit[rows]
+            res = two_period(data.y[rows], cohort[rows] == c.g_code, Q[ru], X[rows],
+                             None if weights is None else weights[ru], method,
+                             post=(data.row_time[rows] == c.t).astype(float))
+            return res, ru, rows.shape[0]
+    else:
+        Y = np.empty((T, n))
+        Y[data.row_time, data.row_unit] = data.y
+        Xw = np.empty((T, n, X.shape[1]))
+        Xw[data.row_time, data.row_unit, :] = X
+
+        def fit(c: Cell, h: int) -> tuple[TwoPeriodDDD, np.ndarray, int]:
+            units = np.concatenate([np.arange(block[c.g_code], block[c.g_code + 1]), np.arange(block[h],
+                                                                                           block[h + 1])])
+            res = two_period(Y[c.t][units] - Y[c.b][units], data.unit_cohort[units] == c.g_code, Q[units],
+                             Xw[min(c.t, c.b)][units], None if weights is None else weights[units], method)
+            return res, units, units.shape[0]
+
     kept_idx: list[int] = []
     att_list: list[float] = []
     skipped: list[tuple[Cell, str]] = []
@@ -265,80 +284,12 @@ def estimate_covariates(data: CSData, cells: list[Cell], Q: np.ndarray, method: 
             kept_idx.append(k)
             att_list.append(0.0)
             continue
-        if not c.controls:
-            skipped.append((c, "no comparison units"))
-            continue
-        own = np.arange(block[c.g_code], block[c.g_code + 1])
-        X_t = Xw[min(c.t, c.b)]
-        ests: list[float] = []
-        phis: list[tuple[np.ndarray, np.ndarray]] = []
-        why = ""
-        for h in c.controls:
-            units = np.concatenate([own, np.arange(block[h], block[h + 1])])
-            try:
-                res = two_period(Y[c.t][units] - Y[c.b][units], data.unit_cohort[units] == c.g_code, Q[units],
-                                 X_t[units], None if weights is None else weights[units], method)
-            except (DidxError, np.linalg.LinAlgError) as exc:
-                why = f"the DDD estimator failed: {exc}"
-                continue
-            if not np.isfinite(res.att):
-                why = "the DDD estimate is not finite"
-                continue
-            ests.append(res.att)
-            phis.append((units, res.inf_func * (n / units.shape[0])))
-        if not ests:
-            skipped.append((c, why or "no comparison units"))
-            continue
-        att_list.append(_combine(ests, phis, Z[:, 2 + k], n))
-        kept_idx.append(k)
-    return _dense_store(data, cells, Z, kept_idx, att_list, skipped)
-
-
-def _combine(ests: list[float], phis: list[tuple[np.ndarray, np.ndarray]], out: np.ndarray, n: int) -> float:
-    """One comparison's estimate, or the GMM combination of several; writes the cell's influence function (per
-    unit) into ``out``."""
-    if len(ests) == 1:
-        out[phis[0][0]] = phis[0][1]
-        return ests[0]
-    # influence functions of the J comparisons on the union of their units
-    union = np.unique(np.concatenate([u for u, _ in phis]))
-    Phi = np.zeros((union.shape[0], len(phis)))
-    for j, (u, ph) in enumerate(phis):
-        Phi[np.searchsorted(union, u), j] = ph
-    wts = gmm_weights(Phi.T @ Phi / n)
-    out[union] = Phi @ wts
-    return float(wts @ np.asarray(ests))
-
-
-def _covariates_rc(data: CSData, cells: list[Cell], Q: np.ndarray, method: str) -> CellEstimates:
-    """Repeated cross sections: every row is its own unit (``did``'s and ``triplediff``'s ``panel = FALSE``)."""
-    assert data.X is not None
-    n = data.n_units
-    K = len(cells)
-    Z = np.zeros((n, K + 2), order="F")
-    Z[:, 0] = 1.0
-    Z[:, 1] = data.unit_weight
-    weights = data.unit_weight if data.weighted else None
-    cohort = data.unit_cohort[data.row_unit]
-    kept_idx: list[int] = []
-    att_list: list[float] = []
-    skipped: list[tuple[Cell, str]] = []
-    for k, c in enumerate(cells):
-        if c.reference:
-            kept_idx.append(k)
-            att_list.append(0.0)
-            continue
-        in_periods = np.isin(data.row_time, (c.t, c.b))
         ests: list[float] = []
         phis: list[tuple[np.ndarray, np.ndarray]] = []
         why = "no comparison units"
         for h in c.controls:
-            rows = np.flatnonzero(in_periods & np.isin(cohort, (c.g_code, h)))
-            ru = data.row_unit[rows]
             try:
-                res = two_period(data.y[rows], cohort[rows] == c.g_code, Q[ru], data.X[rows],
-                                 None if weights is None else weights[ru], method,
-                                 post=(data.row_time[rows] == c.t).astype(float))
+                res, idx, m = fit(c, h)
             except (DidxError, np.linalg.LinAlgError) as exc:
                 why = f"the DDD estimator failed: {exc}"
                 continue
@@ -346,28 +297,27 @@ def _covariates_rc(data: CSData, cells: list[Cell], Q: np.ndarray, method: str) 
                 why = "the DDD estimate is not finite"
                 continue
             ests.append(res.att)
-            phis.append((ru, res.inf_func * (n / rows.shape[0])))
+            phis.append((idx, res.inf_func * (n / m)))
         if not ests:
             skipped.append((c, why))
             continue
         att_list.append(_combine(ests, phis, Z[:, 2 + k], n))
         kept_idx.append(k)
-    return _dense_store(data, cells, Z, kept_idx, att_list, skipped)
+    return dense_store(data, cells, Z, kept_idx, att_list, skipped)
 
 
-def _dense_store(data: CSData, cells: list[Cell], Z: np.ndarray, kept_idx: list[int], att_list: list[float],
-                 skipped: list[tuple[Cell, str]]) -> CellEstimates:
-    """The store of per-cell influence functions held as features (identity coefficients)."""
-    G = data.cohort_values.shape[0]
-    K = len(cells)
-    if len(kept_idx) < K:
-        Z = np.asfortranarray(Z[:, [0, 1, *[2 + k for k in kept_idx]]])
-    Kk = len(kept_idx)
-    coef = np.zeros((G, Kk + 2, Kk))
-    for j in range(Kk):
-        if not cells[kept_idx[j]].reference:
-            coef[:, 2 + j, j] = 1.0
-    store = IFStore(Z=Z, block=data.block, coef=coef, n=data.n_units, cluster=data.cluster,
-                    n_clusters=data.n_clusters)
-    return CellEstimates(cells=[cells[k] for k in kept_idx], att=np.asarray(att_list, dtype=float), store=store,
-                         skipped=skipped)
+def _combine(ests: list[float], phis: list[tuple[np.ndarray, np.ndarray]], out: np.ndarray, n: int) -> float:
+    """One comparison's estimate, or the GMM combination of several; writes the cell's influence function (per
+    unit, summed over a unit's rows) into ``out``."""
+    if len(ests) == 1:
+        idx, phi = phis[0]
+        out[:] = np.bincount(idx, weights=phi, minlength=out.shape[0])
+        return ests[0]
+    # influence functions of the J comparisons on the union of their units
+    union = np.unique(np.concatenate([u for u, _ in phis]))
+    Phi = np.zeros((union.shape[0], len(phis)))
+    for j, (u, ph) in enumerate(phis):
+        np.add.at(Phi[:, j], np.searchsorted(union, u), ph)
+    wts = gmm_weights(Phi.T @ Phi / n)
+    out[union] = Phi @ wts
+    return float(wts @ np.asarray(ests))
