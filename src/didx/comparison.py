@@ -593,14 +593,19 @@ def _run_callaway_santanna(inputs: _Inputs, extra: dict[str, Any], bin_endpoints
     if call["base_period"] == "varying":
         notes.append(f"base_period='varying': ref={ref:g} fixes only the anticipation ({call['anticipation']}); "
                      f"the leads are short gaps (t vs t-1), not relative to ref")
-    res = _fit(inputs, spec, call)
-    if c.window is not None:
-        agg.setdefault("min_e", c.window[0])
-        agg.setdefault("max_e", c.window[1])
+    return _dynamic(_fit(inputs, spec, call), call, agg, c.window, tuple(notes))
+
+
+def _dynamic(res: Any, call: dict[str, Any], agg: dict[str, Any], window: tuple[float, float] | None,
+             notes: tuple[str, ...]) -> Run:
+    """The dynamic aggregation of an ATT(g,t) result (``att_gt``, ``ddd``), restricted to ``window``."""
+    if window is not None:
+        agg.setdefault("min_e", window[0])
+        agg.setdefault("max_e", window[1])
     dyn = res.aggregate("dynamic", **agg)
     if not isinstance(dyn, EventStudyResult):  # pragma: no cover - aggregate("dynamic") is an event study
-        raise DesignError("att_gt(...).aggregate('dynamic') did not return an event study.")
-    return dyn, {**_shown(call), **{f"aggregate.{k}": v for k, v in agg.items()}}, tuple(notes)
+        raise DesignError(f"{res.estimator}: aggregate('dynamic') did not return an event study.")
+    return dyn, {**_shown(call), **{f"aggregate.{k}": v for k, v in agg.items()}}, notes
 
 
 def _run_imputation(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
@@ -730,14 +735,7 @@ def _run_ddd(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collap
     agg_keys = {"min_e", "max_e", "balance_e"}
     agg = {k: extra.pop(k) for k in list(extra) if k in agg_keys}
     call = {**call, **extra}
-    res = _fit(inputs, SPECS[name], call)
-    if c.window is not None:
-        agg.setdefault("min_e", c.window[0])
-        agg.setdefault("max_e", c.window[1])
-    dyn = res.aggregate("dynamic", **agg)
-    if not isinstance(dyn, EventStudyResult):  # pragma: no cover - aggregate("dynamic") is an event study
-        raise DesignError("ddd(...).aggregate('dynamic') did not return an event study.")
-    return dyn, {**_shown(call), **{f"aggregate.{k}": v for k, v in agg.items()}}, ()
+    return _dynamic(_fit(inputs, SPECS[name], call), call, agg, c.window, ())
 
 
 _RUNNERS = {"twfe": _run_twfe, "sun_abraham": _run_sun_abraham, "callaway_santanna": _run_callaway_santanna,
