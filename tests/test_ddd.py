@@ -369,3 +369,14 @@ def test_event_study_comparison(sim: pd.DataFrame) -> None:
     from didx.comparison import ESTIMATORS
 
     assert "ddd" not in ESTIMATORS  # estimator="all" runs the estimators of the common columns only
+
+
+def test_partition_missing(sim: pd.DataFrame) -> None:
+    s = sim.assign(partition=sim.partition.astype(float))
+    s.loc[s.index[3], "partition"] = np.nan
+    with pytest.raises(DataError, match="missing in 1 rows"):
+        ddd(s, y="y", unit="id", time="time", cohort="group", partition="partition")
+    # a row dropped for another reason (missing outcome) may lack the partition: counted in the sample
+    s.loc[s.index[3], "y"] = np.nan
+    res = ddd(s, y="y", unit="id", time="time", cohort="group", partition="partition")
+    assert res.sample.n_obs < len(s)

@@ -155,7 +155,7 @@ def _features(data: CSData, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     Z = np.zeros((n, 2 * T + 2))
     Z[:, 0] = 1.0
     Z[:, 1] = w
-    Z[data.row_unit, 2 + T * Q[data.row_unit].astype(np.intp) + data.row_time] = data.y
+    Z[data.row_unit, 2 + T * Q[data.row_unit] + data.row_time] = data.y
     mu = np.zeros((G, 2, T))
     W = np.zeros((G, 2))
     for g in range(G):

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DataError, DesignError, InvalidOptionError
+from didx._frame import numeric_column, read_columns
 from didx._panel import build_panel
 from didx._validate import as_list, check_option
 from didx.estimators.cs.cells import plan_cells
@@ -120,15 +121,16 @@ def ddd(
     if str(partition) in {str(c) for c in covs}:
         raise InvalidOptionError(f"{_FUNC}: the partition column {partition!r} is also among covariates=. Fix: drop "
                                  f"it from covariates (the partition defines the subgroups).")
-    p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=[partition, *covs],
+    p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=covs or None,
                     weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
-    _check_partition(p.covariates[:, 0], p.unit, partition)
+    part = _read_partition(data, partition)
+    _check_partition(part if p.kept_rows is None else part[p.kept_rows], p.unit, partition)
     cs = prepare(p, func=_FUNC, control=control, anticipation=0, mode=opts.mode, cluster=opts.cluster)
-    assert cs.X is not None  # the partition is its second column
-    Q = np.zeros(cs.n_units, dtype=np.int8)
-    Q[cs.row_unit] = cs.X[:, 1].astype(np.int8)
-    # repeated cross sections: always the 2x2 estimators (intercept only without covariates)
-    X = np.delete(cs.X, 1, axis=1) if covs or opts.mode == "rc" else None
+    Q = np.zeros(cs.n_units, dtype=np.intp)
+    Q[cs.row_unit] = part if cs.row_index is None else part[cs.row_index]
+    X = cs.X
+    if X is None and opts.mode == "rc":  # repeated cross sections: always the 2x2 estimators (intercept only)
+        X = np.ones((cs.y.shape[0], 1))
     cs, Q = sort_by_partition(dataclasses.replace(cs, X=X), Q)
     cells, plan_notes = plan_cells(cs, control=control, base_period=base_period, anticipation=0)
     est = estimate_sums(cs, cells, Q) if X is None else estimate_covariates(cs, cells, Q, method)
@@ -181,19 +183,32 @@ def _check_options(*, method: str, control: str, base_period: str, panel: bool, 
                     multiplier=multiplier, seed=seed, y=y, unit=unit, covariates=tuple(covariates), weights=weights)
 
 
+def _read_partition(data: Any, name: str) -> np.ndarray:
+    """The partition column as float, one value per input row."""
+    cols = read_columns(data, [name], _FUNC, {"partition": name})
+    return numeric_column(cols, str(name), "partition", _FUNC,
+                          "Fix: code eligible units as 1 and ineligible units as 0.")
+
+
 def _check_partition(values: np.ndarray, unit: np.ndarray | None, name: str) -> None:
-    """The partition must be 0/1, constant within unit, and take both values."""
+    """The partition (on the estimation rows) must be 0/1 without missing values, constant within unit, and take
+    both values."""
+    missing = np.isnan(values)
+    if missing.any():
+        raise DataError(f"{_FUNC}: the partition column {name!r} is missing in {int(missing.sum())} rows that are "
+                        f"otherwise complete. A unit's eligibility decides its subgroup. Fix: fill it, or drop those "
+                        f"rows (or units) before calling ddd.")
     bad = values[(values != 0) & (values != 1)]
     if bad.size:
         raise DataError(f"{_FUNC}: the partition column {name!r} must be a 0/1 eligibility indicator, but it has the "
                         f"value {bad[0]!r}. Fix: code eligible units as 1 and ineligible units as 0.")
-    if unit is not None:
-        first = np.full(int(unit.max()) + 1 if unit.size else 0, -1.0)
-        first[unit[::-1]] = values[::-1]
-        varies = np.flatnonzero(first[unit] != values)
+    if unit is not None and unit.size:
+        ones = np.bincount(unit, weights=values)
+        rows = np.bincount(unit)
+        varies = np.flatnonzero((ones > 0) & (ones < rows))
         if varies.size:
             raise DataError(f"{_FUNC}: the partition column {name!r} varies within a unit (unit code "
-                            f"{int(unit[varies[0]])} has both 0 and 1). Eligibility is a fixed characteristic of the "
+                            f"{int(varies[0])} has both 0 and 1). Eligibility is a fixed characteristic of the "
                             f"unit in a triple difference. Fix: make {name!r} constant within each unit.")
     if not ((values == 1).any() and (values == 0).any()):
         raise DesignError(f"{_FUNC}: the partition column {name!r} takes only the value {values[0]:g}; a triple "
