@@ -380,3 +380,25 @@ def test_partition_missing(sim: pd.DataFrame) -> None:
     s.loc[s.index[3], "y"] = np.nan
     res = ddd(s, y="y", unit="id", time="time", cohort="group", partition="partition")
     assert res.sample.n_obs < len(s)
+
+
+def test_unbalanced_units_dropped_and_reported(cai: pd.DataFrame) -> None:
+    full = pd.read_csv(CAI).assign(group=lambda d: np.where(d.treatment == 1, 2003, 0))
+    res = ddd(full, y="checksaving_ratio", unit="hhno", time="year", cohort="group", partition="sector")
+    bal = ddd(cai, y="checksaving_ratio", unit="hhno", time="year", cohort="group", partition="sector")
+    np.testing.assert_allclose(res.coef, bal.coef, rtol=1e-12)
+    dropped = sum(d.n_units for d in res.sample.dropped)
+    assert dropped == full.hhno.nunique() - cai.hhno.nunique()
+    assert "not observed in every period" in str(res.summary())
+
+
+def test_no_never_treated_last_cohort_is_the_comparison(sim: pd.DataFrame) -> None:
+    """Without never-enabled units and control='not_yet', the last cohort serves only as the comparison and the
+    periods from it on are dropped (R triplediff / did): the same as calling it never enabled on those periods."""
+    s = sim[sim.group != 0]
+    a = ddd(s, y="y", unit="id", time="time", cohort="group", partition="partition", control="not_yet")
+    b = ddd(s[s.time < 3].assign(group=s.group.where(s.group != 3, 0)), y="y", unit="id", time="time",
+            cohort="group", partition="partition", control="never")
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-12)
+    np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=1e-10)
+    assert any("comparison group" in n for n in a.sample.notes)
