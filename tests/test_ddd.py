@@ -210,13 +210,17 @@ def test_no_covariates_methods_coincide(sim: pd.DataFrame) -> None:
         np.testing.assert_allclose(f.vcov_matrix, fits[0].vcov_matrix, rtol=1e-10)
 
 
-def test_sums_path_equals_three_comparisons(sim: pd.DataFrame) -> None:
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sums_path_equals_three_comparisons(sim: pd.DataFrame, weighted: bool) -> None:
     """Without covariates every cell (cell-mean path, IF stored as cohort coefficients) equals the two-period
-    estimator of three intercept-only DR comparisons on the cell's units, influence functions rescaled by n / m."""
-    res = ddd(sim, y="y", unit="id", time="time", cohort="group", partition="partition", base_period="varying")
+    estimator of three intercept-only DR comparisons on the cell's units, influence functions rescaled by n / m
+    (also with sampling weights)."""
+    sim = sim.assign(w=1.0 + (sim.id % 4) * 0.5)
+    res = ddd(sim, y="y", unit="id", time="time", cohort="group", partition="partition", base_period="varying",
+              weights="w" if weighted else None)
     inf = res.influence_functions()
     wide = sim.pivot(index="id", columns="time", values="y")
-    unit = sim.groupby("id")[["group", "partition"]].first()
+    unit = sim.groupby("id")[["group", "partition", "w"]].first()
     n = len(unit)
     cells = _cells(res)
     for j, row in cells.iterrows():
@@ -225,7 +229,8 @@ def test_sums_path_equals_three_comparisons(sim: pd.DataFrame) -> None:
         keep = unit.group.isin([g, 0]).to_numpy()
         ids = unit.index[keep]
         est = two_period((wide.loc[ids, t] - wide.loc[ids, b]).to_numpy(), unit.group[keep].to_numpy() == g,
-                         unit.partition[keep].to_numpy() == 1, None, None, "dr")
+                         unit.partition[keep].to_numpy() == 1, None, unit.w[keep].to_numpy() if weighted else None,
+                         "dr")
         _close(row.estimate, est.att, 1e-10)
         full = np.zeros(n)
         full[np.flatnonzero(keep)] = est.inf_func * n / keep.sum()
