@@ -407,3 +407,16 @@ def test_no_never_treated_last_cohort_is_the_comparison(sim: pd.DataFrame) -> No
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-12)
     np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=1e-10)
     assert any("comparison group" in n for n in a.sample.notes)
+
+
+def test_frame_types(sim: pd.DataFrame) -> None:
+    """polars (eager) and a duckdb relation (lazy: read once, so the partition and the panel columns line up)."""
+    import duckdb
+    import polars as pl
+
+    kw = dict(y="y", unit="id", time="time", cohort="group", partition="partition", cluster="cluster")
+    base = ddd(sim, **kw)
+    for frame in (pl.from_pandas(sim), duckdb.connect().from_df(sim)):
+        other = ddd(frame, **kw)
+        np.testing.assert_allclose(other.coef, base.coef, rtol=1e-12)
+        np.testing.assert_allclose(other.vcov_matrix, base.vcov_matrix, rtol=1e-10, atol=1e-14)

@@ -35,7 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import narwhals as nw
 import numpy as np
+import pandas as pd
 
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import numeric_column, read_columns
@@ -121,6 +123,8 @@ def ddd(
     if str(partition) in {str(c) for c in covs}:
         raise InvalidOptionError(f"{_FUNC}: the partition column {partition!r} is also among covariates=. Fix: drop "
                                  f"it from covariates (the partition defines the subgroups).")
+    data = _one_read(data, {"y": y, "unit": unit, "time": time, "cohort": cohort, "partition": partition,
+                            "covariates": covs, "weights": weights, "cluster": opts.cluster})
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=covs or None,
                     weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
     part = _read_partition(data, partition)
@@ -181,6 +185,22 @@ def _check_options(*, method: str, control: str, base_period: str, panel: bool, 
                     cluster=cluster if cluster != unit else None, mode="panel" if panel else "rc",
                     n_bootstrap=n_boot,
                     multiplier=multiplier, seed=seed, y=y, unit=unit, covariates=tuple(covariates), weights=weights)
+
+
+def _one_read(data: Any, roles: dict[str, Any]) -> Any:
+    """A lazy frame (duckdb, spark, ...) is read once into pandas: the partition is read separately from the panel's
+    columns, and two scans of a lazy query need not return the rows in the same order. Eager frames as given."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    try:
+        native = nw.from_native(data)
+    except TypeError:
+        return data  # not a frame: build_panel's message
+    if not isinstance(native, nw.LazyFrame):
+        return data
+    wanted = [c for r in roles.values() for c in as_list(r)]
+    cols = read_columns(data, wanted, _FUNC, {k: v for k, v in roles.items() if v is not None and v != []})
+    return pd.DataFrame(cols.arrays, copy=False)
 
 
 def _read_partition(data: Any, name: str) -> np.ndarray:
