@@ -135,7 +135,7 @@ def gmm_weights(omega: np.ndarray) -> np.ndarray:
 def sort_by_partition(data: CSData, Q: np.ndarray) -> tuple[CSData, np.ndarray]:
     """Units reordered so that every cohort block lists its ineligible units, then its eligible ones (each
     cohort x partition group a contiguous slice); the cohort blocks are unchanged."""
-    perm = np.lexsort((Q, data.unit_cohort))
+    perm = np.argsort(data.unit_cohort.astype(np.int64) * 2 + Q, kind="stable")
     if np.array_equal(perm, np.arange(perm.shape[0])):
         return data, Q
     rank = np.empty_like(perm)
@@ -174,6 +174,23 @@ def _features(data: CSData, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return Z, mu, W
 
 
+def _gram(data: CSData, Q: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """Per-cohort ``sum z z'`` of the features, each partition slice over its own nonzero columns
+    (``1, w`` and its T outcome columns): what :meth:`IFStore.gram` computes, with a quarter of the products."""
+    G, L = data.cohort_values.shape[0], Z.shape[1]
+    T = (L - 2) // 2
+    M = np.zeros((G, L, L))
+    for g in range(G):
+        lo, hi = int(data.block[g]), int(data.block[g + 1])
+        mid = lo + int(np.count_nonzero(Q[lo:hi] == 0))
+        for q, (a, b) in enumerate(((lo, mid), (mid, hi))):
+            if b > a:
+                cols = np.r_[0, 1, 2 + q * T: 2 + (q + 1) * T]
+                Zs = Z[a:b][:, cols]
+                M[g][np.ix_(cols, cols)] += Zs.T @ Zs
+    return M
+
+
 def estimate_sums(data: CSData, cells: list[Cell], Q: np.ndarray) -> CellEstimates:
     """Every cell from cohort x partition x period means (no covariates; dr = ipw = reg)."""
     n, T = data.n_units, data.n_periods
@@ -181,7 +198,7 @@ def estimate_sums(data: CSData, cells: list[Cell], Q: np.ndarray) -> CellEstimat
     Z, mu, W = _features(data, Q)
     L = Z.shape[1]
     store = IFStore(Z=Z, block=data.block, coef=np.zeros((G, L, 0)), n=n, cluster=data.cluster,
-                    n_clusters=data.n_clusters)
+                    n_clusters=data.n_clusters, _gram=_gram(data, Q, Z))
 
     def col(q: int, t: int) -> int:
         return 2 + q * T + t
