@@ -420,3 +420,13 @@ def test_frame_types(sim: pd.DataFrame) -> None:
         other = ddd(frame, **kw)
         np.testing.assert_allclose(other.coef, base.coef, rtol=1e-12)
         np.testing.assert_allclose(other.vcov_matrix, base.vcov_matrix, rtol=1e-10, atol=1e-14)
+
+
+def test_partition_gram_equals_the_store_gram(sim: pd.DataFrame) -> None:
+    from didx.inference.if_store import IFStore
+
+    res = ddd(sim.assign(w=1.0 + sim.id % 3), y="y", unit="id", time="time", cohort="group", partition="partition",
+              weights="w")
+    store = res._source.fit.store
+    fresh = IFStore(Z=store.Z, block=store.block, coef=store.coef, n=store.n)
+    np.testing.assert_allclose(store.gram(), fresh.gram(), rtol=1e-12, atol=1e-9)
