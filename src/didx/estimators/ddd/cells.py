@@ -152,10 +152,11 @@ def _features(data: CSData, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     n, T = data.n_units, data.n_periods
     G = data.cohort_values.shape[0]
     w = data.unit_weight
+    Y = np.empty((n, T))
+    Y[data.row_unit, data.row_time] = data.y
     Z = np.zeros((n, 2 * T + 2))
     Z[:, 0] = 1.0
     Z[:, 1] = w
-    Z[data.row_unit, 2 + T * Q[data.row_unit] + data.row_time] = data.y
     mu = np.zeros((G, 2, T))
     W = np.zeros((G, 2))
     for g in range(G):
@@ -166,11 +167,12 @@ def _features(data: CSData, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
                 continue
             wq = w[a:b]
             W[g, q] = wq.sum()
-            Yq = Z[a:b, 2 + q * T: 2 + (q + 1) * T]
+            Yq = Y[a:b]
             mu[g, q] = (wq @ Yq) / W[g, q] if data.weighted else Yq.mean(axis=0)
-            Yq -= mu[g, q]
+            Zq = Z[a:b, 2 + q * T: 2 + (q + 1) * T]
+            np.subtract(Yq, mu[g, q], out=Zq)
             if data.weighted:
-                Yq *= wq[:, None]
+                Zq *= wq[:, None]
     return Z, mu, W
 
 
