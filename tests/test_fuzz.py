@@ -52,6 +52,7 @@ def _two_period() -> pd.DataFrame:
 
 STAGGERED = _staggered()
 TWO_PERIOD = _two_period()
+STAGGERED_DDD = STAGGERED.assign(elig=STAGGERED["unit"] % 2)  # a partition for the triple difference
 
 
 # ---------------------------------------------------------------------------------------------------- estimators
@@ -104,6 +105,7 @@ SPECS = [
          cluster=False, cohort=False),
     Spec("stacked", STAGGERED, {**STAG, "window": (-1, 1)}, covariates=None, ssc=True, vcov=True,
          options={"window": 3}),
+    Spec("ddd", STAGGERED_DDD, {**STAG, "partition": "elig"}, options={"method": 5}),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 

@@ -56,6 +56,7 @@ def _two_periods(sim: pd.DataFrame) -> pd.DataFrame:
 
 SIM = _panel()
 TWO = _two_periods(SIM)
+SIM_DDD = SIM.assign(eligible=SIM["unit"] % 2)  # a partition for the triple difference
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ CASES: dict[str, Case] = {
     "did2s": Case("did2s", SIM, lambda **o: didx.did2s(SIM, **COLS, second_stage=DID2S_EVENT_STUDY, **o)),
     "dcdh": Case("dcdh", SIM, _dcdh),
     "stacked": Case("stacked", SIM, lambda **o: didx.stacked(SIM, **COLS, window=(-2, 2), **o)),
+    "ddd": Case("ddd", SIM_DDD, lambda **o: didx.ddd(SIM_DDD, **COLS, partition="eligible", **o)),
+    "ddd.dynamic": Case("ddd", SIM_DDD, lambda **o: didx.ddd(SIM_DDD, **COLS, partition="eligible", **o)
+                        .aggregate("dynamic")),
 }
 
 NOT_ON_CONTRACT: set[str] = set()  # every estimator of the registry is on the covariance contract

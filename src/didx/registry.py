@@ -68,6 +68,14 @@ PRE_PERIOD: dict[str, str] = {
         "Y_{F-1-l} - Y_{F-1} of the switchers with that of not-yet-switched groups with the same baseline "
         "treatment, plotted at event time -(l+1); the period before the switch (-1) is the fixed base."
     ),
+    "ddd_universal": (
+        "triple differences, universal base period: a lead ATT(g, g+k) is a placebo DDD comparing period g+k with "
+        "the base g-1 (= ref), for leads and lags alike, averaged over cohorts by event time (as Callaway-Sant'Anna)."
+    ),
+    "ddd_varying": (
+        "triple differences, varying base period: a lead ATT(g, t), t < g, is a one-period placebo DDD (t vs t-1), "
+        "NOT relative to g-1; event time -1 is estimated. Lags use the base g-1."
+    ),
     "stacked": (
         "delta_k relative to the reference period -1 within each sub-experiment (a cohort and its clean controls "
         "observed over the whole window), averaged with the cohorts' treated shares (WFH corrective weights)."
@@ -221,6 +229,9 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   covariates=True, weights=True),
     EstimatorSpec("twfe_weights", "didx.estimators.dcdh.estimator:twfe_weights", (),
                   "TWFE weights (de Chaisemartin-D'Haultfoeuille)", weights=True, covariance=False),
+    EstimatorSpec("ddd", "didx.estimators.ddd.estimator:ddd", ("DDDResult",),
+                  "Triple differences (Ortiz-Villavicencio & Sant'Anna)", event_study="aggregate", comparison="ddd",
+                  pre_period="ddd_{base_period}", covariates=True, weights=True, repeated_cross_sections=True),
     EstimatorSpec("stacked", f"{_R}.stacked:stacked", ("StackedResult",), "Stacked (WFH weights)",
                   event_study="always", comparison="stacked", pre_period="stacked", weights=True,
                   from_panel=PanelEntry(f"{_R}.stacked:from_panel", require_control="none")),

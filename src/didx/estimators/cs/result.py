@@ -81,6 +81,8 @@ class CSFit:
     row_index: np.ndarray | None
     n_input_rows: int
     fingerprint: Fingerprint | None
+    family: str = "Callaway & Sant'Anna (2021)"  # the estimator's name in the aggregations' titles
+    pre_period_key: str = "callaway_santanna"  # PRE_PERIOD[f"{key}_{base_period}"] of the dynamic aggregation
 
     @property
     def n_cells(self) -> int:
@@ -464,7 +466,7 @@ def make_aggregate_result(parent: Result, src: CSSource, agg: Aggregation, *, mi
         design.append(("Event window", ", ".join(window) if window else "all event times"))
     elif np.isfinite(max_e):
         design.append(("Cells", f"post-treatment with t - g <= {max_e:g}"))
-    common: dict[str, Any] = dict(estimator=f"Callaway & Sant'Anna (2021), {agg.kind} aggregation",
+    common: dict[str, Any] = dict(estimator=f"{src.fit.family}, {agg.kind} aggregation",
                                   terms=agg.terms, coef=agg.estimate, vcov_matrix=new.vcov(), headline=agg.terms[-1],
                                   inference=inf, sample=parent.sample, design=tuple(design),
                                   term_info=dict(agg.info), notes=parent.notes, _source=new,
@@ -473,7 +475,7 @@ def make_aggregate_result(parent: Result, src: CSSource, agg: Aggregation, *, mi
         from didx.registry import PRE_PERIOD
 
         common["extras"]["reference"] = agg.reference
-        return CSEventStudyResult(pre_period_meaning=PRE_PERIOD[f"callaway_santanna_{src.fit.base_period}"],
+        return CSEventStudyResult(pre_period_meaning=PRE_PERIOD[f"{src.fit.pre_period_key}_{src.fit.base_period}"],
                                   cross_covariance=True, **common)
     return CSAggregateResult(**common)
 
