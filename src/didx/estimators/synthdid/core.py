@@ -1,0 +1,161 @@
+"""One synthetic DiD block: a unit x period outcome matrix whose last ``N1`` rows are treated from column ``T0`` on.
+
+This is synthdid 0.0.9's ``synthdid_estimate`` (Arkhangelsky, Athey, Hirshberg, Imbens & Wager 2021, Algorithm 1):
+
+* ``noise_level``: the standard deviation of the first differences of the controls' pre-period outcomes;
+* ``zeta_omega = eta_omega * noise_level`` with ``eta_omega = (N1 T1)^(1/4)``, ``zeta_lambda = 1e-6 noise_level``;
+  ``min_decrease = 1e-5 noise_level``;
+* time weights lambda from the controls (regress their post-period mean on their pre-periods), unit weights omega
+  from the pre-periods (regress the treated units' mean on the controls), both on the "collapsed" matrix
+  (treated rows and post columns averaged), with intercepts, by two Frank-Wolfe rounds (100 steps, sparsify,
+  then up to ``max_iter``);
+* ``tau = [-omega, 1/N1]' Y [-lambda, 1/T1]``.
+
+Synthetic control (``sc_estimate``) fixes lambda = 0 and drops the unit intercept, with ``eta_omega = 1e-6``; DiD
+(``did_estimate``) fixes uniform weights. Options are held in :class:`BlockOptions`; replications (placebo,
+bootstrap) reuse a fit's zetas and ``min_decrease`` as synthdid does (they are in its ``opts``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from didx.estimators.synthdid._fw import center_columns, frank_wolfe, sc_weights
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """The weight options of one fit, after defaults are resolved (synthdid's ``opts``).
+
+    zeta_omega, zeta_lambda : regularisation of the unit and time weights.
+    omega_intercept, lambda_intercept : intercepts in the weight regressions.
+    update_omega, update_lambda : False: the weights are fixed (given, or the special cases sc / did).
+    min_decrease, max_iter : Frank-Wolfe stopping rule; max_iter_pre_sparsify None: no sparsification round.
+    """
+
+    zeta_omega: float
+    zeta_lambda: float
+    omega_intercept: bool = True
+    lambda_intercept: bool = True
+    update_omega: bool = True
+    update_lambda: bool = True
+    min_decrease: float = 1e-5
+    max_iter: int = 10_000
+    max_iter_pre_sparsify: int | None = 100
+
+
+@dataclass(frozen=True)
+class BlockFit:
+    """Weights and estimate of one block (arrays carry a leading batch axis for replications)."""
+
+    omega: np.ndarray  # (B, N0)
+    lam: np.ndarray  # (B, T0)
+    beta: np.ndarray  # (B, p) covariate coefficients (optimized covariates), zeros(B, 0) without
+    estimate: np.ndarray  # (B,)
+
+
+def noise_level(Y: np.ndarray, N0: int, T0: int) -> float:
+    """sd of the first differences of the controls' pre-period outcomes (synthdid's default ``noise.level``)."""
+    d = np.diff(Y[:N0, :T0], axis=1)
+    if d.size < 2:
+        return float("nan")
+    return float(np.std(d, ddof=1))
+
+
+def collapsed(Y: np.ndarray, N0: int, T0: int) -> np.ndarray:
+    """(..., N0+1, T0+1): controls' pre-periods, their post mean, the treated pre means, the treated post mean."""
+    top = np.concatenate([Y[..., :N0, :T0], Y[..., :N0, T0:].mean(axis=-1, keepdims=True)], axis=-1)
+    tr = Y[..., N0:, :]
+    bottom = np.concatenate([tr[..., :T0].mean(axis=-2, keepdims=True),
+                             tr[..., T0:].mean(axis=(-2, -1), keepdims=True)], axis=-1)
+    return np.concatenate([top, bottom], axis=-2)
+
+
+def block_estimate(Y: np.ndarray, N0: int, T0: int, omega: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``[-omega, 1/N1]' Y [-lambda, 1/T1]`` for a batch (B, N, T) with weights (B, N0), (B, T0)."""
+    tr_post = Y[:, N0:, T0:].mean(axis=(1, 2))
+    tr_pre = np.einsum("bnt,bt->b", Y[:, N0:, :T0], lam) / (Y.shape[1] - N0)
+    co_post = np.einsum("bn,bnt->b", omega, Y[:, :N0, T0:]) / (Y.shape[2] - T0)
+    co_pre = np.einsum("bn,bnt,bt->b", omega, Y[:, :N0, :T0], lam)
+    return np.asarray(tr_post - tr_pre - co_post + co_pre)
+
+
+def fit_block(Y: np.ndarray, N0: int, T0: int, opts: BlockOptions, *, omega: np.ndarray | None = None,
+              lam: np.ndarray | None = None) -> BlockFit:
+    """Weights and estimate for a batch of outcome matrices ``Y`` (B, N, T) (or one (N, T)).
+
+    ``omega`` / ``lam`` are the fixed weights when ``update_*`` is False, else the Frank-Wolfe starting points
+    (None: uniform), each (N0,) or (B, N0) / (T0,) or (B, T0).
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 2:
+        Y = Y[None]
+    B = Y.shape[0]
+    Yc = collapsed(Y, N0, T0)
+    if opts.update_lambda:
+        lam_w = sc_weights(Yc[:, :N0, :], opts.zeta_lambda, intercept=opts.lambda_intercept, init=lam,
+                           min_decrease=opts.min_decrease, max_iter=opts.max_iter,
+                           max_iter_pre_sparsify=opts.max_iter_pre_sparsify)
+    else:
+        lam_w = np.broadcast_to(np.asarray(lam, dtype=np.float64), (B, T0))
+    if opts.update_omega:
+        om_w = sc_weights(np.swapaxes(Yc[:, :, :T0], 1, 2), opts.zeta_omega, intercept=opts.omega_intercept,
+                          init=omega, min_decrease=opts.min_decrease, max_iter=opts.max_iter,
+                          max_iter_pre_sparsify=opts.max_iter_pre_sparsify)
+    else:
+        om_w = np.broadcast_to(np.asarray(omega, dtype=np.float64), (B, N0))
+    est = block_estimate(Y, N0, T0, om_w, lam_w)
+    return BlockFit(omega=np.array(om_w), lam=np.array(lam_w), beta=np.zeros((B, 0)), estimate=est)
+
+
+def fit_block_covariates(Y: np.ndarray, X: np.ndarray, N0: int, T0: int, opts: BlockOptions, *,
+                         omega: np.ndarray | None = None, lam: np.ndarray | None = None) -> BlockFit:
+    """synthdid's ``sc.weight.fw.covariates`` (one problem): Frank-Wolfe steps for lambda and omega alternated
+    with gradient steps ``beta -= (1/t) grad`` for the covariate coefficients, on the collapsed ``Y - X beta``,
+    stopping when ``|val_{t-1} - val_t| <= min_decrease^2`` or after ``max_iter`` steps (no sparsification).
+
+    ``Y`` (N, T); ``X`` (N, T, p). The estimate is ``[-omega, 1/N1]' (Y - X beta) [-lambda, 1/T1]``.
+    """
+    N, T = Y.shape
+    p = X.shape[2]
+    Yc = collapsed(Y, N0, T0)
+    Xc = np.stack([collapsed(X[:, :, j], N0, T0) for j in range(p)], axis=2) if p else np.zeros((*Yc.shape, 0))
+    lam_w = np.full(T0, 1.0 / T0) if lam is None else np.asarray(lam, dtype=np.float64).copy()
+    om_w = np.full(N0, 1.0 / N0) if omega is None else np.asarray(omega, dtype=np.float64).copy()
+    beta = np.zeros(p)
+    z2l, z2o = opts.zeta_lambda ** 2, opts.zeta_omega ** 2
+
+    def step(Yb: np.ndarray, lam_w: np.ndarray, om_w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray,
+                                                                          np.ndarray, np.ndarray]:
+        Yl = center_columns(Yb[:N0, :]) if opts.lambda_intercept else Yb[:N0, :]
+        if opts.update_lambda:
+            lam_w = frank_wolfe(Yl[None, :, :T0], Yl[None, :, T0], lam_w[None], opts.zeta_lambda,
+                                min_decrease=0.0, max_iter=1)[0][0]
+        err_l = Yl[:, :T0] @ lam_w - Yl[:, T0]
+        Yo = Yb[:, :T0].T
+        Yo = center_columns(Yo) if opts.omega_intercept else Yo
+        if opts.update_omega:
+            om_w = frank_wolfe(Yo[None, :, :N0], Yo[None, :, N0], om_w[None], opts.zeta_omega,
+                               min_decrease=0.0, max_iter=1)[0][0]
+        err_o = Yo[:, :N0] @ om_w - Yo[:, N0]
+        val = (z2o * float(om_w @ om_w) + z2l * float(lam_w @ lam_w) + float(err_o @ err_o) / T0
+               + float(err_l @ err_l) / N0)
+        return val, lam_w, om_w, err_l, err_o
+
+    val, lam_w, om_w, err_l, err_o = step(Yc, lam_w, om_w)
+    vals: list[float] = []
+    t = 0
+    while t < opts.max_iter and (t < 2 or abs(vals[t - 2] - vals[t - 1]) > opts.min_decrease ** 2):
+        t += 1
+        lam1 = np.append(lam_w, -1.0)
+        om1 = np.append(om_w, -1.0)
+        grad = np.array([-(err_l @ Xc[:N0, :, j] @ lam1 / N0 + err_o @ Xc[:, :T0, j].T @ om1 / T0)
+                         for j in range(p)])
+        beta = beta - grad / t
+        val, lam_w, om_w, err_l, err_o = step(Yc - Xc @ beta, lam_w, om_w)
+        vals.append(val)
+    Yb = Y - X @ beta
+    est = block_estimate(Yb[None], N0, T0, om_w[None], lam_w[None])
+    return BlockFit(omega=om_w[None], lam=lam_w[None], beta=beta[None], estimate=est)
