@@ -112,8 +112,6 @@ def unit_clusters(func: str, name: str, row_codes: np.ndarray, unit_of_row: np.n
     """Cluster code per unit (row of the wide design); a unit in two clusters is an error."""
     per_unit = np.full(n_units, -1, dtype=np.int64)
     per_unit[unit_of_row] = row_codes
-    again = np.zeros(n_units, dtype=np.int64)
-    again[unit_of_row] = row_codes
     if (per_unit[unit_of_row] != row_codes).any():
         raise DataError(
             f"{func}: the cluster column {name!r} varies within a unit. The bootstrap draws whole units, so each "
@@ -179,8 +177,9 @@ class SynthDiDResult(Result):
 
     def effective_pre_periods(self) -> np.ndarray:
         """``1 / sum(lambda^2)`` per cohort (synthdid's ``T0.effective``; inf for synthetic control)."""
+        sums = np.array([float(f.lam @ f.lam) for f in self.cohort_fits])
         with np.errstate(divide="ignore"):
-            return np.array([1.0 / float(f.lam @ f.lam) for f in self.cohort_fits])
+            return np.asarray(1.0 / sums)
 
     def _health_notes(self) -> list[str]:
         if self._src.replicated is None:
