@@ -104,6 +104,8 @@ SPECS = [
          cluster=False, cohort=False),
     Spec("stacked", STAGGERED, {**STAG, "window": (-1, 1)}, covariates=None, ssc=True, vcov=True,
          options={"window": 3}),
+    Spec("synthdid", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d"}, weights=False,
+         cohort=False, options={"n_reps": "many"}),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 

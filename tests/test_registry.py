@@ -90,6 +90,10 @@ CASES: dict[str, Case] = {
     "did2s": Case("did2s", SIM, lambda **o: didx.did2s(SIM, **COLS, second_stage=DID2S_EVENT_STUDY, **o)),
     "dcdh": Case("dcdh", SIM, _dcdh),
     "stacked": Case("stacked", SIM, lambda **o: didx.stacked(SIM, **COLS, window=(-2, 2), **o)),
+    # synthdid's covariance is its replications: a bootstrap re-drawn by clusters of units (uniform weights: fast)
+    "synthdid": Case("synthdid", SIM, lambda **o: didx.synthdid(SIM, y="y", unit="unit", time="time", treat="d",
+                                                                method="did", se="bootstrap", n_reps=30, seed=1,
+                                                                **o)),
 }
 
 NOT_ON_CONTRACT: set[str] = set()  # every estimator of the registry is on the covariance contract
