@@ -193,16 +193,16 @@ def test_one_treated_unit_refuses_bootstrap_and_jackknife() -> None:
 
 # ------------------------------------------------------------------ bad input
 def test_bad_input_names_the_units() -> None:
-    with pytest.raises(didx.DataError, match="unbalanced.*Alabama"):
+    with pytest.raises(didx.DataError, match=r"unbalanced.*Alabama"):
         didx.synthdid(PROP[~((PROP["State"] == "Alabama") & (PROP["Year"] == 1975))], **COLS)
     off = PROP.assign(treated=np.where((PROP["State"] == "California") & (PROP["Year"] == 2000), 0,
                                        PROP["treated"]))
-    with pytest.raises(didx.DesignError, match="switches off.*California"):
+    with pytest.raises(didx.DesignError, match=r"switches off.*California"):
         didx.synthdid(off, **COLS)
     with pytest.raises(didx.DesignError, match="no never-treated"):
         didx.synthdid(PROP.assign(treated=(PROP["Year"] >= 1989).astype(int)), **COLS)
     first = PROP.assign(treated=np.where(PROP["State"] == "Utah", 1, PROP["treated"]))
-    with pytest.raises(didx.DesignError, match="Utah.*first period"):
+    with pytest.raises(didx.DesignError, match=r"Utah.*first period"):
         didx.synthdid(first, **COLS)
     with pytest.raises(didx.InvalidOptionError, match="'method'"):
         fit(method="synth")

@@ -118,7 +118,6 @@ def fit_block_covariates(Y: np.ndarray, X: np.ndarray, N0: int, T0: int, opts: B
 
     ``Y`` (N, T); ``X`` (N, T, p). The estimate is ``[-omega, 1/N1]' (Y - X beta) [-lambda, 1/T1]``.
     """
-    N, T = Y.shape
     p = X.shape[2]
     Yc = collapsed(Y, N0, T0)
     Xc = np.stack([collapsed(X[:, :, j], N0, T0) for j in range(p)], axis=2) if p else np.zeros((*Yc.shape, 0))

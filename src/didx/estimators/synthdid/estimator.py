@@ -17,7 +17,7 @@ import pandas as pd
 
 from didx._errors import InvalidOptionError
 from didx._panel import Panel, build_panel
-from didx._validate import as_list, check_option, fmt_value
+from didx._validate import check_option, fmt_value
 from didx.estimators.synthdid.core import BlockOptions, fit_block, fit_block_covariates, noise_level
 from didx.estimators.synthdid.design import WideDesign, wide_design
 from didx.estimators.synthdid.fit import CohortFit, combine, curves
@@ -200,7 +200,7 @@ def synthdid(
             f"has no treated unit: synthdid returns NA). Fix: use se='placebo', the one valid with a single "
             f"treated unit."
         )
-    if se == "placebo" and design.N0 <= n_treated:
+    if se == "placebo" and n_treated >= design.N0:
         raise InvalidOptionError(
             f"{FUNC}: se='placebo' needs more control units ({design.N0}) than treated units ({n_treated}): the "
             f"placebo assigns the treated units' adoption to controls. Fix: use se='bootstrap' or 'jackknife'."
@@ -214,8 +214,8 @@ def synthdid(
                 f"adopting at {fmt_value(one)} has one (leaving it out removes the cohort). Fix: use se='bootstrap' "
                 f"or 'placebo'."
             )
-    if (unit_weights is not None and not isinstance(unit_weights, str)
-            or time_weights is not None and not isinstance(time_weights, str)) and design.cohorts.size > 1:
+    if ((unit_weights is not None and not isinstance(unit_weights, str))
+            or (time_weights is not None and not isinstance(time_weights, str))) and design.cohorts.size > 1:
         raise InvalidOptionError(
             f"{FUNC}: fixed unit_weights= / time_weights= arrays apply to one adoption period; this panel has "
             f"{design.cohorts.size}. Fix: pass 'uniform', or estimate the weights."
@@ -354,4 +354,4 @@ def _describe(fit: CohortFit, which: str) -> str:
             f"{'with' if fit.opts.lambda_intercept else 'no'} intercept")
 
 
-__all__ = ["synthdid", "SynthDiDResult", "as_list"]
+__all__ = ["SynthDiDResult", "synthdid"]

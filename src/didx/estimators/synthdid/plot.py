@@ -40,7 +40,7 @@ def _axes(func: str, ax: Any, n: int) -> tuple[Any, list[Any]]:
                 f"ax=None for one panel per cohort."
             )
         return ax, [ax]
-    fig, axes = plt.subplots(n, 1, figsize=(7, 3.6 * n), squeeze=False)
+    _fig, axes = plt.subplots(n, 1, figsize=(7, 3.6 * n), squeeze=False)
     return (axes[0, 0] if n == 1 else axes[:, 0]), list(axes[:, 0])
 
 
