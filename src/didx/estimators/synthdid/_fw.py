@@ -17,6 +17,8 @@ the iterations it would follow alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -34,7 +36,7 @@ def center_columns(Y: np.ndarray) -> np.ndarray:
 
 def frank_wolfe(A: np.ndarray, b: np.ndarray, x0: np.ndarray, zeta: np.ndarray | float, *,
                 min_decrease: np.ndarray | float, max_iter: int,
-                max_elements: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+                max_elements: int = 16_000_000) -> tuple[np.ndarray, np.ndarray]:
     """Solve a batch of simplex-constrained ridge regressions by Frank-Wolfe (the Gram form of
     :func:`frank_wolfe_gram`, vectorised over the batch).
 
@@ -68,44 +70,94 @@ def frank_wolfe(A: np.ndarray, b: np.ndarray, x0: np.ndarray, zeta: np.ndarray |
 
 def _fw_chunk(A: np.ndarray, b: np.ndarray, x: np.ndarray, eta: np.ndarray, md2: np.ndarray,
               max_iter: int) -> tuple[np.ndarray, np.ndarray]:
-    B, n, k = A.shape
+    _, n, k = A.shape
     H = np.matmul(np.swapaxes(A, 1, 2), A)
     H[:, np.arange(k), np.arange(k)] += eta[:, None]
     c = np.matmul(b[:, None, :], A)[:, 0, :]
-    bb = np.einsum("bn,bn->b", b, b)
     diag = H[:, np.arange(k), np.arange(k)].copy()
     h = np.matmul(H, x[:, :, None])[:, :, 0]
+
+    def row(work: np.ndarray, rows: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return np.asarray(H[work, i, :])
+
+    return _fw_loop(row, x, h, c, diag, n * md2, max_iter)
+
+
+def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarray, eta: float, *,
+                       min_decrease: float, n: int, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`frank_wolfe` for problems whose regressors are column subsets ``A_r = A[:, S_r]`` of one matrix
+    (the placebo's unit-weight problems: each keeps some controls). Each problem is embedded in the full column
+    space, with weight 0 and an infinite gradient on the columns it does not have, so the Gram rows a step needs
+    are contiguous rows of one ``G = A'A`` and no per-problem Gram matrix is built. (A tie between two columns'
+    gradients goes to the first in ``A``'s order rather than in ``S_r``'s: floating-point ties only.)
+
+    G : (N, N) the shared Gram matrix; S : (B, k) the columns of each problem (distinct); c : (B, k)
+    ``A_r' b_r``; n : rows of A (the objective's divisor); eta = n zeta^2.
+    """
+    B = S.shape[0]
+    N = G.shape[0]
+    rb = np.arange(B)[:, None]
+    x = np.zeros((B, N))
+    x[rb, S] = x0
+    c_full = np.full((B, N), -np.inf)
+    c_full[rb, S] = c
+    h = x @ G + eta * x
+    diag = np.broadcast_to(np.diag(G) + eta, (B, N))
+    md2 = np.full(B, n * min_decrease * min_decrease)
+
+    def row(work: np.ndarray, rows: np.ndarray, i: np.ndarray) -> np.ndarray:
+        out = G[i]
+        out[rows, i] += eta
+        return np.asarray(out)
+
+    out, iterations = _fw_loop(row, x, h, c_full, diag, md2, max_iter, c_start=np.where(x > 0, c_full, 0.0))
+    return out[rb, S], iterations
+
+
+def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], x: np.ndarray, h: np.ndarray,
+             c: np.ndarray, diag: np.ndarray, md2: np.ndarray, max_iter: int,
+             c_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The batched Frank-Wolfe iterations on ``h = H x`` (see :func:`frank_wolfe_gram`); ``row(work, rows, i)``
+    gives row ``i[r]`` of problem ``work[r]``'s H. ``md2`` is on the scale of ``n * objective``; ``c_start``
+    replaces ``c`` in the initial ``c'x`` (where ``c`` holds infinities on columns a problem lacks)."""
+    B = x.shape[0]
+    x = x.copy()
     xhx = np.einsum("bk,bk->b", x, h)
-    cx = np.einsum("bk,bk->b", c, x)
+    cx = np.einsum("bk,bk->b", c if c_start is None else c_start, x)
     iterations = np.zeros(B, dtype=np.int64)
     out = x.copy()
     work = np.arange(B)
+    rows = np.arange(B)
     prev = np.full(B, np.nan)
     t = 0
-    while t < max_iter and work.size:
-        rows = np.arange(work.size)
-        i = np.argmin(h - c, axis=1)
-        hi, xi, ci, di = h[rows, i], x[rows, i], c[rows, i], diag[work, i]
-        num = -(hi - ci - (xhx - cx))
-        den = di - 2.0 * hi + xhx
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.where((xi == 1.0) | ~(den > 0), 0.0, np.clip(num / den, 0.0, 1.0))
-        r = 1.0 - s
-        x *= r[:, None]
-        x[rows, i] += s
-        h = r[:, None] * h + s[:, None] * H[work, i, :]
-        xhx = r * r * xhx + 2.0 * s * r * hi + s * s * di
-        cx = r * cx + s * ci
-        val = (xhx - 2.0 * cx + bb) / n
-        t += 1
-        iterations[work] = t
-        stop = (prev - val <= md2) if t >= 2 else np.zeros(work.size, dtype=bool)
-        prev = val
-        if stop.any():
-            out[work[stop]] = x[stop]
-            keep = ~stop
-            work, x, h, xhx, cx, prev = work[keep], x[keep], h[keep], xhx[keep], cx[keep], prev[keep]
-            c, bb, md2 = c[keep], bb[keep], md2[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while t < max_iter and work.size:
+            g = h - c
+            i = np.argmin(g, axis=1)
+            gi, hi, xi, di = g[rows, i], h[rows, i], x[rows, i], diag[rows, i]
+            den = di - 2.0 * hi + xhx
+            s = np.clip(((xhx - cx) - gi) / den, 0.0, 1.0)
+            s[(xi == 1.0) | ~(den > 0)] = 0.0
+            r = 1.0 - s
+            x *= r[:, None]
+            x[rows, i] += s
+            h *= r[:, None]
+            h += s[:, None] * row(work, rows, i)
+            xhx = r * (r * xhx + 2.0 * s * hi) + s * s * di
+            cx = r * cx + s * (hi - gi)
+            val = xhx - 2.0 * cx  # n * objective - b'b: the stopping rule compares differences
+            t += 1
+            if t >= 2:
+                stop = prev - val <= md2
+                if stop.any():
+                    iterations[work] = t
+                    out[work[stop]] = x[stop]
+                    keep = ~stop
+                    work, x, h, xhx, cx, val = work[keep], x[keep], h[keep], xhx[keep], cx[keep], val[keep]
+                    c, diag, md2 = c[keep], diag[keep], md2[keep]
+                    rows = rows[:work.size]
+            prev = val
+    iterations[work] = t
     out[work] = x
     return out, iterations
 

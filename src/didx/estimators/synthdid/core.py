@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from didx.estimators.synthdid._fw import center_columns, frank_wolfe, sc_weights
+from didx.estimators.synthdid._fw import center_columns, frank_wolfe, frank_wolfe_shared, sc_weights, sparsify
 
 
 @dataclass(frozen=True)
@@ -158,3 +158,42 @@ def fit_block_covariates(Y: np.ndarray, X: np.ndarray, N0: int, T0: int, opts: B
     Yb = Y - X @ beta
     est = block_estimate(Yb[None], N0, T0, om_w[None], lam_w[None])
     return BlockFit(omega=om_w[None], lam=lam_w[None], beta=beta[None], estimate=est)
+
+
+def placebo_weights(Y: np.ndarray, N0: int, T0: int, ctrl: np.ndarray, treated: np.ndarray, opts: BlockOptions,
+                    omega: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weights of replications that keep controls ``ctrl`` (R, n0) and treat ``treated`` (R, n1) (rows of
+    ``Y``'s first ``N0``): :func:`fit_block` on each ``Y[concat(ctrl, treated)]``, without building the blocks'
+    Gram matrices: every unit-weight problem's regressors are columns of the controls' (centred) pre-period
+    matrix, so its Gram matrix is a block of one ``N0 x N0`` matrix (:func:`frank_wolfe_shared`).
+
+    ``omega`` (R, n0) / ``lam`` (R, T0): starting points, or the weights themselves when not updated.
+    """
+    R = ctrl.shape[0]
+    if opts.update_lambda:
+        top = np.concatenate([Y[:N0, :T0], Y[:N0, T0:].mean(axis=1, keepdims=True)], axis=1)
+        lam_w = sc_weights(top[ctrl], opts.zeta_lambda, intercept=opts.lambda_intercept, init=lam,
+                           min_decrease=opts.min_decrease, max_iter=opts.max_iter,
+                           max_iter_pre_sparsify=opts.max_iter_pre_sparsify)
+    else:
+        lam_w = np.broadcast_to(np.asarray(lam, dtype=np.float64), (R, T0))
+    if not opts.update_omega:
+        return np.broadcast_to(np.asarray(omega, dtype=np.float64), ctrl.shape).copy(), np.array(lam_w)
+    Ac = Y[:N0, :T0].T
+    b = Y[treated, :T0].mean(axis=1)  # (R, T0)
+    if opts.omega_intercept:
+        Ac = Ac - Ac.mean(axis=0, keepdims=True)
+        b = b - b.mean(axis=1, keepdims=True)
+    G = Ac.T @ Ac
+    c = np.take_along_axis(b @ Ac, ctrl, axis=1)
+    eta = T0 * opts.zeta_omega ** 2
+
+    def solve(x: np.ndarray, iters: int) -> np.ndarray:
+        return frank_wolfe_shared(G, ctrl, c, x, eta, min_decrease=opts.min_decrease, n=T0, max_iter=iters)[0]
+
+    x0 = np.broadcast_to(np.asarray(omega, dtype=np.float64), ctrl.shape)
+    if opts.max_iter_pre_sparsify is None:
+        om_w = solve(x0, opts.max_iter)
+    else:
+        om_w = solve(sparsify(solve(x0, opts.max_iter_pre_sparsify)), opts.max_iter)
+    return om_w, np.array(lam_w)

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from didx.estimators.synthdid.core import placebo_weights
 from didx.estimators.synthdid.design import WideDesign
 from didx.estimators.synthdid.fit import CohortFit, curves, refit, sum_normalize
 
 Draws = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-CHUNK = 50  # placebo replications solved together (bounds the memory of the batched blocks)
+BLOCK_ELEMENTS = 8_000_000  # placebo replications solved together: their stacked blocks hold at most this many
 
 
 def _adjusted(design: WideDesign, fit: CohortFit) -> np.ndarray:
@@ -55,13 +56,19 @@ def placebo(design: WideDesign, fits: Sequence[CohortFit], rng: np.random.Genera
     bounds = np.concatenate([[0], np.cumsum(sizes)]) + n0
     has_x = design.X.shape[2] > 0
     for j, fit in enumerate(fits):
-        for lo in range(0, n_reps, CHUNK):
-            p = perms[lo:lo + CHUNK]
+        chunk = max(1, BLOCK_ELEMENTS // ((n0 + int(sizes[j])) * T))
+        for lo in range(0, n_reps, chunk):
+            p = perms[lo:lo + chunk]
             rows = np.concatenate([p[:, :n0], p[:, bounds[j]:bounds[j + 1]]], axis=1)
             Yb = design.Y[rows]
-            Xb = design.X[rows] if has_x else None
             om, lam = _start(fit, p[:, :n0])
-            est[lo:lo + CHUNK, j], cur[lo:lo + CHUNK, j] = refit(Yb, Xb, n0, fit, om, lam)
+            if has_x:
+                est[lo:lo + chunk, j], cur[lo:lo + chunk, j] = refit(Yb, design.X[rows], n0, fit, om, lam)
+                continue
+            om, lam = placebo_weights(design.Y, N0, fit.period, p[:, :n0], p[:, bounds[j]:bounds[j + 1]],
+                                      fit.opts, om, lam)
+            c = curves(Yb, n0, fit.period, om, lam)
+            est[lo:lo + chunk, j], cur[lo:lo + chunk, j] = c[:, fit.period:].mean(axis=1), c
     return est, cur, np.broadcast_to(sizes, (n_reps, A)).copy()
 
 
