@@ -212,6 +212,21 @@ def frank_wolfe_gram(A: np.ndarray, b: np.ndarray, x0: np.ndarray, zeta: float, 
     return x, t
 
 
+def fw_step(A: np.ndarray, x: np.ndarray, b: np.ndarray, eta: float) -> np.ndarray:
+    """One Frank-Wolfe step with exact line search for ``||A x - b||^2 + eta ||x||^2`` (synthdid's ``fw.step``),
+    used by the covariate solver, whose regressors change at every step."""
+    Ax = A @ x
+    half_grad = (Ax - b) @ A + eta * x
+    i = int(np.argmin(half_grad))
+    dx = -x
+    dx[i] = 1.0 - x[i]
+    if not dx.any():
+        return x
+    d_err = A[:, i] - Ax
+    step = -float(half_grad @ dx) / (float(d_err @ d_err) + eta * float(dx @ dx))
+    return np.asarray(x + min(1.0, max(0.0, step)) * dx)
+
+
 def sc_weights(Y: np.ndarray, zeta: np.ndarray | float, *, intercept: bool, init: np.ndarray | None,
                min_decrease: np.ndarray | float, max_iter: int, max_iter_pre_sparsify: int | None = 100,
                ) -> np.ndarray:

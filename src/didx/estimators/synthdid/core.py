@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from didx.estimators.synthdid._fw import center_columns, frank_wolfe, frank_wolfe_shared, sc_weights, sparsify
+from didx.estimators.synthdid._fw import center_columns, frank_wolfe_shared, fw_step, sc_weights, sparsify
 
 
 @dataclass(frozen=True)
@@ -130,14 +130,12 @@ def fit_block_covariates(Y: np.ndarray, X: np.ndarray, N0: int, T0: int, opts: B
                                                                           np.ndarray, np.ndarray]:
         Yl = center_columns(Yb[:N0, :]) if opts.lambda_intercept else Yb[:N0, :]
         if opts.update_lambda:
-            lam_w = frank_wolfe(Yl[None, :, :T0], Yl[None, :, T0], lam_w[None], opts.zeta_lambda,
-                                min_decrease=0.0, max_iter=1)[0][0]
+            lam_w = fw_step(Yl[:, :T0], lam_w, Yl[:, T0], N0 * z2l)
         err_l = Yl[:, :T0] @ lam_w - Yl[:, T0]
         Yo = Yb[:, :T0].T
         Yo = center_columns(Yo) if opts.omega_intercept else Yo
         if opts.update_omega:
-            om_w = frank_wolfe(Yo[None, :, :N0], Yo[None, :, N0], om_w[None], opts.zeta_omega,
-                               min_decrease=0.0, max_iter=1)[0][0]
+            om_w = fw_step(Yo[:, :N0], om_w, Yo[:, N0], T0 * z2o)
         err_o = Yo[:, :N0] @ om_w - Yo[:, N0]
         val = (z2o * float(om_w @ om_w) + z2l * float(lam_w @ lam_w) + float(err_o @ err_o) / T0
                + float(err_l @ err_l) / N0)
