@@ -171,6 +171,34 @@ def test_jackknife_equals_brute_force_leave_one_out() -> None:
     assert "jackknife" in res.inference.vcov_type
 
 
+def test_staggered_jackknife_equals_leave_one_out_with_fixed_weights() -> None:
+    """With several cohorts: each unit left out, every cohort's weights fixed (a control's weight removed and the
+    rest renormalised), cohort estimates recombined with the N1 T1 weights."""
+    res = didx.synthdid(STAG, **SCOLS, se="jackknife")
+    d = res.design_matrix
+    taus = []
+    for out in range(d.N):
+        est, wts = [], []
+        for j, f in enumerate(res.cohort_fits):
+            rows = [r for r in d.block_rows(j) if r != out]
+            ctrl = [r for r in rows if r < d.N0]
+            om = f.omega[ctrl] / f.omega[ctrl].sum()
+            Yb = d.Y[rows]
+            gap = Yb[len(ctrl):].mean(axis=0) - om @ Yb[:len(ctrl)]
+            est.append(gap[f.period:].mean() - f.lam @ gap[:f.period])
+            wts.append((len(rows) - len(ctrl)) * f.n_post)
+        taus.append(np.average(est, weights=wts))
+    u = np.array(taus)
+    want = np.sqrt((u.size - 1) / u.size * np.sum((u - u.mean()) ** 2))
+    assert res.std_error == pytest.approx(want, rel=1e-10)
+
+
+def test_staggered_bootstrap_runs_seeded() -> None:
+    a = didx.synthdid(STAG, **SCOLS, method="did", se="bootstrap", n_reps=30, seed=4)
+    b = didx.synthdid(STAG, **SCOLS, method="did", se="bootstrap", n_reps=30, seed=4)
+    assert a.std_error == b.std_error and np.isfinite(a.std_errors).all()
+
+
 def test_bootstrap_seeded_and_clustered() -> None:
     a = didx.synthdid(SMALL, **SCOLS, se="bootstrap", n_reps=40, seed=2)
     b = didx.synthdid(SMALL, **SCOLS, se="bootstrap", n_reps=40, seed=2)

@@ -240,6 +240,17 @@ def synthdid(
         coefs = pd.DataFrame([{"cohort": design.period_labels[f.period], **dict(zip(cov_names, f.beta,
                                                                                      strict=True))}
                               for f in fits])
+    if se == "jackknife":
+        single = [f for f in fits if np.count_nonzero(f.omega) == 1]
+        if single:
+            raise InvalidOptionError(
+                f"{FUNC}: se='jackknife' holds the unit weights fixed, and the cohort adopting at "
+                f"{fmt_value(design.period_labels[single[0].period])} puts all its weight on one control: leaving "
+                f"it out leaves no synthetic control (synthdid returns NA). Fix: use se='placebo' or 'bootstrap'."
+            )
+        if method == "sc":
+            notes.append("The jackknife is not recommended for synthetic control (Arkhangelsky et al. 2021, "
+                         "section 5): its fixed-weights variance ignores the weights' selection.")
     work = WideDesign(Y=Y, X=X, labels=design.labels, order=design.order, N0=design.N0, cohorts=design.cohorts,
                       cohort_of=design.cohort_of, period_labels=design.period_labels)
     return _assemble(panel, work, fits, method=method, se=se, n_reps=int(n_reps), seed=seed, cluster=cluster,
