@@ -16,7 +16,7 @@ from didx.estimators.synthdid.fit import CohortFit, combine
 from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest
 from didx.results.base import Inference, Result
 from didx.results.event import EventStudyResult
-from didx.results.render import fmt_num
+from didx.results.render import fmt_num, text_table
 
 
 def _label(v: Any) -> str:
@@ -189,13 +189,16 @@ class SynthDiDResult(Result):
     def _summary_extra(self) -> list[str]:
         d = self._src.design
         out = ["Cohorts (synthdid's dimensions; effective = 1 / sum of squared weights)"]
-        header = "  cohort  N1  N0  N0.effective  T1  T0  T0.effective  noise level  zeta.omega  zeta.lambda"
-        out.append(header)
-        for f, n0e, t0e in zip(self.cohort_fits, self.effective_controls(), self.effective_pre_periods(),
-                               strict=True):
-            out.append(f"  {_label(self._cohort_label(f))}  {f.n_treated}  {d.N0}  {fmt_num(n0e, 3)}  "
-                       f"{f.n_post}  {f.period}  {fmt_num(t0e, 3)}  {fmt_num(f.noise_level)}  "
-                       f"{fmt_num(f.opts.zeta_omega)}  {fmt_num(f.opts.zeta_lambda)}")
+        header = ["cohort", "N1", "N0", "N0.effective", "T1", "T0", "T0.effective", "noise level", "zeta.omega",
+                  "zeta.lambda", "ATT weight"]
+        share = np.array([f.n_treated * f.n_post for f in self.cohort_fits], dtype=np.float64)
+        share /= share.sum()
+        rows = [[_label(self._cohort_label(f)), str(f.n_treated), str(d.N0), fmt_num(n0e, 3), str(f.n_post),
+                 str(f.period), fmt_num(t0e, 3), fmt_num(f.noise_level), fmt_num(f.opts.zeta_omega),
+                 fmt_num(f.opts.zeta_lambda), fmt_num(w, 4)]
+                for f, n0e, t0e, w in zip(self.cohort_fits, self.effective_controls(), self.effective_pre_periods(),
+                                          share, strict=True)]
+        out.extend("  " + ln for ln in text_table(header, rows).splitlines())
         for f in self.cohort_fits:
             top = np.argsort(-f.omega, kind="stable")[:5]
             names = ", ".join(f"{_label(d.labels[i])} {f.omega[i]:.3f}" for i in top if f.omega[i] > 0)
