@@ -100,6 +100,8 @@ def plot_trajectories(res: SynthDiDResult, ax: Any = None, *, cohort: Any = None
         a_ax.set_title(f"{res.estimator}, cohort {label}: {fit.estimate:.4g}" if len(res.cohort_fits) > 1
                        else f"{res.estimator}: {fit.estimate:.4g}")
         a_ax.legend(loc="best", fontsize="small")
+    if ax is None:
+        axes[0].figure.tight_layout()
     return out
 
 
@@ -127,4 +129,6 @@ def plot_unit_weights(res: SynthDiDResult, ax: Any = None, *, cohort: Any = None
                 a_ax.axhline(fit.estimate + s * se, color="black", alpha=0.5, lw=0.8)
         a_ax.set_xticks(x, [str(lab) for lab in d.labels[:N0]], rotation=90, fontsize="x-small")
         a_ax.set_title(f"unit weights, cohort {d.period_labels[T0]}")
+    if ax is None:
+        axes[0].figure.tight_layout()
     return out
