@@ -321,3 +321,22 @@ def test_plots_return_axes(sdid: didx.SynthDiDResult) -> None:
     with pytest.raises(didx.InvalidOptionError, match="'ax' parameter"):
         sdid.plot(ax="x")
     plt.close("all")
+
+
+def test_shared_gram_placebo_solver_equals_the_block_solver(sdid: didx.SynthDiDResult) -> None:
+    """The placebo's unit weights from one shared Gram matrix equal synthdid's solver run on each replication's
+    own block (the same Frank-Wolfe iterates, up to rounding)."""
+    from didx.estimators.synthdid.core import fit_block, placebo_weights
+    from didx.estimators.synthdid.fit import sum_normalize
+
+    d, f = sdid.design_matrix, sdid.cohort_fits[0]
+    rng = np.random.default_rng(0)
+    perms = np.argsort(rng.random((4, d.N0)), axis=1)
+    ctrl, tr = perms[:, :-1], perms[:, -1:]
+    om0 = sum_normalize(f.omega[ctrl])
+    om, lam = placebo_weights(d.Y, d.N0, f.period, ctrl, tr, f.opts, om0, np.broadcast_to(f.lam, (4, f.period)))
+    for r in range(4):
+        block = fit_block(d.Y[np.concatenate([ctrl[r], tr[r]])], d.N0 - 1, f.period, f.opts, omega=om0[r],
+                          lam=f.lam)
+        np.testing.assert_allclose(om[r], block.omega[0], atol=1e-10)
+        np.testing.assert_allclose(lam[r], block.lam[0], atol=1e-10)
