@@ -120,20 +120,30 @@ def fit_block_covariates(Y: np.ndarray, X: np.ndarray, N0: int, T0: int, opts: B
     """
     p = X.shape[2]
     Yc = collapsed(Y, N0, T0)
-    Xc = np.stack([collapsed(X[:, :, j], N0, T0) for j in range(p)], axis=2) if p else np.zeros((*Yc.shape, 0))
+    Xc = np.stack([collapsed(X[:, :, j], N0, T0) for j in range(p)]) if p else np.zeros((0, *Yc.shape))
     lam_w = np.full(T0, 1.0 / T0) if lam is None else np.asarray(lam, dtype=np.float64).copy()
     om_w = np.full(N0, 1.0 / N0) if omega is None else np.asarray(omega, dtype=np.float64).copy()
     beta = np.zeros(p)
     z2l, z2o = opts.zeta_lambda ** 2, opts.zeta_omega ** 2
+    # the two regressions' matrices are linear in beta (centring is linear): Y_l(beta) = Yl0 - Xl beta, etc.
+    Yl0, Xl = Yc[:N0], Xc[:, :N0]
+    Yo0, Xo = Yc[:, :T0].T, np.swapaxes(Xc[:, :, :T0], 1, 2)
+    if opts.lambda_intercept:
+        Yl0, Xl = center_columns(Yl0), center_columns(Xl)
+    if opts.omega_intercept:
+        Yo0, Xo = center_columns(Yo0), center_columns(Xo)
+    Xl = np.ascontiguousarray(np.moveaxis(Xl, 0, -1))
+    Xo = np.ascontiguousarray(np.moveaxis(Xo, 0, -1))
+    X_top = np.ascontiguousarray(Xc[:, :N0, :])  # (p, N0, T0+1), uncentred, for the gradient
+    X_pre = np.ascontiguousarray(np.swapaxes(Xc[:, :, :T0], 1, 2))  # (p, T0, N0+1)
 
-    def step(Yb: np.ndarray, lam_w: np.ndarray, om_w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray,
-                                                                          np.ndarray, np.ndarray]:
-        Yl = center_columns(Yb[:N0, :]) if opts.lambda_intercept else Yb[:N0, :]
+    def step(beta: np.ndarray, lam_w: np.ndarray, om_w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray,
+                                                                            np.ndarray, np.ndarray]:
+        Yl = Yl0 - Xl @ beta
         if opts.update_lambda:
             lam_w = fw_step(Yl[:, :T0], lam_w, Yl[:, T0], N0 * z2l)
         err_l = Yl[:, :T0] @ lam_w - Yl[:, T0]
-        Yo = Yb[:, :T0].T
-        Yo = center_columns(Yo) if opts.omega_intercept else Yo
+        Yo = Yo0 - Xo @ beta
         if opts.update_omega:
             om_w = fw_step(Yo[:, :N0], om_w, Yo[:, N0], T0 * z2o)
         err_o = Yo[:, :N0] @ om_w - Yo[:, N0]
@@ -141,17 +151,16 @@ def fit_block_covariates(Y: np.ndarray, X: np.ndarray, N0: int, T0: int, opts: B
                + float(err_l @ err_l) / N0)
         return val, lam_w, om_w, err_l, err_o
 
-    val, lam_w, om_w, err_l, err_o = step(Yc, lam_w, om_w)
+    val, lam_w, om_w, err_l, err_o = step(beta, lam_w, om_w)
     vals: list[float] = []
     t = 0
     while t < opts.max_iter and (t < 2 or abs(vals[t - 2] - vals[t - 1]) > opts.min_decrease ** 2):
         t += 1
         lam1 = np.append(lam_w, -1.0)
         om1 = np.append(om_w, -1.0)
-        grad = np.array([-(err_l @ Xc[:N0, :, j] @ lam1 / N0 + err_o @ Xc[:, :T0, j].T @ om1 / T0)
-                         for j in range(p)])
+        grad = -((X_top @ lam1) @ err_l / N0 + (X_pre @ om1) @ err_o / T0)
         beta = beta - grad / t
-        val, lam_w, om_w, err_l, err_o = step(Yc - Xc @ beta, lam_w, om_w)
+        val, lam_w, om_w, err_l, err_o = step(beta, lam_w, om_w)
         vals.append(val)
     Yb = Y - X @ beta
     est = block_estimate(Yb[None], N0, T0, om_w[None], lam_w[None])
