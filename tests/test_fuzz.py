@@ -106,6 +106,8 @@ SPECS = [
     Spec("stacked", STAGGERED, {**STAG, "window": (-1, 1)}, covariates=None, ssc=True, vcov=True,
          options={"window": 3}),
     Spec("ddd", STAGGERED_DDD, {**STAG, "partition": "elig"}, options={"method": 5}),
+    Spec("synthdid", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d"}, weights=False,
+         cohort=False, options={"n_reps": "many"}),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 

@@ -94,6 +94,10 @@ CASES: dict[str, Case] = {
     "ddd": Case("ddd", SIM_DDD, lambda **o: didx.ddd(SIM_DDD, **COLS, partition="eligible", **o)),
     "ddd.dynamic": Case("ddd", SIM_DDD, lambda **o: didx.ddd(SIM_DDD, **COLS, partition="eligible", **o)
                         .aggregate("dynamic")),
+    # synthdid's covariance is its replications: a bootstrap re-drawn by clusters of units (uniform weights: fast)
+    "synthdid": Case("synthdid", SIM, lambda **o: didx.synthdid(SIM, y="y", unit="unit", time="time", treat="d",
+                                                                method="did", se="bootstrap", n_reps=30, seed=1,
+                                                                **o)),
 }
 
 NOT_ON_CONTRACT: set[str] = set()  # every estimator of the registry is on the covariance contract

@@ -80,6 +80,11 @@ PRE_PERIOD: dict[str, str] = {
         "delta_k relative to the reference period -1 within each sub-experiment (a cohort and its clean controls "
         "observed over the whole window), averaged with the cohorts' treated shares (WFH corrective weights)."
     ),
+    "synthdid": (
+        "synthetic DiD effect curve: at event time e < 0 the gap between the treated mean and the synthetic "
+        "control at period a+e minus its lambda-weighted pre-period average (the time weights make that average "
+        "0), averaged over cohorts a with weights N1 (Clarke et al. 2023); no reference period is normalised."
+    ),
 }
 
 EventStudyKind = Literal["always", "option", "aggregate"]
@@ -235,6 +240,8 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
     EstimatorSpec("stacked", f"{_R}.stacked:stacked", ("StackedResult",), "Stacked (WFH weights)",
                   event_study="always", comparison="stacked", pre_period="stacked", weights=True,
                   from_panel=PanelEntry(f"{_R}.stacked:from_panel", require_control="none")),
+    EstimatorSpec("synthdid", "didx.estimators.synthdid.estimator:synthdid", ("SynthDiDResult",),
+                  "Synthetic DiD", event_study="aggregate", pre_period="synthdid", covariates=True),
 )}
 """Every estimator, by public name, in the order the command line and the comparison list them."""
 
