@@ -1,0 +1,228 @@
+"""HonestDiD's README (Medicaid expansion, ``ehec``) reproduced from the raw data with didx itself.
+
+Every number here starts from ``didx.datasets.load("ehec")`` (the README's ``ehec_data.dta``): the estimator's
+event study (Sun-Abraham, Callaway-Sant'Anna, TWFE) is compared with the coefficients and covariance the README
+passed to HonestDiD (1e-6 relative), then ``didx.honest_did`` on that result with the README's relative-magnitude
+(C-LF) intervals (1e-3, issue 15). References and their provenance: ``tests/reference/honestdid_staggered.json``.
+
+The README's own runs: the Sun-Abraham and Callaway-Sant'Anna chunks pass ``gridPoints = 100`` (the CS one through
+HonestDiD's ``honest_did.AGGTEobj``, whose default it is); didx's default grid has HonestDiD's 1000 points.
+
+Two C-LF references of the same CS inputs exist in the README's knitr cache: the 2023 run (stale chunk 9) and the
+2024 run (chunk 12). didx reproduces the 2023 run to rounding. The 2024 chunks (12: CS, 10: Sun-Abraham) are not
+test inversions on HonestDiD's grid ``seq(-20 sd, 20 sd, length.out = gridPoints)`` (the only grid of every HonestDiD
+version since 2021): their bounds lie on no regular grid, they differ from the 2023 run of the same inputs by up
+to 1.9e-3, and the Sun-Abraham ``Mbar = 2`` upper bound (0.161) lies beyond the grid's end (20 sd = 0.132). The
+bounds among them that differ from didx's by more than 1e-3 are strict xfails for that reason.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from didx.sensitivity.honest import _r_normal_draws
+
+REF = json.loads((Path(__file__).parent / "reference" / "honestdid_staggered.json").read_text())
+RTOL = 1e-6  # coefficients, covariances, FLCI (issue 15)
+CLF_TOL = 1e-3  # C-LF bounds (issue 15)
+MBAR = [0.5, 1.0, 1.5, 2.0]
+
+
+@contextmanager
+def _grid_points(n: int) -> Iterator[dict[str, Any]]:
+    """Keyword arguments for ``honest_did`` that give HonestDiD's ``gridPoints = n``: ``grid_points=n`` where
+    ``honest_did`` takes it (issue 15's API); until then the module constant of the C-LF grid, restored after."""
+    if "grid_points" in inspect.signature(didx.honest_did).parameters:
+        yield {"grid_points": n}
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("didx.sensitivity._arp.GRID_POINTS", n)
+        yield {}
+
+
+def _finite_non_reference(es: Any) -> np.ndarray:
+    et = es.event_times
+    return np.flatnonzero(np.isfinite(et) & ~np.isin(et, es.reference_periods))
+
+
+@pytest.fixture(scope="module")
+def ehec() -> pd.DataFrame:
+    return didx.datasets.load("ehec")
+
+
+# ---- Sun-Abraham on the staggered sample (README chunk 10) ----------------------------------------------------
+@pytest.fixture(scope="module")
+def sunab(ehec: pd.DataFrame) -> Any:
+    # fixest: sunab(year_treated, year) with year_treated = Inf for the never treated, | stfips + year, clustered
+    return didx.sun_abraham(ehec, y="dins", unit="stfips", time="year", cohort="yexp2", cluster="stfips")
+
+
+@pytest.fixture(scope="module")
+def sunab_rm(sunab: Any) -> Any:
+    with _grid_points(100) as kw:
+        return didx.honest_did(sunab, restriction="relative_magnitude", M=MBAR, target="first", **kw)
+
+
+def test_sunab_event_study_matches_fixest(sunab: Any) -> None:
+    ref = REF["sunab"]
+    idx = _finite_non_reference(sunab)
+    np.testing.assert_array_equal(sunab.event_times[idx], ref["event_time"])
+    assert sunab.reference_periods == (-1.0,)
+    np.testing.assert_allclose(sunab.coef[idx], ref["beta"], rtol=RTOL)
+    np.testing.assert_allclose(sunab.vcov_matrix[np.ix_(idx, idx)], ref["sigma"], rtol=RTOL)
+    np.testing.assert_allclose(sunab.std_errors[idx], ref["std_error"], rtol=RTOL)
+
+
+def test_sunab_original_interval(sunab_rm: Any) -> None:
+    o, ref = sunab_rm.original, REF["sunab"]["original"]
+    np.testing.assert_allclose([o.conf_low, o.conf_high], [ref["lb"], ref["ub"]], rtol=RTOL)
+
+
+_SUNAB_OFF = {  # (Mbar, bound) -> |didx - README| with gridPoints = 100, beyond 1e-3
+    (1.0, "ub"): "1.1e-3", (1.5, "lb"): "1.4e-3", (1.5, "ub"): "2.8e-3",
+    (2.0, "ub"): "2.9e-2: the README's 0.161 lies beyond the end of HonestDiD's grid (20 sd = 0.1317)",
+}
+
+
+def _bound_cases(off: dict[tuple[float, str], str], what: str) -> list[Any]:
+    cases = []
+    for i, mbar in enumerate(MBAR):
+        for bound in ("lb", "ub"):
+            reason = off.get((mbar, bound))
+            marks = [pytest.mark.xfail(strict=True, reason=f"{what} 2024 README run, off by {reason}: not a point of "
+                                       "HonestDiD's grid (see the module docstring)")] if reason else []
+            cases.append(pytest.param(i, bound, marks=marks, id=f"Mbar={mbar:g}-{bound}"))
+    return cases
+
+
+@pytest.mark.parametrize(("i", "bound"), _bound_cases(_SUNAB_OFF, "Sun-Abraham"))
+def test_sunab_relative_magnitudes(sunab_rm: Any, i: int, bound: str) -> None:
+    ref = REF["sunab"]["relative_magnitude_clf"][i]
+    assert sunab_rm.M[i] == ref["Mbar"]
+    got = sunab_rm.conf_low[i] if bound == "lb" else sunab_rm.conf_high[i]
+    assert abs(got - ref[bound]) < CLF_TOL
+
+
+def test_sunab_raw_inputs_give_the_same_intervals(sunab: Any, sunab_rm: Any) -> None:
+    ref = REF["sunab"]
+    with _grid_points(100) as kw:
+        raw = didx.honest_did(beta=ref["beta"], sigma=ref["sigma"], event_time=ref["event_time"], reference=-1,
+                              restriction="relative_magnitude", M=[1.0], target="first", **kw)
+    # R's inputs and didx's agree to ~1e-12: the same grid points are accepted (the grid scales with the sd)
+    np.testing.assert_allclose([raw.conf_low[0], raw.conf_high[0]], [sunab_rm.conf_low[1], sunab_rm.conf_high[1]],
+                               rtol=1e-9)
+
+
+# ---- Callaway-Sant'Anna on the staggered sample (README chunk 12) ---------------------------------------------
+@pytest.fixture(scope="module")
+def cs(ehec: pd.DataFrame) -> Any:
+    # did::att_gt(gname = yexp2 with NA -> 3000, control_group = "notyettreated", base_period = "universal")
+    data = ehec.assign(yexp2=ehec["yexp2"].fillna(3000))
+    return didx.att_gt(data, y="dins", unit="stfips", time="year", cohort="yexp2", control_group="not_yet",
+                       base_period="universal")
+
+
+@pytest.fixture(scope="module")
+def cs_es(cs: Any) -> Any:
+    return cs.aggregate("dynamic", min_e=-5, max_e=5)
+
+
+@pytest.fixture(scope="module")
+def cs_rm(cs_es: Any) -> Any:
+    with _grid_points(100) as kw:
+        return didx.honest_did(cs_es, restriction="relative_magnitude", M=MBAR, target=0, **kw)
+
+
+def test_cs_att_gt_matches_did(cs: Any) -> None:
+    tb = cs.tidy()
+    tb = tb[np.isfinite(tb["group"])]
+    got = {(int(g), int(t)): est for g, t, est in zip(tb["group"], tb["time"], tb["estimate"], strict=True)}
+    ref = {(r["group"], r["t"]): r["att"] for r in REF["cs"]["attgt"]}
+    assert set(got) == set(ref)
+    keys = sorted(ref)
+    # ATT(g, g-1) is 0 by construction (universal base period): compare with an absolute floor
+    np.testing.assert_allclose([got[k] for k in keys], [ref[k] for k in keys], rtol=RTOL, atol=1e-15)
+
+
+def test_cs_event_study_matches_did(cs_es: Any) -> None:
+    ref = REF["cs"]
+    et = np.asarray(ref["es_event_time"], dtype=float)
+    idx = _finite_non_reference(cs_es)
+    assert cs_es.reference_periods == (-1.0,)
+    np.testing.assert_array_equal(cs_es.event_times[idx], et[et != -1])
+    np.testing.assert_allclose(cs_es.coef[idx], ref["beta"], rtol=RTOL)
+    # the covariance HonestDiD's honest_did builds from the influence functions (analytic): didx's own
+    np.testing.assert_allclose(cs_es.vcov_matrix[np.ix_(idx, idx)], ref["sigma"], rtol=RTOL)
+    overall = np.flatnonzero(~np.isfinite(cs_es.event_times))
+    np.testing.assert_allclose(cs_es.coef[overall], [ref["overall_att"]], rtol=RTOL)
+
+
+def test_cs_original_interval(cs_rm: Any) -> None:
+    o, ref = cs_rm.original, REF["cs"]["original"]
+    np.testing.assert_allclose([o.conf_low, o.conf_high], [ref["lb"], ref["ub"]], rtol=RTOL)
+
+
+def test_cs_relative_magnitudes_match_the_2023_run_exactly(cs_rm: Any) -> None:
+    # the README's CS chunk as cached in 2023 (same call, same inputs): bounds on the 100-point grid, reproduced
+    ref = REF["cs"]["relative_magnitude_clf_2023"]
+    assert list(cs_rm.M) == [r["Mbar"] for r in ref]
+    np.testing.assert_allclose(cs_rm.conf_low, [r["lb"] for r in ref], rtol=1e-9)
+    np.testing.assert_allclose(cs_rm.conf_high, [r["ub"] for r in ref], rtol=1e-9)
+
+
+_CS_OFF = {(0.5, "lb"): "1.2e-3", (0.5, "ub"): "1.8e-3", (1.0, "lb"): "1.9e-3"}
+
+
+@pytest.mark.parametrize(("i", "bound"), _bound_cases(_CS_OFF, "Callaway-Sant'Anna"))
+def test_cs_relative_magnitudes(cs_rm: Any, i: int, bound: str) -> None:
+    ref = REF["cs"]["relative_magnitude_clf"][i]
+    assert cs_rm.M[i] == ref["Mbar"]
+    got = cs_rm.conf_low[i] if bound == "lb" else cs_rm.conf_high[i]
+    assert abs(got - ref[bound]) < CLF_TOL
+
+
+def test_cs_varying_base_period_is_refused_with_the_fix(ehec: pd.DataFrame) -> None:
+    # HonestDiD's honest_did.AGGTEobj stops: "Use a universal base period for honest_did"; didx says why and how
+    data = ehec.assign(yexp2=ehec["yexp2"].fillna(3000))
+    es = didx.att_gt(data, y="dins", unit="stfips", time="year", cohort="yexp2",
+                     control_group="not_yet").aggregate("dynamic", min_e=-5, max_e=5)
+    with pytest.raises(didx.DesignError, match="base_period='universal'"):
+        didx.honest_did(es, M=[0.01])
+
+
+# ---- TWFE on the non-staggered sample (README chunks 3-8), from the raw data ----------------------------------
+def _nonstaggered(ehec: pd.DataFrame) -> pd.DataFrame:
+    df = ehec[(ehec["year"] < 2016) & (ehec["yexp2"].isna() | (ehec["yexp2"] != 2015))].copy()
+    df["cohort"] = np.where(df["yexp2"] == 2014, 2014.0, np.nan)
+    return df
+
+
+def test_twfe_original_interval_of_the_average(ehec: pd.DataFrame) -> None:
+    es = didx.event_study(_nonstaggered(ehec), y="dins", unit="stfips", time="year", cohort="cohort",
+                          cluster="stfips")
+    res = didx.honest_did(es, M=[0.0], target="average")
+    ref = REF["twfe_nonstaggered"]["original_average"]
+    np.testing.assert_allclose([res.original.conf_low, res.original.conf_high], [ref["lb"], ref["ub"]], rtol=RTOL)
+
+
+def test_twfe_with_the_readme_fake_control(ehec: pd.DataFrame) -> None:
+    # set.seed(0); df$control <- rnorm(NROW(df)): R's draws, regenerated exactly, in the rows' order
+    df = _nonstaggered(ehec)
+    df["control"] = _r_normal_draws(0, len(df))
+    es = didx.event_study(df, y="dins", unit="stfips", time="year", cohort="cohort", cluster="stfips",
+                          covariates="control")
+    ref = REF["twfe_nonstaggered"]["with_fake_control"]
+    idx = _finite_non_reference(es)
+    np.testing.assert_array_equal(es.event_times[idx], [-6, -5, -4, -3, -2, 0, 1])
+    np.testing.assert_allclose(es.coef[idx], ref["betahat"], rtol=RTOL)
+    np.testing.assert_allclose(es.vcov_matrix[np.ix_(idx, idx)], ref["sigma"], rtol=RTOL)
