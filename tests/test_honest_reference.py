@@ -226,3 +226,26 @@ def test_twfe_with_the_readme_fake_control(ehec: pd.DataFrame) -> None:
     np.testing.assert_array_equal(es.event_times[idx], [-6, -5, -4, -3, -2, 0, 1])
     np.testing.assert_allclose(es.coef[idx], ref["betahat"], rtol=RTOL)
     np.testing.assert_allclose(es.vcov_matrix[np.ix_(idx, idx)], ref["sigma"], rtol=RTOL)
+
+
+# ---- any reference period ---------------------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="bug in didx.sensitivity (not this file's to fix): with reference -2, event "
+                   "time -1 lies between the reference and 0, and honest_did counts it as a pre-period placed before "
+                   "the reference (pre = event times < 0), so the constraint layout is wrong and the interval silently "
+                   "differs (M=0.01: [0.0154, 0.0757] vs HonestDiD's layout [-0.0325, 0.0286]); HonestDiD's layout "
+                   "(LW example: reference -2, -1 is its first post period) or a clear error is expected")
+def test_reference_before_an_anticipation_period(ehec: pd.DataFrame) -> None:
+    es = didx.event_study(_nonstaggered(ehec), y="dins", unit="stfips", time="year", cohort="cohort",
+                          cluster="stfips", ref=-2)
+    idx = _finite_non_reference(es)
+    # HonestDiD numbers periods by position: numPrePeriods = the 4 before the reference, numPostPeriods = 3 after;
+    # shifting every event time by +1 puts the reference at -1 with that layout
+    honest = didx.honest_did(beta=es.coef[idx], sigma=es.vcov_matrix[np.ix_(idx, idx)],
+                             event_time=es.event_times[idx] + 1, reference=-1, M=[0.01])
+    assert honest.pre_event_times == (-5.0, -4.0, -3.0, -2.0)
+    try:
+        got = didx.honest_did(es, M=[0.01])
+    except didx.DidxError:
+        return  # a clear refusal is acceptable too
+    np.testing.assert_allclose([got.conf_low[0], got.conf_high[0]], [honest.conf_low[0], honest.conf_high[0]],
+                               rtol=1e-9)
