@@ -6,9 +6,10 @@ the trend violation: parallel trends after treatment) the interval contains the 
 not shrink as ``M`` grows, and a linear trend (zero at the reference) added to the coefficients leaves every
 smoothness interval unchanged (linear trends are unrestricted under ``Delta^SD`` and the FLCI is unbiased for them);
 the result passed as such and its raw ``beta/sigma/event_time/reference`` give identical intervals; the summary
-carries the estimator's pre-period meaning. Event studies whose leads are not deviations from a reference period
-(Callaway-Sant'Anna with the varying base period, BJS imputation's pre-trend coefficients) are refused with the
-fix. ``test_every_event_study_estimator_has_a_case`` fails when an estimator with an event study is added to the
+carries the estimator's pre-period meaning; ``pretrend_power`` at the slope of ``slope_for_power(0.5)`` has
+power 0.5. Event studies whose leads are not deviations from a reference period (Callaway-Sant'Anna with the
+varying base period, BJS imputation's pre-trend coefficients) are refused with the fix.
+``test_every_event_study_estimator_has_a_case`` fails when an estimator with an event study is added to the
 registry without a case here.
 """
 
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import didx
@@ -151,7 +151,17 @@ def test_leads_without_a_reference_are_refused_with_the_fix(name: str) -> None:
         with pytest.raises(didx.DesignError, match="no reference period") as err:
             didx.honest_did(es, restriction=restriction, M=[1.0])
         assert fix in str(err.value), str(err.value)
+    with pytest.raises(didx.DesignError, match="no reference period"):
+        didx.pretrend_power(es, slope=0.01)
 
 
-def test_cases_share_one_dataset() -> None:
-    assert isinstance(MPDTA, pd.DataFrame) and len(MPDTA) == 2500
+def test_pretrend_power(fitted: tuple[str, EventStudyResult]) -> None:
+    # the slope the pre-test detects half the time is detected half the time, from the result and the raw inputs
+    name, es = fitted
+    slope = didx.slope_for_power(es, target_power=0.5)
+    assert np.isfinite(slope) and slope > 0, name
+    res = didx.pretrend_power(es, slope=slope)
+    assert res.power == pytest.approx(0.5, abs=1e-6), name
+    raw = didx.pretrend_power(**_raw(es), slope=slope)
+    assert (raw.power, raw.bayes_factor, raw.likelihood_ratio) == (res.power, res.bayes_factor,
+                                                                   res.likelihood_ratio), name
