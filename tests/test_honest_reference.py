@@ -8,12 +8,15 @@ passed to HonestDiD (1e-6 relative), then ``didx.honest_did`` on that result wit
 The README's own runs: the Sun-Abraham and Callaway-Sant'Anna chunks pass ``gridPoints = 100`` (the CS one through
 HonestDiD's ``honest_did.AGGTEobj``, whose default it is); didx's default grid has HonestDiD's 1000 points.
 
-Two C-LF references of the same CS inputs exist in the README's knitr cache: the 2023 run (stale chunk 9) and the
-2024 run (chunk 12). didx reproduces the 2023 run to rounding. The 2024 chunks (12: CS, 10: Sun-Abraham) are not
-test inversions on HonestDiD's grid ``seq(-20 sd, 20 sd, length.out = gridPoints)`` (the only grid of every HonestDiD
-version since 2021): their bounds lie on no regular grid, they differ from the 2023 run of the same inputs by up
-to 1.9e-3, and the Sun-Abraham ``Mbar = 2`` upper bound (0.161) lies beyond the grid's end (20 sd = 0.132). The
-bounds among them that differ from didx's by more than 1e-3 are strict xfails for that reason.
+The relative-magnitude (C-LF) bounds are points of the grid the test is inverted on, so they are reproduced
+exactly once the grid is HonestDiD's. Two grids occur in the README's knitr cache. The 2023 run of the CS chunk
+(stale chunk 9) used HonestDiD's grid ``seq(-20 sd, 20 sd, length.out = gridPoints)`` (master, 0.2.8), didx's
+default. The 2024 runs (chunks 4, 7, 10, 12) were knit with the unmerged branch ``issue_grid`` of HonestDiD
+(888de5e, "Fixed grid to match Stata's improvement"), whose grid is centred at the estimate with half-width
+``Mbar * sum_t t |l_t| * maxpre + 20 sd`` (moderndid uses it too). didx's C-LF test reproduces every bound of both
+to ~1e-16 on the respective grid (``test_*_on_the_readme_grid``; through ``honest_did(grid_lb=, grid_ub=)`` once it
+takes grid bounds, until then through the C-LF module's polyhedra). With didx's default grid the 2024 bounds
+differ by up to a grid step; those beyond the issue's 1e-3 are strict xfails.
 """
 
 from __future__ import annotations
@@ -48,6 +51,36 @@ def _grid_points(n: int) -> Iterator[dict[str, Any]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("didx.sensitivity._arp.GRID_POINTS", n)
         yield {}
+
+
+def _readme_grid_interval(es: Any, mbar: float, target: Any, points: int) -> tuple[float, float]:
+    """The C-LF interval on the grid of the README's 2024 runs (HonestDiD branch ``issue_grid``, 888de5e): centred
+    at the estimate ``l' b_post``, half-width ``Mbar * sum_t t |l_t| * maxpre + 20 sd``, ``maxpre`` the largest
+    absolute first difference of ``(b_pre, 0)``."""
+    raw = didx.honest_did(es, M=[0.0], target=target)  # the ordered inputs and the target's weights
+    assert raw._fit is not None
+    b, S, n_pre, l_vec = raw._fit.beta, raw._fit.sigma, raw._fit.n_pre, raw._fit.l_vec
+    sd = float(np.sqrt(l_vec @ S[n_pre:, n_pre:] @ l_vec))
+    maxpre = float(np.max(np.abs(np.diff(np.append(b[:n_pre], 0.0)))))
+    centre = float(l_vec @ b[n_pre:])
+    half = mbar * float(np.arange(1, l_vec.size + 1) @ np.abs(l_vec)) * maxpre + 20.0 * sd
+    lo_end, hi_end = centre - half, centre + half
+    if {"grid_lb", "grid_ub"} <= set(inspect.signature(didx.honest_did).parameters):
+        res = didx.honest_did(es, restriction="relative_magnitude", M=[mbar], target=target, grid_points=points,
+                              grid_lb=lo_end, grid_ub=hi_end)
+        return res.conf_low[0], res.conf_high[0]
+    # until honest_did takes grid bounds: the same test, polyhedron by polyhedron, on that grid
+    from didx.sensitivity import _arp
+    from didx.sensitivity.honest import N_SIMS
+
+    grid = np.linspace(lo_end, hi_end, points)
+    polys = [_arp._Polyhedron(b, S, n_pre, l_vec, _arp.rm_matrix(n_pre, l_vec.size, mbar, s, positive), grid, 0.05,
+                              _r_normal_draws(0, N_SIMS))
+             for s in range(-(n_pre - 1), 1) for positive in (True, False)]
+    candidates = np.flatnonzero(np.any([p.candidate for p in polys], axis=0))
+    lo = next(int(i) for i in candidates if any(p.accepts(int(i)) for p in polys))
+    hi = next(int(i) for i in candidates[::-1] if any(p.accepts(int(i)) for p in polys))
+    return float(grid[lo]), float(grid[hi])
 
 
 def _finite_non_reference(es: Any) -> np.ndarray:
@@ -88,9 +121,9 @@ def test_sunab_original_interval(sunab_rm: Any) -> None:
     np.testing.assert_allclose([o.conf_low, o.conf_high], [ref["lb"], ref["ub"]], rtol=RTOL)
 
 
-_SUNAB_OFF = {  # (Mbar, bound) -> |didx - README| with gridPoints = 100, beyond 1e-3
+_SUNAB_OFF = {  # (Mbar, bound) -> |didx - README| with gridPoints = 100 on didx's (HonestDiD master's) grid
     (1.0, "ub"): "1.1e-3", (1.5, "lb"): "1.4e-3", (1.5, "ub"): "2.8e-3",
-    (2.0, "ub"): "2.9e-2: the README's 0.161 lies beyond the end of HonestDiD's grid (20 sd = 0.1317)",
+    (2.0, "ub"): "2.9e-2 (0.161 lies beyond the end of HonestDiD master's grid, 20 sd = 0.1317)",
 }
 
 
@@ -99,8 +132,10 @@ def _bound_cases(off: dict[tuple[float, str], str], what: str) -> list[Any]:
     for i, mbar in enumerate(MBAR):
         for bound in ("lb", "ub"):
             reason = off.get((mbar, bound))
-            marks = [pytest.mark.xfail(strict=True, reason=f"{what} 2024 README run, off by {reason}: not a point of "
-                                       "HonestDiD's grid (see the module docstring)")] if reason else []
+            marks = [pytest.mark.xfail(strict=True, reason=f"{what} 2024 README run, off by {reason}: it ran on the "
+                                       "grid of HonestDiD's branch issue_grid (centred at the estimate, widened with "
+                                       "Mbar), reproduced exactly by test_*_on_the_readme_grid; honest_did has no "
+                                       "grid-bounds option yet")] if reason else []
             cases.append(pytest.param(i, bound, marks=marks, id=f"Mbar={mbar:g}-{bound}"))
     return cases
 
@@ -111,6 +146,13 @@ def test_sunab_relative_magnitudes(sunab_rm: Any, i: int, bound: str) -> None:
     assert sunab_rm.M[i] == ref["Mbar"]
     got = sunab_rm.conf_low[i] if bound == "lb" else sunab_rm.conf_high[i]
     assert abs(got - ref[bound]) < CLF_TOL
+
+
+@pytest.mark.parametrize("i", range(len(MBAR)))
+def test_sunab_relative_magnitudes_on_the_readme_grid(sunab: Any, i: int) -> None:
+    ref = REF["sunab"]["relative_magnitude_clf"][i]
+    got = _readme_grid_interval(sunab, ref["Mbar"], "first", 100)
+    np.testing.assert_allclose(got, [ref["lb"], ref["ub"]], rtol=1e-9)
 
 
 def test_sunab_raw_inputs_give_the_same_intervals(sunab: Any, sunab_rm: Any) -> None:
@@ -180,6 +222,13 @@ def test_cs_relative_magnitudes_match_the_2023_run_exactly(cs_rm: Any) -> None:
     np.testing.assert_allclose(cs_rm.conf_high, [r["ub"] for r in ref], rtol=1e-9)
 
 
+@pytest.mark.parametrize("i", range(len(MBAR)))
+def test_cs_relative_magnitudes_on_the_readme_grid(cs_es: Any, i: int) -> None:
+    ref = REF["cs"]["relative_magnitude_clf"][i]
+    got = _readme_grid_interval(cs_es, ref["Mbar"], 0, 100)
+    np.testing.assert_allclose(got, [ref["lb"], ref["ub"]], rtol=1e-9)
+
+
 _CS_OFF = {(0.5, "lb"): "1.2e-3", (0.5, "ub"): "1.8e-3", (1.0, "lb"): "1.9e-3"}
 
 
@@ -213,6 +262,17 @@ def test_twfe_original_interval_of_the_average(ehec: pd.DataFrame) -> None:
     res = didx.honest_did(es, M=[0.0], target="average")
     ref = REF["twfe_nonstaggered"]["original_average"]
     np.testing.assert_allclose([res.original.conf_low, res.original.conf_high], [ref["lb"], ref["ub"]], rtol=RTOL)
+
+
+@pytest.mark.parametrize(("target", "mbar"), [("average", 0.0), ("average", 1.0), ("average", 2.0), ("first", 2.0)])
+def test_twfe_relative_magnitudes_on_the_readme_grid(ehec: pd.DataFrame, target: str, mbar: float) -> None:
+    # README chunks 4 (first) and 7 (average), 1000 grid points; the 1e-3 checks on didx's own grid are in
+    # tests/test_honest_did.py
+    es = didx.event_study(_nonstaggered(ehec), y="dins", unit="stfips", time="year", cohort="cohort",
+                          cluster="stfips")
+    ref = next(r for r in REF["twfe_nonstaggered"][f"relative_magnitude_clf_{target}"] if r["Mbar"] == mbar)
+    got = _readme_grid_interval(es, mbar, target, 1000)
+    np.testing.assert_allclose(got, [ref["lb"], ref["ub"]], rtol=1e-9)
 
 
 def test_twfe_with_the_readme_fake_control(ehec: pd.DataFrame) -> None:
