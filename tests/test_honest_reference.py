@@ -134,8 +134,8 @@ def _bound_cases(off: dict[tuple[float, str], str], what: str) -> list[Any]:
             reason = off.get((mbar, bound))
             marks = [pytest.mark.xfail(strict=True, reason=f"{what} 2024 README run, off by {reason}: it ran on the "
                                        "grid of HonestDiD's branch issue_grid (centred at the estimate, widened with "
-                                       "Mbar), reproduced exactly by test_*_on_the_readme_grid; honest_did has no "
-                                       "grid-bounds option yet")] if reason else []
+                                       "Mbar), reproduced exactly by test_*_on_the_readme_grid; this test uses "
+                                       "honest_did's default grid (HonestDiD 0.2.8's)")] if reason else []
             cases.append(pytest.param(i, bound, marks=marks, id=f"Mbar={mbar:g}-{bound}"))
     return cases
 
