@@ -241,7 +241,7 @@ def test_interval_equals_full_grid_union(ehec_es, kw):
     # the intervals test grid points from the ends inwards only and locate the LF first stage by convexity of eta;
     # they must equal testing every grid point with eta solved at each
     from didx.sensitivity import _methods
-    from didx.sensitivity._arp import Hybrid, Polyhedron
+    from didx.sensitivity._arp import Hybrid, Polyhedron, prepare_lf
     from didx.sensitivity._deltas import post_rows
 
     res = didx.honest_did(ehec_es, **kw)
@@ -258,6 +258,11 @@ def test_interval_equals_full_grid_union(ehec_es, kw):
     for A, d in meth.restr.polyhedra(fit.n_pre, fit.l_vec.size, m):
         poly = Polyhedron(fit.beta, fit.sigma, fit.n_pre, fit.l_vec, A, d, post_rows(A, fit.n_pre), grid, 0.05,
                           hyb, _r_normal_draws(0, 10**6))
+        if hyb.kind == "LF":  # the critical value over all draws, each program solved
+            from didx.sensitivity._arp import _eta_block, _quantile7
+
+            poly.lf_cv = _quantile7(_eta_block(poly.xi, poly.X, poly.sd)[0], 1 - kappa)
         accept |= poly.accept_every_point()
+    prepare_lf([], kappa)
     assert accept.any()
     assert (res.conf_low[0], res.conf_high[0]) == (grid[accept].min(), grid[accept].max())

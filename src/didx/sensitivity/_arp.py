@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize, sparse, special
@@ -40,11 +41,11 @@ from didx._errors import DesignError
 N_LF_SIMS = 1000
 TOL_LAMBDA = 1e-6
 COARSE_STEP = 25
-CHUNK = 12
+CHUNK = 4
 
 # a dual-approach check: yields (c, f) -- "is c a solution of max f'x s.t. W'x = e1, x >= 0?" -- and receives
 # the LP's (value, x)
-_Check = Generator[tuple[float, np.ndarray], tuple[float, np.ndarray], bool]
+_Check = Generator[tuple[float, np.ndarray], tuple[float, np.ndarray], bool]  # noqa: UP040
 
 
 @dataclass(frozen=True)
@@ -140,55 +141,61 @@ def _quantile7(x: np.ndarray, p: float) -> float:
     return float(np.quantile(x, p, method="linear"))
 
 
-def _vlo_vup_dual(eta: float, s_T: np.ndarray, gamma: np.ndarray, sigma: np.ndarray) -> Generator[
-        tuple[float, np.ndarray], tuple[float, np.ndarray], tuple[float, float]]:
-    """HonestDiD ``.vlo_vup_dual_fn``: truncation points by the fixed-point shortcut, then bisection. A generator
-    of the ``c`` values to check (see ``_Check``)."""
-    tol_c = tol_eq = 1e-6
-    gsg = float(gamma @ sigma @ gamma)
-    sig_b = float(np.sqrt(gsg))
-    b = (sigma @ gamma) / gsg
-    eps34 = np.finfo(float).eps ** 0.75
+_Gen = Generator[tuple[float, np.ndarray], tuple[float, np.ndarray], Any]
+TOL_EQ = TOL_C = 1e-6
 
-    def check(c: float) -> Generator[tuple[float, np.ndarray], tuple[float, np.ndarray], tuple[bool, np.ndarray]]:
-        val, x = yield c, s_T + b * c
-        return bool(np.isfinite(val) and abs(c - val) <= tol_eq), x
+
+def _check(c: float, s_T: np.ndarray, b: np.ndarray) -> _Gen:
+    """HonestDiD ``.check_if_solution_helper``: is ``c`` a fixed point of ``max (s_T + b c)'x`` over the dual
+    polytope? Returns ``(ok, x)``."""
+    val, x = yield c, s_T + b * c
+    return bool(np.isfinite(val) and abs(c - val) <= TOL_EQ), x
+
+
+def _dual_bound(eta: float, s_T: np.ndarray, b: np.ndarray, sig_b: float, upper: bool) -> _Gen:
+    """One side of HonestDiD ``.vlo_vup_dual_fn`` (``vup`` or ``vlo``): the fixed-point shortcut from
+    ``+-max(100, 20 sigma_B)`` away, then bisection (tolerance 1e-6)."""
+    eps34 = np.finfo(float).eps ** 0.75
 
     def shortcut(x: np.ndarray) -> float:
         num = float(x @ s_T)
         return (0.0 if abs(num) < eps34 else num) / (1.0 - float(x @ b))
 
-    ok, _ = yield from check(eta)
-    if not ok:
-        return eta, np.inf
-    bounds = []
-    for start, upper in ((max(100.0, eta + 20 * sig_b), True), (min(-100.0, eta - 20 * sig_b), False)):
-        ok, x = yield from check(start)
+    start = max(100.0, eta + 20 * sig_b) if upper else min(-100.0, eta - 20 * sig_b)
+    ok, x = yield from _check(start, s_T, b)
+    if ok:
+        return np.inf if upper else -np.inf
+    dif, iters, mid = 0.0, 1, shortcut(x)
+    while True:
+        ok, x = yield from _check(mid, s_T, b)
         if ok:
-            bounds.append(np.inf if upper else -np.inf)
-            continue
-        dif, iters, mid = 0.0, 1, shortcut(x)
-        while True:
-            ok, x = yield from check(mid)
-            if ok:
-                break
-            iters += 1
-            if iters >= 10:
-                dif = tol_c + 1
-                break
-            mid = shortcut(x)
-        lo, hi = (eta, mid) if upper else (mid, eta)
-        while dif > tol_c and iters < 10000:
-            iters += 1
-            mid = (lo + hi) / 2
-            inside, _ = yield from check(mid)
-            if upper:
-                lo, hi = (mid, hi) if inside else (lo, mid)
-            else:
-                lo, hi = (lo, mid) if inside else (mid, hi)
-            dif = hi - lo
-        bounds.append(mid)
-    return bounds[1], bounds[0]
+            break
+        iters += 1
+        if iters >= 10:
+            dif = TOL_C + 1
+            break
+        mid = shortcut(x)
+    lo, hi = (eta, mid) if upper else (mid, eta)
+    while dif > TOL_C and iters < 10000:
+        iters += 1
+        mid = (lo + hi) / 2
+        inside, _ = yield from _check(mid, s_T, b)
+        if upper:
+            lo, hi = (mid, hi) if inside else (lo, mid)
+        else:
+            lo, hi = (lo, mid) if inside else (mid, hi)
+        dif = hi - lo
+    return mid
+
+
+def _lower_cut(stat: float, zup: float, size: float) -> float | None:
+    """The ``z*`` at which the test's critical value ``q_{1-size}`` of N(0,1) truncated to ``[z, zup]`` equals
+    ``stat`` (it increases with ``z``): the test rejects iff the lower truncation point is below ``z*``. None when
+    it accepts whatever that point is."""
+    low = min(-40.0, stat - 40.0)
+    if truncnorm_quantile(1.0 - size, low, zup) >= stat:
+        return None
+    return float(optimize.brentq(lambda z: truncnorm_quantile(1.0 - size, z, zup) - stat, low, stat, xtol=1e-12))
 
 
 def _flci_vlo_vup(hyb: Hybrid, u: float, cc: float, g: float) -> tuple[float, float]:
@@ -246,11 +253,15 @@ class Polyhedron:
         G = grid.size
         self.eta = np.full(G, np.nan)
         self.lam = np.zeros((G, rows.size))
+        # an upper bound on eta at any moments y: the value at the weighted least-squares delta (exact when that
+        # delta is optimal), and lower bounds lambda'y from the multipliers found so far (any dual-feasible lambda)
+        w = 1.0 / self.sd
+        self.P = np.linalg.lstsq(self.X * w[:, None], np.diag(w), rcond=None)[0]
+        self.duals: list[np.ndarray] = []
+        self.lf_cv = np.inf
         if hyb.kind == "LF":
-            xi = r_mvnorm_draws(self.sig, N_LF_SIMS, draws)
-            eta_sims, _ = _eta_block(xi, self.X, self.sd)
-            self.lf_cv = _quantile7(eta_sims, 1.0 - hyb.kappa)
-            self.candidates = self._lf_candidates()
+            self.xi = r_mvnorm_draws(self.sig, N_LF_SIMS, draws)
+            self.candidates = np.zeros(G, dtype=bool)  # set by prepare_lf
         elif hyb.kind == "FLCI":
             assert hyb.flci_l is not None
             self.u = float(hyb.flci_l @ beta) - grid
@@ -267,29 +278,16 @@ class Polyhedron:
         todo = idx[np.isnan(self.eta[idx])]
         return todo, self.Y[None, :] - self.grid[todo, None] * self.a1[None, :]
 
-    def _lf_candidates(self) -> np.ndarray:
-        """``eta <= lf_cv`` on the grid. ``eta`` is convex in theta, so the accepted points are a contiguous run:
-        found from a coarse grid, then the brackets around its ends (or around the coarse minimum)."""
-        G = self.grid.size
-        coarse = np.unique(np.append(np.arange(0, G, COARSE_STEP), G - 1))
-        self.ensure(coarse)
-        inside = coarse[self.eta[coarse] <= self.lf_cv]
-        if inside.size == 0:
-            k = int(coarse[np.argmin(self.eta[coarse])])
-            near = np.arange(max(0, k - COARSE_STEP), min(G, k + COARSE_STEP + 1))
-            self.ensure(near)
-            inside = near[self.eta[near] <= self.lf_cv]
-            if inside.size == 0:
-                return np.zeros(G, dtype=bool)
-        lo, hi = int(inside.min()), int(inside.max())
-        left = np.arange(max(0, lo - COARSE_STEP + 1), lo)
-        right = np.arange(hi + 1, min(G, hi + COARSE_STEP))
-        self.ensure(np.concatenate([left, right]))
-        out = np.zeros(G, dtype=bool)
-        below = left[self.eta[left] <= self.lf_cv]
-        above = right[self.eta[right] <= self.lf_cv]
-        out[(below.min() if below.size else lo):(above.max() if above.size else hi) + 1] = True
-        return out
+    def upper(self, y: np.ndarray) -> np.ndarray:
+        """Upper bounds on eta at the rows of ``y`` (the least-squares delta is feasible)."""
+        r = y - (y @ self.P.T) @ self.X.T
+        return np.asarray((r / self.sd[None, :]).max(axis=1))
+
+    def lower(self, y: np.ndarray) -> np.ndarray:
+        """Lower bounds on eta at the rows of ``y``: ``max lambda'y`` over the multipliers found so far."""
+        if not self.duals:
+            return np.full(y.shape[0], -np.inf)
+        return np.asarray((y @ np.array(self.duals).T).max(axis=1))
 
     def accept_every_point(self) -> np.ndarray:
         """Both stages at every grid point, with ``eta`` solved at each (no shortcut): the reference that
@@ -315,12 +313,7 @@ class Polyhedron:
         XB = X[B]
         full_rank = min(XB.shape) > 0 and np.linalg.matrix_rank(XB) == min(XB.shape)
         if not full_rank or B.sum() != k + 1:  # dual approach
-            gsg = float(lam @ sig @ lam)
-            if abs(gsg) < np.finfo(float).eps:
-                return not eta > 0
-            s_T = y - (sig @ lam) * float(lam @ y) / gsg
-            vlo, vup = yield from _vlo_vup_dual(eta, s_T, lam, sig)
-            gamma, sig_b = lam, np.sqrt(gsg)
+            return (yield from self._dual_test(i, y, eta, lam))
         else:  # primal approach
             WB_inv = np.linalg.inv(np.column_stack([sd[B], XB]))
             S = np.eye(y.size)
@@ -336,12 +329,137 @@ class Polyhedron:
         if self.hyb.kind == "LF":
             vup = min(vup, self.lf_cv)
         elif self.hyb.kind == "FLCI":
-            assert self.hyb.flci_l is not None
-            ag = self.A_rows.T @ gamma
-            cc = float(self.hyb.flci_l @ self.sigma @ ag) / float(ag @ self.sigma @ ag)
-            flo, fup = _flci_vlo_vup(self.hyb, float(self.u[i]), cc, float(gamma @ y))
+            flo, fup = self._flci_bounds(i, gamma, y)
             vlo, vup = max(vlo, flo), min(vup, fup)
         return _truncated_test(eta / sig_b, vlo / sig_b, vup / sig_b, self.size)
+
+    def _flci_bounds(self, i: int, gamma: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        assert self.hyb.flci_l is not None
+        ag = self.A_rows.T @ gamma
+        cc = float(self.hyb.flci_l @ self.sigma @ ag) / float(ag @ self.sigma @ ag)
+        return _flci_vlo_vup(self.hyb, float(self.u[i]), cc, float(gamma @ y))
+
+    def _dual_test(self, i: int, y: np.ndarray, eta: float, lam: np.ndarray) -> _Gen:
+        """HonestDiD's dual approach (``.lp_dual_fn``, ``.vlo_vup_dual_fn``) deciding with the fewest programs:
+        the solutions ``c`` of the fixed-point problem form the interval ``[vlo, vup]`` around ``eta``, and the
+        critical value increases with both truncation points, so
+
+        * ``vup``: the least-favorable hybrid caps it at ``lf_cv``, so one check at ``lf_cv`` settles it when
+          ``lf_cv`` is a solution (else HonestDiD's search);
+        * ``vlo``: the test rejects iff ``vlo < c*`` (``c*``: where the critical value equals the statistic), i.e.
+          iff ``c*`` is a solution: one check instead of HonestDiD's search.
+
+        The decision equals HonestDiD's except within its bisection tolerance (1e-6) of ``c*``."""
+        sig = self.sig
+        gsg = float(lam @ sig @ lam)
+        if abs(gsg) < np.finfo(float).eps:
+            return not eta > 0
+        sig_b = float(np.sqrt(gsg))
+        stat = eta / sig_b
+        if stat <= 0.0:  # the critical value is >= 0: no rejection (inside or outside the truncation)
+            return True
+        b = (sig @ lam) / gsg
+        s_T = y - b * float(lam @ y)
+        if self.hyb.kind == "LF":
+            ok, _ = yield from _check(self.lf_cv, s_T, b)
+            vup = self.lf_cv if ok else min((yield from _dual_bound(eta, s_T, b, sig_b, True)), self.lf_cv)
+            flo = -np.inf
+        else:
+            vup = yield from _dual_bound(eta, s_T, b, sig_b, True)
+            flo = -np.inf
+            if self.hyb.kind == "FLCI":
+                flo, fup = self._flci_bounds(i, lam, y)
+                vup = min(vup, fup)
+        zup = vup / sig_b
+        if stat > zup:
+            return True
+        z_star = _lower_cut(stat, zup, self.size)
+        if z_star is None:
+            return True
+        c_star = z_star * sig_b
+        if flo >= c_star:
+            return True
+        ok, _ = yield from _check(c_star, s_T, b)
+        return not ok
+
+
+def _lf_cvs(polys: Sequence[Polyhedron], kappa: float) -> None:
+    """HonestDiD ``.compute_least_favorable_cv``: the ``1 - kappa`` quantile (R type 7) of eta over the draws.
+    Only the top order statistics enter it, so the programs are solved for the draws whose upper bound can reach
+    them (largest bounds first, until every unsolved draw's bound is below the needed order statistic); the
+    quantile is the one over all draws."""
+    n = N_LF_SIMS
+    need = n - int(np.floor((n - 1) * (1.0 - kappa)))
+    state = []
+    for p in polys:
+        ub = p.upper(p.xi)
+        state.append((p, ub, np.full(n, np.nan)))
+    first = True
+    while True:
+        jobs = []
+        for p, ub, ex in state:
+            solved = ~np.isnan(ex)
+            top = np.sort(ex[solved])[::-1]
+            thr = top[need - 1] if top.size >= need else -np.inf
+            open_ = np.flatnonzero(~solved & (ub >= thr))
+            open_ = open_[np.argsort(-ub[open_], kind="stable")][: (2 * need + 10 if first else 200)]
+            if open_.size:
+                jobs.append((p, ex, open_))
+        first = False
+        if not jobs:
+            break
+        res = _eta_multi([p.xi[o] for p, _, o in jobs], [p.X for p, _, _ in jobs], [p.sd for p, _, _ in jobs])
+        for (p, ex, o), (eta, lam) in zip(jobs, res, strict=True):
+            ex[o] = eta
+            p.duals.extend(lam[np.argsort(-eta)[:need]])
+    for p, _, ex in state:
+        full = np.where(np.isnan(ex), -np.inf, ex)
+        p.lf_cv = _quantile7(full, 1.0 - kappa)
+
+
+def prepare_lf(polys: Sequence[Polyhedron], kappa: float) -> None:
+    """The least-favorable critical values and the first stage ``eta <= lf_cv`` on the grid for several
+    polyhedra. Each grid point is classified by the bounds on eta where they decide, else by its program (solved in
+    rounds, several points of every polyhedron per block program); ``eta`` is convex in theta, so the accepted
+    points are a contiguous run and everything between two accepted points is accepted."""
+    polys = [p for p in polys if p.hyb.kind == "LF"]
+    if not polys:
+        return
+    _lf_cvs(polys, kappa)
+    status = []
+    for p in polys:
+        y = p.Y[None, :] - p.grid[:, None] * p.a1[None, :]
+        st = np.zeros(p.grid.size, dtype=int)
+        st[p.upper(y) <= p.lf_cv] = 1
+        st[p.lower(y) > p.lf_cv] = -1
+        status.append((p, y, st))
+    while True:
+        work = []
+        for p, y, st in status:
+            known = ~np.isnan(p.eta)
+            st[known] = np.where(p.eta[known] <= p.lf_cv, 1, -1)
+            unknown = st == 0
+            st[unknown & (p.lower(y) > p.lf_cv)] = -1
+            ins = np.flatnonzero(st == 1)
+            if ins.size:
+                st[ins.min():ins.max() + 1] = 1
+                outs = np.flatnonzero(st == -1)
+                left, right = outs[outs < ins.min()], outs[outs > ins.max()]
+                if left.size:
+                    st[: left.max()] = -1
+                if right.size:
+                    st[right.min() + 1:] = -1
+            todo = np.flatnonzero(st == 0)
+            if todo.size:
+                pick = todo[np.unique(np.linspace(0, todo.size - 1, min(todo.size, 16)).round().astype(int))]
+                work.append((p, pick))
+        if not work:
+            break
+        ensure_all(work)
+        for p, pick in work:
+            p.duals.extend(p.lam[pick])
+    for p, _, st in status:
+        p.candidates = st == 1
 
 
 def ensure_all(work: Sequence[tuple[Polyhedron, np.ndarray]]) -> None:
@@ -355,22 +473,32 @@ def ensure_all(work: Sequence[tuple[Polyhedron, np.ndarray]]) -> None:
         p.eta[todo], p.lam[todo] = eta, lam
 
 
-def _run_checks(tasks: list[tuple[Polyhedron, _Check]]) -> list[bool]:
+def _run_checks(tasks: list[tuple[Polyhedron, _Check]], where: list[int] | None = None) -> list[bool]:
     """Drive the second-stage generators together: each round solves every pending dual-approach program in
-    one block-diagonal LP."""
+    one block-diagonal LP. ``where``: each task's position in the scan; a task is dropped (left False) once a
+    task at the same or an earlier position accepts, since the scan stops at the first accepted point."""
     out: list[bool | None] = [None] * len(tasks)
     pending: dict[int, tuple[float, np.ndarray]] = {}
+    first = np.inf
 
     def advance(j: int, sent: tuple[float, np.ndarray] | None) -> None:
+        nonlocal first
         try:
             pending[j] = next(tasks[j][1]) if sent is None else tasks[j][1].send(sent)
         except StopIteration as stop:
             out[j] = bool(stop.value)
             pending.pop(j, None)
+            if out[j] and where is not None:
+                first = min(first, where[j])
 
     for j in range(len(tasks)):
         advance(j, None)
     while pending:
+        if where is not None:
+            for j in [j for j in pending if where[j] >= first]:
+                pending.pop(j)
+            if not pending:
+                break
         keys = list(pending)
         solved = _max_block([tasks[j][0].W for j in keys], [pending[j][1] for j in keys])
         for j, res in zip(keys, solved, strict=True):
@@ -457,7 +585,7 @@ def union_interval(polys: Sequence[Polyhedron | NoNuisance], G: int) -> tuple[in
         start, size = 0, CHUNK
         while start < seq.size:
             chunk = seq[start:start + size]
-            start, size = start + size, min(2 * size, 8 * CHUNK)
+            start, size = start + size, min(2 * size, 32 * CHUNK)
             acc = fixed[chunk].copy()
             tasks: list[tuple[Polyhedron, _Check]] = []
             where: list[int] = []
@@ -468,7 +596,7 @@ def union_interval(polys: Sequence[Polyhedron | NoNuisance], G: int) -> tuple[in
                     tasks.append((p, p.second_stage(int(i))))
                     where.append(int(np.flatnonzero(chunk == i)[0]))
             tested += len(tasks)
-            for w, ok in zip(where, _run_checks(tasks), strict=True):
+            for w, ok in zip(where, _run_checks(tasks, where), strict=True):
                 acc[w] |= ok
             if acc.any():
                 return int(chunk[int(np.argmax(acc))])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from didx._errors import InvalidOptionError
-from didx.sensitivity._arp import Hybrid, NoNuisance, Polyhedron, union_interval
+from didx.sensitivity._arp import Hybrid, NoNuisance, Polyhedron, prepare_lf, union_interval
 from didx.sensitivity._deltas import Restriction, check_restriction, id_set_parallel_trends, post_rows
 from didx.sensitivity._flci import FUNC, _r_normal_draws, flci, flci_estimator
 
@@ -161,6 +161,7 @@ def interval(meth: Method, beta: np.ndarray, sigma: np.ndarray, n_pre: int, l_ve
             polys.append(NoNuisance(beta, sigma, n_pre, l_vec, A, d, grid, alpha, hyb, draws))
         else:
             polys.append(Polyhedron(beta, sigma, n_pre, l_vec, A, d, post_rows(A, n_pre), grid, alpha, hyb, draws))
+    prepare_lf([p for p in polys if isinstance(p, Polyhedron)], kappa)
     i_lo, i_hi, tests = union_interval(polys, grid.size)
     if i_lo < 0:
         return Interval(float("nan"), float("nan"), (lb, ub), False, tests)
