@@ -174,7 +174,6 @@ def test_rm_raw_equals_result(ehec_es):
 
 
 def test_rm_bad_input(ehec_es):
-    b, S, t = _raw(ehec_es)
     with pytest.raises(InvalidOptionError, match="Mbar"):
         didx.honest_did(ehec_es, M=[1.0, -0.5], restriction="relative_magnitude")
 

@@ -45,7 +45,7 @@ CHUNK = 4
 
 # a dual-approach check: yields (c, f) -- "is c a solution of max f'x s.t. W'x = e1, x >= 0?" -- and receives
 # the LP's (value, x)
-_Check = Generator[tuple[float, np.ndarray], tuple[float, np.ndarray], bool]  # noqa: UP040
+_Check = Generator[tuple[float, np.ndarray], tuple[float, np.ndarray], bool]
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,8 @@ def _eta_multi(Ys: Sequence[np.ndarray], Xs: Sequence[np.ndarray],
         c[:, 0] = 1.0
         cost.append(c.ravel())
         shapes.append((Y.shape[0], Y.shape[1], C.shape[1]))
-    res = optimize.linprog(np.concatenate(cost), A_ub=_block_diag(blocks), b_ub=np.concatenate(rhs),
-                           bounds=(None, None), method="highs")
+    res = optimize.linprog(np.concatenate(cost), A_ub=_block_diag(blocks),  # type: ignore[call-overload]
+                           b_ub=np.concatenate(rhs), bounds=(None, None), method="highs")
     if res.status != 0:
         raise _fail("ARP", res.message)
     out, xs, ms = [], 0, 0
@@ -116,8 +116,8 @@ def _eta_block(Y: np.ndarray, X: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray
 def _max_block(W: Sequence[np.ndarray], F: Sequence[np.ndarray]) -> list[tuple[float, np.ndarray]]:
     """HonestDiD ``.max_program`` for several ``(W_j, f_j)`` at once: ``max f_j'x s.t. W_j'x = e1, x >= 0``."""
     b_eq = np.concatenate([np.eye(w.shape[1])[0] for w in W])
-    res = optimize.linprog(-np.concatenate(F), A_eq=_block_diag([(w.T, 1) for w in W]), b_eq=b_eq, bounds=(0, None),
-                           method="highs")
+    res = optimize.linprog(-np.concatenate(F), A_eq=_block_diag([(w.T, 1) for w in W]),  # type: ignore[call-overload]
+                           b_eq=b_eq, bounds=(0, None), method="highs")
     if res.status != 0:
         raise _fail("ARP dual-approach", res.message)
     out, start = [], 0
@@ -195,6 +195,8 @@ def _lower_cut(stat: float, zup: float, size: float) -> float | None:
     low = min(-40.0, stat - 40.0)
     if truncnorm_quantile(1.0 - size, low, zup) >= stat:
         return None
+    if truncnorm_quantile(1.0 - size, stat, zup) <= stat:  # zup = stat up to rounding: degenerate truncation
+        return stat
     return float(optimize.brentq(lambda z: truncnorm_quantile(1.0 - size, z, zup) - stat, low, stat, xtol=1e-12))
 
 
@@ -224,10 +226,18 @@ def truncnorm_quantile(p: float, a: float, b: float) -> float:
     return float(truncnorm.ppf(p, a, b))
 
 
+def _outside(stat: float, zlo: float, zup: float) -> bool:
+    """``stat`` outside ``[zlo, zup]`` (HonestDiD then accepts), up to rounding: at the ends of the C-F grid the
+    FLCI's truncation point equals the statistic in exact arithmetic, and rounding must not decide the test."""
+    tol = 1e-10 * max(1.0, abs(stat))
+    return not (zlo - tol <= stat <= zup + tol)
+
+
 def _truncated_test(stat: float, zlo: float, zup: float, size: float) -> bool:
     """Accept unless ``stat`` lies in ``[zlo, zup]`` and exceeds ``max(0, q_{1-size})`` of the truncated normal."""
-    if not (zlo <= stat <= zup):
+    if _outside(stat, zlo, zup):
         return True
+    zlo, zup = min(zlo, stat), max(zup, stat)
     cval = max(0.0, truncnorm_quantile(1.0 - size, zlo, zup))
     return not stat > cval
 
@@ -371,8 +381,9 @@ class Polyhedron:
                 flo, fup = self._flci_bounds(i, lam, y)
                 vup = min(vup, fup)
         zup = vup / sig_b
-        if stat > zup:
+        if _outside(stat, -np.inf, zup):
             return True
+        zup = max(zup, stat)
         z_star = _lower_cut(stat, zup, self.size)
         if z_star is None:
             return True

@@ -144,7 +144,7 @@ def _lp_bounds(c: np.ndarray, A: np.ndarray, d: np.ndarray, n_pre: int) -> tuple
     for sign in (1.0, -1.0):
         res = optimize.linprog(sign * c, A_ub=A, b_ub=d, A_eq=eq, b_eq=np.zeros(n_pre), bounds=(None, None),
                                method="highs")
-        if res.status != 0:
+        if res.status != 0 or res.fun is None:
             return None
         out.append(sign * float(res.fun))
     return out[0], out[1]
@@ -157,8 +157,6 @@ def id_set_parallel_trends(restr: Restriction, n_pre: int, l_vec: np.ndarray, m:
     c = np.concatenate([np.zeros(n_pre), l_vec])
     lo_all, hi_all = np.inf, -np.inf
     for A, d in restr.polyhedra(n_pre, n_post, m):
-        if restr.family == "SD":  # the identified-set LP uses all rows (postPeriodMomentsOnly = FALSE)
-            pass
         res = _lp_bounds(c, A, d, n_pre)
         lo, hi = (0.0, 0.0) if res is None else (-res[1], -res[0])
         lo_all, hi_all = min(lo_all, lo), max(hi_all, hi)
