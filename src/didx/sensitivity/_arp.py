@@ -556,8 +556,8 @@ class NoNuisance:
             y = beta[None, :] - grid[pts, None] * e[None, :]
             z = y - np.outer(y @ gamma, c)
             Ac = Abar @ c
-            obj = (dbar[None, :] - z @ Abar.T) / Ac[None, :]
-            with np.errstate(invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                obj = (dbar[None, :] - z @ Abar.T) / Ac[None, :]
                 vlo = np.where(Ac < 0, obj, -np.inf).max(axis=1)
                 vup = np.where(Ac > 0, obj, np.inf).min(axis=1)
             sb = np.sqrt(gsg)
