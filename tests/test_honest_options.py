@@ -250,3 +250,20 @@ def test_bad_input_each_with_its_error(ehec):
     with pytest.raises(InvalidOptionError, match="consecutive"):
         didx.honest_did(beta=b[gap], sigma=S[np.ix_(gap, gap)], event_time=t[gap], reference=-1, M=0.01,
                         restriction="relative_magnitude")
+
+
+def test_grid_options(ehec):
+    S = ehec[2]
+    sd = float(np.sqrt(S[5, 5]))
+    default = _raw(ehec, restriction="relative_magnitude", M=1.0, grid_points=300)
+    assert default.grid_bounds == ((-20 * sd, 20 * sd),) and "grid_points=300" in default.summary()
+    same = _raw(ehec, restriction="relative_magnitude", M=1.0, grid_points=300, grid_bounds=(-20 * sd, 20 * sd))
+    assert (same.conf_low, same.conf_high) == (default.conf_low, default.conf_high)
+    narrow = _raw(ehec, restriction="relative_magnitude", M=1.0, grid_points=50, grid_bounds=(0.03, 0.2))
+    assert narrow.conf_low[0] == 0.03 and narrow.grid_bounds == ((0.03, 0.2),)
+    assert any("reaches an end of the test grid" in n for n in narrow.notes)
+    assert "reaches an end of the test grid" in narrow.summary()
+    # C-F: the default grid is the FLCI at level alpha / 10; user bounds replace it
+    cf = _raw(ehec, M=0.01, monotonicity="increasing", target="average", grid_points=100,
+              grid_bounds=(-0.1, 0.3))
+    assert cf.grid_bounds == ((-0.1, 0.3),) and -0.1 < cf.conf_low[0] < cf.conf_high[0] < 0.3

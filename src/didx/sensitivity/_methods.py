@@ -109,16 +109,14 @@ def _grid_bounds(meth: Method, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray,
     """HonestDiD's default grid (see ``didx.sensitivity._deltas``)."""
     restr = meth.restr
     sd_theta = float(np.sqrt(l_vec @ sigma[n_pre:, n_pre:] @ l_vec))
-    if hyb.kind == "FLCI" and restr.family == "SD":
-        # HonestDiD (C-F): the FLCI at level kappa (Delta^SDM with several post periods ignores user bounds)
+    if meth.grid_bounds is not None:
+        # HonestDiD's computeConditionalCS_DeltaSDM (C-F, several post periods) overwrites user bounds with the
+        # FLCI's; didx uses the bounds the user passed
+        return meth.grid_bounds
+    if hyb.kind == "FLCI" and restr.family == "SD":  # HonestDiD (C-F): the FLCI at level kappa
         assert hyb.flci_l is not None
         center = float(hyb.flci_l @ beta)
-        fl = (center - hyb.flci_half, center + hyb.flci_half)
-        if meth.grid_bounds is None or (restr.monotonicity is not None and l_vec.size > 1):
-            return fl
-        return meth.grid_bounds
-    if meth.grid_bounds is not None:
-        return meth.grid_bounds
+        return center - hyb.flci_half, center + hyb.flci_half
     if restr.family != "SD":
         return -20.0 * sd_theta, 20.0 * sd_theta
     lo, hi = id_set_parallel_trends(restr, n_pre, l_vec, m)
