@@ -42,6 +42,7 @@ N_LF_SIMS = 1000
 TOL_LAMBDA = 1e-6
 COARSE_STEP = 25
 CHUNK = 4
+LP_NNZ = 300000
 
 # a dual-approach check: yields (c, f) -- "is c a solution of max f'x s.t. W'x = e1, x >= 0?" -- and receives
 # the LP's (value, x)
@@ -83,11 +84,44 @@ def _block_diag(groups: Sequence[tuple[np.ndarray, int]]) -> sparse.csr_matrix:
     return sparse.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, c0))
 
 
+def _packs(sizes: Sequence[tuple[int, int]]) -> list[list[tuple[int, int, int]]]:
+    """Split ``count`` blocks of ``nnz`` non-zeros each (per group) into programs of at most ``LP_NNZ`` non-zeros:
+    the simplex prices over the whole block-diagonal program, so very large ones cost more per block. Returns
+    per program the pieces ``(group, start, stop)``."""
+    packs: list[list[tuple[int, int, int]]] = [[]]
+    room = LP_NNZ
+    for g, (count, nnz) in enumerate(sizes):
+        start = 0
+        while start < count:
+            take = min(count - start, max(1, room // max(nnz, 1)))
+            if take * nnz > room and packs[-1]:
+                packs.append([])
+                room = LP_NNZ
+                continue
+            packs[-1].append((g, start, start + take))
+            room -= take * nnz
+            start += take
+    return [p for p in packs if p]
+
+
 def _eta_multi(Ys: Sequence[np.ndarray], Xs: Sequence[np.ndarray],
                sds: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``min eta s.t. Y_j - X delta_j <= eta sd`` for every row ``Y_j`` of every ``(Y, X, sd)`` at once (one
-    block-diagonal HiGHS program; the blocks are separate, so each block's part is that block's optimum).
+    """``min eta s.t. Y_j - X delta_j <= eta sd`` for every row ``Y_j`` of every ``(Y, X, sd)``, several at once
+    in block-diagonal HiGHS programs (the blocks are separate, so each block's part is that block's optimum).
     Returns per group eta and the multipliers ``lambda >= 0`` (``sum lambda sd = 1``, ``X' lambda = 0``)."""
+    out = [(np.empty(Y.shape[0]), np.empty(Y.shape)) for Y in Ys]
+    sizes = [(Y.shape[0], Y.shape[1] * (X.shape[1] + 1)) for Y, X in zip(Ys, Xs, strict=True)]
+    for pack in _packs(sizes):
+        solved = _eta_pack([Ys[g][a:b] for g, a, b in pack], [Xs[g] for g, _, _ in pack],
+                           [sds[g] for g, _, _ in pack])
+        for (g, a, b), (eta, lam) in zip(pack, solved, strict=True):
+            out[g][0][a:b], out[g][1][a:b] = eta, lam
+    return out
+
+
+def _eta_pack(Ys: Sequence[np.ndarray], Xs: Sequence[np.ndarray],
+              sds: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One block-diagonal program of ``_eta_multi``."""
     blocks, rhs, cost, shapes = [], [], [], []
     for Y, X, sd in zip(Ys, Xs, sds, strict=True):
         C = -np.column_stack([sd, X])
@@ -114,7 +148,16 @@ def _eta_block(Y: np.ndarray, X: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray
 
 
 def _max_block(W: Sequence[np.ndarray], F: Sequence[np.ndarray]) -> list[tuple[float, np.ndarray]]:
-    """HonestDiD ``.max_program`` for several ``(W_j, f_j)`` at once: ``max f_j'x s.t. W_j'x = e1, x >= 0``."""
+    """HonestDiD ``.max_program`` for several ``(W_j, f_j)``: ``max f_j'x s.t. W_j'x = e1, x >= 0``, in
+    block-diagonal programs of at most ``LP_NNZ`` non-zeros."""
+    out: list[tuple[float, np.ndarray]] = []
+    for pack in _packs([(1, w.size) for w in W]):
+        out.extend(_max_pack([W[g] for g, _, _ in pack], [F[g] for g, _, _ in pack]))
+    return out
+
+
+def _max_pack(W: Sequence[np.ndarray], F: Sequence[np.ndarray]) -> list[tuple[float, np.ndarray]]:
+    """One block-diagonal program of ``_max_block``."""
     b_eq = np.concatenate([np.eye(w.shape[1])[0] for w in W])
     res = optimize.linprog(-np.concatenate(F), A_eq=_block_diag([(w.T, 1) for w in W]),  # type: ignore[call-overload]
                            b_eq=b_eq, bounds=(0, None), method="highs")
