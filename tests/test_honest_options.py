@@ -267,3 +267,38 @@ def test_grid_options(ehec):
     cf = _raw(ehec, M=0.01, monotonicity="increasing", target="average", grid_points=100,
               grid_bounds=(-0.1, 0.3))
     assert cf.grid_bounds == ((-0.1, 0.3),) and -0.1 < cf.conf_low[0] < cf.conf_high[0] < 0.3
+
+
+def test_flci_hybrid_truncation_equals_honestdid_vbar_form(ehec):
+    # HonestDiD's C-F conditions on |vbar'y_T - ...| <= halflength with vbar solving a QP (A'vbar = FLCI weights);
+    # didx writes the same bounds with the FLCI weights directly: compare with HonestDiD's formulas literally
+    from didx.sensitivity._arp import Hybrid, Polyhedron
+    from didx.sensitivity._deltas import Restriction, post_rows
+    from didx.sensitivity._flci import _r_normal_draws, flci_estimator
+
+    _, b, S, _t = ehec
+    n_pre, l_vec = 5, np.array([0.5, 0.5])
+    flci_l, half = flci_estimator(S, n_pre, l_vec, 0.01, 0.005)
+    for restr in (Restriction("SD"), Restriction("SD", monotonicity="increasing")):
+        (A, d), = restr.polyhedra(n_pre, 2, 0.01)
+        vbar = np.linalg.lstsq(A.T, flci_l, rcond=None)[0]
+        np.testing.assert_allclose(A.T @ vbar, flci_l, atol=1e-12)  # the QP's optimum is exact
+        grid = float(flci_l @ b) + np.linspace(-half, half, 7)
+        rows = post_rows(A, n_pre)
+        p = Polyhedron(b, S, n_pre, l_vec, A, d, rows, grid, 0.05, Hybrid("FLCI", 0.005, flci_l, half),
+                       _r_normal_draws(0, 10**6))
+        p.ensure(np.arange(grid.size))
+        AG = A[:, n_pre:] @ np.linalg.inv(np.vstack([l_vec, [1.0, 0.0]]))
+        sigY = A @ S @ A.T
+        for i, theta in enumerate(grid):
+            y_full = A @ b - d - AG[:, 0] * theta
+            gamma = np.zeros(A.shape[0])
+            gamma[rows] = p.lam[i]
+            dbar = np.array([half - vbar @ d + (1 - vbar @ AG[:, 0]) * theta,
+                             half + vbar @ d - (1 - vbar @ AG[:, 0]) * theta])
+            sg = sigY @ gamma / (gamma @ sigY @ gamma)
+            Sv = y_full - sg * (gamma @ y_full)
+            V = np.vstack([vbar, -vbar])
+            obj = (dbar - V @ Sv) / (V @ sg)
+            ref = (obj[(V @ sg) < 0].max(), obj[(V @ sg) > 0].min())
+            np.testing.assert_allclose(p._flci_bounds(i, p.lam[i], p.Y - theta * p.a1), ref, rtol=1e-9, atol=1e-12)
