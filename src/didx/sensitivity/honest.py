@@ -130,7 +130,13 @@ def _distance_to_zero(lo: float, hi: float) -> float:
 @dataclass(frozen=True, eq=False)
 class HonestDiDResult:
     """Robust confidence intervals for the target, one per M. ``tidy()``, ``original``, ``summary()``, ``plot()``,
-    and ``breakdown``: the smallest M at which the robust interval includes 0 (computed on first access)."""
+    and ``breakdown``: the smallest M at which the robust interval includes 0 (computed on first access).
+
+    ``method``: HonestDiD's name (``FLCI``, ``C-LF``, ``C-F``, ``Conditional``); ``delta``: HonestDiD's name of the
+    restriction set (``DeltaSD``, ``DeltaRMPB``, ``DeltaSDRM``, ...); ``options``: the options as passed;
+    ``grid_bounds``: the test grid's bounds per M (empty for the FLCI); ``warning``: set when the estimator's
+    pre-period coefficients are not deviations from parallel trends relative to the reference (with the fix);
+    ``notes``: other remarks (an interval reaching an end of the grid, an empty interval, an ignored option)."""
 
     M: tuple[float, ...]
     conf_low: tuple[float, ...]
@@ -445,6 +451,7 @@ def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLik
         restriction=restriction, method=meth.name, target=target_text, target_weights=tuple(l_vec.tolist()),
         alpha=float(alpha), reference=inp.reference, pre_event_times=tuple(inp.event_time[pre].tolist()),
         post_event_times=tuple(post_times.tolist()), source=inp.source, pre_period_meaning=inp.pre_period_meaning,
-        delta=meth.restr.name, options=options, grid_bounds=tuple(f.grid for f in fits),
+        delta=meth.restr.name, options=options,
+        grid_bounds=() if meth.kind == "FLCI" else tuple(f.grid for f in fits),
         warning=_comparability_warning(inp.pre_period_meaning), notes=tuple(notes), _fit=fit,
     )
