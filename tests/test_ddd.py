@@ -24,7 +24,6 @@ from didx.estimators.ddd.estimator import ddd
 
 REF = Path(__file__).parent / "reference"
 REL = 1e-6  # point estimates and analytic SEs (relative)
-CAI = Path("/work/shared/data/cai2016.csv.gz")
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +34,7 @@ def ref() -> dict:
 @pytest.fixture(scope="module")
 def cai() -> pd.DataFrame:
     """The balanced cai2016 sample of the reference (see ddd_moderndid.py)."""
-    if not CAI.exists():
-        pytest.skip("cai2016.csv.gz not available")
-    d = pd.read_csv(CAI)
+    d = didx.datasets.load("cai2016")
     b = d[d.groupby("hhno").year.transform("size") == 9].copy()
     b["group"] = np.where(b.treatment == 1, 2003, 0)
     first = b.sort_values(["hhno", "year"]).groupby("hhno")[["hhsize", "age"]].transform("first")
@@ -388,7 +385,7 @@ def test_partition_missing(sim: pd.DataFrame) -> None:
 
 
 def test_unbalanced_units_dropped_and_reported(cai: pd.DataFrame) -> None:
-    full = pd.read_csv(CAI).assign(group=lambda d: np.where(d.treatment == 1, 2003, 0))
+    full = didx.datasets.load("cai2016").assign(group=lambda d: np.where(d.treatment == 1, 2003, 0))
     res = ddd(full, y="checksaving_ratio", unit="hhno", time="year", cohort="group", partition="sector")
     bal = ddd(cai, y="checksaving_ratio", unit="hhno", time="year", cohort="group", partition="sector")
     np.testing.assert_allclose(res.coef, bal.coef, rtol=1e-12)

@@ -18,7 +18,7 @@ M_GRID = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05]
 
 @pytest.fixture(scope="module")
 def ehec_es():
-    df = pd.read_csv("/work/shared/data/ehec.csv")
+    df = didx.datasets.load("ehec")
     df = df[(df.year < 2016) & (df.yexp2.isna() | (df.yexp2 != 2015))].copy()
     df["cohort"] = np.where(df.yexp2 == 2014, 2014.0, np.nan)
     return didx.event_study(df, y="dins", unit="stfips", time="year", cohort="cohort", cluster="stfips")

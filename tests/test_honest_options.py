@@ -27,7 +27,7 @@ XCHECK = json.loads((REFDIR / "honestdid_moderndid_crosscheck.json").read_text()
 
 @pytest.fixture(scope="module")
 def ehec():
-    df = pd.read_csv("/work/shared/data/ehec.csv")
+    df = didx.datasets.load("ehec")
     df = df[(df.year < 2016) & (df.yexp2.isna() | (df.yexp2 != 2015))].copy()
     df["cohort"] = np.where(df.yexp2 == 2014, 2014.0, np.nan)
     es = didx.event_study(df, y="dins", unit="stfips", time="year", cohort="cohort", cluster="stfips")
@@ -207,7 +207,7 @@ def test_comparability_warning(ehec):
 
 
 def test_comparability_warning_on_cs_varying_base():
-    mp = pd.read_csv("/work/shared/data/mpdta.csv")
+    mp = didx.datasets.load("mpdta")
     es = didx.att_gt(mp, y="lemp", unit="countyreal", time="year", cohort="first.treat").aggregate("dynamic")
     with pytest.raises(DesignError, match="base_period='universal'"):
         didx.honest_did(es, M=0.01)  # no normalised reference: HonestDiD refuses too

@@ -29,6 +29,8 @@ from didx.results.event import EventStudyResult
 
 MPDTA = didx.datasets.load("mpdta")
 MPDTA["d"] = ((MPDTA["first.treat"] > 0) & (MPDTA["year"] >= MPDTA["first.treat"])).astype(int)
+MPDTA["part"] = MPDTA["countyreal"] % 2  # a partition for the triple difference
+PROP99 = didx.datasets.load("california_prop99")
 COLS = {"y": "lemp", "unit": "countyreal", "time": "year", "cohort": "first.treat"}
 M_SD = [0.0, 0.01, 0.05]
 
@@ -55,6 +57,12 @@ CASES: dict[str, Case] = {
     "dcdh": Case("dcdh", lambda: didx.dcdh(MPDTA, y="lemp", unit="countyreal", time="year", treat="d", effects=3,
                                            placebo=3)),
     "stacked": Case("stacked", lambda: didx.stacked(MPDTA, **COLS, window=(-3, 1))),
+    "ddd": Case("ddd", lambda: didx.ddd(MPDTA, **COLS, partition="part", base_period="universal")
+                .aggregate("dynamic")),
+    # synthetic DiD normalises no period: its leads are gaps to the lambda-weighted pre-period average
+    "synthdid": Case("synthdid", lambda: didx.synthdid(PROP99, y="PacksPerCapita", unit="State", time="Year",
+                                                       treat="treated", se="placebo", n_reps=20, seed=1)
+                     .event_study(), refused="no reference period"),
 }
 RUNS = [name for name, case in CASES.items() if case.refused is None]
 REFUSED = [name for name, case in CASES.items() if case.refused is not None]
