@@ -72,6 +72,21 @@ PRE_PERIOD: dict[str, str] = {
         "delta_k relative to the reference period -1 within each sub-experiment (a cohort and its clean controls "
         "observed over the whole window), averaged with the cohorts' treated shares (WFH corrective weights)."
     ),
+    "etwfe_never": (
+        "ETWFE with never-treated controls: each cohort's pre-treatment cells have their own coefficient against "
+        "its reference period (the period before treatment, = ref -1), estimated jointly in the saturated "
+        "regression with the never treated as the only controls (as Sun-Abraham), then averaged over the "
+        "cohorts' observations at that event time (R emfx)."
+    ),
+    "etwfe_not_yet": (
+        "ETWFE with not-yet-treated controls has no leads: every untreated cell is a control and pins the cohort "
+        "and period effects (R emfx's pre-period effects would be 0 by construction and are not reported)."
+    ),
+    "lpdid": (
+        "LP-DiD lead k: the long difference y_{t+k} - y_{t-1} (k < -1) of units treated at t against clean "
+        "controls, one regression per horizon; k = -1 is the base (0). A pre-trend placebo of the same "
+        "clean-control comparison, not contaminated by other event times."
+    ),
 }
 
 EventStudyKind = Literal["always", "option", "aggregate"]
@@ -224,6 +239,11 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
     EstimatorSpec("stacked", f"{_R}.stacked:stacked", ("StackedResult",), "Stacked (WFH weights)",
                   event_study="always", comparison="stacked", pre_period="stacked", weights=True,
                   from_panel=PanelEntry(f"{_R}.stacked:from_panel", require_control="none")),
+    EstimatorSpec("etwfe", "didx.estimators.etwfe.estimator:etwfe",
+                  ("EtwfeResult", "EtwfeAggregate", "EtwfeEventStudy"), "Extended TWFE (Wooldridge)",
+                  event_study="aggregate", comparison="etwfe", pre_period="etwfe_{control}", covariates=True,
+                  weights=True,
+                  from_panel=PanelEntry("didx.estimators.etwfe.estimator:from_panel", require_control="none")),
 )}
 """Every estimator, by public name, in the order the command line and the comparison list them."""
 
