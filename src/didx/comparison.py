@@ -80,6 +80,8 @@ WINDOW_RULE: dict[str, str] = {
     "dcdh": "effects = hi + 1 (Effect_l at l - 1) and placebos = -lo - 1 (Placebo_l at -(l + 1)), at most the "
             "number of effects",
     "stacked": "the sub-experiment window (cohorts whose window is not fully observed are dropped)",
+    "etwfe": "the saturated regression on all periods; the event-time averages (R emfx type='event') kept in the "
+             "window",
 }
 
 # Values of other estimators' options the comparison sets (one line each to change when they are renamed).
@@ -709,8 +711,23 @@ def _run_stacked(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, co
     return _fit(inputs, SPECS[name], call), _shown(call), ()
 
 
+def _run_etwfe(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c = inputs.common
+    name = "etwfe"
+    _only_ref_minus_one(name, c, "each cohort's reference period is the period before treatment")
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "control": "never",
+                            "covariates": c.covariates or None, "cluster": c.cluster or None, "weights": c.weights,
+                            "vcov": c.vcov, "ssc": c.ssc}
+    call = {**call, **extra}
+    res = _fit(inputs, SPECS[name], call).aggregate("event")
+    notes = ("control='never' (leads against the period before treatment); R etwfe's default 'not_yet' has no "
+             "leads: options={'etwfe': {'control': 'not_yet'}}",) if "control" not in extra else ()
+    return (res if c.window is None else _restrict(res, c.window)), _shown(call), notes
+
+
 _RUNNERS = {"twfe": _run_twfe, "sun_abraham": _run_sun_abraham, "callaway_santanna": _run_callaway_santanna,
-            "imputation": _run_imputation, "did2s": _run_did2s, "dcdh": _run_dcdh, "stacked": _run_stacked}
+            "imputation": _run_imputation, "did2s": _run_did2s, "dcdh": _run_dcdh, "stacked": _run_stacked,
+            "etwfe": _run_etwfe}
 
 # arguments each runner derives from the common ones (an override in options= is noted)
 _MAPPED: dict[str, tuple[str, ...]] = {
@@ -721,6 +738,7 @@ _MAPPED: dict[str, tuple[str, ...]] = {
     "did2s": ("ref", "window", "covariates", "cluster", "weights"),
     "dcdh": ("effects", "placebo", "covariates", "cluster", "weights"),
     "stacked": ("window", "cluster", "vcov", "ssc"),
+    "etwfe": ("control", "covariates", "cluster", "weights", "vcov", "ssc"),
 }
 
 

@@ -50,7 +50,7 @@ from didx.estimators.etwfe.result import (
 from didx.estimators.etwfe.sample import Cells, aggregation_rows, make_cells, select_sample
 from didx.estimators.regression.common import RegressionSource, default_spec
 from didx.inference.contract import ClusterCodes, CovarianceSource
-from didx.inference.vcov import resolve_vcov
+from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
 from didx.registry import PRE_PERIOD
@@ -61,6 +61,8 @@ FUNC = "etwfe"
 CONTROLS = ("not_yet", "never")
 FAMILIES = (None, "poisson", "logit")
 FE_CHOICES = ("cohort", "unit")
+CELL_PATH = True
+"""Fit the linear model without covariates from cell sums (False: the row-level regression; the tests compare)."""
 
 
 def etwfe(
@@ -76,6 +78,8 @@ def etwfe(
     fe: str = "cohort",
     weights: str | None = None,
     cluster: str | Sequence[str] | None = None,
+    vcov: str | None = None,
+    ssc: SSC | None = None,
 ) -> EtwfeResult:
     """Extended two-way fixed effects (Wooldridge), equal to R ``etwfe()`` + ``emfx()``.
 
@@ -94,6 +98,8 @@ def etwfe(
     weights : observation weights (weighted least squares). As R emfx, the effects average the treated
         observations unweighted.
     cluster : cluster column(s) of the CR1 covariance; default ``unit`` (R: ``vcov = ~unit``).
+    vcov, ssc : another covariance (``"iid"``, ``"hetero"``, ``"CR0"``, ...) and fixest's small-sample
+        correction (:class:`didx.SSC`); the default is CR1 by ``cluster`` with fixest's correction.
 
     Returns
     -------
@@ -103,11 +109,12 @@ def etwfe(
     fam = _check_options(control, family, fe)
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                         weights=weights, cluster=cluster, require_control="none", zero_weights="drop")
-    return _estimate(panel, control=control, family=fam, fe=fe, cluster=as_list(cluster))
+    return _estimate(panel, control=control, family=fam, fe=fe, cluster=as_list(cluster), vcov=vcov, ssc=ssc)
 
 
 def from_panel(panel: Panel, *, control: str = "not_yet", family: str | None = None, fe: str = "cohort",
-               cluster: str | Sequence[str] | None = None) -> EtwfeResult:
+               cluster: str | Sequence[str] | None = None, vcov: str | None = None,
+               ssc: SSC | None = None) -> EtwfeResult:
     """:func:`etwfe` on a panel built by :func:`didx._panel.build_panel` (the event-study comparison's entry)."""
     fam = _check_options(control, family, fe)
     if panel.unit is None or panel.cohort is None:
@@ -118,7 +125,7 @@ def from_panel(panel: Panel, *, control: str = "not_yet", family: str | None = N
         raise InvalidOptionError(
             f"{FUNC}: the cluster column {missing[0]!r} is not in the panel. Fix: build it with cluster=."
         )
-    return _estimate(panel, control=control, family=fam, fe=fe, cluster=as_list(cluster))
+    return _estimate(panel, control=control, family=fam, fe=fe, cluster=as_list(cluster), vcov=vcov, ssc=ssc)
 
 
 def _check_options(control: str, family: str | None, fe: str) -> str | None:
@@ -196,7 +203,8 @@ def _cell_dummies(cells: Cells) -> np.ndarray:
     return D
 
 
-def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluster: list[str]) -> EtwfeResult:
+def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluster: list[str], vcov: str | None,
+              ssc: SSC | None) -> EtwfeResult:
     names = panel.names
     unit_name, time_name, cohort_name = str(names["unit"]), str(names["time"]), str(names["cohort"])
     if family is not None:
@@ -207,8 +215,8 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
     codes = dict(sample.codes)
     codes.setdefault(unit_name, sample.unit)
     clusters = ClusterCodes(codes, sample.row_index, sample.report.n_input_rows, sample.fingerprint)
-    default = default_spec(cluster or [unit_name], "iid", None)
-    spec = resolve_vcov(FUNC, None, cluster or None, default, None)
+    default = default_spec([unit_name], "iid", ssc)
+    spec = resolve_vcov(FUNC, vcov, cluster or None, default, ssc)
     treated_row = np.isfinite(sample.cohort) if sample.cohort is not None else np.zeros(sample.n_obs, bool)
     p = sample.covariates.shape[1]
     G, T = cells.table.shape
@@ -224,7 +232,7 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
         aggs = {k: glm.aggregation(k, cells) for k in KINDS}
         n_coef = len(coef_names)
     else:
-        if p == 0 and fe == "cohort":
+        if p == 0 and fe == "cohort" and CELL_PATH:
             cr = fit_cells(sample.y, sample.weights, cells.cell, G, T, cells.table, cells.names, FUNC)
             source = CellSource(regression=cr, clusters=clusters, default=default, treated=treated_row)
             fit = cr.fit
@@ -341,7 +349,7 @@ def _assemble(sample: Panel, cells: Cells, source: CovarianceSource, params: np.
         ("Cohort", f"{names['cohort']} (first treated period)"),
         ("Control group", control_text),
         ("Treatment cells", f"{cells.k} cohort x period cells ("
-                            + ("t >= g" if control == "not_yet" else "every period but g - 1 (reference)") + ")"),
+                            + ("t >= g" if control == "not_yet" else "every period but the reference g - 1") + ")"),
         ("Fixed effects", f"{names['cohort'] if fe == 'cohort' else names['unit']}, {names['time']}"),
         ("Covariates", ", ".join(sample.covariate_names) + " (alone, by cohort, by period, and demeaned within "
          "cohort by treated cell)" if sample.covariate_names else "none"),
