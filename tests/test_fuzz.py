@@ -104,6 +104,7 @@ SPECS = [
          cluster=False, cohort=False),
     Spec("stacked", STAGGERED, {**STAG, "window": (-1, 1)}, covariates=None, ssc=True, vcov=True,
          options={"window": 3}),
+    Spec("etwfe", STAGGERED, STAG, ssc=True, vcov=True, options={"control": 3}),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 

@@ -90,6 +90,8 @@ CASES: dict[str, Case] = {
     "did2s": Case("did2s", SIM, lambda **o: didx.did2s(SIM, **COLS, second_stage=DID2S_EVENT_STUDY, **o)),
     "dcdh": Case("dcdh", SIM, _dcdh),
     "stacked": Case("stacked", SIM, lambda **o: didx.stacked(SIM, **COLS, window=(-2, 2), **o)),
+    "etwfe": Case("etwfe", SIM, lambda **o: didx.etwfe(SIM, **COLS, **o)),
+    "etwfe.event": Case("etwfe", SIM, lambda **o: didx.etwfe(SIM, **COLS, control="never", **o).aggregate("event")),
 }
 
 NOT_ON_CONTRACT: set[str] = set()  # every estimator of the registry is on the covariance contract
@@ -309,7 +311,7 @@ def test_panel_entries_match_their_functions() -> None:
     arguments naming columns it needs codes of are, and the data-level function takes them under the same
     names; the control requirement is one build_panel knows."""
     entries = {name: s.from_panel for name, s in REGISTRY.items() if s.from_panel is not None}
-    assert set(entries) == {"event_study", "sun_abraham", "imputation", "did2s", "stacked"}
+    assert set(entries) == {"event_study", "sun_abraham", "imputation", "did2s", "stacked", "etwfe"}
     for name, entry in entries.items():
         params = inspect.signature(entry.load()).parameters
         data_level = inspect.signature(REGISTRY[name].load()).parameters

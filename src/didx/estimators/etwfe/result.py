@@ -90,7 +90,11 @@ class EtwfeResult(Result):
                                    extras=extras)
 
     def aggregate(self, kind: str = "simple") -> EtwfeAggregate | EtwfeEventStudy:
-        """R ``emfx(type = kind)``: marginal effects averaged over the treated observations (see the module)."""
+        """R ``emfx(type = kind)``: marginal effects averaged over the treated observations (see the module).
+
+        ``"dynamic"`` is accepted for ``"event"`` (the name of Callaway-Sant'Anna's event-time aggregation).
+        """
+        kind = "event" if kind == "dynamic" else kind
         check_option("aggregate", "kind", kind, KINDS)
         agg: Aggregation = self.extras["aggregations"][kind]
         V = np.asarray(self.extras["raw_vcov"])
