@@ -244,6 +244,11 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   event_study="aggregate", comparison="etwfe", pre_period="etwfe_{control}", covariates=True,
                   weights=True,
                   from_panel=PanelEntry("didx.estimators.etwfe.estimator:from_panel", require_control="none")),
+    EstimatorSpec("lpdid", "didx.estimators.lpdid.estimator:lpdid", ("LpdidResult",),
+                  "Local-projections DiD", event_study="always", comparison="lpdid", pre_period="lpdid",
+                  covariates=True,
+                  from_panel=PanelEntry("didx.estimators.lpdid.estimator:from_panel", require_control="none",
+                                        roles=("y", "unit", "time", "cohort", "covariates"))),
 )}
 """Every estimator, by public name, in the order the command line and the comparison list them."""
 
