@@ -105,6 +105,8 @@ SPECS = [
     Spec("stacked", STAGGERED, {**STAG, "window": (-1, 1)}, covariates=None, ssc=True, vcov=True,
          options={"window": 3}),
     Spec("etwfe", STAGGERED, STAG, ssc=True, vcov=True, options={"control": 3}),
+    Spec("lpdid", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d", "pre_window": 2,
+                              "post_window": 1}, weights=False, cohort=False, options={"pre_window": "two"}),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 

@@ -91,6 +91,8 @@ CASES: dict[str, Case] = {
     "dcdh": Case("dcdh", SIM, _dcdh),
     "stacked": Case("stacked", SIM, lambda **o: didx.stacked(SIM, **COLS, window=(-2, 2), **o)),
     "etwfe": Case("etwfe", SIM, lambda **o: didx.etwfe(SIM, **COLS, **o)),
+    "lpdid": Case("lpdid", SIM, lambda **o: didx.lpdid(SIM, y="y", unit="unit", time="time", treat="d",
+                                                        pre_window=2, post_window=2, **o)),
     "etwfe.event": Case("etwfe", SIM, lambda **o: didx.etwfe(SIM, **COLS, control="never", **o).aggregate("event")),
 }
 
@@ -311,7 +313,7 @@ def test_panel_entries_match_their_functions() -> None:
     arguments naming columns it needs codes of are, and the data-level function takes them under the same
     names; the control requirement is one build_panel knows."""
     entries = {name: s.from_panel for name, s in REGISTRY.items() if s.from_panel is not None}
-    assert set(entries) == {"event_study", "sun_abraham", "imputation", "did2s", "stacked", "etwfe"}
+    assert set(entries) == {"event_study", "sun_abraham", "imputation", "did2s", "stacked", "etwfe", "lpdid"}
     for name, entry in entries.items():
         params = inspect.signature(entry.load()).parameters
         data_level = inspect.signature(REGISTRY[name].load()).parameters

@@ -144,13 +144,15 @@ def lpdid(
     y: str,
     unit: str,
     time: str,
-    treat: str,
+    treat: str | None = None,
     pre_window: int,
     post_window: int,
+    cohort: str | None = None,
     control: str = "clean",
     reweight: bool = False,
     covariates: str | Sequence[str] | None = None,
     cluster: str | None = None,
+    vcov: str | None = None,
 ) -> LpdidResult:
     """Local-projections DiD (Dube, Girardi, Jordà & Taylor 2025), absorbing binary treatment.
 
@@ -158,6 +160,8 @@ def lpdid(
     ----------
     y, unit, time : outcome, unit and period columns.
     treat : 0/1 treatment indicator, absorbing (once 1, it stays 1).
+    cohort : instead of ``treat``, the first treated period of each unit (never treated: 0, NaN, inf); the
+        treatment is then ``1[time >= cohort]``.
     pre_window : Q >= 1: leads ``-Q .. -2`` (event time -1 is the base; ``pre_window=1`` estimates none).
     post_window : H >= 0: horizons ``0 .. H`` and the pooled post window.
     control : ``"clean"`` (default): never treated and not yet treated at ``t + h``; ``"not_yet"``: only units
@@ -167,28 +171,37 @@ def lpdid(
     covariates : controls added to every regression (values at the base period ``t``); not with ``reweight``
         (that needs the paper's regression adjustment, not implemented).
     cluster : cluster column (constant within units); default ``unit``.
+    vcov : ``"CR1"`` (default; fixest / reghdfe small-sample factors) or ``"CR0"``.
 
     Returns
     -------
     LpdidResult : event study (``event::h``) plus ``pooled_post`` (headline) and ``pooled_pre``.
     """
-    _check_options(pre_window, post_window, control, reweight, covariates)
-    panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, treat=treat, covariates=covariates,
-                        cluster=cluster, require_control="none")
+    _check_options(pre_window, post_window, control, reweight, covariates, vcov)
+    if (treat is None) == (cohort is None):
+        raise InvalidOptionError(
+            f"{FUNC}: give the treatment as treat= (a 0/1 column) or cohort= (first treated period), exactly one of "
+            f"them; got treat={treat!r}, cohort={cohort!r}."
+        )
+    panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
+                        covariates=covariates, cluster=cluster, require_control="none")
     return _estimate(panel, pre_window=pre_window, post_window=post_window, control=control, reweight=reweight,
-                     cluster=cluster)
+                     cluster=cluster, vcov=vcov)
 
 
 def from_panel(panel: Panel, *, pre_window: int, post_window: int, control: str = "clean", reweight: bool = False,
-               cluster: str | None = None) -> LpdidResult:
+               cluster: str | None = None, vcov: str | None = None) -> LpdidResult:
     """:func:`lpdid` on a panel from :func:`didx._panel.build_panel` (its ``treat``, or the one its cohort gives)."""
-    _check_options(pre_window, post_window, control, reweight, panel.covariate_names or None)
+    _check_options(pre_window, post_window, control, reweight, panel.covariate_names or None, vcov)
     return _estimate(panel, pre_window=pre_window, post_window=post_window, control=control, reweight=reweight,
-                     cluster=cluster)
+                     cluster=cluster, vcov=vcov)
 
 
-def _check_options(pre_window: Any, post_window: Any, control: str, reweight: Any, covariates: Any) -> None:
+def _check_options(pre_window: Any, post_window: Any, control: str, reweight: Any, covariates: Any,
+                   vcov: Any = None) -> None:
     check_option(FUNC, "control", control, CONTROLS)
+    if vcov is not None:
+        check_option(FUNC, "vcov", vcov, ("CR1", "CR0"))
     for name, value, low in (("pre_window", pre_window, 1), ("post_window", post_window, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise InvalidOptionError(
@@ -240,7 +253,7 @@ def _specs(pre_window: int, post_window: int) -> list[Spec]:
 
 
 def _estimate(panel: Panel, *, pre_window: int, post_window: int, control: str, reweight: bool,
-              cluster: str | None) -> LpdidResult:
+              cluster: str | None, vcov: str | None) -> LpdidResult:
     if panel.unit is None or panel.treat is None:
         raise InvalidOptionError(f"{FUNC}: the panel needs unit= and a treatment (treat= or cohort=).")
     names = panel.names
@@ -290,7 +303,7 @@ def _estimate(panel: Panel, *, pre_window: int, post_window: int, control: str, 
     source = LpdidSource(influence=fits.influence, present=fits.present, n_obs=fits.n_obs, k=fits.k,
                          unit_of_row=panel.unit, n_units=N, clusters=clusters, default_cluster=cl,
                          treated_unit=np.isfinite(g))
-    V, inf = source.compute(FUNC, "CR1", cl, np.asarray(clusters.stored[cl]))
+    V, inf = source.compute(FUNC, vcov or "CR1", cl, np.asarray(clusters.stored[cl]))
     periods = panel.periods
     design = (
         ("Estimator", "Local-projections DiD (Dube, Girardi, Jordà & Taylor 2025)"),
