@@ -212,4 +212,4 @@ def test_bad_input() -> None:
     with pytest.raises(InvalidOptionError, match="fe='unit' is for the linear model"):
         didx.etwfe(MPDTA.assign(emp=np.exp(MPDTA["lemp"])), **{**COLS, "y": "emp"}, family="poisson", fe="unit")
     with pytest.raises(InvalidOptionError, match="'kind' parameter"):
-        _fit().aggregate("dynamic")
+        _fit().aggregate("cohort")

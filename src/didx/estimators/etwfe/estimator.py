@@ -29,7 +29,6 @@ conventions (reference cohort, reference period, demeaned covariates, emfx's ave
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ from didx._errors import DataError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._validate import as_list, check_option, fmt_value
 from didx.estimators.etwfe.cells import CellSource, fit_cells
+from didx.estimators.etwfe.design import cell_dummies, covariate_terms, finish_aggregation
 from didx.estimators.etwfe.result import (
     KINDS,
     Aggregation,
@@ -148,61 +148,6 @@ def _check_options(control: str, family: str | None, fe: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Design:
-    """The regression's columns beyond the treatment cells."""
-
-    cov_names: tuple[str, ...]       # covariate terms (x, x * cohort, x * period)
-    dm_names: tuple[str, ...]        # cell x demeaned covariate terms
-    xdm_cell_sums: np.ndarray        # (G*T, p) sums of the demeaned covariates by cell
-
-
-def _covariate_terms(panel: Panel, cells: Cells, cohort_name: str, time_name: str
-                     ) -> tuple[np.ndarray, list[str], np.ndarray, list[str], np.ndarray]:
-    """The covariate columns (x, x by cohort, x by period), the cell x demeaned-covariate columns, and the
-    demeaned covariates."""
-    W = panel.covariates
-    names = list(panel.covariate_names)
-    G, T = cells.table.shape
-    cnt = np.bincount(cells.cohort, minlength=G).astype(np.float64)
-    Wdm = np.empty_like(W)
-    for j in range(W.shape[1]):
-        means = np.bincount(cells.cohort, weights=W[:, j], minlength=G) / np.where(cnt > 0, cnt, 1.0)
-        Wdm[:, j] = W[:, j] - means[cells.cohort]
-    cols: list[np.ndarray] = []
-    cnames: list[str] = []
-    for j, x in enumerate(names):
-        cols.append(W[:, j])
-        cnames.append(x)
-    for j, x in enumerate(names):
-        for g in range(G):
-            if g != cells.ref_index:
-                cols.append(np.where(cells.cohort == g, W[:, j], 0.0))
-                cnames.append(f"{cohort_name}::{fmt_value(cells.cohorts[g])}:{x}")
-    for j, x in enumerate(names):
-        for t in range(1, T):
-            cols.append(np.where(panel.time == t, W[:, j], 0.0))
-            cnames.append(f"{time_name}::{fmt_value(cells.periods[t])}:{x}")
-    coef_of_row = cells.table.reshape(-1)[cells.cell]
-    treated = np.flatnonzero(coef_of_row >= 0)
-    dm_cols = np.zeros((panel.n_obs, cells.k * W.shape[1]))
-    dm_names: list[str] = []
-    for j, x in enumerate(names):
-        dm_cols[treated, j * cells.k + coef_of_row[treated]] = Wdm[treated, j]
-        dm_names += [f"{n}:{x}_dm" for n in cells.names]
-    C = np.column_stack(cols) if cols else np.empty((panel.n_obs, 0))
-    return C, cnames, dm_cols, dm_names, Wdm
-
-
-def _cell_dummies(cells: Cells) -> np.ndarray:
-    n = cells.cell.shape[0]
-    D = np.zeros((n, cells.k))
-    coef_of_row = cells.table.reshape(-1)[cells.cell]
-    r = np.flatnonzero(coef_of_row >= 0)
-    D[r, coef_of_row[r]] = 1.0
-    return D
-
-
 def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluster: list[str], vcov: str | None,
               ssc: SSC | None) -> EtwfeResult:
     names = panel.names
@@ -238,10 +183,10 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
             fit = cr.fit
             method = "cohort x period cell sums (no covariates: identical to the row-level regression)"
         else:
-            C, cnames, dm_cols, dm_names, Wdm = _covariate_terms(sample, cells, cohort_name, time_name)
+            C, cnames, dm_cols, dm_names, Wdm = covariate_terms(sample, cells, cohort_name, time_name)
             for j in range(p):
                 xdm_sums[:, j] = np.bincount(cells.cell, weights=Wdm[:, j], minlength=G * T)
-            X = np.column_stack([C, _cell_dummies(cells), dm_cols])
+            X = np.column_stack([C, cell_dummies(cells), dm_cols])
             factors = [cells.cohort, sample.time] if fe == "cohort" else [sample.unit, sample.time]
             fes = FixedEffects(factors, [cohort_name if fe == "cohort" else unit_name, time_name],
                                weights=sample.weights)
@@ -297,31 +242,7 @@ def _linear_aggregation(kind: str, cells: Cells, cnt: np.ndarray, xdm_sums: np.n
             if jd is not None:
                 J[:, jd] += member[:, c] * xdm_sums[c, a]
     J /= np.where(den > 0, den, 1.0)[:, None]
-    return _finish(kind, values, J @ params, J, den, cohort_name, time_name)
-
-
-def _finish(kind: str, values: list[float], est: np.ndarray, J: np.ndarray, den: np.ndarray, cohort_name: str,
-            time_name: str) -> Aggregation:
-    """Names; event times whose effect is 0 by construction (only reference cells) become reference periods."""
-    vals = np.asarray(values, dtype=float)
-    keep = np.ones(vals.shape[0], dtype=bool)
-    reference: tuple[float, ...] = ()
-    if kind == "event":
-        zero = ~np.any(J != 0, axis=1)
-        reference = tuple(float(v) for v in vals[zero])
-        keep = ~zero
-    if kind == "simple":
-        names = ("ATT",)
-        vals = np.array([np.nan])
-    elif kind == "group":
-        names = tuple(f"{cohort_name}::{fmt_value(v)}" for v in vals)
-    elif kind == "calendar":
-        names = tuple(f"{time_name}::{fmt_value(v)}" for v in vals)
-    else:
-        names = tuple(f"event::{fmt_value(v)}" for v in vals)
-    idx = np.flatnonzero(keep)
-    return Aggregation(kind=kind, names=tuple(names[i] for i in idx), values=vals[idx], estimate=est[idx],
-                       jacobian=J[idx], n_obs=den[idx], reference=reference)
+    return finish_aggregation(kind, values, J @ params, J, den, cohort_name, time_name)
 
 
 def _assemble(sample: Panel, cells: Cells, source: CovarianceSource, params: np.ndarray, V: np.ndarray,

@@ -135,7 +135,7 @@ def fit_cells(Y: np.ndarray, g_unit: np.ndarray, specs: Sequence[Spec], control:
         beta = num / den
         coef[r] = beta
         k[r] = 1 + len(rows)
-        for t, L, tr, cl, w, p, lbar in rows:
+        for _t, L, tr, cl, w, p, lbar in rows:
             for mask, xt in ((tr, 1.0 - p), (cl, -p)):
                 B[mask, r, :] += (w * xt / den) * L
                 a[mask, r] -= w * xt * (lbar + beta * xt) / den

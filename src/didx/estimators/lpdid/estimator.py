@@ -120,7 +120,7 @@ class LpdidSource:
         for r in range(S.shape[1]):
             S[:, r] = np.bincount(cu, weights=self.influence[:, r], minlength=C)
         G = np.array([np.unique(cu[self.present[:, r]]).shape[0] for r in range(S.shape[1])], dtype=np.float64)
-        for r, g in enumerate(G):
+        for g in G:
             cluster_count_check(func, name, int(g))
         if kind == "CR1":
             f = (self.n_obs - 1) / (self.n_obs - self.k) * G / (G - 1)
