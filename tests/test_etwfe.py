@@ -213,3 +213,108 @@ def test_bad_input() -> None:
         didx.etwfe(MPDTA.assign(emp=np.exp(MPDTA["lemp"])), **{**COLS, "y": "emp"}, family="poisson", fe="unit")
     with pytest.raises(InvalidOptionError, match="'kind' parameter"):
         _fit().aggregate("cohort")
+
+
+# ---------------------------------------------------------------------------------------------- Poisson / logit
+GLM_SE_RTOL = 2e-5
+"""R's Poisson SEs agree with ours to 1.1e-5 relative while the coefficients agree to 1e-8: fixest stops its IRLS at a
+relative deviance change of 1e-8 and the covariance it prints carries that iteration's error (the emfx SEs add
+marginaleffects' finite differences); the coefficients and the delta method are checked exactly against an
+explicit-dummy fit below."""
+EMP = MPDTA.assign(emp=np.exp(MPDTA["lemp"]))
+
+
+def _poisson() -> didx.EtwfeResult:
+    return didx.etwfe(EMP, **{**COLS, "y": "emp"}, covariates="lpop", family="poisson")
+
+
+def test_poisson_coefficients_equal_r_etwfe() -> None:
+    ref = REF["coeftable"]["m3p"]
+    tab = _coef_table(_poisson())
+    pairs = [(t.replace(".Dtreat:", ""), e, s) for t, e, s in zip(ref["term"], ref["estimate"], ref["std_error"],
+                                                                   strict=True)]
+    ours = [p for p in pairs if p[0] in tab.index]
+    assert len(ours) == 22  # R's intercept and cohort / year dummies are absorbed here
+    names = [p[0] for p in ours]
+    np.testing.assert_allclose(tab.loc[names, "estimate"], [p[1] for p in ours], rtol=RTOL)
+    np.testing.assert_allclose(tab.loc[names, "std_error"], [p[2] for p in ours], rtol=GLM_SE_RTOL)
+
+
+@pytest.mark.xfail(strict=True, reason="fixest's printed Poisson SEs carry its IRLS stopping error (~1e-5, see "
+                                       "GLM_SE_RTOL); ours are at the converged estimate")
+def test_poisson_standard_errors_equal_r_at_1e_6() -> None:
+    ref = REF["coeftable"]["m3p"]
+    tab = _coef_table(_poisson())
+    names = [t.replace(".Dtreat:", "") for t in ref["term"]]
+    keep = [i for i, n in enumerate(names) if n in tab.index]
+    np.testing.assert_allclose(tab.loc[[names[i] for i in keep], "std_error"],
+                               [ref["std_error"][i] for i in keep], rtol=1e-6)
+
+
+def test_poisson_event_effects_equal_r_emfx() -> None:
+    ref = REF["emfx"]["event_pois"]
+    t = _poisson().aggregate("event").tidy()
+    np.testing.assert_array_equal(t["event_time"], ref["event"])
+    np.testing.assert_allclose(t["estimate"], ref["estimate"], rtol=RTOL)
+    np.testing.assert_allclose(t["std_error"], ref["std.error"], rtol=GLM_SE_RTOL)
+
+
+def _dense_glm(df: pd.DataFrame, res: didx.EtwfeResult, family: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same model with explicit cohort and period dummies, by Newton's method, and its CR1 covariance
+    (fixest's factors, K = every column): an independent fit of the absorbed-FE IRLS."""
+    coef = res.coefficients
+    cols = [((df["first.treat"] == g) & (df["year"] == t)).to_numpy(float)
+            for g, t in zip(coef.term_info["group"], coef.term_info["time"], strict=True)]
+    cols += [(df["first.treat"] == g).to_numpy(float) for g in sorted(df["first.treat"].unique())[1:]]
+    cols += [(df["year"] == t).to_numpy(float) for t in sorted(df["year"].unique())[1:]]
+    X = np.column_stack([*cols, np.ones(len(df))])
+    y = (df["emp"] if family == "poisson" else df["hi"]).to_numpy()
+
+    def F(eta: np.ndarray) -> np.ndarray:
+        return np.exp(eta) if family == "poisson" else 1.0 / (1.0 + np.exp(-eta))
+
+    theta = np.zeros(X.shape[1])
+    theta[-1] = np.log(y.mean()) if family == "poisson" else 0.0
+    for _ in range(100):
+        mu = F(X @ theta)
+        w = mu if family == "poisson" else mu * (1 - mu)
+        step = np.linalg.solve(X.T @ (X * w[:, None]), X.T @ (y - mu))
+        theta += step
+        if np.max(np.abs(step)) < 1e-13 * max(1.0, np.max(np.abs(theta))):
+            break
+    mu = F(X @ theta)
+    w = mu if family == "poisson" else mu * (1 - mu)
+    B = np.linalg.inv(X.T @ (X * w[:, None]))
+    _, cl = np.unique(df["countyreal"], return_inverse=True)
+    S = np.zeros((cl.max() + 1, X.shape[1]))
+    np.add.at(S, cl, X * (y - mu)[:, None])
+    n, K, G = len(y), X.shape[1], S.shape[0]
+    V = B @ (S.T @ S) @ B * (n - 1) / (n - K) * G / (G - 1)
+    return X, theta, V
+
+
+@pytest.mark.parametrize("family", ["poisson", "logit"])
+def test_glm_equals_an_explicit_dummy_fit_and_its_delta_method(family: str) -> None:
+    df = EMP.assign(hi=(EMP["lemp"] > EMP.groupby("year")["lemp"].transform("median")).astype(float))
+    y = "emp" if family == "poisson" else "hi"
+    res = didx.etwfe(df, **{**COLS, "y": y}, family=family)
+    X, theta, V = _dense_glm(df, res, family)
+    k = len(res.coefficients.terms)
+    np.testing.assert_allclose(res.coefficients.coef, theta[:k], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(res.coefficients.std_errors, np.sqrt(np.diag(V))[:k], rtol=1e-8)
+
+    def F(eta: np.ndarray) -> np.ndarray:
+        return np.exp(eta) if family == "poisson" else 1.0 / (1.0 + np.exp(-eta))
+
+    treated = X[:, :k].sum(axis=1) > 0
+
+    def att(th: np.ndarray) -> float:
+        X0 = X.copy()
+        X0[:, :k] = 0.0
+        return float(np.mean(F(X[treated] @ th) - F(X0[treated] @ th)))
+
+    step = 1e-6
+    J = np.array([(att(theta + step * e) - att(theta - step * e)) / (2 * step) for e in np.eye(theta.shape[0])])
+    se = float(np.sqrt(J @ V @ J))
+    assert res.estimate == pytest.approx(att(theta), rel=1e-9)
+    assert res.std_error == pytest.approx(se, rel=1e-6)
