@@ -318,3 +318,18 @@ def test_glm_equals_an_explicit_dummy_fit_and_its_delta_method(family: str) -> N
     se = float(np.sqrt(J @ V @ J))
     assert res.estimate == pytest.approx(att(theta), rel=1e-9)
     assert res.std_error == pytest.approx(se, rel=1e-6)
+
+
+def test_glm_with_vcov_equals_a_refit() -> None:
+    df = EMP.assign(state=EMP["countyreal"] // 1000)
+    res = didx.etwfe(df, **{**COLS, "y": "emp"}, family="poisson")
+    for kw in ({"cluster": "state"}, {"vcov": "hetero"}, {"vcov": "CR0"}):
+        again = didx.etwfe(df, **{**COLS, "y": "emp"}, family="poisson", **kw)
+        got = res.with_vcov(**kw, data=df) if "cluster" in kw else res.with_vcov(**kw)
+        np.testing.assert_allclose(got.vcov_matrix, again.vcov_matrix, rtol=1e-10)
+        ev = (res.aggregate("group").with_vcov(**kw, data=df) if "cluster" in kw
+              else res.aggregate("group").with_vcov(**kw))
+        np.testing.assert_allclose(ev.vcov_matrix, again.aggregate("group").vcov_matrix, rtol=1e-10)
+    with pytest.raises(InvalidOptionError):
+        res.with_vcov(vcov="iid")
+    assert "poisson maximum likelihood" in dict(res.design)["Computation"]

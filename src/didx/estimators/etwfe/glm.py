@@ -213,9 +213,15 @@ def fit_glm(sample: Panel, cells: Cells, *, family: str, clusters: ClusterCodes,
         )
     keep = [names.index(nm) for nm in fit.names]
     Xk = X[:, keep]
+    # the sandwich at the estimate: weights, demeaned regressors and (Xd' W Xd)^{-1} at the final mu (the last
+    # IRLS step used the previous iterate's weights)
     w = prior * _variance(family, mu)
     r = prior * (y - mu)
-    psi_b = (fit.X * r[:, None]) @ fit.bread           # (n, k): bread symmetric
+    fe_final = FixedEffects([g_row, t_row], [cohort_name, time_name], weights=w)
+    Xd = fe_final.demean(Xk)
+    bread = np.linalg.inv(Xd.T @ (Xd * w[:, None]))
+    bread = 0.5 * (bread + bread.T)
+    psi_b = (Xd * r[:, None]) @ bread                   # (n, k)
     # fixed-effect part: E^+ (d_i r_i - C psi_b,i), E = D'WD, C = D'WX over the cohort and period levels
     L = Lg + Lt
     E = np.zeros((L, L))
