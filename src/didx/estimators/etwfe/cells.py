@@ -59,6 +59,7 @@ class CellRegression:
     n_cohorts: int
     score_resid: np.ndarray  # w e per row (e without weights)
     rss: float               # sum of w e^2
+    unit_codes: np.ndarray | None = None  # the unit codes (each unit lies in one cohort)
 
     @property
     def n_obs(self) -> int:
@@ -71,9 +72,10 @@ class CellRegression:
         return out
 
 
-def fit_cells(y: np.ndarray, weights: np.ndarray | None, cell: np.ndarray, n_cohorts: int, n_periods: int,
-              table: np.ndarray, names: tuple[str, ...], func: str) -> CellRegression:
-    """Fit the saturated regression from cell sums; ``table`` (G, T) gives each cell's coefficient (-1: none)."""
+def fit_cells(y: np.ndarray, weights: np.ndarray | None, cell: np.ndarray, cohort: np.ndarray, time: np.ndarray,
+              n_cohorts: int, n_periods: int, table: np.ndarray, names: tuple[str, ...], func: str) -> CellRegression:
+    """Fit the saturated regression from cell sums; ``table`` (G, T) gives each cell's coefficient (-1: none);
+    ``cell = cohort * T + time`` per row."""
     G, T = n_cohorts, n_periods
     n_cells = G * T
     wsum = np.bincount(cell, weights=weights, minlength=n_cells)
@@ -91,17 +93,18 @@ def fit_cells(y: np.ndarray, weights: np.ndarray | None, cell: np.ndarray, n_coh
     u[used] = fit.resid
     shift = np.zeros(n_cells)
     shift[used] = ybar - fit.resid
-    e = y - shift[cell]                # y - (Ybar - u)
+    e = np.take(shift, cell)
+    np.subtract(y, e, out=e)           # y - (Ybar - u)
     we = e if weights is None else e * weights
     rss = float(np.dot(e, we))
-    cohort_of_row = cell // T
-    time_of_row = cell - cohort_of_row * T
-    return CellRegression(fit=fit, cells=used, cell_of_row=cell, cohort_of_row=cohort_of_row, time_of_row=time_of_row,
+    return CellRegression(fit=fit, cells=used, cell_of_row=cell, cohort_of_row=cohort, time_of_row=time,
                           n_periods=T, n_cohorts=G, score_resid=we, rss=rss)
 
 
 def _nested(factor: np.ndarray, n_levels: int, codes: np.ndarray) -> bool:
     """Every level of ``factor`` lies in a single cluster."""
+    if int(codes.max()) + 1 > n_levels and np.unique(codes[: 10 * n_levels + 1000]).shape[0] > n_levels:
+        return False  # more clusters than levels: some level spans two clusters
     first = np.full(n_levels, -1, dtype=np.int64)
     first[factor] = codes
     return bool(np.array_equal(first[factor], codes))
@@ -118,7 +121,8 @@ def _meat(cr: CellRegression, codes: np.ndarray) -> tuple[np.ndarray, int]:
     n_cl = int(present.sum())
     cohort_of_cluster = np.full(C, -1, dtype=np.int64)
     cohort_of_cluster[codes] = cr.cohort_of_row
-    if np.array_equal(cohort_of_cluster[codes], cr.cohort_of_row) and C * T <= 4 * DENSE_CELLS:
+    nested = codes is cr.unit_codes or np.array_equal(cohort_of_cluster[codes], cr.cohort_of_row)
+    if nested and C * T <= 4 * DENSE_CELLS:
         # every cluster in one cohort: sum_c s_c s_c' is a T x T block per cohort
         S = np.bincount(codes * T + cr.time_of_row, weights=we, minlength=C * T).reshape(C, T)
         meat = np.zeros((xd.shape[1], xd.shape[1]))

@@ -28,6 +28,7 @@ conventions (reference cohort, reference period, demeaned covariates, emfx's ave
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -159,7 +160,8 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
     assert sample.unit is not None
     codes = dict(sample.codes)
     codes.setdefault(unit_name, sample.unit)
-    clusters = ClusterCodes(codes, sample.row_index, sample.report.n_input_rows, sample.fingerprint)
+    clusters = ClusterCodes(codes, None if sample.all_rows_kept else sample.row_index, sample.report.n_input_rows,
+                            sample.fingerprint)
     default = default_spec([unit_name], "iid", ssc)
     spec = resolve_vcov(FUNC, vcov, cluster or None, default, ssc)
     treated_row = np.isfinite(sample.cohort) if sample.cohort is not None else np.zeros(sample.n_obs, bool)
@@ -178,7 +180,9 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
         n_coef = len(coef_names)
     else:
         if p == 0 and fe == "cohort" and CELL_PATH:
-            cr = fit_cells(sample.y, sample.weights, cells.cell, G, T, cells.table, cells.names, FUNC)
+            cr = fit_cells(sample.y, sample.weights, cells.cell, cells.cohort, sample.time, G, T, cells.table,
+                           cells.names, FUNC)
+            cr = dataclasses.replace(cr, unit_codes=clusters.stored[unit_name])
             source = CellSource(regression=cr, clusters=clusters, default=default, treated=treated_row)
             fit = cr.fit
             method = "cohort x period cell sums (no covariates: identical to the row-level regression)"

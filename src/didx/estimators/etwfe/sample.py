@@ -131,18 +131,20 @@ def make_cells(panel: Panel, *, control: str, cohort_name: str, time_name: str) 
     assert panel.cohort is not None
     periods = panel.periods
     T = periods.shape[0]
-    g_row = panel.cohort
-    values = np.unique(g_row)
+    assert panel.unit is not None
+    g_unit = panel.unit_cohort()  # one value per unit: the codes are found per unit, then spread to the rows
+    values = np.unique(g_unit)
     if np.isfinite(values[-1]):  # no never treated: the last-treated cohort is the reference
         ref_value = values[-1]
     else:
         ref_value = np.inf
     treated = values[values != ref_value]
     cohorts = np.concatenate([treated, [ref_value]])
-    code = np.searchsorted(treated, g_row)
-    code[g_row == ref_value] = treated.shape[0]
-    code = code.astype(np.int64)
-    cell = code * T + panel.time
+    code_unit = np.searchsorted(treated, g_unit)
+    code_unit[g_unit == ref_value] = treated.shape[0]
+    code = np.take(code_unit.astype(np.int64), panel.unit)
+    cell = code * T
+    cell += panel.time
     present = np.bincount(cell, minlength=cohorts.shape[0] * T).reshape(-1, T) > 0
     table = np.full((cohorts.shape[0], T), -1, dtype=np.int64)
     names: list[str] = []

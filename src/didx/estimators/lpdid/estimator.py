@@ -105,21 +105,31 @@ class LpdidSource:
         return self.compute(func, kind, name, row_codes)
 
     def compute(self, func: str, kind: str, name: str, row_codes: np.ndarray) -> tuple[np.ndarray, Inference]:
-        cu = np.full(self.n_units, -1, dtype=np.int64)
-        cu[self.unit_of_row] = row_codes
-        if not np.array_equal(cu[self.unit_of_row], row_codes):
-            raise InvalidOptionError(
-                f"{func}: the cluster column {name!r} varies within units; LP-DiD's covariance is computed from the "
-                f"units' influence sums, so clusters must contain whole units. Fix: cluster by the unit or a "
-                f"coarser level (e.g. the state)."
-            )
-        _, cu = np.unique(cu, return_inverse=True)
-        cu = cu.reshape(-1)
+        if row_codes is self.unit_of_row:
+            cu = np.arange(self.n_units, dtype=np.int64)
+        else:
+            cu = np.full(self.n_units, -1, dtype=np.int64)
+            cu[self.unit_of_row] = row_codes
+            if not np.array_equal(cu[self.unit_of_row], row_codes):
+                raise InvalidOptionError(
+                    f"{func}: the cluster column {name!r} varies within units; LP-DiD's covariance is computed from "
+                    f"the units' influence sums, so clusters must contain whole units. Fix: cluster by the unit or a "
+                    f"coarser level (e.g. the state)."
+                )
+            if cu.min() < 0 or cu.max() >= 2 * self.n_units:
+                _, cu = np.unique(cu, return_inverse=True)
+                cu = cu.reshape(-1)
         C = int(cu.max()) + 1
-        S = np.empty((C, self.influence.shape[1]))
-        for r in range(S.shape[1]):
-            S[:, r] = np.bincount(cu, weights=self.influence[:, r], minlength=C)
-        G = np.array([np.unique(cu[self.present[:, r]]).shape[0] for r in range(S.shape[1])], dtype=np.float64)
+        R = self.influence.shape[1]
+        if C == self.n_units and row_codes is self.unit_of_row:
+            S = self.influence
+            G = self.present.sum(axis=0).astype(np.float64)
+        else:
+            S = np.empty((C, R))
+            G = np.empty(R)
+            for r in range(R):
+                S[:, r] = np.bincount(cu, weights=self.influence[:, r], minlength=C)
+                G[r] = np.count_nonzero(np.bincount(cu[self.present[:, r]], minlength=C))
         for g in G:
             cluster_count_check(func, name, int(g))
         if kind == "CR1":
@@ -128,7 +138,7 @@ class LpdidSource:
             f = np.ones_like(G)
         root = np.sqrt(f)
         V = (S.T @ S) * np.outer(root, root)
-        n_treated_cl = int(np.unique(cu[self.treated_unit]).shape[0])
+        n_treated_cl = int(np.count_nonzero(np.bincount(cu[self.treated_unit], minlength=C)))
         inf = Inference(
             vcov_type=f"{kind}, clustered by {name}", df=None, n_clusters=(int(G.max()),), cluster_names=(name,),
             small_sample="(n-1)/(n-K) G/(G-1) per regression (fixest / reghdfe)" if kind == "CR1" else "none",
@@ -219,28 +229,31 @@ def _check_options(pre_window: Any, post_window: Any, control: str, reweight: An
 
 def _cohorts(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
     """Each unit's first treated period code (``inf``: never) and its first observed period code; errors if the
-    treatment is not absorbing."""
+    treatment is not absorbing (a 0 observed after the first 1)."""
     assert panel.unit is not None and panel.treat is not None
-    N = panel.n_units
-    u, t, d = panel.unit, panel.time, panel.treat
-    big = np.iinfo(np.int64).max
-    first_treated = np.full(N, big, dtype=np.int64)
-    on = d == 1
-    np.minimum.at(first_treated, u[on], t[on])
-    off_after = (~on) & (t > first_treated[u])
-    if off_after.any():
-        row = int(np.flatnonzero(off_after)[0])
-        label = panel.unit_labels[u[row]] if panel.unit_labels is not None else u[row]
+    N, T = panel.n_units, panel.n_periods
+    u, t = panel.unit, panel.time
+    flat = u * T + t
+    observed = np.zeros(N * T, dtype=bool)
+    observed[flat] = True
+    treated = np.zeros(N * T, dtype=bool)
+    treated[flat[panel.treat == 1]] = True
+    observed = observed.reshape(N, T)
+    treated = treated.reshape(N, T)
+    ever = treated.any(axis=1)
+    first = np.where(ever, treated.argmax(axis=1), T)
+    bad = observed & ~treated & (np.arange(T)[None, :] > first[:, None])
+    if bad.any():
+        unit, period = np.argwhere(bad)[0]
+        label = panel.unit_labels[unit] if panel.unit_labels is not None else unit
         raise DataError(
             f"{FUNC}: the treatment {panel.names.get('treat')!r} of unit {fmt_value(label)} goes back to 0 at "
-            f"{panel.names.get('time')}={fmt_value(panel.period_labels[t[row]])} after being 1; this lpdid handles "
+            f"{panel.names.get('time')}={fmt_value(panel.period_labels[period])} after being 1; this lpdid handles "
             f"absorbing treatments only. Fix: code the treatment as 1 from the first treated period on, or use "
             f"didx.dcdh for non-absorbing treatments."
         )
-    first_obs = np.full(N, big, dtype=np.int64)
-    np.minimum.at(first_obs, u, t)
-    g = np.where(first_treated == big, np.inf, first_treated.astype(np.float64))
-    return g, first_obs
+    g = np.where(ever, first.astype(np.float64), np.inf)
+    return g, observed.argmax(axis=1)
 
 
 def _specs(pre_window: int, post_window: int) -> list[Spec]:
