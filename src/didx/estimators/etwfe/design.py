@@ -66,6 +66,7 @@ def finish_aggregation(kind: str, values: list[float], est: np.ndarray, J: np.nd
         zero = ~np.any(J != 0, axis=1)
         reference = tuple(float(v) for v in vals[zero])
         keep = ~zero
+    names: tuple[str, ...]
     if kind == "simple":
         names = ("ATT",)
         vals = np.array([np.nan])

@@ -69,7 +69,7 @@ class LpdidResult(EventStudyResult):
             return Result(estimator=f"{self.estimator} — pooled post-treatment effect", terms=("pooled_post",),
                           coef=a[None, :] @ self.coef, vcov_matrix=a[None, :] @ self.vcov_matrix @ a[:, None],
                           headline="pooled_post", inference=self.inference, sample=self.sample, design=self.design,
-                          notes=self.notes, _source=LinearMapSource(self._source, a[None, :])  # type: ignore[arg-type]
+                          notes=self.notes, _source=LinearMapSource(self._source, a[None, :])
                           if self._source is not None else None)
         return super().aggregate(kind)
 
@@ -121,7 +121,7 @@ class LpdidSource:
                 cu = cu.reshape(-1)
         C = int(cu.max()) + 1
         R = self.influence.shape[1]
-        if C == self.n_units and row_codes is self.unit_of_row:
+        if self.n_units == C and row_codes is self.unit_of_row:
             S = self.influence
             G = self.present.sum(axis=0).astype(np.float64)
         else:
@@ -234,12 +234,12 @@ def _cohorts(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
     N, T = panel.n_units, panel.n_periods
     u, t = panel.unit, panel.time
     flat = u * T + t
-    observed = np.zeros(N * T, dtype=bool)
-    observed[flat] = True
-    treated = np.zeros(N * T, dtype=bool)
-    treated[flat[panel.treat == 1]] = True
-    observed = observed.reshape(N, T)
-    treated = treated.reshape(N, T)
+    observed_flat = np.zeros(N * T, dtype=bool)
+    observed_flat[flat] = True
+    treated_flat = np.zeros(N * T, dtype=bool)
+    treated_flat[flat[panel.treat == 1]] = True
+    observed = observed_flat.reshape(N, T)
+    treated = treated_flat.reshape(N, T)
     ever = treated.any(axis=1)
     first = np.where(ever, treated.argmax(axis=1), T)
     bad = observed & ~treated & (np.arange(T)[None, :] > first[:, None])
