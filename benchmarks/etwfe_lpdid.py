@@ -16,17 +16,16 @@ Targets (issue 14): linear ETWFE without covariates and lpdid each under 5 s at 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import subprocess
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _common import measure as common_measure
 
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
 if not BENCH.exists():
@@ -42,20 +41,12 @@ def make(n_units: int) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 def measure(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    gc.collect()
+    """``_common.measure`` (best wall time, tracemalloc peak) plus the CPU seconds of one call."""
+    out = common_measure(fn, repeat)
     c0 = time.process_time()
-    tracemalloc.start()
     fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {"seconds": min(times), "cpu_seconds": time.process_time() - c0, "peak_mb_beyond_data": peak / 2**20}
+    out["cpu_seconds"] = time.process_time() - c0
+    return out
 
 
 def didx_tasks(df: pd.DataFrame) -> dict[str, Callable[[], Any]]:

@@ -16,7 +16,6 @@ Every drop is counted in the sample report.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -168,7 +167,7 @@ def make_cells(panel: Panel, *, control: str, cohort_name: str, time_name: str) 
                  ref_index=int(treated.shape[0]), control=control)
 
 
-def aggregation_rows(cells: Cells, kind: str, *, post_only: bool = True) -> tuple[np.ndarray, list[float]]:
+def aggregation_rows(cells: Cells, kind: str) -> tuple[np.ndarray, list[float]]:
     """Which cells each aggregation averages over (R emfx's data): a (n_groups, G*T) 0/1 matrix over cells and the
     group values (``simple``: one group; ``group``: cohorts; ``calendar``: periods; ``event``: event times).
 
@@ -180,7 +179,7 @@ def aggregation_rows(cells: Cells, kind: str, *, post_only: bool = True) -> tupl
     gi, ti = np.meshgrid(np.arange(G), np.arange(T), indexing="ij")
     treated_cohort = gi != cells.ref_index
     post = cells.periods[None, :] >= np.where(treated_cohort, cells.cohorts[:, None], np.inf)
-    if kind == "event" and (cells.control == "never" or not post_only):
+    if kind == "event" and cells.control == "never":
         use = treated_cohort
     else:
         use = post & (cells.table >= 0) if cells.control == "not_yet" else post & treated_cohort
@@ -201,7 +200,3 @@ def aggregation_rows(cells: Cells, kind: str, *, post_only: bool = True) -> tupl
         member[r] = (use & (keys == v)).reshape(-1)
     return member, [float(v) for v in values]
 
-
-def replace_codes(panel: Panel, **codes: np.ndarray) -> Panel:
-    """``panel`` with extra integer codes (e.g. the cohort as a factor)."""
-    return dataclasses.replace(panel, codes={**panel.codes, **codes})
