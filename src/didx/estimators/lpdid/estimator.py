@@ -140,7 +140,8 @@ class LpdidSource:
         V = (S.T @ S) * np.outer(root, root)
         n_treated_cl = int(np.count_nonzero(np.bincount(cu[self.treated_unit], minlength=C)))
         inf = Inference(
-            vcov_type=f"{kind}, clustered by {name}", df=None, n_clusters=(int(G.max()),), cluster_names=(name,),
+            vcov_type=f"{kind}, clustered by {name}", df=float(G.min() - 1), n_clusters=(int(G.max()),),
+            cluster_names=(name,),
             small_sample="(n-1)/(n-K) G/(G-1) per regression (fixest / reghdfe)" if kind == "CR1" else "none",
             details=(f"Treated clusters: {n_treated_cl} of {C}",
                      "Covariance between regressions: stacked cluster sums of their influence functions (suest)"),
