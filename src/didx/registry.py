@@ -241,7 +241,7 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   from_panel=PanelEntry(f"{_R}.stacked:from_panel", require_control="none")),
     EstimatorSpec("etwfe", "didx.estimators.etwfe.estimator:etwfe",
                   ("EtwfeResult", "EtwfeAggregate", "EtwfeEventStudy"), "Extended TWFE (Wooldridge)",
-                  event_study="aggregate", comparison="etwfe", pre_period="etwfe_{control}", covariates=True,
+                  event_study="aggregate", comparison="etwfe", pre_period="etwfe_never", covariates=True,
                   weights=True,
                   from_panel=PanelEntry("didx.estimators.etwfe.estimator:from_panel", require_control="none")),
     EstimatorSpec("lpdid", "didx.estimators.lpdid.estimator:lpdid", ("LpdidResult",),
