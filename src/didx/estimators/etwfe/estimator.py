@@ -266,7 +266,8 @@ def _assemble(sample: Panel, cells: Cells, source: CovarianceSource, params: np.
     dropped = getattr(getattr(source, "fit", None), "dropped_collinear", ())
     if dropped:
         notes.append("Dropped for collinearity: " + ", ".join(dropped))
-    fam = "linear (least squares)" if family is None else f"{family} (maximum likelihood, fixest feglm)"
+    fam = ("linear (least squares)" if family is None
+           else f"{family} (maximum likelihood, fixest feglm; the coefficients are on the link scale)")
     design = (
         ("Estimator", "Extended TWFE (Wooldridge 2021, 2023), R etwfe"),
         ("Outcome", str(names["y"])),
