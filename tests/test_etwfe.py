@@ -259,6 +259,16 @@ def test_poisson_event_effects_equal_r_emfx() -> None:
     np.testing.assert_allclose(t["std_error"], ref["std.error"], rtol=GLM_SE_RTOL)
 
 
+def test_poisson_link_scale_event_effects_equal_r_emfx() -> None:
+    ref = REF["emfx"]["event_pois_link"]
+    res = _poisson()
+    t = res.aggregate("event", scale="link").tidy()
+    np.testing.assert_allclose(t["estimate"], ref["estimate"], rtol=RTOL)
+    np.testing.assert_allclose(t["std_error"], ref["std.error"], rtol=GLM_SE_RTOL)
+    lin = _fit(covariates="lpop")
+    np.testing.assert_array_equal(lin.aggregate("event", scale="link").coef, lin.aggregate("event").coef)
+
+
 def _dense_glm(df: pd.DataFrame, res: didx.EtwfeResult, family: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The same model with explicit cohort and period dummies, by Newton's method, and its CR1 covariance
     (fixest's factors, K = every column): an independent fit of the absorbed-FE IRLS."""

@@ -177,6 +177,7 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
                       cohort_name=cohort_name, time_name=time_name)
         source, params, coef_names, method = glm.source, glm.params, glm.coef_names, glm.method
         aggs = {k: glm.aggregation(k, cells) for k in KINDS}
+        aggs.update({f"{k}:link": glm.aggregation(k, cells, "link") for k in KINDS})
         n_coef = len(coef_names)
     else:
         if p == 0 and fe == "cohort" and CELL_PATH:

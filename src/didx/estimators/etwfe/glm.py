@@ -147,10 +147,20 @@ class GlmFit:
     cohort_name: str
     time_name: str
 
-    def aggregation(self, kind: str, cells: Cells) -> Aggregation:
-        """R emfx on the response scale: ``mean [F(eta0 + delta) - F(eta0)]`` over each group's treated rows."""
+    def aggregation(self, kind: str, cells: Cells, scale: str = "response") -> Aggregation:
+        """R emfx: ``mean [F(eta0 + delta) - F(eta0)]`` over each group's treated rows (``scale="response"``), or
+        the change in the index, ``mean delta`` (``scale="link"``, emfx's ``predict = "link"``)."""
         member, values = aggregation_rows(cells, kind)
         rows_in = member[:, cells.cell] > 0     # (groups, n)
+        k = self.x_common.shape[1]
+        Lg, Lt = self.n_levels
+        if scale == "link":
+            den = rows_in.sum(axis=1).astype(np.float64)
+            safe = np.where(den > 0, den, 1.0)
+            J = np.zeros((len(values), k + Lg + Lt))
+            J[:, :k] = (rows_in @ self.x_treat) / safe[:, None]
+            return finish_aggregation(kind, values, (rows_in @ self.delta) / safe, J, den, self.cohort_name,
+                                      self.time_name)
         eta0 = self.eta - self.delta
         eta1 = eta0 + self.delta
         F0, F1 = _mean(self.family, eta0), _mean(self.family, eta1)
@@ -159,8 +169,6 @@ class GlmFit:
         den = rows_in.sum(axis=1).astype(np.float64)
         safe = np.where(den > 0, den, 1.0)
         est = (rows_in @ diff) / safe
-        k = self.x_common.shape[1]
-        Lg, Lt = self.n_levels
         J = np.zeros((len(values), k + Lg + Lt))
         d = (f1 - f0)[None, :] * rows_in
         J[:, :k] = (d @ self.x_common + (f1[None, :] * rows_in) @ self.x_treat) / safe[:, None]

@@ -89,19 +89,25 @@ class EtwfeResult(Result):
         return dataclasses.replace(self, vcov_matrix=J @ V @ J.T, inference=normal_inference(inference),
                                    extras=extras)
 
-    def aggregate(self, kind: str = "simple") -> EtwfeAggregate | EtwfeEventStudy:
+    def aggregate(self, kind: str = "simple", scale: str = "response") -> EtwfeAggregate | EtwfeEventStudy:
         """R ``emfx(type = kind)``: marginal effects averaged over the treated observations (see the module).
 
         ``"dynamic"`` is accepted for ``"event"`` (the name of Callaway-Sant'Anna's event-time aggregation).
+        ``scale="link"`` (Poisson / logit): the change in the linear index instead of the outcome (emfx's
+        ``predict = "link"``); the same numbers in the linear model.
         """
         kind = "event" if kind == "dynamic" else kind
         check_option("aggregate", "kind", kind, KINDS)
-        agg: Aggregation = self.extras["aggregations"][kind]
+        check_option("aggregate", "scale", scale, ("response", "link"))
+        aggs = self.extras["aggregations"]
+        agg: Aggregation = aggs.get(f"{kind}:link", aggs[kind]) if scale == "link" else aggs[kind]
         V = np.asarray(self.extras["raw_vcov"])
         J = agg.jacobian
         src = LinearMapSource(self._raw_source(), J)
         label = {"simple": "ATT (average over the treated observations)", "group": "by cohort",
                  "calendar": "by period", "event": "by event time"}[kind]
+        if scale == "link" and f"{kind}:link" in aggs:
+            label += ", link scale"
         common: dict[str, Any] = dict(
             estimator=f"{self.estimator} — {label}", terms=agg.names, coef=agg.estimate, vcov_matrix=J @ V @ J.T,
             headline=agg.names[0], inference=self.inference, sample=self.sample, design=self.design,
