@@ -124,6 +124,24 @@ def test_cell_path_equals_the_row_regression(monkeypatch: pytest.MonkeyPatch) ->
                                        atol=1e-14)
 
 
+def test_unit_effects_cell_path_equals_the_row_regression(monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = didx.datasets.simulate_staggered(50, 6, cohorts=[3, 5], seed=4).assign(state=lambda d: d["unit"] // 5)
+    unbalanced = sim.drop(index=[2, 30]).reset_index(drop=True)
+    cols = {"y": "y", "unit": "unit", "time": "time", "cohort": "cohort", "fe": "unit"}
+    for df in (sim, unbalanced):
+        fits = {}
+        for cells in (True, False):
+            monkeypatch.setattr(etwfe_module, "CELL_PATH", cells)
+            fits[cells] = [didx.etwfe(df, **cols, control=c) for c in ("not_yet", "never")]
+        for a, b in zip(fits[True], fits[False], strict=True):
+            assert "unit effects" in dict(a.design)["Computation"]
+            np.testing.assert_allclose(a.coef, b.coef, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(a.vcov_matrix, b.vcov_matrix, rtol=1e-8, atol=1e-14)
+            for kw in ({"vcov": "hetero"}, {"cluster": df["state"]}):
+                np.testing.assert_allclose(a.with_vcov(**kw).vcov_matrix, b.with_vcov(**kw).vcov_matrix,
+                                           rtol=1e-8, atol=1e-14)
+
+
 def test_unit_effects_give_the_same_point_estimates() -> None:
     a = _fit(covariates="lpop")
     b = _fit(covariates="lpop", fe="unit")

@@ -51,9 +51,9 @@ from didx.estimators.etwfe.result import (
 from didx.estimators.etwfe.sample import Cells, aggregation_rows, make_cells, select_sample
 from didx.estimators.regression.common import RegressionSource, default_spec
 from didx.inference.contract import ClusterCodes, CovarianceSource
-from didx.inference.vcov import SSC, resolve_vcov
+from didx.inference.vcov import SSC, VcovSpec, resolve_vcov
 from didx.linalg.absorb import FixedEffects
-from didx.linalg.ols import fit_ols
+from didx.linalg.ols import OLSFit, fit_ols
 from didx.registry import PRE_PERIOD
 
 __all__ = ["EtwfeAggregate", "EtwfeEventStudy", "EtwfeResult", "etwfe", "from_panel"]
@@ -187,6 +187,11 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
             source = CellSource(regression=cr, clusters=clusters, default=default, treated=treated_row)
             fit = cr.fit
             method = "cohort x period cell sums (no covariates: identical to the row-level regression)"
+        elif p == 0 and fe == "unit" and CELL_PATH and sample.weights is None and (
+                unit_cells := _unit_cells(sample, cells, clusters, default, treated_row, unit_name, time_name)):
+            source, fit = unit_cells
+            method = ("cohort x period cell means with unit effects (no covariates: identical to the row-level "
+                      "regression)")
         else:
             C, cnames, dm_cols, dm_names, Wdm = covariate_terms(sample, cells, cohort_name, time_name)
             for j in range(p):
@@ -207,6 +212,32 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
     V, inf = source.compute(FUNC, spec)
     return _assemble(sample, cells, source, params, V, inf, coef_names, n_coef, aggs, method=method,
                      control=control, control_text=control_text, family=family, fe=fe)
+
+
+def _unit_cells(sample: Panel, cells: Cells, clusters: ClusterCodes, default: VcovSpec, treated: np.ndarray,
+                unit_name: str, time_name: str) -> tuple[CovarianceSource, OLSFit] | None:
+    """Unit and period effects without covariates or weights: the Sun-Abraham cell machinery (the same saturated
+    regression with another table of cells), balanced or with at most ``MAX_PATTERN_PERIODS`` periods."""
+    from didx.estimators.sun_abraham.cells import CellSource as UnitCellSource
+    from didx.estimators.sun_abraham.cells import fit_cells as fit_unit_cells
+    from didx.estimators.sun_abraham.cells import fit_cells_unbalanced
+
+    assert sample.unit is not None
+    N, T = sample.n_units, sample.n_periods
+    cohort_of_unit = np.zeros(N, dtype=np.int64)
+    cohort_of_unit[sample.unit] = cells.cohort
+    if sample.is_balanced:
+        cf = fit_unit_cells(sample.y, sample.unit, sample.time, N, T, cohort_of_unit, cells.table, list(cells.names),
+                            FUNC)
+    else:
+        found = fit_cells_unbalanced(sample.y, sample.unit, sample.time, N, T, cohort_of_unit, cells.table,
+                                     list(cells.names), FUNC)
+        if found is None:
+            return None
+        cf = found
+    src = UnitCellSource(cells=cf, clusters=clusters, default=default, treated=treated,
+                         fe_names=(unit_name, time_name))
+    return src, cf.fit
 
 
 def _check_support(panel: Panel, family: str, y: str) -> None:
@@ -264,7 +295,9 @@ def _assemble(sample: Panel, cells: Cells, source: CovarianceSource, params: np.
     group = np.array([cells.cohorts[cg[pos[n]]] if n in pos else np.nan for n in coef_names])
     period = np.array([cells.periods[ct[pos[n]]] if n in pos else np.nan for n in coef_names])
     notes: list[str] = []
-    dropped = getattr(getattr(source, "fit", None), "dropped_collinear", ())
+    inner = getattr(source, "cells", None)  # a unit-effects cell source: its cell fit (not the rows rebuilt)
+    fit_used = inner.fit if inner is not None else getattr(source, "fit", None)
+    dropped = getattr(fit_used, "dropped_collinear", ())
     if dropped:
         notes.append("Dropped for collinearity: " + ", ".join(dropped))
     fam = ("linear (least squares)" if family is None
