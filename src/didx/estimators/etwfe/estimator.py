@@ -209,7 +209,7 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
         n_coef = len(coef_names)
         aggs = {k: _linear_aggregation(k, cells, cnt, xdm_sums, coef_names, params, time_name, cohort_name,
                                        list(sample.covariate_names)) for k in KINDS}
-    V, inf = source.compute(FUNC, spec)
+    V, inf = source.compute(FUNC, spec)  # type: ignore[attr-defined]  # every source here has compute()
     return _assemble(sample, cells, source, params, V, inf, coef_names, n_coef, aggs, method=method,
                      control=control, control_text=control_text, family=family, fe=fe)
 
