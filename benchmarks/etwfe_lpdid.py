@@ -9,7 +9,8 @@ loaded), CPU seconds of one run, the peak memory allocated during one run (trace
 and the headline numbers. didx tasks: ``etwfe`` (cohort x period cells, CR1 by unit, the four emfx
 aggregations), ``lpdid`` (pre_window 3, post_window 4, joint CR1 covariance; and reweighted). Peers (``--peers``,
 only with the peers venv): pyfixest ``lpdid(att=False)`` (the same horizons) and ``event_study(estimator=
-"saturated")``, each in a subprocess with a time limit.
+"saturated")``, diff-diff ``WooldridgeDiD`` (+ event aggregation) and ``LPDiD``, each in a subprocess with a time
+limit; ``--peer-tasks`` selects some.
 Targets (issue 14): linear ETWFE without covariates and lpdid each under 5 s at 1M units x 10 periods.
 """
 
@@ -72,6 +73,19 @@ PEER_CODE = {
         "post_window=4, att=False)\n"
         "out = float(res.tidy().loc['time_to_treatment::0', 'Estimate'])\n"
     ),
+    "diff-diff.etwfe": (
+        "from diff_diff import WooldridgeDiD\n"
+        "res = WooldridgeDiD(cluster='unit').fit(df, outcome='y', unit='unit', time='time', "
+        "first_treat='first_treat')\n"
+        "res.aggregate('event')\n"
+        "out = float(res.overall_att)\n"
+    ),
+    "diff-diff.lpdid": (
+        "from diff_diff import LPDiD\n"
+        "res = LPDiD(pre_window=3, post_window=4, cluster='unit').fit(df, outcome='y', unit='unit', time='time', "
+        "treatment='d')\n"
+        "out = 0.0\n"
+    ),
     "pyfixest.saturated": (
         "import pyfixest as pf\n"
         "res = pf.event_study(df, yname='y', idname='unit', tname='time', gname='first_treat', "
@@ -106,10 +120,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--peers", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=600.0)
+    ap.add_argument("--peer-tasks", default=",".join(PEER_CODE))
+    ap.add_argument("--no-didx", action="store_true")
     a = ap.parse_args()
     for n in (int(s) for s in a.sizes.split(",")):
         df, info = make(n)
-        for task, fn in didx_tasks(df).items():
+        for task, fn in ({} if a.no_didx else didx_tasks(df)).items():
             res = fn()
             m = measure(fn, a.repeat)
             print(json.dumps({"task": task, "n_units": n, "n_rows": len(df), "estimate": res.estimate,
@@ -117,7 +133,7 @@ def main() -> None:
                               **{k: round(v, 3) for k, v in m.items()}}), flush=True)
         del df
         if a.peers:
-            for task in PEER_CODE:
+            for task in a.peer_tasks.split(","):
                 print(json.dumps({"task": task, "n_units": n, **run_peer(task, n, a.peer_timeout)}), flush=True)
 
 

@@ -62,6 +62,10 @@ def test_emfx_aggregations_equal_r_etwfe(kind: str) -> None:
         np.testing.assert_array_equal(t[col], ref[key])
 
 
+def test_simple_att_without_covariates_equals_diff_diff() -> None:
+    assert _fit().estimate == pytest.approx(REF["peers"]["diff_diff_overall_att_m1"], rel=1e-10)
+
+
 def test_readme_simple_att_at_printed_precision() -> None:
     res = _fit(covariates="lpop")
     assert round(res.estimate, 4) == -0.0506
