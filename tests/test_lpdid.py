@@ -237,3 +237,23 @@ def test_cohort_column_gives_the_same_treatment() -> None:
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-14)
     with pytest.raises(InvalidOptionError, match="exactly one"):
         didx.lpdid(SIM, y="y", unit="unit", time="time", pre_window=2, post_window=2)
+
+
+def test_evenly_spaced_periods_give_event_times_in_time_units() -> None:
+    every2 = SIM.assign(time=SIM["time"] * 2)
+    a = didx.lpdid(SIM, **COLS, pre_window=2, post_window=2)
+    b = didx.lpdid(every2, **COLS, pre_window=2, post_window=2)
+    np.testing.assert_allclose(b.coef, a.coef, rtol=1e-14)
+    np.testing.assert_array_equal(b.event_times[np.isfinite(b.event_times)], [-4.0, 0.0, 2.0, 4.0])
+    assert b.reference_periods == (-2.0,) and "event::4" in b.terms
+
+
+def test_comparison_on_evenly_spaced_periods() -> None:
+    every2 = SIM.assign(time=SIM["time"] * 2, cohort=SIM["cohort"] * 2)
+    both = didx.event_study(every2, y="y", unit="unit", time="time", cohort="cohort",
+                            estimator=["sun_abraham", "lpdid"], window=(-4, 4), ref=-2)
+    direct = didx.lpdid(SIM, **COLS, pre_window=2, post_window=2)
+    np.testing.assert_allclose(both["lpdid"].coef, direct.coef, rtol=1e-12)
+    assert list(both.wide().index) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    with pytest.raises(InvalidOptionError, match="ref=-2"):
+        didx.event_study(every2, y="y", unit="unit", time="time", cohort="cohort", estimator="lpdid")

@@ -730,7 +730,11 @@ def _run_lpdid(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, coll
     c, info = inputs.common, inputs.info
     name = "lpdid"
     _no_vcov(name, c)
-    _only_ref_minus_one(name, c, "its base period is t - 1 (event time -1)")
+    gaps = np.diff(info.periods)
+    step = float(gaps[0]) if gaps.size and np.all(gaps == gaps[0]) else 1.0  # lpdid's windows count periods
+    if c.refs != (-step,):
+        _refuse(name, "ref", _ref_value(c.refs), f"its base period is the previous period (event time "
+                f"{-step:g})", f"use ref={-step:g}")
     if c.weights is not None:
         _refuse(name, "weights", c.weights, "LP-DiD has no sampling weights (reweight=True gives equal weights)")
     k = info.event_time[info.treated_row]
@@ -740,8 +744,8 @@ def _run_lpdid(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, coll
         lo, hi = max(lo, c.window[0]), min(hi, c.window[1])
     n_periods = info.periods.shape[0]
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort,
-                            "pre_window": int(min(max(-np.ceil(lo), 1), n_periods - 1)),
-                            "post_window": int(min(max(np.floor(hi), 0), n_periods - 2)),
+                            "pre_window": int(min(max(np.ceil(-lo / step), 1), n_periods - 1)),
+                            "post_window": int(min(max(np.floor(hi / step), 0), n_periods - 2)),
                             "covariates": c.covariates or None, "cluster": _need_single(name, "cluster", c.cluster)}
     call = {**call, **extra}
     notes = (f"treatment built from the cohort: 1[{c.time} >= {c.cohort}] (absorbing)",)

@@ -319,6 +319,12 @@ def _estimate(panel: Panel, *, pre_window: int, post_window: int, control: str, 
                          treated_unit=np.isfinite(g))
     V, inf = source.compute(FUNC, vcov or "CR1", cl, np.asarray(clusters.stored[cl]))
     periods = panel.periods
+    # leads and lags are consecutive observed periods (Stata's L. and F. on the period index); with evenly spaced
+    # periods (every 2 years, say) event times are reported in the time column's units, as the other estimators
+    gaps = np.diff(periods)
+    step = float(gaps[0]) if gaps.size and bool(np.all(gaps == gaps[0])) else 1.0
+    unit_text = (f"event times in units of {names['time']} (periods every {fmt_value(step)})" if gaps.size and
+                 bool(np.all(gaps == gaps[0])) else "uneven periods: event times count periods, not time units")
     design = (
         ("Estimator", "Local-projections DiD (Dube, Girardi, Jordà & Taylor 2025)"),
         ("Outcome", str(names["y"])),
@@ -334,15 +340,16 @@ def _estimate(panel: Panel, *, pre_window: int, post_window: int, control: str, 
         ("Fixed effects", f"{names['time']} (one regression per horizon)"),
         ("Covariates", ", ".join(panel.covariate_names) or "none"),
         ("Computation", method),
-        ("Periods", f"{fmt_value(periods[0])} .. {fmt_value(periods[-1])} ({T}); leads and lags in positions"),
+        ("Periods", f"{fmt_value(periods[0])} .. {fmt_value(periods[-1])} ({T}); {unit_text}"),
     )
-    terms = tuple(s.label for s in specs)
+    terms = tuple(s.label if not np.isfinite(s.event_time) else f"event::{fmt_value(s.event_time * step)}"
+                  for s in specs)
     return LpdidResult(
         estimator="LP-DiD" + (" (reweighted)" if reweight else ""), terms=terms, coef=fits.coef, vcov_matrix=V,
         headline="pooled_post", inference=inf, sample=panel.report, design=design,
-        term_info={"event_time": np.array([s.event_time for s in specs]), "n_obs": fits.n_obs,
+        term_info={"event_time": np.array([s.event_time * step for s in specs]), "n_obs": fits.n_obs,
                    "n_treated": fits.n_treated},
-        extras={"reference": (-1.0,)}, notes=(), _source=source, pre_period_meaning=PRE_PERIOD["lpdid"],
+        extras={"reference": (-step,)}, notes=(), _source=source, pre_period_meaning=PRE_PERIOD["lpdid"],
         cross_covariance=True,
     )
 
