@@ -251,9 +251,11 @@ def test_evenly_spaced_periods_give_event_times_in_time_units() -> None:
 def test_comparison_on_evenly_spaced_periods() -> None:
     every2 = SIM.assign(time=SIM["time"] * 2, cohort=SIM["cohort"] * 2)
     both = didx.event_study(every2, y="y", unit="unit", time="time", cohort="cohort",
-                            estimator=["sun_abraham", "lpdid"], window=(-4, 4), ref=-2)
+                            estimator=["sun_abraham", "lpdid", "etwfe"], window=(-4, 4), ref=-2)
     direct = didx.lpdid(SIM, **COLS, pre_window=2, post_window=2)
     np.testing.assert_allclose(both["lpdid"].coef, direct.coef, rtol=1e-12)
     assert list(both.wide().index) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    wide = both.wide()  # ETWFE with never-treated controls = Sun-Abraham on a balanced panel
+    np.testing.assert_allclose(wide["etwfe"], wide["sun_abraham"], rtol=1e-8, atol=1e-12)
     with pytest.raises(InvalidOptionError, match="ref=-2"):
         didx.event_study(every2, y="y", unit="unit", time="time", cohort="cohort", estimator="lpdid")

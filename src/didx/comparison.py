@@ -715,7 +715,11 @@ def _run_stacked(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, co
 def _run_etwfe(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
     c = inputs.common
     name = "etwfe"
-    _only_ref_minus_one(name, c, "each cohort's reference period is the period before treatment")
+    gaps = np.diff(inputs.info.periods)
+    step = float(gaps[0]) if gaps.size and np.all(gaps == gaps[0]) else 1.0
+    if c.refs != (-step,):
+        _refuse(name, "ref", _ref_value(c.refs), f"each cohort's reference period is the period before treatment "
+                f"(event time {-step:g})", f"use ref={-step:g}")
     call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "control": "never",
                             "covariates": c.covariates or None, "cluster": c.cluster or None, "weights": c.weights,
                             "vcov": c.vcov, "ssc": c.ssc}
