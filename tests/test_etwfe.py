@@ -365,3 +365,12 @@ def test_glm_with_vcov_equals_a_refit() -> None:
     with pytest.raises(InvalidOptionError):
         res.with_vcov(vcov="iid")
     assert "poisson maximum likelihood" in dict(res.design)["Computation"]
+
+
+def test_never_treated_event_study_equals_sun_abraham() -> None:
+    """Balanced panel, no covariates: the never-treated ETWFE is the Sun-Abraham saturated regression (cohort instead
+    of unit effects: same cell estimates) and emfx's event-time averages use SA's cell-size weights."""
+    es = _fit(control="never").aggregate("event")
+    sa = didx.sun_abraham(MPDTA, **COLS)
+    sa_terms = sa.tidy().set_index("event_time").loc[es.event_times]
+    np.testing.assert_allclose(es.coef, sa_terms["estimate"], rtol=1e-9)
