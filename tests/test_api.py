@@ -59,7 +59,7 @@ def test_registry_declarations_match_the_signatures() -> None:
 def test_comparison_keys_are_event_study_estimators() -> None:
     specs = comparison_estimators()
     assert list(specs) == ["twfe", "sun_abraham", "callaway_santanna", "imputation", "did2s", "dcdh", "ddd",
-                           "stacked"]
+                           "stacked", "etwfe", "lpdid"]
     for key, spec in specs.items():
         assert spec.event_study is not None and spec.pre_period is not None, key
     from didx.comparison import _MAPPED, _RUNNERS, ESTIMATORS, LABELS, NEEDS_COLUMNS, PRE_PERIOD, WINDOW_RULE

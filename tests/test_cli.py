@@ -124,6 +124,8 @@ CLI_CASES: dict[str, list[str]] = {
     "twfe_weights": ["{mpdta}", "y=lemp", "unit=countyreal", "time=year", "treat=treat_post"],
     "stacked": ["dataset:mpdta", *MPDTA, "window=-1,1"],
     "ddd": ["{mpdta}", *MPDTA, "partition=part"],
+    "etwfe": ["dataset:mpdta", *MPDTA],
+    "lpdid": ["dataset:mpdta", *MPDTA, "pre_window=2", "post_window=2"],
     "synthdid": ["dataset:california_prop99", "y=PacksPerCapita", "unit=State", "time=Year", "treat=treated"],
 }
 FORMATS = ("summary", "markdown", "latex", "json")

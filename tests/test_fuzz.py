@@ -108,6 +108,9 @@ SPECS = [
     Spec("ddd", STAGGERED_DDD, {**STAG, "partition": "elig"}, options={"method": 5}),
     Spec("synthdid", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d"}, weights=False,
          cohort=False, options={"n_reps": "many"}),
+    Spec("etwfe", STAGGERED, STAG, ssc=True, vcov=True, options={"control": 3}),
+    Spec("lpdid", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d", "pre_window": 2,
+                              "post_window": 1}, weights=False, cohort=False, options={"pre_window": "two"}),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 

@@ -59,6 +59,8 @@ CASES: dict[str, Case] = {
     "stacked": Case("stacked", lambda: didx.stacked(MPDTA, **COLS, window=(-3, 1))),
     "ddd": Case("ddd", lambda: didx.ddd(MPDTA, **COLS, partition="part", base_period="universal")
                 .aggregate("dynamic")),
+    "etwfe": Case("etwfe", lambda: didx.etwfe(MPDTA, **COLS, control="never").aggregate("event")),
+    "lpdid": Case("lpdid", lambda: didx.lpdid(MPDTA, **COLS, pre_window=3, post_window=3)),
     # synthetic DiD normalises no period: its leads are gaps to the lambda-weighted pre-period average
     "synthdid": Case("synthdid", lambda: didx.synthdid(PROP99, y="PacksPerCapita", unit="State", time="Year",
                                                        treat="treated", se="placebo", n_reps=20, seed=1)

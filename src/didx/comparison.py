@@ -85,6 +85,9 @@ WINDOW_RULE: dict[str, str] = {
             "number of effects",
     "stacked": "the sub-experiment window (cohorts whose window is not fully observed are dropped)",
     "ddd": "ATT(g,t) on all periods; the dynamic aggregation keeps event times in the window (min_e, max_e)",
+    "etwfe": "the saturated regression on all periods; the event-time averages (R emfx type='event') kept in the "
+             "window",
+    "lpdid": "pre_window = -lo, post_window = hi: one regression per event time in the window (all by default)",
 }
 
 # Values of other estimators' options the comparison sets (one line each to change when they are renamed).
@@ -738,9 +741,53 @@ def _run_ddd(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collap
     return _dynamic(_fit(inputs, SPECS[name], call), call, agg, c.window, ())
 
 
+def _run_etwfe(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c = inputs.common
+    name = "etwfe"
+    gaps = np.diff(inputs.info.periods)
+    step = float(gaps[0]) if gaps.size and np.all(gaps == gaps[0]) else 1.0
+    if c.refs != (-step,):
+        _refuse(name, "ref", _ref_value(c.refs), f"each cohort's reference period is the period before treatment "
+                f"(event time {-step:g})", f"use ref={-step:g}")
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "control": "never",
+                            "covariates": c.covariates or None, "cluster": c.cluster or None, "weights": c.weights,
+                            "vcov": c.vcov, "ssc": c.ssc}
+    call = {**call, **extra}
+    res = _fit(inputs, SPECS[name], call).aggregate("event")
+    notes = ("control='never' (leads against the period before treatment); R etwfe's default 'not_yet' has no "
+             "leads: options={'etwfe': {'control': 'not_yet'}}",) if "control" not in extra else ()
+    return (res if c.window is None else _restrict(res, c.window)), _shown(call), notes
+
+
+def _run_lpdid(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c, info = inputs.common, inputs.info
+    name = "lpdid"
+    _no_vcov(name, c)
+    gaps = np.diff(info.periods)
+    step = float(gaps[0]) if gaps.size and np.all(gaps == gaps[0]) else 1.0  # lpdid's windows count periods
+    if c.refs != (-step,):
+        _refuse(name, "ref", _ref_value(c.refs), f"its base period is the previous period (event time "
+                f"{-step:g})", f"use ref={-step:g}")
+    if c.weights is not None:
+        _refuse(name, "weights", c.weights, "LP-DiD has no sampling weights (reweight=True gives equal weights)")
+    k = info.event_time[info.treated_row]
+    k = k[np.isfinite(k)]
+    lo, hi = (float(k.min()), float(k.max())) if k.size else (-1.0, 0.0)
+    if c.window is not None:
+        lo, hi = max(lo, c.window[0]), min(hi, c.window[1])
+    n_periods = info.periods.shape[0]
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort,
+                            "pre_window": int(min(max(np.ceil(-lo / step), 1), n_periods - 1)),
+                            "post_window": int(min(max(np.floor(hi / step), 0), n_periods - 2)),
+                            "covariates": c.covariates or None, "cluster": _need_single(name, "cluster", c.cluster)}
+    call = {**call, **extra}
+    notes = (f"treatment built from the cohort: 1[{c.time} >= {c.cohort}] (absorbing)",)
+    return _fit(inputs, SPECS[name], call), _shown(call), notes
+
+
 _RUNNERS = {"twfe": _run_twfe, "sun_abraham": _run_sun_abraham, "callaway_santanna": _run_callaway_santanna,
             "imputation": _run_imputation, "did2s": _run_did2s, "dcdh": _run_dcdh, "stacked": _run_stacked,
-            "ddd": _run_ddd}
+            "ddd": _run_ddd, "etwfe": _run_etwfe, "lpdid": _run_lpdid}
 
 # arguments each runner derives from the common ones (an override in options= is noted)
 _MAPPED: dict[str, tuple[str, ...]] = {
@@ -752,6 +799,8 @@ _MAPPED: dict[str, tuple[str, ...]] = {
     "dcdh": ("effects", "placebo", "covariates", "cluster", "weights"),
     "stacked": ("window", "cluster", "vcov", "ssc"),
     "ddd": ("covariates", "cluster", "weights", "min_e", "max_e"),
+    "etwfe": ("control", "covariates", "cluster", "weights", "vcov", "ssc"),
+    "lpdid": ("pre_window", "post_window", "covariates", "cluster"),
 }
 
 

@@ -85,6 +85,21 @@ PRE_PERIOD: dict[str, str] = {
         "control at period a+e minus its lambda-weighted pre-period average (the time weights make that average "
         "0), averaged over cohorts a with weights N1 (Clarke et al. 2023); no reference period is normalised."
     ),
+    "etwfe_never": (
+        "ETWFE with never-treated controls: each cohort's pre-treatment cells have their own coefficient against "
+        "its reference period (the period before treatment, = ref -1), estimated jointly in the saturated "
+        "regression with the never treated as the only controls (as Sun-Abraham), then averaged over the "
+        "cohorts' observations at that event time (R emfx)."
+    ),
+    "etwfe_not_yet": (
+        "ETWFE with not-yet-treated controls has no leads: every untreated cell is a control and pins the cohort "
+        "and period effects (R emfx's pre-period effects would be 0 by construction and are not reported)."
+    ),
+    "lpdid": (
+        "LP-DiD lead k: the long difference y_{t+k} - y_{t-1} (k < -1) of units treated at t against clean "
+        "controls, one regression per horizon; k = -1 is the base (0). A pre-trend placebo of the same "
+        "clean-control comparison, not contaminated by other event times."
+    ),
 }
 
 EventStudyKind = Literal["always", "option", "aggregate"]
@@ -242,6 +257,16 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   from_panel=PanelEntry(f"{_R}.stacked:from_panel", require_control="none")),
     EstimatorSpec("synthdid", "didx.estimators.synthdid.estimator:synthdid", ("SynthDiDResult",),
                   "Synthetic DiD", event_study="aggregate", pre_period="synthdid", covariates=True),
+    EstimatorSpec("etwfe", "didx.estimators.etwfe.estimator:etwfe",
+                  ("EtwfeResult", "EtwfeAggregate", "EtwfeEventStudy"), "Extended TWFE (Wooldridge)",
+                  event_study="aggregate", comparison="etwfe", pre_period="etwfe_never", covariates=True,
+                  weights=True,
+                  from_panel=PanelEntry("didx.estimators.etwfe.estimator:from_panel", require_control="none")),
+    EstimatorSpec("lpdid", "didx.estimators.lpdid.estimator:lpdid", ("LpdidResult",),
+                  "Local-projections DiD", event_study="always", comparison="lpdid", pre_period="lpdid",
+                  covariates=True,
+                  from_panel=PanelEntry("didx.estimators.lpdid.estimator:from_panel", require_control="none",
+                                        roles=("y", "unit", "time", "cohort", "covariates"))),
 )}
 """Every estimator, by public name, in the order the command line and the comparison list them."""
 
