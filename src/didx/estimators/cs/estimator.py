@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,7 +43,11 @@ from didx.estimators.cs.result import (
     CSSource,
 )
 from didx.estimators.drdid.estimator import check_distinct_roles
+from didx.engines.source import engine_input
 from didx.inference import multiplier as mb
+
+if TYPE_CHECKING:
+    from didx.engines.cs import EngineCells
 
 __all__ = ["ATTgtResult", "CSAggregateResult", "CSEventStudyResult", "att_gt", "from_panel"]
 
@@ -127,6 +131,11 @@ def att_gt(
                           allow_unbalanced=allow_unbalanced, n_bootstrap=n_bootstrap, multiplier=multiplier,
                           seed=seed, y=y, covariates=as_list(covariates), weights=weights)
     check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort})
+    if (src := engine_input(data, _FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.cs import engine_cells, with_engine
+
+        cells = engine_cells(src, opts, y=y, unit=unit, time=time, cohort=cohort)
+        return with_engine(_assemble(_estimate(cells, opts), opts), src)  # type: ignore[no-any-return]
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=list(opts.covariates),
                     weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
     return _assemble(_estimate(p, opts), opts)
@@ -241,13 +250,17 @@ class _Estimated:
     fit: CSFit
 
 
-def _estimate(p: Panel, opts: _Options) -> _Estimated:
-    """Sample rules, cell plan, ATT(g,t) with their influence functions, and the bootstrap sums."""
-    cs = prepare(p, func=_FUNC, control=opts.control_group, anticipation=opts.anticipation, mode=opts.mode,
-                 cluster=opts.cluster)
-    cells, plan_notes = plan_cells(cs, control=opts.control_group, base_period=opts.base_period,
-                                   anticipation=opts.anticipation)
-    est = estimate_sums(cs, cells) if cs.X is None else estimate_covariates(cs, cells, opts.est_method)
+def _estimate(p: Panel | EngineCells, opts: _Options) -> _Estimated:
+    """Sample rules, cell plan, ATT(g,t) with their influence functions (or those of an engine), and the
+    bootstrap sums."""
+    if isinstance(p, Panel):
+        cs = prepare(p, func=_FUNC, control=opts.control_group, anticipation=opts.anticipation, mode=opts.mode,
+                     cluster=opts.cluster)
+        cells, plan_notes = plan_cells(cs, control=opts.control_group, base_period=opts.base_period,
+                                       anticipation=opts.anticipation)
+        est = estimate_sums(cs, cells) if cs.X is None else estimate_covariates(cs, cells, opts.est_method)
+    else:
+        cs, est, plan_notes = p.data, p.cells, p.notes
     if not est.cells:
         raise DesignError(f"{_FUNC}: no ATT(g,t) could be estimated ({len(est.skipped)} cells skipped: "
                           f"{est.skipped[0][1] if est.skipped else 'none planned'}). Fix: check that every cohort "

@@ -1,0 +1,149 @@
+"""The plans: SQL text generated once from a description of the roles, run unchanged by DuckDB and Spark SQL.
+
+Two passes over the rows (``shared/design/SCALE.md``):
+
+1. :func:`cells_sql` — rows grouped by (period, raw cohort, drop reason): counts, outcome sums and ranges. It gives
+   the periods, the cohorts, every dropped row by reason, and the cell means used to centre the outcome.
+2. :func:`moments_sql` — one row per unit (its observation pattern, cohort, cluster and outcomes by period, the
+   checks: duplicate periods, a cohort or cluster varying within the unit), then grouped by (cohort, observation
+   pattern[, cluster]): unit counts, sums of the centred outcomes and their T x T sums of products. The centring
+   (each period on its cohort's cell mean from pass 1) keeps the sums of products accurate when the outcome's
+   level is large against its spread.
+
+Only standard SQL is used (CASE, CAST, SUM/MIN/MAX, GROUP BY, WITH), so one text serves both engines; they differ
+in the identifier quote only. Numbers enter the text as ``CAST('<repr>' AS DOUBLE)``: exact in both engines (a
+bare ``0.1`` is a DECIMAL in Spark).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# drop reasons, in the order the in-memory panel applies them (didx._panel._filter_rows)
+REASONS = ("missing time", "infinite time", "missing unit", "missing outcome", "infinite outcome",
+           "missing cluster")
+KEEP = 0
+MAX_PERIODS = 62  # observation patterns are bit masks in a BIGINT
+
+
+def lit(x: float) -> str:
+    """A double literal both engines read exactly."""
+    v = float(x)
+    if v.is_integer() and abs(v) < 2**53:
+        return f"CAST({int(v)} AS DOUBLE)"
+    return f"CAST('{v!r}' AS DOUBLE)"
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Column names of the roles (as in the data) and whether unit / cluster are numeric (NaN = missing)."""
+
+    y: str
+    time: str
+    unit: str
+    cohort: str
+    cluster: str | None
+    unit_numeric: bool
+    cluster_numeric: bool
+
+
+_INF = "CAST('Infinity' AS DOUBLE)"
+
+
+def _missing(col: str, numeric: bool) -> str:
+    return f"({col} IS NULL OR isnan(CAST({col} AS DOUBLE)))" if numeric else f"({col} IS NULL)"
+
+
+def _rows(r: Roles, q: Callable[[str], str], table: str) -> str:
+    """The role columns renamed, with the drop reason of each row (0: kept)."""
+    t, y, u, g = (f"{q(c)}" for c in (r.time, r.y, r.unit, r.cohort))
+    whens = [f"WHEN {_missing(t, True)} THEN 1", f"WHEN abs(CAST({t} AS DOUBLE)) = {_INF} THEN 2",
+             f"WHEN {_missing(u, r.unit_numeric)} THEN 3", f"WHEN {_missing(y, True)} THEN 4",
+             f"WHEN abs(CAST({y} AS DOUBLE)) = {_INF} THEN 5"]
+    cl = "NULL"
+    if r.cluster is not None:
+        cl = q(r.cluster)
+        whens.append(f"WHEN {_missing(cl, r.cluster_numeric)} THEN 6")
+    reason = "CASE " + " ".join(whens) + " ELSE 0 END"
+    return (f"SELECT CAST({t} AS DOUBLE) AS didx_t, CAST({g} AS DOUBLE) AS didx_g, CAST({y} AS DOUBLE) AS didx_y, "
+            f"{u} AS didx_u, {cl} AS didx_cl, {reason} AS didx_reason FROM {table}")
+
+
+def cells_sql(r: Roles, q: Callable[[str], str], table: str) -> str:
+    """Pass 1: (period, raw cohort, reason) -> rows, outcome sum / min / max over the kept rows."""
+    return (f"SELECT didx_t AS t, didx_g AS g, didx_reason AS reason, CAST(COUNT(*) AS BIGINT) AS n, "
+            f"SUM(CASE WHEN didx_reason = 0 THEN didx_y END) AS sy, "
+            f"MIN(CASE WHEN didx_reason = 0 THEN didx_y END) AS ymin, "
+            f"MAX(CASE WHEN didx_reason = 0 THEN didx_y END) AS ymax "
+            f"FROM ({_rows(r, q, table)}) didx_r GROUP BY didx_t, didx_g, didx_reason")
+
+
+def _case(expr: str, pairs: Sequence[tuple[float, str]], default: str) -> str:
+    if not pairs:
+        return default
+    return f"CASE {expr} " + " ".join(f"WHEN {lit(v)} THEN {out}" for v, out in pairs) + f" ELSE {default} END"
+
+
+def moments_sql(r: Roles, q: Callable[[str], str], table: str, *, periods: np.ndarray, cohort_raw: np.ndarray,
+                cohort_code: np.ndarray, never_code: int, shift: np.ndarray) -> str:
+    """Pass 2: units grouped by (cohort code, observation pattern, lost reason, checks[, cluster]).
+
+    ``cohort_raw`` -> ``cohort_code`` maps every raw finite cohort value to its code (anything else: never
+    treated, ``never_code``); ``shift[code, p]`` is the centring value of period ``p`` in cohort ``code``.
+    Output columns: gc, lost (the last drop reason of a unit left with no row, else 0), bad_g, bad_dup, bad_cl,
+    pattern, [cl], n, s<p> (sum of centred outcomes), m<p>_<s> (sum of products, p <= s).
+    """
+    T = int(periods.shape[0])
+    gc = _case("didx_g", [(float(v), str(int(c))) for v, c in zip(cohort_raw, cohort_code, strict=True)],
+               str(never_code))
+    tc = _case("didx_t", [(float(p), str(j)) for j, p in enumerate(periods)], "-1")
+    rows = (f"SELECT didx_u, didx_reason, didx_y, didx_cl, {gc} AS didx_gc, {tc} AS didx_tc "
+            f"FROM ({_rows(r, q, table)}) a WHERE NOT {_missing('didx_u', r.unit_numeric)}")
+    kept = "didx_reason = 0"
+    unit_cols = [
+        "didx_u", "MAX(didx_reason) AS last_reason",
+        f"SUM(CASE WHEN {kept} THEN 1 ELSE 0 END) AS n_keep",
+        f"MIN(CASE WHEN {kept} THEN didx_gc END) AS gmin", f"MAX(CASE WHEN {kept} THEN didx_gc END) AS gmax",
+    ]
+    if r.cluster is not None:
+        unit_cols += [f"MIN(CASE WHEN {kept} THEN didx_cl END) AS clmin",
+                      f"MAX(CASE WHEN {kept} THEN didx_cl END) AS clmax"]
+    for p in range(T):
+        unit_cols.append(f"SUM(CASE WHEN {kept} AND didx_tc = {p} THEN 1 ELSE 0 END) AS c{p}")
+        unit_cols.append(f"SUM(CASE WHEN {kept} AND didx_tc = {p} THEN didx_y END) AS y{p}")
+    units = f"SELECT {', '.join(unit_cols)} FROM ({rows}) b GROUP BY didx_u"
+    pattern = " + ".join(f"CASE WHEN c{p} > 0 THEN {2**p} ELSE 0 END" for p in range(T))
+    dup = " OR ".join(f"c{p} > 1" for p in range(T))
+    d_cols = [
+        "gmin AS gc", "CASE WHEN n_keep = 0 THEN last_reason ELSE 0 END AS lost",
+        "CASE WHEN gmin <> gmax THEN 1 ELSE 0 END AS bad_g", f"CASE WHEN {dup} THEN 1 ELSE 0 END AS bad_dup",
+        ("CASE WHEN clmin <> clmax THEN 1 ELSE 0 END AS bad_cl" if r.cluster is not None else "0 AS bad_cl"),
+        f"CAST({pattern} AS BIGINT) AS pattern",
+    ]
+    if r.cluster is not None:
+        d_cols.append("clmin AS cl")
+    G = int(shift.shape[0])
+    for p in range(T):
+        m = _case("gmin", [(float(g), lit(shift[g, p])) for g in range(G)], "CAST(0 AS DOUBLE)")
+        d_cols.append(f"COALESCE(y{p} - {m}, CAST(0 AS DOUBLE)) AS d{p}")
+    d = f"SELECT {', '.join(d_cols)} FROM ({units}) c"
+    keys = ["gc", "lost", "bad_g", "bad_dup", "bad_cl", "pattern", *(["cl"] if r.cluster is not None else [])]
+    out = [*keys, "CAST(COUNT(*) AS BIGINT) AS n"]
+    out += [f"SUM(d{p}) AS s{p}" for p in range(T)]
+    out += [f"SUM(d{p} * d{s}) AS m{p}_{s}" for p in range(T) for s in range(p, T)]
+    return f"SELECT {', '.join(out)} FROM ({d}) e GROUP BY {', '.join(keys)}"
+
+
+def duplicate_example_sql(r: Roles, q: Callable[[str], str], table: str) -> str:
+    """One (unit, period) that appears twice among the kept rows (the error path only)."""
+    return (f"SELECT didx_u AS u, didx_t AS t FROM ({_rows(r, q, table)}) a WHERE didx_reason = 0 "
+            f"GROUP BY didx_u, didx_t HAVING COUNT(*) > 1 LIMIT 1")
+
+
+def varying_example_sql(r: Roles, q: Callable[[str], str], table: str, column: str) -> str:
+    """One unit whose cohort (``column="didx_g"``) or cluster (``"didx_cl"``) varies, with two of its values."""
+    return (f"SELECT didx_u AS u, MIN({column}) AS lo, MAX({column}) AS hi FROM ({_rows(r, q, table)}) a "
+            f"WHERE didx_reason = 0 GROUP BY didx_u HAVING MIN({column}) <> MAX({column}) LIMIT 1")
