@@ -102,7 +102,7 @@ def assert_same_fit(mem: Any, eng: Any) -> None:
 
 
 def write(df: pd.DataFrame, tmp_path: Path, fmt: str = "parquet") -> str:
-    path = tmp_path / f"panel.{fmt}"
+    path = tmp_path / f"panel.{fmt}" if tmp_path.suffix == "" else tmp_path
     if fmt == "parquet":
         df.to_parquet(path)
     else:
@@ -282,3 +282,37 @@ def test_unknown_extension(tmp_path: Path) -> None:
     path.write_text("x")
     with pytest.raises(didx.InvalidOptionError, match="cannot tell the format"):
         didx.att_gt(str(path), **ROLES["mpdta"])
+
+
+# ----------------------------------------------------------------------------------------------- twfe
+def _summary_without_engine(res: Any) -> str:
+    engine = dict(res.design).get("Engine")
+    return res.summary().replace(f"\n  Engine: {engine}", "") if engine else res.summary()
+
+
+@pytest.mark.parametrize("name", ["mpdta", "base_stagg", "castle"])
+@pytest.mark.parametrize("clustered", [False, True])
+def test_twfe_parquet_equals_in_memory(name: str, clustered: bool, tmp_path: Path) -> None:
+    df = DATA[name]()
+    cluster = CLUSTER[name] if clustered else None
+    mem = didx.twfe(df, **ROLES[name], cluster=cluster)
+    eng = didx.twfe(write(df, tmp_path), **ROLES[name], cluster=cluster)
+    assert_same_result(mem, eng)
+    assert _summary_without_engine(eng) == _summary_without_engine(mem)
+    assert "Engine: DuckDB" in eng.summary()
+    assert_same_result(mem.with_vcov(cluster=cluster or ROLES[name]["unit"]),
+                       eng.with_vcov(cluster=cluster or ROLES[name]["unit"]))
+
+
+def test_twfe_refusals(tmp_path: Path) -> None:
+    path = write(_unbalanced(), tmp_path)
+    with pytest.raises(didx.InvalidOptionError, match="balanced panels.*Fix: pass an in-memory"):
+        didx.twfe(path, **ROLES["unbalanced"])
+    mp = write(_mpdta(), tmp_path / ".." / "mp.parquet")
+    with pytest.raises(didx.InvalidOptionError, match="covariates.*in-memory"):
+        didx.twfe(mp, **ROLES["mpdta"], covariates="region")
+    with pytest.raises(didx.InvalidOptionError, match="vcov='hetero'"):
+        didx.twfe(mp, **ROLES["mpdta"], vcov="hetero")
+    eng = didx.twfe(mp, **ROLES["mpdta"])
+    with pytest.raises(didx.DidxError, match="not captured|engine|data="):
+        eng.with_vcov(cluster="region")
