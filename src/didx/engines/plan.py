@@ -26,7 +26,7 @@ import numpy as np
 REASONS = ("missing time", "infinite time", "missing unit", "missing outcome", "infinite outcome",
            "missing cluster")
 KEEP = 0
-MAX_PERIODS = 62  # observation patterns are bit masks in a BIGINT
+MAX_BITS = 62  # periods + cohorts: observation patterns and cohorts are bit masks in a BIGINT
 
 
 def lit(x: float) -> str:
@@ -89,52 +89,58 @@ def _case(expr: str, pairs: Sequence[tuple[float, str]], default: str) -> str:
 
 def moments_sql(r: Roles, q: Callable[[str], str], table: str, *, periods: np.ndarray, cohort_raw: np.ndarray,
                 cohort_code: np.ndarray, never_code: int, shift: np.ndarray) -> str:
-    """Pass 2: units grouped by (cohort code, observation pattern, lost reason, checks[, cluster]).
+    """Pass 2: the kept rows pivoted to one row per unit, grouped by (cohort code, observation pattern, checks[,
+    cluster]).
 
     ``cohort_raw`` -> ``cohort_code`` maps every raw finite cohort value to its code (anything else: never
     treated, ``never_code``); ``shift[code, p]`` is the centring value of period ``p`` in cohort ``code``.
-    Output columns: gc, lost (the last drop reason of a unit left with no row, else 0), bad_g, bad_dup, bad_cl,
-    pattern, [cl], n, s<p> (sum of centred outcomes), m<p>_<s> (sum of products, p <= s).
+    Output columns: gc, bad_g, bad_dup, bad_cl, pattern, [cl], n, s<p> (sum of centred outcomes), m<p>_<s> (sum of
+    products, p <= s). The pivot's aggregates are few on purpose (one bit_or for the observation pattern, one sum
+    per period): they dominate the cost.
     """
     T = int(periods.shape[0])
-    gc = _case("didx_g", [(float(v), str(int(c))) for v, c in zip(cohort_raw, cohort_code, strict=True)],
-               str(never_code))
-    tc = _case("didx_t", [(float(p), str(j)) for j, p in enumerate(periods)], "-1")
-    rows = (f"SELECT didx_u, didx_reason, didx_y, didx_cl, {gc} AS didx_gc, {tc} AS didx_tc "
-            f"FROM ({_rows(r, q, table)}) a WHERE NOT {_missing('didx_u', r.unit_numeric)}")
-    kept = "didx_reason = 0"
-    unit_cols = [
-        "didx_u", "MAX(didx_reason) AS last_reason",
-        f"SUM(CASE WHEN {kept} THEN 1 ELSE 0 END) AS n_keep",
-        f"MIN(CASE WHEN {kept} THEN didx_gc END) AS gmin", f"MAX(CASE WHEN {kept} THEN didx_gc END) AS gmax",
-    ]
+    G = int(shift.shape[0])
+    # one bit per period (bits 0..T-1) and one per cohort code (bits T..T+G-1): a single bit_or per unit gives its
+    # observation pattern and whether its cohort varies; COUNT(*) against the pattern's popcount finds duplicates
+    bit = _case("didx_t", [(float(p), str(2**j)) for j, p in enumerate(periods)], "0")
+    gbit = _case("didx_g", [(float(v), str(2 ** (T + int(c)))) for v, c in zip(cohort_raw, cohort_code, strict=True)],
+                 str(2 ** (T + never_code)))
+    rows = (f"SELECT didx_u, didx_y, didx_cl, CAST({bit} + {gbit} AS BIGINT) AS didx_bits, "
+            f"CAST({bit} AS BIGINT) AS didx_bit FROM ({_rows(r, q, table)}) a WHERE didx_reason = 0")
+    unit_cols = ["CAST(COUNT(*) AS BIGINT) AS n_keep", "bit_or(didx_bits) AS bits"]
     if r.cluster is not None:
-        unit_cols += [f"MIN(CASE WHEN {kept} THEN didx_cl END) AS clmin",
-                      f"MAX(CASE WHEN {kept} THEN didx_cl END) AS clmax"]
-    for p in range(T):
-        unit_cols.append(f"SUM(CASE WHEN {kept} AND didx_tc = {p} THEN 1 ELSE 0 END) AS c{p}")
-        unit_cols.append(f"SUM(CASE WHEN {kept} AND didx_tc = {p} THEN didx_y END) AS y{p}")
+        unit_cols += ["MIN(didx_cl) AS clmin", "MAX(didx_cl) AS clmax"]
+    unit_cols += [f"SUM(CASE WHEN didx_bit = {2**p} THEN didx_y END) AS y{p}" for p in range(T)]
     units = f"SELECT {', '.join(unit_cols)} FROM ({rows}) b GROUP BY didx_u"
-    pattern = " + ".join(f"CASE WHEN c{p} > 0 THEN {2**p} ELSE 0 END" for p in range(T))
-    dup = " OR ".join(f"c{p} > 1" for p in range(T))
+    gcode = _case(f"CAST(bits - (bits % {2**T}) AS DOUBLE)",
+                  [(float(2 ** (T + g)), str(g)) for g in range(G)], "-1")  # -1: several cohorts
+    units = f"SELECT *, {gcode} AS gc FROM ({units}) u"
     d_cols = [
-        "gmin AS gc", "CASE WHEN n_keep = 0 THEN last_reason ELSE 0 END AS lost",
-        "CASE WHEN gmin <> gmax THEN 1 ELSE 0 END AS bad_g", f"CASE WHEN {dup} THEN 1 ELSE 0 END AS bad_dup",
+        "gc",
+        f"CASE WHEN bit_count(CAST(bits - (bits % {2**T}) AS BIGINT)) > 1 THEN 1 ELSE 0 END AS bad_g",
+        f"CASE WHEN n_keep <> bit_count(CAST(bits % {2**T} AS BIGINT)) THEN 1 ELSE 0 END AS bad_dup",
         ("CASE WHEN clmin <> clmax THEN 1 ELSE 0 END AS bad_cl" if r.cluster is not None else "0 AS bad_cl"),
-        f"CAST({pattern} AS BIGINT) AS pattern",
+        f"CAST(bits % {2**T} AS BIGINT) AS pattern",
     ]
     if r.cluster is not None:
         d_cols.append("clmin AS cl")
-    G = int(shift.shape[0])
     for p in range(T):
-        m = _case("gmin", [(float(g), lit(shift[g, p])) for g in range(G)], "CAST(0 AS DOUBLE)")
+        m = _case("gc", [(float(g), lit(shift[g, p])) for g in range(G)], "CAST(0 AS DOUBLE)")
         d_cols.append(f"COALESCE(y{p} - {m}, CAST(0 AS DOUBLE)) AS d{p}")
     d = f"SELECT {', '.join(d_cols)} FROM ({units}) c"
-    keys = ["gc", "lost", "bad_g", "bad_dup", "bad_cl", "pattern", *(["cl"] if r.cluster is not None else [])]
+    keys = ["gc", "bad_g", "bad_dup", "bad_cl", "pattern", *(["cl"] if r.cluster is not None else [])]
     out = [*keys, "CAST(COUNT(*) AS BIGINT) AS n"]
     out += [f"SUM(d{p}) AS s{p}" for p in range(T)]
     out += [f"SUM(d{p} * d{s}) AS m{p}_{s}" for p in range(T) for s in range(p, T)]
     return f"SELECT {', '.join(out)} FROM ({d}) e GROUP BY {', '.join(keys)}"
+
+
+def lost_units_sql(r: Roles, q: Callable[[str], str], table: str) -> str:
+    """Units left with no kept row, counted by the last reason that removed one of their rows (run only when pass
+    1 found dropped rows)."""
+    return (f"SELECT last_reason, CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT didx_u, MAX(didx_reason) AS last_reason, "
+            f"SUM(CASE WHEN didx_reason = 0 THEN 1 ELSE 0 END) AS n_keep FROM ({_rows(r, q, table)}) a "
+            f"WHERE NOT {_missing('didx_u', r.unit_numeric)} GROUP BY didx_u) b WHERE n_keep = 0 GROUP BY last_reason")
 
 
 def duplicate_example_sql(r: Roles, q: Callable[[str], str], table: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DataError, InvalidOptionError
+
+MEMORY_LIMIT = os.environ.get("DIDX_DUCKDB_MEMORY", "512MB")
+"""DuckDB's memory limit for file inputs (``DIDX_DUCKDB_MEMORY``); relations keep their connection's settings."""
 
 _PARQUET = (".parquet", ".pq", ".parq")
 _CSV = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt")
@@ -150,7 +154,9 @@ def _from_path(path: str | os.PathLike[str], func: str) -> EngineInput:
             f"rename the file, or open it with duckdb (duckdb.read_parquet / duckdb.read_csv) and pass the relation."
         )
     duckdb = _duckdb(func)
-    con = duckdb.connect()
+    # a bounded buffer pool: the unit-level aggregation spills to disk instead of growing with the number of units
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False,
+                                 "temp_directory": os.path.join(tempfile.gettempdir(), "didx_duckdb")})
     literal = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     try:
         con.execute(f"CREATE VIEW didx_input AS SELECT * FROM {reader}({literal})")

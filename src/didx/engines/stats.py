@@ -162,10 +162,10 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
             f"values; a difference-in-differences needs at least two. Fix: check the time column and the rows "
             f"dropped for missing values."
         )
-    if periods.size > plan.MAX_PERIODS:
-        raise InvalidOptionError(f"{func}: the engines handle at most {plan.MAX_PERIODS} periods ({periods.size} "
-                                 f"here). Fix: pass an in-memory data frame.")
     raw, norm = cohort_map
+    if periods.size + np.unique(norm).size + 1 > plan.MAX_BITS:
+        raise InvalidOptionError(f"{func}: the engines handle at most {plan.MAX_BITS} periods and cohorts together "
+                                 f"({periods.size} periods here). Fix: pass an in-memory data frame.")
     cohort_values = np.append(np.unique(norm[np.isfinite(norm)]), NEVER)
     never_code = cohort_values.shape[0] - 1
     codes = np.where(np.isfinite(norm), np.searchsorted(cohort_values, norm), never_code)
@@ -273,45 +273,46 @@ def _assemble(src: EngineInput, r: plan.Roles, req: Request, out: dict[str, np.n
     func = req.func
     T = periods.shape[0]
     n = out["n"].astype(np.int64)
-    lost = out["lost"].astype(np.int64)
-    live = lost == 0
-    if (out["bad_dup"].astype(np.int64)[live] > 0).any():
+    if (out["bad_dup"].astype(np.int64) > 0).any():
         ex = _example(src, plan.duplicate_example_sql(r, src.quote, src.table))
-        n_units = int(n[live & (out["bad_dup"] > 0)].sum())
+        n_units = int(n[out["bad_dup"].astype(np.int64) > 0].sum())
         raise DataError(
             f"{func}: duplicate (unit, time) rows in {n_units} units{', e.g. ' + ex if ex else ''}. Each unit may "
             f"appear once per period. Fix: aggregate the duplicates, or if this is a repeated cross section do not "
             f"pass unit= (or use panel=False in memory)."
         )
-    if (out["bad_g"].astype(np.int64)[live] > 0).any():
+    if (out["bad_g"].astype(np.int64) > 0).any() or (out["gc"].astype(np.int64) < 0).any():
         ex = _example(src, plan.varying_example_sql(r, src.quote, src.table, "didx_g"))
         raise DataError(
             f"{func}: the cohort column {req.cohort!r} varies within a unit{' (e.g. ' + ex + ')' if ex else ''}. A "
             f"cohort is the unit's first treated period and must be constant within a unit. Fix: set it to the first "
             f"period the unit is treated."
         )
-    if (out["bad_cl"].astype(np.int64)[live] > 0).any():
+    if (out["bad_cl"].astype(np.int64) > 0).any():
         raise DataError(
             f"{func}: the cluster column {req.cluster!r} varies within units. Clusters must nest units (e.g. states "
             f"containing counties), because the influence functions are per unit. Fix: cluster on a variable that is "
             f"constant within each unit."
         )
-    # units left with no row, by the last reason that removed one of their rows
-    lost_units = {int(k): int(n[lost == k].sum()) for k in np.unique(lost[~live])}
+    # units left with no row, by the last reason that removed one of their rows (only when rows were dropped)
+    lost_units: dict[int, int] = {}
+    if any(c for _, c in drops):
+        lost = src.run(plan.lost_units_sql(r, src.quote, src.table))
+        lost_units = {int(k): int(c) for k, c in zip(lost["last_reason"], lost["n"], strict=True)}
     dropped = tuple(Dropped(reason=f"{why} ({_role_col(req, k + 1)})", n_rows=c, n_units=lost_units.get(k + 1, 0))
                     for k, (why, c) in enumerate(drops) if c)
-    gc = out["gc"].astype(np.int64)[live]
-    pattern = out["pattern"].astype(np.int64)[live]
-    nl = n[live]
-    S = np.column_stack([out[f"s{p}"].astype(float)[live] for p in range(T)])
+    gc = out["gc"].astype(np.int64)
+    pattern = out["pattern"].astype(np.int64)
+    nl = n
+    S = np.column_stack([out[f"s{p}"].astype(float) for p in range(T)])
     P = np.empty((nl.shape[0], T, T))
     for p in range(T):
         for s in range(p, T):
-            P[:, p, s] = P[:, s, p] = out[f"m{p}_{s}"].astype(float)[live]
+            P[:, p, s] = P[:, s, p] = out[f"m{p}_{s}"].astype(float)
     cl = None
     n_clusters = 0
     if req.cluster is not None:
-        labels = out["cl"][live]
+        labels = out["cl"]
         uniq, cl = np.unique(labels, return_inverse=True)
         n_clusters = int(uniq.shape[0])
         cluster_count_check(func, req.cluster, n_clusters)
