@@ -203,9 +203,9 @@ def test_with_vcov_keeps_what_the_engine_summed(tmp_path: Path) -> None:
     eng = didx.att_gt(write(df, tmp_path), **ROLES["mpdta"], cluster="region")
     assert_same_result(mem.with_vcov("analytic"), eng.with_vcov("analytic"))
     assert_same_result(mem.aggregate("group").with_vcov("analytic"), eng.aggregate("group").with_vcov("analytic"))
-    with pytest.raises(didx.DidxError, match="not captured|engine|data="):
+    with pytest.raises(didx.DidxError, match=r"not captured|engine|data="):
         eng.with_vcov(cluster="year")
-    with pytest.raises(didx.InvalidOptionError, match="engine.*Fix"):
+    with pytest.raises(didx.InvalidOptionError, match=r"engine.*Fix"):
         eng.influence_functions()
 
 
@@ -219,42 +219,42 @@ def test_unsupported_options_name_the_alternative(opts: dict[str, Any], match: s
     df = _mpdta()
     df["lemp2"] = df["lemp"] * 2
     roles = dict(ROLES["mpdta"], y="lemp2")
-    with pytest.raises(didx.InvalidOptionError, match=f"{match}.*Fix: pass an in-memory data frame"):
+    with pytest.raises(didx.InvalidOptionError, match=rf"{match}.*Fix: pass an in-memory data frame"):
         didx.att_gt(write(df, tmp_path), **roles, **opts)
 
 
 def test_missing_file() -> None:
-    with pytest.raises(didx.DataError, match="no file matches"):
+    with pytest.raises(didx.DataError, match=r"no file matches"):
         didx.att_gt("/nonexistent/panel.parquet", **ROLES["mpdta"])
 
 
 def test_missing_column(tmp_path: Path) -> None:
-    with pytest.raises(didx.ColumnNotFoundError, match="'lempp'.*Did you mean"):
+    with pytest.raises(didx.ColumnNotFoundError, match=r"'lempp'.*Did you mean"):
         didx.att_gt(write(_mpdta(), tmp_path), **dict(ROLES["mpdta"], y="lempp"))
 
 
 def test_non_numeric_outcome(tmp_path: Path) -> None:
     df = _mpdta()
     df["lemp"] = df["lemp"].map(lambda v: f"{v:.3f}")
-    with pytest.raises(didx.DataError, match="outcome.*'lemp' must be numeric"):
+    with pytest.raises(didx.DataError, match=r"outcome.*'lemp' must be numeric"):
         didx.att_gt(df, **ROLES["mpdta"])
-    with pytest.raises(didx.DataError, match="outcome.*'lemp' must be numeric"):
+    with pytest.raises(didx.DataError, match=r"outcome.*'lemp' must be numeric"):
         didx.att_gt(write(df, tmp_path), **ROLES["mpdta"])
 
 
 def test_cohort_varying_within_unit(tmp_path: Path) -> None:
     df = _mpdta()
     df.loc[(df["countyreal"] == df["countyreal"].iloc[0]) & (df["year"] == 2005), "first.treat"] = 2006
-    with pytest.raises(didx.DataError, match="varies within"):
+    with pytest.raises(didx.DataError, match=r"varies within"):
         didx.att_gt(df, **ROLES["mpdta"])
-    with pytest.raises(didx.DataError, match="cohort column 'first.treat' varies within a unit"):
+    with pytest.raises(didx.DataError, match=r"cohort column 'first.treat' varies within a unit"):
         didx.att_gt(write(df, tmp_path), **ROLES["mpdta"])
 
 
 def test_duplicate_unit_period_rows(tmp_path: Path) -> None:
     df = _mpdta()
     df = pd.concat([df, df.iloc[[5]]], ignore_index=True)
-    with pytest.raises(didx.DataError, match="duplicate"):
+    with pytest.raises(didx.DataError, match=r"duplicate"):
         didx.att_gt(df, **ROLES["mpdta"])
     with pytest.raises(didx.DataError, match=r"duplicate \(unit, time\) rows in 1 units, e.g. u=.*Fix"):
         didx.att_gt(write(df, tmp_path), **ROLES["mpdta"])
@@ -263,7 +263,7 @@ def test_duplicate_unit_period_rows(tmp_path: Path) -> None:
 def test_cluster_varying_within_unit(tmp_path: Path) -> None:
     df = _mpdta()
     df.loc[4, "region"] = 99
-    with pytest.raises(didx.DataError, match="varies within units"):
+    with pytest.raises(didx.DataError, match=r"varies within units"):
         didx.att_gt(write(df, tmp_path), **ROLES["mpdta"], cluster="region")
 
 
@@ -271,16 +271,16 @@ def test_cohort_not_a_period(tmp_path: Path) -> None:
     df = _mpdta()
     df["first.treat"] = df["first.treat"].astype(float)
     df.loc[df["first.treat"] == 2006, "first.treat"] = 2005.5
-    with pytest.raises(didx.DataError, match="2005.5"):
+    with pytest.raises(didx.DataError, match=r"2005.5"):
         didx.att_gt(df, **ROLES["mpdta"])
-    with pytest.raises(didx.DataError, match="2005.5"):
+    with pytest.raises(didx.DataError, match=r"2005.5"):
         didx.att_gt(write(df, tmp_path), **ROLES["mpdta"])
 
 
 def test_unknown_extension(tmp_path: Path) -> None:
     path = tmp_path / "panel.xlsx"
     path.write_text("x")
-    with pytest.raises(didx.InvalidOptionError, match="cannot tell the format"):
+    with pytest.raises(didx.InvalidOptionError, match=r"cannot tell the format"):
         didx.att_gt(str(path), **ROLES["mpdta"])
 
 
@@ -306,13 +306,21 @@ def test_twfe_parquet_equals_in_memory(name: str, clustered: bool, tmp_path: Pat
 
 def test_twfe_refusals(tmp_path: Path) -> None:
     path = write(_unbalanced(), tmp_path)
-    with pytest.raises(didx.InvalidOptionError, match="balanced panels.*Fix: pass an in-memory"):
+    with pytest.raises(didx.InvalidOptionError, match=r"balanced panels.*Fix: pass an in-memory"):
         didx.twfe(path, **ROLES["unbalanced"])
     mp = write(_mpdta(), tmp_path / ".." / "mp.parquet")
-    with pytest.raises(didx.InvalidOptionError, match="covariates.*in-memory"):
+    with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
         didx.twfe(mp, **ROLES["mpdta"], covariates="region")
-    with pytest.raises(didx.InvalidOptionError, match="vcov='hetero'"):
+    with pytest.raises(didx.InvalidOptionError, match=r"vcov='hetero'"):
         didx.twfe(mp, **ROLES["mpdta"], vcov="hetero")
     eng = didx.twfe(mp, **ROLES["mpdta"])
-    with pytest.raises(didx.DidxError, match="not captured|engine|data="):
+    with pytest.raises(didx.DidxError, match=r"not captured|engine|data="):
         eng.with_vcov(cluster="region")
+
+
+def test_registry_declares_the_engines() -> None:
+    """The registry's engines field says which estimators take a path, a relation or a Spark frame."""
+    from didx.registry import REGISTRY
+
+    assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == {"att_gt", "twfe"}
+    assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == {"att_gt", "twfe"}

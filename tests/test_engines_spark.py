@@ -59,10 +59,10 @@ def test_twfe_spark_equals_in_memory(spark: Any, name: str) -> None:
 
 def test_spark_errors(spark: Any) -> None:
     df = DATA["mpdta"]()
-    with pytest.raises(didx.ColumnNotFoundError, match="'lempp'"):
+    with pytest.raises(didx.ColumnNotFoundError, match=r"'lempp'"):
         didx.att_gt(spark.createDataFrame(df), **dict(ROLES["mpdta"], y="lempp"))
     dup = df.iloc[[0, *range(len(df))]]
-    with pytest.raises(didx.DataError, match="duplicate"):
+    with pytest.raises(didx.DataError, match=r"duplicate"):
         didx.att_gt(spark.createDataFrame(dup), **ROLES["mpdta"])
-    with pytest.raises(didx.InvalidOptionError, match="covariates.*in-memory"):
+    with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
         didx.att_gt(spark.createDataFrame(df), **ROLES["mpdta"], covariates="region")

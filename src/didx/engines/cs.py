@@ -25,7 +25,7 @@ from didx._sample import Dropped
 from didx._validate import cluster_count_check
 from didx.engines.source import EngineInput
 from didx.engines.stats import NEVER, Moments, Request, unit_moments
-from didx.estimators.cs.cells import CellEstimates, Cell, _collect, panel_fill, plan_cells, rc_fill
+from didx.estimators.cs.cells import Cell, CellEstimates, _collect, panel_fill, plan_cells, rc_fill
 from didx.estimators.cs.data import CSData
 from didx.estimators.cs.result import CS_CAPABILITIES, CSSource
 from didx.inference.contract import Capabilities, ClusterCodes

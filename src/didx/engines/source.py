@@ -127,8 +127,8 @@ def _plain(v: Any) -> np.ndarray:
     """A numpy array from a fetched column (masked arrays: NULL becomes NaN or None)."""
     if isinstance(v, np.ma.MaskedArray):
         if v.dtype.kind in "fiub":
-            return np.asarray(v.astype(np.float64).filled(np.nan))
-        return np.asarray(v.astype(object).filled(None))
+            return np.asarray(np.ma.filled(v.astype(np.float64), np.nan))
+        return np.asarray(np.ma.filled(v.astype(object), None))
     return np.asarray(v)
 
 
@@ -214,6 +214,6 @@ def _from_spark(df: Any) -> EngineInput:
 
 def _column(values: list[Any]) -> np.ndarray:
     """Values collected from Spark as a numpy array: numbers as float64 (None: NaN) where all are numbers."""
-    if all(v is None or isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+    if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     return np.array(values, dtype=object)

@@ -32,7 +32,8 @@ class Moments:
     ``periods``/``labels`` (T,); ``cohort_values`` (G,) the value of each cohort code (``inf`` = never treated,
     last); per group k: ``gc`` cohort code, ``pattern`` bit mask of the periods observed, ``n`` units (int64),
     ``S[k, p]`` sum over its units of ``y_p - shift[k, p]`` (0 where unobserved; the shift is the cell mean of
-    pass 1), ``P[k]`` the T x T sums of products of those, ``cl`` cluster code (or None). ``report`` is the panel-level sample report.
+    pass 1), ``P[k]`` the T x T sums of products of those, ``cl`` cluster code (or None). ``report`` is the
+    panel-level sample report.
     """
 
     periods: np.ndarray

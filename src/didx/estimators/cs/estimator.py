@@ -31,6 +31,7 @@ import numpy as np
 from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._validate import as_list, check_option
+from didx.engines.source import engine_input
 from didx.estimators.cs.aggregate import aggregate
 from didx.estimators.cs.cells import CellEstimates, estimate_covariates, estimate_sums, plan_cells
 from didx.estimators.cs.data import CSData, prepare
@@ -43,7 +44,6 @@ from didx.estimators.cs.result import (
     CSSource,
 )
 from didx.estimators.drdid.estimator import check_distinct_roles
-from didx.engines.source import engine_input
 from didx.inference import multiplier as mb
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def att_gt(
         from didx.engines.cs import engine_cells, with_engine
 
         cells = engine_cells(src, opts, y=y, unit=unit, time=time, cohort=cohort)
-        return with_engine(_assemble(_estimate(cells, opts), opts), src)  # type: ignore[no-any-return]
+        return with_engine(_assemble(_estimate(cells, opts), opts), src)
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=list(opts.covariates),
                     weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
     return _assemble(_estimate(p, opts), opts)

@@ -78,7 +78,7 @@ def twfe(
     if (src := engine_input(data, func)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
         from didx.engines.regression import twfe_moments
 
-        return twfe_moments(src, TWFEResult, _design, y=y, unit=unit, time=time, treat=treat,  # type: ignore[no-any-return]
+        return twfe_moments(src, TWFEResult, _design, y=y, unit=unit, time=time, treat=treat,
                             cohort=cohort, covariates=covariates, fe=fe, vcov=vcov, cluster=cluster,
                             weights=weights, ssc=ssc, drop_singletons=drop_singletons, collapse=collapse)
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
