@@ -324,3 +324,13 @@ def test_registry_declares_the_engines() -> None:
 
     assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == {"att_gt", "twfe"}
     assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == {"att_gt", "twfe"}
+
+
+def test_string_units_and_float_times(tmp_path: Path) -> None:
+    """Units labelled by strings, a float time column and never-treated coded as NaN (castle) or as a value after
+    the last period (base_stagg's 10000)."""
+    df = _castle()
+    df["year"] = df["year"].astype(float)
+    roles = dict(ROLES["castle"], unit="state")
+    assert_same_fit(didx.att_gt(df, **roles), didx.att_gt(write(df, tmp_path), **roles))
+    assert_same_result(didx.twfe(df, **roles), didx.twfe(write(df, tmp_path), **roles))
