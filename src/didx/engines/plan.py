@@ -81,14 +81,30 @@ def cells_sql(r: Roles, q: Callable[[str], str], table: str) -> str:
             f"FROM ({_rows(r, q, table)}) didx_r GROUP BY didx_t, didx_g, didx_reason")
 
 
+def _key(x: float) -> str:
+    """A value to compare a column with: an integer literal where exact (no cast of the column per row)."""
+    v = float(x)
+    return str(int(v)) if v.is_integer() and abs(v) < 2**53 else lit(v)
+
+
 def _case(expr: str, pairs: Sequence[tuple[float, str]], default: str) -> str:
     if not pairs:
         return default
-    return f"CASE {expr} " + " ".join(f"WHEN {lit(v)} THEN {out}" for v, out in pairs) + f" ELSE {default} END"
+    return f"CASE {expr} " + " ".join(f"WHEN {_key(v)} THEN {out}" for v, out in pairs) + f" ELSE {default} END"
+
+
+def _kept_rows(r: Roles, q: Callable[[str], str], table: str, all_kept: bool) -> str:
+    """The kept rows with the role columns renamed; when pass 1 found no dropped row, straight from the table
+    (no per-row reason test)."""
+    if not all_kept:
+        return f"SELECT * FROM ({_rows(r, q, table)}) a WHERE didx_reason = 0"
+    cl = q(r.cluster) if r.cluster is not None else "NULL"
+    return (f"SELECT {q(r.time)} AS didx_t, {q(r.cohort)} AS didx_g, CAST({q(r.y)} AS DOUBLE) AS didx_y, "
+            f"{q(r.unit)} AS didx_u, {cl} AS didx_cl FROM {table}")
 
 
 def moments_sql(r: Roles, q: Callable[[str], str], table: str, *, periods: np.ndarray, cohort_raw: np.ndarray,
-                cohort_code: np.ndarray, never_code: int, shift: np.ndarray) -> str:
+                cohort_code: np.ndarray, never_code: int, shift: np.ndarray, all_kept: bool = False) -> str:
     """Pass 2: the kept rows pivoted to one row per unit, grouped by (cohort code, observation pattern, checks[,
     cluster]).
 
@@ -106,7 +122,7 @@ def moments_sql(r: Roles, q: Callable[[str], str], table: str, *, periods: np.nd
     gbit = _case("didx_g", [(float(v), str(2 ** (T + int(c)))) for v, c in zip(cohort_raw, cohort_code, strict=True)],
                  str(2 ** (T + never_code)))
     rows = (f"SELECT didx_u, didx_y, didx_cl, CAST({bit} + {gbit} AS BIGINT) AS didx_bits, "
-            f"CAST({bit} AS BIGINT) AS didx_bit FROM ({_rows(r, q, table)}) a WHERE didx_reason = 0")
+            f"CAST({bit} AS BIGINT) AS didx_bit FROM ({_kept_rows(r, q, table, all_kept)}) a")
     unit_cols = ["CAST(COUNT(*) AS BIGINT) AS n_keep", "bit_or(didx_bits) AS bits"]
     if r.cluster is not None:
         unit_cols += ["MIN(didx_cl) AS clmin", "MAX(didx_cl) AS clmax"]

@@ -188,7 +188,7 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
             f"column."
         )
     sql = plan.moments_sql(r, src.quote, src.table, periods=periods, cohort_raw=raw, cohort_code=codes,
-                           never_code=never_code, shift=shift)
+                           never_code=never_code, shift=shift, all_kept=not any(c for _, c in drops))
     out = src.run(sql)
     return _assemble(src, r, req, out, periods=periods, cohort_values=cohort_values, shift=shift,
                      n_input=n_input, drops=drops)
