@@ -322,8 +322,8 @@ def test_registry_declares_the_engines() -> None:
     """The registry's engines field says which estimators take a path, a relation or a Spark frame."""
     from didx.registry import REGISTRY
 
-    assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == {"att_gt", "twfe"}
-    assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == {"att_gt", "twfe"}
+    assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == {"att_gt", "twfe", "event_study"}
+    assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == {"att_gt", "twfe", "event_study"}
 
 
 def test_string_units_and_float_times(tmp_path: Path) -> None:
@@ -334,3 +334,50 @@ def test_string_units_and_float_times(tmp_path: Path) -> None:
     roles = dict(ROLES["castle"], unit="state")
     assert_same_fit(didx.att_gt(df, **roles), didx.att_gt(write(df, tmp_path), **roles))
     assert_same_result(didx.twfe(df, **roles), didx.twfe(write(df, tmp_path), **roles))
+
+
+# ----------------------------------------------------------------------------------------------- event_study
+def _balanced_unbalanced() -> pd.DataFrame:
+    """The simulated panel kept balanced (its complete units)."""
+    df = _unbalanced().dropna()
+    return df[df.groupby("unit")["time"].transform("size") == df["time"].nunique()]
+
+
+ES_DATA = {**DATA, "unbalanced": _balanced_unbalanced}
+
+
+@pytest.mark.parametrize("name", list(ES_DATA))
+@pytest.mark.parametrize("ref", [-1, [-1, -3]], ids=["ref-1", "ref-1-3"])
+@pytest.mark.parametrize("clustered", [False, True], ids=["unit", "cluster"])
+def test_event_study_parquet_equals_in_memory(name: str, ref: Any, clustered: bool, tmp_path: Path) -> None:
+    df = ES_DATA[name]()
+    kw = dict(**ROLES[name], ref=ref, cluster=CLUSTER[name] if clustered else None)
+    mem = didx.event_study(df, **kw)
+    eng = didx.event_study(write(df, tmp_path), **kw)
+    assert_same_result(mem, eng)
+    assert _summary_without_engine(eng) == _summary_without_engine(mem)
+    np.testing.assert_array_equal(eng.term_info["n"], mem.term_info["n"])
+    assert eng.pretrend_test().statistic == pytest.approx(mem.pretrend_test().statistic, rel=1e-9)
+    assert_same_result(mem.aggregate("post"), eng.aggregate("post"))
+
+
+@pytest.mark.parametrize("ref", [-1, [-1, -4]], ids=["collinear", "two-refs"])
+def test_event_study_always_treated_and_no_never_treated(ref: Any, tmp_path: Path) -> None:
+    """Always-treated units are dropped and counted; without never-treated units a single reference leaves one
+    event time collinear (dropped and noted, as in memory)."""
+    df = _mpdta()
+    df = df[df["first.treat"] > 0].copy()
+    df.loc[df["countyreal"] % 9 == 0, "first.treat"] = 2003
+    mem = didx.event_study(df, **ROLES["mpdta"], ref=ref)
+    eng = didx.event_study(write(df, tmp_path), **ROLES["mpdta"], ref=ref)
+    assert_same_result(mem, eng)
+    assert _summary_without_engine(eng) == _summary_without_engine(mem)
+    assert any("always treated" in d.reason for d in eng.sample.dropped)
+
+
+def test_event_study_refusals(tmp_path: Path) -> None:
+    path = write(_mpdta(), tmp_path)
+    with pytest.raises(didx.InvalidOptionError, match=r"window=.*Fix: pass an in-memory"):
+        didx.event_study(path, **ROLES["mpdta"], window=(-2, 2))
+    with pytest.raises(didx.DesignError, match=r"reference event time\(s\) -9"):
+        didx.event_study(path, **ROLES["mpdta"], ref=-9)

@@ -57,6 +57,13 @@ def test_twfe_spark_equals_in_memory(spark: Any, name: str) -> None:
     assert eng.sample.lines() == mem.sample.lines()
 
 
+def test_event_study_spark_equals_in_memory(spark: Any) -> None:
+    df = DATA["castle"]()
+    mem = didx.event_study(df, **ROLES["castle"], cluster="region")
+    eng = didx.event_study(spark.createDataFrame(df), **ROLES["castle"], cluster="region")
+    assert_same_result(mem, eng)
+
+
 def test_spark_errors(spark: Any) -> None:
     df = DATA["mpdta"]()
     with pytest.raises(didx.ColumnNotFoundError, match=r"'lempp'"):

@@ -197,7 +197,7 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   covariates=True, weights=True, engines=ALL_ENGINES),
     EstimatorSpec("ols", f"{_R}.ols:ols", ("OLSResult",), "OLS", weights=True, repeated_cross_sections=True),
     EstimatorSpec("event_study", f"{_R}.event_study:event_study", (), "TWFE", event_study="always",
-                  comparison="twfe", pre_period="twfe", covariates=True, weights=True,
+                  comparison="twfe", pre_period="twfe", covariates=True, weights=True, engines=ALL_ENGINES,
                   from_panel=PanelEntry(f"{_R}.event_study:from_panel", roles=(*PANEL_ROLES, "cluster")),
                   public="didx.comparison:event_study"),
     EstimatorSpec("drdid", "didx.estimators.drdid.estimator:drdid", ("DRDiDResult",), "Doubly robust DiD",
