@@ -23,7 +23,7 @@ from test_engines import CASES, CLUSTER, DATA, ROLES, assert_same_fit, assert_sa
 pytestmark = [pytest.mark.spark, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning",
                                         "ignore::FutureWarning", "ignore::UserWarning")]
 
-SPARK_CASES = [CASES[0], CASES[2], CASES[3], CASES[5], CASES[8]]
+SPARK_CASES = [CASES[2], CASES[3], CASES[8]]  # mpdta clustered, base_stagg not-yet, unbalanced clustered
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def spark() -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
     session = (SparkSession.builder.master("local[2]").appName("didx-tests")
-               .config("spark.sql.shuffle.partitions", "4").config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.driver.memory", "1g").getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -48,7 +49,7 @@ def test_att_gt_spark_equals_in_memory(spark: Any, case: tuple[str, dict[str, An
     assert dict(eng.design)["Engine"].startswith("Spark")
 
 
-@pytest.mark.parametrize("name", ["mpdta", "castle"])
+@pytest.mark.parametrize("name", ["castle"])
 def test_twfe_spark_equals_in_memory(spark: Any, name: str) -> None:
     df = DATA[name]()
     mem = didx.twfe(df, **ROLES[name], cluster=CLUSTER[name])
