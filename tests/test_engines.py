@@ -381,3 +381,9 @@ def test_event_study_refusals(tmp_path: Path) -> None:
         didx.event_study(path, **ROLES["mpdta"], window=(-2, 2))
     with pytest.raises(didx.DesignError, match=r"reference event time\(s\) -9"):
         didx.event_study(path, **ROLES["mpdta"], ref=-9)
+
+
+def test_a_path_to_an_estimator_without_engine(tmp_path: Path) -> None:
+    roles = {k: v for k, v in ROLES["mpdta"].items() if k != "cohort"}
+    with pytest.raises(didx.InvalidOptionError, match=r"is a path; sun_abraham needs a data frame.*Fix: read it"):
+        didx.sun_abraham(write(_mpdta(), tmp_path), **roles, cohort="first.treat")
