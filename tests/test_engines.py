@@ -304,11 +304,23 @@ def test_twfe_parquet_equals_in_memory(name: str, clustered: bool, tmp_path: Pat
                        eng.with_vcov(cluster=cluster or ROLES[name]["unit"]))
 
 
+@pytest.mark.parametrize("clustered", [False, True])
+def test_twfe_and_event_study_unbalanced(clustered: bool, tmp_path: Path) -> None:
+    """Unbalanced panels: sums by (cohort, observation pattern); a few units observed once (singletons, kept and
+    counted as fixest does)."""
+    df = _unbalanced()
+    single = df["unit"].isin(df["unit"].drop_duplicates().sample(6, random_state=2))
+    df = pd.concat([df[~single], df[single].groupby("unit").head(1)], ignore_index=True)
+    kw = dict(**ROLES["unbalanced"], cluster="cl" if clustered else None)
+    path = write(df, tmp_path)
+    for fn in (didx.twfe, didx.event_study):
+        mem, eng = fn(df, **kw), fn(path, **kw)
+        assert_same_result(mem, eng)
+        assert _summary_without_engine(eng) == _summary_without_engine(mem)
+
+
 def test_twfe_refusals(tmp_path: Path) -> None:
-    path = write(_unbalanced(), tmp_path)
-    with pytest.raises(didx.InvalidOptionError, match=r"balanced panels.*Fix: pass an in-memory"):
-        didx.twfe(path, **ROLES["unbalanced"])
-    mp = write(_mpdta(), tmp_path / ".." / "mp.parquet")
+    mp = write(_mpdta(), tmp_path)
     with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
         didx.twfe(mp, **ROLES["mpdta"], covariates="region")
     with pytest.raises(didx.InvalidOptionError, match=r"vcov='hetero'"):

@@ -1,14 +1,14 @@
-"""Static TWFE and the TWFE event study on a balanced panel (treatment from the cohort) from the unit moments.
+"""Static TWFE and the TWFE event study (treatment from the cohort) from the engine's unit moments.
 
-On a balanced panel the two-way demeaned treatment depends only on (cohort g, period t):
-``D~_gt = D_gt - Dbar_g. - Dbar_.t + Dbar``, so ``beta = sum_g n_g D~_g' mu_g / sum_g n_g |D~_g|^2`` (``mu_g`` the
-cohort's period means) and a unit's cluster score ``sum_t D~_gt e_it = D~_g' y'_i + c_g`` is affine in its centred
-outcomes ``y'_i`` with ``c_g = D~_g' (mu_g - ybar_.t) - beta |D~_g|^2`` (``shared/design/SCALE.md``). The
-cluster-robust meat is ``sum_g [n_g c_g^2 + 2 c_g D~_g' S_g + D~_g' P_g D~_g]`` by unit, or from the cluster x
-cohort sums for a coarser cluster; the small-sample factor is fixest's (:func:`didx.inference.vcov.k_for_ssc`).
-Numerically the in-memory ``twfe`` (fixest's ``feols(y ~ d | unit + time)``). Unbalanced panels, ``treat=``,
-covariates, extra fixed effects, weights and other covariance types need the rows: an error names the in-memory
-alternative.
+Every regressor (the treatment ``1[t >= g]``, or the event-time indicators ``1[t - g = k]``) depends on a unit only
+through its cohort, so after the unit effects are concentrated out the regression's rows are constant within a
+group of units with the same cohort and observation pattern (:func:`regress`); the estimate and a unit's cluster
+score, affine in its outcomes, follow from the groups' unit counts, sums and T x T sums of products
+(``shared/design/SCALE.md``), on balanced and unbalanced panels alike. The cluster-robust covariance is CR1 by
+unit, or by a coarser ``cluster=`` from the cluster x group sums; the small-sample factor is fixest's
+(:func:`didx.inference.vcov.k_for_ssc`). Numerically the in-memory ``twfe`` and ``event_study`` (fixest's
+``feols``). ``treat=``, covariates, extra fixed effects, weights, windows and other covariance types need the
+rows: an error names the in-memory alternative.
 """
 
 from __future__ import annotations
@@ -90,18 +90,17 @@ def twfe_moments(src: EngineInput, result_cls: type, design: Callable[..., tuple
     cl_name = clusters[0] if clusters and clusters[0] != unit else None
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name,
                                   require_control="untreated_obs"))
-    if not m.report.balanced:
-        raise InvalidOptionError(
-            f"{func}: the engines run TWFE on balanced panels ({m.report.n_units_with_gaps or 'some'} units here miss "
-            f"periods; the unbalanced case needs sums by observation pattern, not done yet). Fix: {ROWS_FIX}."
-        )
+    n_singletons = _singletons(m)
+    if drop_singletons and n_singletons:
+        raise InvalidOptionError(f"{func}: drop_singletons=True with {n_singletons} singleton observations is not "
+                                 f"available through the engines yet. Fix: {ROWS_FIX}.")
     ssc = ssc if ssc is not None else SSC()
     coef, V, inf, timing = _fit(m, unit, cl_name, ssc)
     fe_names = [unit, time]
     method = "exact (concentrated solve)" if min(m.n_units, m.n_periods) <= EXACT_MAX_LEVELS else \
         "alternating projections"
     des, notes = design(timing, y=y, treat=None, cohort=cohort, time=time, fe=fe_names, method=method,
-                        covariates=(), weights=None, n_singletons=0, drop_singletons=drop_singletons)
+                        covariates=(), weights=None, n_singletons=n_singletons, drop_singletons=drop_singletons)
     des.append(("Engine", src.describe))
     names = (unit,) if cl_name is None else (unit, cl_name)
     return result_cls(estimator="Two-way fixed effects", terms=("treated",), coef=np.array([coef]), vcov_matrix=V,
@@ -113,12 +112,29 @@ def _fit(m: Moments, unit: str, cl_name: str | None,
          ssc: SSC) -> tuple[float, np.ndarray, Inference, tuple[int, int, int]]:
     """beta, its CR1 covariance, the inference text and the treatment timing from the moments."""
     D = (m.periods[None, :] >= m.cohort_values[:, None]).astype(np.float64)  # (G, T); never treated: inf
-    fit = regress(m, D[:, :, None], unit, cl_name, ssc, treated=np.asarray((D > 0).any(axis=1)))
-    ng = np.bincount(m.gc, weights=m.n, minlength=m.cohort_values.shape[0])
-    always = m.cohort_values <= m.periods[0]
-    adopt = np.isfinite(m.cohort_values) & ~always & (ng > 0)
-    timing = (int(adopt.sum()), int(ng[always].sum()), 0)
+    treated = np.asarray((D[m.gc].astype(bool) & m.obs()).any(axis=1))  # units with a treated observation
+    fit = regress(m, D[:, :, None], unit, cl_name, ssc, treated=treated)
+    # treatment timing as in memory (twfe._timing), per group: first treated period observed, units treated in
+    # every period they are observed
+    on = D[m.gc].astype(bool) & m.obs()
+    off = ~D[m.gc].astype(bool) & m.obs()
+    first = np.where(on.any(axis=1), np.argmax(on, axis=1), -1)
+    always = on.any(axis=1) & ~off.any(axis=1)
+    dates = np.unique(first[(first >= 0) & off.any(axis=1) & (m.n > 0)])
+    timing = (int(dates.shape[0]), int(m.n[always].sum()), 0)
     return float(fit.coef[0]), fit.V, fit.inference, timing
+
+
+def _singletons(m: Moments) -> int:
+    """Observations alone in their unit or in their period (as twfe counts them)."""
+    obs = m.obs()
+    unit_single = obs.sum(axis=1) == 1
+    rows = int(m.n[unit_single].sum())
+    per_period = (m.n[:, None] * obs).sum(axis=0)
+    for t in np.flatnonzero(per_period == 1):
+        j = int(np.flatnonzero(obs[:, t] & (m.n > 0))[0])
+        rows += 0 if unit_single[j] else 1
+    return rows
 
 
 @dataclass(frozen=True)
@@ -133,50 +149,58 @@ class CellFit:
 
 def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC, *,
             treated: np.ndarray) -> CellFit:
-    """``y_it = a_i + l_t + X[g_i, t] b + e_it`` on a balanced panel, CR1 by unit or ``cl_name``.
+    """``y_it = a_i + l_t + X[g_i, t] b + e_it``, CR1 by unit or ``cl_name``, on a balanced or unbalanced panel.
 
-    ``X`` (G, T, K) holds the regressors of each cohort x period cell; ``treated`` (G,) flags the cohorts counted
-    as treated clusters. The two-way demeaned regressors are cell tables; ``b`` and the unit scores
-    ``X~_g' y'_i + c_g`` follow from the moments (module docstring). Collinear columns are dropped as
+    ``X`` (G, T, K) holds the regressors of each cohort x period cell; ``treated`` (one per group) flags the
+    groups whose units count as treated clusters. Concentrating out the unit effects leaves, per group of units
+    with the same cohort and observation pattern, the within-unit demeaned rows ``Z~_j`` of (time dummies but the
+    first, ``X``): constant within the group. So ``A = sum_j n_j Z~_j' Z~_j`` and ``Z' y = sum_j Z~_j' (n_j mu_j + S_j)`` (``mu`` the cell
+    means, ``S`` the group's sums of the centred outcomes), and a unit's score ``Z~_j' y'_i + c_j`` is affine in
+    its centred outcomes: the meat needs the groups' sums and T x T sums of products only. ``b`` and its block
+    of the sandwich are those of the two-way fixed-effects regression (Frisch-Waugh-Lovell). Collinear columns
+    of ``X`` (judged on its two-way demeaned cross-product) are dropped as
     :func:`didx.linalg.ols.independent_columns` judges them in memory."""
-    G, T = m.cohort_values.shape[0], m.n_periods
-    ng = np.bincount(m.gc, weights=m.n, minlength=G)
-    N = float(ng.sum())
-    Xg = X.mean(axis=1)  # (G, K)
-    Xt = np.tensordot(ng, X, axes=(0, 0)) / N  # (T, K)
-    Xtil = X - Xg[:, None, :] - Xt[None, :, :] + (ng @ Xg) / N
-    A = np.einsum("g,gtk,gtl->kl", ng, Xtil, Xtil)
-    scale = np.einsum("g,gtk->k", ng, X * X)
-    kept = independent_columns(A, scale)
-    Xtil, A = Xtil[:, :, kept], A[np.ix_(kept, kept)]
+    T = m.n_periods
     mu = m.cell_means()
-    b = np.linalg.solve(A, np.einsum("g,gtk,gt->k", ng, Xtil, mu))
-    ybar_t = ng @ mu / N
-    XX = np.einsum("gtk,gtl->gkl", Xtil, Xtil)
-    c = np.einsum("gtk,gt->gk", Xtil, mu - ybar_t) - np.einsum("gkl,l->gk", XX, b)  # (G, K)
     S, P = m.centred(mu)
-    xk = Xtil[m.gc]  # (Kg, T, K)
+    obs = m.obs()
     n = m.n.astype(np.float64)
-    ck = c[m.gc]
-    lin = np.einsum("jtk,jt->jk", xk, S)
+    J = n.shape[0]
+    Z = np.concatenate([np.broadcast_to(np.eye(T)[None, :, 1:], (J, T, T - 1)), X[m.gc]], axis=2) * obs[:, :, None]
+    Tj = obs.sum(axis=1).astype(np.float64)
+    Zt = (Z - Z.sum(axis=1, keepdims=True) / Tj[:, None, None]) * obs[:, :, None]  # within-unit demeaned rows
+    A = np.einsum("j,jtk,jtl->kl", n, Zt, Zt)
+    # collinearity among X after both effects: the Schur complement of the time block
+    q = T - 1
+    Ab = A[q:, q:] - A[q:, :q] @ np.linalg.solve(A[:q, :q], A[:q, q:])
+    scale = np.einsum("j,jtk->k", n, (X[m.gc] * obs[:, :, None]) ** 2)
+    kept = independent_columns(Ab, scale)
+    cols = np.concatenate([np.arange(q), q + kept])
+    Zt, A = Zt[:, :, cols], A[np.ix_(cols, cols)]
+    ymu = mu[m.gc] * obs
+    theta = np.linalg.solve(A, np.einsum("jtk,jt->k", Zt, n[:, None] * ymu + S))
+    ZZ = np.einsum("jtk,jtl->jkl", Zt, Zt)
+    c = np.einsum("jtk,jt->jk", Zt, ymu) - np.einsum("jkl,l->jk", ZZ, theta)
+    lin = np.einsum("jtk,jt->jk", Zt, S)
     if cl_name is None:
-        meat = (np.einsum("j,jk,jl->kl", n, ck, ck) + np.einsum("jk,jl->kl", ck, lin)
-                + np.einsum("jk,jl->kl", lin, ck) + np.einsum("jtk,jts,jsl->kl", xk, P, xk))
-        n_cl = int(N)
-        treated_cl = int(ng[treated].sum())
+        meat = (np.einsum("j,jk,jl->kl", n, c, c) + np.einsum("jk,jl->kl", c, lin)
+                + np.einsum("jk,jl->kl", lin, c) + np.einsum("jtk,jts,jsl->kl", Zt, P, Zt))
+        n_cl = int(m.n.sum())
+        treated_cl = int(m.n[treated].sum())
     else:
         assert m.cl is not None
-        score = np.zeros((m.n_clusters, len(kept)))
-        np.add.at(score, m.cl, n[:, None] * ck + lin)
+        score = np.zeros((m.n_clusters, cols.shape[0]))
+        np.add.at(score, m.cl, n[:, None] * c + lin)
         meat = score.T @ score
         n_cl = m.n_clusters
-        treated_cl = int(np.unique(m.cl[treated[m.gc] & (m.n > 0)]).shape[0])
-    n_obs = int(N) * T
-    K = k_for_ssc(len(kept), int(N) + T - 1, [int(N), T], [True, False], ssc, True)
-    adj = (n_obs - 1) / (n_obs - K) if ssc.adj else 1.0
+        treated_cl = int(np.unique(m.cl[treated & (m.n > 0)]).shape[0])
+    N = int(n.sum())
+    n_obs = int((n * Tj).sum())
+    k_ssc = k_for_ssc(len(kept), N + T - 1, [N, T], [True, False], ssc, True)
+    adj = (n_obs - 1) / (n_obs - k_ssc) if ssc.adj else 1.0
     factor = adj * (n_cl / (n_cl - 1) if ssc.cluster_adj else 1.0)
     Ainv = np.linalg.inv(A)
-    V = factor * (Ainv @ (0.5 * (meat + meat.T)) @ Ainv)
+    V = (factor * (Ainv @ (0.5 * (meat + meat.T)) @ Ainv))[q:, q:]
     label = cl_name or unit
     details = [f"Treated clusters: {treated_cl} of {n_cl}"]
     if n_cl < FEW_CLUSTERS or treated_cl < 10:
@@ -184,10 +208,10 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
             f"Few clusters ({n_cl}, {treated_cl} treated): cluster-robust SEs can over-reject. Remedies: "
             f"result.wild_bootstrap(term) (wild cluster bootstrap) or collapse='group_period' (group x period means)."
         )
-    details.append(f"Coefficients counted for the small-sample factor K: {K}")
+    details.append(f"Coefficients counted for the small-sample factor K: {k_ssc}")
     inf = Inference(vcov_type=f"CR1, clustered by {label}", df=float(n_cl - 1), n_clusters=(n_cl,),
                     cluster_names=(label,), small_sample=ssc.describe(True), details=tuple(details))
-    return CellFit(kept=kept, coef=b, V=V, inference=inf)
+    return CellFit(kept=kept, coef=theta[q:], V=V, inference=inf)
 
 
 def event_study_moments(src: EngineInput, result_cls: type, design: Callable[..., list[tuple[str, str]]],
@@ -220,11 +244,6 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
     cl_name = clusters[0] if clusters and clusters[0] != unit else None
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name,
                                   require_control="untreated_obs"))
-    if not m.report.balanced:
-        raise InvalidOptionError(
-            f"{func}: the engines run the TWFE event study on balanced panels ({m.report.n_units_with_gaps or 'some'}"
-            f" units here miss periods). Fix: {ROWS_FIX}."
-        )
     # always-treated units (cohort <= first period) are dropped, as in memory
     g_of = m.cohort_values
     always = g_of[m.gc] <= m.periods[0]
@@ -234,8 +253,8 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
         report = report.with_dropped(Dropped(
             f"always treated ({cohort} <= first period {m.labels[0]!r}): no pre-treatment period",
             int(m.rows()[always].sum()), n_always))
-        m = m.select(~always)
-        report = dataclasses.replace(report, n_obs=int(m.rows().sum()), n_units=m.n_units)
+        m = dataclasses.replace(m.select(~always), report=report).with_shape()
+        report = m.report
     treated = np.isfinite(g_of)
     if not (treated[m.gc] & (m.n > 0)).any():
         raise DesignError(
@@ -257,11 +276,11 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
         )
     est_k = np.array([v for v in observed if not np.any(np.isclose(v, refs))])
     X = np.isclose(k[:, :, None], est_k[None, None, :]).astype(np.float64)  # NaN rows: all 0
-    fit = regress(m, X, unit, cl_name, ssc or SSC(), treated=present)
+    fit = regress(m, X, unit, cl_name, ssc or SSC(), treated=present[m.gc])
     names = [f"event_time::{v:g}" for v in est_k]
     kept_names = [names[j] for j in fit.kept]
     et = est_k[fit.kept]
-    n_term = (ng @ X.sum(axis=1))[fit.kept]
+    n_term = np.einsum("j,jtk->k", m.n.astype(np.float64), X[m.gc] * m.obs()[:, :, None])[fit.kept]
     n_never = int(ng[~treated].sum())
     n_cohorts = int(present.sum())
     method = "exact (concentrated solve)" if min(m.n_units, m.n_periods) <= EXACT_MAX_LEVELS else \

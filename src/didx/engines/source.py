@@ -55,6 +55,7 @@ class EngineInput:
     kinds: dict[str, str]
     quote: Callable[[str], str]
     _run: Callable[[str], dict[str, np.ndarray]]
+    integer: dict[str, bool]  # integer-typed columns (period labels keep the column's type, as in memory)
 
     def run(self, sql: str) -> dict[str, np.ndarray]:
         return self._run(sql)
@@ -115,6 +116,11 @@ def _duck_kind(type_name: str) -> str:
     return "other"
 
 
+def _is_int(type_name: str) -> bool:
+    t = type_name.lower()
+    return "int" in t or t in ("bigint", "smallint", "tinyint", "long", "short", "byte")
+
+
 def _duck_run(con: Any) -> Callable[[str], dict[str, np.ndarray]]:
     def run(sql: str) -> dict[str, np.ndarray]:
         out = con.sql(sql).fetchnumpy()
@@ -164,9 +170,10 @@ def _from_path(path: str | os.PathLike[str], func: str) -> EngineInput:
     except duckdb.Error as exc:
         raise DataError(f"{func}: DuckDB cannot read {text!r}: {exc}. Fix: check the file.") from exc
     kinds = {str(r[0]): _duck_kind(str(r[1])) for r in schema}
+    integer = {str(r[0]): _is_int(str(r[1])) for r in schema}
     what = f"{len(files)} files" if len(files) > 1 else repr(files[0])
     return EngineInput(engine="duckdb", describe=f"DuckDB {duckdb.__version__} ({reader} of {what})",
-                       table="didx_input", kinds=kinds, quote=_duck_quote, _run=_duck_run(con))
+                       table="didx_input", kinds=kinds, quote=_duck_quote, _run=_duck_run(con), integer=integer)
 
 
 def _from_relation(rel: Any) -> EngineInput:
@@ -174,12 +181,13 @@ def _from_relation(rel: Any) -> EngineInput:
 
     name = "didx_rel_" + uuid.uuid4().hex[:8]
     kinds = {str(c): _duck_kind(str(t)) for c, t in zip(rel.columns, rel.types, strict=True)}
+    integer = {str(c): _is_int(str(t)) for c, t in zip(rel.columns, rel.types, strict=True)}
 
     def run(sql: str) -> dict[str, np.ndarray]:
         return {k: _plain(v) for k, v in rel.query(name, sql).fetchnumpy().items()}
 
     return EngineInput(engine="duckdb", describe=f"DuckDB {duckdb.__version__} (relation)", table=name,
-                       kinds=kinds, quote=_duck_quote, _run=run)
+                       kinds=kinds, quote=_duck_quote, _run=run, integer=integer)
 
 
 # ----------------------------------------------------------------------------------------------- Spark
@@ -201,6 +209,7 @@ def _from_spark(df: Any) -> EngineInput:
     name = "didx_spark_" + uuid.uuid4().hex[:8]
     df.createOrReplaceTempView(name)
     kinds = {str(c): _spark_kind(str(t)) for c, t in df.dtypes}
+    integer = {str(c): _is_int(str(t)) for c, t in df.dtypes}
 
     def run(sql: str) -> dict[str, np.ndarray]:
         out = spark.sql(sql)
@@ -209,7 +218,7 @@ def _from_spark(df: Any) -> EngineInput:
         return {c: _column([r[j] for r in rows]) for j, c in enumerate(cols)}
 
     return EngineInput(engine="spark", describe=f"Spark {spark.version} SQL (master {spark.sparkContext.master})",
-                       table=name, kinds=kinds, quote=_spark_quote, _run=run)
+                       table=name, kinds=kinds, quote=_spark_quote, _run=run, integer=integer)
 
 
 def _column(values: list[Any]) -> np.ndarray:

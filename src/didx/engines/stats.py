@@ -90,6 +90,19 @@ class Moments:
         return dataclasses.replace(self, periods=self.periods[idx], labels=self.labels[idx], pattern=pattern,
                                    S=self.S[:, idx], P=self.P[:, idx][:, :, idx], shift=self.shift[:, idx])
 
+    def with_shape(self) -> Moments:
+        """The report's rows, units, periods, balance and units with gaps, as the groups now are."""
+        obs = self.obs()
+        full = obs[:, obs.any(axis=0)].all(axis=1)
+        T = self.n_periods
+        first = np.argmax(obs, axis=1)
+        last = T - 1 - np.argmax(obs[:, ::-1], axis=1)
+        gaps = (last - first + 1) != obs.sum(axis=1)
+        report = dataclasses.replace(self.report, n_obs=int(self.rows().sum()), n_units=self.n_units,
+                                     n_periods=int(obs.any(axis=0).sum()), balanced=bool(full.all()),
+                                     n_units_with_gaps=None if full.all() else int(self.n[gaps].sum()))
+        return dataclasses.replace(self, report=report)
+
     def cell_counts(self) -> np.ndarray:
         """(G, T) units observed in each cohort x period (int64)."""
         out = np.zeros((self.cohort_values.shape[0], self.n_periods), dtype=np.int64)
@@ -317,17 +330,11 @@ def _assemble(src: EngineInput, r: plan.Roles, req: Request, out: dict[str, np.n
         uniq, cl = np.unique(labels, return_inverse=True)
         n_clusters = int(uniq.shape[0])
         cluster_count_check(func, req.cluster, n_clusters)
-    obs = ((pattern[:, None] >> np.arange(T)) & 1).astype(bool)
-    rows = int((nl * obs.sum(axis=1)).sum())
-    full = obs.all(axis=1)
-    first = np.argmax(obs, axis=1)
-    last = T - 1 - np.argmax(obs[:, ::-1], axis=1)
-    gaps = (last - first + 1) != obs.sum(axis=1)
-    report = SampleReport(n_input_rows=n_input, n_obs=rows, n_units=int(nl.sum()), n_periods=T, dropped=dropped,
-                          balanced=bool(full.all()), n_units_with_gaps=None if full.all() else int(nl[gaps].sum()))
-    labels_t = periods.astype(np.int64) if np.all(periods == np.floor(periods)) else periods
-    return Moments(periods=periods, labels=labels_t, cohort_values=cohort_values, gc=gc, pattern=pattern, n=nl, S=S,
-                   P=P, shift=shift[gc], cl=cl, n_clusters=n_clusters, report=report)
+    labels_t = periods.astype(np.int64) if src.integer.get(req.time, False) else periods
+    report = SampleReport(n_input_rows=n_input, n_obs=0, dropped=dropped)
+    m = Moments(periods=periods, labels=labels_t, cohort_values=cohort_values, gc=gc, pattern=pattern, n=nl, S=S,
+                P=P, shift=shift[gc], cl=cl, n_clusters=n_clusters, report=report)
+    return m.with_shape()
 
 
 def _role_col(req: Request, reason: int) -> str:
