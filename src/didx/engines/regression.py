@@ -155,8 +155,9 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     groups whose units count as treated clusters. Concentrating out the unit effects leaves, per group of units
     with the same cohort and observation pattern, the within-unit demeaned rows ``Z~_j`` of (time dummies but the
     first, ``X``): constant within the group. So ``A = sum_j n_j Z~_j' Z~_j`` and ``Z' y = sum_j Z~_j' (n_j mu_j +
-    S_j)`` (``mu`` the cell means, ``S`` the group's sums of the centred outcomes), and a unit's score ``Z~_j' y'_i + c_j`` is affine in
-    its centred outcomes: the meat needs the groups' sums and T x T sums of products only. ``b`` and its block
+    S_j)`` (``mu`` the cell means, ``S`` the group's sums of the centred outcomes), and a unit's score
+    ``Z~_j' y'_i + c_j`` is affine in its centred outcomes: the meat needs the groups' sums and T x T sums of
+    products only. ``b`` and its block
     of the sandwich are those of the two-way fixed-effects regression (Frisch-Waugh-Lovell). Collinear columns
     of ``X`` (judged on its two-way demeaned cross-product) are dropped as
     :func:`didx.linalg.ols.independent_columns` judges them in memory."""
