@@ -247,8 +247,13 @@ def test_cohort_varying_within_unit(tmp_path: Path) -> None:
     df.loc[(df["countyreal"] == df["countyreal"].iloc[0]) & (df["year"] == 2005), "first.treat"] = 2006
     with pytest.raises(didx.DataError, match=r"varies within"):
         didx.att_gt(df, **ROLES["mpdta"])
-    with pytest.raises(didx.DataError, match=r"cohort column 'first.treat' varies within a unit"):
+    with pytest.raises(didx.DataError, match=r"cohort column 'first.treat' varies within a unit \(e.g. "
+                                             r"countyreal=\d+: 2006 and 2007\)|varies within a unit \(e.g. "
+                                             r"countyreal=\d+: 2006 and never treated\)"):
         didx.att_gt(write(df, tmp_path), **ROLES["mpdta"])
+    df.loc[df.index[0], "first.treat"] = np.nan  # never treated in one row, a cohort in the others
+    with pytest.raises(didx.DataError, match=r"varies within a unit \(e.g. countyreal=\d+: .* and never treated"):
+        didx.att_gt(write(df, tmp_path / "nan.parquet"), **ROLES["mpdta"])
 
 
 def test_duplicate_unit_period_rows(tmp_path: Path) -> None:

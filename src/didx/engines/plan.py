@@ -165,7 +165,10 @@ def duplicate_example_sql(r: Roles, q: Callable[[str], str], table: str) -> str:
             f"GROUP BY didx_u, didx_t HAVING COUNT(*) > 1 LIMIT 1")
 
 
-def varying_example_sql(r: Roles, q: Callable[[str], str], table: str, column: str) -> str:
-    """One unit whose cohort (``column="didx_g"``) or cluster (``"didx_cl"``) varies, with two of its values."""
-    return (f"SELECT didx_u AS u, MIN({column}) AS lo, MAX({column}) AS hi FROM ({_rows(r, q, table)}) a "
-            f"WHERE didx_reason = 0 GROUP BY didx_u HAVING MIN({column}) <> MAX({column}) LIMIT 1")
+def varying_example_sql(r: Roles, q: Callable[[str], str], table: str, cohort_raw: np.ndarray,
+                        cohort_code: np.ndarray, never_code: int) -> str:
+    """One unit whose cohort code varies among its kept rows (the error path only), with two of its codes."""
+    gc = _case("didx_g", [(float(v), str(int(c))) for v, c in zip(cohort_raw, cohort_code, strict=True)],
+               str(never_code))
+    return (f"SELECT didx_u AS u, MIN({gc}) AS lo, MAX({gc}) AS hi FROM ({_rows(r, q, table)}) a "
+            f"WHERE didx_reason = 0 GROUP BY didx_u HAVING MIN({gc}) <> MAX({gc}) LIMIT 1")

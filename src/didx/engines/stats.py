@@ -204,7 +204,7 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
                            never_code=never_code, shift=shift, all_kept=not any(c for _, c in drops))
     out = src.run(sql)
     return _assemble(src, r, req, out, periods=periods, cohort_values=cohort_values, shift=shift,
-                     n_input=n_input, drops=drops)
+                     n_input=n_input, drops=drops, raw=raw, codes=codes, never_code=never_code)
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -283,7 +283,8 @@ def _example(src: EngineInput, sql: str) -> str:
 
 
 def _assemble(src: EngineInput, r: plan.Roles, req: Request, out: dict[str, np.ndarray], *, periods: np.ndarray,
-              cohort_values: np.ndarray, shift: np.ndarray, n_input: int, drops: list[tuple[str, int]]) -> Moments:
+              cohort_values: np.ndarray, shift: np.ndarray, n_input: int, drops: list[tuple[str, int]],
+              raw: np.ndarray, codes: np.ndarray, never_code: int) -> Moments:
     func = req.func
     T = periods.shape[0]
     n = out["n"].astype(np.int64)
@@ -296,7 +297,12 @@ def _assemble(src: EngineInput, r: plan.Roles, req: Request, out: dict[str, np.n
             f"pass unit= (or use panel=False in memory)."
         )
     if (out["bad_g"].astype(np.int64) > 0).any() or (out["gc"].astype(np.int64) < 0).any():
-        ex = _example(src, plan.varying_example_sql(r, src.quote, src.table, "didx_g"))
+        got = src.run(plan.varying_example_sql(r, src.quote, src.table, raw, codes, never_code))
+        ex = ""
+        if len(got["u"]):
+            vals = [cohort_values[int(got[k][0])] for k in ("lo", "hi")]
+            ex = f"{req.unit}={fmt_value(got['u'][0])}: " + " and ".join(
+                "never treated" if not np.isfinite(v) else fmt_value(float(v)) for v in vals)
         raise DataError(
             f"{func}: the cohort column {req.cohort!r} varies within a unit{' (e.g. ' + ex + ')' if ex else ''}. A "
             f"cohort is the unit's first treated period and must be constant within a unit. Fix: set it to the first "
