@@ -339,8 +339,8 @@ def test_registry_declares_the_engines() -> None:
     """The registry's engines field says which estimators take a path, a relation or a Spark frame."""
     from didx.registry import REGISTRY
 
-    assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == {"att_gt", "twfe", "event_study"}
-    assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == {"att_gt", "twfe", "event_study"}
+    assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == {"att_gt", "twfe", "event_study", "did2x2"}
+    assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == {"att_gt", "twfe", "event_study", "did2x2"}
 
 
 def test_string_units_and_float_times(tmp_path: Path) -> None:
@@ -404,3 +404,48 @@ def test_a_path_to_an_estimator_without_engine(tmp_path: Path) -> None:
     roles = {k: v for k, v in ROLES["mpdta"].items() if k != "cohort"}
     with pytest.raises(didx.InvalidOptionError, match=r"is a path; sun_abraham needs a data frame.*Fix: read it"):
         didx.sun_abraham(write(_mpdta(), tmp_path), **roles, cohort="first.treat")
+
+
+# ----------------------------------------------------------------------------------------------- did2x2
+def _two_periods() -> pd.DataFrame:
+    df = _mpdta()
+    df = df[df["year"].isin([2003, 2004]) & df["first.treat"].isin([0, 2004])].copy()
+    df["post"] = (df["year"] == 2004).astype(int)
+    df["g"] = (df["first.treat"] == 2004).astype(int)
+    return df
+
+
+@pytest.mark.parametrize(("name", "kw"), [
+    ("card_krueger", dict(y="fte", treat="nj", post="d", unit="store_id")),  # unbalanced, missing outcomes
+    ("mpdta", dict(y="lemp", treat="g", post="post", unit="countyreal")),
+    ("mpdta", dict(y="lemp", treat="g", post="post", unit="countyreal", cluster="region")),
+])
+def test_did2x2_panel_parquet_equals_in_memory(name: str, kw: dict[str, Any], tmp_path: Path) -> None:
+    df = didx.datasets.load("card_krueger") if name == "card_krueger" else _two_periods()
+    mem = didx.did2x2(df, **kw)
+    eng = didx.did2x2(write(df, tmp_path), **kw)
+    assert_same_result(mem, eng)
+    assert _summary_without_engine(eng) == _summary_without_engine(mem)  # the cell-mean table included
+
+
+def test_did2x2_errors_and_refusals(tmp_path: Path) -> None:
+    df = _two_periods()
+    kw = dict(y="lemp", treat="g", post="post", unit="countyreal")
+    with pytest.raises(didx.InvalidOptionError, match=r"pooled 2x2 without unit=.*Fix: pass an in-memory"):
+        didx.did2x2(write(df, tmp_path), **{k: v for k, v in kw.items() if k != "unit"})
+    bad = df.copy()
+    bad["post"] = bad["year"]
+    with pytest.raises(didx.DataError, match=r"post column 'post' must be a 0/1 indicator"):
+        didx.did2x2(write(bad, tmp_path / "a.parquet"), **kw)
+    bad = df.copy()
+    bad.loc[bad.index[0], "g"] = 2
+    with pytest.raises(didx.DataError, match=r"treated group column 'g' must be 0/1"):
+        didx.did2x2(write(bad, tmp_path / "b.parquet"), **kw)
+    bad = df.copy()
+    bad.loc[(bad["countyreal"] == bad["countyreal"].iloc[0]) & (bad["post"] == 1), "g"] = 1 - bad["g"].iloc[0]
+    with pytest.raises(didx.DataError, match=r"treated group column 'g' varies within a unit"):
+        didx.did2x2(write(bad, tmp_path / "c.parquet"), **kw)
+    bad = df.copy()
+    bad.loc[bad.index[:3], "g"] = np.nan
+    mem, eng = didx.did2x2(bad, **kw), didx.did2x2(write(bad, tmp_path / "d.parquet"), **kw)
+    assert eng.sample.lines() == mem.sample.lines()  # "missing treated group (g)" counted

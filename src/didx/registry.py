@@ -192,7 +192,7 @@ _R = "didx.estimators.regression"
 
 REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
     EstimatorSpec("did2x2", f"{_R}.twobytwo:did2x2", ("DiD2x2Result", "CellTable"), "2x2 DiD",
-                  covariates=True, weights=True, repeated_cross_sections=True),
+                  covariates=True, weights=True, repeated_cross_sections=True, engines=ALL_ENGINES),
     EstimatorSpec("twfe", f"{_R}.twfe:twfe", ("TWFEResult",), "Two-way fixed effects",
                   covariates=True, weights=True, engines=ALL_ENGINES),
     EstimatorSpec("ols", f"{_R}.ols:ols", ("OLSResult",), "OLS", weights=True, repeated_cross_sections=True),

@@ -24,7 +24,7 @@ import numpy as np
 
 # drop reasons, in the order the in-memory panel applies them (didx._panel._filter_rows)
 REASONS = ("missing time", "infinite time", "missing unit", "missing outcome", "infinite outcome",
-           "missing cluster")
+           "missing cluster", "missing treated group")
 KEEP = 0
 MAX_BITS = 62  # periods + cohorts: observation patterns and cohorts are bit masks in a BIGINT
 
@@ -48,6 +48,7 @@ class Roles:
     cluster: str | None
     unit_numeric: bool
     cluster_numeric: bool
+    treat_mode: bool = False  # the cohort column is a 0/1 treated-group dummy (did2x2): missing is dropped
 
 
 _INF = "CAST('Infinity' AS DOUBLE)"
@@ -67,6 +68,8 @@ def _rows(r: Roles, q: Callable[[str], str], table: str) -> str:
     if r.cluster is not None:
         cl = q(r.cluster)
         whens.append(f"WHEN {_missing(cl, r.cluster_numeric)} THEN 6")
+    if r.treat_mode:
+        whens.append(f"WHEN {_missing(g, True)} THEN 7")
     reason = "CASE " + " ".join(whens) + " ELSE 0 END"
     return (f"SELECT CAST({t} AS DOUBLE) AS didx_t, CAST({g} AS DOUBLE) AS didx_g, CAST({y} AS DOUBLE) AS didx_y, "
             f"{u} AS didx_u, {cl} AS didx_cl, {reason} AS didx_reason FROM {table}")

@@ -148,7 +148,7 @@ class CellFit:
 
 
 def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC, *,
-            treated: np.ndarray) -> CellFit:
+            treated: np.ndarray, time_effects: bool = False) -> CellFit:
     """``y_it = a_i + l_t + X[g_i, t] b + e_it``, CR1 by unit or ``cl_name``, on a balanced or unbalanced panel.
 
     ``X`` (G, T, K) holds the regressors of each cohort x period cell; ``treated`` (one per group) flags the
@@ -160,7 +160,8 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     products only. ``b`` and its block
     of the sandwich are those of the two-way fixed-effects regression (Frisch-Waugh-Lovell). Collinear columns
     of ``X`` (judged on its two-way demeaned cross-product) are dropped as
-    :func:`didx.linalg.ols.independent_columns` judges them in memory."""
+    :func:`didx.linalg.ols.independent_columns` judges them in memory. ``time_effects``: also return the time
+    effects (periods but the first) as the first coefficients (the 2x2's ``post``), with their covariance."""
     T = m.n_periods
     mu = m.cell_means()
     S, P = m.centred(mu)
@@ -201,7 +202,8 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     adj = (n_obs - 1) / (n_obs - k_ssc) if ssc.adj else 1.0
     factor = adj * (n_cl / (n_cl - 1) if ssc.cluster_adj else 1.0)
     Ainv = np.linalg.inv(A)
-    V = (factor * (Ainv @ (0.5 * (meat + meat.T)) @ Ainv))[q:, q:]
+    first = 0 if time_effects else q
+    V = (factor * (Ainv @ (0.5 * (meat + meat.T)) @ Ainv))[first:, first:]
     label = cl_name or unit
     details = [f"Treated clusters: {treated_cl} of {n_cl}"]
     if n_cl < FEW_CLUSTERS or treated_cl < 10:
@@ -212,7 +214,7 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     details.append(f"Coefficients counted for the small-sample factor K: {k_ssc}")
     inf = Inference(vcov_type=f"CR1, clustered by {label}", df=float(n_cl - 1), n_clusters=(n_cl,),
                     cluster_names=(label,), small_sample=ssc.describe(True), details=tuple(details))
-    return CellFit(kept=kept, coef=theta[q:], V=V, inference=inf)
+    return CellFit(kept=kept, coef=theta[first:], V=V, inference=inf)
 
 
 def event_study_moments(src: EngineInput, result_cls: type, design: Callable[..., list[tuple[str, str]]],
@@ -306,3 +308,71 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
         extras={"reference": refs, "window": None, "bin_endpoints": False, "outcome": y, "collapse": None},
         pre_period_meaning=PRE_PERIOD["twfe"], cross_covariance=True,
         _source=FixedSource(V=fit.V, inference=fit.inference, names=names_cl, n_input_rows=report.n_input_rows))
+
+
+def did2x2_moments(src: EngineInput, result_cls: type, *, y: str, treat: str, post: str, unit: str | None,
+                   covariates: Any, covariate_trends: bool, vcov: str | None, cluster: str | Sequence[str] | None,
+                   weights: str | None, ssc: SSC | None, first_difference: bool, collapse: str | None) -> Any:
+    """The panel 2x2 (``did2x2`` with ``unit=``: unit effects, ``post`` and ``treat:post``) through an engine:
+    the two-period case of :func:`regress` (the treated group as a cohort first treated in the post period), CR1
+    by unit or ``cluster``; ``result_cls`` is the in-memory result type (passed in: no import of the estimator)."""
+    func = "did2x2"
+    what = None
+    if unit is None:
+        what = "the pooled 2x2 without unit= (its HC1 covariance needs the rows)"
+    elif covariates or covariate_trends:
+        what = "covariates"
+    elif weights is not None:
+        what = "weights"
+    elif first_difference:
+        what = "first_difference=True"
+    elif collapse is not None:
+        what = "collapse="
+    elif vcov not in (None, "CR1"):
+        what = f"vcov={vcov!r} (the engines give the default CR1)"
+    clusters = [cluster] if isinstance(cluster, str) else list(cluster or [])
+    if len(clusters) > 1:
+        what = "two-way clustering"
+    if what is not None:
+        raise InvalidOptionError(f"{func}: {what} not available through the engines yet. Fix: {ROWS_FIX}.")
+    assert unit is not None
+    cl_name = clusters[0] if clusters and clusters[0] != unit else None
+    m = unit_moments(src, Request(func=func, y=y, unit=unit, time=post, cohort=treat, cluster=cl_name,
+                                  require_control="untreated_obs", treat_mode=True))
+    D = (m.periods[None, :] >= m.cohort_values[:, None]).astype(np.float64)
+    group = np.isfinite(m.cohort_values)[m.gc]  # units of the treated group
+    fit = regress(m, D[:, :, None], unit, cl_name, ssc or SSC(), treated=group, time_effects=True)
+    if fit.kept.shape[0] != 1:
+        raise DesignError(f"{func}: {treat}:{post} is collinear with the unit and period effects. Fix: check the "
+                          f"treated-group and post columns.")
+    # the cell-mean table: means, SEs of the means (within-cell spread) and counts by (group, period)
+    mu = m.cell_means()
+    _, P = m.centred(mu)
+    is_t = np.isfinite(m.cohort_values)
+    means, ses, ns = np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2), dtype=np.int64)
+    cnt = m.cell_counts()
+    for gi, codes in ((1, np.flatnonzero(is_t)), (0, np.flatnonzero(~is_t))):
+        for p in (0, 1):
+            nn = int(cnt[codes, p].sum())
+            ss = float(P[np.isin(m.gc, codes), p, p].sum())
+            ns[gi, p] = nn
+            means[gi, p] = float(cnt[codes, p] @ mu[codes, p]) / nn
+            ses[gi, p] = np.sqrt(ss / (nn - 1)) / np.sqrt(nn) if nn > 1 else np.nan
+    design = [
+        ("Estimator", "2x2 difference in differences (interacted regression)"),
+        ("Outcome", y),
+        ("Treated group", f"{treat} == 1"),
+        ("Post period", f"{post} == 1"),
+        ("Fixed effects", f"unit ({unit})"),
+        ("Covariates", "none"),
+        ("Covariate trends (W x post)", "no"),
+        ("Weights", "none"),
+        ("Engine", src.describe),
+    ]
+    names = (unit,) if cl_name is None else (unit, cl_name)
+    return result_cls(
+        estimator="2x2 DiD", terms=(post, f"{treat}:{post}"), coef=fit.coef, vcov_matrix=fit.V,
+        headline=f"{treat}:{post}", inference=fit.inference, sample=m.report, design=tuple(design),
+        extras={"means": means, "ses": ses, "ns": ns, "treat": treat, "post": post, "pooled": False, "y": y,
+                "cell_regression": bool(m.report.balanced)},
+        _source=FixedSource(V=fit.V, inference=fit.inference, names=names, n_input_rows=m.report.n_input_rows))

@@ -139,6 +139,7 @@ class Request:
     cohort: str
     cluster: str | None = None
     require_control: str = "none"  # as build_panel: "none" | "untreated_obs" | "never"
+    treat_mode: bool = False  # ``cohort`` is a 0/1 treated-group dummy over a 0/1 ``time`` (did2x2)
 
 
 def unit_moments(src: EngineInput, req: Request) -> Moments:
@@ -150,7 +151,8 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
     _check_kinds(src, req)
     r = plan.Roles(y=req.y, time=req.time, unit=req.unit, cohort=req.cohort, cluster=req.cluster,
                    unit_numeric=src.kinds[req.unit] == "numeric",
-                   cluster_numeric=req.cluster is not None and src.kinds[req.cluster] == "numeric")
+                   cluster_numeric=req.cluster is not None and src.kinds[req.cluster] == "numeric",
+                   treat_mode=req.treat_mode)
     cells = src.run(plan.cells_sql(r, src.quote, src.table))
     t, g, reason = cells["t"].astype(float), cells["g"].astype(float), cells["reason"].astype(np.int64)
     n = cells["n"].astype(np.int64)
@@ -161,7 +163,10 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
     all_periods = np.unique(t[timed])
     if all_periods.size == 0:
         raise DesignError(f"{func}: every row has a missing time ({req.time!r}). Fix: check the time column.")
-    cohort_map = _cohorts(func, req, np.unique(g[np.isfinite(g)]), all_periods)
+    if req.treat_mode:
+        cohort_map = _treat_groups(func, req, g, all_periods)
+    else:
+        cohort_map = _cohorts(func, req, np.unique(g[np.isfinite(g)]), all_periods)
     kept = reason == plan.KEEP
     drops = [(plan.REASONS[k - 1], int(n[reason == k].sum())) for k in range(1, len(plan.REASONS) + 1)]
     if not kept.any():
@@ -194,6 +199,15 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
     np.add.at(cnt, (gcode_row[kept], pk), n[kept])
     np.add.at(tot, (gcode_row[kept], pk), np.nan_to_num(cells["sy"].astype(float)[kept]))
     shift = np.where(cnt > 0, tot / np.where(cnt > 0, cnt, 1), 0.0)
+    if req.treat_mode and not np.array_equal(periods, [0.0, 1.0]):
+        raise DataError(
+            f"{func}: the post column {req.time!r} must be a 0/1 indicator (1 after treatment), but its values are "
+            f"{', '.join(fmt_value(float(v)) for v in periods[:6])}. Fix: recode it, e.g. "
+            f"(df[{req.time!r}] >= first_post_period).astype(int)."
+        )
+    if req.treat_mode and not (cnt[:-1].sum() > 0):
+        raise DesignError(f"{func}: no treated observations: {req.cohort!r} is never 1 in the sample. Fix: check the "
+                          f"treatment column.")
     if not np.isfinite(cohort_values[:-1]).any() or not (cnt[:-1].sum() > 0):
         raise DesignError(
             f"{func}: no treated units: every value of the cohort column {req.cohort!r} codes 'never treated' "
@@ -275,6 +289,19 @@ def _cohorts(func: str, req: Request, raw: np.ndarray, periods: np.ndarray) -> t
     return raw, np.where(never, NEVER, g)
 
 
+def _treat_groups(func: str, req: Request, g: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 0/1 treated-group dummy as a cohort: 1 is first treated in the post period (1), 0 never treated."""
+    bad = np.unique(g[~np.isnan(g) & (g != 0) & (g != 1)])
+    if bad.size:
+        raise DataError(
+            f"{func}: the treated group column {req.cohort!r} must be 0/1 (or boolean), but it has the value(s) "
+            f"{', '.join(fmt_value(float(x)) for x in bad[:5])}. Fix: recode it as a 0/1 indicator (for a "
+            f"continuous or fractional treatment, round it or use a different estimator)."
+        )
+    raw = np.unique(g[np.isfinite(g)])
+    return raw, np.where(raw == 1, 1.0, NEVER)
+
+
 def _example(src: EngineInput, sql: str) -> str:
     got = src.run(sql)
     if not got or not len(next(iter(got.values()))):
@@ -303,6 +330,13 @@ def _assemble(src: EngineInput, r: plan.Roles, req: Request, out: dict[str, np.n
             vals = [cohort_values[int(got[k][0])] for k in ("lo", "hi")]
             ex = f"{req.unit}={fmt_value(got['u'][0])}: " + " and ".join(
                 "never treated" if not np.isfinite(v) else fmt_value(float(v)) for v in vals)
+        where = f" (e.g. {ex})" if ex else ""
+        if req.treat_mode:
+            raise DataError(
+                f"{func}: the treated group column {req.cohort!r} varies within a unit{where}"
+                f". The treated group must be fixed per unit (treat= is the group dummy, not the treatment status). "
+                f"Fix: set {req.cohort!r} to 1 for every row of a treated unit (and use post= for the timing)."
+            )
         raise DataError(
             f"{func}: the cohort column {req.cohort!r} varies within a unit{' (e.g. ' + ex + ')' if ex else ''}. A "
             f"cohort is the unit's first treated period and must be constant within a unit. Fix: set it to the first "
@@ -344,4 +378,4 @@ def _assemble(src: EngineInput, r: plan.Roles, req: Request, out: dict[str, np.n
 
 
 def _role_col(req: Request, reason: int) -> str:
-    return {1: req.time, 2: req.time, 3: req.unit, 4: req.y, 5: req.y, 6: str(req.cluster)}[reason]
+    return {1: req.time, 2: req.time, 3: req.unit, 4: req.y, 5: req.y, 6: str(req.cluster), 7: req.cohort}[reason]
