@@ -65,6 +65,15 @@ def test_event_study_spark_equals_in_memory(spark: Any) -> None:
     assert_same_result(mem, eng)
 
 
+def test_did2x2_spark_equals_in_memory(spark: Any) -> None:
+    df = didx.datasets.load("card_krueger")
+    kw = dict(y="fte", treat="nj", post="d", unit="store_id")
+    mem = didx.did2x2(df, **kw)
+    eng = didx.did2x2(spark.createDataFrame(df), **kw)
+    assert_same_result(mem, eng)
+    assert eng.sample.lines() == mem.sample.lines()
+
+
 def test_spark_errors(spark: Any) -> None:
     df = DATA["mpdta"]()
     with pytest.raises(didx.ColumnNotFoundError, match=r"'lempp'"):
