@@ -417,11 +417,16 @@ def _two_periods() -> pd.DataFrame:
 
 @pytest.mark.parametrize(("name", "kw"), [
     ("card_krueger", dict(y="fte", treat="nj", post="d", unit="store_id")),  # unbalanced, missing outcomes
+    ("card_krueger", dict(y="fte", treat="nj", post="d")),  # pooled: HC1
+    ("card_krueger", dict(y="fte", treat="nj", post="d", cluster="store_id")),  # pooled, CR1
+    ("card_krueger", dict(y="fte", treat="nj", post="d", cluster="chain")),  # pooled, CR1 by a coarser column
     ("mpdta", dict(y="lemp", treat="g", post="post", unit="countyreal")),
     ("mpdta", dict(y="lemp", treat="g", post="post", unit="countyreal", cluster="region")),
 ])
 def test_did2x2_panel_parquet_equals_in_memory(name: str, kw: dict[str, Any], tmp_path: Path) -> None:
     df = didx.datasets.load("card_krueger") if name == "card_krueger" else _two_periods()
+    if name == "card_krueger":
+        df["chain"] = df["bk"] + 2 * df["kfc"] + 3 * df["roys"]
     mem = didx.did2x2(df, **kw)
     eng = didx.did2x2(write(df, tmp_path), **kw)
     assert_same_result(mem, eng)
@@ -431,8 +436,10 @@ def test_did2x2_panel_parquet_equals_in_memory(name: str, kw: dict[str, Any], tm
 def test_did2x2_errors_and_refusals(tmp_path: Path) -> None:
     df = _two_periods()
     kw = dict(y="lemp", treat="g", post="post", unit="countyreal")
-    with pytest.raises(didx.InvalidOptionError, match=r"pooled 2x2 without unit=.*Fix: pass an in-memory"):
-        didx.did2x2(write(df, tmp_path), **{k: v for k, v in kw.items() if k != "unit"})
+    with pytest.raises(didx.InvalidOptionError, match=r"first_difference=True.*Fix: pass an in-memory"):
+        didx.did2x2(write(df, tmp_path), **kw, first_difference=True)
+    with pytest.raises(didx.InvalidOptionError, match=r"vcov='HC3'.*Fix: pass an in-memory"):
+        didx.did2x2(write(df, tmp_path), **kw, vcov="HC3")
     bad = df.copy()
     bad["post"] = bad["year"]
     with pytest.raises(didx.DataError, match=r"post column 'post' must be a 0/1 indicator"):

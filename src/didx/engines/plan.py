@@ -43,7 +43,7 @@ class Roles:
 
     y: str
     time: str
-    unit: str
+    unit: str | None  # None: no unit column (the pooled 2x2)
     cohort: str
     cluster: str | None
     unit_numeric: bool
@@ -60,10 +60,11 @@ def _missing(col: str, numeric: bool) -> str:
 
 def _rows(r: Roles, q: Callable[[str], str], table: str) -> str:
     """The role columns renamed, with the drop reason of each row (0: kept)."""
-    t, y, u, g = (f"{q(c)}" for c in (r.time, r.y, r.unit, r.cohort))
+    t, y, g = (f"{q(c)}" for c in (r.time, r.y, r.cohort))
+    u = "NULL" if r.unit is None else q(r.unit)
     whens = [f"WHEN {_missing(t, True)} THEN 1", f"WHEN abs(CAST({t} AS DOUBLE)) = {_INF} THEN 2",
-             f"WHEN {_missing(u, r.unit_numeric)} THEN 3", f"WHEN {_missing(y, True)} THEN 4",
-             f"WHEN abs(CAST({y} AS DOUBLE)) = {_INF} THEN 5"]
+             *([f"WHEN {_missing(u, r.unit_numeric)} THEN 3"] if r.unit is not None else []),
+             f"WHEN {_missing(y, True)} THEN 4", f"WHEN abs(CAST({y} AS DOUBLE)) = {_INF} THEN 5"]
     cl = "NULL"
     if r.cluster is not None:
         cl = q(r.cluster)
@@ -103,7 +104,7 @@ def _kept_rows(r: Roles, q: Callable[[str], str], table: str, all_kept: bool) ->
         return f"SELECT * FROM ({_rows(r, q, table)}) a WHERE didx_reason = 0"
     cl = q(r.cluster) if r.cluster is not None else "NULL"
     return (f"SELECT {q(r.time)} AS didx_t, {q(r.cohort)} AS didx_g, CAST({q(r.y)} AS DOUBLE) AS didx_y, "
-            f"{q(r.unit)} AS didx_u, {cl} AS didx_cl FROM {table}")
+            f"{'NULL' if r.unit is None else q(r.unit)} AS didx_u, {cl} AS didx_cl FROM {table}")
 
 
 def moments_sql(r: Roles, q: Callable[[str], str], table: str, *, periods: np.ndarray, cohort_raw: np.ndarray,
@@ -152,6 +153,21 @@ def moments_sql(r: Roles, q: Callable[[str], str], table: str, *, periods: np.nd
     out += [f"SUM(d{p}) AS s{p}" for p in range(T)]
     out += [f"SUM(d{p} * d{s}) AS m{p}_{s}" for p in range(T) for s in range(p, T)]
     return f"SELECT {', '.join(out)} FROM ({d}) e GROUP BY {', '.join(keys)}"
+
+
+def cell_moments_sql(r: Roles, q: Callable[[str], str], table: str, *, periods: np.ndarray,
+                     cohort_raw: np.ndarray, cohort_code: np.ndarray, never_code: int, shift: np.ndarray) -> str:
+    """The kept rows grouped by (period, cohort code[, cluster]): rows, and sums and sums of squares of the outcome
+    centred on its cell mean from pass 1 (the pooled 2x2's cells; no unit)."""
+    gc = _case("didx_g", [(float(v), str(int(c))) for v, c in zip(cohort_raw, cohort_code, strict=True)],
+               str(never_code))
+    tc = _case("didx_t", [(float(p), str(j)) for j, p in enumerate(periods)], "-1")
+    m = "CASE " + " ".join(f"WHEN gc = {g} AND tc = {j} THEN {lit(shift[g, j])}"
+                           for g in range(shift.shape[0]) for j in range(shift.shape[1])) + " ELSE 0 END"
+    keys = ["tc", "gc", *(["didx_cl"] if r.cluster is not None else [])]
+    return (f"SELECT {', '.join(keys)}, CAST(COUNT(*) AS BIGINT) AS n, SUM(d) AS s, SUM(d * d) AS ss FROM "
+            f"(SELECT *, didx_y - {m} AS d FROM (SELECT didx_y, didx_cl, {gc} AS gc, {tc} AS tc FROM "
+            f"({_rows(r, q, table)}) a WHERE didx_reason = 0) b) c GROUP BY {', '.join(keys)}")
 
 
 def lost_units_sql(r: Roles, q: Callable[[str], str], table: str) -> str:

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._sample import Dropped
-from didx._validate import fmt_value
+from didx._sample import Dropped, SampleReport
+from didx._validate import cluster_count_check, fmt_value
+from didx.engines import plan
 from didx.engines.cs import ROWS_FIX
 from didx.engines.source import EngineInput
-from didx.engines.stats import Moments, Request, unit_moments
+from didx.engines.stats import Moments, Request, pass1, unit_moments
 from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest
 from didx.inference.vcov import SSC, k_for_ssc
 from didx.linalg.absorb import EXACT_MAX_LEVELS
@@ -318,9 +319,7 @@ def did2x2_moments(src: EngineInput, result_cls: type, *, y: str, treat: str, po
     by unit or ``cluster``; ``result_cls`` is the in-memory result type (passed in: no import of the estimator)."""
     func = "did2x2"
     what = None
-    if unit is None:
-        what = "the pooled 2x2 without unit= (its HC1 covariance needs the rows)"
-    elif covariates or covariate_trends:
+    if covariates or covariate_trends:
         what = "covariates"
     elif weights is not None:
         what = "weights"
@@ -328,14 +327,18 @@ def did2x2_moments(src: EngineInput, result_cls: type, *, y: str, treat: str, po
         what = "first_difference=True"
     elif collapse is not None:
         what = "collapse="
-    elif vcov not in (None, "CR1"):
-        what = f"vcov={vcov!r} (the engines give the default CR1)"
+    elif vcov not in (None, "CR1", "HC1"):
+        what = f"vcov={vcov!r} (the engines give the defaults: CR1, HC1 for the pooled 2x2 without cluster=)"
     clusters = [cluster] if isinstance(cluster, str) else list(cluster or [])
     if len(clusters) > 1:
         what = "two-way clustering"
+    if what is None and vcov == "HC1" and not (unit is None and not clusters):
+        what = f"vcov={vcov!r} with {'cluster=' if clusters else 'unit='}"
     if what is not None:
         raise InvalidOptionError(f"{func}: {what} not available through the engines yet. Fix: {ROWS_FIX}.")
-    assert unit is not None
+    if unit is None:
+        return _did2x2_pooled(src, result_cls, y=y, treat=treat, post=post, cluster=clusters[0] if clusters else None,
+                              ssc=ssc or SSC())
     cl_name = clusters[0] if clusters and clusters[0] != unit else None
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=post, cohort=treat, cluster=cl_name,
                                   require_control="untreated_obs", treat_mode=True))
@@ -376,3 +379,92 @@ def did2x2_moments(src: EngineInput, result_cls: type, *, y: str, treat: str, po
         extras={"means": means, "ses": ses, "ns": ns, "treat": treat, "post": post, "pooled": False, "y": y,
                 "cell_regression": bool(m.report.balanced)},
         _source=FixedSource(V=fit.V, inference=fit.inference, names=names, n_input_rows=m.report.n_input_rows))
+
+
+def _cell_table(n: np.ndarray, mean: np.ndarray, within: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 2x2 table (group x period): means, SEs of the means (within-cell spread, ddof 1) and counts."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ses = np.where(n > 1, np.sqrt(within / np.maximum(n - 1, 1)) / np.sqrt(np.maximum(n, 1)), np.nan)
+    return mean, ses, n.astype(np.int64)
+
+
+def _did2x2_pooled(src: EngineInput, result_cls: type, *, y: str, treat: str, post: str, cluster: str | None,
+                   ssc: SSC) -> Any:
+    """The pooled 2x2 ``y = a + b G + c post + tau G post`` (saturated in the four cells, so the residuals are
+    deviations from the cell means): estimates from the cell means, HC1 from the within-cell sums of squares, CR1
+    by ``cluster`` from the cluster x cell sums."""
+    func = "did2x2"
+    p1 = pass1(src, Request(func=func, y=y, unit=None, time=post, cohort=treat, cluster=cluster,
+                            require_control="untreated_obs", treat_mode=True))
+    out = src.run(plan.cell_moments_sql(p1.roles, src.quote, src.table, periods=p1.periods, cohort_raw=p1.raw,
+                                        cohort_code=p1.codes, never_code=p1.never_code, shift=p1.shift))
+    tc = out["tc"].astype(np.int64)
+    grp = np.isfinite(p1.cohort_values)[out["gc"].astype(np.int64)].astype(np.int64)  # 1: treated group
+    cell = grp * 2 + tc  # (G, post) -> 0..3
+    n_k, s_k, ss_k = out["n"].astype(np.int64), out["s"].astype(float), out["ss"].astype(float)
+    n_c = np.bincount(cell, weights=n_k, minlength=4)
+    s_c = np.bincount(cell, weights=s_k, minlength=4)
+    ss_c = np.bincount(cell, weights=ss_k, minlength=4)
+    shift_c = np.array([p1.shift[p1.never_code, 0], p1.shift[p1.never_code, 1], 0.0, 0.0])
+    treated_code = int(np.flatnonzero(np.isfinite(p1.cohort_values))[0])
+    shift_c[2:] = p1.shift[treated_code]
+    d = s_c / n_c
+    mean = shift_c + d
+    within = ss_c - s_c * d
+    x = np.array([[1.0, g, p, g * p] for g in (0.0, 1.0) for p in (0.0, 1.0)])  # cells (0,0), (0,1), (1,0), (1,1)
+    XtX = np.einsum("c,ck,cl->kl", n_c, x, x)
+    B = np.linalg.inv(XtX)
+    coef = B @ (x.T @ (n_c * mean))
+    n_obs, K = int(n_c.sum()), 4
+    if cluster is None:
+        meat = np.einsum("c,ck,cl->kl", within, x, x)
+        factor = (n_obs / (n_obs - K)) if ssc.adj else 1.0
+        inf = Inference(vcov_type="HC1", df=float(n_obs - K), small_sample=(
+            "n/(n-K) (sandwich, Stata and fixest convention)" if ssc.adj else ssc.describe(False)),
+            details=(f"Coefficients counted for the small-sample factor K: {K}",))
+    else:
+        labels, cl = np.unique(out["didx_cl"], return_inverse=True)
+        G = int(labels.shape[0])
+        cluster_count_check(func, cluster, G)
+        esum = s_k - n_k * d[cell]  # the residuals summed by cluster x cell
+        score = np.zeros((G, K))
+        np.add.at(score, cl, esum[:, None] * x[cell])
+        meat = score.T @ score
+        factor = ((n_obs - 1) / (n_obs - K) if ssc.adj else 1.0) * (G / (G - 1) if ssc.cluster_adj else 1.0)
+        treated_cl = int(np.unique(cl[grp == 1]).shape[0])
+        details = [f"Treated clusters: {treated_cl} of {G}"]
+        if G < FEW_CLUSTERS or treated_cl < 10:
+            details.append(
+                f"Few clusters ({G}, {treated_cl} treated): cluster-robust SEs can over-reject. Remedies: "
+                f"result.wild_bootstrap(term) (wild cluster bootstrap) or collapse='group_period' (group x period "
+                f"means).")
+        details.append(f"Coefficients counted for the small-sample factor K: {K}")
+        inf = Inference(vcov_type=f"CR1, clustered by {cluster}", df=float(G - 1), n_clusters=(G,),
+                        cluster_names=(cluster,), small_sample=ssc.describe(False), details=tuple(details))
+    V = factor * (B @ meat @ B)
+    V = 0.5 * (V + V.T)
+    means, ses, ns = _cell_table(n_c.reshape(2, 2), mean.reshape(2, 2), within.reshape(2, 2))
+    dropped = tuple(Dropped(reason=f"{why} ({_role(k, y=y, post=post, treat=treat, cluster=cluster)})", n_rows=c,
+                            n_units=None) for k, (why, c) in enumerate(p1.drops) if c)
+    report = SampleReport(n_input_rows=p1.n_input, n_obs=n_obs, n_units=None, n_periods=2, dropped=dropped)
+    design = [
+        ("Estimator", "2x2 difference in differences (interacted regression)"),
+        ("Outcome", y),
+        ("Treated group", f"{treat} == 1"),
+        ("Post period", f"{post} == 1"),
+        ("Fixed effects", "none (group and period dummies)"),
+        ("Covariates", "none"),
+        ("Covariate trends (W x post)", "no"),
+        ("Weights", "none"),
+        ("Engine", src.describe),
+    ]
+    return result_cls(
+        estimator="2x2 DiD", terms=("(Intercept)", treat, post, f"{treat}:{post}"), coef=coef, vcov_matrix=V,
+        headline=f"{treat}:{post}", inference=inf, sample=report, design=tuple(design),
+        extras={"means": means, "ses": ses, "ns": ns, "treat": treat, "post": post, "pooled": True, "y": y,
+                "cell_regression": True},
+        _source=FixedSource(V=V, inference=inf, names=(cluster,) if cluster else (), n_input_rows=p1.n_input))
+
+
+def _role(k: int, *, y: str, post: str, treat: str, cluster: str | None) -> str:
+    return {0: post, 1: post, 2: "", 3: y, 4: y, 5: str(cluster), 6: treat}[k]

@@ -134,7 +134,7 @@ class Request:
 
     func: str
     y: str
-    unit: str
+    unit: str | None
     time: str
     cohort: str
     cluster: str | None = None
@@ -142,15 +142,45 @@ class Request:
     treat_mode: bool = False  # ``cohort`` is a 0/1 treated-group dummy over a 0/1 ``time`` (did2x2)
 
 
+@dataclass(frozen=True, eq=False)
+class Pass1:
+    """What pass 1 established: roles, periods, cohorts and their codes, centring values, drops."""
+
+    roles: plan.Roles
+    periods: np.ndarray
+    cohort_values: np.ndarray
+    raw: np.ndarray
+    codes: np.ndarray
+    never_code: int
+    shift: np.ndarray
+    n_input: int
+    drops: list[tuple[str, int]]
+
+    @property
+    def all_kept(self) -> bool:
+        return not any(c for _, c in self.drops)
+
+
 def unit_moments(src: EngineInput, req: Request) -> Moments:
     """Validate, run both passes, and return the :class:`Moments` (see the module docstring)."""
+    p1 = pass1(src, req)
+    r = p1.roles
+    sql = plan.moments_sql(r, src.quote, src.table, periods=p1.periods, cohort_raw=p1.raw, cohort_code=p1.codes,
+                           never_code=p1.never_code, shift=p1.shift, all_kept=p1.all_kept)
+    out = src.run(sql)
+    return _assemble(src, r, req, out, periods=p1.periods, cohort_values=p1.cohort_values, shift=p1.shift,
+                     n_input=p1.n_input, drops=p1.drops, raw=p1.raw, codes=p1.codes, never_code=p1.never_code)
+
+
+def pass1(src: EngineInput, req: Request) -> Pass1:
+    """The schema checks and pass 1 (periods, cohorts, drops, cell means), with the in-memory errors."""
     func = req.func
     roles: dict[str, object] = {"y": req.y, "time": req.time, "unit": req.unit, "cohort": req.cohort,
                                 "cluster": req.cluster}
     check_columns(func, roles, list(src.columns), list(src.columns))
     _check_kinds(src, req)
     r = plan.Roles(y=req.y, time=req.time, unit=req.unit, cohort=req.cohort, cluster=req.cluster,
-                   unit_numeric=src.kinds[req.unit] == "numeric",
+                   unit_numeric=req.unit is not None and src.kinds[req.unit] == "numeric",
                    cluster_numeric=req.cluster is not None and src.kinds[req.cluster] == "numeric",
                    treat_mode=req.treat_mode)
     cells = src.run(plan.cells_sql(r, src.quote, src.table))
@@ -214,11 +244,8 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
             f"(0, NaN, inf or a period after the last one, {fmt_value(all_periods[-1])}). Fix: check the cohort "
             f"column."
         )
-    sql = plan.moments_sql(r, src.quote, src.table, periods=periods, cohort_raw=raw, cohort_code=codes,
-                           never_code=never_code, shift=shift, all_kept=not any(c for _, c in drops))
-    out = src.run(sql)
-    return _assemble(src, r, req, out, periods=periods, cohort_values=cohort_values, shift=shift,
-                     n_input=n_input, drops=drops, raw=raw, codes=codes, never_code=never_code)
+    return Pass1(roles=r, periods=periods, cohort_values=cohort_values, raw=raw, codes=codes, never_code=never_code,
+                 shift=shift, n_input=n_input, drops=drops)
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -378,4 +405,5 @@ def _assemble(src: EngineInput, r: plan.Roles, req: Request, out: dict[str, np.n
 
 
 def _role_col(req: Request, reason: int) -> str:
-    return {1: req.time, 2: req.time, 3: req.unit, 4: req.y, 5: req.y, 6: str(req.cluster), 7: req.cohort}[reason]
+    return {1: req.time, 2: req.time, 3: str(req.unit), 4: req.y, 5: req.y, 6: str(req.cluster),
+            7: req.cohort}[reason]
