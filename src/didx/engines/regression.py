@@ -27,13 +27,13 @@ from didx.engines import plan
 from didx.engines.cs import ROWS_FIX
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, pass1, unit_moments
+from didx.estimators.regression.common import FEW_CLUSTERS
 from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest
 from didx.inference.vcov import SSC, k_for_ssc
 from didx.linalg.absorb import EXACT_MAX_LEVELS
 from didx.linalg.ols import independent_columns
 from didx.results.base import Inference
 
-FEW_CLUSTERS = 42
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +62,31 @@ class FixedSource:
         return self.V, self.inference
 
 
+def _options(func: str, checks: Sequence[tuple[bool, str]], cluster: str | Sequence[str] | None,
+             unit: str | None) -> tuple[list[str], str | None]:
+    """Refuse the first option the engines do not cover (a clear error naming the in-memory alternative); return
+    the cluster columns and the one coarser than the unit (None: by unit)."""
+    clusters = [cluster] if isinstance(cluster, str) else list(cluster or [])
+    checks = [*checks, (len(clusters) > 1, "two-way clustering")]
+    for failed, what in checks:
+        if failed:
+            raise InvalidOptionError(f"{func}: {what} not available through the engines yet. Fix: {ROWS_FIX}.")
+    return clusters, (clusters[0] if clusters and clusters[0] != unit else None)
+
+
+def _cr1_inference(label: str, n_cl: int, treated_cl: int, k_ssc: int, ssc: SSC, has_fe: bool) -> Inference:
+    """The inference text of a CR1 fit, as :func:`didx.estimators.regression.common.inference_info` writes it."""
+    details = [f"Treated clusters: {treated_cl} of {n_cl}"]
+    if n_cl < FEW_CLUSTERS or treated_cl < 10:
+        details.append(
+            f"Few clusters ({n_cl}, {treated_cl} treated): cluster-robust SEs can over-reject. Remedies: "
+            f"result.wild_bootstrap(term) (wild cluster bootstrap) or collapse='group_period' (group x period means)."
+        )
+    details.append(f"Coefficients counted for the small-sample factor K: {k_ssc}")
+    return Inference(vcov_type=f"CR1, clustered by {label}", df=float(n_cl - 1), n_clusters=(n_cl,),
+                     cluster_names=(label,), small_sample=ssc.describe(has_fe), details=tuple(details))
+
+
 def twfe_moments(src: EngineInput, result_cls: type, design: Callable[..., tuple[list[tuple[str, str]], list[str]]],
                  *, y: str, unit: str, time: str, treat: str | None, cohort: str | None,
                  covariates: Any, fe: Any, vcov: str | None, cluster: str | Sequence[str] | None, weights: str | None,
@@ -69,26 +94,12 @@ def twfe_moments(src: EngineInput, result_cls: type, design: Callable[..., tuple
     """:func:`didx.twfe` through an engine (see the module docstring); ``result_cls`` and ``design`` are the
     in-memory estimator's result type and design text (passed in, so this module does not import it)."""
     func = "twfe"
-    what = None
-    if treat is not None or cohort is None:
-        what = "treat= (a 0/1 column; the engines take the treatment from cohort=)"
-    elif covariates:
-        what = "covariates"
-    elif fe:
-        what = "extra fixed effects (fe=)"
-    elif weights is not None:
-        what = "weights"
-    elif collapse is not None:
-        what = "collapse="
-    elif vcov not in (None, "CR1"):
-        what = f"vcov={vcov!r} (the engines give the default CR1)"
-    clusters = [cluster] if isinstance(cluster, str) else list(cluster or [])
-    if len(clusters) > 1:
-        what = "two-way clustering"
-    if what is not None:
-        raise InvalidOptionError(f"{func}: {what} not available through the engines yet. Fix: {ROWS_FIX}.")
+    _, cl_name = _options(func, [
+        (treat is not None or cohort is None, "treat= (a 0/1 column; the engines take the treatment from cohort=)"),
+        (bool(covariates), "covariates"), (bool(fe), "extra fixed effects (fe=)"), (weights is not None, "weights"),
+        (collapse is not None, "collapse="),
+        (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default CR1)")], cluster, unit)
     assert cohort is not None
-    cl_name = clusters[0] if clusters and clusters[0] != unit else None
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name,
                                   require_control="untreated_obs"))
     n_singletons = _singletons(m)
@@ -205,16 +216,7 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     Ainv = np.linalg.inv(A)
     first = 0 if time_effects else q
     V = (factor * (Ainv @ (0.5 * (meat + meat.T)) @ Ainv))[first:, first:]
-    label = cl_name or unit
-    details = [f"Treated clusters: {treated_cl} of {n_cl}"]
-    if n_cl < FEW_CLUSTERS or treated_cl < 10:
-        details.append(
-            f"Few clusters ({n_cl}, {treated_cl} treated): cluster-robust SEs can over-reject. Remedies: "
-            f"result.wild_bootstrap(term) (wild cluster bootstrap) or collapse='group_period' (group x period means)."
-        )
-    details.append(f"Coefficients counted for the small-sample factor K: {k_ssc}")
-    inf = Inference(vcov_type=f"CR1, clustered by {label}", df=float(n_cl - 1), n_clusters=(n_cl,),
-                    cluster_names=(label,), small_sample=ssc.describe(True), details=tuple(details))
+    inf = _cr1_inference(cl_name or unit, n_cl, treated_cl, k_ssc, ssc, True)
     return CellFit(kept=kept, coef=theta[first:], V=V, inference=inf)
 
 
@@ -229,23 +231,10 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
     from didx.registry import PRE_PERIOD
 
     func = "event_study"
-    what = None
-    if win is not None or bin_endpoints:
-        what = "window= / bin_endpoints="
-    elif covariates:
-        what = "covariates"
-    elif weights is not None:
-        what = "weights"
-    elif collapse is not None:
-        what = "collapse="
-    elif vcov not in (None, "CR1"):
-        what = f"vcov={vcov!r} (the engines give the default CR1)"
-    clusters = [cluster] if isinstance(cluster, str) else list(cluster or [])
-    if len(clusters) > 1:
-        what = "two-way clustering"
-    if what is not None:
-        raise InvalidOptionError(f"{func}: {what} not available through the engines yet. Fix: {ROWS_FIX}.")
-    cl_name = clusters[0] if clusters and clusters[0] != unit else None
+    _, cl_name = _options(func, [
+        (win is not None or bin_endpoints, "window= / bin_endpoints="), (bool(covariates), "covariates"),
+        (weights is not None, "weights"), (collapse is not None, "collapse="),
+        (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default CR1)")], cluster, unit)
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name,
                                   require_control="untreated_obs"))
     # always-treated units (cohort <= first period) are dropped, as in memory
@@ -318,28 +307,17 @@ def did2x2_moments(src: EngineInput, result_cls: type, *, y: str, treat: str, po
     the two-period case of :func:`regress` (the treated group as a cohort first treated in the post period), CR1
     by unit or ``cluster``; ``result_cls`` is the in-memory result type (passed in: no import of the estimator)."""
     func = "did2x2"
-    what = None
-    if covariates or covariate_trends:
-        what = "covariates"
-    elif weights is not None:
-        what = "weights"
-    elif first_difference:
-        what = "first_difference=True"
-    elif collapse is not None:
-        what = "collapse="
-    elif vcov not in (None, "CR1", "HC1"):
-        what = f"vcov={vcov!r} (the engines give the defaults: CR1, HC1 for the pooled 2x2 without cluster=)"
-    clusters = [cluster] if isinstance(cluster, str) else list(cluster or [])
-    if len(clusters) > 1:
-        what = "two-way clustering"
-    if what is None and vcov == "HC1" and not (unit is None and not clusters):
-        what = f"vcov={vcov!r} with {'cluster=' if clusters else 'unit='}"
-    if what is not None:
-        raise InvalidOptionError(f"{func}: {what} not available through the engines yet. Fix: {ROWS_FIX}.")
+    n_cl = 1 if isinstance(cluster, str) else len(list(cluster or []))
+    clusters, cl_name = _options(func, [
+        (bool(covariates) or covariate_trends, "covariates"), (weights is not None, "weights"),
+        (first_difference, "first_difference=True"), (collapse is not None, "collapse="),
+        (vcov not in (None, "CR1", "HC1"),
+         f"vcov={vcov!r} (the engines give the defaults: CR1, HC1 for the pooled 2x2 without cluster=)"),
+        (vcov == "HC1" and (unit is not None or n_cl > 0), f"vcov={vcov!r} with {'cluster=' if n_cl else 'unit='}"),
+    ], cluster, unit)
     if unit is None:
         return _did2x2_pooled(src, result_cls, y=y, treat=treat, post=post, cluster=clusters[0] if clusters else None,
                               ssc=ssc or SSC())
-    cl_name = clusters[0] if clusters and clusters[0] != unit else None
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=post, cohort=treat, cluster=cl_name,
                                   require_control="untreated_obs", treat_mode=True))
     D = (m.periods[None, :] >= m.cohort_values[:, None]).astype(np.float64)
@@ -431,16 +409,7 @@ def _did2x2_pooled(src: EngineInput, result_cls: type, *, y: str, treat: str, po
         np.add.at(score, cl, esum[:, None] * x[cell])
         meat = score.T @ score
         factor = ((n_obs - 1) / (n_obs - K) if ssc.adj else 1.0) * (G / (G - 1) if ssc.cluster_adj else 1.0)
-        treated_cl = int(np.unique(cl[grp == 1]).shape[0])
-        details = [f"Treated clusters: {treated_cl} of {G}"]
-        if G < FEW_CLUSTERS or treated_cl < 10:
-            details.append(
-                f"Few clusters ({G}, {treated_cl} treated): cluster-robust SEs can over-reject. Remedies: "
-                f"result.wild_bootstrap(term) (wild cluster bootstrap) or collapse='group_period' (group x period "
-                f"means).")
-        details.append(f"Coefficients counted for the small-sample factor K: {K}")
-        inf = Inference(vcov_type=f"CR1, clustered by {cluster}", df=float(G - 1), n_clusters=(G,),
-                        cluster_names=(cluster,), small_sample=ssc.describe(False), details=tuple(details))
+        inf = _cr1_inference(cluster, G, int(np.unique(cl[grp == 1]).shape[0]), K, ssc, False)
     V = factor * (B @ meat @ B)
     V = 0.5 * (V + V.T)
     means, ses, ns = _cell_table(n_c.reshape(2, 2), mean.reshape(2, 2), within.reshape(2, 2))
