@@ -35,7 +35,6 @@ from didx.linalg.ols import independent_columns
 from didx.results.base import Inference
 
 
-
 @dataclass(frozen=True, eq=False)
 class FixedSource:
     """The covariance source of an engine regression: the fit-time covariance only (the rows are not kept)."""
