@@ -5,6 +5,7 @@ Only the columns an estimator needs are materialised, as numpy arrays.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -97,6 +98,12 @@ def _native(data: Any, func: str) -> tuple[Any, tuple[Any, ...]]:
     """The narwhals frame of ``data`` and its column labels as the frame holds them."""
     if isinstance(data, pd.DataFrame):
         return data, tuple(data.columns)
+    if isinstance(data, str | os.PathLike):  # estimators with an engine (registry: engines) dispatch paths earlier
+        raise InvalidOptionError(
+            f"{func}: data={os.fspath(data)!r} is a path; {func} needs a data frame (a path or glob of Parquet/CSV "
+            f"files is read in DuckDB only by the estimators that run there, see docs/bigdata.md). Fix: read it "
+            f"first, e.g. pandas.read_parquet(path) or duckdb.read_parquet(path)."
+        )
     try:
         native = nw.from_native(data)
     except TypeError as exc:

@@ -27,7 +27,12 @@ from didx._errors import InvalidOptionError
 from didx._validate import did_you_mean
 
 ENGINES: tuple[str, ...] = ("numpy",)
-"""Computation engines an estimator can run on (DuckDB and Spark back ends come later)."""
+"""The default computation engines of an estimator: in memory only."""
+
+ALL_ENGINES: tuple[str, ...] = ("numpy", "duckdb", "spark")
+"""Every engine: ``"numpy"`` (in memory), ``"duckdb"`` (a path or glob of Parquet/CSV files, or a DuckDB relation)
+and ``"spark"`` (a Spark DataFrame), see :mod:`didx.engines`. An estimator lists those it runs on; the engines
+cover a subset of its options (e.g. no covariates) and refuse the rest with the in-memory alternative."""
 
 #: What a pre-period (lead) coefficient is, by estimator (the key is :attr:`EstimatorSpec.pre_period`).
 PRE_PERIOD: dict[str, str] = {
@@ -162,7 +167,8 @@ class EstimatorSpec:
         (``"callaway_santanna_{base_period}"``), filled by :meth:`pre_period_key`.
     covariates, weights, repeated_cross_sections : whether it takes time-varying covariates, a sampling-weight
         column, and repeated cross sections (no unit panel).
-    engines : computation engines it runs on.
+    engines : computation engines it runs on (:data:`ALL_ENGINES`; beyond ``"numpy"``, for a subset of its options:
+        the others raise an error naming the in-memory alternative).
     covariance : whether it returns a :class:`~didx.Result` with a covariance (False: a decomposition).
     from_panel : its panel-level entry (a :class:`PanelEntry`), which starts from a :class:`didx._panel.Panel`
         instead of a data frame; the comparison reads the data once, builds the panel once and calls it. None: the
@@ -214,12 +220,12 @@ _R = "didx.estimators.regression"
 
 REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
     EstimatorSpec("did2x2", f"{_R}.twobytwo:did2x2", ("DiD2x2Result", "CellTable"), "2x2 DiD",
-                  covariates=True, weights=True, repeated_cross_sections=True),
+                  covariates=True, weights=True, repeated_cross_sections=True, engines=ALL_ENGINES),
     EstimatorSpec("twfe", f"{_R}.twfe:twfe", ("TWFEResult",), "Two-way fixed effects",
-                  covariates=True, weights=True),
+                  covariates=True, weights=True, engines=ALL_ENGINES),
     EstimatorSpec("ols", f"{_R}.ols:ols", ("OLSResult",), "OLS", weights=True, repeated_cross_sections=True),
     EstimatorSpec("event_study", f"{_R}.event_study:event_study", (), "TWFE", event_study="always",
-                  comparison="twfe", pre_period="twfe", covariates=True, weights=True,
+                  comparison="twfe", pre_period="twfe", covariates=True, weights=True, engines=ALL_ENGINES,
                   from_panel=PanelEntry(f"{_R}.event_study:from_panel", roles=(*PANEL_ROLES, "cluster")),
                   public="didx.comparison:event_study"),
     EstimatorSpec("drdid", "didx.estimators.drdid.estimator:drdid", ("DRDiDResult",), "Doubly robust DiD",
@@ -235,7 +241,7 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   ("ATTgtResult", "CSAggregateResult", "CSEventStudyResult"), "Callaway-Sant'Anna",
                   event_study="aggregate", comparison="callaway_santanna",
                   pre_period="callaway_santanna_{base_period}", covariates=True, weights=True,
-                  repeated_cross_sections=True),
+                  repeated_cross_sections=True, engines=ALL_ENGINES),
     EstimatorSpec("imputation", "didx.estimators.imputation.bjs:imputation",
                   ("ImputationResult", "ImputationEventResult"), "BJS imputation", event_study="option",
                   comparison="imputation", pre_period="imputation", covariates=True, weights=True,

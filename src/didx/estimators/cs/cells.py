@@ -124,6 +124,12 @@ def _sums_panel(data: CSData, cells: list[Cell]) -> CellEstimates:
         Yg -= mu[g]
         if data.weighted:
             Yg *= wg[:, None]
+    return _collect(data, cells, Z, panel_fill(n, Wg, mu))
+
+
+def panel_fill(n: int, Wg: np.ndarray, mu: np.ndarray) -> Callable[[Cell, np.ndarray], float | str]:
+    """The balanced-panel cell: ATT from the cohort weights ``Wg`` and means ``mu`` (G, T), influence-function
+    coefficients on ``z_i = (1, w_i, w_i y'_i1, ..)`` (also used by :mod:`didx.engines`)."""
 
     def fill(c: Cell, coef: np.ndarray) -> float | str:
         ctrl = list(c.controls)
@@ -143,7 +149,7 @@ def _sums_panel(data: CSData, cells: list[Cell]) -> CellEstimates:
             coef[h, 1] -= sc * (d_ctrl[j] - d_C)
         return float(d_own - d_C)
 
-    return _collect(data, cells, Z, fill)
+    return fill
 
 
 def _sums_rc(data: CSData, cells: list[Cell]) -> CellEstimates:
@@ -164,6 +170,13 @@ def _sums_rc(data: CSData, cells: list[Cell]) -> CellEstimates:
     Z[:, 1] = w_unit
     Z[data.row_unit, 2 + data.row_time] = w
     Z[data.row_unit, 2 + T + data.row_time] = w * (data.y - mu[gcode, data.row_time])
+    return _collect(data, cells, Z, rc_fill(n, Wc, mu))
+
+
+def rc_fill(n: int, Wc: np.ndarray, mu: np.ndarray) -> Callable[[Cell, np.ndarray], float | str]:
+    """The repeated-cross-section / unbalanced cell from cohort x period weights ``Wc`` and means ``mu`` (G, T),
+    coefficients on ``z_i = (1, w_i, w_i o_i., w_i o_i. y'_i.)`` (also used by :mod:`didx.engines`)."""
+    T = Wc.shape[1]
 
     def fill(c: Cell, coef: np.ndarray) -> float | str:
         ctrl = list(c.controls)
@@ -185,7 +198,7 @@ def _sums_rc(data: CSData, cells: list[Cell]) -> CellEstimates:
             coef[h, 2 + c.b] += n * (mu[h, c.b] - muCb) / WCb
         return float((mu[gc, c.t] - mu[gc, c.b]) - (muCt - muCb))
 
-    return _collect(data, cells, Z, fill)
+    return fill
 
 
 def _collect(data: CSData, cells: list[Cell], Z: np.ndarray,

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._validate import as_list, check_option
+from didx.engines.source import engine_input
 from didx.estimators.cs.aggregate import aggregate
 from didx.estimators.cs.cells import CellEstimates, estimate_covariates, estimate_sums, plan_cells
 from didx.estimators.cs.data import CSData, prepare
@@ -44,6 +45,9 @@ from didx.estimators.cs.result import (
 )
 from didx.estimators.drdid.estimator import check_distinct_roles
 from didx.inference import multiplier as mb
+
+if TYPE_CHECKING:
+    from didx.engines.cs import EngineCells
 
 __all__ = ["ATTgtResult", "CSAggregateResult", "CSEventStudyResult", "att_gt", "from_panel"]
 
@@ -127,6 +131,11 @@ def att_gt(
                           allow_unbalanced=allow_unbalanced, n_bootstrap=n_bootstrap, multiplier=multiplier,
                           seed=seed, y=y, covariates=as_list(covariates), weights=weights)
     check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort})
+    if (src := engine_input(data, _FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.cs import engine_cells, with_engine
+
+        cells = engine_cells(src, opts, y=y, unit=unit, time=time, cohort=cohort)
+        return with_engine(_assemble(_estimate(cells, opts), opts), src)
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=list(opts.covariates),
                     weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
     return _assemble(_estimate(p, opts), opts)
@@ -241,13 +250,17 @@ class _Estimated:
     fit: CSFit
 
 
-def _estimate(p: Panel, opts: _Options) -> _Estimated:
-    """Sample rules, cell plan, ATT(g,t) with their influence functions, and the bootstrap sums."""
-    cs = prepare(p, func=_FUNC, control=opts.control_group, anticipation=opts.anticipation, mode=opts.mode,
-                 cluster=opts.cluster)
-    cells, plan_notes = plan_cells(cs, control=opts.control_group, base_period=opts.base_period,
-                                   anticipation=opts.anticipation)
-    est = estimate_sums(cs, cells) if cs.X is None else estimate_covariates(cs, cells, opts.est_method)
+def _estimate(p: Panel | EngineCells, opts: _Options) -> _Estimated:
+    """Sample rules, cell plan, ATT(g,t) with their influence functions (or those of an engine), and the
+    bootstrap sums."""
+    if isinstance(p, Panel):
+        cs = prepare(p, func=_FUNC, control=opts.control_group, anticipation=opts.anticipation, mode=opts.mode,
+                     cluster=opts.cluster)
+        cells, plan_notes = plan_cells(cs, control=opts.control_group, base_period=opts.base_period,
+                                       anticipation=opts.anticipation)
+        est = estimate_sums(cs, cells) if cs.X is None else estimate_covariates(cs, cells, opts.est_method)
+    else:
+        cs, est, plan_notes = p.data, p.cells, p.notes
     return fit_cells(cs, est, plan_notes, opts)
 
 

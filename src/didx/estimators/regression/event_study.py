@@ -42,6 +42,7 @@ from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list, fmt_value
+from didx.engines.source import engine_input
 from didx.estimators.regression.collapse import CollapseInfo, check_collapse, collapse_by_group
 from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
@@ -143,6 +144,13 @@ def event_study(
     refs = check_ref(FUNC, ref)
     win = check_window(FUNC, window, refs)
     _check_options(win, bin_endpoints, collapse)
+    if (src := engine_input(data, FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.regression import event_study_moments
+
+        return event_study_moments(src, EventStudyRegressionResult, _design, _headline, y=y, unit=unit, time=time,
+                                   cohort=cohort, refs=refs, win=win, bin_endpoints=bin_endpoints,
+                                   covariates=covariates, vcov=vcov, cluster=cluster, weights=weights, ssc=ssc,
+                                   collapse=collapse)
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                         weights=weights, cluster=as_list(cluster), require_control="untreated_obs",
                         zero_weights="drop")

@@ -17,6 +17,7 @@ from didx._errors import InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped, SampleReport
 from didx._validate import as_list
+from didx.engines.source import engine_input
 from didx.estimators.regression.collapse import collapse_by_group
 from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.estimators.regression.twobytwo import check_bool
@@ -74,6 +75,12 @@ def twfe(
             f"period; 0, NaN or inf for never treated). Fix: add treat='your_indicator' or cohort='first_treated'."
         )
     drop_singletons = check_bool(func, "drop_singletons", drop_singletons)
+    if (src := engine_input(data, func)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.regression import twfe_moments
+
+        return twfe_moments(src, TWFEResult, _design, y=y, unit=unit, time=time, treat=treat,
+                            cohort=cohort, covariates=covariates, fe=fe, vcov=vcov, cluster=cluster,
+                            weights=weights, ssc=ssc, drop_singletons=drop_singletons, collapse=collapse)
     panel = build_panel(data, func=func, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
                         covariates=covariates, weights=weights, cluster=cluster, categorical=as_list(fe),
                         require_control="untreated_obs", zero_weights="drop")

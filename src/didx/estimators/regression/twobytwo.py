@@ -21,6 +21,7 @@ from didx._errors import DataError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._sample import Dropped
 from didx._validate import as_list, fmt_value
+from didx.engines.source import engine_input
 from didx.estimators.regression.collapse import collapse_by_group
 from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
@@ -236,6 +237,12 @@ def did2x2(
     treat = _treat_column(func, treat)
     first_difference = check_bool(func, "first_difference", first_difference)
     covariate_trends = check_bool(func, "covariate_trends", covariate_trends)
+    if (src := engine_input(data, func)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.regression import did2x2_moments
+
+        return did2x2_moments(src, DiD2x2Result, y=y, treat=treat, post=post, unit=unit, covariates=covariates,
+                              covariate_trends=covariate_trends, vcov=vcov, cluster=cluster, weights=weights,
+                              ssc=ssc, first_difference=first_difference, collapse=collapse)
     panel = build_panel(data, func=func, y=y, time=post, unit=unit, treat=treat, covariates=as_list(covariates),
                         weights=weights, cluster=cluster, require_control="untreated_obs", zero_weights="drop",
                         treat_role="treated group")

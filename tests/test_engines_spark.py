@@ -1,0 +1,85 @@
+"""The Spark engine: the cases of tests/test_engines.py through Spark SQL in local mode (one session per module).
+
+Skipped when pyspark or Java is missing. Kept small (the whole module runs in well under two minutes): a Spark
+query has a fixed cost of a few hundred milliseconds, so each dataset is fitted once or twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import didx
+
+pyspark = pytest.importorskip("pyspark")
+if shutil.which("java") is None:  # pragma: no cover - Java 17 is on the project's machines
+    pytest.skip("Spark needs Java", allow_module_level=True)
+
+from test_engines import CASES, CLUSTER, DATA, ROLES, assert_same_fit, assert_same_result, case_id  # noqa: E402
+
+pytestmark = [pytest.mark.spark, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning",
+                                        "ignore::FutureWarning", "ignore::UserWarning")]
+
+SPARK_CASES = [CASES[2], CASES[3], CASES[8]]  # mpdta clustered, base_stagg not-yet, unbalanced clustered
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("didx-tests")
+               .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.driver.memory", "1g").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.mark.parametrize("case", SPARK_CASES, ids=case_id)
+def test_att_gt_spark_equals_in_memory(spark: Any, case: tuple[str, dict[str, Any]]) -> None:
+    name, opts = case
+    df = DATA[name]()
+    mem = didx.att_gt(df, **ROLES[name], **opts)
+    eng = didx.att_gt(spark.createDataFrame(df), **ROLES[name], **opts)
+    assert_same_fit(mem, eng)
+    assert dict(eng.design)["Engine"].startswith("Spark")
+
+
+@pytest.mark.parametrize("name", ["castle"])
+def test_twfe_spark_equals_in_memory(spark: Any, name: str) -> None:
+    df = DATA[name]()
+    mem = didx.twfe(df, **ROLES[name], cluster=CLUSTER[name])
+    eng = didx.twfe(spark.createDataFrame(df), **ROLES[name], cluster=CLUSTER[name])
+    assert_same_result(mem, eng)
+    assert eng.sample.lines() == mem.sample.lines()
+
+
+def test_event_study_spark_equals_in_memory(spark: Any) -> None:
+    df = DATA["castle"]()
+    mem = didx.event_study(df, **ROLES["castle"], cluster="region")
+    eng = didx.event_study(spark.createDataFrame(df), **ROLES["castle"], cluster="region")
+    assert_same_result(mem, eng)
+
+
+def test_did2x2_spark_equals_in_memory(spark: Any) -> None:
+    df = didx.datasets.load("card_krueger")
+    kw = dict(y="fte", treat="nj", post="d", unit="store_id")
+    mem = didx.did2x2(df, **kw)
+    eng = didx.did2x2(spark.createDataFrame(df), **kw)
+    assert_same_result(mem, eng)
+    assert eng.sample.lines() == mem.sample.lines()
+
+
+def test_spark_errors(spark: Any) -> None:
+    df = DATA["mpdta"]()
+    with pytest.raises(didx.ColumnNotFoundError, match=r"'lempp'"):
+        didx.att_gt(spark.createDataFrame(df), **dict(ROLES["mpdta"], y="lempp"))
+    dup = df.iloc[[0, *range(len(df))]]
+    with pytest.raises(didx.DataError, match=r"duplicate"):
+        didx.att_gt(spark.createDataFrame(dup), **ROLES["mpdta"])
+    with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
+        didx.att_gt(spark.createDataFrame(df), **ROLES["mpdta"], covariates="region")
