@@ -255,7 +255,7 @@ def test_aggregate(capsys: pytest.CaptureFixture[str]) -> None:
         out = json.loads(capsys.readouterr().out)
         assert out["estimate"] == pytest.approx(direct.aggregate(kind).estimate, rel=1e-12)
     assert main(["att_gt", "dataset:mpdta", *MPDTA, "--aggregate", "dinamic"]) == 2
-    assert "dynamic" in capsys.readouterr().err
+    assert "Did you mean 'dynamic'?" in capsys.readouterr().err  # a suggestion, not only the list of kinds
     assert main(["twfe", "dataset:mpdta", *MPDTA, "--aggregate", "group"]) == 2
     assert "has no aggregations" in capsys.readouterr().err
     assert main(["event_study", "dataset:mpdta", *MPDTA, "--aggregate", "post"]) == 0
@@ -340,3 +340,23 @@ def test_att_gt_summary_says_how_r_differs(capsys: pytest.CaptureFixture[str]) -
     assert main(["att_gt", "dataset:mpdta", *MPDTA, "n_bootstrap=100", "seed=1"]) == 0
     out = capsys.readouterr().out
     assert "R did's default" not in out and "Intervals: uniform (sup-t)" in out
+
+
+def test_output_closed_early_loses_no_file(tmp_path: Path) -> None:
+    """`didx ... --plot es.png | head` ended in a BrokenPipeError traceback, and the plot and report (written after
+    the printing) were never saved. Now the files are written first and a closed pipe ends quietly."""
+    import os
+    import subprocess
+    import sys
+
+    plot, report = tmp_path / "es.png", tmp_path / "r.html"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "MPLBACKEND": "Agg"}
+    with (tmp_path / "err.txt").open("w") as stderr, subprocess.Popen(
+            [sys.executable, "-m", "didx.cli", "att_gt", "dataset:mpdta", *MPDTA, "--output", "csv", "--plot",
+             str(plot), "--report", str(report)], stdout=subprocess.PIPE, stderr=stderr, env=env) as proc:
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader leaves before anything is printed
+        assert proc.wait(timeout=300) == 1
+    err = (tmp_path / "err.txt").read_text()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert plot.stat().st_size > 1000 and report.read_text().startswith("<!DOCTYPE html>")

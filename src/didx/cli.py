@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ from didx.results.render import latex_table, markdown_table
 ESTIMATORS: tuple[str, ...] = tuple(REGISTRY)
 OUTPUTS: tuple[str, ...] = ("summary", "text", "tidy", "csv", "markdown", "latex", "json")
 PLOT_FORMATS: tuple[str, ...] = (".png", ".svg", ".pdf")
+AGGREGATIONS: tuple[str, ...] = ("simple", "group", "dynamic", "calendar", "post", "pre")  # --aggregate KIND
 _VALUED = ("--output", "--conf-level", "--aggregate", "--plot", "--report", "--to")  # options that take a value
 
 
@@ -331,7 +333,15 @@ def _aggregate(res: Any, kind: str, name: str) -> Any:
             f"--aggregate, or use an estimator with one (att_gt: simple, group, dynamic, calendar; event studies: "
             f"post, pre)."
         )
-    return res.aggregate(kind)
+    try:
+        return res.aggregate(kind)
+    except InvalidOptionError as exc:  # a misspelled kind gets a suggestion, as a misspelled argument does
+        if "Did you mean" in str(exc):
+            raise
+        hint = did_you_mean(kind, AGGREGATIONS)
+        if not hint:
+            raise
+        raise InvalidOptionError(f"{exc}{hint}") from None
 
 
 def _check_plot_path(path: str) -> None:
@@ -392,11 +402,12 @@ def _run(name: str, argv: Sequence[str]) -> int:
     res = _function(name)(_read(ns.data), **kwargs)
     if ns.aggregate:
         res = _aggregate(res, ns.aggregate, name)
-    print(_render(res, ns.output, ns.conf_level))
-    if ns.plot:
+    text = _render(res, ns.output, ns.conf_level)
+    if ns.plot:  # files first: a reader that closes the output early (`| head`) does not lose them
         _save_plot(res, ns.plot)
     if ns.report:
         _save_report(res, ns.report, f"didx {name}: {REGISTRY[name].label}")
+    print(text)
     return 0
 
 
@@ -423,6 +434,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DidxError, TypeError, FileNotFoundError) as exc:
         print(f"didx: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `didx ... | head`: the reader left; stop quietly, as Unix tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails again
+        except (OSError, ValueError, AttributeError):  # no file descriptor (an in-process caller's stream)
+            pass
+        return 1
 
 
 if __name__ == "__main__":
