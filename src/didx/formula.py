@@ -307,9 +307,15 @@ def _absorbed_dummies(regressors: dict[str, np.ndarray], levels: list[tuple[str,
     never-treated code of ``i(rel_time, ref=-1)`` under unit fixed effects, and add their values to the term's
     references: fixest drops them for collinearity, and the fit is the one with ``ref=c(-1, -1000)``."""
     absorbed = []
+    codes = [pd.factorize(fe, use_na_sentinel=False)[0] for fe in fixed_effects]
+
+    def constant_within(d: np.ndarray, code: np.ndarray) -> bool:  # a 0/1 column: each level all 0 or all 1
+        seen = ~np.isnan(d)
+        ones, count = np.bincount(code, weights=np.where(seen, d, 0.0)), np.bincount(code, weights=seen)
+        return bool(np.all((ones == 0) | (ones == count)))
+
     for name, value in list(levels):
-        col = pd.Series(regressors[name])
-        if len(levels) > 1 and any(col.groupby(fe).nunique().max() <= 1 for fe in fixed_effects):
+        if len(levels) > 1 and any(constant_within(regressors[name], code) for code in codes):
             absorbed.append(name)
             del regressors[name]
             levels.remove((name, value))
