@@ -360,3 +360,14 @@ def test_output_closed_early_loses_no_file(tmp_path: Path) -> None:
     err = (tmp_path / "err.txt").read_text()
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert plot.stat().st_size > 1000 and report.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_tables_print_years_as_years_and_latex_uses_booktabs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bacon's markdown printed its cohorts as 2005.0000; LaTeX used \\hline where didx.compare uses booktabs."""
+    bacon = ["bacon", "dataset:castle", "y=l_homicide", "unit=sid", "time=year", "treat=post"]
+    assert main([*bacon, "--output", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| 2005 vs 2006 | 2005 | 2006 |" in out and "2005.0000" not in out and "| inf |" in out
+    assert main(["twfe", "dataset:mpdta", *MPDTA, "--output", "latex"]) == 0
+    tex = capsys.readouterr().out
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex and r"\hline" not in tex

@@ -295,6 +295,11 @@ def _render_other(res: Any, output: str, conf_level: float) -> str:
                            "estimate": None if estimate is None else _num(float(estimate)),
                            "terms": _records(table)}, indent=1, allow_nan=False)
     header = [str(c) for c in table.columns]
+    table = table.copy()
+    for c in table.columns:  # years and counts stored as floats (a cohort column with inf) print as 2005, not 2005.0000
+        v = table[c]
+        if v.dtype.kind == "f" and bool(np.all(np.isnan(v) | np.isinf(v) | (v == np.round(v)))):
+            table[c] = [str(int(x)) if np.isfinite(x) else _cell(x) for x in v]
     rows = [[_cell(v) for v in row] for row in table.itertuples(index=False)]
     if output == "markdown":
         return markdown_table(header, rows)
