@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ CLI_CASES: dict[str, list[str]] = {
     "stacked": ["dataset:mpdta", *MPDTA, "window=-1,1"],
     "ddd": ["{mpdta}", *MPDTA, "partition=part"],
 }
-FORMATS = ("summary", "markdown", "latex", "json")
+FORMATS = ("summary", "tidy", "csv", "markdown", "latex", "json")
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,10 @@ def test_every_estimator_in_every_format(name: str, fmt: str, mpdta_csv: str,
         assert out.lstrip().startswith("|") and "| ---" in out
     elif fmt == "latex":
         assert r"\begin{tabular}" in out and r"\end{table}" in out
+    elif fmt == "csv":
+        assert len(pd.read_csv(io.StringIO(out))) >= 1
+    elif fmt == "tidy":
+        assert len(out.splitlines()) >= 2 and "Traceback" not in out  # a header and rows
     else:
         assert len(out.splitlines()) > 3
 
