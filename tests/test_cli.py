@@ -220,6 +220,8 @@ def test_general_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "att_gt" in out and "Callaway-Sant'Anna" in out and "didx ESTIMATOR --help" in out
+    # event_study (the comparison entry) was listed as plain "TWFE"
+    assert "event_study   TWFE event study (estimator=NAME or all" in out
     assert main([]) == 2
 
 

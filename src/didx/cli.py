@@ -141,6 +141,15 @@ def _first_line(func: Callable[..., Any]) -> str:
     return doc.split("\n\n", 1)[0].replace("\n", " ")
 
 
+def _label(name: str) -> str:
+    """The command's one-line name: the registry's label, or for an entry whose public function is another one
+    (``event_study``, the comparison entry) what that function is: the general help listed it as "TWFE"."""
+    spec = REGISTRY[name]
+    if spec.public is None:
+        return spec.label
+    return f"{_first_line(_function(name)).split(':')[0]} (estimator=NAME or all: others side by side)"
+
+
 # ---------------------------------------------------------------- parsers
 def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", default="summary", choices=OUTPUTS,
@@ -157,7 +166,8 @@ def _estimator_parser(name: str) -> argparse.ArgumentParser:
     spec = REGISTRY[name]
     p = argparse.ArgumentParser(
         prog=f"didx {name}", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=f"{spec.label}: {_first_line(_function(name))}", epilog=estimator_help(name))
+        description=_first_line(_function(name)) if spec.public else f"{spec.label}: {_first_line(_function(name))}",
+        epilog=estimator_help(name))
     p.add_argument("data", help="CSV/Parquet file or dataset:NAME")
     p.add_argument("args", nargs="*", metavar="key=value", help="arguments of the estimator (listed below)")
     _common_options(p)
@@ -197,7 +207,7 @@ def _datasets_parser() -> argparse.ArgumentParser:
 
 def _general_help() -> str:
     width = max(len(n) for n in ESTIMATORS) + 2
-    cmds = "\n".join(f"  {n:<{width}}{REGISTRY[n].label}" for n in ESTIMATORS)
+    cmds = "\n".join(f"  {n:<{width}}{_label(n)}" for n in ESTIMATORS)
     return (f"usage: didx ESTIMATOR DATA [key=value ...] [--output FORMAT] [--conf-level L] [--aggregate KIND]\n"
             f"                               [--plot FILE] [--report FILE.html]\n"
             f"       didx ESTIMATOR --help | didx datasets [NAME [--to FILE.csv]] | didx --version\n\n"
@@ -411,7 +421,7 @@ def _run(name: str, argv: Sequence[str]) -> int:
     if ns.plot:  # files first: a reader that closes the output early (`| head`) does not lose them
         _save_plot(res, ns.plot)
     if ns.report:
-        _save_report(res, ns.report, f"didx {name}: {REGISTRY[name].label}")
+        _save_report(res, ns.report, f"didx {name}: {_label(name)}")
     print(text)
     return 0
 
