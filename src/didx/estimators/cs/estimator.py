@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._progress import check_progress
 from didx._panel import Panel, build_panel
+from didx._progress import check_progress
 from didx._validate import as_list, check_option
 from didx.estimators.cs.aggregate import aggregate
 from didx.estimators.cs.cells import CellEstimates, estimate_covariates, estimate_sums, plan_cells
