@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ CLI_CASES: dict[str, list[str]] = {
     "lpdid": ["dataset:mpdta", *MPDTA, "pre_window=2", "post_window=2"],
     "synthdid": ["dataset:california_prop99", "y=PacksPerCapita", "unit=State", "time=Year", "treat=treated"],
 }
-FORMATS = ("summary", "markdown", "latex", "json")
+FORMATS = ("summary", "tidy", "csv", "markdown", "latex", "json")
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,10 @@ def test_every_estimator_in_every_format(name: str, fmt: str, mpdta_csv: str,
         assert out.lstrip().startswith("|") and "| ---" in out
     elif fmt == "latex":
         assert r"\begin{tabular}" in out and r"\end{table}" in out
+    elif fmt == "csv":
+        assert len(pd.read_csv(io.StringIO(out))) >= 1
+    elif fmt == "tidy":
+        assert len(out.splitlines()) >= 2 and "Traceback" not in out  # a header and rows
     else:
         assert len(out.splitlines()) > 3
 
@@ -218,6 +223,8 @@ def test_general_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "att_gt" in out and "Callaway-Sant'Anna" in out and "didx ESTIMATOR --help" in out
+    # event_study (the comparison entry) was listed as plain "TWFE"
+    assert "event_study   TWFE event study (estimator=NAME or all" in out
     assert main([]) == 2
 
 
@@ -258,7 +265,7 @@ def test_aggregate(capsys: pytest.CaptureFixture[str]) -> None:
         out = json.loads(capsys.readouterr().out)
         assert out["estimate"] == pytest.approx(direct.aggregate(kind).estimate, rel=1e-12)
     assert main(["att_gt", "dataset:mpdta", *MPDTA, "--aggregate", "dinamic"]) == 2
-    assert "dynamic" in capsys.readouterr().err
+    assert "Did you mean 'dynamic'?" in capsys.readouterr().err  # a suggestion, not only the list of kinds
     assert main(["twfe", "dataset:mpdta", *MPDTA, "--aggregate", "group"]) == 2
     assert "has no aggregations" in capsys.readouterr().err
     assert main(["event_study", "dataset:mpdta", *MPDTA, "--aggregate", "post"]) == 0
@@ -343,3 +350,34 @@ def test_att_gt_summary_says_how_r_differs(capsys: pytest.CaptureFixture[str]) -
     assert main(["att_gt", "dataset:mpdta", *MPDTA, "n_bootstrap=100", "seed=1"]) == 0
     out = capsys.readouterr().out
     assert "R did's default" not in out and "Intervals: uniform (sup-t)" in out
+
+
+def test_output_closed_early_loses_no_file(tmp_path: Path) -> None:
+    """`didx ... --plot es.png | head` ended in a BrokenPipeError traceback, and the plot and report (written after
+    the printing) were never saved. Now the files are written first and a closed pipe ends quietly."""
+    import os
+    import subprocess
+    import sys
+
+    plot, report = tmp_path / "es.png", tmp_path / "r.html"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "MPLBACKEND": "Agg"}
+    with (tmp_path / "err.txt").open("w") as stderr, subprocess.Popen(
+            [sys.executable, "-m", "didx.cli", "att_gt", "dataset:mpdta", *MPDTA, "--output", "csv", "--plot",
+             str(plot), "--report", str(report)], stdout=subprocess.PIPE, stderr=stderr, env=env) as proc:
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader leaves before anything is printed
+        assert proc.wait(timeout=300) == 1
+    err = (tmp_path / "err.txt").read_text()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert plot.stat().st_size > 1000 and report.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_tables_print_years_as_years_and_latex_uses_booktabs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bacon's markdown printed its cohorts as 2005.0000; LaTeX used \\hline where didx.compare uses booktabs."""
+    bacon = ["bacon", "dataset:castle", "y=l_homicide", "unit=sid", "time=year", "treat=post"]
+    assert main([*bacon, "--output", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| 2005 vs 2006 | 2005 | 2006 |" in out and "2005.0000" not in out and "| inf |" in out
+    assert main(["twfe", "dataset:mpdta", *MPDTA, "--output", "latex"]) == 0
+    tex = capsys.readouterr().out
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex and r"\hline" not in tex

@@ -284,3 +284,24 @@ def test_formula_fits_line_up(mpdta: pd.DataFrame, fits: dict[str, Any]) -> None
     for k in (-4, -3, -2, 0, 1, 2, 3):
         a, b = rows[f"event_time = {k}"]
         assert a == b != ""
+
+
+def test_event_study_versions_line_up(mpdta: pd.DataFrame, fits: dict[str, Any]) -> None:
+    """The event-study forms of every estimator (BJS ``tau0``/``pre1``, did2s ``event_time::0``, Sun-Abraham
+    ``year::0``, CS ``e=0``, dCDH ``Effect_1``/``Placebo_1``) share the ``event_time = k`` rows: each cell holds
+    that model's coefficient at event time k, and no raw term name is left."""
+    models = {
+        "SA": fits["SA"], "CS": fits["CS dynamic"], "dCDH": fits["dCDH"],
+        "BJS": didx.imputation(mpdta, **KW, cohort="first.treat", horizons=True, pretrends=True),
+        "did2s": didx.did2s(mpdta, **KW, cohort="first.treat", second_stage="event_study"),
+    }
+    table = didx.compare(models)
+    rows = _rows(table)
+    for j, res in enumerate(models.values()):
+        et = res.event_table()
+        et = et[et["term"].isin(res.terms)]  # estimated coefficients (not the normalised references)
+        assert len(et) >= 3
+        for k, b in zip(et["event_time"], et["estimate"], strict=True):
+            assert rows[f"event_time = {int(k)}"][j] == fmt_num(b, 4), (j, k)
+    labels = [r[0] for r in table.estimates if r[0]]
+    assert all(lab == "ATT" or lab.startswith("event_time = ") for lab in labels), labels

@@ -58,3 +58,26 @@ def test_readme_names_what_the_demo_writes() -> None:
     written = re.findall(r'"([\w.]+\.png)"', demo)
     readme = (ROOT / "README.md").read_text()
     assert written and all(f"out/{name}" in readme for name in written)
+
+
+FENCE = re.compile(r"^([ \t]*)(```|~~~)[ \t]*([^\s`]*)", re.M)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_python_block_is_run(page: Path) -> None:
+    """No Python block escapes test_code_blocks_run: every fence that opens Python code (```py, ```python3,
+    ``` python, an indented fence in a list, ~~~python) is exactly the unindented ```python the test runs."""
+    text = page.read_text()
+    opened = [m for i, m in enumerate(FENCE.finditer(text)) if i % 2 == 0]  # fences alternate open, close
+    python = [m for m in opened if m.group(3).lower() in ("py", "python", "python3", "py3", "ipython", "pycon")]
+    for m in python:
+        assert m.group(0) == "```python", f"{page.name}: {m.group(0)!r} is not run by the docs test; write ```python"
+    assert len(python) == len(_blocks(page))
+
+
+def test_pages_are_found() -> None:
+    """Every Markdown page of docs/ (including new ones) and the README are checked."""
+    assert ROOT / "README.md" in PAGES
+    nested = [p for p in (ROOT / "docs").rglob("*.md") if p.parent != ROOT / "docs"]
+    assert not nested, f"pages in sub-folders are not run by the docs test: {nested}; widen PAGES"
+    assert {"coming_from_r.md", "report.md", "getting_started.md"} <= {p.name for p in PAGES}

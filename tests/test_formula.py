@@ -51,6 +51,19 @@ def test_fixest_event_study_relative_time(mp: pd.DataFrame) -> None:
     assert res.reference_periods == (-1.0,)  # -1000 codes the never treated: omitted, not a period
 
 
+def test_never_treated_code_absorbed_by_unit_fixed_effects(mp: pd.DataFrame) -> None:
+    """``i(rel, ref=-1)`` with the never treated coded -1000: fixest drops ``rel::-1000`` (constant within units)
+    for collinearity and reports the same numbers as ``ref=c(-1, -1000)``; didx raised a DesignError."""
+    ref = ES_REF["mpdta_twfe_es"]
+    res = didx.feols("lemp ~ i(rel, ref=-1) | countyreal + year", mp)
+    _check(res, ref["coefs"])
+    assert res.reference_periods == (-1.0,)
+    assert any("rel::-1000" in n and "collinearity" in n for n in res.notes)
+    assert "rel::-1000" in str(res.summary())
+    year_only = didx.feols("lemp ~ i(rel, ref=-1) | year", mp)  # no unit effects: the dummy is estimated
+    assert "rel::-1000" in year_only.terms and not any("collinearity" in n for n in year_only.notes)
+
+
 def test_fixest_event_study_staggered_with_covariate() -> None:
     ref = ES_REF["base_stagg_twfe_es"]  # feols(y ~ x1 + i(time_to_treatment, ref = c(-1, -1000)) | id + year)
     res = didx.feols("y ~ x1 + i(time_to_treatment, ref = c(-1, -1000)) | id + year",

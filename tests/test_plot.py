@@ -292,3 +292,12 @@ def test_bootstrap_event_study_draws_its_own_band(cs_boot: Any) -> None:
     np.testing.assert_array_equal(_segments(band)[:, 0, 1], t.loc[rows, "conf_low"].to_numpy())
     pw = _segments(_by_gid(ax, "ci_pointwise")[0])
     np.testing.assert_allclose(pw[:, 1, 1], (t["estimate"] + 1.959963984540054 * t["std_error"])[rows])
+
+
+def test_overlay_title_names_a_stored_band(es: EventStudyRegressionResult, cs_boot: Any) -> None:
+    """Overlaying a bootstrap CS event study draws its uniform band (shaded) although uniform=False; the title
+    said "95% pointwise intervals" only. It now names the shaded bands, and says nothing of them when none is."""
+    ax = didx.plot_event_studies({"TWFE": es, "CS (bootstrap)": cs_boot.aggregate("dynamic")})
+    assert len(_by_gid(ax, "ci_uniform")) == 1
+    assert ax.get_title() == "Event studies (95% pointwise intervals; shaded: uniform bands; hollow: reference)"
+    assert "uniform" not in didx.plot_event_studies([es]).get_title()

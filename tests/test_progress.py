@@ -69,3 +69,21 @@ def test_multiplier_bootstrap_bar(show_bars: None, capsys: pytest.CaptureFixture
         quiet = multiplier_draws(psi, 200, seed=3, cluster=cluster, progress=False)
         assert capsys.readouterr().err == ""
         np.testing.assert_array_equal(shown, quiet)
+
+
+@pytest.mark.parametrize("cluster", [None, "state"])
+def test_att_gt_bootstrap_bar(show_bars: None, capsys: pytest.CaptureFixture[str], mpdta: pd.DataFrame,
+                              cluster: str | None) -> None:
+    """att_gt's multiplier bootstrap had a bar that only DIDX_PROGRESS=0 could silence: now progress=False does,
+    by unit and clustered, and the numbers do not change."""
+    data = mpdta.assign(state=mpdta["countyreal"] % 40)
+    kw = {"y": "lemp", "unit": "countyreal", "time": "year", "cohort": "first.treat", "n_bootstrap": 199,
+          "seed": 7, "cluster": cluster}
+    shown = didx.att_gt(data, **kw)
+    assert "multiplier bootstrap" in capsys.readouterr().err
+    quiet = didx.att_gt(data, **kw, progress=False)
+    assert capsys.readouterr().err == ""
+    pd.testing.assert_frame_equal(shown.tidy(), quiet.tidy())
+    pd.testing.assert_frame_equal(shown.aggregate("dynamic").tidy(), quiet.aggregate("dynamic").tidy())
+    with pytest.raises(didx.InvalidOptionError, match="progress must be True"):
+        didx.att_gt(data, **kw, progress="no")  # type: ignore[arg-type]

@@ -186,3 +186,18 @@ def test_command_line_report(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     p = Page()
     p.feed(path.read_text(encoding="utf-8"))
     assert p.count("svg") == 1 and "Comparison of estimates" in p.text["h2"]
+
+
+def test_wide_comparisons_wrap_instead_of_overflowing(page: tuple[Path, Page, str]) -> None:
+    """The seven-estimator event-study table (``estimator="all"``) was wider than the page: every cell was
+    ``nowrap``, so in the Chromium screenshot the dCDH and stacked columns were cut off. Text cells of comparison
+    tables may now wrap (numbers have no space to break at), inside a horizontally scrolling box."""
+    import re
+
+    _, p, html = page
+    css = "".join(p.text.get("style", []))
+    wrap = re.search(r"table\.didx-compare thead th,table\.didx-compare td\{white-space:normal\}", css)
+    assert wrap and css.index(wrap.group(0)) > css.index("white-space:nowrap")  # the later rule wins
+    tables = [i for i, (t, a) in enumerate(p.tags) if t == "table" and a.get("class") == "didx-compare"]
+    assert tables and all(p.tags[i - 1] == ("div", {"class": "scroll"}) for i in tables)
+    assert html.count('<th scope="col">') >= 8  # the seven estimators and more are in the page

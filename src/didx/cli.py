@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -46,6 +47,7 @@ from didx.results.render import latex_table, markdown_table
 ESTIMATORS: tuple[str, ...] = tuple(REGISTRY)
 OUTPUTS: tuple[str, ...] = ("summary", "text", "tidy", "csv", "markdown", "latex", "json")
 PLOT_FORMATS: tuple[str, ...] = (".png", ".svg", ".pdf")
+AGGREGATIONS: tuple[str, ...] = ("simple", "group", "dynamic", "calendar", "post", "pre")  # --aggregate KIND
 _VALUED = ("--output", "--conf-level", "--aggregate", "--plot", "--report", "--to")  # options that take a value
 
 
@@ -139,6 +141,15 @@ def _first_line(func: Callable[..., Any]) -> str:
     return doc.split("\n\n", 1)[0].replace("\n", " ")
 
 
+def _label(name: str) -> str:
+    """The command's one-line name: the registry's label, or for an entry whose public function is another one
+    (``event_study``, the comparison entry) what that function is: the general help listed it as "TWFE"."""
+    spec = REGISTRY[name]
+    if spec.public is None:
+        return spec.label
+    return f"{_first_line(_function(name)).split(':')[0]} (estimator=NAME or all: others side by side)"
+
+
 # ---------------------------------------------------------------- parsers
 def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", default="summary", choices=OUTPUTS,
@@ -155,7 +166,8 @@ def _estimator_parser(name: str) -> argparse.ArgumentParser:
     spec = REGISTRY[name]
     p = argparse.ArgumentParser(
         prog=f"didx {name}", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=f"{spec.label}: {_first_line(_function(name))}", epilog=estimator_help(name))
+        description=_first_line(_function(name)) if spec.public else f"{spec.label}: {_first_line(_function(name))}",
+        epilog=estimator_help(name))
     p.add_argument("data", help="CSV/Parquet file or dataset:NAME")
     p.add_argument("args", nargs="*", metavar="key=value", help="arguments of the estimator (listed below)")
     _common_options(p)
@@ -195,7 +207,7 @@ def _datasets_parser() -> argparse.ArgumentParser:
 
 def _general_help() -> str:
     width = max(len(n) for n in ESTIMATORS) + 2
-    cmds = "\n".join(f"  {n:<{width}}{REGISTRY[n].label}" for n in ESTIMATORS)
+    cmds = "\n".join(f"  {n:<{width}}{_label(n)}" for n in ESTIMATORS)
     return (f"usage: didx ESTIMATOR DATA [key=value ...] [--output FORMAT] [--conf-level L] [--aggregate KIND]\n"
             f"                               [--plot FILE] [--report FILE.html]\n"
             f"       didx ESTIMATOR --help | didx datasets [NAME [--to FILE.csv]] | didx --version\n\n"
@@ -293,6 +305,11 @@ def _render_other(res: Any, output: str, conf_level: float) -> str:
                            "estimate": None if estimate is None else _num(float(estimate)),
                            "terms": _records(table)}, indent=1, allow_nan=False)
     header = [str(c) for c in table.columns]
+    table = table.copy()
+    for c in table.columns:  # years and counts stored as floats (a cohort column with inf) print as 2005, not 2005.0000
+        v = table[c]
+        if v.dtype.kind == "f" and bool(np.all(np.isnan(v) | np.isinf(v) | (v == np.round(v)))):
+            table[c] = [str(int(x)) if np.isfinite(x) else _cell(x) for x in v]
     rows = [[_cell(v) for v in row] for row in table.itertuples(index=False)]
     if output == "markdown":
         return markdown_table(header, rows)
@@ -331,7 +348,15 @@ def _aggregate(res: Any, kind: str, name: str) -> Any:
             f"--aggregate, or use an estimator with one (att_gt: simple, group, dynamic, calendar; event studies: "
             f"post, pre)."
         )
-    return res.aggregate(kind)
+    try:
+        return res.aggregate(kind)
+    except InvalidOptionError as exc:  # a misspelled kind gets a suggestion, as a misspelled argument does
+        if "Did you mean" in str(exc):
+            raise
+        hint = did_you_mean(kind, AGGREGATIONS)
+        if not hint:
+            raise
+        raise InvalidOptionError(f"{exc}{hint}") from None
 
 
 def _check_plot_path(path: str) -> None:
@@ -392,11 +417,12 @@ def _run(name: str, argv: Sequence[str]) -> int:
     res = _function(name)(_read(ns.data), **kwargs)
     if ns.aggregate:
         res = _aggregate(res, ns.aggregate, name)
-    print(_render(res, ns.output, ns.conf_level))
-    if ns.plot:
+    text = _render(res, ns.output, ns.conf_level)
+    if ns.plot:  # files first: a reader that closes the output early (`| head`) does not lose them
         _save_plot(res, ns.plot)
     if ns.report:
-        _save_report(res, ns.report, f"didx {name}: {REGISTRY[name].label}")
+        _save_report(res, ns.report, f"didx {name}: {_label(name)}")
+    print(text)
     return 0
 
 
@@ -423,6 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DidxError, TypeError, FileNotFoundError) as exc:
         print(f"didx: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `didx ... | head`: the reader left; stop quietly, as Unix tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails again
+        except (OSError, ValueError, AttributeError):  # no file descriptor (an in-process caller's stream)
+            pass
+        return 1
 
 
 if __name__ == "__main__":

@@ -281,6 +281,9 @@ def feols(
     cols = read_columns(data, [*fml.columns, *extra], _FUNC, roles)
     arrays = {c: cols.arrays[c] for c in [*fml.columns, *extra]}
     regressors, i_term, levels = _design(fml, arrays, formula)
+    absorbed: list[str] = []
+    if i_term is not None and len(i_term.columns) == 1:  # fixest removes an i() dummy a fixed effect absorbs
+        i_term, absorbed = _absorbed_dummies(regressors, levels, i_term, [arrays[f] for f in fml.fixed_effects])
     frame = pd.DataFrame({fml.outcome: arrays[fml.outcome], **regressors})
     for c in [*fml.fixed_effects, *extra]:
         frame[c] = arrays[c]
@@ -289,10 +292,35 @@ def feols(
     res = ols(frame, y=fml.outcome, x=list(regressors), fe=list(fml.fixed_effects) or None, vcov=vcov,
               cluster=cluster, weights=weights, ssc=ssc)
     design = (("Formula", formula), *res.design)
-    res = dataclasses.replace(res, estimator=f"OLS (feols: {formula})", design=design)
+    notes = res.notes if not absorbed else (
+        *res.notes, f"Dropped for collinearity with the fixed effects (as fixest does): {', '.join(absorbed)} (the "
+                    f"dummy is constant within every fixed-effect level); it is omitted like a reference value.")
+    res = dataclasses.replace(res, estimator=f"OLS (feols: {formula})", design=design, notes=notes)
     if i_term is None:
         return res
     return _event_study(res, i_term, levels)
+
+
+def _absorbed_dummies(regressors: dict[str, np.ndarray], levels: list[tuple[str, Any]], term: Term,
+                      fixed_effects: list[np.ndarray]) -> tuple[Term, list[str]]:
+    """Remove (in place) the ``i()`` dummies that are constant within every level of a fixed effect, e.g. the
+    never-treated code of ``i(rel_time, ref=-1)`` under unit fixed effects, and add their values to the term's
+    references: fixest drops them for collinearity, and the fit is the one with ``ref=c(-1, -1000)``."""
+    absorbed = []
+    codes = [pd.factorize(fe, use_na_sentinel=False)[0] for fe in fixed_effects]
+
+    def constant_within(d: np.ndarray, code: np.ndarray) -> bool:  # a 0/1 column: each level all 0 or all 1
+        seen = ~np.isnan(d)
+        ones, count = np.bincount(code, weights=np.where(seen, d, 0.0)), np.bincount(code, weights=seen)
+        return bool(np.all((ones == 0) | (ones == count)))
+
+    for name, value in list(levels):
+        if len(levels) > 1 and any(constant_within(regressors[name], code) for code in codes):
+            absorbed.append(name)
+            del regressors[name]
+            levels.remove((name, value))
+            term = dataclasses.replace(term, ref=(*term.ref, value))
+    return term, absorbed
 
 
 def _event_study(res: Any, term: Term, levels: list[tuple[str, Any]]) -> Any:

@@ -245,7 +245,9 @@ def plot_event_studies(
         offset = (i - (n - 1) / 2) * dodge
         all_et.append(_draw(ax, r, offset=offset, color=color, label=lab, conf_level=conf_level,
                             uniform=uniform, n_draws=n_draws, seed=seed))
-    band = "pointwise intervals and uniform bands" if uniform else "pointwise intervals"
+    stored = any(str(r.inference.band).startswith("uniform") for r in res)  # drawn although uniform=False
+    band = ("pointwise intervals and uniform bands" if uniform else
+            "pointwise intervals; shaded: uniform bands" if stored else "pointwise intervals")
     _finish(ax, np.concatenate(all_et), _ylabel(res),
             title if title is not None else f"Event studies ({100 * conf_level:g}% {band}; hollow: reference)")
     return ax

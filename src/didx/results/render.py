@@ -71,10 +71,10 @@ def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_left
     lines = [r"\begin{table}[htbp]", r"\centering"]
     if caption:
         lines.append(r"\caption{" + latex_escape(caption) + "}")
-    lines += [r"\begin{tabular}{" + spec + "}", r"\hline",
-              " & ".join(latex_escape(h) for h in header) + r" \\", r"\hline"]
+    lines += [r"\begin{tabular}{" + spec + "}", r"\toprule",  # booktabs rules, as didx.compare's LaTeX
+              " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
     lines += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
-    lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)
 
 

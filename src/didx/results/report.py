@@ -40,6 +40,7 @@ table{border-collapse:collapse;font-size:.88rem;margin:.6rem 0;font-variant-nume
 th,td{padding:.18rem .7rem;text-align:right;white-space:nowrap}th[scope=row]{text-align:left;font-weight:normal}
 thead th{border-bottom:1.5px solid #333;text-align:center}tbody{border-top:1px solid #bbb}
 table.didx-compare tbody:last-of-type{border-bottom:1.5px solid #333}
+table.didx-compare thead th,table.didx-compare td{white-space:normal}
 tfoot td{text-align:left;white-space:normal;color:#5c6670;font-size:.82rem}
 table.kv th{text-align:left;color:#5c6670;font-weight:normal;vertical-align:top}
 table.kv td{text-align:left;white-space:normal}

@@ -30,6 +30,7 @@ import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
+from didx._progress import check_progress
 from didx._validate import as_list, check_option
 from didx.engines.source import engine_input
 from didx.estimators.cs.aggregate import aggregate
@@ -71,6 +72,7 @@ class _Options:
     unit: str | None
     covariates: tuple[str, ...]
     weights: str | None
+    progress: bool = True  # the multiplier bootstrap's progress bar (when interactive)
 
 
 def att_gt(
@@ -92,6 +94,7 @@ def att_gt(
     n_bootstrap: int | None = 0,
     multiplier: str = "rademacher",
     seed: int | None = None,
+    progress: bool = True,
 ) -> ATTgtResult:
     """Group-time average treatment effects (Callaway & Sant'Anna 2021), as R's ``did::att_gt``.
 
@@ -120,6 +123,8 @@ def att_gt(
         Rademacher weights), ``"mammen"`` or ``"gaussian"`` (exact: analytic SEs, sup-t critical value simulated
         from the covariance).
     seed : seed of the bootstrap.
+    progress : a progress bar over the multiplier bootstrap when the session is interactive (:mod:`didx._progress`);
+        False silences it.
 
     Returns
     -------
@@ -129,7 +134,8 @@ def att_gt(
     opts = _check_options(control_group=control_group, base_period=base_period, est_method=est_method,
                           anticipation=anticipation, cluster=cluster, panel=panel, unit=unit,
                           allow_unbalanced=allow_unbalanced, n_bootstrap=n_bootstrap, multiplier=multiplier,
-                          seed=seed, y=y, covariates=as_list(covariates), weights=weights)
+                          seed=seed, y=y, covariates=as_list(covariates), weights=weights,
+                          progress=progress)
     check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort})
     if (src := engine_input(data, _FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
         from didx.engines.cs import engine_cells, with_engine
@@ -153,6 +159,7 @@ def from_panel(
     n_bootstrap: int | None = 0,
     multiplier: str = "rademacher",
     seed: int | None = None,
+    progress: bool = True,
 ) -> ATTgtResult:
     """:func:`att_gt` on an already validated panel (no re-reading of the data frame).
 
@@ -173,7 +180,7 @@ def from_panel(
                           anticipation=anticipation, cluster=cluster, panel=panel.unit is not None, unit=unit,
                           allow_unbalanced=allow_unbalanced, n_bootstrap=n_bootstrap, multiplier=multiplier,
                           seed=seed, y=str(names.get("y", "y")), covariates=list(panel.covariate_names),
-                          weights=names.get("weights"))
+                          weights=names.get("weights"), progress=progress)
     if opts.cluster is not None and opts.cluster not in panel.codes:
         raise InvalidOptionError(
             f"from_panel: cluster={opts.cluster!r} is not among the panel's cluster columns "
@@ -193,7 +200,8 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 def _check_options(*, control_group: str, base_period: str, est_method: str, anticipation: Any, cluster: Any,
                    panel: bool, unit: str | None, allow_unbalanced: bool, n_bootstrap: Any, multiplier: str,
-                   seed: Any, y: str, covariates: list[str], weights: str | None) -> _Options:
+                   seed: Any, y: str, covariates: list[str], weights: str | None,
+                   progress: Any = True) -> _Options:
     control_group = check_option(_FUNC, "control_group", control_group, ("never", "not_yet"))
     base_period = check_option(_FUNC, "base_period", base_period, ("varying", "universal"))
     est_method = check_option(_FUNC, "est_method", est_method, ("dr", "ipw", "reg"))
@@ -236,7 +244,7 @@ def _check_options(*, control_group: str, base_period: str, est_method: str, ant
     return _Options(control_group=control_group, base_period=base_period, est_method=est_method,
                     anticipation=anticipation, cluster=cluster if cluster != unit else None, mode=mode,
                     n_bootstrap=n_boot, multiplier=multiplier, seed=seed, y=y, unit=unit,
-                    covariates=tuple(covariates), weights=weights)
+                    covariates=tuple(covariates), weights=weights, progress=check_progress(_FUNC, progress))
 
 
 # ----------------------------------------------------------------------------------------------- estimation
@@ -294,9 +302,9 @@ def fit_cells(cs: CSData, est: CellEstimates, plan_notes: list[str], opts: _Opti
         if store.cluster is not None:
             p_cluster, p_cohort, zp, _ = store.cluster_pairs()
             basis = mb.pair_sums(p_cluster, p_cohort, zp, store.n_clusters, store.n_cohorts, n_boot,
-                                 opts.multiplier, rng)
+                                 opts.multiplier, rng, progress=opts.progress)
         else:
-            basis = mb.block_sums(store.Z, store.block, n_boot, opts.multiplier, rng)
+            basis = mb.block_sums(store.Z, store.block, n_boot, opts.multiplier, rng, progress=opts.progress)
     row_unit = cs.row_unit
     compact = row_unit.astype(np.int32) if cs.n_units < np.iinfo(np.int32).max else row_unit
     fit = CSFit(store=store, group=group, time=tvals, att=est.att,
