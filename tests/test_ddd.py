@@ -323,7 +323,9 @@ def test_weights_constant_scaling_invariant(sim: pd.DataFrame) -> None:
 def test_partition_varying_within_unit(sim: pd.DataFrame) -> None:
     s = sim.copy()
     s.loc[s.index[1], "partition"] = 1 - s.loc[s.index[1], "partition"]
-    with pytest.raises(DataError, match=r"partition.*varies within a unit"):
+    s["id"] = s["id"] + 1000  # labels differ from the internal unit codes: the message names the label
+    label = int(s.loc[s.index[1], "id"])
+    with pytest.raises(DataError, match=rf"partition.*varies within a unit: id={label} has both"):
         ddd(s, y="y", unit="id", time="time", cohort="group", partition="partition")
 
 

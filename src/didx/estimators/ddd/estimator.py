@@ -42,7 +42,7 @@ import pandas as pd
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import numeric_column, read_columns
 from didx._panel import build_panel
-from didx._validate import as_list, check_option
+from didx._validate import as_list, check_option, fmt_value
 from didx.estimators.cs.cells import plan_cells
 from didx.estimators.cs.data import CSData, prepare
 from didx.estimators.cs.estimator import _assemble, _Options, fit_cells
@@ -128,7 +128,7 @@ def ddd(
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=covs or None,
                     weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
     part = _read_partition(data, partition)
-    _check_partition(part if p.kept_rows is None else part[p.kept_rows], p.unit, partition)
+    _check_partition(part if p.kept_rows is None else part[p.kept_rows], p.unit, partition, p.unit_labels, unit)
     cs = prepare(p, func=_FUNC, control=control, anticipation=0, mode=opts.mode, cluster=opts.cluster)
     Q = np.zeros(cs.n_units, dtype=np.intp)
     Q[cs.row_unit] = part if cs.row_index is None else part[cs.row_index]
@@ -210,7 +210,8 @@ def _read_partition(data: Any, name: str) -> np.ndarray:
                           "Fix: code eligible units as 1 and ineligible units as 0.")
 
 
-def _check_partition(values: np.ndarray, unit: np.ndarray | None, name: str) -> None:
+def _check_partition(values: np.ndarray, unit: np.ndarray | None, name: str, labels: np.ndarray | None = None,
+                     unit_name: str | None = None) -> None:
     """The partition (on the estimation rows) must be 0/1 without missing values, constant within unit, and take
     both values."""
     missing = np.isnan(values)
@@ -227,8 +228,10 @@ def _check_partition(values: np.ndarray, unit: np.ndarray | None, name: str) -> 
         rows = np.bincount(unit)
         varies = np.flatnonzero((ones > 0) & (ones < rows))
         if varies.size:
-            raise DataError(f"{_FUNC}: the partition column {name!r} varies within a unit (unit code "
-                            f"{int(varies[0])} has both 0 and 1). Eligibility is a fixed characteristic of the "
+            shown = ", ".join(fmt_value(labels[i]) if labels is not None else f"code {int(i)}" for i in varies[:5])
+            more = f" and {varies.size - 5} more" if varies.size > 5 else ""
+            raise DataError(f"{_FUNC}: the partition column {name!r} varies within a unit: {unit_name}={shown}{more} "
+                            f"has both 0 and 1. Eligibility is a fixed characteristic of the "
                             f"unit in a triple difference. Fix: make {name!r} constant within each unit.")
     if not ((values == 1).any() and (values == 0).any()):
         raise DesignError(f"{_FUNC}: the partition column {name!r} takes only the value {values[0]:g}; a triple "
