@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 import didx
+from didx._validate import fmt_value
 
 REF = json.loads((Path(__file__).parent / "reference" / "synthdid.json").read_text())
 EST_RTOL = 1e-6  # estimates: synthdid's Frank-Wolfe iterations are followed step by step
@@ -264,6 +265,18 @@ def test_one_cohort_equals_the_simultaneous_estimator() -> None:
     w = np.array([6 * 6, 6 * 3])
     assert full.estimate == pytest.approx(w @ full.coef[1:] / w.sum(), rel=1e-12)
     assert set(full.unit_weights["cohort"]) == {6, 9}
+
+
+def test_staggered_summary_prints_every_cohorts_regularisation() -> None:
+    """eta_omega = (N1 T1)^(1/4) and min_decrease = 1e-5 sigma differ by cohort: the design lists each, not the
+    first cohort's; with every weight fixed no Frank-Wolfe is run, and the summary says so."""
+    res = didx.synthdid(STAG, **SCOLS)
+    design = dict(res.design)
+    for f in res.cohort_fits:
+        assert f"{f.period}: {fmt_value(f.eta_omega)}" in design["Unit weights"]
+        assert fmt_value(f.opts.min_decrease) in design["Frank-Wolfe"]
+    assert res.cohort_fits[0].eta_omega != res.cohort_fits[1].eta_omega
+    assert dict(didx.synthdid(STAG, **SCOLS, method="did").design)["Frank-Wolfe"].startswith("not used")
 
 
 def test_staggered_recovers_a_known_effect_and_event_study() -> None:
