@@ -237,6 +237,8 @@ def test_bad_input_names_the_units() -> None:
         fit(method="synth")
     with pytest.raises(didx.InvalidOptionError, match="unit_weights"):
         fit(unit_weights=[1.0, 2.0])
+    with pytest.raises(didx.InvalidOptionError, match="at least 2 replications"):
+        fit(se="placebo", n_reps=1)
 
 
 # ------------------------------------------------------------------ staggered adoption

@@ -167,6 +167,11 @@ def synthdid(
     if se is not None:
         se = check_option(FUNC, "se", se, ("placebo", "bootstrap", "jackknife"))
     n_reps = _positive("n_reps", n_reps, integer=True)
+    if se in ("placebo", "bootstrap") and n_reps < 2:
+        raise InvalidOptionError(
+            f"{FUNC}: se={se!r} needs at least 2 replications to estimate a spread; got n_reps={n_reps} (its SE "
+            f"would be 0; synthdid returns NA). Fix: pass n_reps=200 (the default) or more."
+        )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
         raise InvalidOptionError(f"The 'seed' parameter of {FUNC} must be an integer or None. Got {seed!r} instead.")
     eta_omega = _positive("eta_omega", eta_omega, allow_none=True)
