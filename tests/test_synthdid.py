@@ -172,6 +172,23 @@ def test_jackknife_equals_brute_force_leave_one_out() -> None:
     assert "jackknife" in res.inference.vcov_type
 
 
+def test_jackknife_with_optimized_covariates_reestimates_beta_as_synthdid() -> None:
+    """synthdid's jackknife_se re-runs its covariate solver in each leave-one-out sample (weights fixed, beta
+    re-estimated from 0 with the fit's min_decrease): the brute force through the public API with fixed weights."""
+    df = SMALL.assign(x=np.random.default_rng(0).normal(size=len(SMALL)))
+    res = didx.synthdid(df, **SCOLS, covariates="x", se="jackknife")
+    om = res.unit_weights.set_index("unit")["weight"]
+    lam = res.time_weights["weight"].to_numpy()
+    md = res.cohort_fits[0].opts.min_decrease
+    loo = []
+    for u in df["u"].unique():
+        keep = om.drop(index=u, errors="ignore")
+        loo.append(didx.synthdid(df[df["u"] != u], **SCOLS, covariates="x", unit_weights=(keep / keep.sum()).to_dict(),
+                                 time_weights=lam, min_decrease=md).estimate)
+    v = np.array(loo)
+    assert res.std_error == pytest.approx(np.sqrt((v.size - 1) / v.size * np.sum((v - v.mean()) ** 2)), rel=1e-10)
+
+
 def test_staggered_jackknife_equals_leave_one_out_with_fixed_weights() -> None:
     """With several cohorts: each unit left out, every cohort's weights fixed (a control's weight removed and the
     rest renormalised), cohort estimates recombined with the N1 T1 weights."""
