@@ -323,7 +323,9 @@ def test_weights_constant_scaling_invariant(sim: pd.DataFrame) -> None:
 def test_partition_varying_within_unit(sim: pd.DataFrame) -> None:
     s = sim.copy()
     s.loc[s.index[1], "partition"] = 1 - s.loc[s.index[1], "partition"]
-    with pytest.raises(DataError, match=r"partition.*varies within a unit"):
+    s["id"] = s["id"] + 1000  # labels differ from the internal unit codes: the message names the label
+    label = int(s.loc[s.index[1], "id"])
+    with pytest.raises(DataError, match=rf"partition.*varies within a unit: id={label} has both"):
         ddd(s, y="y", unit="id", time="time", cohort="group", partition="partition")
 
 
@@ -333,6 +335,18 @@ def test_partition_not_binary(sim: pd.DataFrame) -> None:
             partition="partition")
     with pytest.raises(DesignError, match="only the value"):
         ddd(sim.assign(partition=1), y="y", unit="id", time="time", cohort="group", partition="partition")
+
+
+def test_a_subgroup_without_units_is_named(sim: pd.DataFrame) -> None:
+    kw = dict(y="y", unit="id", time="time", cohort="group", partition="partition")
+    no_ineligible_never = sim[~((sim.group == 0) & (sim.partition == 0))]
+    with pytest.raises(DesignError, match=r"never-enabled units are all eligible \(partition=1\)"):
+        ddd(no_ineligible_never, **kw)
+    ok = ddd(no_ineligible_never, **kw, control="not_yet")  # cohort 3 is a comparison for ATT(2,2)
+    assert np.isfinite(ok.coef).any()
+    treated_eligible_only = sim[~((sim.group > 0) & (sim.partition == 0))]
+    with pytest.raises(DesignError, match=r"cohort 2: all eligible.*cohort 3: all eligible"):
+        ddd(treated_eligible_only, **kw)
 
 
 def test_cohort_varying_within_unit(sim: pd.DataFrame) -> None:

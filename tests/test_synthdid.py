@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 import didx
+from didx._validate import fmt_value
 
 REF = json.loads((Path(__file__).parent / "reference" / "synthdid.json").read_text())
 EST_RTOL = 1e-6  # estimates: synthdid's Frank-Wolfe iterations are followed step by step
@@ -171,6 +172,23 @@ def test_jackknife_equals_brute_force_leave_one_out() -> None:
     assert "jackknife" in res.inference.vcov_type
 
 
+def test_jackknife_with_optimized_covariates_reestimates_beta_as_synthdid() -> None:
+    """synthdid's jackknife_se re-runs its covariate solver in each leave-one-out sample (weights fixed, beta
+    re-estimated from 0 with the fit's min_decrease): the brute force through the public API with fixed weights."""
+    df = SMALL.assign(x=np.random.default_rng(0).normal(size=len(SMALL)))
+    res = didx.synthdid(df, **SCOLS, covariates="x", se="jackknife")
+    om = res.unit_weights.set_index("unit")["weight"]
+    lam = res.time_weights["weight"].to_numpy()
+    md = res.cohort_fits[0].opts.min_decrease
+    loo = []
+    for u in df["u"].unique():
+        keep = om.drop(index=u, errors="ignore")
+        loo.append(didx.synthdid(df[df["u"] != u], **SCOLS, covariates="x", unit_weights=(keep / keep.sum()).to_dict(),
+                                 time_weights=lam, min_decrease=md).estimate)
+    v = np.array(loo)
+    assert res.std_error == pytest.approx(np.sqrt((v.size - 1) / v.size * np.sum((v - v.mean()) ** 2)), rel=1e-10)
+
+
 def test_staggered_jackknife_equals_leave_one_out_with_fixed_weights() -> None:
     """With several cohorts: each unit left out, every cohort's weights fixed (a control's weight removed and the
     rest renormalised), cohort estimates recombined with the N1 T1 weights."""
@@ -236,6 +254,8 @@ def test_bad_input_names_the_units() -> None:
         fit(method="synth")
     with pytest.raises(didx.InvalidOptionError, match="unit_weights"):
         fit(unit_weights=[1.0, 2.0])
+    with pytest.raises(didx.InvalidOptionError, match="at least 2 replications"):
+        fit(se="placebo", n_reps=1)
 
 
 # ------------------------------------------------------------------ staggered adoption
@@ -264,6 +284,18 @@ def test_one_cohort_equals_the_simultaneous_estimator() -> None:
     w = np.array([6 * 6, 6 * 3])
     assert full.estimate == pytest.approx(w @ full.coef[1:] / w.sum(), rel=1e-12)
     assert set(full.unit_weights["cohort"]) == {6, 9}
+
+
+def test_staggered_summary_prints_every_cohorts_regularisation() -> None:
+    """eta_omega = (N1 T1)^(1/4) and min_decrease = 1e-5 sigma differ by cohort: the design lists each, not the
+    first cohort's; with every weight fixed no Frank-Wolfe is run, and the summary says so."""
+    res = didx.synthdid(STAG, **SCOLS)
+    design = dict(res.design)
+    for f in res.cohort_fits:
+        assert f"{f.period}: {fmt_value(f.eta_omega)}" in design["Unit weights"]
+        assert fmt_value(f.opts.min_decrease) in design["Frank-Wolfe"]
+    assert res.cohort_fits[0].eta_omega != res.cohort_fits[1].eta_omega
+    assert dict(didx.synthdid(STAG, **SCOLS, method="did").design)["Frank-Wolfe"].startswith("not used")
 
 
 def test_staggered_recovers_a_known_effect_and_event_study() -> None:

@@ -42,7 +42,7 @@ import pandas as pd
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import numeric_column, read_columns
 from didx._panel import build_panel
-from didx._validate import as_list, check_option
+from didx._validate import as_list, check_option, fmt_value
 from didx.estimators.cs.cells import plan_cells
 from didx.estimators.cs.data import CSData, prepare
 from didx.estimators.cs.estimator import _assemble, _Options, fit_cells
@@ -128,7 +128,7 @@ def ddd(
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=covs or None,
                     weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
     part = _read_partition(data, partition)
-    _check_partition(part if p.kept_rows is None else part[p.kept_rows], p.unit, partition)
+    _check_partition(part if p.kept_rows is None else part[p.kept_rows], p.unit, partition, p.unit_labels, unit)
     cs = prepare(p, func=_FUNC, control=control, anticipation=0, mode=opts.mode, cluster=opts.cluster)
     Q = np.zeros(cs.n_units, dtype=np.intp)
     Q[cs.row_unit] = part if cs.row_index is None else part[cs.row_index]
@@ -136,6 +136,7 @@ def ddd(
     if X is None and opts.mode == "rc":  # repeated cross sections: always the 2x2 estimators (intercept only)
         X = np.ones((cs.y.shape[0], 1))
     cs, Q = sort_by_partition(dataclasses.replace(cs, X=X), Q)
+    _check_subgroups(cs, Q, partition, control)
     cells, plan_notes = plan_cells(cs, control=control, base_period=base_period, anticipation=0)
     est = estimate_sums(cs, cells, Q) if X is None else estimate_covariates(cs, cells, Q, method)
     e = fit_cells(cs, est, plan_notes, opts, func=_FUNC, family=FAMILY, pre_period_key="ddd")
@@ -210,7 +211,8 @@ def _read_partition(data: Any, name: str) -> np.ndarray:
                           "Fix: code eligible units as 1 and ineligible units as 0.")
 
 
-def _check_partition(values: np.ndarray, unit: np.ndarray | None, name: str) -> None:
+def _check_partition(values: np.ndarray, unit: np.ndarray | None, name: str, labels: np.ndarray | None = None,
+                     unit_name: str | None = None) -> None:
     """The partition (on the estimation rows) must be 0/1 without missing values, constant within unit, and take
     both values."""
     missing = np.isnan(values)
@@ -227,12 +229,37 @@ def _check_partition(values: np.ndarray, unit: np.ndarray | None, name: str) -> 
         rows = np.bincount(unit)
         varies = np.flatnonzero((ones > 0) & (ones < rows))
         if varies.size:
-            raise DataError(f"{_FUNC}: the partition column {name!r} varies within a unit (unit code "
-                            f"{int(varies[0])} has both 0 and 1). Eligibility is a fixed characteristic of the "
+            shown = ", ".join(fmt_value(labels[i]) if labels is not None else f"code {int(i)}" for i in varies[:5])
+            more = f" and {varies.size - 5} more" if varies.size > 5 else ""
+            raise DataError(f"{_FUNC}: the partition column {name!r} varies within a unit: {unit_name}={shown}{more} "
+                            f"has both 0 and 1. Eligibility is a fixed characteristic of the "
                             f"unit in a triple difference. Fix: make {name!r} constant within each unit.")
     if not ((values == 1).any() and (values == 0).any()):
         raise DesignError(f"{_FUNC}: the partition column {name!r} takes only the value {values[0]:g}; a triple "
                           f"difference needs eligible (1) and ineligible (0) units. Fix: check the column.")
+
+
+def _check_subgroups(cs: CSData, Q: np.ndarray, partition: str, control: str) -> None:
+    """Refuse designs in which no ATT(g,t) has its four subgroups, naming the empty ones (otherwise every cell is
+    skipped and the generic "no post-treatment ATT(g,t)" message hides the reason)."""
+    def lacks(g: int) -> str | None:
+        q = Q[int(cs.block[g]):int(cs.block[g + 1])]
+        if q.size and (q.all() or not q.any()):
+            return f"all {'eligible' if q.all() else 'ineligible'} ({partition}={int(q[0])})"
+        return None
+
+    labels = ["never enabled" if not np.isfinite(v) else f"cohort {v:g}" for v in cs.cohort_values]
+    never = [g for g, v in enumerate(cs.cohort_values) if not np.isfinite(v)]
+    if control == "never" and never and (why := lacks(never[0])) is not None:
+        raise DesignError(f"{_FUNC}: the never-enabled units are {why}: the comparisons with the untreated eligible "
+                          f"and untreated ineligible subgroups need both partitions. Fix: include never-enabled units "
+                          f"of both partitions, or use control='not_yet'.")
+    treated = [g for g, v in enumerate(cs.cohort_values) if np.isfinite(v)]
+    empty = [(labels[g], lacks(g)) for g in treated]
+    if treated and all(why is not None for _, why in empty):
+        shown = "; ".join(f"{lab}: {why}" for lab, why in empty)
+        raise DesignError(f"{_FUNC}: no enabling cohort has both eligible and ineligible units ({shown}); a triple "
+                          f"difference compares them. Fix: check the partition column {partition!r}.")
 
 
 def _design(opts: _Options, cs: CSData, Q: np.ndarray, partition: str, n_cells: int) -> tuple[tuple[str, str], ...]:

@@ -167,6 +167,11 @@ def synthdid(
     if se is not None:
         se = check_option(FUNC, "se", se, ("placebo", "bootstrap", "jackknife"))
     n_reps = _positive("n_reps", n_reps, integer=True)
+    if se in ("placebo", "bootstrap") and n_reps < 2:
+        raise InvalidOptionError(
+            f"{FUNC}: se={se!r} needs at least 2 replications to estimate a spread; got n_reps={n_reps} (its SE "
+            f"would be 0; synthdid returns NA). Fix: pass n_reps=200 (the default) or more."
+        )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
         raise InvalidOptionError(f"The 'seed' parameter of {FUNC} must be an integer or None. Got {seed!r} instead.")
     eta_omega = _positive("eta_omega", eta_omega, allow_none=True)
@@ -337,10 +342,9 @@ def _assemble(panel: Panel, design: WideDesign, fits: tuple[CohortFit, ...], *, 
     choices = [("Estimator", LABELS[method] + (" (synthdid 0.0.9 weights)" if method != "did" else "")),
                ("Adoption", "simultaneous" if len(fits) == 1 else
                 f"staggered: {len(fits)} cohorts vs never-treated units, ATT weighted by treated unit-periods"),
-               ("Unit weights", _describe(fits[0], "omega")), ("Time weights", _describe(fits[0], "lambda")),
-               ("Frank-Wolfe", f"max_iter = {fits[0].opts.max_iter}, min_decrease = "
-                               f"{fmt_value(fits[0].opts.min_decrease)}"
-                               + (", sparsified after 100 steps" if fits[0].opts.max_iter_pre_sparsify else ""))]
+               ("Unit weights", _describe(fits, design, "omega")),
+               ("Time weights", _describe(fits, design, "lambda")),
+               ("Frank-Wolfe", _describe_solver(fits, design))]
     if covariates:
         choices.append(("Covariates", f"{', '.join(covariates)} ({covariate_method})"))
     report = panel.report
@@ -353,16 +357,34 @@ def _assemble(panel: Panel, design: WideDesign, fits: tuple[CohortFit, ...], *, 
     return result
 
 
-def _describe(fit: CohortFit, which: str) -> str:
+def _per_cohort(fits: tuple[CohortFit, ...], design: WideDesign, values: list[float]) -> str:
+    """One value, or (staggered designs whose cohorts differ) each cohort's, labelled by its adoption period."""
+    if len(set(values)) == 1:
+        return fmt_value(values[0])
+    return "per cohort " + ", ".join(f"{fmt_value(design.period_labels[f.period])}: {fmt_value(v)}"
+                                     for f, v in zip(fits, values, strict=True))
+
+
+def _describe(fits: tuple[CohortFit, ...], design: WideDesign, which: str) -> str:
+    fit = fits[0]
     if which == "omega":
         if fit.fixed_omega is not None:
             return "fixed (given or uniform)"
-        return (f"estimated, eta_omega = {fmt_value(fit.eta_omega)}, "
+        return (f"estimated, eta_omega = {_per_cohort(fits, design, [f.eta_omega for f in fits])}, "
                 f"{'with' if fit.opts.omega_intercept else 'no'} intercept")
     if fit.fixed_lambda is not None:
         return "fixed at 0 (synthetic control)" if not fit.fixed_lambda.any() else "fixed (given or uniform)"
     return (f"estimated, eta_lambda = {fmt_value(fit.eta_lambda)}, "
             f"{'with' if fit.opts.lambda_intercept else 'no'} intercept")
+
+
+def _describe_solver(fits: tuple[CohortFit, ...], design: WideDesign) -> str:
+    opts = fits[0].opts
+    if not (opts.update_omega or opts.update_lambda):
+        return "not used (every weight fixed)"
+    return (f"max_iter = {opts.max_iter}, min_decrease = "
+            f"{_per_cohort(fits, design, [f.opts.min_decrease for f in fits])}"
+            + (", sparsified after 100 steps" if opts.max_iter_pre_sparsify else ""))
 
 
 __all__ = ["SynthDiDResult", "synthdid"]

@@ -8,7 +8,8 @@ Clarke et al. 2023 for staggered adoption).
 * bootstrap: units (or clusters of units with ``cluster=``) drawn with replacement, sorted; draws without a
   control or without a treated unit are redrawn (as synthdid); cohorts absent from a draw drop out of its ATT.
 * jackknife (fixed weights, Algorithm 3): each unit left out in turn with the weights held fixed (unit weights
-  renormalised), in closed form.
+  renormalised), in closed form; with optimized covariates the coefficients are re-estimated in each
+  leave-one-out sample, as synthdid's ``jackknife_se`` does (one covariate-solver run per unit).
 
 Each returns per-cohort estimates (R, A), curves (R, A, T) and treated counts (R, A); the covariance of the
 combined estimates is ``sum (u - mean)(u - mean)' / R`` for placebo and bootstrap (synthdid's
@@ -17,6 +18,7 @@ combined estimates is ``sum (u - mean)(u - mean)' / R`` for placebo and bootstra
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -105,13 +107,40 @@ def bootstrap(design: WideDesign, fits: Sequence[CohortFit], rng: np.random.Gene
     return est, cur, n1
 
 
+def _jackknife_covariates(design: WideDesign, fit: CohortFit, j: int, est: np.ndarray, cur: np.ndarray,
+                          n1: np.ndarray) -> None:
+    """Optimized covariates: as synthdid's ``jackknife_se``, every leave-one-out sample re-runs the covariate
+    solver with the unit and time weights fixed (beta re-estimated from 0; the weights renormalised over the kept
+    controls). A sample that keeps the cohort's whole block gets the same computation on the full block."""
+    fixed = dataclasses.replace(fit, opts=dataclasses.replace(fit.opts, update_omega=False, update_lambda=False))
+    rows = design.block_rows(j)
+    N0 = design.N0
+
+    def one(keep: np.ndarray) -> tuple[float, np.ndarray]:
+        n0 = int(np.count_nonzero(keep < N0))
+        om = sum_normalize(fit.omega[keep[:n0]])
+        e, c = refit(design.Y[keep][None], design.X[keep][None], n0, fixed, om[None], fit.lam[None])
+        return float(e[0]), c[0]
+
+    est[:, j], cur[:, j, :] = one(rows)
+    n1[:, j] = rows.size - N0
+    for i in rows:
+        est[i, j], cur[i, j, :] = one(rows[rows != i])
+        if i >= N0:
+            n1[i, j] = rows.size - N0 - 1
+
+
 def jackknife(design: WideDesign, fits: Sequence[CohortFit]) -> Draws:
-    """Leave-one-unit-out estimates with every weight fixed, for all units at once."""
+    """Leave-one-unit-out estimates with every weight fixed, for all units at once (in closed form; with
+    optimized covariates, whose coefficients synthdid re-estimates, one solver run per unit)."""
     N, T, A, N0 = design.N, design.T, len(fits), design.N0
     est = np.empty((N, A))
     cur = np.empty((N, A, T))
     n1 = np.empty((N, A))
     for j, fit in enumerate(fits):
+        if fit.beta.size and design.X.shape[2]:
+            _jackknife_covariates(design, fit, j, est, cur, n1)
+            continue
         a = fit.period
         Y = _adjusted(design, fit)
         dv = Y - (Y[:, :a] @ fit.lam)[:, None]  # (N, T): each unit's deviation from its lambda-weighted pre mean
