@@ -51,7 +51,7 @@ bench-peers: $(VENV)/.installed
 # missing (apt-get; needs root or sudo), saves out/report_mpdta.png and fails on any console message.
 CHROMIUM ?= chromium
 REPORT_DEPS ?= $(VENV)/.installed
-REPORT_HEIGHT ?= 3000
+REPORT_HEIGHT ?= 12500
 check-report: $(REPORT_DEPS)
 	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
 	  echo "check-report: $(CHROMIUM) not found; installing Debian's chromium with apt-get"; \

@@ -33,6 +33,7 @@ from scipy import optimize
 from scipy.stats import norm
 
 from didx._errors import DesignError, InvalidOptionError
+from didx._progress import check_progress, track
 from didx.results.plot import check_ax
 from didx.sensitivity._flci import FUNC, _r_normal_draws
 from didx.sensitivity._methods import Interval, Method, interval, resolve
@@ -401,7 +402,7 @@ def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLik
                restriction: str = "smoothness", M: float | ArrayLike = 0.0, target: Any = "first",
                ci: str | None = None, bias_sign: str | None = None, monotonicity: str | None = None,
                bound: str | None = None, alpha: float = 0.05, grid_points: int = 1000,
-               grid_bounds: tuple[float, float] | None = None) -> HonestDiDResult:
+               grid_bounds: tuple[float, float] | None = None, progress: bool = True) -> HonestDiDResult:
     """Robust confidence intervals for a post-period target when parallel trends may fail (Rambachan & Roth).
 
     ``es``: an event-study result of didx, or raw ``beta=, sigma=, event_time=, reference=`` (HonestDiD's
@@ -418,7 +419,10 @@ def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLik
     (HonestDiD's ``gridPoints``, ``grid.lb``/``grid.ub``; default bounds as HonestDiD computes them).
 
     ``target``: ``"first"``, ``"average"``, a post-period event time, or weights over the post periods.
+
+    ``progress``: a bar over the values of ``M`` when the session is interactive (``False`` silences it).
     """
+    progress = check_progress(FUNC, progress)
     _check_alpha(restriction, alpha)
     meth = resolve(restriction, ci, bias_sign, monotonicity, bound, grid_points, grid_bounds)
     m_values = _check_M(M, "smoothness" if meth.restr.family == "SD" else restriction)
@@ -433,7 +437,8 @@ def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLik
     se = float(np.sqrt(l_vec @ S[pre.size:, pre.size:] @ l_vec))
     z = float(norm.ppf(1.0 - alpha / 2.0))
     fit = _Fit(b, S, int(pre.size), l_vec, meth)
-    fits = [fit.fit(float(m), float(alpha)) for m in m_values]
+    fits = [fit.fit(float(m), float(alpha)) for m in track(m_values, "honest_did: M grid", progress=progress,
+                                                          unit="M")]
     notes = list(meth.notes)
     opened = [f"{m:g}" for m, f in zip(m_values, fits, strict=True) if f.open_end]
     if opened:

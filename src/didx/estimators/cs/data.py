@@ -212,8 +212,9 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
         w_unit[row_unit] = w_rows
         if mode != "rc" and np.any(w_unit[row_unit] != w_rows):
             raise DataError(
-                f"{func}: the weights column {panel.names.get('weights')!r} varies within units. Callaway-Sant'Anna "
-                f"uses one sampling weight per unit. Fix: make the weight constant within each unit."
+                f"{func}: the weights column {panel.names.get('weights')!r} varies within units. A panel "
+                f"estimator of ATT(g,t) uses one sampling weight per unit. Fix: make the weight constant within each "
+                f"unit."
             )
     else:
         w_unit = np.ones(n_units)

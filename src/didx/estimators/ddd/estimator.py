@@ -42,6 +42,7 @@ import pandas as pd
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import numeric_column, read_columns
 from didx._panel import build_panel
+from didx._progress import check_progress
 from didx._validate import as_list, check_option, fmt_value
 from didx.estimators.cs.cells import plan_cells
 from didx.estimators.cs.data import CSData, prepare
@@ -86,6 +87,7 @@ def ddd(
     n_bootstrap: int | None = 0,
     multiplier: str = "rademacher",
     seed: int | None = None,
+    progress: bool = True,
 ) -> DDDResult:
     """Triple-difference ATT(g,t) (Ortiz-Villavicencio & Sant'Anna 2025), as R's ``triplediff::ddd``.
 
@@ -110,6 +112,7 @@ def ddd(
     weights : sampling weights column (constant within unit).
     cluster : a column coarser than units (e.g. a state) to cluster the SEs on.
     n_bootstrap, multiplier, seed : the multiplier bootstrap with sup-t bands, as :func:`didx.att_gt`.
+    progress : a progress bar over the multiplier bootstrap when the session is interactive (False: silent).
 
     Returns
     -------
@@ -118,7 +121,7 @@ def ddd(
     covs = as_list(covariates)
     opts = _check_options(method=method, control=control, base_period=base_period, panel=panel, unit=unit,
                           cluster=cluster, n_bootstrap=n_bootstrap, multiplier=multiplier, seed=seed, y=y,
-                          covariates=covs, weights=weights)
+                          covariates=covs, weights=weights, progress=progress)
     check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort, "partition": partition})
     if str(partition) in {str(c) for c in covs}:
         raise InvalidOptionError(f"{_FUNC}: the partition column {partition!r} is also among covariates=. Fix: drop "
@@ -158,7 +161,7 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 def _check_options(*, method: str, control: str, base_period: str, panel: bool, unit: str | None, cluster: Any,
                    n_bootstrap: Any, multiplier: str, seed: Any, y: str, covariates: list[str],
-                   weights: str | None) -> _Options:
+                   weights: str | None, progress: Any = True) -> _Options:
     method = check_option(_FUNC, "method", method, ("dr", "ipw", "reg"))
     control = check_option(_FUNC, "control", control, ("never", "not_yet"))
     base_period = check_option(_FUNC, "base_period", base_period, ("universal", "varying"))
@@ -185,7 +188,8 @@ def _check_options(*, method: str, control: str, base_period: str, panel: bool, 
     return _Options(control_group=control, base_period=base_period, est_method=method, anticipation=0,
                     cluster=cluster if cluster != unit else None, mode="panel" if panel else "rc",
                     n_bootstrap=n_boot,
-                    multiplier=multiplier, seed=seed, y=y, unit=unit, covariates=tuple(covariates), weights=weights)
+                    multiplier=multiplier, seed=seed, y=y, unit=unit, covariates=tuple(covariates), weights=weights,
+                    progress=check_progress(_FUNC, progress))
 
 
 def _one_read(data: Any, roles: dict[str, Any]) -> Any:
