@@ -87,3 +87,15 @@ def test_att_gt_bootstrap_bar(show_bars: None, capsys: pytest.CaptureFixture[str
     pd.testing.assert_frame_equal(shown.aggregate("dynamic").tidy(), quiet.aggregate("dynamic").tidy())
     with pytest.raises(didx.InvalidOptionError, match="progress must be True"):
         didx.att_gt(data, **kw, progress="no")  # type: ignore[arg-type]
+
+
+def test_honest_did_grid_bar(show_bars: None, capsys: pytest.CaptureFixture[str]) -> None:
+    beta, sigma = np.array([0.01, -0.02, 0.3, 0.4]), np.diag([0.01, 0.01, 0.02, 0.02])
+    raw = {"beta": beta, "sigma": sigma, "event_time": [-3, -2, 0, 1], "reference": -1, "M": [0.0, 0.1]}
+    shown = didx.honest_did(**raw)
+    assert "honest_did: M grid" in capsys.readouterr().err
+    quiet = didx.honest_did(**raw, progress=False)
+    assert capsys.readouterr().err == ""
+    assert shown.conf_low == quiet.conf_low and shown.conf_high == quiet.conf_high
+    with pytest.raises(didx.DidxError, match="progress must be True"):
+        didx.honest_did(**raw, progress="yes")  # type: ignore[arg-type]
