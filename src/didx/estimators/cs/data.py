@@ -63,6 +63,18 @@ class CSData:
     n_input_rows: int
     fingerprint: Fingerprint | None
     cluster_name: str | None
+    # rows form a unit-major grid (Panel.grid, every row kept): rows j * n_periods .. + n_periods - 1 are the
+    # periods of one unit, and grid_units[i] is that block j for sorted unit i (None: no grid)
+    grid_units: np.ndarray | None = None
+
+    def wide_outcome(self, out: np.ndarray) -> None:
+        """Write the outcome into ``out`` (n_units, n_periods) at (sorted unit, period), every cell once."""
+        if self.grid_units is None:
+            out[self.row_unit, self.row_time] = self.y
+            return
+        Yw = self.y.reshape(-1, self.n_periods)
+        for t in range(self.n_periods):  # one column at a time: no (n_units, n_periods) temporary
+            out[:, t] = Yw[:, t][self.grid_units]
 
     @property
     def n_periods(self) -> int:
@@ -94,7 +106,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     else:
         if panel.unit is None:
             raise DesignError(f"{func}: panel data need unit=. Fix: pass unit=, or panel=False.")
-        unit = panel.unit.astype(np.int64)
+        unit = np.asarray(panel.unit, dtype=np.int64)  # not modified: no copy
         n_units = panel.n_units
     row_g = np.asarray(panel.cohort, dtype=np.float64)
     keep = np.ones(n_rows, dtype=bool)
@@ -115,8 +127,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     drop_rows(np.isfinite(row_g) & (row_g <= first + anticipation),
               f"already treated in the first period (cohort <= {first:g}{' + anticipation' if anticipation else ''})"
               f": no untreated period to compare")
-    remaining_g = row_g[keep]
-    if not np.isfinite(remaining_g).any():
+    if not (np.isfinite(row_g) & keep).any():
         raise DesignError(
             f"{func}: no treated cohort is left after dropping units treated in the first period. ATT(g,t) needs "
             f"units first treated after the first period. Fix: check the cohort column and anticipation."
@@ -125,8 +136,8 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
         """did's rule without never-treated units: the last cohort becomes the comparison group, later periods
         go (re-checked after balancing, which can remove every never-treated unit)."""
         nonlocal row_g
-        kept_g = row_g[keep]
-        if (~np.isfinite(kept_g)).any() or not np.isfinite(kept_g).any():
+        finite = np.isfinite(row_g)
+        if (keep & ~finite).any() or not (keep & finite).any():
             return
         why = " after dropping the units not observed in every period" if after_balancing else ""
         if control == "never":
@@ -136,7 +147,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
                 f"{func}: there are no never-treated units{why}, so control='never' has no comparison group. "
                 f"Fix: use {fix}."
             )
-        gmax = float(np.max(kept_g))
+        gmax = float(np.max(row_g[keep]))
         drop_rows(periods[panel.time] >= gmax - anticipation,
                   f"periods >= the last cohort ({gmax:g}{' - anticipation' if anticipation else ''}): no units "
                   f"left untreated to compare with (no never-treated units{why})")
@@ -150,7 +161,11 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
 
     no_never_treated(after_balancing=False)
     # balance
-    if mode != "rc":
+    if mode != "rc" and panel.is_balanced and bool(keep.all()):  # every unit in every period: no gaps
+        if mode == "unbalanced":
+            mode = "panel"
+            notes.append("allow_unbalanced=True but the panel is balanced: the panel estimators are used.")
+    elif mode != "rc":
         all_rows = bool(keep.all())
         counts = np.bincount(unit if all_rows else unit[keep], minlength=n_units)
         present_periods = int(np.count_nonzero(np.bincount(panel.time if all_rows else panel.time[keep],
@@ -170,14 +185,16 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     if not keep.any():
         raise DesignError(f"{func}: no rows left after the sample rules. Fix: check the panel's balance.")
     all_kept = bool(keep.all())
-    rows = np.arange(n_rows) if all_kept else np.flatnonzero(keep)
+    rows = np.empty(0, dtype=np.int64) if all_kept else np.flatnonzero(keep)
+    n_kept = n_rows if all_kept else int(rows.shape[0])
 
     def take(a: np.ndarray) -> np.ndarray:
         return a if all_kept else a[rows]
 
     # re-code periods and units
     tcode = take(panel.time)
-    present = np.bincount(tcode, minlength=T) > 0
+    # every period and unit code of the panel has a row (build_panel re-codes to those present)
+    present = np.ones(T, dtype=bool) if all_kept else np.bincount(tcode, minlength=T) > 0
     if not present.all():
         tcode = (np.cumsum(present) - 1)[tcode]
     periods = periods[present]
@@ -185,19 +202,23 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     if periods.shape[0] < 2:
         raise DesignError(f"{func}: fewer than two periods left after the sample rules. Fix: check the data.")
     u_old = take(unit)
-    u_present = np.bincount(u_old, minlength=n_units) > 0
+    u_present = np.ones(n_units, dtype=bool) if all_kept else np.bincount(u_old, minlength=n_units) > 0
     u_new = u_old if u_present.all() else (np.cumsum(u_present) - 1)[u_old]
     n_units = int(u_present.sum())
     old_code = np.flatnonzero(u_present)  # panel unit code (or row position) of each new unit code
-    g_unit = np.empty(n_units)
-    g_unit[u_new] = take(row_g)
+    grid = all_kept and panel.grid and mode == "panel"
+    if grid:  # row j * T + t is unit j: the cohort (constant within unit) of its first row
+        g_unit = row_g[::T].copy()
+    else:
+        g_unit = np.empty(n_units)
+        g_unit[u_new] = take(row_g)
     cohort_values = np.unique(g_unit)  # inf sorts last
     _check_cohorts_are_periods(func, cohort_values, panel)
     cohort_code = np.searchsorted(cohort_values, g_unit)
     order = np.argsort(cohort_code, kind="stable")
     rank = np.empty(n_units, dtype=np.int64)
     rank[order] = np.arange(n_units)
-    row_unit = rank[u_new]
+    row_unit = np.repeat(rank, T) if grid else rank[u_new]
     unit_cohort = cohort_code[order]
     if mode == "rc" or panel.unit_labels is None:
         unit_labels = panel.row_index[old_code[order]]
@@ -219,7 +240,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
         w_unit = np.ones(n_units)
     X = None
     if panel.covariates.shape[1]:
-        X = np.column_stack([np.ones(rows.shape[0]), take(panel.covariates)])
+        X = np.column_stack([np.ones(n_kept), take(panel.covariates)])
     cl_unit = None
     n_clusters = n_units
     if cluster is not None:
@@ -234,7 +255,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     new_report = report.with_dropped(*drops).with_notes(*notes)
     from dataclasses import replace
 
-    new_report = replace(new_report, n_obs=int(rows.shape[0]), n_units=None if mode == "rc" else int(n_units),
+    new_report = replace(new_report, n_obs=n_kept, n_units=None if mode == "rc" else int(n_units),
                          n_periods=int(periods.shape[0]),
                          balanced=None if mode == "rc" else mode == "panel",
                          # the units with gaps are gone from a balanced panel (counted under Dropped)
@@ -248,7 +269,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
                   row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
                   n_clusters=n_clusters, report=new_report, weighted=weighted,
                   unit_labels=unit_labels, row_index=row_index, n_input_rows=report.n_input_rows,
-                  fingerprint=panel.fingerprint, cluster_name=cluster)
+                  fingerprint=panel.fingerprint, cluster_name=cluster, grid_units=order if grid else None)
 
 
 def _check_cohorts_are_periods(func: str, cohort_values: np.ndarray, panel: Panel) -> None:
