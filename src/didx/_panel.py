@@ -457,7 +457,7 @@ def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
     if v.treat is not None:
         trk = take(v.treat)
     elif gk is not None and all_kept and v.grid:  # no n-length gather of the period values
-        trk = (gk.reshape(-1, periods.shape[0]) >= periods).astype(np.float64).reshape(-1)
+        trk = (periods >= gk.reshape(-1, periods.shape[0])).astype(np.float64).reshape(-1)
     elif gk is not None:
         trk = (periods[tk] >= gk).astype(np.float64)
     codes = {}

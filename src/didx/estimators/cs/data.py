@@ -218,7 +218,10 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     order = np.argsort(cohort_code, kind="stable")
     rank = np.empty(n_units, dtype=np.int64)
     rank[order] = np.arange(n_units)
-    row_unit = np.repeat(rank, T) if grid else rank[u_new]
+    if grid:  # int32 where it fits: the result keeps the row -> unit map as int32 anyway
+        row_unit = np.repeat(rank.astype(np.int32) if n_units < np.iinfo(np.int32).max else rank, T)
+    else:
+        row_unit = rank[u_new]
     unit_cohort = cohort_code[order]
     if mode == "rc" or panel.unit_labels is None:
         unit_labels = panel.row_index[old_code[order]]
