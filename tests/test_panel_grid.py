@@ -87,3 +87,19 @@ def test_cohort_varies_within_unit_on_the_grid() -> None:
     for d in (df, df.assign(unit=df["unit"].astype(float))):  # grid and general: the same message
         with pytest.raises(didx.DataError, match=r"cohort column 'cohort' varies within unit 4 \(values"):
             didx.att_gt(d, y="y", unit="unit", time="time", cohort="cohort")
+
+
+def test_att_gt_grid_without_never_treated() -> None:
+    """did's rule without never-treated units (the last cohort becomes the comparison, later periods dropped)."""
+    df = _grid()
+    df = df[df["cohort"].isin([3, 4, 5])].copy()
+    df["unit"] = pd.factorize(df["unit"])[0].astype(np.int64)
+    general = df.assign(unit=df["unit"].astype(float))
+    assert _panel(df).grid
+    r1, r2 = (didx.att_gt(d, y="y", unit="unit", time="time", cohort="cohort", control_group="not_yet")
+              for d in (df, general))
+    np.testing.assert_array_equal(r1.coef, r2.coef)
+    np.testing.assert_array_equal(r1.vcov, r2.vcov)
+    assert r1.sample == r2.sample and r1.notes == r2.notes
+    with pytest.raises(didx.DesignError, match="no never-treated units"):
+        didx.att_gt(df, y="y", unit="unit", time="time", cohort="cohort")

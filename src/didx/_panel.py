@@ -491,9 +491,8 @@ def _check_units(k: _Kept, r: _Roles, func: str, check_duplicates: bool) -> tupl
     if k.grid:  # every unit once in every period, in order: no duplicates, balanced
         if k.cohort is not None:
             g2 = k.cohort.reshape(n_units, T)
-            varies_u = np.flatnonzero((g2 != g2[:, :1]).any(axis=1))
-            if varies_u.size:
-                _cohort_varies(k, r, func, int(varies_u[0]))
+            if not (g2 == g2[:, :1]).all():
+                _cohort_varies(k, r, func, int(np.flatnonzero((g2 != g2[:, :1]).any(axis=1))[0]))
         return True, None
     counts = np.bincount(uk, minlength=n_units)
     if check_duplicates and counts.max() > 1 and not _distinct_periods(uk, tk, counts, T):

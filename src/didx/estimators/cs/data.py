@@ -73,8 +73,9 @@ class CSData:
             out[self.row_unit, self.row_time] = self.y
             return
         Yw = self.y.reshape(-1, self.n_periods)
-        for t in range(self.n_periods):  # one column at a time: no (n_units, n_periods) temporary
-            out[:, t] = Yw[:, t][self.grid_units]
+        step = 1 << 16  # whole rows (one unit's periods) in chunks: no (n_units, n_periods) temporary
+        for lo in range(0, self.n_units, step):
+            out[lo:lo + step] = Yw[self.grid_units[lo:lo + step]]
 
     @property
     def n_periods(self) -> int:
@@ -124,20 +125,25 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
             drops.append(Dropped(reason=reason, n_rows=int(newly.sum()), n_units=before - n_kept_units()))
 
     first = periods[0]
-    drop_rows(np.isfinite(row_g) & (row_g <= first + anticipation),
-              f"already treated in the first period (cohort <= {first:g}{' + anticipation' if anticipation else ''})"
-              f": no untreated period to compare")
-    if not (np.isfinite(row_g) & keep).any():
+    # on a grid panel every unit's T rows share the cohort, and the first rules drop whole units: one row per unit
+    step = T if panel.grid and mode != "rc" else 1
+    already = np.isfinite(row_g[::step]) & (row_g[::step] <= first + anticipation)
+    if already.any():
+        drop_rows(np.repeat(already, step) if step > 1 else already,
+                  f"already treated in the first period (cohort <= {first:g}"
+                  f"{' + anticipation' if anticipation else ''}): no untreated period to compare")
+    if not (np.isfinite(row_g[::step]) & keep[::step]).any():
         raise DesignError(
             f"{func}: no treated cohort is left after dropping units treated in the first period. ATT(g,t) needs "
             f"units first treated after the first period. Fix: check the cohort column and anticipation."
         )
-    def no_never_treated(after_balancing: bool) -> None:
+    def no_never_treated(after_balancing: bool, step: int = 1) -> None:
         """did's rule without never-treated units: the last cohort becomes the comparison group, later periods
-        go (re-checked after balancing, which can remove every never-treated unit)."""
+        go (re-checked after balancing, which can remove every never-treated unit). ``step``: look at every
+        step-th row only (grid panel, rows kept or dropped by whole units so far)."""
         nonlocal row_g
-        finite = np.isfinite(row_g)
-        if (keep & ~finite).any() or not (keep & finite).any():
+        finite, kept = np.isfinite(row_g[::step]), keep[::step]
+        if (kept & ~finite).any() or not (kept & finite).any():
             return
         why = " after dropping the units not observed in every period" if after_balancing else ""
         if control == "never":
@@ -159,7 +165,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
             raise DesignError(f"{func}: only one treated cohort and no never-treated units{why}: nothing to "
                               f"compare. Fix: add never-treated units or another cohort.")
 
-    no_never_treated(after_balancing=False)
+    no_never_treated(after_balancing=False, step=step)
     # balance
     if mode != "rc" and panel.is_balanced and bool(keep.all()):  # every unit in every period: no gaps
         if mode == "unbalanced":
@@ -215,7 +221,8 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     cohort_values = np.unique(g_unit)  # inf sorts last
     _check_cohorts_are_periods(func, cohort_values, panel)
     cohort_code = np.searchsorted(cohort_values, g_unit)
-    order = np.argsort(cohort_code, kind="stable")
+    small_codes = cohort_code.astype(np.int16) if cohort_values.shape[0] < 2 ** 15 else cohort_code
+    order = np.argsort(small_codes, kind="stable")  # 16-bit keys: numpy's stable sort is a radix sort
     rank = np.empty(n_units, dtype=np.int64)
     rank[order] = np.arange(n_units)
     if grid:  # int32 where it fits: the result keeps the row -> unit map as int32 anyway
