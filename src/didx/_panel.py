@@ -429,8 +429,9 @@ class _Kept:
     grid: bool = False  # see Panel.grid
 
 
-def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
-    """Take the kept rows and re-code periods, units and clusters to those present."""
+def _keep(v: _Values, rows: _Rows, r: _Roles, derive_treat: bool = True) -> _Kept:
+    """Take the kept rows and re-code periods, units and clusters to those present (and derive the treatment
+    indicator from the cohort unless ``derive_treat`` is False)."""
     all_kept = bool(rows.keep.all())
     idx = np.empty(0, dtype=np.int64) if all_kept else np.flatnonzero(rows.keep)
 
@@ -439,7 +440,8 @@ def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
 
     tk = take(v.time_codes)
     periods, labels = v.periods, v.labels
-    present = np.bincount(tk, minlength=periods.shape[0]) > 0
+    # every code of v.time_codes has a row (_code_time codes the values present): re-code only after drops
+    present = np.ones(periods.shape[0], dtype=bool) if all_kept else np.bincount(tk, minlength=periods.shape[0]) > 0
     if not present.all():
         tk = (np.cumsum(present) - 1)[tk]
         periods = periods[present]
@@ -456,6 +458,8 @@ def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
     trk: np.ndarray | None = None
     if v.treat is not None:
         trk = take(v.treat)
+    elif gk is not None and not derive_treat:
+        trk = None
     elif gk is not None and all_kept and v.grid:  # no n-length gather of the period values
         trk = (periods >= gk.reshape(-1, periods.shape[0])).astype(np.float64).reshape(-1)
     elif gk is not None:
@@ -558,13 +562,17 @@ def _check_design(k: _Kept, r: _Roles, func: str, require_control: str) -> None:
                 f"compares with never-treated units. Fix: use a not-yet-treated control group if the estimator "
                 f"offers one, or add never-treated units."
             )
-    if k.treat is not None:
-        if not (k.treat == 1).any():
+    treated_rows = k.treat == 1 if k.treat is not None else None
+    if treated_rows is None and k.cohort is not None and not k.grid:  # not derived (derive_treat=False)
+        treated_rows = k.periods[k.time] >= k.cohort
+    # on the grid every unit is observed in the last period, so a finite cohort (checked above) has treated rows
+    if treated_rows is not None:
+        if not treated_rows.any():
             raise DesignError(
                 f"{func}: no treated observations: {r.treat or r.cohort!r} is never 1 in the sample. Fix: check the "
                 f"treatment column."
             )
-        if require_control != "none" and not (k.treat == 0).any():
+        if require_control != "none" and treated_rows.all():
             raise DesignError(
                 f"{func}: no control observations: every row is treated in {r.treat or r.cohort!r}. Fix: include "
                 f"untreated units or periods."
@@ -604,6 +612,7 @@ def build_panel(
     check_duplicates: bool = True,
     zero_weights: str = "keep",
     treat_role: str = "treatment",
+    derive_treat: bool = True,
 ) -> Panel:
     """Validate ``data`` for a DiD design and return a :class:`Panel`.
 
@@ -618,13 +627,14 @@ def build_panel(
     untreated observation) or ``'none'``. ``zero_weights="drop"`` removes rows whose weight is 0 and counts them
     (as R's ``lm`` and fixest do for regressions, so that ``n``, ``K`` and the clusters count only observations
     that enter the fit); ``"keep"`` leaves them in. ``treat_role`` names the ``treat`` column in messages (e.g.
-    ``"group"`` for the 2x2's treated-group indicator).
+    ``"group"`` for the 2x2's treated-group indicator). ``derive_treat=False`` leaves ``Panel.treat`` None when
+    only a cohort is given (for estimators that use the cohort alone: one n-length array less).
     """
     cols, r = _read(data, func, y=y, time=time, unit=unit, cohort=cohort, treat=treat, covariates=covariates,
                     weights=weights, cluster=cluster, categorical=categorical)
     v = _values(cols, r, func, treat_role)
     rows = _filter_rows(v, r, func, zero_weights=zero_weights, treat_role=treat_role)
-    k = _keep(v, rows, r)
+    k = _keep(v, rows, r, derive_treat)
     _check_periods(k, r, func)
     for c in r.clusters:  # a cluster-robust covariance needs two clusters, whichever estimator computes it
         cluster_count_check(func, c, int(k.codes[c].max()) + 1 if k.codes[c].size else 0)

@@ -128,7 +128,8 @@ def att_gt(
                           seed=seed, y=y, covariates=as_list(covariates), weights=weights)
     check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort})
     p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=list(opts.covariates),
-                    weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
+                    weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel,
+                    derive_treat=False)
     return _assemble(_estimate(p, opts), opts)
 
 
