@@ -103,3 +103,21 @@ def test_att_gt_grid_without_never_treated() -> None:
     assert r1.sample == r2.sample and r1.notes == r2.notes
     with pytest.raises(didx.DesignError, match="no never-treated units"):
         didx.att_gt(df, y="y", unit="unit", time="time", cohort="cohort")
+
+
+def test_with_vcov_on_the_grid() -> None:
+    """The row -> unit map kept by a grid fit (a broadcast view) reclusters as the general path's."""
+    df = _grid()
+    df["state"] = df["unit"] % 7
+    general = df.assign(unit=df["unit"].astype(float))
+    r1, r2 = (didx.att_gt(d, y="y", unit="unit", time="time", cohort="cohort") for d in (df, general))
+    for by_name in (True, False):
+        if by_name:
+            v1, v2 = r1.with_vcov(cluster="state", data=df), r2.with_vcov(cluster="state", data=general)
+        else:
+            v1, v2 = (r.with_vcov(cluster=df["state"].to_numpy()) for r in (r1, r2))
+        np.testing.assert_array_equal(v1.vcov, v2.vcov)
+        np.testing.assert_array_equal(v1.aggregate("dynamic").vcov, v2.aggregate("dynamic").vcov)
+    c1 = didx.att_gt(df, y="y", unit="unit", time="time", cohort="cohort", cluster="state")
+    np.testing.assert_array_equal(c1.with_vcov(cluster="unit").vcov, r1.vcov)
+    np.testing.assert_array_equal(c1.vcov, r1.with_vcov(cluster="state", data=df).vcov)

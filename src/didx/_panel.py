@@ -687,7 +687,7 @@ def _is_grid(unit: np.ndarray, time_codes: np.ndarray, T: int) -> bool:
         return False  # the cheap look at the first unit fails on data in another order
     U = unit.reshape(-1, T)
     first = U[:, 0]
-    return bool((time_codes.reshape(-1, T) == steps).all() and (U == first[:, None]).all()
+    return bool((time_codes.reshape(-1, T) == steps).all() and (first[:, None] == U).all()
                 and (first[1:] > first[:-1]).all())
 
 

@@ -50,7 +50,7 @@ class CSData:
     unit_cohort: np.ndarray  # cohort code (index into cohort_values) per unit, non-decreasing
     block: np.ndarray  # (G_all + 1,) boundaries of cohort blocks in the unit order
     unit_weight: np.ndarray
-    row_unit: np.ndarray
+    _row_unit: np.ndarray | None  # None on the grid (see grid_units): built on first use of row_unit
     row_time: np.ndarray
     y: np.ndarray
     X: np.ndarray | None
@@ -66,6 +66,24 @@ class CSData:
     # rows form a unit-major grid (Panel.grid, every row kept): rows j * n_periods .. + n_periods - 1 are the
     # periods of one unit, and grid_units[i] is that block j for sorted unit i (None: no grid)
     grid_units: np.ndarray | None = None
+    grid_rank: np.ndarray | None = None  # on the grid: the sorted unit of block j (int32 where it fits)
+
+    @property
+    def row_unit(self) -> np.ndarray:
+        """Sorted unit code of each row."""
+        if self._row_unit is None:
+            assert self.grid_rank is not None
+            object.__setattr__(self, "_row_unit", np.repeat(self.grid_rank, self.n_periods))
+        assert self._row_unit is not None
+        return self._row_unit
+
+    def unit_of_row(self) -> np.ndarray:
+        """``row_unit`` as int32 where it fits; on the grid a read-only (n_units, n_periods) broadcast view
+        (flatten it with ``reshape(-1)``), so that no n-length array is made unless a later step asks for it."""
+        if self._row_unit is None and self.grid_rank is not None:
+            return np.broadcast_to(self.grid_rank[:, None], (self.grid_rank.shape[0], self.n_periods))
+        row_unit = self.row_unit
+        return row_unit.astype(np.int32, copy=False) if self.n_units < np.iinfo(np.int32).max else row_unit
 
     def wide_outcome(self, out: np.ndarray) -> None:
         """Write the outcome into ``out`` (n_units, n_periods) at (sorted unit, period), every cell once."""
@@ -225,8 +243,11 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     order = np.argsort(small_codes, kind="stable")  # 16-bit keys: numpy's stable sort is a radix sort
     rank = np.empty(n_units, dtype=np.int64)
     rank[order] = np.arange(n_units)
-    if grid:  # int32 where it fits: the result keeps the row -> unit map as int32 anyway
-        row_unit = np.repeat(rank.astype(np.int32) if n_units < np.iinfo(np.int32).max else rank, T)
+    grid_rank = None
+    if grid:  # int32 where it fits (as the result keeps the row -> unit map); rows per unit only if needed
+        grid_rank = rank.astype(np.int32) if n_units < np.iinfo(np.int32).max else rank
+        needs_rows = panel.weights is not None or cluster is not None or panel.covariates.shape[1] > 0
+        row_unit: np.ndarray | None = np.repeat(grid_rank, T) if needs_rows else None
     else:
         row_unit = rank[u_new]
     unit_cohort = cohort_code[order]
@@ -240,6 +261,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     if panel.weights is not None:
         w_rows = take(panel.weights)
         w_unit = np.zeros(n_units)
+        assert row_unit is not None
         w_unit[row_unit] = w_rows
         if mode != "rc" and np.any(w_unit[row_unit] != w_rows):
             raise DataError(
@@ -254,6 +276,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     cl_unit = None
     n_clusters = n_units
     if cluster is not None:
+        assert row_unit is not None
         cl_unit, n_clusters = clusters_of_units(func, cluster, take(panel.codes[cluster]), row_unit, n_units)
     sizes = np.diff(block)
     p = 0 if X is None else X.shape[1] - 1
@@ -276,10 +299,11 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
         row_index = rows if panel.kept_rows is None else panel.kept_rows[rows]
     return CSData(mode=mode, n_units=int(n_units), periods=periods, period_labels=labels,
                   cohort_values=cohort_values, unit_cohort=unit_cohort, block=block, unit_weight=w_unit,
-                  row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
+                  _row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
                   n_clusters=n_clusters, report=new_report, weighted=weighted,
                   unit_labels=unit_labels, row_index=row_index, n_input_rows=report.n_input_rows,
-                  fingerprint=panel.fingerprint, cluster_name=cluster, grid_units=order if grid else None)
+                  fingerprint=panel.fingerprint, cluster_name=cluster, grid_units=order if grid else None,
+                  grid_rank=grid_rank)
 
 
 def _check_cohorts_are_periods(func: str, cohort_values: np.ndarray, panel: Panel) -> None:

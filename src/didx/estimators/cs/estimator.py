@@ -277,8 +277,7 @@ def _estimate(p: Panel, opts: _Options) -> _Estimated:
                                  opts.multiplier, rng)
         else:
             basis = mb.block_sums(store.Z, store.block, n_boot, opts.multiplier, rng)
-    row_unit = cs.row_unit
-    compact = row_unit.astype(np.int32, copy=False) if cs.n_units < np.iinfo(np.int32).max else row_unit
+    compact = cs.unit_of_row()
     fit = CSFit(store=store, group=group, time=tvals, att=est.att,
                 cohort_code=np.array([c.g_code for c in est.cells], dtype=int),
                 reference=np.array([c.reference for c in est.cells]), pg_cohort=Wg / n,

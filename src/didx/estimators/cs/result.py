@@ -55,8 +55,8 @@ class CSFit:
     ``store`` holds the cell influence functions (clustered as the fit's ``cluster=``); ``group``, ``time``,
     ``att``, ``cohort_code``, ``reference`` describe the cells, ``pg_cohort`` the cohort shares. ``basis`` and
     ``scale`` are the multiplier-bootstrap sums (rademacher / mammen). ``unit_of_row`` (the unit of each estimation
-    row, compact integers), ``row_index``, ``n_input_rows`` and ``fingerprint`` let ``with_vcov`` match a cluster
-    column to the units.
+    row, compact integers; on a grid panel an (n_units, n_periods) broadcast view, flattened on use), ``row_index``,
+    ``n_input_rows`` and ``fingerprint`` let ``with_vcov`` match a cluster column to the units.
     """
 
     store: IFStore
@@ -92,7 +92,7 @@ class CSFit:
 
     def cluster_codes(self) -> ClusterCodes:
         """Codes per estimation row of the unit and of the fit's cluster variable (built on request)."""
-        rows = np.asarray(self.unit_of_row, dtype=np.int64)
+        rows = np.asarray(self.unit_of_row, dtype=np.int64).reshape(-1)
         stored: dict[str, np.ndarray] = {}
         if self.unit_name is not None:
             stored[self.unit_name] = rows
@@ -108,8 +108,8 @@ class CSFit:
             return CSChoice("analytic", None, self.store)
         if name == self.cluster_name and name not in supplied:
             return CSChoice("analytic", name, self.store)
-        per_unit, G = clusters_of_units(func, name, codes[name], np.asarray(self.unit_of_row, dtype=np.int64),
-                                        self.n_units)
+        per_unit, G = clusters_of_units(func, name, codes[name],
+                                        np.asarray(self.unit_of_row, dtype=np.int64).reshape(-1), self.n_units)
         return CSChoice("analytic", name, self.store.reclustered(per_unit, G))
 
 
