@@ -364,8 +364,9 @@ def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_r
     """Drop (and record) rows with a missing or infinite value in a role column; refuse values no row may have
     (negative or all-zero weights, a non-binary treatment)."""
     rows = _Rows(v.y.shape[0])
-    rows.drop_coded(v.time_codes, v.time_inf, f"time ({r.time})")
-    if v.unit_codes is not None and r.unit is not None:
+    if not v.grid:  # on the grid every row has a period and an integer unit (see _is_grid)
+        rows.drop_coded(v.time_codes, v.time_inf, f"time ({r.time})")
+    if v.unit_codes is not None and r.unit is not None and not v.grid:
         rows.drop_coded(v.unit_codes, v.infinite[r.unit], f"unit ({r.unit})")
     rows.drop_nonfinite(v.y, v.infinite[r.y], f"outcome ({r.y})")
     for j, c in enumerate(r.covariates):

@@ -251,10 +251,11 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     else:
         row_unit = rank[u_new]
     unit_cohort = cohort_code[order]
+    picked = order if all_kept else old_code[order]  # all kept: old_code is 0..n_units-1
     if mode == "rc" or panel.unit_labels is None:
-        unit_labels = panel.row_index[old_code[order]]
+        unit_labels = panel.row_index[picked]
     else:
-        unit_labels = panel.unit_labels[old_code[order]]
+        unit_labels = panel.unit_labels[picked]
     block = np.searchsorted(unit_cohort, np.arange(cohort_values.shape[0] + 1))
     # weights per unit
     weighted = panel.weights is not None
