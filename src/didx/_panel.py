@@ -175,7 +175,10 @@ def _normalise_cohort(
             f"{func}: the cohort column {name!r} uses 0, but 0 is also a period of the time column, so 0 cannot "
             f"mean 'never treated'. Fix: code never-treated units as NaN or inf in {name!r}."
         )
-    never = zero | ~np.isfinite(g) | (g > periods[-1])
+    never = g > periods[-1]
+    never |= zero
+    if np.asarray(raw).dtype.kind not in "iub":  # integers hold no NaN or inf
+        never |= ~np.isfinite(g)
     g[never] = NEVER
     T = periods.shape[0]
     consecutive = bool(np.all(periods == np.arange(periods[0], periods[0] + T)))  # integers (years, 1..T)
