@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck bench bench-peers clean
+.PHONY: demo test lint typecheck bench bench-peers clean check-report
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,28 @@ bench-peers: $(VENV)/.installed
 	  --data-dir ../panels --out benchmarks/peers.jsonl --sizes 100000,1000000 \
 	  --tasks didx.twfe,pyfixest.twfe,didx.cs,diff-diff.cs,csdid.cs,didx.cs_boot,diff-diff.cs_boot,didx.sa,diff-diff.sa,pyfixest.sa,didx.bjs,diff-diff.bjs,didx.gardner,diff-diff.gardner,pyfixest.gardner
 	$(PEERS)/bin/python ../shared/bench/bench_peers.py render benchmarks/peers.jsonl
+
+# The mpdta workflow report (examples/report_mpdta.py) opened in headless Chromium: installs Debian's chromium if
+# missing (apt-get; needs root or sudo), saves out/report_mpdta.png and fails on any console message.
+CHROMIUM ?= chromium
+REPORT_DEPS ?= $(VENV)/.installed
+REPORT_HEIGHT ?= 3000
+check-report: $(REPORT_DEPS)
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  echo "check-report: $(CHROMIUM) not found; installing Debian's chromium with apt-get"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; \
+	  else echo "check-report: FAILED: chromium is missing and this user can neither install packages (not root) nor use sudo. Install it (apt-get install chromium) and rerun."; exit 1; fi; \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium) \
+	  || { echo "check-report: FAILED: apt-get could not install chromium (see above). Install it and rerun."; exit 1; }; }
+	mkdir -p out
+	PYTHONPATH=src MPLBACKEND=Agg $(BIN)/python examples/report_mpdta.py out/report_mpdta.html
+	@! grep -Eo '(src|href)="(https?:)?//[^"]*"' out/report_mpdta.html || { echo "check-report: FAILED: the report links outside itself"; exit 1; }
+	timeout 180 $(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --host-resolver-rules="MAP * ~NOTFOUND" \
+	  --window-size=1280,$(REPORT_HEIGHT) --screenshot=$(CURDIR)/out/report_mpdta.png --enable-logging=stderr --v=0 \
+	  file://$(CURDIR)/out/report_mpdta.html 2> out/report_mpdta.chromium.log
+	@! grep -E "CONSOLE|Uncaught" out/report_mpdta.chromium.log || { echo "check-report: FAILED: console messages above (out/report_mpdta.chromium.log)"; exit 1; }
+	@test -s out/report_mpdta.png || { echo "check-report: FAILED: no screenshot written"; exit 1; }
+	@echo "check-report: OK: out/report_mpdta.png saved, no console errors"
 
 clean:
 	rm -rf $(VENV) out build src/*.egg-info

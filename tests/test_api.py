@@ -58,14 +58,15 @@ def test_registry_declarations_match_the_signatures() -> None:
 
 def test_comparison_keys_are_event_study_estimators() -> None:
     specs = comparison_estimators()
-    assert list(specs) == ["twfe", "sun_abraham", "callaway_santanna", "imputation", "did2s", "dcdh", "stacked"]
+    assert list(specs) == ["twfe", "sun_abraham", "callaway_santanna", "imputation", "did2s", "dcdh", "ddd",
+                           "stacked", "etwfe", "lpdid"]
     for key, spec in specs.items():
         assert spec.event_study is not None and spec.pre_period is not None, key
-    from didx.comparison import _MAPPED, _RUNNERS, ESTIMATORS, LABELS, PRE_PERIOD, WINDOW_RULE
+    from didx.comparison import _MAPPED, _RUNNERS, ESTIMATORS, LABELS, NEEDS_COLUMNS, PRE_PERIOD, WINDOW_RULE
 
-    assert tuple(specs) == ESTIMATORS
+    assert tuple(n for n in specs if n not in NEEDS_COLUMNS) == ESTIMATORS
     for table in (_RUNNERS, _MAPPED, LABELS, WINDOW_RULE):  # a comparison key needs its runner and texts
-        assert set(table) == set(ESTIMATORS)
+        assert set(table) == set(specs)
     for spec in REGISTRY.values():
         if spec.pre_period is not None:
             key = spec.pre_period_key({"base_period": "universal"})

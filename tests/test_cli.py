@@ -83,6 +83,7 @@ def test_common_vocabulary_reaches_every_estimator(capsys: pytest.CaptureFixture
 
     df = didx.datasets.load("mpdta")
     df["treat_post"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
+    df["part"] = df["countyreal"] % 2  # a partition for the triple difference
     path = tmp_path / "mpdta.csv"
     df.to_csv(path, index=False)
     args = [str(path), "y=lemp", "unit=countyreal", "time=year", "treat=treat_post", "--output", "json"]
@@ -122,6 +123,10 @@ CLI_CASES: dict[str, list[str]] = {
     "dcdh": ["{mpdta}", "y=lemp", "unit=countyreal", "time=year", "treat=treat_post"],
     "twfe_weights": ["{mpdta}", "y=lemp", "unit=countyreal", "time=year", "treat=treat_post"],
     "stacked": ["dataset:mpdta", *MPDTA, "window=-1,1"],
+    "ddd": ["{mpdta}", *MPDTA, "partition=part"],
+    "etwfe": ["dataset:mpdta", *MPDTA],
+    "lpdid": ["dataset:mpdta", *MPDTA, "pre_window=2", "post_window=2"],
+    "synthdid": ["dataset:california_prop99", "y=PacksPerCapita", "unit=State", "time=Year", "treat=treated"],
 }
 FORMATS = ("summary", "markdown", "latex", "json")
 
@@ -132,6 +137,7 @@ def mpdta_csv(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     df = didx.datasets.load("mpdta")
     df["treat_post"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
+    df["part"] = df["countyreal"] % 2  # a partition for the triple difference
     path = tmp_path_factory.mktemp("cli") / "mpdta.csv"
     df.to_csv(path, index=False)
     return str(path)
@@ -296,9 +302,9 @@ def test_report_flag_without_report(capsys: pytest.CaptureFixture[str], monkeypa
                                     tmp_path: Path) -> None:
     import didx
 
-    if hasattr(didx, "report"):
-        monkeypatch.delattr(didx, "report", raising=False)
-        monkeypatch.setattr(didx, "__getattr__", lambda name: (_ for _ in ()).throw(AttributeError(name)))
+    if "report" in vars(didx):  # didx.report is a lazy name (didx.__getattr__), not an attribute
+        monkeypatch.delattr(didx, "report")
+    monkeypatch.setattr(didx, "__getattr__", lambda name: (_ for _ in ()).throw(AttributeError(name)))
     assert main(["twfe", "dataset:mpdta", *MPDTA, "--report", str(tmp_path / "r.html")]) == 2
     assert "--report: not available" in capsys.readouterr().err
 

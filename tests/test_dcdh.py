@@ -91,7 +91,7 @@ def test_event_time_axis_and_result_type(fav_res):
         assert t.loc[f"Effect_{i}", "event_time"] == i - 1
     for i in range(1, 4):
         assert t.loc[f"Placebo_{i}", "event_time"] == -(i + 1)
-    assert np.isnan(t.loc["Av_tot_eff", "event_time"])
+    assert pd.isna(t.loc["Av_tot_eff", "event_time"])  # a nullable integer column (issue 12)
     table = fav_res.event_table()
     assert -1.0 in set(table["event_time"])
 

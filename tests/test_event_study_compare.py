@@ -116,7 +116,8 @@ def test_plot_overlays_every_estimator(compare_mpdta: EventStudyComparison) -> N
     ax = compare_mpdta.plot()
     labels = [h.get_label() for h in ax.get_legend().legend_handles]
     assert labels == ["TWFE", "Sun-Abraham", "Callaway-Sant'Anna", "BJS imputation", "Gardner two-stage",
-                      "de Chaisemartin-D'Haultfoeuille", "Stacked (WFH weights)"]
+                      "de Chaisemartin-D'Haultfoeuille", "Stacked (WFH weights)", "Extended TWFE (Wooldridge)",
+                      "Local-projections DiD"]
     points = [ln for ln in ax.get_lines() if ln.get_gid() == "estimates"]
     assert len(points) == len(ESTIMATORS)
     # dodged: the seven series sit at distinct offsets around event time 0
@@ -358,6 +359,12 @@ def _direct(name: str, df: pd.DataFrame, cov: list[str] | None, cluster: str | N
         d = df.assign(treat01=((df["cohort"] > 0) & (df["time"] >= df["cohort"])).astype(int))
         return didx.dcdh(d, y="y", unit="unit", time="time", treat="treat01", effects=3, placebo=1, covariates=cov,
                          cluster=cluster)
+    if name == "etwfe":
+        es = didx.etwfe(df, **SIM, control="never", covariates=cov, cluster=cluster).aggregate("event")
+        assert isinstance(es, EventStudyResult)
+        return es
+    if name == "lpdid":
+        return didx.lpdid(df, **SIM, pre_window=2, post_window=2, covariates=cov, cluster=cluster)
     return didx.stacked(df, **SIM, window=(-2, 2), cluster=cluster)
 
 
@@ -458,7 +465,8 @@ def test_dcdh_in_a_comparison_can_recluster_by_any_data_column(mpdta: pd.DataFra
 # ------------------------------------------------------------------ the contract of the comparison's results
 def test_every_result_carries_its_pre_period_meaning(compare_mpdta: EventStudyComparison) -> None:
     keys = {"twfe": "twfe", "sun_abraham": "sun_abraham", "callaway_santanna": "callaway_santanna_universal",
-            "imputation": "imputation", "did2s": "did2s", "dcdh": "dcdh", "stacked": "stacked"}
+            "imputation": "imputation", "did2s": "did2s", "dcdh": "dcdh", "stacked": "stacked",
+            "etwfe": "etwfe_never", "lpdid": "lpdid"}
     for name, res in compare_mpdta.results.items():
         assert res.pre_period_meaning == PRE_PERIOD[keys[name]], name
         assert f"pre-period coefficients: {res.pre_period_meaning}" in str(compare_mpdta.summary())
@@ -466,7 +474,7 @@ def test_every_result_carries_its_pre_period_meaning(compare_mpdta: EventStudyCo
     assert direct.pre_period_meaning == PRE_PERIOD["twfe"] and direct.cross_covariance
 
 
-PANEL_LEVEL = ["twfe", "sun_abraham", "imputation", "did2s", "stacked"]
+PANEL_LEVEL = ["twfe", "sun_abraham", "imputation", "did2s", "stacked", "etwfe", "lpdid"]
 
 
 def test_panel_level_entries_run_on_the_panel_built_once(mpdta: pd.DataFrame,
@@ -503,7 +511,8 @@ def test_panel_level_entries_run_on_the_panel_built_once(mpdta: pd.DataFrame,
     # options naming another cluster or fixed-effect column: its codes come from the columns read, same panel
     built.clear()
     opts = {"twfe": {"cluster": "lpop"}, "imputation": {"cluster": "lpop"}, "did2s": {"fe": ["countyreal", "year"]},
-            "sun_abraham": {"cluster": ["countyreal", "lpop"]}, "stacked": {"window": (-1, 1), "cluster": "lpop"}}
+            "sun_abraham": {"cluster": ["countyreal", "lpop"]}, "stacked": {"window": (-1, 1), "cluster": "lpop"},
+            "etwfe": {"cluster": "lpop"}, "lpdid": {"cluster": "lpop"}}
     other = didx.event_study(mpdta, **MPDTA, estimator=PANEL_LEVEL, window=(-2, 2), options=opts)
     assert isinstance(other, EventStudyComparison) and built == [1]
     for name in PANEL_LEVEL:
@@ -612,9 +621,12 @@ def test_every_result_accounts_for_the_input_rows_and_reclusters_by_a_data_colum
     map to the user's rows: with_vcov(cluster=df[col]) and with_vcov(cluster=col, data=df) equal the comparison
     run with cluster=col."""
     df = _messy(sim)
-    extra: dict[str, Any] = {} if name == "stacked" else {"covariates": "x2", "weights": "w"}
+    extra: dict[str, Any] = ({} if name == "stacked" else {"covariates": "x2"} if name == "lpdid"
+                             else {"covariates": "x2", "weights": "w"})
     kw: dict[str, Any] = dict(**SIM, window=(-2, 2), cluster="state", **extra)
-    res = didx.event_study(df, **kw, estimator=[n for n in ESTIMATORS if n != "stacked" or not extra])[name]
+    refuses = {"stacked": ("covariates", "weights"), "lpdid": ("weights",)}  # options they cannot honour
+    runs = [n for n in ESTIMATORS if not set(refuses.get(n, ())) & set(extra)]
+    res = didx.event_study(df, **kw, estimator=runs)[name]
     single = didx.event_study(df, **kw, estimator=name)
     np.testing.assert_array_equal(res.coef, single.coef)
     assert res.sample.n_input_rows == len(df) == res.sample.n_obs + res.sample.n_dropped_rows

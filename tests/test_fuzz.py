@@ -52,6 +52,7 @@ def _two_period() -> pd.DataFrame:
 
 STAGGERED = _staggered()
 TWO_PERIOD = _two_period()
+STAGGERED_DDD = STAGGERED.assign(elig=STAGGERED["unit"] % 2)  # a partition for the triple difference
 
 
 # ---------------------------------------------------------------------------------------------------- estimators
@@ -104,6 +105,12 @@ SPECS = [
          cluster=False, cohort=False),
     Spec("stacked", STAGGERED, {**STAG, "window": (-1, 1)}, covariates=None, ssc=True, vcov=True,
          options={"window": 3}),
+    Spec("ddd", STAGGERED_DDD, {**STAG, "partition": "elig"}, options={"method": 5}),
+    Spec("synthdid", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d"}, weights=False,
+         cohort=False, options={"n_reps": "many"}),
+    Spec("etwfe", STAGGERED, STAG, ssc=True, vcov=True, options={"control": 3}),
+    Spec("lpdid", STAGGERED, {"y": "y", "unit": "unit", "time": "time", "treat": "d", "pre_window": 2,
+                              "post_window": 1}, weights=False, cohort=False, options={"pre_window": "two"}),
 ]
 BY_NAME = {s.name: s for s in SPECS}
 

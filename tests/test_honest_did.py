@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import didx
@@ -18,7 +17,7 @@ M_GRID = [0.0, 0.01, 0.02, 0.03, 0.04, 0.05]
 
 @pytest.fixture(scope="module")
 def ehec_es():
-    df = pd.read_csv("/work/shared/data/ehec.csv")
+    df = didx.datasets.load("ehec")
     df = df[(df.year < 2016) & (df.yexp2.isna() | (df.yexp2 != 2015))].copy()
     df["cohort"] = np.where(df.yexp2 == 2014, 2014.0, np.nan)
     return didx.event_study(df, y="dins", unit="stfips", time="year", cohort="cohort", cluster="stfips")
@@ -68,8 +67,8 @@ def test_flci_m0_half_length_and_centre(ehec_result):
 
 def test_result_api(ehec_result):
     tb = ehec_result.tidy()
-    assert list(tb.columns) == ["M", "conf_low", "conf_high", "method", "restriction"]
-    assert set(tb.method) == {"FLCI"} and set(tb.restriction) == {"smoothness"}
+    assert list(tb.columns) == ["M", "conf_low", "conf_high", "method", "restriction", "delta"]
+    assert set(tb.method) == {"FLCI"} and set(tb.restriction) == {"smoothness"} and set(tb.delta) == {"DeltaSD"}
     o = ehec_result.original
     assert o.conf_low < o.estimate < o.conf_high
     s = ehec_result.summary()
@@ -124,8 +123,6 @@ def test_bad_input(ehec_es):
     gap = t != -3
     with pytest.raises(InvalidOptionError, match="consecutive"):
         didx.honest_did(beta=b[gap], sigma=S[np.ix_(gap, gap)], event_time=t[gap], reference=-1, M=0.01)
-    with pytest.raises(InvalidOptionError, match="not built yet"):
-        didx.honest_did(ehec_es, M=1.0, restriction="combined")
 
 
 # ---- relative magnitudes (Delta^RM), C-LF -------------------------------------------------------------------
@@ -164,7 +161,7 @@ def test_rm_mbar0_contains_parallel_trends_estimate(rm_average):
     # inside the (wider) robust intervals for Mbar > 0
     assert rm_average.M[0] == 0.0
     assert rm_average.conf_low[0] < rm_average.original.estimate < rm_average.conf_high[0]
-    assert "Delta^RM" in rm_average.summary() and "C-LF" in rm_average.summary()
+    assert "DeltaRM" in rm_average.summary() and "C-LF" in rm_average.summary()
 
 
 def test_rm_raw_equals_result(ehec_es):
@@ -176,13 +173,8 @@ def test_rm_raw_equals_result(ehec_es):
 
 
 def test_rm_bad_input(ehec_es):
-    b, S, t = _raw(ehec_es)
     with pytest.raises(InvalidOptionError, match="Mbar"):
         didx.honest_did(ehec_es, M=[1.0, -0.5], restriction="relative_magnitude")
-    one_post = t <= 0
-    with pytest.raises(DesignError, match="single post period"):
-        didx.honest_did(beta=b[one_post], sigma=S[np.ix_(one_post, one_post)], event_time=t[one_post],
-                        reference=-1, M=1.0, restriction="relative_magnitude")
 
 
 # ---- breakdown value and sensitivity plot (issue 15, point 2) ----------------------------------------------
@@ -239,19 +231,36 @@ def test_sensitivity_plot(ehec_result):
         ehec_result.plot(ax="not an axes")
 
 
-def test_rm_interval_equals_full_grid_union(ehec_es):
-    # rm_interval tests grid points from the ends inwards only; it must equal testing every grid point
-    from didx.sensitivity._arp import GRID_POINTS, polyhedron_accepts, rm_interval, rm_matrix
+@pytest.mark.parametrize("kw", [dict(restriction="relative_magnitude", M=1.0, target="average"),
+                                dict(restriction="relative_magnitude", M=0.5, target="first", grid_points=200),
+                                dict(restriction="smoothness", M=0.01, ci="arp", grid_points=200),
+                                dict(restriction="smoothness", M=0.01, bias_sign="negative", grid_points=200)])
+def test_interval_equals_full_grid_union(ehec_es, kw):
+    # the intervals test grid points from the ends inwards only and locate the LF first stage by convexity of eta;
+    # they must equal testing every grid point with eta solved at each
+    from didx.sensitivity import _methods
+    from didx.sensitivity._arp import Hybrid, Polyhedron, prepare_lf
+    from didx.sensitivity._deltas import post_rows
 
-    b, S, t = _raw(ehec_es)
-    n_pre = int((t < 0).sum())
-    l_vec = np.full(t.size - n_pre, 1.0 / (t.size - n_pre))
-    draws = _r_normal_draws(0, 10**6)
-    sd = float(np.sqrt(l_vec @ S[n_pre:, n_pre:] @ l_vec))
-    grid = np.linspace(-20.0 * sd, 20.0 * sd, GRID_POINTS)
+    res = didx.honest_did(ehec_es, **kw)
+    fit = res._fit
+    meth, m = fit.method, res.M[0]
+    kappa = 0.005
+    if meth.kind == "FLCI-hybrid":
+        hyb = Hybrid("FLCI", kappa, *_methods.flci_estimator(fit.sigma, fit.n_pre, fit.l_vec, m, kappa))
+    else:
+        hyb = Hybrid(meth.kind, kappa)
+    lb, ub = _methods._grid_bounds(meth, fit.sigma, fit.n_pre, fit.l_vec, m, hyb, fit.beta)
+    grid = np.linspace(lb, ub, meth.grid_points)
     accept = np.zeros(grid.size, dtype=bool)
-    for s in range(-(n_pre - 1), 1):
-        for positive in (True, False):
-            A = rm_matrix(n_pre, l_vec.size, 1.0, s, positive)
-            accept |= polyhedron_accepts(b, S, n_pre, l_vec, A, grid, 0.05, draws)
-    assert rm_interval(b, S, n_pre, l_vec, 1.0, 0.05, draws) == (grid[accept].min(), grid[accept].max())
+    for A, d in meth.restr.polyhedra(fit.n_pre, fit.l_vec.size, m):
+        poly = Polyhedron(fit.beta, fit.sigma, fit.n_pre, fit.l_vec, A, d, post_rows(A, fit.n_pre), grid, 0.05,
+                          hyb, _r_normal_draws(0, 10**6))
+        if hyb.kind == "LF":  # the critical value over all draws, each program solved
+            from didx.sensitivity._arp import _eta_block, _quantile7
+
+            poly.lf_cv = _quantile7(_eta_block(poly.xi, poly.X, poly.sd)[0], 1 - kappa)
+        accept |= poly.accept_every_point()
+    prepare_lf([], kappa)
+    assert accept.any()
+    assert (res.conf_low[0], res.conf_high[0]) == (grid[accept].min(), grid[accept].max())

@@ -121,3 +121,15 @@ def test_with_vcov_on_the_grid() -> None:
     c1 = didx.att_gt(df, y="y", unit="unit", time="time", cohort="cohort", cluster="state")
     np.testing.assert_array_equal(c1.with_vcov(cluster="unit").vcov, r1.vcov)
     np.testing.assert_array_equal(c1.vcov, r1.with_vcov(cluster="state", data=df).vcov)
+
+
+def test_ddd_bit_identical_on_the_grid() -> None:
+    """Triple differences reuse the CS sample rules and reorder the units (by partition): the same numbers."""
+    df = _grid(80)
+    df["part"] = (df["unit"] % 2).astype(np.int64)
+    general = df.assign(unit=df["unit"].astype(float))
+    assert _panel(df).grid and not _panel(general).grid
+    r1, r2 = (didx.ddd(d, y="y", unit="unit", time="time", cohort="cohort", partition="part") for d in (df, general))
+    np.testing.assert_array_equal(r1.coef, r2.coef)
+    np.testing.assert_array_equal(r1.vcov, r2.vcov)
+    np.testing.assert_array_equal(r1.aggregate("dynamic").vcov, r2.aggregate("dynamic").vcov)

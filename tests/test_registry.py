@@ -56,6 +56,7 @@ def _two_periods(sim: pd.DataFrame) -> pd.DataFrame:
 
 SIM = _panel()
 TWO = _two_periods(SIM)
+SIM_DDD = SIM.assign(eligible=SIM["unit"] % 2)  # a partition for the triple difference
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,17 @@ CASES: dict[str, Case] = {
     "did2s": Case("did2s", SIM, lambda **o: didx.did2s(SIM, **COLS, second_stage=DID2S_EVENT_STUDY, **o)),
     "dcdh": Case("dcdh", SIM, _dcdh),
     "stacked": Case("stacked", SIM, lambda **o: didx.stacked(SIM, **COLS, window=(-2, 2), **o)),
+    "ddd": Case("ddd", SIM_DDD, lambda **o: didx.ddd(SIM_DDD, **COLS, partition="eligible", **o)),
+    "ddd.dynamic": Case("ddd", SIM_DDD, lambda **o: didx.ddd(SIM_DDD, **COLS, partition="eligible", **o)
+                        .aggregate("dynamic")),
+    # synthdid's covariance is its replications: a bootstrap re-drawn by clusters of units (uniform weights: fast)
+    "synthdid": Case("synthdid", SIM, lambda **o: didx.synthdid(SIM, y="y", unit="unit", time="time", treat="d",
+                                                                method="did", se="bootstrap", n_reps=30, seed=1,
+                                                                **o)),
+    "etwfe": Case("etwfe", SIM, lambda **o: didx.etwfe(SIM, **COLS, **o)),
+    "lpdid": Case("lpdid", SIM, lambda **o: didx.lpdid(SIM, y="y", unit="unit", time="time", treat="d",
+                                                        pre_window=2, post_window=2, **o)),
+    "etwfe.event": Case("etwfe", SIM, lambda **o: didx.etwfe(SIM, **COLS, control="never", **o).aggregate("event")),
 }
 
 NOT_ON_CONTRACT: set[str] = set()  # every estimator of the registry is on the covariance contract
@@ -309,7 +321,7 @@ def test_panel_entries_match_their_functions() -> None:
     arguments naming columns it needs codes of are, and the data-level function takes them under the same
     names; the control requirement is one build_panel knows."""
     entries = {name: s.from_panel for name, s in REGISTRY.items() if s.from_panel is not None}
-    assert set(entries) == {"event_study", "sun_abraham", "imputation", "did2s", "stacked"}
+    assert set(entries) == {"event_study", "sun_abraham", "imputation", "did2s", "stacked", "etwfe", "lpdid"}
     for name, entry in entries.items():
         params = inspect.signature(entry.load()).parameters
         data_level = inspect.signature(REGISTRY[name].load()).parameters

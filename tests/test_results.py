@@ -93,13 +93,63 @@ def test_compare(mpdta: pd.DataFrame, res: didx.TWFEResult) -> None:
     iid = res.with_vcov("iid")
     table = didx.compare([res, iid], names=["cluster", "iid"])
     text = str(table)
-    assert "treat_post" in text and "cluster" in text and "(" in text
+    assert "ATT" in text and "cluster" in text and "(" in text
     rows = {row[0]: row[1:] for row in table.rows}  # type: ignore[union-attr]
     assert rows["Units"] == ("500", "500") and rows["Clusters"] == ("500", "")
-    assert "| treat_post |" in didx.compare([res, iid], output="markdown")
-    assert r"\begin{tabular}" in didx.compare([res, iid], output="latex")
+    assert "| ATT |" in didx.compare([res, iid], format="markdown")
+    assert r"\begin{tabular}" in didx.compare([res, iid], format="latex")
     with pytest.raises(didx.InvalidOptionError):
         didx.compare([])
+
+
+def test_event_time_prints_as_an_integer(mpdta: pd.DataFrame) -> None:
+    """Issue 12: event_time printed as a float (-4.0), counts too (131.0)."""
+    es = didx.event_study(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    t = es.tidy()
+    assert t["event_time"].dtype == np.int64 and t["n"].dtype == np.int64
+    assert "-4.0" not in t["event_time"].to_string() and "131.0" not in t["n"].to_string()
+    table = es.event_table()  # the reference row keeps the integers (its n is missing)
+    assert list(table["event_time"]) == [-4, -3, -2, -1, 0, 1, 2, 3]
+    assert "-1.0" not in table["event_time"].to_string()
+    # a term without an event time (an overall ATT) is missing in a nullable integer column
+    dyn = didx.att_gt(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat").aggregate("dynamic")
+    d = dyn.tidy()
+    assert str(d["event_time"].dtype) == "Int64" and d["event_time"].isna().sum() == 1
+    assert "-3.0" not in d["event_time"].to_string()
+    np.testing.assert_array_equal(d["event_time"].to_numpy(float, na_value=np.nan)[:-1], dyn.event_times[:-1])
+    # values that are not whole stay floats
+    r = didx.Result(estimator="e", terms=("a",), coef=np.array([1.0]), vcov_matrix=np.eye(1), headline="a",
+                    inference=didx.Inference("iid"), sample=didx._sample.SampleReport(1, 1),
+                    term_info={"event_time": np.array([0.5]), "n": np.array([2.5])})
+    assert r.tidy()["event_time"].iloc[0] == 0.5 and r.tidy()["n"].iloc[0] == 2.5
+
+
+def test_json_keeps_full_precision(res: didx.TWFEResult, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12: JSON gave the headline at full precision but the terms rounded to 10 decimals."""
+    import json
+
+    from didx.cli import main
+
+    out = json.loads(res.to_json())
+    for row, b, se in zip(out["terms"], res.coef, res.std_errors, strict=True):
+        assert row["estimate"] == b and row["std_error"] == se  # exact: the shortest repr round-trips
+    assert out["estimate"] == res.estimate and out["headline"] == res.headline
+    assert main(["twfe", "dataset:mpdta", "y=lemp", "unit=countyreal", "time=year", "cohort=first.treat",
+                 "--output", "json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    direct = didx.twfe(didx.datasets.load("mpdta"), y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    assert cli["terms"][0]["estimate"] == direct.coef[0] and cli["terms"][0]["conf_low"] == direct.tidy()[
+        "conf_low"].iloc[0]
+
+
+def test_pretrend_f_line_has_degrees_of_freedom(mpdta: pd.DataFrame) -> None:
+    """Issue 12: the dynamic aggregation's pre-trend line printed "F = 2.4426" without degrees of freedom."""
+    dyn = didx.att_gt(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat").aggregate("dynamic")
+    line = str(dyn.pretrend_test())
+    assert "F(3, inf) = 2.4426" in line and "F = " not in line
+    assert "F(3, inf) = 2.4426" in str(dyn.summary())
+    es = didx.event_study(mpdta, y="lemp", unit="countyreal", time="year", cohort="first.treat")
+    assert "F(3, 499) = " in str(es.pretrend_test())  # a t reference keeps its residual degrees of freedom
 
 
 def test_wald_matches_t_squared(res: didx.TWFEResult) -> None:

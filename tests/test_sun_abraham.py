@@ -69,7 +69,7 @@ def test_base_stagg_no_agg(sa_stagg: Any) -> None:
     _check(coefs, REF["base_stagg"]["sunab_no_agg"])
     t = coefs.tidy().set_index("term")
     assert t.loc["year::-9:cohort::10", "group"] == 10 and t.loc["year::-9:cohort::10", "event_time"] == -9
-    assert np.isnan(t.loc["x1", "event_time"])
+    assert pd.isna(t.loc["x1", "event_time"])  # a nullable integer column (issue 12)
     assert len(coefs.terms) == len(REF["base_stagg"]["sunab_no_agg"])
 
 

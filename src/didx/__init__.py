@@ -37,6 +37,7 @@ _LAZY.update({
     "slope_for_power": "didx.sensitivity.pretrends",
     "uniform_bands": "didx.inference.bands",
     "WildBootstrapResult": "didx.inference.wild",
+    "report": "didx.results.report",
 })
 
 

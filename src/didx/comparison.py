@@ -65,7 +65,11 @@ __all__ = ["ESTIMATORS", "LABELS", "PRE_PERIOD", "WINDOW_RULE", "EventStudyCompa
 SPECS: dict[str, EstimatorSpec] = comparison_estimators()
 """The estimators of ``event_study(estimator=...)``, by their key there (from :mod:`didx.registry`)."""
 
-ESTIMATORS: tuple[str, ...] = tuple(SPECS)
+NEEDS_COLUMNS: dict[str, tuple[str, ...]] = {"ddd": ("partition",)}
+"""Estimators that need a column besides the common ones (given in ``options``); ``"all"`` leaves them out."""
+
+ESTIMATORS: tuple[str, ...] = tuple(n for n in SPECS if n not in NEEDS_COLUMNS)
+"""The estimators of ``estimator="all"``: those that run on the common columns."""
 
 LABELS: dict[str, str] = {name: spec.label for name, spec in SPECS.items()}
 
@@ -80,6 +84,10 @@ WINDOW_RULE: dict[str, str] = {
     "dcdh": "effects = hi + 1 (Effect_l at l - 1) and placebos = -lo - 1 (Placebo_l at -(l + 1)), at most the "
             "number of effects",
     "stacked": "the sub-experiment window (cohorts whose window is not fully observed are dropped)",
+    "ddd": "ATT(g,t) on all periods; the dynamic aggregation keeps event times in the window (min_e, max_e)",
+    "etwfe": "the saturated regression on all periods; the event-time averages (R emfx type='event') kept in the "
+             "window",
+    "lpdid": "pre_window = -lo, post_window = hi: one regression per event time in the window (all by default)",
 }
 
 # Values of other estimators' options the comparison sets (one line each to change when they are renamed).
@@ -218,10 +226,10 @@ def parse_estimators(func: str, estimator: str | Sequence[str]) -> list[str]:
     if not names:
         raise InvalidOptionError(f"{func}: estimator= got an empty list. Fix: e.g. estimator=['twfe', 'dcdh'].")
     for n in names:
-        if not isinstance(n, str) or n not in ESTIMATORS:
-            hint = did_you_mean(str(n), ESTIMATORS) if isinstance(n, str) else ""
+        if not isinstance(n, str) or n not in SPECS:
+            hint = did_you_mean(str(n), tuple(SPECS)) if isinstance(n, str) else ""
             raise InvalidOptionError(
-                f"The 'estimator' parameter of {func} must be one of {{{', '.join(map(repr, ESTIMATORS))}}}, "
+                f"The 'estimator' parameter of {func} must be one of {{{', '.join(map(repr, SPECS))}}}, "
                 f"'all', or a list of them. Got {n!r} instead.{hint}"
             )
     if len(set(names)) != len(names):
@@ -588,14 +596,19 @@ def _run_callaway_santanna(inputs: _Inputs, extra: dict[str, Any], bin_endpoints
     if call["base_period"] == "varying":
         notes.append(f"base_period='varying': ref={ref:g} fixes only the anticipation ({call['anticipation']}); "
                      f"the leads are short gaps (t vs t-1), not relative to ref")
-    res = _fit(inputs, spec, call)
-    if c.window is not None:
-        agg.setdefault("min_e", c.window[0])
-        agg.setdefault("max_e", c.window[1])
+    return _dynamic(_fit(inputs, spec, call), call, agg, c.window, tuple(notes))
+
+
+def _dynamic(res: Any, call: dict[str, Any], agg: dict[str, Any], window: tuple[float, float] | None,
+             notes: tuple[str, ...]) -> Run:
+    """The dynamic aggregation of an ATT(g,t) result (``att_gt``, ``ddd``), restricted to ``window``."""
+    if window is not None:
+        agg.setdefault("min_e", window[0])
+        agg.setdefault("max_e", window[1])
     dyn = res.aggregate("dynamic", **agg)
     if not isinstance(dyn, EventStudyResult):  # pragma: no cover - aggregate("dynamic") is an event study
-        raise DesignError("att_gt(...).aggregate('dynamic') did not return an event study.")
-    return dyn, {**_shown(call), **{f"aggregate.{k}": v for k, v in agg.items()}}, tuple(notes)
+        raise DesignError(f"{res.estimator}: aggregate('dynamic') did not return an event study.")
+    return dyn, {**_shown(call), **{f"aggregate.{k}": v for k, v in agg.items()}}, notes
 
 
 def _run_imputation(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
@@ -709,8 +722,72 @@ def _run_stacked(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, co
     return _fit(inputs, SPECS[name], call), _shown(call), ()
 
 
+def _run_ddd(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c = inputs.common
+    name = "ddd"
+    _no_vcov(name, c)
+    _only_ref_minus_one(name, c, "its base period is g - 1 (no anticipation option)")
+    if "partition" not in extra:
+        raise InvalidOptionError(
+            "event_study: estimator='ddd' needs the partition (0/1 eligibility) column of the triple difference. "
+            "Fix: pass options={'ddd': {'partition': 'your_column'}}."
+        )
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "control": "never",
+                            "base_period": "universal", "covariates": c.covariates or None,
+                            "cluster": _need_single(name, "cluster", c.cluster), "weights": c.weights}
+    agg_keys = {"min_e", "max_e", "balance_e"}
+    agg = {k: extra.pop(k) for k in list(extra) if k in agg_keys}
+    call = {**call, **extra}
+    return _dynamic(_fit(inputs, SPECS[name], call), call, agg, c.window, ())
+
+
+def _run_etwfe(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c = inputs.common
+    name = "etwfe"
+    gaps = np.diff(inputs.info.periods)
+    step = float(gaps[0]) if gaps.size and np.all(gaps == gaps[0]) else 1.0
+    if c.refs != (-step,):
+        _refuse(name, "ref", _ref_value(c.refs), f"each cohort's reference period is the period before treatment "
+                f"(event time {-step:g})", f"use ref={-step:g}")
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort, "control": "never",
+                            "covariates": c.covariates or None, "cluster": c.cluster or None, "weights": c.weights,
+                            "vcov": c.vcov, "ssc": c.ssc}
+    call = {**call, **extra}
+    res = _fit(inputs, SPECS[name], call).aggregate("event")
+    notes = ("control='never' (leads against the period before treatment); R etwfe's default 'not_yet' has no "
+             "leads: options={'etwfe': {'control': 'not_yet'}}",) if "control" not in extra else ()
+    return (res if c.window is None else _restrict(res, c.window)), _shown(call), notes
+
+
+def _run_lpdid(inputs: _Inputs, extra: dict[str, Any], bin_endpoints: bool, collapse: str | None) -> Run:
+    c, info = inputs.common, inputs.info
+    name = "lpdid"
+    _no_vcov(name, c)
+    gaps = np.diff(info.periods)
+    step = float(gaps[0]) if gaps.size and np.all(gaps == gaps[0]) else 1.0  # lpdid's windows count periods
+    if c.refs != (-step,):
+        _refuse(name, "ref", _ref_value(c.refs), f"its base period is the previous period (event time "
+                f"{-step:g})", f"use ref={-step:g}")
+    if c.weights is not None:
+        _refuse(name, "weights", c.weights, "LP-DiD has no sampling weights (reweight=True gives equal weights)")
+    k = info.event_time[info.treated_row]
+    k = k[np.isfinite(k)]
+    lo, hi = (float(k.min()), float(k.max())) if k.size else (-1.0, 0.0)
+    if c.window is not None:
+        lo, hi = max(lo, c.window[0]), min(hi, c.window[1])
+    n_periods = info.periods.shape[0]
+    call: dict[str, Any] = {"y": c.y, "unit": c.unit, "time": c.time, "cohort": c.cohort,
+                            "pre_window": int(min(max(np.ceil(-lo / step), 1), n_periods - 1)),
+                            "post_window": int(min(max(np.floor(hi / step), 0), n_periods - 2)),
+                            "covariates": c.covariates or None, "cluster": _need_single(name, "cluster", c.cluster)}
+    call = {**call, **extra}
+    notes = (f"treatment built from the cohort: 1[{c.time} >= {c.cohort}] (absorbing)",)
+    return _fit(inputs, SPECS[name], call), _shown(call), notes
+
+
 _RUNNERS = {"twfe": _run_twfe, "sun_abraham": _run_sun_abraham, "callaway_santanna": _run_callaway_santanna,
-            "imputation": _run_imputation, "did2s": _run_did2s, "dcdh": _run_dcdh, "stacked": _run_stacked}
+            "imputation": _run_imputation, "did2s": _run_did2s, "dcdh": _run_dcdh, "stacked": _run_stacked,
+            "ddd": _run_ddd, "etwfe": _run_etwfe, "lpdid": _run_lpdid}
 
 # arguments each runner derives from the common ones (an override in options= is noted)
 _MAPPED: dict[str, tuple[str, ...]] = {
@@ -721,6 +798,9 @@ _MAPPED: dict[str, tuple[str, ...]] = {
     "did2s": ("ref", "window", "covariates", "cluster", "weights"),
     "dcdh": ("effects", "placebo", "covariates", "cluster", "weights"),
     "stacked": ("window", "cluster", "vcov", "ssc"),
+    "ddd": ("covariates", "cluster", "weights", "min_e", "max_e"),
+    "etwfe": ("control", "covariates", "cluster", "weights", "vcov", "ssc"),
+    "lpdid": ("pre_window", "post_window", "covariates", "cluster"),
 }
 
 

@@ -68,9 +68,37 @@ PRE_PERIOD: dict[str, str] = {
         "Y_{F-1-l} - Y_{F-1} of the switchers with that of not-yet-switched groups with the same baseline "
         "treatment, plotted at event time -(l+1); the period before the switch (-1) is the fixed base."
     ),
+    "ddd_universal": (
+        "triple differences, universal base period: a lead ATT(g, g+k) is a placebo DDD comparing period g+k with "
+        "the base g-1 (= ref), for leads and lags alike, averaged over cohorts by event time (as Callaway-Sant'Anna)."
+    ),
+    "ddd_varying": (
+        "triple differences, varying base period: a lead ATT(g, t), t < g, is a one-period placebo DDD (t vs t-1), "
+        "NOT relative to g-1; event time -1 is estimated. Lags use the base g-1."
+    ),
     "stacked": (
         "delta_k relative to the reference period -1 within each sub-experiment (a cohort and its clean controls "
         "observed over the whole window), averaged with the cohorts' treated shares (WFH corrective weights)."
+    ),
+    "synthdid": (
+        "synthetic DiD effect curve: at event time e < 0 the gap between the treated mean and the synthetic "
+        "control at period a+e minus its lambda-weighted pre-period average (the time weights make that average "
+        "0), averaged over cohorts a with weights N1 (Clarke et al. 2023); no reference period is normalised."
+    ),
+    "etwfe_never": (
+        "ETWFE with never-treated controls: each cohort's pre-treatment cells have their own coefficient against "
+        "its reference period (the period before treatment, = ref -1), estimated jointly in the saturated "
+        "regression with the never treated as the only controls (as Sun-Abraham), then averaged over the "
+        "cohorts' observations at that event time (R emfx)."
+    ),
+    "etwfe_not_yet": (
+        "ETWFE with not-yet-treated controls has no leads: every untreated cell is a control and pins the cohort "
+        "and period effects (R emfx's pre-period effects would be 0 by construction and are not reported)."
+    ),
+    "lpdid": (
+        "LP-DiD lead k: the long difference y_{t+k} - y_{t-1} (k < -1) of units treated at t against clean "
+        "controls, one regression per horizon; k = -1 is the base (0). A pre-trend placebo of the same "
+        "clean-control comparison, not contaminated by other event times."
     ),
 }
 
@@ -221,9 +249,24 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
                   covariates=True, weights=True),
     EstimatorSpec("twfe_weights", "didx.estimators.dcdh.estimator:twfe_weights", (),
                   "TWFE weights (de Chaisemartin-D'Haultfoeuille)", weights=True, covariance=False),
+    EstimatorSpec("ddd", "didx.estimators.ddd.estimator:ddd", ("DDDResult",),
+                  "Triple differences (Ortiz-Villavicencio & Sant'Anna)", event_study="aggregate", comparison="ddd",
+                  pre_period="ddd_{base_period}", covariates=True, weights=True, repeated_cross_sections=True),
     EstimatorSpec("stacked", f"{_R}.stacked:stacked", ("StackedResult",), "Stacked (WFH weights)",
                   event_study="always", comparison="stacked", pre_period="stacked", weights=True,
                   from_panel=PanelEntry(f"{_R}.stacked:from_panel", require_control="none")),
+    EstimatorSpec("synthdid", "didx.estimators.synthdid.estimator:synthdid", ("SynthDiDResult",),
+                  "Synthetic DiD", event_study="aggregate", pre_period="synthdid", covariates=True),
+    EstimatorSpec("etwfe", "didx.estimators.etwfe.estimator:etwfe",
+                  ("EtwfeResult", "EtwfeAggregate", "EtwfeEventStudy"), "Extended TWFE (Wooldridge)",
+                  event_study="aggregate", comparison="etwfe", pre_period="etwfe_never", covariates=True,
+                  weights=True,
+                  from_panel=PanelEntry("didx.estimators.etwfe.estimator:from_panel", require_control="none")),
+    EstimatorSpec("lpdid", "didx.estimators.lpdid.estimator:lpdid", ("LpdidResult",),
+                  "Local-projections DiD", event_study="always", comparison="lpdid", pre_period="lpdid",
+                  covariates=True,
+                  from_panel=PanelEntry("didx.estimators.lpdid.estimator:from_panel", require_control="none",
+                                        roles=("y", "unit", "time", "cohort", "covariates"))),
 )}
 """Every estimator, by public name, in the order the command line and the comparison list them."""
 

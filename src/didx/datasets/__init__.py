@@ -23,6 +23,8 @@ name                              origin and design
 ``df_het_did2s``                  R package did2s: simulated staggered panel with heterogeneous effects.
 ``df_het_didimputation``          R package didimputation: a similar simulated panel.
 ``wage_panel``                    Python package linearmodels: NLSY young men 1980-1987 (Vella & Verbeek).
+``cai2016``                       Python package moderndid: agricultural insurance in China (Cai 2016), households
+                                  by year; the triple-differences example. hhno, year, treatment, sector, ...
 ================================  =======================================================================
 """
 
@@ -53,6 +55,7 @@ _FILES = {
     "df_het_did2s": "df_het_did2s.csv.gz",
     "df_het_didimputation": "df_het_didimputation.csv.gz",
     "wage_panel": "wage_panel.csv",
+    "cai2016": "cai2016.csv.gz",
 }
 
 __all__ = ["available", "load", "simulate_staggered"]

@@ -29,6 +29,7 @@ import numpy as np
 from scipy import stats
 
 from didx._errors import InvalidOptionError
+from didx._progress import bar
 
 MULTIPLIERS = ("rademacher", "mammen", "gaussian")
 _SQRT5 = float(np.sqrt(5.0))
@@ -61,11 +62,13 @@ def _affine(kind: str) -> tuple[float, float]:
     return MAMMEN_LOW, MAMMEN_HIGH - MAMMEN_LOW
 
 
-def block_sums(Z: np.ndarray, block: np.ndarray, n_draws: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+def block_sums(Z: np.ndarray, block: np.ndarray, n_draws: int, kind: str, rng: np.random.Generator, *,
+               progress: bool = True) -> np.ndarray:
     """``R[b, g, :] = sum_{i in block g} v_ib Z[i, :]`` for ``n_draws`` multiplier draws, in chunks of units.
 
     ``Z`` (n x L) has its rows grouped by block: block ``g`` is ``Z[block[g]:block[g+1]]``. Returns (B, G, L)
-    float64. Time ``O(n L B)``, memory ``O(B x chunk)``.
+    float64. Time ``O(n L B)``, memory ``O(B x chunk)``. A bar over the units when interactive
+    (``progress=False``: never).
     """
     if kind not in ("rademacher", "mammen"):
         raise InvalidOptionError(f"block_sums: multipliers must be 'rademacher' or 'mammen'; got {kind!r}.")
@@ -77,22 +80,26 @@ def block_sums(Z: np.ndarray, block: np.ndarray, n_draws: int, kind: str, rng: n
     chunk = max(1, _CHUNK_ELEMENTS // max(B, 1))
     buf = np.empty(B * chunk, dtype=np.float32)
     mask = np.empty(B * chunk, dtype=bool)
-    for g in range(G):
-        lo, hi = int(block[g]), int(block[g + 1])
-        if hi == lo:
-            continue
-        acc = np.zeros((B, L))
-        for s in range(lo, hi, chunk):
-            e = min(hi, s + chunk)
-            Zc = Z[s:e].astype(np.float32)
-            U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s)
-            acc += U @ Zc
-        out[:, g, :] = b * acc + a * Z[lo:hi].sum(axis=0)
+    with bar(int(block[-1] - block[0]), "multiplier bootstrap", progress=progress, unit="units") as pb:
+        for g in range(G):
+            lo, hi = int(block[g]), int(block[g + 1])
+            if hi == lo:
+                continue
+            acc = np.zeros((B, L))
+            for s in range(lo, hi, chunk):
+                e = min(hi, s + chunk)
+                Zc = Z[s:e].astype(np.float32)
+                U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s)
+                acc += U @ Zc
+                pb.update(e - s)
+            out[:, g, :] = b * acc + a * Z[lo:hi].sum(axis=0)
     return out
 
 
-def cluster_sums(Zc: np.ndarray, n_draws: int, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """``R[b, ...] = sum_c v_cb Zc[c, ...]`` for clustered draws (``Zc``: features summed within clusters)."""
+def cluster_sums(Zc: np.ndarray, n_draws: int, kind: str, rng: np.random.Generator, *,
+                 progress: bool = True) -> np.ndarray:
+    """``R[b, ...] = sum_c v_cb Zc[c, ...]`` for clustered draws (``Zc``: features summed within clusters); a bar
+    over the clusters when interactive (``progress=False``: never)."""
     B = int(n_draws)
     C = Zc.shape[0]
     flat = Zc.reshape(C, -1)
@@ -101,15 +108,17 @@ def cluster_sums(Zc: np.ndarray, n_draws: int, kind: str, rng: np.random.Generat
     chunk = max(1, _CHUNK_ELEMENTS // max(B, 1))
     buf = np.empty(B * min(chunk, C), dtype=np.float32)
     mask = np.empty(B * min(chunk, C), dtype=bool)
-    for s in range(0, C, chunk):
-        e = min(C, s + chunk)
-        U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s).astype(np.float64)
-        out += b * (U @ flat[s:e]) + a * flat[s:e].sum(axis=0)
+    with bar(C, "multiplier bootstrap", progress=progress, unit="clusters") as pb:
+        for s in range(0, C, chunk):
+            e = min(C, s + chunk)
+            U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s).astype(np.float64)
+            out += b * (U @ flat[s:e]) + a * flat[s:e].sum(axis=0)
+            pb.update(e - s)
     return out.reshape((B, *Zc.shape[1:]))
 
 
 def pair_sums(p_cluster: np.ndarray, p_block: np.ndarray, zp: np.ndarray, n_clusters: int, n_blocks: int,
-              n_draws: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+              n_draws: int, kind: str, rng: np.random.Generator, *, progress: bool = True) -> np.ndarray:
     """Clustered draws ``R[b, g, :] = sum_c v_cb zc[c, g, :]`` from the (cluster, block) pairs present.
 
     ``zp`` (P x L) holds the feature sums of the pairs, sorted by cluster (``p_cluster``), with their block
@@ -122,14 +131,16 @@ def pair_sums(p_cluster: np.ndarray, p_block: np.ndarray, zp: np.ndarray, n_clus
     chunk = max(1, _CHUNK_ELEMENTS // max(B, 1))
     buf = np.empty(B * min(chunk, n_clusters), dtype=np.float32)
     mask = np.empty(B * min(chunk, n_clusters), dtype=bool)
-    for s in range(0, n_clusters, chunk):
-        e = min(n_clusters, s + chunk)
-        U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s).astype(np.float64)
-        lo, hi = np.searchsorted(p_cluster, [s, e])
-        for g in range(n_blocks):
-            sel = lo + np.flatnonzero(p_block[lo:hi] == g)
-            if sel.size:
-                out[:, g, :] += U[:, p_cluster[sel] - s] @ zp[sel]
+    with bar(n_clusters, "multiplier bootstrap", progress=progress, unit="clusters") as pb:
+        for s in range(0, n_clusters, chunk):
+            e = min(n_clusters, s + chunk)
+            U = _bits(rng, buf[: B * (e - s)], kind, mask).reshape(B, e - s).astype(np.float64)
+            lo, hi = np.searchsorted(p_cluster, [s, e])
+            for g in range(n_blocks):
+                sel = lo + np.flatnonzero(p_block[lo:hi] == g)
+                if sel.size:
+                    out[:, g, :] += U[:, p_cluster[sel] - s] @ zp[sel]
+            pb.update(e - s)
     total = np.zeros((n_blocks, L))
     np.add.at(total, p_block, zp)
     return b * out + a * total
@@ -171,7 +182,7 @@ def draws_vcov(draws: np.ndarray, se: np.ndarray) -> np.ndarray:
 
 
 def multiplier_draws(psi: np.ndarray, n_draws: int, kind: str = "rademacher", *, seed: int | None = None,
-                     cluster: np.ndarray | None = None) -> np.ndarray:
+                     cluster: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
     """Multiplier-bootstrap draws ``(B, K)`` of estimators with influence functions ``psi`` (n x K).
 
     Unit level: ``(1/n) sum_i v_i psi_i``; with ``cluster`` codes (0..C-1 per row): ``(1/n) sum_c v_c psi_c``
@@ -188,11 +199,11 @@ def multiplier_draws(psi: np.ndarray, n_draws: int, kind: str = "rademacher", *,
         C = int(codes.max()) + 1
         sums = np.stack([np.bincount(codes, weights=P[:, j], minlength=C) for j in range(P.shape[1])], axis=1)
         if kind != "gaussian":
-            return np.asarray(cluster_sums(sums, n_draws, kind, rng) / n)
+            return np.asarray(cluster_sums(sums, n_draws, kind, rng, progress=progress) / n)
         P = sums  # gaussian: N(0, sum_c psi_c psi_c' / n^2), drawn from its K x K root (no B x C matrix)
     if kind == "gaussian":
         V = P.T @ P / float(n) ** 2
         lam, U = np.linalg.eigh(V)
         L = U * np.sqrt(np.clip(lam, 0.0, None))
         return np.asarray(rng.standard_normal((int(n_draws), V.shape[0])) @ L.T)
-    return np.asarray(block_sums(P, np.array([0, n]), n_draws, kind, rng)[:, 0, :] / n)
+    return np.asarray(block_sums(P, np.array([0, n]), n_draws, kind, rng, progress=progress)[:, 0, :] / n)

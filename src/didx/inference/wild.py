@@ -67,6 +67,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from didx._errors import DesignError, InvalidOptionError
+from didx._progress import bar, check_progress
 from didx._validate import check_option, cluster_count_check, did_you_mean
 from didx.inference.contract import ClusterCodes
 from didx.inference.vcov import SSC, VcovSpec, compute_vcov
@@ -409,10 +410,12 @@ def wild_cluster_bootstrap(
     conf_level: float,
     ssc: SSC,
     func: str = "wild_bootstrap",
+    progress: bool = True,
 ) -> WildBootstrapResult:
     """Wild cluster bootstrap test of ``R b = r`` for the stored fit ``fit`` clustered by ``codes``.
 
-    See the module docstring for the algorithm. ``codes`` are integer cluster codes per observation.
+    See the module docstring for the algorithm. ``codes`` are integer cluster codes per observation. A progress
+    bar over the draws is shown when interactive (:mod:`didx._progress`); ``progress=False`` silences it.
     """
     check_options(func, n_bootstrap=n_bootstrap, weights=weights, impose_null=impose_null, seed=seed,
                   conf_level=conf_level, r=r)
@@ -470,28 +473,30 @@ def wild_cluster_bootstrap(
     keep_ci = q == 1
     if keep_ci and impose_null:
         parts = {k: np.empty(B) for k in ("Na", "Nb", "CC", "CD", "DD")}
-    for start in range(0, B, chunk):
-        stop = min(B, start + chunk)
-        V = _enumeration(G, start, stop) if full else _draw(rng, weights, (G, stop - start))
-        st = stats_list[0]
-        num = st.a.T @ V  # q x m
-        C = st.K @ V  # (G q) x m
-        if q == 1:
-            den2 = factor * np.einsum("gm,gm->m", C, C)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                boot[start:stop] = np.where(den2 > 0, num[0] / np.sqrt(den2), np.nan)
-            if keep_ci and impose_null:
-                sa, sb = stats_list[1], stats_list[2]
-                Ca, Cb = sa.K @ V, sb.K @ V
-                parts["Na"][start:stop] = sa.a[:, 0] @ V
-                parts["Nb"][start:stop] = sb.a[:, 0] @ V
-                parts["CC"][start:stop] = np.einsum("gm,gm->m", Ca, Ca)
-                parts["CD"][start:stop] = np.einsum("gm,gm->m", Ca, Cb)
-                parts["DD"][start:stop] = np.einsum("gm,gm->m", Cb, Cb)
-        else:
-            C3 = C.reshape(G, q, -1)
-            meat = factor * np.einsum("hjm,hlm->mjl", C3, C3)
-            boot[start:stop] = _batched_wald(meat, num.T)
+    with bar(B, func, progress=progress, unit="draws") as pb:
+        for start in range(0, B, chunk):
+            stop = min(B, start + chunk)
+            V = _enumeration(G, start, stop) if full else _draw(rng, weights, (G, stop - start))
+            st = stats_list[0]
+            num = st.a.T @ V  # q x m
+            C = st.K @ V  # (G q) x m
+            if q == 1:
+                den2 = factor * np.einsum("gm,gm->m", C, C)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    boot[start:stop] = np.where(den2 > 0, num[0] / np.sqrt(den2), np.nan)
+                if keep_ci and impose_null:
+                    sa, sb = stats_list[1], stats_list[2]
+                    Ca, Cb = sa.K @ V, sb.K @ V
+                    parts["Na"][start:stop] = sa.a[:, 0] @ V
+                    parts["Nb"][start:stop] = sb.a[:, 0] @ V
+                    parts["CC"][start:stop] = np.einsum("gm,gm->m", Ca, Ca)
+                    parts["CD"][start:stop] = np.einsum("gm,gm->m", Ca, Cb)
+                    parts["DD"][start:stop] = np.einsum("gm,gm->m", Cb, Cb)
+            else:
+                C3 = C.reshape(G, q, -1)
+                meat = factor * np.einsum("hjm,hlm->mjl", C3, C3)
+                boot[start:stop] = _batched_wald(meat, num.T)
+            pb.update(stop - start)
     valid = np.isfinite(boot)
     n_invalid = int((~valid).sum())
     if not valid.any():
@@ -595,12 +600,13 @@ class WildSource(Protocol):
 def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 9999, weights: str = "rademacher",
                    impose_null: bool = True, seed: int | None = None, conf_level: float = 0.95,
                    r: float | Sequence[float] | np.ndarray = 0.0,
-                   cluster: str | None = None, data: Any = None) -> WildBootstrapResult:
+                   cluster: str | None = None, data: Any = None, progress: bool = True) -> WildBootstrapResult:
     """Wild cluster bootstrap of a regression result (called by ``RegressionResult.wild_bootstrap``).
 
     The result's covariance source must offer the ``"wild"`` bootstrap (:class:`WildSource`: the stored fit, the
     fit-time cluster codes and the default small-sample correction)."""
     func = "wild_bootstrap"
+    progress = check_progress(func, progress)
     check_options(func, n_bootstrap=n_bootstrap, weights=weights, impose_null=impose_null, seed=seed,
                   conf_level=conf_level, r=r, cluster=cluster)
     source = result._source
@@ -630,4 +636,5 @@ def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 99
     codes = src.clusters.resolve(func, [cluster], {}, data, caps.new_clusters)[0][cluster]
     ssc = src.default.ssc
     return wild_cluster_bootstrap(fit, codes, cluster, R, rv, label, n_bootstrap=n_bootstrap, weights=weights,
-                                  impose_null=impose_null, seed=seed, conf_level=conf_level, ssc=ssc, func=func)
+                                  impose_null=impose_null, seed=seed, conf_level=conf_level, ssc=ssc, func=func,
+                                  progress=progress)

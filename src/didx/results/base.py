@@ -99,7 +99,8 @@ class WaldTest:
     label: str = "Wald test"
 
     def __str__(self) -> str:
-        f_df = f"F({self.f_df[0]:g}, {self.f_df[1]:g})" if self.f_df else "F"
+        # the F form always shows its degrees of freedom; with a normal reference distribution they are (q, inf)
+        f_df = f"F({self.f_df[0]:g}, {self.f_df[1]:g})" if self.f_df else f"F({self.df}, inf)"
         return (f"{self.label} of {', '.join(self.terms)} = 0: chi2({self.df}) = {self.statistic:.4f}, "
                 f"p = {self.p_value:.4g}; {f_df} = {self.f_statistic:.4f}, p = {self.f_p_value:.4g}")
 
@@ -223,7 +224,7 @@ class Result:
             "p_value": self._p_values(t), "conf_low": self.coef - crit * se, "conf_high": self.coef + crit * se,
         })
         for k, v in self.term_info.items():
-            df[k] = np.array(v)
+            df[k] = integer_if_whole(k, np.array(v))
         return df
 
     def conf_int(self, conf_level: float = 0.95) -> pd.DataFrame:
@@ -395,6 +396,21 @@ class Result:
         """Hook for subclasses (tests, tables) printed after the estimates."""
         return []
 
+    def to_dict(self, conf_level: float = 0.95) -> dict[str, Any]:
+        """The headline and every term of :meth:`tidy` as plain Python values at full precision (NaN and missing
+        values as None), with the estimator, inference and sample size: what :meth:`to_json` writes."""
+        t = self.tidy(conf_level)
+        terms = [{str(k): _plain(v) for k, v in row.items()} for row in t.to_dict("records")]
+        return {"estimator": self.estimator, "headline": self.headline, "estimate": _plain(self.estimate),
+                "std_error": _plain(self.std_error), "conf_level": conf_level,
+                "standard_errors": self.inference.vcov_type, "n_obs": self.sample.n_obs, "terms": terms}
+
+    def to_json(self, conf_level: float = 0.95, indent: int | None = 1) -> str:
+        """:meth:`to_dict` as JSON: every number at full precision (shortest repr that round-trips), NaN as null."""
+        import json
+
+        return json.dumps(self.to_dict(conf_level), indent=indent, allow_nan=False)
+
     def to_markdown(self, conf_level: float = 0.95) -> str:
         header, rows = self._table_rows(conf_level)
         foot = f"\n\n{self.estimator}; SE: {self.inference.vcov_type}; N = {self.sample.n_obs}"
@@ -411,6 +427,37 @@ class Result:
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.estimator}: {self.headline} = {self.estimate:.6g} "
                 f"(SE {self.std_error:.4g}), N = {self.sample.n_obs}>")
+
+
+#: per-term columns that hold counts, periods or event times: shown as integers when every value is whole
+INTEGER_COLUMNS = frozenset({"event_time", "group", "time", "base_period", "cohort", "n", "n_cells", "n_switchers"})
+
+
+def integer_if_whole(name: str, v: np.ndarray) -> Any:
+    """A per-term column as integers when it is a count, period or event time and every value is whole (so that
+    ``tidy()`` prints ``-4``, not ``-4.0``); missing values (terms without an event time) stay missing in a
+    nullable ``Int64`` column. Any other column is returned as is."""
+    if name not in INTEGER_COLUMNS or v.dtype.kind != "f":
+        return v
+    ok = np.isfinite(v)
+    if np.isinf(v).any() or not np.all(v[ok] == np.round(v[ok])) or (ok.any() and np.abs(v[ok]).max() >= 2**53):
+        return v
+    if ok.all():
+        return v.astype(np.int64)
+    return pd.arrays.IntegerArray(np.where(ok, v, 0).astype(np.int64), ~ok)
+
+
+def _plain(v: Any) -> Any:
+    """A JSON-ready Python value: numpy scalars to int/float/bool, NaN/NA/inf to None."""
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, int | np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        return float(v) if np.isfinite(v) else None
+    return v if isinstance(v, str) else str(v)
 
 
 def _some(names: Sequence[str], limit: int = 4) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from didx.results.base import Summary
+from didx.results.base import Summary, integer_if_whole
 from didx.results.event import EventStudyResult
 
 
@@ -52,7 +52,8 @@ class EventStudyComparison:
             refs = set(res.reference_periods)
             is_ref = ~t["term"].isin(res.terms).to_numpy() & t["event_time"].astype(float).isin(refs).to_numpy()
             frames.append(pd.DataFrame({
-                "estimator": name, "term": t["term"].to_numpy(), "event_time": t["event_time"].to_numpy(float),
+                "estimator": name, "term": t["term"].to_numpy(),
+                "event_time": integer_if_whole("event_time", t["event_time"].to_numpy(float)),
                 "estimate": t["estimate"].to_numpy(float), "std_error": t["std_error"].to_numpy(float),
                 "conf_low": t["conf_low"].to_numpy(float), "conf_high": t["conf_high"].to_numpy(float),
                 "reference": is_ref,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from didx._errors import DesignError, InvalidOptionError
-from didx.results.base import Result, WaldTest
+from didx.results.base import Result, WaldTest, integer_if_whole
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,6 +207,9 @@ class EventStudyResult(Result):
                                      "std_error": 0.0, "statistic": np.nan, "p_value": np.nan,
                                      "conf_low": 0.0, "conf_high": 0.0, "event_time": refs})
             t = pd.concat([t, ref_rows], ignore_index=True)
+            for col in ("event_time", "n"):  # the concatenation made them float: integers again where whole
+                if col in t:
+                    t[col] = integer_if_whole(col, t[col].to_numpy(float, na_value=np.nan))
         return t.sort_values("event_time", kind="stable").reset_index(drop=True)
 
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:

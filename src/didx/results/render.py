@@ -76,3 +76,109 @@ def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_left
     lines += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in rows]
     lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)
+
+
+def wrap_cell(text: str, width: int) -> list[str]:
+    """``text`` broken at spaces into lines of at most ``width`` characters (a longer word stays whole)."""
+    import textwrap
+
+    if len(text) <= width:
+        return [text]
+    out: list[str] = []
+    for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=True) or [""]:
+        if len(line) > width and "-" in line.strip("-"):  # a long hyphenated name: break after its hyphens
+            parts = [p + "-" for p in line.split("-")[:-1]] + [line.split("-")[-1]]
+            cur = ""
+            for p in parts:
+                if cur and len(cur) + len(p) > width:
+                    out.append(cur)
+                    cur = ""
+                cur += p
+            out.append(cur)
+        else:
+            out.append(line)
+    return out
+
+
+def text_sections(header: Sequence[str], sections: Sequence[Sequence[Sequence[str]]], notes: Sequence[str] = (),
+                  wrap: int | None = None) -> str:
+    """A text table in sections separated by rules: the first column (row labels, never wrapped) left-aligned,
+    the others right-aligned; their cells longer than ``wrap`` characters continue on the next lines of their
+    row."""
+    def lines_of(row: Sequence[str]) -> list[list[str]]:
+        cells = [wrap_cell(c, wrap) if wrap and j > 0 else [c] for j, c in enumerate(row)]
+        depth = max(len(c) for c in cells)
+        return [[c[i] if i < len(c) else "" for c in cells] for i in range(depth)]
+
+    physical = [lines_of(header)] + [[ln for row in sec for ln in lines_of(row)] for sec in sections]
+    widths = [0] * len(header)
+    for block in physical:
+        for ln in block:
+            for j, c in enumerate(ln):
+                widths[j] = max(widths[j], len(c))
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(widths[j]) if j == 0 else c.rjust(widths[j]) for j, c in enumerate(cells)).rstrip()
+
+    total = sum(widths) + 2 * (len(widths) - 1)
+    out = [fmt(ln) for ln in physical[0]]
+    for block in physical[1:]:
+        if block:
+            out.append("-" * total)
+            out.extend(fmt(ln) for ln in block)
+    out.append("-" * total)
+    out.extend(notes)
+    return "\n".join(out)
+
+
+def markdown_sections(header: Sequence[str], sections: Sequence[Sequence[Sequence[str]]],
+                      notes: Sequence[str] = ()) -> str:
+    rows = [r for sec in sections for r in sec]
+    out = markdown_table(header, rows)
+    return out + ("\n\n" + "  \n".join(notes) if notes else "")
+
+
+def booktabs_table(header: Sequence[str], sections: Sequence[Sequence[Sequence[str]]], notes: Sequence[str] = (),
+                   caption: str | None = None) -> str:
+    """A LaTeX table with booktabs rules (``\\usepackage{booktabs}``): sections separated by ``\\midrule``, notes
+    in a last row spanning every column. Stars (``*``) at the end of a cell become superscripts."""
+    def cell(c: str) -> str:
+        stars = len(c) - len(c.rstrip("*"))
+        body = latex_escape(c[:len(c) - stars] if stars else c)
+        return body + (f"$^{{{'*' * stars}}}$" if stars else "")
+
+    n = len(header)
+    lines = [r"\begin{table}[htbp]", r"\centering"]
+    if caption:
+        lines.append(r"\caption{" + latex_escape(caption) + "}")
+    lines += [r"\begin{tabular}{l" + "c" * (n - 1) + "}", r"\toprule",
+              " & ".join(latex_escape(h) for h in header) + r" \\"]
+    for sec in sections:
+        if sec:
+            lines.append(r"\midrule")
+            lines += [" & ".join(cell(c) for c in r) + r" \\" for r in sec]
+    lines.append(r"\bottomrule")
+    for note in notes:
+        lines.append(rf"\multicolumn{{{n}}}{{l}}{{\footnotesize {latex_escape(note)}}} \\")
+    lines += [r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def html_sections(header: Sequence[str], sections: Sequence[Sequence[Sequence[str]]], notes: Sequence[str] = (),
+                  css_class: str = "didx-table") -> str:
+    """An HTML table (escaped text, no styles or scripts): a ``<tbody>`` per section, notes in ``<tfoot>``."""
+    from html import escape
+
+    n = len(header)
+    out = [f'<table class="{escape(css_class)}">', "<thead><tr>"
+           + "".join(f'<th scope="col">{escape(h)}</th>' for h in header) + "</tr></thead>"]
+    for sec in sections:
+        if sec:
+            out.append("<tbody>")
+            out += ["<tr>" + f'<th scope="row">{escape(r[0])}</th>' + "".join(f"<td>{escape(c)}</td>" for c in r[1:])
+                    + "</tr>" for r in sec]
+            out.append("</tbody>")
+    if notes:
+        out.append("<tfoot>" + "".join(f'<tr><td colspan="{n}">{escape(x)}</td></tr>' for x in notes) + "</tfoot>")
+    out.append("</table>")
+    return "\n".join(out)

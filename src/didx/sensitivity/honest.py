@@ -1,23 +1,20 @@
-"""Robust confidence intervals under bounded violations of parallel trends (Rambachan & Roth 2023).
+"""Robust confidence intervals under bounded violations of parallel trends (Rambachan & Roth 2023), as R
+``HonestDiD``'s ``createSensitivityResults`` (smoothness) and ``createSensitivityResults_relativeMagnitudes``.
 
-Built: the relative-magnitudes restriction ``Delta^RM(Mbar)`` with the C-LF test (see ``didx.sensitivity._arp``),
-and the smoothness restriction ``Delta^SD(M)`` (the second differences of the trend violation ``delta``
-are at most ``M`` in absolute value; ``delta`` is zero at the reference period) with the fixed-length confidence
-interval (FLCI), the default of R ``HonestDiD`` for ``restriction="smoothness"``. The algorithm follows
-``HonestDiD::findOptimalFLCI`` (Armstrong & Kolesar 2018, 2020) step by step:
+Restrictions on the trend violation ``delta`` (zero at the reference period):
 
-* affine estimators ``l_pre' b_pre + l' b_post`` are parametrised by ``w`` (``l_pre = D w``, ``D`` the first
-  difference, ``w`` the cumulative pre weights) under ``sum(w) = (1, ..., T) . l`` so linear trends are unbiased;
-* the worst-case bias over ``Delta^SD(M)`` is ``M (c + sum_k |w_1 + ... + w_k|)``;
-* ``h0`` is the standard deviation of the minimum-bias estimator, ``hMin`` that of the minimum-variance one;
-* the half-length at standard deviation ``h`` is ``h * q_{1-alpha}(|N(bias/h, 1)|)``, minimised over
-  ``h in [hMin, h0]`` by HonestDiD's bisection on numerical derivatives (grid of 100 points if it fails);
-* the folded-normal quantile is HonestDiD's ``.qfoldednormal``: the quantile (R type 7) of ``|Z + mu|`` over the
-  ``10^6`` normal draws of R's ``set.seed(0); rnorm(1e6)`` (Mersenne-Twister, inversion), regenerated here
-  bit for bit, so the intervals match the R package rather than differ by its simulation error (~1e-3).
+* ``restriction="smoothness"``: ``Delta^SD(M)``, second differences at most ``M`` in absolute value;
+* ``restriction="relative_magnitude"``: ``Delta^RM(Mbar)`` (``bound="deviation"``), post-period first differences
+  at most ``Mbar`` times the largest pre-period one; ``bound="deviation_from_linear"`` is ``Delta^SDRM(Mbar)``,
+  the same with second differences (HonestDiD's ``bound = "deviation from linear trend"``);
+* ``restriction="combined"``: ``Delta^SDRM(Mbar)`` (smoothness relative to the pre-period's largest second
+  difference);
+* ``bias_sign=`` / ``monotonicity=`` add HonestDiD's sign (``Delta^SDPB``, ``Delta^RMNB``, ...) or shape
+  (``Delta^SDI``, ``Delta^RMD``, ...) rows.
 
-The worst-case-bias problem at a given ``h`` (a linear objective with one convex quadratic constraint) is solved
-with scipy's SLSQP; the minimum-variance estimator is an equality-constrained quadratic program solved exactly.
+Methods (``ci=``): the FLCI (``didx.sensitivity._flci``), and the conditional test of Andrews, Roth & Pakes with
+its least-favorable ("C-LF") and FLCI ("C-F") hybrids (``didx.sensitivity._arp``), inverted on HonestDiD's grid;
+``ci=None`` is HonestDiD's default (``didx.sensitivity._methods``).
 
 Reference: Rambachan, A. & Roth, J. (2023). A More Credible Approach to Parallel Trends. *Review of Economic
 Studies* 90(5), 2555-2591.
@@ -27,217 +24,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import optimize
 from scipy.stats import norm
 
 from didx._errors import DesignError, InvalidOptionError
 from didx.results.plot import check_ax
-from didx.sensitivity._arp import rm_interval
+from didx.sensitivity._flci import FUNC, _r_normal_draws
+from didx.sensitivity._methods import Interval, Method, interval, resolve
 from didx.sensitivity.pretrends import _resolve_inputs
 
-FUNC = "honest_did"
-N_SIMS = 10**6
-NUM_POINTS = 100
+__all__ = ["HonestDiDResult", "OriginalInterval", "_r_normal_draws", "honest_did"]
+
 RESTRICTIONS = ("smoothness", "relative_magnitude", "combined")
 
 ArrayLike = Sequence[float] | np.ndarray
-
-
-# --------------------------------------------------------------------------------------------------------------
-# HonestDiD's simulated folded-normal quantile: R's set.seed(0); rnorm(1e6), regenerated exactly
-# --------------------------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=2)
-def _r_normal_draws(seed: int, n: int) -> np.ndarray:
-    """``set.seed(seed); rnorm(n)`` of R (Mersenne-Twister, inversion): R scrambles the seed with the LCG
-    ``s -> 69069 s + 1`` (50 times, then once per state word), then draws ``qnorm((floor(2^27 u1) + u2) / 2^27)``."""
-    s = seed & 0xFFFFFFFF
-    for _ in range(50):
-        s = (69069 * s + 1) & 0xFFFFFFFF
-    key = np.empty(625, dtype=np.uint32)
-    for j in range(625):
-        s = (69069 * s + 1) & 0xFFFFFFFF
-        key[j] = s
-    gen = np.random.MT19937()
-    gen.state = {"bit_generator": "MT19937", "state": {"key": key[1:], "pos": 624}}  # key[0] is R's mti slot
-    u = gen.random_raw(2 * n).astype(np.float64) * 2.3283064365386963e-10
-    tiny = 0.5 * 2.328306437080797e-10
-    u = np.where(u <= 0.0, tiny, np.where(1.0 - u <= 0.0, 1.0 - tiny, u))
-    big = 134217728.0
-    v = (np.floor(big * u[0::2]) + u[1::2]) / big
-    draws = special.ndtri(v)
-    draws.setflags(write=False)
-    return draws
-
-
-def _quantile_type7(x: np.ndarray, p: float) -> float:
-    index = 1.0 + (x.size - 1) * p
-    lo, hi = int(np.floor(index)), int(np.ceil(index))
-    part = np.partition(x, [lo - 1, hi - 1])
-    q_lo, q_hi = float(part[lo - 1]), float(part[hi - 1])
-    h = index - lo
-    return q_lo if (h == 0.0 or q_hi == q_lo) else (1.0 - h) * q_lo + h * q_hi
-
-
-def _folded_normal_quantile(p: float, mu: float) -> float:
-    """HonestDiD ``.qfoldednormal(p, mu)``: quantile of ``|Z + mu|`` over R's ``set.seed(0); rnorm(1e6)``."""
-    return _quantile_type7(np.abs(_r_normal_draws(0, N_SIMS) + mu), p)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The FLCI under Delta^SD(M)
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Problem:
-    """Affine estimators ``l_pre' b_pre + l' b_post`` with ``l_pre = D w``; variance ``w'Qw + g'w + s``."""
-
-    Q: np.ndarray
-    g: np.ndarray
-    s: float
-    total: float  # sum(w) = (1..T) . l
-    constant: float  # bias constant of HonestDiD's objective
-
-    @classmethod
-    def build(cls, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray) -> _Problem:
-        T = l_vec.size
-        D = np.eye(n_pre) - np.eye(n_pre, k=-1)
-        s_pre, s_pp, s_post = sigma[:n_pre, :n_pre], sigma[:n_pre, n_pre:], sigma[n_pre:, n_pre:]
-        Q = D.T @ s_pre @ D
-        g = 2.0 * D.T @ s_pp @ l_vec
-        steps = np.arange(1, T + 1, dtype=float)
-        constant = sum(abs(float(steps[:s] @ l_vec[T - s:])) for s in range(1, T + 1)) - float(steps @ l_vec)
-        return cls((Q + Q.T) / 2.0, g, float(l_vec @ s_post @ l_vec), float(steps @ l_vec), constant)
-
-    def variance(self, w: np.ndarray) -> float:
-        return float(w @ self.Q @ w + self.g @ w + self.s)
-
-    def bias(self, w: np.ndarray) -> float:
-        return self.constant + float(np.abs(np.cumsum(w)).sum())
-
-    def min_variance_w(self) -> np.ndarray:
-        """argmin ``w'Qw + g'w`` s.t. ``sum(w) = total`` (KKT system, exact)."""
-        k = self.g.size
-        kkt = np.zeros((k + 1, k + 1))
-        kkt[:k, :k] = 2.0 * self.Q
-        kkt[:k, k] = kkt[k, :k] = 1.0
-        rhs = np.concatenate([-self.g, [self.total]])
-        return np.asarray(np.linalg.solve(kkt, rhs)[:k])
-
-    def min_bias_w(self) -> np.ndarray:
-        w = np.zeros(self.g.size)
-        w[-1] = self.total
-        return w
-
-    def _interior_start(self, w_var: np.ndarray, h: float, frac: float = 0.5) -> np.ndarray:
-        """A strictly feasible start on the segment from the minimum-variance to the minimum-bias estimator."""
-        d = self.min_bias_w() - w_var
-        # variance along w_var + t d: a t^2 + c t + v0 (c = 0 at the minimum); target halfway to h^2
-        a, v0 = float(d @ self.Q @ d), self.variance(w_var)
-        goal = v0 + frac * (h * h - v0)
-        t = 1.0 if a <= 0.0 else min(1.0, float(np.sqrt(max(goal - v0, 0.0) / a)))
-        return np.asarray(w_var + t * d)
-
-    def min_bias_given_h(self, h: float, M: float) -> tuple[float, np.ndarray]:
-        """Worst-case bias (per unit of M) minimised over ``w`` with ``sd <= h``; HonestDiD's ECOS problem, by
-        SLSQP over ``(U, w)`` with ``|w_1 + ... + w_k| <= U_k``."""
-        w_var = self.min_variance_w()
-        if h * h <= self.variance(w_var) * (1.0 + 1e-12):  # the feasible set is the minimum-variance estimator
-            return self.bias(w_var), w_var
-        k = self.g.size
-        L = np.tril(np.ones((k, k)))
-        # SLSQP occasionally stalls at an infeasible point from one start; other interior starts on the same
-        # segment are tried before giving up (the first start is the one every reference value was solved from)
-        for frac in (0.5, 0.25, 0.75, 0.9):
-            w_start = self._interior_start(w_var, h, frac)
-            x0 = np.concatenate([np.abs(L @ w_start) + 1e-3 * max(1.0, abs(self.total)), w_start])
-            res, feasible = self._solve_slsqp(x0, h, L)
-            # SLSQP's mode 8 ("positive directional derivative") at a feasible point: no descent left at precision
-            if res.success or (res.status == 8 and feasible):
-                w = np.asarray(res.x[k:])
-                return self.bias(w), w
-        raise DesignError(
-            f"{FUNC}(): the worst-case-bias program failed at M={M:g} (sd bound h={h:.6g}): {res.message}. "
-            f"Fix: check that sigma is well scaled (e.g. rescale the outcome), or drop this value of M."
-        )
-
-    def _solve_slsqp(self, x0: np.ndarray, h: float, L: np.ndarray) -> tuple[Any, bool]:
-        k = self.g.size
-        cons = [
-            {"type": "ineq", "fun": lambda x: np.concatenate([x[:k] - L @ x[k:], x[:k] + L @ x[k:]]),
-             "jac": lambda x: np.block([[np.eye(k), -L], [np.eye(k), L]])},
-            {"type": "eq", "fun": lambda x: np.array([x[k:].sum() - self.total]),
-             "jac": lambda x: np.concatenate([np.zeros(k), np.ones(k)])[None, :]},
-            {"type": "ineq", "fun": lambda x: np.array([(h * h - self.variance(x[k:])) / (h * h)]),
-             "jac": lambda x: np.concatenate([np.zeros(k), -(2.0 * self.Q @ x[k:] + self.g) / (h * h)])[None, :]},
-        ]
-        res = optimize.minimize(  # type: ignore[call-overload]
-                                lambda x: x[:k].sum(), x0, jac=lambda x: np.concatenate([np.ones(k), np.zeros(k)]),
-                                constraints=cons, method="SLSQP", options={"ftol": 1e-13, "maxiter": 1000})
-        w = np.asarray(res.x[k:])
-        feasible = (self.variance(w) <= h * h * (1.0 + 1e-9) and abs(w.sum() - self.total) <= 1e-9
-                    and np.all(res.x[:k] >= np.abs(L @ w) - 1e-12))
-        return res, bool(feasible)
-
-
-def _half_length(prob: _Problem, h: float, M: float, p: float) -> float:
-    bias, _ = prob.min_bias_given_h(h, M)
-    return _folded_normal_quantile(p, M * bias / h) * h
-
-
-def _optimal_h_bisection(prob: _Problem, a: float, b: float, M: float, p: float) -> float | None:
-    """HonestDiD ``.findOptimalCIDerivativeBisection``: the half-length is convex in h; bisect on its numerical
-    derivative. None where HonestDiD's checks flag a failure (then it searches a grid)."""
-    f = lambda h: _half_length(prob, h, M, p)  # noqa: E731
-    failtol = np.finfo(float).eps ** 0.5
-    dif = min((b - a) / NUM_POINTS, abs(b) * np.finfo(float).eps ** (1.0 / 3.0))
-    if dif <= 0.0:
-        return a
-    fa, fb = f(a), f(b)
-    fpa = (f(a + dif) - fa) / dif
-    fpb = (f(b - dif) - fb) / -dif
-    maxiter = 10 * int(np.ceil(np.log(abs(b - a) / dif) / np.log(2.0)))
-    if fpa > fpb or np.isnan(fa) or np.isnan(fb):
-        return None
-    if fpb < 0:
-        return b
-    if fpa > 0:
-        return a
-    it, failed = 1, False
-    while not failed and abs(b - a) > dif:
-        it += 1
-        x = (a + b) / 2.0
-        fpx = (f(x + dif) - f(x - dif)) / (2.0 * dif)
-        failed = bool(fpx > fpb + failtol or fpx + failtol < fpa or it > maxiter)
-        if fpx > 0:
-            b = x
-        else:
-            a = x
-    return None if failed else (a + b) / 2.0
-
-
-def _flci(beta: np.ndarray, sigma: np.ndarray, n_pre: int, l_vec: np.ndarray, M: float,
-          alpha: float) -> tuple[float, float]:
-    prob = _Problem.build(sigma, n_pre, l_vec)
-    p = 1.0 - alpha
-    h0 = np.sqrt(prob.variance(prob.min_bias_w()))
-    h_min = np.sqrt(prob.variance(prob.min_variance_w()))
-    hstar = _optimal_h_bisection(prob, h_min, h0, M, p)
-    if hstar is None:  # HonestDiD's fallback: the grid of 100 points
-        grid = np.linspace(h_min, h0, NUM_POINTS)
-        hstar = float(grid[int(np.argmin([_half_length(prob, h, M, p) for h in grid]))])
-    bias, w = prob.min_bias_given_h(hstar, M)
-    half = _folded_normal_quantile(p, M * bias / hstar) * hstar
-    l_pre = w - np.concatenate([[0.0], w[:-1]])
-    center = float(l_pre @ beta[:n_pre] + l_vec @ beta[n_pre:])
-    return center - half, center + half
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -300,17 +105,21 @@ BREAKDOWN_DOUBLINGS = 10  # the breakdown search range: up to 2^10 x its startin
 
 @dataclass(frozen=True, eq=False)
 class _Fit:
-    """What one more interval needs: the ordered coefficients, covariance and target (kept for ``breakdown``)."""
+    """What one more interval needs: the ordered coefficients, covariance, target and method (for ``breakdown``)."""
 
     beta: np.ndarray
     sigma: np.ndarray
     n_pre: int
     l_vec: np.ndarray
+    method: Method
+
+    def fit(self, M: float, alpha: float) -> Interval:
+        return interval(self.method, self.beta, self.sigma, self.n_pre, self.l_vec, M, alpha)
 
     def interval(self, restriction: str, M: float, alpha: float) -> tuple[float, float]:
-        if restriction == "smoothness":
-            return _flci(self.beta, self.sigma, self.n_pre, self.l_vec, M, alpha)
-        return rm_interval(self.beta, self.sigma, self.n_pre, self.l_vec, M, alpha, _r_normal_draws(0, N_SIMS))
+        """The robust interval at one more ``M`` (``restriction`` is kept for callers; the method is fixed)."""
+        out = self.fit(M, alpha)
+        return out.low, out.high
 
 
 def _distance_to_zero(lo: float, hi: float) -> float:
@@ -321,7 +130,13 @@ def _distance_to_zero(lo: float, hi: float) -> float:
 @dataclass(frozen=True, eq=False)
 class HonestDiDResult:
     """Robust confidence intervals for the target, one per M. ``tidy()``, ``original``, ``summary()``, ``plot()``,
-    and ``breakdown``: the smallest M at which the robust interval includes 0 (computed on first access)."""
+    and ``breakdown``: the smallest M at which the robust interval includes 0 (computed on first access).
+
+    ``method``: HonestDiD's name (``FLCI``, ``C-LF``, ``C-F``, ``Conditional``); ``delta``: HonestDiD's name of the
+    restriction set (``DeltaSD``, ``DeltaRMPB``, ``DeltaSDRM``, ...); ``options``: the options as passed;
+    ``grid_bounds``: the test grid's bounds per M (empty for the FLCI); ``warning``: set when the estimator's
+    pre-period coefficients are not deviations from parallel trends relative to the reference (with the fix);
+    ``notes``: other remarks (an interval reaching an end of the grid, an empty interval, an ignored option)."""
 
     M: tuple[float, ...]
     conf_low: tuple[float, ...]
@@ -337,35 +152,57 @@ class HonestDiDResult:
     post_event_times: tuple[float, ...]
     source: str
     pre_period_meaning: str
+    delta: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+    grid_bounds: tuple[tuple[float, float], ...] = ()
+    warning: str = ""
+    notes: tuple[str, ...] = ()
     _fit: _Fit | None = field(default=None, repr=False, compare=False)
 
     def tidy(self) -> pd.DataFrame:
+        """One row per M: ``M``, ``conf_low``, ``conf_high``, ``method`` and ``restriction`` (didx's words), and
+        ``delta`` (HonestDiD's name of the set: ``DeltaSD``, ``DeltaRMPB``, ...)."""
         n = len(self.M)
         return pd.DataFrame({"M": list(self.M), "conf_low": list(self.conf_low), "conf_high": list(self.conf_high),
-                             "method": [self.method] * n, "restriction": [self.restriction] * n})
+                             "method": [self.method] * n, "restriction": [self.restriction] * n,
+                             "delta": [self.delta] * n})
 
     def summary(self) -> str:
         o = self.original
         lines = [
             "HonestDiD sensitivity analysis (Rambachan & Roth 2023)",
             f"  source: {self.source}",
-            f"  restriction: {self.restriction} ({_RESTRICTION_TEXT[self.restriction]})",
-            f"  method: {self.method}   alpha: {self.alpha:g}",
+            f"  restriction: {self.restriction}, {self.delta} ({_restriction_text(self.delta)})",
+            f"  method: {self.method} ({_METHOD_TEXT[self.method]})   alpha: {self.alpha:g}",
             f"  target: {self.target}",
             f"  reference period: {self.reference:g}; pre-periods {list(self.pre_event_times)}, post-periods "
             f"{list(self.post_event_times)}",
             f"  original CI: {o.estimate:.6g} [{o.conf_low:.6g}, {o.conf_high:.6g}] (se {o.std_error:.6g})",
         ]
+        if self.options:
+            lines.append("  options: " + ", ".join(f"{k}={v}" for k, v in self.options))
+        if self.grid_bounds and self.method != "FLCI":
+            lo, hi = min(g[0] for g in self.grid_bounds), max(g[1] for g in self.grid_bounds)
+            lines.append(f"  test grid: {self.options_dict.get('grid_points', '')} points on HonestDiD's bounds "
+                         f"(from {lo:.6g} to {hi:.6g} over the M values)")
         if self.pre_period_meaning:
             lines.append(f"  pre-period coefficients: {self.pre_period_meaning}")
-        # smoothness: the breakdown costs about 20 FLCI fits (under a second), so the summary computes it;
-        # relative magnitudes: each fit takes seconds, so it is reported only once `.breakdown` has been read
-        if self.restriction == "smoothness" or "_breakdown" in self.__dict__:
+        if self.warning:
+            lines.append(f"  WARNING: {self.warning}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
+        # the FLCI: the breakdown costs about 20 FLCI fits (under a second), so the summary computes it; the
+        # conditional methods refit a test inversion per step, so it is reported only once `.breakdown` was read
+        if self.method == "FLCI" or "_breakdown" in self.__dict__:
             lines.append(f"  breakdown: {self.breakdown_note}")
         elif self._fit is not None:
-            lines.append("  breakdown: not computed (read `.breakdown`; each step refits a C-LF interval)")
+            lines.append(f"  breakdown: not computed (read `.breakdown`; each step refits a {self.method} interval)")
         lines.append(self.tidy().to_string(index=False))
         return "\n".join(lines)
+
+    @property
+    def options_dict(self) -> dict[str, str]:
+        return dict(self.options)
 
     # ----------------------------------------------------------------------------------------------------------
     # breakdown value
@@ -387,10 +224,10 @@ class HonestDiDResult:
         or Mbar = 1 (relative magnitudes) when the grid is only 0). ``find_breakdown(m_max=...)`` searches a
         range of your choice.
 
-        Cost: each step refits the interval for one M. For ``restriction="smoothness"`` (FLCI) that is about 50 ms,
-        so the whole search takes under a second. For ``restriction="relative_magnitude"`` (C-LF) each fit takes
-        1-12 s, so the search (about 10-20 fits) can take minutes; the C-LF bounds also move in steps of its
-        1000-point grid, so the interval at the breakdown touches 0 only to within that grid's spacing.
+        Cost: each step refits the interval for one M. For the FLCI that is about 50 ms, so the whole search takes
+        under a second. For the conditional methods (C-LF, C-F, Conditional) each fit takes a fraction of a second
+        to seconds, so the search (about 10-20 fits) takes longer; their bounds also move in steps of the test
+        grid (``grid_points``), so the interval at the breakdown touches 0 only to within that grid's spacing.
         """
         return self._breakdown[0]
 
@@ -479,48 +316,82 @@ class HonestDiDResult:
         return ax
 
 
-_RESTRICTION_TEXT = {
-    "smoothness": "Delta^SD(M): |second differences of the trend| <= M, zero at the reference",
-    "relative_magnitude": "Delta^RM(Mbar): |post-period first differences of the trend| <= Mbar x the largest "
-                          "|pre-period first difference|, zero at the reference",
+_FAMILY_TEXT = {
+    "SD": "|second differences of the trend| <= M",
+    "RM": "|post-period first differences of the trend| <= Mbar x the largest |pre-period first difference|",
+    "SDRM": "|post-period second differences of the trend| <= Mbar x the largest |pre-period second difference|",
+}
+_EXTRA_TEXT = {"PB": "post-period bias >= 0", "NB": "post-period bias <= 0", "I": "trend weakly increasing",
+               "D": "trend weakly decreasing"}
+_METHOD_TEXT = {
+    "FLCI": "fixed-length confidence interval",
+    "Conditional": "ARP conditional test inverted on a grid",
+    "C-F": "conditional-FLCI hybrid test inverted on a grid",
+    "C-LF": "conditional least-favorable hybrid test inverted on a grid",
 }
 
 
-def _check_options(restriction: str, alpha: float) -> None:
+def _restriction_text(delta: str) -> str:
+    family = next(f for f in ("SDRM", "SD", "RM") if delta[len("Delta"):].startswith(f))
+    extra = delta[len("Delta") + len(family):]
+    text = _FAMILY_TEXT[family] + (f", {_EXTRA_TEXT[extra]}" if extra else "")
+    return text + ", zero at the reference"
+
+
+def _comparability_warning(meaning: str) -> str:
+    """When the estimator's pre-period coefficients are not "deviation from parallel trends relative to the
+    reference" (``didx.registry.PRE_PERIOD``), the restrictions compare unlike things: say so, and the fix."""
+    from didx.registry import PRE_PERIOD
+
+    if meaning == PRE_PERIOD["callaway_santanna_varying"]:
+        return ("the pre-period coefficients use a varying base period (short one-period gaps), so they are not "
+                "the trend relative to the reference that the restriction bounds (HonestDiD's authors refuse this "
+                "case). Fix: estimate att_gt(..., base_period='universal') and aggregate('dynamic') again.")
+    if meaning == PRE_PERIOD["imputation"]:
+        return ("the BJS imputation pre-trend coefficients test a different null (parallel trends of untreated "
+                "outcomes, fitted on untreated observations only) and are not deviations from parallel trends "
+                "relative to a reference period, so the restriction compares unlike things. Fix: run the "
+                "sensitivity analysis on an event study whose leads are relative to the reference (e.g. "
+                "didx.event_study, Sun-Abraham, or att_gt(..., base_period='universal')).")
+    if meaning == PRE_PERIOD["did2s"]:
+        return ("the did2s leads are average first-stage residuals of untreated observations, not differences "
+                "from the reference period, so they are not comparable with the post-period coefficients the "
+                "restriction bounds. Fix: use an event study whose leads are relative to the reference (e.g. "
+                "didx.event_study, Sun-Abraham, or att_gt(..., base_period='universal')).")
+    return ""
+
+
+def _check_alpha(restriction: str, alpha: float) -> None:
     if restriction not in RESTRICTIONS:
         raise InvalidOptionError(
-            f"{FUNC}(): restriction={restriction!r} is not known. Fix: restriction='smoothness' or "
-            f"'relative_magnitude'."
-        )
-    if restriction == "combined":
-        raise InvalidOptionError(
-            f"{FUNC}(): restriction={restriction!r} is not built yet in didx; restriction='smoothness' (FLCI) and "
-            f"'relative_magnitude' (C-LF) are. Fix: use one of those."
+            f"{FUNC}(): restriction={restriction!r} is not known. Fix: restriction='smoothness', "
+            f"'relative_magnitude' or 'combined'."
         )
     if not isinstance(alpha, int | float) or not 0.0 < float(alpha) < 1.0:
         raise InvalidOptionError(f"{FUNC}(): alpha must be in (0, 1); got {alpha!r}. Fix: e.g. alpha=0.05.")
 
 
 def _split_periods(event_time: np.ndarray, reference: float) -> tuple[np.ndarray, np.ndarray]:
-    """HonestDiD's layout: pre = event times < 0 (the reference excluded), post = event times >= 0, sorted."""
+    """HonestDiD's layout: pre-periods are the event times before the reference, post-periods those after it
+    (so with reference -2, event time -1 is a post period, as in HonestDiD's Lovenheim-Willen example)."""
     allt = np.sort(np.append(event_time, reference))
     if np.any(np.abs(np.diff(allt) - 1.0) > 1e-9):
         raise InvalidOptionError(
-            f"{FUNC}(): event times (with the reference {reference:g}) must be consecutive, the smoothness bound "
-            f"is on second differences of adjacent periods; got {allt.tolist()}. Fix: estimate every event time "
-            f"in the window (no gaps), or drop the coefficients beyond the gap."
+            f"{FUNC}(): event times (with the reference {reference:g}) must be consecutive, the restrictions are "
+            f"on differences of adjacent periods; got {allt.tolist()}. Fix: estimate every event time in the "
+            f"window (no gaps), or drop the coefficients beyond the gap."
         )
     order = np.argsort(event_time)
-    pre, post = order[event_time[order] < 0], order[event_time[order] >= 0]
+    pre, post = order[event_time[order] < reference], order[event_time[order] > reference]
     if post.size == 0:
         raise DesignError(
-            f"{FUNC}(): there are no post-period coefficients (event time >= 0). Fix: estimate lags (event "
-            f"times >= 0)."
+            f"{FUNC}(): there are no post-period coefficients (event times after the reference {reference:g}). "
+            f"Fix: estimate lags (event times >= 0)."
         )
     if pre.size == 0:
         raise DesignError(
-            f"{FUNC}(): there are no pre-period coefficients (event time < 0 besides the reference). Fix: "
-            f"estimate leads (widen the event window)."
+            f"{FUNC}(): there are no pre-period coefficients (event times before the reference {reference:g}). "
+            f"Fix: estimate leads (widen the event window)."
         )
     return pre, post
 
@@ -528,19 +399,29 @@ def _split_periods(event_time: np.ndarray, reference: float) -> tuple[np.ndarray
 def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLike | None = None,
                event_time: ArrayLike | None = None, reference: float | None = None,
                restriction: str = "smoothness", M: float | ArrayLike = 0.0, target: Any = "first",
-               alpha: float = 0.05) -> HonestDiDResult:
-    """Robust confidence intervals for a post-period target when parallel trends may fail smoothly.
+               ci: str | None = None, bias_sign: str | None = None, monotonicity: str | None = None,
+               bound: str | None = None, alpha: float = 0.05, grid_points: int = 1000,
+               grid_bounds: tuple[float, float] | None = None) -> HonestDiDResult:
+    """Robust confidence intervals for a post-period target when parallel trends may fail (Rambachan & Roth).
 
     ``es``: an event-study result of didx, or raw ``beta=, sigma=, event_time=, reference=`` (HonestDiD's
-    ``betahat``, ``sigma``; pre-periods are the event times below 0 other than the reference, post-periods those
-    at or above 0). ``restriction="smoothness"``: ``Delta^SD(M)``, intervals by the FLCI (HonestDiD's default);
-    ``restriction="relative_magnitude"``: ``Delta^RM(Mbar)`` (``M`` holds the ``Mbar`` values), intervals by
-    the conditional least-favorable hybrid test (C-LF, HonestDiD's default; at least two post periods).
-    ``M``: one bound or several. ``target``: ``"first"``, ``"average"``, a
-    post-period event time, or weights over the post periods.
+    ``betahat``, ``sigma``; pre-periods are the event times before the reference, post-periods those after it).
+
+    ``restriction``: ``"smoothness"`` (``Delta^SD(M)``), ``"relative_magnitude"`` (``Delta^RM(Mbar)``, or with
+    ``bound="deviation_from_linear"`` ``Delta^SDRM(Mbar)``), ``"combined"`` (``Delta^SDRM(Mbar)``); ``M`` holds
+    the bound(s) (``Mbar`` for the relative magnitudes). ``bias_sign="positive"|"negative"`` or
+    ``monotonicity="increasing"|"decreasing"`` add HonestDiD's sign or shape restriction.
+
+    ``ci``: ``None`` (HonestDiD's default: FLCI for plain smoothness, C-F with a sign/shape restriction, C-LF for
+    relative magnitudes), ``"flci"``, ``"c-lf"``, ``"arp"`` (the conditional test) or ``"hybrid"`` (C-F for
+    smoothness, C-LF for relative magnitudes). ``grid_points``/``grid_bounds``: the test-inversion grid
+    (HonestDiD's ``gridPoints``, ``grid.lb``/``grid.ub``; default bounds as HonestDiD computes them).
+
+    ``target``: ``"first"``, ``"average"``, a post-period event time, or weights over the post periods.
     """
-    _check_options(restriction, alpha)
-    m_values = _check_M(M, restriction)
+    _check_alpha(restriction, alpha)
+    meth = resolve(restriction, ci, bias_sign, monotonicity, bound, grid_points, grid_bounds)
+    m_values = _check_M(M, "smoothness" if meth.restr.family == "SD" else restriction)
     inp = _resolve_inputs(FUNC, es, beta, sigma, event_time, reference, need_beta=True)
     assert inp.beta is not None
     pre, post = _split_periods(inp.event_time, inp.reference)
@@ -551,23 +432,26 @@ def honest_did(es: Any = None, *, beta: ArrayLike | None = None, sigma: ArrayLik
     est = float(l_vec @ b[pre.size:])
     se = float(np.sqrt(l_vec @ S[pre.size:, pre.size:] @ l_vec))
     z = float(norm.ppf(1.0 - alpha / 2.0))
-    if restriction == "smoothness":
-        method = "FLCI"
-        bounds = [_flci(b, S, pre.size, l_vec, float(m), float(alpha)) for m in m_values]
-    else:
-        method = "C-LF"
-        if post.size < 2:
-            raise DesignError(
-                f"{FUNC}(): restriction='relative_magnitude' with a single post period (HonestDiD's no-nuisance "
-                f"ARP test) is not built yet in didx. Fix: estimate at least two post periods (event times >= 0)."
-            )
-        draws = _r_normal_draws(0, N_SIMS)
-        bounds = [rm_interval(b, S, pre.size, l_vec, float(m), float(alpha), draws) for m in m_values]
+    fit = _Fit(b, S, int(pre.size), l_vec, meth)
+    fits = [fit.fit(float(m), float(alpha)) for m in m_values]
+    notes = list(meth.notes)
+    opened = [f"{m:g}" for m, f in zip(m_values, fits, strict=True) if f.open_end]
+    if opened:
+        notes.append(f"the interval reaches an end of the test grid for M = {', '.join(opened)} (HonestDiD: 'CI "
+                     f"is open at one of the endpoints'), so it may be longer. Fix: wider grid_bounds=(low, high).")
+    empty = [f"{m:g}" for m, f in zip(m_values, fits, strict=True) if not np.isfinite(f.low)]
+    if empty:
+        notes.append(f"no grid point is accepted for M = {', '.join(empty)}: the interval is empty (NaN), e.g. "
+                     f"the restriction is rejected by the data. Fix: a larger M, or other grid_bounds.")
+    options = (("ci", repr(ci)), ("bias_sign", repr(bias_sign)), ("monotonicity", repr(monotonicity)),
+               ("bound", repr(bound)), ("grid_points", str(grid_points)), ("grid_bounds", repr(grid_bounds)))
     return HonestDiDResult(
-        M=tuple(float(m) for m in m_values), conf_low=tuple(lo for lo, _ in bounds),
-        conf_high=tuple(hi for _, hi in bounds), original=OriginalInterval(est, se, est - z * se, est + z * se),
-        restriction=restriction, method=method, target=target_text, target_weights=tuple(l_vec.tolist()),
+        M=tuple(float(m) for m in m_values), conf_low=tuple(f.low for f in fits),
+        conf_high=tuple(f.high for f in fits), original=OriginalInterval(est, se, est - z * se, est + z * se),
+        restriction=restriction, method=meth.name, target=target_text, target_weights=tuple(l_vec.tolist()),
         alpha=float(alpha), reference=inp.reference, pre_event_times=tuple(inp.event_time[pre].tolist()),
         post_event_times=tuple(post_times.tolist()), source=inp.source, pre_period_meaning=inp.pre_period_meaning,
-        _fit=_Fit(b, S, int(pre.size), l_vec),
+        delta=meth.restr.name, options=options,
+        grid_bounds=() if meth.kind == "FLCI" else tuple(f.grid for f in fits),
+        warning=_comparability_warning(inp.pre_period_meaning), notes=tuple(notes), _fit=fit,
     )

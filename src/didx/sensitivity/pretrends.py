@@ -197,10 +197,13 @@ def _from_result(func: str, es: Any, reference: float | None) -> _Inputs:
     if reference is None:
         if len(refs) != 1:
             what = "no reference period" if not refs else f"several reference periods {list(refs)}"
+            cs = "Callaway" in es.estimator
+            fix = ("estimate with base_period='universal', whose leads share the reference period -1 with the lags"
+                   if cs else "pass reference=<event time> explicitly if the leads are deviations from that period")
             raise DesignError(
-                f"{func}(): {es.estimator} has {what}, so the hypothesised trend has no single zero. "
-                f"{es.pre_period_meaning} Fix: pass reference=<event time> explicitly (for Callaway-Sant'Anna, "
-                f"estimate with base_period='universal')."
+                f"{func}(): {es.estimator} has {what}: no event time at which the coefficients are normalised to "
+                f"zero, the period that violations of parallel trends are measured from. {es.pre_period_meaning} "
+                f"Fix: {fix}."
             )
         reference = refs[0]
     et = es.event_times

@@ -216,7 +216,6 @@ def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEst
     """Every cell with the Sant'Anna-Zhao estimator ``method`` (one dense influence function per cell)."""
     assert data.X is not None
     n, T = data.n_units, data.n_periods
-    G = data.cohort_values.shape[0]
     block = data.block
     K = len(cells)
     # column-major: every cell writes one contiguous column
@@ -273,6 +272,14 @@ def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEst
             continue
         kept_idx.append(k)
         att.append(float(est))
+    return dense_store(data, cells, Z, kept_idx, att, skipped)
+
+
+def dense_store(data: CSData, cells: list[Cell], Z: np.ndarray, kept_idx: list[int], att: list[float],
+                skipped: list[tuple[Cell, str]]) -> CellEstimates:
+    """The estimates of the cells ``kept_idx`` whose influence functions are the columns ``2 + k`` of ``Z`` (after
+    ``1, w``): a store with identity coefficients (the columns of cells not kept are dropped)."""
+    G, K = data.cohort_values.shape[0], len(cells)
     if len(kept_idx) < K:
         Z = np.asfortranarray(Z[:, [0, 1, *[2 + k for k in kept_idx]]])
     Kk = len(kept_idx)
@@ -280,6 +287,7 @@ def estimate_covariates(data: CSData, cells: list[Cell], method: str) -> CellEst
     for j in range(Kk):
         if not cells[kept_idx[j]].reference:
             coef[:, 2 + j, j] = 1.0
-    store = IFStore(Z=Z, block=block, coef=coef, n=n, cluster=data.cluster, n_clusters=data.n_clusters)
+    store = IFStore(Z=Z, block=data.block, coef=coef, n=data.n_units, cluster=data.cluster,
+                    n_clusters=data.n_clusters)
     return CellEstimates(cells=[cells[k] for k in kept_idx], att=np.asarray(att, dtype=float), store=store,
                          skipped=skipped)

@@ -50,7 +50,7 @@ class CSData:
     unit_cohort: np.ndarray  # cohort code (index into cohort_values) per unit, non-decreasing
     block: np.ndarray  # (G_all + 1,) boundaries of cohort blocks in the unit order
     unit_weight: np.ndarray
-    _row_unit: np.ndarray | None  # None on the grid (see grid_units): built on first use of row_unit
+    row_unit: np.ndarray
     row_time: np.ndarray
     y: np.ndarray
     X: np.ndarray | None
@@ -63,25 +63,13 @@ class CSData:
     n_input_rows: int
     fingerprint: Fingerprint | None
     cluster_name: str | None
-    # rows form a unit-major grid (Panel.grid, every row kept): rows j * n_periods .. + n_periods - 1 are the
-    # periods of one unit, and grid_units[i] is that block j for sorted unit i (None: no grid)
+    # rows form a unit-major grid (Panel.grid, every row kept; prepare(..., grid=True)): rows j * n_periods ..
+    # + n_periods - 1 are the periods of one unit, and grid_units[i] is that block j for sorted unit i (None: no
+    # grid, or a caller that may reorder the units afterwards)
     grid_units: np.ndarray | None = None
-    grid_rank: np.ndarray | None = None  # on the grid: the sorted unit of block j (int32 where it fits)
-
-    @property
-    def row_unit(self) -> np.ndarray:
-        """Sorted unit code of each row."""
-        if self._row_unit is None:
-            assert self.grid_rank is not None
-            object.__setattr__(self, "_row_unit", np.repeat(self.grid_rank, self.n_periods))
-        assert self._row_unit is not None
-        return self._row_unit
 
     def unit_of_row(self) -> np.ndarray:
-        """``row_unit`` as int32 where it fits; on the grid a read-only (n_units, n_periods) broadcast view
-        (flatten it with ``reshape(-1)``), so that no n-length array is made unless a later step asks for it."""
-        if self._row_unit is None and self.grid_rank is not None:
-            return np.broadcast_to(self.grid_rank[:, None], (self.grid_rank.shape[0], self.n_periods))
+        """``row_unit`` as int32 where it fits (no copy when it is int32 already, as on the grid)."""
         row_unit = self.row_unit
         return row_unit.astype(np.int32, copy=False) if self.n_units < np.iinfo(np.int32).max else row_unit
 
@@ -112,8 +100,12 @@ def _fmt(v: float) -> str:
 
 
 def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: str,
-            cluster: str | None) -> CSData:
-    """Apply ``did``'s sample rules to ``panel`` and sort units by cohort (see the module docstring)."""
+            cluster: str | None, grid: bool = False) -> CSData:
+    """Apply ``did``'s sample rules to ``panel`` and sort units by cohort (see the module docstring).
+
+    ``grid=True`` (for callers that keep the unit order returned) records, on a grid panel (``Panel.grid``) with
+    every row kept, how the rows map onto the sorted units (``CSData.grid_units``), so that the outcome is laid
+    out by a row gather (:meth:`CSData.wide_outcome`) instead of a scatter."""
     report = panel.report
     periods = panel.periods
     labels = panel.period_labels
@@ -230,8 +222,8 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     u_new = u_old if u_present.all() else (np.cumsum(u_present) - 1)[u_old]
     n_units = int(u_present.sum())
     old_code = np.flatnonzero(u_present)  # panel unit code (or row position) of each new unit code
-    grid = all_kept and panel.grid and mode == "panel"
-    if grid:  # row j * T + t is unit j: the cohort (constant within unit) of its first row
+    on_grid = all_kept and panel.grid and mode == "panel"
+    if on_grid:  # row j * T + t is unit j: the cohort (constant within unit) of its first row
         g_unit = row_g[::T].copy()
     else:
         g_unit = np.empty(n_units)
@@ -243,11 +235,8 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     order = np.argsort(small_codes, kind="stable")  # 16-bit keys: numpy's stable sort is a radix sort
     rank = np.empty(n_units, dtype=np.int64)
     rank[order] = np.arange(n_units)
-    grid_rank = None
-    if grid:  # int32 where it fits (as the result keeps the row -> unit map); rows per unit only if needed
-        grid_rank = rank.astype(np.int32) if n_units < np.iinfo(np.int32).max else rank
-        needs_rows = panel.weights is not None or cluster is not None or panel.covariates.shape[1] > 0
-        row_unit: np.ndarray | None = np.repeat(grid_rank, T) if needs_rows else None
+    if on_grid:  # int32 where it fits (as the result keeps the row -> unit map): a repeat, no gather
+        row_unit = np.repeat(rank.astype(np.int32) if n_units < np.iinfo(np.int32).max else rank, T)
     else:
         row_unit = rank[u_new]
     unit_cohort = cohort_code[order]
@@ -262,7 +251,6 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     if panel.weights is not None:
         w_rows = take(panel.weights)
         w_unit = np.zeros(n_units)
-        assert row_unit is not None
         w_unit[row_unit] = w_rows
         if mode != "rc" and np.any(w_unit[row_unit] != w_rows):
             raise DataError(
@@ -277,7 +265,6 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     cl_unit = None
     n_clusters = n_units
     if cluster is not None:
-        assert row_unit is not None
         cl_unit, n_clusters = clusters_of_units(func, cluster, take(panel.codes[cluster]), row_unit, n_units)
     sizes = np.diff(block)
     p = 0 if X is None else X.shape[1] - 1
@@ -300,11 +287,10 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
         row_index = rows if panel.kept_rows is None else panel.kept_rows[rows]
     return CSData(mode=mode, n_units=int(n_units), periods=periods, period_labels=labels,
                   cohort_values=cohort_values, unit_cohort=unit_cohort, block=block, unit_weight=w_unit,
-                  _row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
+                  row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
                   n_clusters=n_clusters, report=new_report, weighted=weighted,
                   unit_labels=unit_labels, row_index=row_index, n_input_rows=report.n_input_rows,
-                  fingerprint=panel.fingerprint, cluster_name=cluster, grid_units=order if grid else None,
-                  grid_rank=grid_rank)
+                  fingerprint=panel.fingerprint, cluster_name=cluster, grid_units=order if grid and on_grid else None)
 
 
 def _check_cohorts_are_periods(func: str, cohort_values: np.ndarray, panel: Panel) -> None:

@@ -252,13 +252,21 @@ def _estimate_once(holder: list[Panel], opts: _Options) -> _Estimated:
 def _estimate(p: Panel, opts: _Options) -> _Estimated:
     """Sample rules, cell plan, ATT(g,t) with their influence functions, and the bootstrap sums."""
     cs = prepare(p, func=_FUNC, control=opts.control_group, anticipation=opts.anticipation, mode=opts.mode,
-                 cluster=opts.cluster)
+                 cluster=opts.cluster, grid=True)
     del p  # the last reference when called from _estimate_once
     cells, plan_notes = plan_cells(cs, control=opts.control_group, base_period=opts.base_period,
                                    anticipation=opts.anticipation)
     est = estimate_sums(cs, cells) if cs.X is None else estimate_covariates(cs, cells, opts.est_method)
+    return fit_cells(cs, est, plan_notes, opts)
+
+
+def fit_cells(cs: CSData, est: CellEstimates, plan_notes: list[str], opts: _Options, *, func: str = _FUNC,
+              family: str = "Callaway & Sant'Anna (2021)", pre_period_key: str = "callaway_santanna") -> _Estimated:
+    """From estimated ATT(g,t) cells (their influence-function store) to the fit every result of them shares:
+    design checks, the multiplier-bootstrap sums and the :class:`CSFit`. Also used by estimators whose cells are
+    ATT(g,t) of another design with the same influence-function store (triple differences, ``didx.ddd``)."""
     if not est.cells:
-        raise DesignError(f"{_FUNC}: no ATT(g,t) could be estimated ({len(est.skipped)} cells skipped: "
+        raise DesignError(f"{func}: no ATT(g,t) could be estimated ({len(est.skipped)} cells skipped: "
                           f"{est.skipped[0][1] if est.skipped else 'none planned'}). Fix: check that every cohort "
                           f"has a comparison group observed in its periods.")
     P, labels = cs.periods, cs.period_labels
@@ -266,7 +274,7 @@ def _estimate(p: Panel, opts: _Options) -> _Estimated:
     tvals = np.array([P[c.t] for c in est.cells])
     if not np.any(group <= tvals):
         raise DesignError(
-            f"{_FUNC}: no post-treatment ATT(g,t) (t >= g) can be estimated: after the sample rules the last period "
+            f"{func}: no post-treatment ATT(g,t) (t >= g) can be estimated: after the sample rules the last period "
             f"is {_lab(labels, P, P[-1])} and no cohort left is observed from its treatment on with a comparison "
             f"group (cohorts: {', '.join(_lab(labels, P, g) for g in np.unique(group))}; "
             f"anticipation={opts.anticipation}; see the notes and dropped rows of the sample). Fix: add "
@@ -295,17 +303,22 @@ def _estimate(p: Panel, opts: _Options) -> _Estimated:
                 n_bootstrap=n_boot,
                 seed=0 if opts.seed is None and opts.multiplier == "gaussian" and n_boot else opts.seed,
                 basis=basis, scale=1.0 / n, unit_of_row=compact, row_index=cs.row_index,
-                n_input_rows=cs.n_input_rows, fingerprint=cs.fingerprint)
+                n_input_rows=cs.n_input_rows, fingerprint=cs.fingerprint, family=family,
+                pre_period_key=pre_period_key)
     return _Estimated(data=cs, cells=est, plan_notes=plan_notes, fit=fit)
 
 
 # ----------------------------------------------------------------------------------------------- assembly
-def _assemble(e: _Estimated, opts: _Options) -> ATTgtResult:
-    """The ATT(g,t) result: cells plus the simple aggregation as headline, with their covariance."""
+def _assemble(e: _Estimated, opts: _Options, *, func: str = _FUNC,
+              estimator: str = "Callaway & Sant'Anna (2021) ATT(g,t)",
+              design: tuple[tuple[str, str], ...] | None = None,
+              result_type: type[ATTgtResult] = ATTgtResult) -> ATTgtResult:
+    """The ATT(g,t) result: cells plus the simple aggregation as headline, with their covariance (``estimator``,
+    ``design`` and ``result_type`` let another design with ATT(g,t) cells, e.g. ``didx.ddd``, reuse it)."""
     fit, cs = e.fit, e.data
     K = fit.n_cells
     simple = aggregate("simple", group=fit.group, time=fit.time, att=fit.att, cohort_code=fit.cohort_code,
-                       reference=fit.reference, pg_cohort=fit.pg_cohort, func=_FUNC)
+                       reference=fit.reference, pg_cohort=fit.pg_cohort, func=func)
     A = np.column_stack([np.eye(K), simple.A])
     U = np.column_stack([np.zeros((fit.store.n_cohorts, K)), simple.U])
     band_idx = np.flatnonzero(~fit.reference)
@@ -322,9 +335,10 @@ def _assemble(e: _Estimated, opts: _Options) -> ATTgtResult:
                  "event_time": np.append(fit.time - fit.group, np.nan), "base_period": np.append(bvals, np.nan)}
     extras: dict[str, Any] = {"n": fit.n_units,
                               "skipped": tuple((c.g, float(P[c.t])) for c, _ in e.cells.skipped)}
-    return ATTgtResult(estimator="Callaway & Sant'Anna (2021) ATT(g,t)", terms=(*fit.cell_terms, "ATT (simple)"),
+    return result_type(estimator=estimator, terms=(*fit.cell_terms, "ATT (simple)"),
                        coef=np.append(fit.att, simple.estimate), vcov_matrix=source.vcov(), headline="ATT (simple)",
-                       inference=source.inference(), sample=cs.report, design=_design(opts, cs.mode, K),
+                       inference=source.inference(), sample=cs.report,
+                       design=_design(opts, cs.mode, K) if design is None else design,
                        term_info=term_info, extras=extras, notes=tuple(notes), _source=source)
 
 

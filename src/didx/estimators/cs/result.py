@@ -55,8 +55,8 @@ class CSFit:
     ``store`` holds the cell influence functions (clustered as the fit's ``cluster=``); ``group``, ``time``,
     ``att``, ``cohort_code``, ``reference`` describe the cells, ``pg_cohort`` the cohort shares. ``basis`` and
     ``scale`` are the multiplier-bootstrap sums (rademacher / mammen). ``unit_of_row`` (the unit of each estimation
-    row, compact integers; on a grid panel an (n_units, n_periods) broadcast view, flattened on use), ``row_index``,
-    ``n_input_rows`` and ``fingerprint`` let ``with_vcov`` match a cluster column to the units.
+    row, compact integers), ``row_index``, ``n_input_rows`` and ``fingerprint`` let ``with_vcov`` match a cluster
+    column to the units.
     """
 
     store: IFStore
@@ -81,6 +81,8 @@ class CSFit:
     row_index: np.ndarray | None
     n_input_rows: int
     fingerprint: Fingerprint | None
+    family: str = "Callaway & Sant'Anna (2021)"  # the estimator's name in the aggregations' titles
+    pre_period_key: str = "callaway_santanna"  # PRE_PERIOD[f"{key}_{base_period}"] of the dynamic aggregation
 
     @property
     def n_cells(self) -> int:
@@ -92,7 +94,7 @@ class CSFit:
 
     def cluster_codes(self) -> ClusterCodes:
         """Codes per estimation row of the unit and of the fit's cluster variable (built on request)."""
-        rows = np.asarray(self.unit_of_row, dtype=np.int64).reshape(-1)
+        rows = np.asarray(self.unit_of_row, dtype=np.int64)
         stored: dict[str, np.ndarray] = {}
         if self.unit_name is not None:
             stored[self.unit_name] = rows
@@ -108,8 +110,8 @@ class CSFit:
             return CSChoice("analytic", None, self.store)
         if name == self.cluster_name and name not in supplied:
             return CSChoice("analytic", name, self.store)
-        per_unit, G = clusters_of_units(func, name, codes[name],
-                                        np.asarray(self.unit_of_row, dtype=np.int64).reshape(-1), self.n_units)
+        per_unit, G = clusters_of_units(func, name, codes[name], np.asarray(self.unit_of_row, dtype=np.int64),
+                                        self.n_units)
         return CSChoice("analytic", name, self.store.reclustered(per_unit, G))
 
 
@@ -464,7 +466,7 @@ def make_aggregate_result(parent: Result, src: CSSource, agg: Aggregation, *, mi
         design.append(("Event window", ", ".join(window) if window else "all event times"))
     elif np.isfinite(max_e):
         design.append(("Cells", f"post-treatment with t - g <= {max_e:g}"))
-    common: dict[str, Any] = dict(estimator=f"Callaway & Sant'Anna (2021), {agg.kind} aggregation",
+    common: dict[str, Any] = dict(estimator=f"{src.fit.family}, {agg.kind} aggregation",
                                   terms=agg.terms, coef=agg.estimate, vcov_matrix=new.vcov(), headline=agg.terms[-1],
                                   inference=inf, sample=parent.sample, design=tuple(design),
                                   term_info=dict(agg.info), notes=parent.notes, _source=new,
@@ -473,7 +475,7 @@ def make_aggregate_result(parent: Result, src: CSSource, agg: Aggregation, *, mi
         from didx.registry import PRE_PERIOD
 
         common["extras"]["reference"] = agg.reference
-        return CSEventStudyResult(pre_period_meaning=PRE_PERIOD[f"callaway_santanna_{src.fit.base_period}"],
+        return CSEventStudyResult(pre_period_meaning=PRE_PERIOD[f"{src.fit.pre_period_key}_{src.fit.base_period}"],
                                   cross_covariance=True, **common)
     return CSAggregateResult(**common)
 

@@ -174,6 +174,7 @@ class RegressionResult(Result):
         r: float | Sequence[float] | np.ndarray = 0.0,
         cluster: str | None = None,
         data: Any = None,
+        progress: bool = True,
     ) -> WildBootstrapResult:
         """Wild cluster bootstrap test of ``term = r`` (or of ``R b = r`` for a matrix / list of terms).
 
@@ -182,7 +183,8 @@ class RegressionResult(Result):
         (percentile-t CI). With Rademacher weights and ``2^G <= n_bootstrap`` all sign vectors are enumerated.
         ``cluster`` defaults to the result's clustering; a column not captured at fit time needs ``data=`` (the
         fitted frame, checked by row count and fingerprint). Absorbed fixed effects are partialled out (FWL) with an
-        exact correction when they are not nested in the clusters. See :mod:`didx.inference.wild`.
+        exact correction when they are not nested in the clusters. See :mod:`didx.inference.wild`. A progress bar
+        shows when the session is interactive; ``progress=False`` silences it.
 
         Returns
         -------
@@ -192,7 +194,8 @@ class RegressionResult(Result):
         from didx.inference.wild import wild_bootstrap
 
         return wild_bootstrap(self, term, n_bootstrap=n_bootstrap, weights=weights, impose_null=impose_null,
-                              seed=seed, conf_level=conf_level, r=r, cluster=cluster, data=data)
+                              seed=seed, conf_level=conf_level, r=r, cluster=cluster, data=data,
+                              progress=progress)
 
 
 def wild_bootstrap_mapped(result: Result, raw_source: Any, A: np.ndarray, hypothesis: str | Sequence[str] | np.ndarray,

@@ -118,6 +118,7 @@ class StackedResult(EventStudyResult):
         r: float | Sequence[float] | np.ndarray = 0.0,
         cluster: str | None = None,
         data: Any = None,
+        progress: bool = True,
     ) -> WildBootstrapResult:
         """Wild cluster bootstrap test of ``term = r`` (or ``R theta = r`` for a list of terms or a matrix over
         this result's terms), bootstrapping the stacked regression; ``"ATT"`` is the mean of the post
@@ -126,7 +127,7 @@ class StackedResult(EventStudyResult):
         source, A = self._regression_map()
         return wild_bootstrap_mapped(self, source, A, term, r=r, n_bootstrap=n_bootstrap, weights=weights,
                                      impose_null=impose_null, seed=seed, conf_level=conf_level, cluster=cluster,
-                                     data=data)
+                                     data=data, progress=progress)
 
 
 def stacked(

@@ -134,6 +134,7 @@ class SunAbrahamResult(EventStudyResult):
         r: float | Sequence[float] | np.ndarray = 0.0,
         cluster: str | None = None,
         data: Any = None,
+        progress: bool = True,
     ) -> WildBootstrapResult:
         """Wild cluster bootstrap test of ``term = r`` (or ``R theta = r`` for a list of terms or a matrix over
         this result's terms), bootstrapping the saturated regression.
@@ -145,7 +146,7 @@ class SunAbrahamResult(EventStudyResult):
         """
         return wild_bootstrap_mapped(self, self._raw_source(), self._main(), term, r=r, n_bootstrap=n_bootstrap,
                                      weights=weights, impose_null=impose_null, seed=seed, conf_level=conf_level,
-                                     cluster=cluster, data=data)
+                                     cluster=cluster, data=data, progress=progress)
 
 
 def readonly(a: np.ndarray) -> np.ndarray:

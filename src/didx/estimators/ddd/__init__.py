@@ -1,0 +1,1 @@
+"""Triple differences (Ortiz-Villavicencio & Sant'Anna 2025)."""

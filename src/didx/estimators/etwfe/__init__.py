@@ -1,0 +1,1 @@
+"""Extended two-way fixed effects (Wooldridge): :mod:`didx.estimators.etwfe.estimator`."""

@@ -1,0 +1,1 @@
+"""Local-projections difference-in-differences: :mod:`didx.estimators.lpdid.estimator`."""

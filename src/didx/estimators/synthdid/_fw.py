@@ -1,0 +1,254 @@
+"""Frank-Wolfe for synthetic-control weights, batched over independent problems.
+
+Each problem is synthdid's ``sc.weight.fw`` (Arkhangelsky et al. 2021, Algorithm 1 and the package's solver): with
+the columns of ``Y = [A, b]`` centred when there is an intercept, minimise over the unit simplex
+
+    zeta^2 ||x||^2 + ||A x - b||^2 / n        (n = rows of A)
+
+by Frank-Wolfe steps with exact line search on the equivalent ``||A x - b||^2 + eta ||x||^2``, ``eta = n zeta^2``,
+stopping after ``max_iter`` steps or when one step decreases the objective by no more than ``min_decrease^2``.
+The vertex chosen at a step is the first minimum of the half gradient (R's ``which.min``). ``sparsify`` is
+synthdid's ``sparsify_function``: weights at most a quarter of the largest set to zero, the rest renormalised.
+
+Problems of the same shape (the placebo and bootstrap replications) are solved together: one numpy operation per
+step for the whole batch, each problem frozen when its own stopping rule fires, so every problem follows exactly
+the iterations it would follow alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def sparsify(x: np.ndarray) -> np.ndarray:
+    """synthdid's ``sparsify_function`` row by row: entries ``<= max/4`` to zero, then normalise to sum 1."""
+    x = np.atleast_2d(x)
+    out = np.where(x <= x.max(axis=1, keepdims=True) / 4, 0.0, x)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def center_columns(Y: np.ndarray) -> np.ndarray:
+    """Subtract each column's mean over rows (the intercept of synthdid's solvers); works on (B, n, k)."""
+    return Y - Y.mean(axis=-2, keepdims=True)
+
+
+def frank_wolfe(A: np.ndarray, b: np.ndarray, x0: np.ndarray, zeta: np.ndarray | float, *,
+                min_decrease: np.ndarray | float, max_iter: int,
+                max_elements: int = 16_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Solve a batch of simplex-constrained ridge regressions by Frank-Wolfe (the Gram form of
+    :func:`frank_wolfe_gram`, vectorised over the batch).
+
+    Parameters
+    ----------
+    A : (B, n, k) regressors (already centred if an intercept is wanted).
+    b : (B, n) targets.
+    x0 : (B, k) starting weights (on the simplex).
+    zeta : the regularisation zeta per problem (scalar or (B,)).
+    min_decrease : stop when a step lowers the objective by ``<= min_decrease**2`` (scalar or (B,)).
+    max_iter : at most this many steps.
+    max_elements : the batch is split into chunks whose Gram matrices hold at most this many numbers.
+
+    Returns
+    -------
+    x : (B, k) the weights; iterations : (B,) the steps each problem took.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    B, n, k = A.shape
+    b = np.asarray(b, dtype=np.float64).reshape(B, n)
+    x = np.array(np.broadcast_to(x0, (B, k)), dtype=np.float64)
+    zeta2 = np.broadcast_to(np.asarray(zeta, dtype=np.float64) ** 2, (B,))
+    md2 = np.broadcast_to(np.asarray(min_decrease, dtype=np.float64) ** 2, (B,))
+    iterations = np.zeros(B, dtype=np.int64)
+    chunk = max(1, max_elements // max(k * k, 1))
+    for lo in range(0, B, chunk):
+        sl = slice(lo, min(B, lo + chunk))
+        x[sl], iterations[sl] = _fw_chunk(A[sl], b[sl], x[sl], n * zeta2[sl], md2[sl], max_iter)
+    return x, iterations
+
+
+def _fw_chunk(A: np.ndarray, b: np.ndarray, x: np.ndarray, eta: np.ndarray, md2: np.ndarray,
+              max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    _, n, k = A.shape
+    H = np.matmul(np.swapaxes(A, 1, 2), A)
+    H[:, np.arange(k), np.arange(k)] += eta[:, None]
+    c = np.matmul(b[:, None, :], A)[:, 0, :]
+    diag = H[:, np.arange(k), np.arange(k)].copy()
+    h = np.matmul(H, x[:, :, None])[:, :, 0]
+
+    def row(work: np.ndarray, rows: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return np.asarray(H[work, i, :])
+
+    return _fw_loop(row, x, h, c, diag, n * md2, max_iter)
+
+
+def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarray, eta: float, *,
+                       min_decrease: float, n: int, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`frank_wolfe` for problems whose regressors are column subsets ``A_r = A[:, S_r]`` of one matrix
+    (the placebo's unit-weight problems: each keeps some controls). Each problem is embedded in the full column
+    space, with weight 0 and an infinite gradient on the columns it does not have, so the Gram rows a step needs
+    are contiguous rows of one ``G = A'A`` and no per-problem Gram matrix is built. (A tie between two columns'
+    gradients goes to the first in ``A``'s order rather than in ``S_r``'s: floating-point ties only.)
+
+    G : (N, N) the shared Gram matrix; S : (B, k) the columns of each problem (distinct); c : (B, k)
+    ``A_r' b_r``; n : rows of A (the objective's divisor); eta = n zeta^2.
+    """
+    B = S.shape[0]
+    N = G.shape[0]
+    rb = np.arange(B)[:, None]
+    x = np.zeros((B, N))
+    x[rb, S] = x0
+    c_full = np.full((B, N), -np.inf)
+    c_full[rb, S] = c
+    h = x @ G + eta * x
+    diag = np.broadcast_to(np.diag(G) + eta, (B, N))
+    md2 = np.full(B, n * min_decrease * min_decrease)
+
+    def row(work: np.ndarray, rows: np.ndarray, i: np.ndarray) -> np.ndarray:
+        out = G[i]
+        out[rows, i] += eta
+        return np.asarray(out)
+
+    out, iterations = _fw_loop(row, x, h, c_full, diag, md2, max_iter, c_start=np.where(x > 0, c_full, 0.0))
+    return out[rb, S], iterations
+
+
+def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], x: np.ndarray, h: np.ndarray,
+             c: np.ndarray, diag: np.ndarray, md2: np.ndarray, max_iter: int,
+             c_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The batched Frank-Wolfe iterations on ``h = H x`` (see :func:`frank_wolfe_gram`); ``row(work, rows, i)``
+    gives row ``i[r]`` of problem ``work[r]``'s H. ``md2`` is on the scale of ``n * objective``; ``c_start``
+    replaces ``c`` in the initial ``c'x`` (where ``c`` holds infinities on columns a problem lacks)."""
+    B = x.shape[0]
+    x = x.copy()
+    xhx = np.einsum("bk,bk->b", x, h)
+    cx = np.einsum("bk,bk->b", c if c_start is None else c_start, x)
+    iterations = np.zeros(B, dtype=np.int64)
+    out = x.copy()
+    work = np.arange(B)
+    rows = np.arange(B)
+    prev = np.full(B, np.nan)
+    t = 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while t < max_iter and work.size:
+            g = h - c
+            i = np.argmin(g, axis=1)
+            gi, hi, xi, di = g[rows, i], h[rows, i], x[rows, i], diag[rows, i]
+            den = di - 2.0 * hi + xhx
+            s = np.clip(((xhx - cx) - gi) / den, 0.0, 1.0)
+            s[(xi == 1.0) | ~(den > 0)] = 0.0
+            r = 1.0 - s
+            x *= r[:, None]
+            x[rows, i] += s
+            h *= r[:, None]
+            h += s[:, None] * row(work, rows, i)
+            xhx = r * (r * xhx + 2.0 * s * hi) + s * s * di
+            cx = r * cx + s * (hi - gi)
+            val = xhx - 2.0 * cx  # n * objective - b'b: the stopping rule compares differences
+            t += 1
+            if t >= 2:
+                stop = prev - val <= md2
+                if stop.any():
+                    iterations[work] = t
+                    out[work[stop]] = x[stop]
+                    keep = ~stop
+                    work, x, h, xhx, cx, val = work[keep], x[keep], h[keep], xhx[keep], cx[keep], val[keep]
+                    c, diag, md2 = c[keep], diag[keep], md2[keep]
+                    rows = rows[:work.size]
+            prev = val
+    iterations[work] = t
+    out[work] = x
+    return out, iterations
+
+
+def frank_wolfe_gram(A: np.ndarray, b: np.ndarray, x0: np.ndarray, zeta: float, *, min_decrease: float,
+                     max_iter: int) -> tuple[np.ndarray, int]:
+    """:func:`frank_wolfe` for one problem, from the Gram matrix ``H = A'A + eta I``: a step costs O(k) instead of
+    O(n k) and a handful of numpy calls (the same iterates up to rounding).
+
+    With ``h = H x`` and ``c = A'b``, the half gradient is ``h - c``; for the direction ``d = e_i - x`` the line
+    search needs ``d'H d = H_ii - 2 h_i + x'H x``; after a step ``s``, ``h <- (1-s) h + s H_i`` and
+    ``x'Hx``, ``c'x`` update as scalars; the objective is ``(x'Hx - 2 c'x + b'b) / n`` (the ridge terms cancel
+    because ``eta = n zeta^2``).
+    """
+    n, k = A.shape
+    eta = n * zeta * zeta
+    H = A.T @ A
+    H[np.diag_indices(k)] += eta
+    c = A.T @ b
+    bb = float(b @ b)
+    md2 = min_decrease * min_decrease
+    x = np.array(x0, dtype=np.float64, copy=True)
+    h = H @ x
+    xhx = float(x @ h)
+    cx = float(c @ x)
+    diag = np.diag(H).copy()
+    prev = np.nan
+    t = 0
+    while t < max_iter:
+        g = h - c
+        i = int(np.argmin(g))
+        hi, xi = float(h[i]), float(x[i])
+        if xi == 1.0:  # already the vertex: no move (synthdid returns x unchanged)
+            s = 0.0
+        else:
+            num = -(hi - float(c[i]) - (xhx - cx))
+            den = float(diag[i]) - 2.0 * hi + xhx
+            s = min(1.0, max(0.0, num / den)) if den > 0 else 0.0
+        if s > 0.0:
+            r = 1.0 - s
+            x *= r
+            x[i] += s
+            h *= r
+            h += s * H[i]
+            xhx = r * r * xhx + 2.0 * s * r * hi + s * s * float(diag[i])
+            cx = r * cx + s * float(c[i])
+        val = (xhx - 2.0 * cx + bb) / n
+        t += 1
+        if t >= 2 and prev - val <= md2:
+            break
+        prev = val
+    return x, t
+
+
+def fw_step(A: np.ndarray, x: np.ndarray, b: np.ndarray, eta: float) -> np.ndarray:
+    """One Frank-Wolfe step with exact line search for ``||A x - b||^2 + eta ||x||^2`` (synthdid's ``fw.step``),
+    used by the covariate solver, whose regressors change at every step."""
+    Ax = A @ x
+    half_grad = (Ax - b) @ A + eta * x
+    i = int(np.argmin(half_grad))
+    dx = -x
+    dx[i] = 1.0 - x[i]
+    if not dx.any():
+        return x
+    d_err = A[:, i] - Ax
+    step = -float(half_grad @ dx) / (float(d_err @ d_err) + eta * float(dx @ dx))
+    return np.asarray(x + min(1.0, max(0.0, step)) * dx)
+
+
+def sc_weights(Y: np.ndarray, zeta: np.ndarray | float, *, intercept: bool, init: np.ndarray | None,
+               min_decrease: np.ndarray | float, max_iter: int, max_iter_pre_sparsify: int | None = 100,
+               ) -> np.ndarray:
+    """synthdid's two-round weight fit (``synthdid_estimate`` without covariates) for a batch.
+
+    ``Y`` is (B, n, k + 1): the last column is the target. With ``max_iter_pre_sparsify`` (synthdid's default
+    100) a first round of that many steps is followed by a second from its sparsified solution; None: one round
+    of ``max_iter`` steps.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 2:
+        Y = Y[None]
+    if intercept:
+        Y = center_columns(Y)
+    A, b = Y[:, :, :-1], Y[:, :, -1]
+    B, _, k = A.shape
+    x0 = np.full((B, k), 1.0 / k) if init is None else np.broadcast_to(np.asarray(init, dtype=np.float64), (B, k))
+    def solve(x: np.ndarray, iters: int) -> np.ndarray:
+        if B == 1 and np.ndim(zeta) == 0 and np.ndim(min_decrease) == 0:
+            return frank_wolfe_gram(A[0], b[0], x[0], float(zeta), min_decrease=float(min_decrease),
+                                    max_iter=iters)[0][None]
+        return frank_wolfe(A, b, x, zeta, min_decrease=min_decrease, max_iter=iters)[0]
+    if max_iter_pre_sparsify is None:
+        return solve(x0, max_iter)
+    return solve(sparsify(solve(x0, max_iter_pre_sparsify)), max_iter)
