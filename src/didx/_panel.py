@@ -42,6 +42,9 @@ class Panel:
     codes : integer codes of categorical columns (clusters, extra fixed effects) by column name.
     kept_rows : position of each kept row in the input frame, or None when all were kept in order
         (``row_index`` gives the positions in both cases).
+    grid : True when the rows are sorted by unit and period with every unit observed in every period (row
+        ``u * n_periods + t`` is unit ``u`` in period ``t``): arrays reshape to (n_units, n_periods) without a
+        scatter.
     """
 
     y: np.ndarray
@@ -60,6 +63,7 @@ class Panel:
     report: SampleReport
     names: dict[str, Any] = field(default_factory=dict)
     fingerprint: Fingerprint | None = None  # of the input frame's outcome and unit columns (for with_vcov)
+    grid: bool = False  # rows are the balanced unit-major grid: row u * n_periods + t is unit u in period t
 
     @property
     def all_rows_kept(self) -> bool:
@@ -164,14 +168,17 @@ def _normalise_cohort(
             f"{func}: the cohort column {name!r} must be numeric (the first treated period; 0, NaN or inf for "
             f"never treated). It holds values such as {example!r}. Fix: convert it to numbers."
         )
-    g = np.asarray(raw, dtype=np.float64).copy()
+    g = np.array(raw, dtype=np.float64)  # one copy (asarray of integers copies already)
     zero = g == 0
     if zero.any() and periods[0] <= 0 <= periods[-1] and np.any(periods == 0):
         raise DataError(
             f"{func}: the cohort column {name!r} uses 0, but 0 is also a period of the time column, so 0 cannot "
             f"mean 'never treated'. Fix: code never-treated units as NaN or inf in {name!r}."
         )
-    never = zero | np.isnan(g) | np.isinf(g) | (g > periods[-1])
+    never = g > periods[-1]
+    never |= zero
+    if np.asarray(raw).dtype.kind not in "iub":  # integers hold no NaN or inf
+        never |= ~np.isfinite(g)
     g[never] = NEVER
     T = periods.shape[0]
     consecutive = bool(np.all(periods == np.arange(periods[0], periods[0] + T)))  # integers (years, 1..T)
@@ -302,6 +309,7 @@ class _Values:
     codes: dict[str, np.ndarray]
     treat: np.ndarray | None
     cohort: np.ndarray | None
+    grid: bool = False  # rows sorted by unit and period, every unit in every period (see Panel.grid)
 
 
 def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
@@ -311,8 +319,13 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
     time_inf = cols.infinite.get(r.time)
     unit_codes: np.ndarray | None = None
     unit_labels: np.ndarray | None = None
+    grid = False
     if r.unit is not None:
-        dense = _dense_int_codes(np.asarray(cols.arrays[r.unit])) if cols.kinds[r.unit] == "numeric" else None
+        dense = None
+        if cols.kinds[r.unit] == "numeric":
+            raw_unit = np.asarray(cols.arrays[r.unit])
+            grid = _is_grid(raw_unit, time_codes, periods.shape[0])
+            dense = _grid_codes(raw_unit, periods.shape[0]) if grid else _dense_int_codes(raw_unit)
         if dense is not None:  # units already coded 0..N-1 (as in most large panels): used as they are
             unit_codes, unit_labels = dense
         else:
@@ -341,7 +354,7 @@ def _values(cols: Columns, r: _Roles, func: str, treat_role: str) -> _Values:
                                                   *([r.unit] if r.unit else []), *r.clusters, *r.categorical]}
     return _Values(y=yv, time_codes=time_codes, time_inf=time_inf, infinite=infinite, periods=periods,
                    labels=labels, date_like=date_like, unit_codes=unit_codes, unit_labels=unit_labels, covariates=cov,
-                   weights=w, codes=codes, treat=tr, cohort=g)
+                   weights=w, codes=codes, treat=tr, cohort=g, grid=grid)
 
 
 def _finite_or_nan(cols: Columns, name: str) -> np.ndarray:
@@ -354,8 +367,9 @@ def _filter_rows(v: _Values, r: _Roles, func: str, *, zero_weights: str, treat_r
     """Drop (and record) rows with a missing or infinite value in a role column; refuse values no row may have
     (negative or all-zero weights, a non-binary treatment)."""
     rows = _Rows(v.y.shape[0])
-    rows.drop_coded(v.time_codes, v.time_inf, f"time ({r.time})")
-    if v.unit_codes is not None and r.unit is not None:
+    if not v.grid:  # on the grid every row has a period and an integer unit (see _is_grid)
+        rows.drop_coded(v.time_codes, v.time_inf, f"time ({r.time})")
+    if v.unit_codes is not None and r.unit is not None and not v.grid:
         rows.drop_coded(v.unit_codes, v.infinite[r.unit], f"unit ({r.unit})")
     rows.drop_nonfinite(v.y, v.infinite[r.y], f"outcome ({r.y})")
     for j, c in enumerate(r.covariates):
@@ -416,10 +430,12 @@ class _Kept:
     weights: np.ndarray | None
     codes: dict[str, np.ndarray]
     index: np.ndarray | None  # positions of the kept rows in the input; None when every row was kept
+    grid: bool = False  # see Panel.grid
 
 
-def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
-    """Take the kept rows and re-code periods, units and clusters to those present."""
+def _keep(v: _Values, rows: _Rows, r: _Roles, derive_treat: bool = True) -> _Kept:
+    """Take the kept rows and re-code periods, units and clusters to those present (and derive the treatment
+    indicator from the cohort unless ``derive_treat`` is False)."""
     all_kept = bool(rows.keep.all())
     idx = np.empty(0, dtype=np.int64) if all_kept else np.flatnonzero(rows.keep)
 
@@ -428,7 +444,8 @@ def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
 
     tk = take(v.time_codes)
     periods, labels = v.periods, v.labels
-    present = np.bincount(tk, minlength=periods.shape[0]) > 0
+    # every code of v.time_codes has a row (_code_time codes the values present): re-code only after drops
+    present = np.ones(periods.shape[0], dtype=bool) if all_kept else np.bincount(tk, minlength=periods.shape[0]) > 0
     if not present.all():
         tk = (np.cumsum(present) - 1)[tk]
         periods = periods[present]
@@ -445,6 +462,10 @@ def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
     trk: np.ndarray | None = None
     if v.treat is not None:
         trk = take(v.treat)
+    elif gk is not None and not derive_treat:
+        trk = None
+    elif gk is not None and all_kept and v.grid:  # no n-length gather of the period values
+        trk = (periods >= gk.reshape(-1, periods.shape[0])).astype(np.float64).reshape(-1)
     elif gk is not None:
         trk = (periods[tk] >= gk).astype(np.float64)
     codes = {}
@@ -456,7 +477,7 @@ def _keep(v: _Values, rows: _Rows, r: _Roles) -> _Kept:
     cov = take(v.covariates) if r.covariates else np.empty((tk.shape[0], 0))
     return _Kept(y=take(v.y), time=tk, periods=periods, labels=labels, unit=uk, unit_labels=unit_labels, cohort=gk,
                  treat=trk, covariates=cov, weights=None if v.weights is None else take(v.weights), codes=codes,
-                 index=None if all_kept else idx)
+                 index=None if all_kept else idx, grid=all_kept and v.grid)
 
 
 def _check_periods(k: _Kept, r: _Roles, func: str) -> None:
@@ -475,6 +496,12 @@ def _check_units(k: _Kept, r: _Roles, func: str, check_duplicates: bool) -> tupl
         return None, None
     uk, tk, T = k.unit, k.time, k.periods.shape[0]
     n_units = 0 if k.unit_labels is None else k.unit_labels.shape[0]
+    if k.grid:  # every unit once in every period, in order: no duplicates, balanced
+        if k.cohort is not None:
+            g2 = k.cohort.reshape(n_units, T)
+            if not (g2 == g2[:, :1]).all():
+                _cohort_varies(k, r, func, int(np.flatnonzero((g2 != g2[:, :1]).any(axis=1))[0]))
+        return True, None
     counts = np.bincount(uk, minlength=n_units)
     if check_duplicates and counts.max() > 1 and not _distinct_periods(uk, tk, counts, T):
         key = uk * T + tk
@@ -507,15 +534,20 @@ def _check_units(k: _Kept, r: _Roles, func: str, check_duplicates: bool) -> tupl
         first[uk] = gk
         varies = first[uk] != gk
         if varies.any():
-            row = int(np.flatnonzero(varies)[0])
-            u_lab = k.unit_labels[uk[row]] if k.unit_labels is not None else uk[row]
-            vals = np.unique(gk[uk == uk[row]])
-            raise DataError(
-                f"{func}: the cohort column {r.cohort!r} varies within unit {fmt_value(u_lab)} (values "
-                f"{', '.join(_fmt_cohort(x) for x in vals[:4])}). A cohort is the unit's first treated period "
-                f"and must be constant within a unit. Fix: set it to the first period the unit is treated."
-            )
+            _cohort_varies(k, r, func, int(uk[int(np.flatnonzero(varies)[0])]))
     return balanced, n_gaps
+
+
+def _cohort_varies(k: _Kept, r: _Roles, func: str, unit: int) -> None:
+    """The error for a cohort that is not constant within unit code ``unit``."""
+    assert k.unit is not None and k.cohort is not None
+    u_lab = k.unit_labels[unit] if k.unit_labels is not None else unit
+    vals = np.unique(k.cohort[k.unit == unit])
+    raise DataError(
+        f"{func}: the cohort column {r.cohort!r} varies within unit {fmt_value(u_lab)} (values "
+        f"{', '.join(_fmt_cohort(x) for x in vals[:4])}). A cohort is the unit's first treated period "
+        f"and must be constant within a unit. Fix: set it to the first period the unit is treated."
+    )
 
 
 def _check_design(k: _Kept, r: _Roles, func: str, require_control: str) -> None:
@@ -534,13 +566,17 @@ def _check_design(k: _Kept, r: _Roles, func: str, require_control: str) -> None:
                 f"compares with never-treated units. Fix: use a not-yet-treated control group if the estimator "
                 f"offers one, or add never-treated units."
             )
-    if k.treat is not None:
-        if not (k.treat == 1).any():
+    treated_rows = k.treat == 1 if k.treat is not None else None
+    if treated_rows is None and k.cohort is not None and not k.grid:  # not derived (derive_treat=False)
+        treated_rows = k.periods[k.time] >= k.cohort
+    # on the grid every unit is observed in the last period, so a finite cohort (checked above) has treated rows
+    if treated_rows is not None:
+        if not treated_rows.any():
             raise DesignError(
                 f"{func}: no treated observations: {r.treat or r.cohort!r} is never 1 in the sample. Fix: check the "
                 f"treatment column."
             )
-        if require_control != "none" and not (k.treat == 0).any():
+        if require_control != "none" and treated_rows.all():
             raise DesignError(
                 f"{func}: no control observations: every row is treated in {r.treat or r.cohort!r}. Fix: include "
                 f"untreated units or periods."
@@ -580,6 +616,7 @@ def build_panel(
     check_duplicates: bool = True,
     zero_weights: str = "keep",
     treat_role: str = "treatment",
+    derive_treat: bool = True,
 ) -> Panel:
     """Validate ``data`` for a DiD design and return a :class:`Panel`.
 
@@ -594,13 +631,14 @@ def build_panel(
     untreated observation) or ``'none'``. ``zero_weights="drop"`` removes rows whose weight is 0 and counts them
     (as R's ``lm`` and fixest do for regressions, so that ``n``, ``K`` and the clusters count only observations
     that enter the fit); ``"keep"`` leaves them in. ``treat_role`` names the ``treat`` column in messages (e.g.
-    ``"group"`` for the 2x2's treated-group indicator).
+    ``"group"`` for the 2x2's treated-group indicator). ``derive_treat=False`` leaves ``Panel.treat`` None when
+    only a cohort is given (for estimators that use the cohort alone: one n-length array less).
     """
     cols, r = _read(data, func, y=y, time=time, unit=unit, cohort=cohort, treat=treat, covariates=covariates,
                     weights=weights, cluster=cluster, categorical=categorical)
     v = _values(cols, r, func, treat_role)
     rows = _filter_rows(v, r, func, zero_weights=zero_weights, treat_role=treat_role)
-    k = _keep(v, rows, r)
+    k = _keep(v, rows, r, derive_treat)
     _check_periods(k, r, func)
     for c in r.clusters:  # a cluster-robust covariance needs two clusters, whichever estimator computes it
         cluster_count_check(func, c, int(k.codes[c].max()) + 1 if k.codes[c].size else 0)
@@ -617,7 +655,7 @@ def build_panel(
         weights=k.weights, codes=k.codes, kept_rows=k.index, report=report,
         names={"y": r.y, "unit": r.unit, "time": r.time, "cohort": r.cohort, "treat": r.treat, "weights": r.weights,
                "cluster": tuple(r.clusters), "date_like": v.date_like},
-        fingerprint=cols.fingerprint(r.y, r.unit),
+        fingerprint=cols.fingerprint(r.y, r.unit), grid=k.grid,
     )
 
 
@@ -639,6 +677,31 @@ def _distinct_periods(unit: np.ndarray, time: np.ndarray, counts: np.ndarray, T:
         bits += nz
         sums &= sums - np.uint64(1)  # clears the lowest set bit
     return bool(np.array_equal(bits, counts))
+
+
+def _is_grid(unit: np.ndarray, time_codes: np.ndarray, T: int) -> bool:
+    """True when the rows are sorted by unit and period with every unit in every period exactly once: row
+    ``j * T + t`` is the j-th unit in period ``t``, and the units' values strictly increase (each unit is one
+    block). Integer unit columns only; a few passes without n-length buffers other than booleans."""
+    n = unit.shape[0]
+    if unit.dtype.kind not in "iu" or T == 0 or n == 0 or n % T or n < 2 * T:
+        return False
+    steps = np.arange(T)
+    if not np.array_equal(time_codes[:T], steps) or not np.array_equal(unit[:T], np.full(T, unit[0])):
+        return False  # the cheap look at the first unit fails on data in another order
+    U = unit.reshape(-1, T)
+    first = U[:, 0]
+    return bool((time_codes.reshape(-1, T) == steps).all() and (first[:, None] == U).all()
+                and (first[1:] > first[:-1]).all())
+
+
+def _grid_codes(unit: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Codes and labels of the units of a grid panel (:func:`_is_grid`) as :func:`didx._frame.factorize` gives
+    them (order of appearance, which is increasing here): the column itself when it holds 0..N-1 (int64)."""
+    first = unit[::T]
+    if unit.dtype == np.int64 and first[0] == 0 and first[-1] == first.shape[0] - 1:  # increasing: 0..N-1
+        return unit, np.arange(first.shape[0], dtype=np.int64)
+    return None
 
 
 def _dense_int_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -90,7 +90,7 @@ class CellEstimates:
 # ----------------------------------------------------------------------------------------------- no covariates
 def _wide(data: CSData) -> np.ndarray:
     Y = np.empty((data.n_units, data.n_periods))
-    Y[data.row_unit, data.row_time] = data.y
+    data.wide_outcome(Y)
     return Y
 
 
@@ -110,7 +110,7 @@ def _sums_panel(data: CSData, cells: list[Cell]) -> CellEstimates:
     Z = np.empty((n, L))
     Z[:, 0] = 1.0
     Z[:, 1] = w
-    Z[data.row_unit, 2 + data.row_time] = data.y
+    data.wide_outcome(Z[:, 2:])
     Wg = np.zeros(G)
     mu = np.zeros((G, T))
     for g in range(G):

@@ -63,6 +63,25 @@ class CSData:
     n_input_rows: int
     fingerprint: Fingerprint | None
     cluster_name: str | None
+    # rows form a unit-major grid (Panel.grid, every row kept; prepare(..., grid=True)): rows j * n_periods ..
+    # + n_periods - 1 are the periods of one unit, and grid_units[i] is that block j for sorted unit i (None: no
+    # grid, or a caller that may reorder the units afterwards)
+    grid_units: np.ndarray | None = None
+
+    def unit_of_row(self) -> np.ndarray:
+        """``row_unit`` as int32 where it fits (no copy when it is int32 already, as on the grid)."""
+        row_unit = self.row_unit
+        return row_unit.astype(np.int32, copy=False) if self.n_units < np.iinfo(np.int32).max else row_unit
+
+    def wide_outcome(self, out: np.ndarray) -> None:
+        """Write the outcome into ``out`` (n_units, n_periods) at (sorted unit, period), every cell once."""
+        if self.grid_units is None:
+            out[self.row_unit, self.row_time] = self.y
+            return
+        Yw = self.y.reshape(-1, self.n_periods)
+        step = 1 << 16  # whole rows (one unit's periods) in chunks: no (n_units, n_periods) temporary
+        for lo in range(0, self.n_units, step):
+            out[lo:lo + step] = Yw[self.grid_units[lo:lo + step]]
 
     @property
     def n_periods(self) -> int:
@@ -81,8 +100,12 @@ def _fmt(v: float) -> str:
 
 
 def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: str,
-            cluster: str | None) -> CSData:
-    """Apply ``did``'s sample rules to ``panel`` and sort units by cohort (see the module docstring)."""
+            cluster: str | None, grid: bool = False) -> CSData:
+    """Apply ``did``'s sample rules to ``panel`` and sort units by cohort (see the module docstring).
+
+    ``grid=True`` (for callers that keep the unit order returned) records, on a grid panel (``Panel.grid``) with
+    every row kept, how the rows map onto the sorted units (``CSData.grid_units``), so that the outcome is laid
+    out by a row gather (:meth:`CSData.wide_outcome`) instead of a scatter."""
     report = panel.report
     periods = panel.periods
     labels = panel.period_labels
@@ -94,7 +117,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     else:
         if panel.unit is None:
             raise DesignError(f"{func}: panel data need unit=. Fix: pass unit=, or panel=False.")
-        unit = panel.unit.astype(np.int64)
+        unit = np.asarray(panel.unit, dtype=np.int64)  # not modified: no copy
         n_units = panel.n_units
     row_g = np.asarray(panel.cohort, dtype=np.float64)
     keep = np.ones(n_rows, dtype=bool)
@@ -112,21 +135,25 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
             drops.append(Dropped(reason=reason, n_rows=int(newly.sum()), n_units=before - n_kept_units()))
 
     first = periods[0]
-    drop_rows(np.isfinite(row_g) & (row_g <= first + anticipation),
-              f"already treated in the first period (cohort <= {first:g}{' + anticipation' if anticipation else ''})"
-              f": no untreated period to compare")
-    remaining_g = row_g[keep]
-    if not np.isfinite(remaining_g).any():
+    # on a grid panel every unit's T rows share the cohort, and the first rules drop whole units: one row per unit
+    step = T if panel.grid and mode != "rc" else 1
+    already = np.isfinite(row_g[::step]) & (row_g[::step] <= first + anticipation)
+    if already.any():
+        drop_rows(np.repeat(already, step) if step > 1 else already,
+                  f"already treated in the first period (cohort <= {first:g}"
+                  f"{' + anticipation' if anticipation else ''}): no untreated period to compare")
+    if not (np.isfinite(row_g[::step]) & keep[::step]).any():
         raise DesignError(
             f"{func}: no treated cohort is left after dropping units treated in the first period. ATT(g,t) needs "
             f"units first treated after the first period. Fix: check the cohort column and anticipation."
         )
-    def no_never_treated(after_balancing: bool) -> None:
+    def no_never_treated(after_balancing: bool, step: int = 1) -> None:
         """did's rule without never-treated units: the last cohort becomes the comparison group, later periods
-        go (re-checked after balancing, which can remove every never-treated unit)."""
+        go (re-checked after balancing, which can remove every never-treated unit). ``step``: look at every
+        step-th row only (grid panel, rows kept or dropped by whole units so far)."""
         nonlocal row_g
-        kept_g = row_g[keep]
-        if (~np.isfinite(kept_g)).any() or not np.isfinite(kept_g).any():
+        finite, kept = np.isfinite(row_g[::step]), keep[::step]
+        if (kept & ~finite).any() or not (kept & finite).any():
             return
         why = " after dropping the units not observed in every period" if after_balancing else ""
         if control == "never":
@@ -136,7 +163,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
                 f"{func}: there are no never-treated units{why}, so control='never' has no comparison group. "
                 f"Fix: use {fix}."
             )
-        gmax = float(np.max(kept_g))
+        gmax = float(np.max(row_g[keep]))
         drop_rows(periods[panel.time] >= gmax - anticipation,
                   f"periods >= the last cohort ({gmax:g}{' - anticipation' if anticipation else ''}): no units "
                   f"left untreated to compare with (no never-treated units{why})")
@@ -148,9 +175,13 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
             raise DesignError(f"{func}: only one treated cohort and no never-treated units{why}: nothing to "
                               f"compare. Fix: add never-treated units or another cohort.")
 
-    no_never_treated(after_balancing=False)
+    no_never_treated(after_balancing=False, step=step)
     # balance
-    if mode != "rc":
+    if mode != "rc" and panel.is_balanced and bool(keep.all()):  # every unit in every period: no gaps
+        if mode == "unbalanced":
+            mode = "panel"
+            notes.append("allow_unbalanced=True but the panel is balanced: the panel estimators are used.")
+    elif mode != "rc":
         all_rows = bool(keep.all())
         counts = np.bincount(unit if all_rows else unit[keep], minlength=n_units)
         present_periods = int(np.count_nonzero(np.bincount(panel.time if all_rows else panel.time[keep],
@@ -170,14 +201,16 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     if not keep.any():
         raise DesignError(f"{func}: no rows left after the sample rules. Fix: check the panel's balance.")
     all_kept = bool(keep.all())
-    rows = np.arange(n_rows) if all_kept else np.flatnonzero(keep)
+    rows = np.empty(0, dtype=np.int64) if all_kept else np.flatnonzero(keep)
+    n_kept = n_rows if all_kept else int(rows.shape[0])
 
     def take(a: np.ndarray) -> np.ndarray:
         return a if all_kept else a[rows]
 
     # re-code periods and units
     tcode = take(panel.time)
-    present = np.bincount(tcode, minlength=T) > 0
+    # every period and unit code of the panel has a row (build_panel re-codes to those present)
+    present = np.ones(T, dtype=bool) if all_kept else np.bincount(tcode, minlength=T) > 0
     if not present.all():
         tcode = (np.cumsum(present) - 1)[tcode]
     periods = periods[present]
@@ -185,24 +218,33 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     if periods.shape[0] < 2:
         raise DesignError(f"{func}: fewer than two periods left after the sample rules. Fix: check the data.")
     u_old = take(unit)
-    u_present = np.bincount(u_old, minlength=n_units) > 0
+    u_present = np.ones(n_units, dtype=bool) if all_kept else np.bincount(u_old, minlength=n_units) > 0
     u_new = u_old if u_present.all() else (np.cumsum(u_present) - 1)[u_old]
     n_units = int(u_present.sum())
     old_code = np.flatnonzero(u_present)  # panel unit code (or row position) of each new unit code
-    g_unit = np.empty(n_units)
-    g_unit[u_new] = take(row_g)
+    on_grid = all_kept and panel.grid and mode == "panel"
+    if on_grid:  # row j * T + t is unit j: the cohort (constant within unit) of its first row
+        g_unit = row_g[::T].copy()
+    else:
+        g_unit = np.empty(n_units)
+        g_unit[u_new] = take(row_g)
     cohort_values = np.unique(g_unit)  # inf sorts last
     _check_cohorts_are_periods(func, cohort_values, panel)
     cohort_code = np.searchsorted(cohort_values, g_unit)
-    order = np.argsort(cohort_code, kind="stable")
+    small_codes = cohort_code.astype(np.int16) if cohort_values.shape[0] < 2 ** 15 else cohort_code
+    order = np.argsort(small_codes, kind="stable")  # 16-bit keys: numpy's stable sort is a radix sort
     rank = np.empty(n_units, dtype=np.int64)
     rank[order] = np.arange(n_units)
-    row_unit = rank[u_new]
-    unit_cohort = cohort_code[order]
-    if mode == "rc" or panel.unit_labels is None:
-        unit_labels = panel.row_index[old_code[order]]
+    if on_grid:  # int32 where it fits (as the result keeps the row -> unit map): a repeat, no gather
+        row_unit = np.repeat(rank.astype(np.int32) if n_units < np.iinfo(np.int32).max else rank, T)
     else:
-        unit_labels = panel.unit_labels[old_code[order]]
+        row_unit = rank[u_new]
+    unit_cohort = cohort_code[order]
+    picked = order if all_kept else old_code[order]  # all kept: old_code is 0..n_units-1
+    if mode == "rc" or panel.unit_labels is None:
+        unit_labels = panel.row_index[picked]
+    else:
+        unit_labels = panel.unit_labels[picked]
     block = np.searchsorted(unit_cohort, np.arange(cohort_values.shape[0] + 1))
     # weights per unit
     weighted = panel.weights is not None
@@ -220,7 +262,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
         w_unit = np.ones(n_units)
     X = None
     if panel.covariates.shape[1]:
-        X = np.column_stack([np.ones(rows.shape[0]), take(panel.covariates)])
+        X = np.column_stack([np.ones(n_kept), take(panel.covariates)])
     cl_unit = None
     n_clusters = n_units
     if cluster is not None:
@@ -235,7 +277,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
     new_report = report.with_dropped(*drops).with_notes(*notes)
     from dataclasses import replace
 
-    new_report = replace(new_report, n_obs=int(rows.shape[0]), n_units=None if mode == "rc" else int(n_units),
+    new_report = replace(new_report, n_obs=n_kept, n_units=None if mode == "rc" else int(n_units),
                          n_periods=int(periods.shape[0]),
                          balanced=None if mode == "rc" else mode == "panel",
                          # the units with gaps are gone from a balanced panel (counted under Dropped)
@@ -249,7 +291,7 @@ def prepare(panel: Panel, *, func: str, control: str, anticipation: int, mode: s
                   row_unit=row_unit, row_time=tcode, y=take(panel.y), X=X, cluster=cl_unit,
                   n_clusters=n_clusters, report=new_report, weighted=weighted,
                   unit_labels=unit_labels, row_index=row_index, n_input_rows=report.n_input_rows,
-                  fingerprint=panel.fingerprint, cluster_name=cluster)
+                  fingerprint=panel.fingerprint, cluster_name=cluster, grid_units=order if grid and on_grid else None)
 
 
 def _check_cohorts_are_periods(func: str, cohort_values: np.ndarray, panel: Panel) -> None:

@@ -142,9 +142,10 @@ def att_gt(
 
         cells = engine_cells(src, opts, y=y, unit=unit, time=time, cohort=cohort)
         return with_engine(_assemble(_estimate(cells, opts), opts), src)
-    p = build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=list(opts.covariates),
-                    weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel)
-    return _assemble(_estimate(p, opts), opts)
+    held = [build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=list(opts.covariates),
+                        weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel,
+                        derive_treat=False)]
+    return _assemble(_estimate_once(held, opts), opts)
 
 
 def from_panel(
@@ -258,12 +259,20 @@ class _Estimated:
     fit: CSFit
 
 
+def _estimate_once(holder: list[Panel], opts: _Options) -> _Estimated:
+    """:func:`_estimate` on the only reference to a panel (``holder``, emptied): the panel's arrays that the
+    prepared data do not share (the per-row cohort) are freed before the (n_units, T + 2) features are made, which
+    lowers the peak memory (and the cost of first-touching fresh pages) of ``att_gt``."""
+    return _estimate(holder.pop(), opts)
+
+
 def _estimate(p: Panel | EngineCells, opts: _Options) -> _Estimated:
     """Sample rules, cell plan, ATT(g,t) with their influence functions (or those of an engine), and the
     bootstrap sums."""
     if isinstance(p, Panel):
         cs = prepare(p, func=_FUNC, control=opts.control_group, anticipation=opts.anticipation, mode=opts.mode,
-                     cluster=opts.cluster)
+                     cluster=opts.cluster, grid=True)
+        del p  # the last reference when called from _estimate_once
         cells, plan_notes = plan_cells(cs, control=opts.control_group, base_period=opts.base_period,
                                        anticipation=opts.anticipation)
         est = estimate_sums(cs, cells) if cs.X is None else estimate_covariates(cs, cells, opts.est_method)
@@ -305,8 +314,7 @@ def fit_cells(cs: CSData, est: CellEstimates, plan_notes: list[str], opts: _Opti
                                  opts.multiplier, rng, progress=opts.progress)
         else:
             basis = mb.block_sums(store.Z, store.block, n_boot, opts.multiplier, rng, progress=opts.progress)
-    row_unit = cs.row_unit
-    compact = row_unit.astype(np.int32) if cs.n_units < np.iinfo(np.int32).max else row_unit
+    compact = cs.unit_of_row()
     fit = CSFit(store=store, group=group, time=tvals, att=est.att,
                 cohort_code=np.array([c.g_code for c in est.cells], dtype=int),
                 reference=np.array([c.reference for c in est.cells]), pg_cohort=Wg / n,
