@@ -374,3 +374,20 @@ def test_never_treated_event_study_equals_sun_abraham() -> None:
     sa = didx.sun_abraham(MPDTA, **COLS)
     sa_terms = sa.tidy().set_index("event_time").loc[es.event_times]
     np.testing.assert_allclose(es.coef, sa_terms["estimate"], rtol=1e-9)
+
+
+def test_groups_without_treated_observations_are_not_reported() -> None:
+    """Unbalanced panel: a period (event time) in which no treated unit is observed has no effect to average (R
+    emfx has no row for it); it is neither an estimate of 0 nor a reference period."""
+    no_2007 = MPDTA[~((MPDTA["first.treat"] > 0) & (MPDTA["year"] == 2007))]
+    res = didx.etwfe(no_2007, **COLS, control="never")
+    cal = res.aggregate("calendar")
+    assert "year::2007" not in cal.terms
+    assert np.all(cal.std_errors > 0)
+    no_e3 = MPDTA[~((MPDTA["first.treat"] == 2004) & (MPDTA["year"] == 2007))]
+    es = didx.etwfe(no_e3, **COLS, control="never").aggregate("event")
+    assert es.reference_periods == (-1.0,)
+    assert "event::3" not in es.terms
+    for control in ("never", "not_yet"):
+        ev = didx.etwfe(no_e3, **COLS, control=control).aggregate("event")
+        assert np.all(ev.term_info["n_obs"] > 0)
