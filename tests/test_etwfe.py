@@ -391,3 +391,21 @@ def test_groups_without_treated_observations_are_not_reported() -> None:
     for control in ("never", "not_yet"):
         ev = didx.etwfe(no_e3, **COLS, control=control).aggregate("event")
         assert np.all(ev.term_info["n_obs"] > 0)
+
+
+def test_glm_refuses_a_cell_with_perfect_prediction() -> None:
+    """A treated cell whose count outcome is all 0 (or a logit outcome all 1) has no maximum-likelihood
+    coefficient: IRLS used to stop at a huge finite value (-25.8, SE 0.21) and report it."""
+    cell = (MPDTA["first.treat"] == 2007) & (MPDTA["year"] == 2007)
+    counts = EMP.assign(emp=np.round(EMP["emp"]).where(~cell, 0.0))
+    with pytest.raises(DesignError, match=r"treatment cell first\.treat=2007, year=2007 .* all 0"):
+        didx.etwfe(counts, **{**COLS, "y": "emp"}, family="poisson")
+    hi = MPDTA.assign(hi=(MPDTA["lemp"] > MPDTA["lemp"].median()).astype(float).where(~cell, 1.0))
+    with pytest.raises(DesignError, match="all 0 or all 1"):
+        didx.etwfe(hi, **{**COLS, "y": "hi"}, family="logit")
+    zero_year = EMP.assign(emp=EMP["emp"].where(EMP["year"] != 2003, 0.0))
+    with pytest.raises(DesignError, match="period year=2003"):
+        didx.etwfe(zero_year, **{**COLS, "y": "emp"}, family="poisson")
+    ok = didx.etwfe(MPDTA.assign(hi=(MPDTA["lemp"] > MPDTA["lemp"].median()).astype(float)),
+                    **{**COLS, "y": "hi"}, family="logit")
+    assert np.isfinite(ok.estimate)
