@@ -409,3 +409,38 @@ def test_glm_refuses_a_cell_with_perfect_prediction() -> None:
     ok = didx.etwfe(MPDTA.assign(hi=(MPDTA["lemp"] > MPDTA["lemp"].median()).astype(float)),
                     **{**COLS, "y": "hi"}, family="logit")
     assert np.isfinite(ok.estimate)
+
+
+def test_covariates_demeaned_over_the_whole_data_as_r() -> None:
+    """R etwfe demeans the covariates within cohort on the whole data (``demean(x ~ gvar, data)``), before the
+    rows of the last-treated reference cohort's treated periods are dropped (no never treated): the cell
+    coefficients of a hand-built regression with those means."""
+    rng = np.random.default_rng(5)
+    df = MPDTA[MPDTA["first.treat"] > 0].assign(x=lambda d: d["lpop"] + rng.normal(size=len(d)))
+    res = didx.etwfe(df, **COLS, covariates="x")
+    assert any("periods from 2007 on" in d.reason for d in res.sample.dropped)
+    xdm = df["x"] - df.groupby("first.treat")["x"].transform("mean")  # the whole data, 2007 included
+    s = df.assign(xdm=xdm)[df["year"] < 2007]
+    cols = {"one": np.ones(len(s)), "x": s["x"].to_numpy()}
+    for g in (2004, 2006):
+        cols[f"g{g}"] = (s["first.treat"] == g).to_numpy(float)
+        cols[f"g{g}x"] = cols[f"g{g}"] * s["x"].to_numpy()
+    for t in (2004, 2005, 2006):
+        cols[f"t{t}"] = (s["year"] == t).to_numpy(float)
+        cols[f"t{t}x"] = cols[f"t{t}"] * s["x"].to_numpy()
+    cells = [(2004, 2004), (2004, 2005), (2004, 2006), (2006, 2006)]
+    for g, t in cells:
+        d = ((s["first.treat"] == g) & (s["year"] == t)).to_numpy(float)
+        cols[f"first.treat::{g}:year::{t}"] = d
+        cols[f"c{g}{t}x"] = d * s["xdm"].to_numpy()
+    b = np.linalg.lstsq(np.column_stack(list(cols.values())), s["lemp"].to_numpy(), rcond=None)[0]
+    want = dict(zip(cols, b, strict=True))
+    tab = _coef_table(res)
+    for g, t in cells:
+        name = f"first.treat::{g}:year::{t}"
+        assert tab.loc[name, "estimate"] == pytest.approx(want[name], rel=1e-8)
+    treated_rows = [(g, t) for g, t in zip(s["first.treat"], s["year"], strict=True) if (g, t) in cells]
+    xd = s["xdm"].to_numpy()[[(g, t) in cells for g, t in zip(s["first.treat"], s["year"], strict=True)]]
+    att = np.mean([want[f"first.treat::{g}:year::{t}"] + v * want[f"c{g}{t}x"]
+                   for (g, t), v in zip(treated_rows, xd, strict=True)])
+    assert res.estimate == pytest.approx(att, rel=1e-8)

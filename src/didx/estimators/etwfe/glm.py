@@ -217,13 +217,13 @@ def _check_separation(y: np.ndarray, cells: Cells, family: str, cohort_name: str
 
 
 def fit_glm(sample: Panel, cells: Cells, *, family: str, clusters: ClusterCodes, default: VcovSpec,
-            treated: np.ndarray, cohort_name: str, time_name: str) -> GlmFit:
+            treated: np.ndarray, cohort_name: str, time_name: str, means: np.ndarray | None = None) -> GlmFit:
     """Fit the Poisson / logit ETWFE by IRLS with absorbed cohort and period effects (see the module)."""
     y = sample.y
     n = y.shape[0]
     prior = np.ones(n) if sample.weights is None else sample.weights
     _check_separation(y, cells, family, cohort_name, time_name)
-    C, cnames, dm_cols, dm_names, _ = covariate_terms(sample, cells, cohort_name, time_name)
+    C, cnames, dm_cols, dm_names, _ = covariate_terms(sample, cells, cohort_name, time_name, means)
     D = cell_dummies(cells)
     X = np.column_stack([C, D, dm_cols])
     names = [*cnames, *cells.names, *dm_names]
