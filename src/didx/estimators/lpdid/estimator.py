@@ -286,6 +286,12 @@ def _estimate(panel: Panel, *, pre_window: int, post_window: int, control: str, 
         raise DesignError(f"{FUNC}: no unit enters treatment in the sample. Fix: check {names.get('treat')!r}.")
     if control == "never" and np.isfinite(g).all():
         raise DesignError(f"{FUNC}: control='never' needs never-treated units. Fix: use control='clean'.")
+    if control == "not_yet" and np.unique(g[np.isfinite(g)]).shape[0] < 2:
+        raise DesignError(
+            f"{FUNC}: control='not_yet' compares units entering treatment with units treated later (the never treated "
+            f"excluded), but every treated unit enters treatment at the same period. Fix: use control='clean' (never "
+            f"treated and not yet treated) or control='never'."
+        )
     N, T = panel.n_units, panel.n_periods
     if post_window > T - 2 or pre_window > T - 1:
         raise InvalidOptionError(
