@@ -154,6 +154,11 @@ def test_unit_effects_give_the_same_point_estimates() -> None:
     np.testing.assert_allclose(tb.loc[cells, "estimate"], ta.loc[cells, "estimate"], rtol=1e-8)
     assert b.estimate == pytest.approx(a.estimate, rel=1e-8)
     assert dict(b.design)["Fixed effects"] == "countyreal, year"
+    assert _fit(fe="unit").estimate == pytest.approx(_fit().estimate, rel=1e-8)
+    # lpop is constant within counties; with a covariate that varies over time the two models differ (docs say so)
+    x = MPDTA.assign(x=MPDTA["lpop"] + np.random.default_rng(5).normal(size=len(MPDTA)))
+    c, u = didx.etwfe(x, **COLS, covariates="x"), didx.etwfe(x, **COLS, covariates="x", fe="unit")
+    assert abs(c.estimate - u.estimate) > 1e-3
 
 
 def test_invariances_row_order_and_never_treated_coding() -> None:

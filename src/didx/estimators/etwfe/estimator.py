@@ -6,7 +6,8 @@ The saturated regression
            + W_it' b + sum_h 1[g = h] W_it' b_h + sum_s 1[t = s] W_it' c_s
            + sum_{(h, s) treated} 1[g = h, t = s] (W_it - Wbar_h)' d_hs + u_it
 
-with cohort effects ``a_g`` (or unit effects, ``fe="unit"``: the same point estimates in the linear model), period
+with cohort effects ``a_g`` (or unit effects, ``fe="unit"``: the same point estimates in the linear model without
+covariates or with covariates constant within units; time-varying covariates give other estimates), period
 effects ``l_t``, one treatment effect per treated cohort x period cell and, with covariates ``W``, the covariates
 interacted with cohort, period and the treated cells, the latter demeaned within cohort (``W - Wbar_h``, R etwfe's
 ``_dm`` variables). ``control="not_yet"`` (R's default ``cgroup = "notyet"``) puts a dummy on every cell with
@@ -95,7 +96,8 @@ def etwfe(
         so the event study has leads.
     family : None (linear), ``"poisson"`` or ``"logit"`` (fixest ``feglm``; effects on the response scale).
     fe : ``"cohort"`` (default: cohort and period effects, R etwfe's) or ``"unit"`` (unit and period effects;
-        the same point estimates in the linear model, other residuals and SEs; linear only).
+        the same point estimates in the linear model without covariates or with covariates constant within units,
+        other residuals and SEs; time-varying covariates give other point estimates, as in R; linear only).
     weights : observation weights (weighted least squares). As R emfx, the effects average the treated
         observations unweighted.
     cluster : cluster column(s) of the CR1 covariance; default ``unit`` (R: ``vcov = ~unit``).
