@@ -154,6 +154,11 @@ def test_unit_effects_give_the_same_point_estimates() -> None:
     np.testing.assert_allclose(tb.loc[cells, "estimate"], ta.loc[cells, "estimate"], rtol=1e-8)
     assert b.estimate == pytest.approx(a.estimate, rel=1e-8)
     assert dict(b.design)["Fixed effects"] == "countyreal, year"
+    assert _fit(fe="unit").estimate == pytest.approx(_fit().estimate, rel=1e-8)
+    # lpop is constant within counties; with a covariate that varies over time the two models differ (docs say so)
+    x = MPDTA.assign(x=MPDTA["lpop"] + np.random.default_rng(5).normal(size=len(MPDTA)))
+    c, u = didx.etwfe(x, **COLS, covariates="x"), didx.etwfe(x, **COLS, covariates="x", fe="unit")
+    assert abs(c.estimate - u.estimate) > 1e-3
 
 
 def test_invariances_row_order_and_never_treated_coding() -> None:
@@ -374,3 +379,73 @@ def test_never_treated_event_study_equals_sun_abraham() -> None:
     sa = didx.sun_abraham(MPDTA, **COLS)
     sa_terms = sa.tidy().set_index("event_time").loc[es.event_times]
     np.testing.assert_allclose(es.coef, sa_terms["estimate"], rtol=1e-9)
+
+
+def test_groups_without_treated_observations_are_not_reported() -> None:
+    """Unbalanced panel: a period (event time) in which no treated unit is observed has no effect to average (R
+    emfx has no row for it); it is neither an estimate of 0 nor a reference period."""
+    no_2007 = MPDTA[~((MPDTA["first.treat"] > 0) & (MPDTA["year"] == 2007))]
+    res = didx.etwfe(no_2007, **COLS, control="never")
+    cal = res.aggregate("calendar")
+    assert "year::2007" not in cal.terms
+    assert np.all(cal.std_errors > 0)
+    no_e3 = MPDTA[~((MPDTA["first.treat"] == 2004) & (MPDTA["year"] == 2007))]
+    es = didx.etwfe(no_e3, **COLS, control="never").aggregate("event")
+    assert es.reference_periods == (-1.0,)
+    assert "event::3" not in es.terms
+    for control in ("never", "not_yet"):
+        ev = didx.etwfe(no_e3, **COLS, control=control).aggregate("event")
+        assert np.all(ev.term_info["n_obs"] > 0)
+
+
+def test_glm_refuses_a_cell_with_perfect_prediction() -> None:
+    """A treated cell whose count outcome is all 0 (or a logit outcome all 1) has no maximum-likelihood
+    coefficient: IRLS used to stop at a huge finite value (-25.8, SE 0.21) and report it."""
+    cell = (MPDTA["first.treat"] == 2007) & (MPDTA["year"] == 2007)
+    counts = EMP.assign(emp=np.round(EMP["emp"]).where(~cell, 0.0))
+    with pytest.raises(DesignError, match=r"treatment cell first\.treat=2007, year=2007 .* all 0"):
+        didx.etwfe(counts, **{**COLS, "y": "emp"}, family="poisson")
+    hi = MPDTA.assign(hi=(MPDTA["lemp"] > MPDTA["lemp"].median()).astype(float).where(~cell, 1.0))
+    with pytest.raises(DesignError, match="all 0 or all 1"):
+        didx.etwfe(hi, **{**COLS, "y": "hi"}, family="logit")
+    zero_year = EMP.assign(emp=EMP["emp"].where(EMP["year"] != 2003, 0.0))
+    with pytest.raises(DesignError, match="period year=2003"):
+        didx.etwfe(zero_year, **{**COLS, "y": "emp"}, family="poisson")
+    ok = didx.etwfe(MPDTA.assign(hi=(MPDTA["lemp"] > MPDTA["lemp"].median()).astype(float)),
+                    **{**COLS, "y": "hi"}, family="logit")
+    assert np.isfinite(ok.estimate)
+
+
+def test_covariates_demeaned_over_the_whole_data_as_r() -> None:
+    """R etwfe demeans the covariates within cohort on the whole data (``demean(x ~ gvar, data)``), before the
+    rows of the last-treated reference cohort's treated periods are dropped (no never treated): the cell
+    coefficients of a hand-built regression with those means."""
+    rng = np.random.default_rng(5)
+    df = MPDTA[MPDTA["first.treat"] > 0].assign(x=lambda d: d["lpop"] + rng.normal(size=len(d)))
+    res = didx.etwfe(df, **COLS, covariates="x")
+    assert any("periods from 2007 on" in d.reason for d in res.sample.dropped)
+    xdm = df["x"] - df.groupby("first.treat")["x"].transform("mean")  # the whole data, 2007 included
+    s = df.assign(xdm=xdm)[df["year"] < 2007]
+    cols = {"one": np.ones(len(s)), "x": s["x"].to_numpy()}
+    for g in (2004, 2006):
+        cols[f"g{g}"] = (s["first.treat"] == g).to_numpy(float)
+        cols[f"g{g}x"] = cols[f"g{g}"] * s["x"].to_numpy()
+    for t in (2004, 2005, 2006):
+        cols[f"t{t}"] = (s["year"] == t).to_numpy(float)
+        cols[f"t{t}x"] = cols[f"t{t}"] * s["x"].to_numpy()
+    cells = [(2004, 2004), (2004, 2005), (2004, 2006), (2006, 2006)]
+    for g, t in cells:
+        d = ((s["first.treat"] == g) & (s["year"] == t)).to_numpy(float)
+        cols[f"first.treat::{g}:year::{t}"] = d
+        cols[f"c{g}{t}x"] = d * s["xdm"].to_numpy()
+    b = np.linalg.lstsq(np.column_stack(list(cols.values())), s["lemp"].to_numpy(), rcond=None)[0]
+    want = dict(zip(cols, b, strict=True))
+    tab = _coef_table(res)
+    for g, t in cells:
+        name = f"first.treat::{g}:year::{t}"
+        assert tab.loc[name, "estimate"] == pytest.approx(want[name], rel=1e-8)
+    treated_rows = [(g, t) for g, t in zip(s["first.treat"], s["year"], strict=True) if (g, t) in cells]
+    xd = s["xdm"].to_numpy()[[(g, t) in cells for g, t in zip(s["first.treat"], s["year"], strict=True)]]
+    att = np.mean([want[f"first.treat::{g}:year::{t}"] + v * want[f"c{g}{t}x"]
+                   for (g, t), v in zip(treated_rows, xd, strict=True)])
+    assert res.estimate == pytest.approx(att, rel=1e-8)

@@ -259,3 +259,12 @@ def test_comparison_on_evenly_spaced_periods() -> None:
     np.testing.assert_allclose(wide["etwfe"], wide["sun_abraham"], rtol=1e-8, atol=1e-12)
     with pytest.raises(InvalidOptionError, match="ref=-2"):
         didx.event_study(every2, y="y", unit="unit", time="time", cohort="cohort", estimator="lpdid")
+
+
+def test_not_yet_without_later_treated_units_is_refused_with_the_fix() -> None:
+    one = SIM[SIM["cohort"].isin([0, 4])]
+    with pytest.raises(DesignError, match=r"control='not_yet' compares .* Fix: use control='clean'"):
+        didx.lpdid(one, **COLS, pre_window=2, post_window=2, control="not_yet")
+    two = SIM[SIM["cohort"].isin([0, 3, 4])]  # horizon 3 has no unit treated later than t + 3 = 6 or 7
+    with pytest.raises(DesignError, match=r"control='not_yet'.*or use control='clean'"):
+        didx.lpdid(two, **COLS, pre_window=2, post_window=3, control="not_yet")

@@ -10,18 +10,33 @@ from didx.estimators.etwfe.result import Aggregation
 from didx.estimators.etwfe.sample import Cells
 
 
-def covariate_terms(panel: Panel, cells: Cells, cohort_name: str, time_name: str
-                     ) -> tuple[np.ndarray, list[str], np.ndarray, list[str], np.ndarray]:
+def cohort_means(full: Panel, cohorts: np.ndarray) -> np.ndarray:
+    """Unweighted means of the covariates within each cohort of ``cohorts`` (``inf``: the never treated) over every
+    row of ``full``, the panel before ETWFE's sample rules, as R etwfe's ``demean(x ~ gvar, data)`` (it demeans the
+    whole data, rows later dropped from the regression included; (G, p))."""
+    assert full.cohort is not None
+    c = np.where(np.isfinite(full.cohort), full.cohort, np.inf)
+    out = np.zeros((cohorts.shape[0], full.covariates.shape[1]))
+    for g, value in enumerate(cohorts):
+        rows = c == value
+        if rows.any():
+            out[g] = full.covariates[rows].mean(axis=0)
+    return out
+
+
+def covariate_terms(panel: Panel, cells: Cells, cohort_name: str, time_name: str, means: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, list[str], np.ndarray, list[str], np.ndarray]:
     """The covariate columns (x, x by cohort, x by period), the cell x demeaned-covariate columns, and the
-    demeaned covariates."""
+    demeaned covariates (``means``: the cohort means to subtract, from :func:`cohort_means`; default the sample's)."""
     W = panel.covariates
     names = list(panel.covariate_names)
     G, T = cells.table.shape
     cnt = np.bincount(cells.cohort, minlength=G).astype(np.float64)
     Wdm = np.empty_like(W)
     for j in range(W.shape[1]):
-        means = np.bincount(cells.cohort, weights=W[:, j], minlength=G) / np.where(cnt > 0, cnt, 1.0)
-        Wdm[:, j] = W[:, j] - means[cells.cohort]
+        mj = (np.bincount(cells.cohort, weights=W[:, j], minlength=G) / np.where(cnt > 0, cnt, 1.0)
+              if means is None else means[:, j])
+        Wdm[:, j] = W[:, j] - mj[cells.cohort]
     cols: list[np.ndarray] = []
     cnames: list[str] = []
     for j, x in enumerate(names):

@@ -6,7 +6,8 @@ The saturated regression
            + W_it' b + sum_h 1[g = h] W_it' b_h + sum_s 1[t = s] W_it' c_s
            + sum_{(h, s) treated} 1[g = h, t = s] (W_it - Wbar_h)' d_hs + u_it
 
-with cohort effects ``a_g`` (or unit effects, ``fe="unit"``: the same point estimates in the linear model), period
+with cohort effects ``a_g`` (or unit effects, ``fe="unit"``: the same point estimates in the linear model without
+covariates or with covariates constant within units; time-varying covariates give other estimates), period
 effects ``l_t``, one treatment effect per treated cohort x period cell and, with covariates ``W``, the covariates
 interacted with cohort, period and the treated cells, the latter demeaned within cohort (``W - Wbar_h``, R etwfe's
 ``_dm`` variables). ``control="not_yet"`` (R's default ``cgroup = "notyet"``) puts a dummy on every cell with
@@ -38,7 +39,7 @@ from didx._errors import DataError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._validate import as_list, check_option, fmt_value
 from didx.estimators.etwfe.cells import CellSource, fit_cells
-from didx.estimators.etwfe.design import cell_dummies, covariate_terms, finish_aggregation
+from didx.estimators.etwfe.design import cell_dummies, cohort_means, covariate_terms, finish_aggregation
 from didx.estimators.etwfe.result import (
     KINDS,
     Aggregation,
@@ -95,7 +96,8 @@ def etwfe(
         so the event study has leads.
     family : None (linear), ``"poisson"`` or ``"logit"`` (fixest ``feglm``; effects on the response scale).
     fe : ``"cohort"`` (default: cohort and period effects, R etwfe's) or ``"unit"`` (unit and period effects;
-        the same point estimates in the linear model, other residuals and SEs; linear only).
+        the same point estimates in the linear model without covariates or with covariates constant within units,
+        other residuals and SEs; time-varying covariates give other point estimates, as in R; linear only).
     weights : observation weights (weighted least squares). As R emfx, the effects average the treated
         observations unweighted.
     cluster : cluster column(s) of the CR1 covariance; default ``unit`` (R: ``vcov = ~unit``).
@@ -166,6 +168,7 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
     spec = resolve_vcov(FUNC, vcov, cluster or None, default, ssc)
     treated_row = np.isfinite(sample.cohort) if sample.cohort is not None else np.zeros(sample.n_obs, bool)
     p = sample.covariates.shape[1]
+    means = cohort_means(panel, cells.cohorts) if p else None
     G, T = cells.table.shape
     cnt = np.bincount(cells.cell, minlength=G * T).astype(np.float64)
     xdm_sums = np.zeros((G * T, p))
@@ -174,7 +177,7 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
         from didx.estimators.etwfe.glm import fit_glm
 
         glm = fit_glm(sample, cells, family=family, clusters=clusters, default=default, treated=treated_row,
-                      cohort_name=cohort_name, time_name=time_name)
+                      cohort_name=cohort_name, time_name=time_name, means=means)
         source, params, coef_names, method = glm.source, glm.params, glm.coef_names, glm.method
         aggs = {k: glm.aggregation(k, cells) for k in KINDS}
         aggs.update({f"{k}:link": glm.aggregation(k, cells, "link") for k in KINDS})
@@ -193,7 +196,7 @@ def _estimate(panel: Panel, *, control: str, family: str | None, fe: str, cluste
             method = ("cohort x period cell means with unit effects (no covariates: identical to the row-level "
                       "regression)")
         else:
-            C, cnames, dm_cols, dm_names, Wdm = covariate_terms(sample, cells, cohort_name, time_name)
+            C, cnames, dm_cols, dm_names, Wdm = covariate_terms(sample, cells, cohort_name, time_name, means)
             for j in range(p):
                 xdm_sums[:, j] = np.bincount(cells.cell, weights=Wdm[:, j], minlength=G * T)
             X = np.column_stack([C, cell_dummies(cells), dm_cols])

@@ -25,7 +25,7 @@ import numpy as np
 
 from didx._errors import ConvergenceError, DesignError, InvalidOptionError
 from didx._panel import Panel
-from didx._validate import distinct_at_most_two
+from didx._validate import distinct_at_most_two, fmt_value
 from didx.estimators.etwfe.design import cell_dummies, covariate_terms, finish_aggregation
 from didx.estimators.etwfe.result import Aggregation
 from didx.estimators.etwfe.sample import Cells, aggregation_rows
@@ -179,13 +179,51 @@ class GlmFit:
         return finish_aggregation(kind, values, est, J, den, self.cohort_name, self.time_name)
 
 
+def _check_separation(y: np.ndarray, cells: Cells, family: str, cohort_name: str,
+                      time_name: str) -> None:
+    """Refuse a treatment cell, cohort or period whose outcome is all 0 (Poisson), or all 0 or all 1 (logit): its
+    coefficient or fixed effect is infinite (no maximum-likelihood estimate), which IRLS would report as a large
+    finite number with a small standard error."""
+    G, T = cells.table.shape
+    n_cell = np.bincount(cells.cell, minlength=G * T).reshape(G, T)
+    s_cell = np.bincount(cells.cell, weights=y, minlength=G * T).reshape(G, T)
+    what = "all 0" if family == "poisson" else "all 0 or all 1"
+
+    def degenerate(n: np.ndarray, s: np.ndarray) -> np.ndarray:
+        bad = (n > 0) & (s <= 0)
+        return bad | ((n > 0) & (s >= n)) if family == "logit" else bad
+
+    bad = np.argwhere(degenerate(n_cell, s_cell) & (cells.table >= 0))
+    if bad.size:
+        g, t = (int(v) for v in bad[0])
+        raise DesignError(
+            f"etwfe: family={family!r}: the outcome of the treatment cell {cohort_name}={fmt_value(cells.cohorts[g])}, "
+            f"{time_name}={fmt_value(cells.periods[t])} ({int(n_cell[g, t])} rows) is {what}, so its coefficient is "
+            f"infinite (perfect prediction; no maximum-likelihood estimate) and its effect is not identified "
+            f"({int(bad.shape[0])} such cell(s)). Fix: drop that cohort or those periods, or use the linear model "
+            f"(family=None)."
+        )
+    for axis, label, values, col in ((1, "cohort", cells.cohorts, cohort_name), (0, "period", cells.periods,
+                                                                                  time_name)):
+        n_l, s_l = n_cell.sum(axis=axis), s_cell.sum(axis=axis)
+        bad_l = np.flatnonzero(degenerate(n_l, s_l))
+        if bad_l.size:
+            j = int(bad_l[0])
+            raise DesignError(
+                f"etwfe: family={family!r}: the outcome of {label} {col}={fmt_value(values[j])} ({int(n_l[j])} rows) "
+                f"is {what}, so its fixed effect is infinite (no maximum-likelihood estimate). Fix: drop that "
+                f"{label}, or use the linear model (family=None)."
+            )
+
+
 def fit_glm(sample: Panel, cells: Cells, *, family: str, clusters: ClusterCodes, default: VcovSpec,
-            treated: np.ndarray, cohort_name: str, time_name: str) -> GlmFit:
+            treated: np.ndarray, cohort_name: str, time_name: str, means: np.ndarray | None = None) -> GlmFit:
     """Fit the Poisson / logit ETWFE by IRLS with absorbed cohort and period effects (see the module)."""
     y = sample.y
     n = y.shape[0]
     prior = np.ones(n) if sample.weights is None else sample.weights
-    C, cnames, dm_cols, dm_names, _ = covariate_terms(sample, cells, cohort_name, time_name)
+    _check_separation(y, cells, family, cohort_name, time_name)
+    C, cnames, dm_cols, dm_names, _ = covariate_terms(sample, cells, cohort_name, time_name, means)
     D = cell_dummies(cells)
     X = np.column_stack([C, D, dm_cols])
     names = [*cnames, *cells.names, *dm_names]

@@ -177,7 +177,10 @@ def aggregation_rows(cells: Cells, kind: str) -> tuple[np.ndarray, list[float]]:
     """
     G, T = cells.table.shape
     gi, ti = np.meshgrid(np.arange(G), np.arange(T), indexing="ij")
-    treated_cohort = gi != cells.ref_index
+    # only cells with observations (an unbalanced panel may have none in some cohort x period): a group made only
+    # of empty cells has no treated observation to average (R emfx has no row for it), not an effect of 0
+    observed = np.bincount(cells.cell, minlength=G * T).reshape(G, T) > 0
+    treated_cohort = (gi != cells.ref_index) & observed
     post = cells.periods[None, :] >= np.where(treated_cohort, cells.cohorts[:, None], np.inf)
     if kind == "event" and cells.control == "never":
         use = treated_cohort

@@ -30,6 +30,8 @@ from didx._errors import DesignError
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
 
+_OTHER_CONTROL = ", or use control='clean' (never treated and not yet treated units)"
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -130,7 +132,8 @@ def fit_cells(Y: np.ndarray, g_unit: np.ndarray, specs: Sequence[Spec], control:
         if den <= 0:
             raise DesignError(
                 f"lpdid: no treated observation with a clean control at {spec.label} (every period has only "
-                f"treated or only control units). Fix: shorten the window (pre_window / post_window)."
+                f"treated or only control units; control={control!r}). Fix: shorten the window (pre_window / "
+                f"post_window){_OTHER_CONTROL if control != 'clean' else ''}."
             )
         beta = num / den
         coef[r] = beta
@@ -193,8 +196,8 @@ def fit_rows(Y: np.ndarray, observed: np.ndarray, g_unit: np.ndarray, W: np.ndar
             wts = (1.0 / (1.0 - p))[tt]
         if u.size == 0 or dd.min() == dd.max():
             raise DesignError(
-                f"lpdid: no treated observation with a clean control at {spec.label}. Fix: shorten the window "
-                f"(pre_window / post_window)."
+                f"lpdid: no treated observation with a clean control at {spec.label} (control={control!r}). Fix: "
+                f"shorten the window (pre_window / post_window){_OTHER_CONTROL if control != 'clean' else ''}."
             )
         X = dd[:, None]
         names = ["treat"]

@@ -179,7 +179,8 @@ def lpdid(
         treated later than ``t + h``; ``"never"``: only never-treated units.
     reweight : equally weighted ATT (rows of period ``t`` weighted by ``1 / (1 - p_t)``); default the
         variance-weighted one.
-    covariates : controls added to every regression (values at the base period ``t``); not with ``reweight``
+    covariates : controls added to every regression (values in the row's period ``t``, when the treated units enter
+        treatment, as Stata's ``controls()``; not the base period ``t - 1``); not with ``reweight``
         (that needs the paper's regression adjustment, not implemented).
     cluster : cluster column (constant within units); default ``unit``.
     vcov : ``"CR1"`` (default; fixest / reghdfe small-sample factors) or ``"CR0"``.
@@ -285,6 +286,12 @@ def _estimate(panel: Panel, *, pre_window: int, post_window: int, control: str, 
         raise DesignError(f"{FUNC}: no unit enters treatment in the sample. Fix: check {names.get('treat')!r}.")
     if control == "never" and np.isfinite(g).all():
         raise DesignError(f"{FUNC}: control='never' needs never-treated units. Fix: use control='clean'.")
+    if control == "not_yet" and np.unique(g[np.isfinite(g)]).shape[0] < 2:
+        raise DesignError(
+            f"{FUNC}: control='not_yet' compares units entering treatment with units treated later (the never treated "
+            f"excluded), but every treated unit enters treatment at the same period. Fix: use control='clean' (never "
+            f"treated and not yet treated) or control='never'."
+        )
     N, T = panel.n_units, panel.n_periods
     if post_window > T - 2 or pre_window > T - 1:
         raise InvalidOptionError(
@@ -330,15 +337,16 @@ def _estimate(panel: Panel, *, pre_window: int, post_window: int, control: str, 
         ("Outcome", str(names["y"])),
         ("Treatment", f"{names.get('treat') or names.get('cohort')} (absorbing; Delta D = 1 in the first treated "
                       f"period)"),
-        ("Control group", {"clean": "clean controls: never treated and not yet treated at t + h",
-                           "not_yet": "units treated later than t + h (never treated excluded)",
+        ("Control group", {"clean": "clean controls: never treated and not yet treated at t + h (leads: at t)",
+                           "not_yet": "units treated later than t + h (leads: than t; never treated excluded)",
                            "never": "never-treated units only"}[control]),
         ("Weighting", "reweighted: every treated observation weighted equally (1 / (1 - p_t))" if reweight
          else "OLS: variance-weighted ATT (weights n_t p_t (1 - p_t))"),
         ("Window", f"leads -{pre_window}..-2, horizons 0..{post_window}; base period t - 1 (event time -1)"),
         ("Pooled", f"post: mean(y_t..y_t+{post_window}) - y_t-1; pre: mean(y_t-{pre_window}..y_t-2) - y_t-1"),
         ("Fixed effects", f"{names['time']} (one regression per horizon)"),
-        ("Covariates", ", ".join(panel.covariate_names) or "none"),
+        ("Covariates", ", ".join(panel.covariate_names) + " (values at t, the treatment-entry period)"
+         if panel.covariate_names else "none"),
         ("Computation", method),
         ("Periods", f"{fmt_value(periods[0])} .. {fmt_value(periods[-1])} ({T}); {unit_text}"),
     )
