@@ -83,3 +83,14 @@ def test_spark_errors(spark: Any) -> None:
         didx.att_gt(spark.createDataFrame(dup), **ROLES["mpdta"])
     with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
         didx.att_gt(spark.createDataFrame(df), **ROLES["mpdta"], covariates="region")
+
+
+def test_sun_abraham_spark_equals_in_memory(spark: Any) -> None:
+    from test_engines_more import assert_same_sa
+
+    df = DATA["unbalanced"]()
+    mem = didx.sun_abraham(df, **ROLES["unbalanced"], cluster="cl", control_group="last_treated")
+    eng = didx.sun_abraham(spark.createDataFrame(df), **ROLES["unbalanced"], cluster="cl",
+                           control_group="last_treated")
+    assert_same_sa(mem, eng)
+    assert dict(eng.design)["Engine"].startswith("Spark")
