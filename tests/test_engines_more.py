@@ -99,3 +99,48 @@ def test_sun_abraham_refusals(tmp_path: Path) -> None:
     eng = didx.sun_abraham(path, **ROLES["mpdta"])
     with pytest.raises(didx.DidxError, match=r"in-memory|engine"):
         eng.with_vcov(cluster="region")
+
+
+# ----------------------------------------------------------------------------------------------- collapse
+def _with_groups(name: str) -> Any:
+    """The data with a treatment-level group column: units of one cohort split into a few groups."""
+    df = DATA[name]()
+    g = ROLES[name]["cohort"]
+    u = ROLES[name]["unit"]
+    codes = df[u].astype("category").cat.codes if df[u].dtype == object else df[u]
+    df["grp"] = df[g].fillna(0).astype(float) * 100 + (codes % 4)
+    return df
+
+
+COLLAPSE_CASES = [(name, opts) for name in DATA for opts in (
+    {"collapse": "group_period"}, {"collapse": "group_period_weighted", "cluster": "grp"})]
+
+
+@pytest.mark.parametrize("fn", ["twfe", "event_study"])
+@pytest.mark.parametrize("case", COLLAPSE_CASES, ids=lambda c: c[0] + "-" + "-".join(map(str, c[1].values())))
+def test_collapse_parquet_equals_in_memory(fn: str, case: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
+    name, opts = case
+    df = _with_groups(name)
+    est = getattr(didx, fn)
+    mem = est(df, **ROLES[name], **opts)
+    eng = est(write(df, tmp_path), **ROLES[name], **opts)
+    assert_same_result(mem, eng)
+    assert eng.sample.lines() == mem.sample.lines()
+    assert _summary_lines(eng) == _summary_lines(mem)
+    assert "Engine: DuckDB" in eng.summary()
+    # the covariance options work on the cells, as in memory
+    assert_same_result(mem.with_vcov(vcov="hetero"), eng.with_vcov(vcov="hetero"))
+
+
+def test_collapse_errors(tmp_path: Path) -> None:
+    df = _with_groups("mpdta")
+    path = write(df, tmp_path)
+    for fn in (didx.twfe, didx.event_study):
+        with pytest.raises(didx.DesignError, match=r"treatment varies within a region x period cell"):
+            fn(df, **ROLES["mpdta"], collapse="group_period", cluster="region")
+        with pytest.raises(didx.DesignError, match=r"treatment varies within a region x period cell"):
+            fn(path, **ROLES["mpdta"], collapse="group_period", cluster="region")
+        with pytest.raises(didx.InvalidOptionError, match=r"collapse"):
+            fn(path, **ROLES["mpdta"], collapse="state_year")
+    with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
+        didx.twfe(path, **ROLES["mpdta"], collapse="group_period", covariates="region")

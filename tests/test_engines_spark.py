@@ -94,3 +94,14 @@ def test_sun_abraham_spark_equals_in_memory(spark: Any) -> None:
                            control_group="last_treated")
     assert_same_sa(mem, eng)
     assert dict(eng.design)["Engine"].startswith("Spark")
+
+
+def test_collapse_spark_equals_in_memory(spark: Any) -> None:
+    from test_engines_more import _with_groups, assert_same_result
+
+    df = _with_groups("castle")
+    kw = dict(**ROLES["castle"], collapse="group_period_weighted", cluster="grp")
+    mem = didx.twfe(df, **kw)
+    eng = didx.twfe(spark.createDataFrame(df), **kw)
+    assert_same_result(mem, eng)
+    assert eng.sample.lines() == mem.sample.lines()
