@@ -144,3 +144,81 @@ def test_collapse_errors(tmp_path: Path) -> None:
             fn(path, **ROLES["mpdta"], collapse="state_year")
     with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
         didx.twfe(path, **ROLES["mpdta"], collapse="group_period", covariates="region")
+
+
+# ----------------------------------------------------------------------------------------------- bacon
+def _with_treatment(name: str) -> Any:
+    """The data with the 0/1 treatment D = 1[t >= cohort] that bacon decomposes."""
+    df = DATA[name]()
+    r = ROLES[name]
+    g = df[r["cohort"]].astype(float)
+    df["D"] = ((g > 0) & (df[r["time"]] >= g)).astype(int)
+    return df
+
+
+def _bacon_kw(name: str) -> dict[str, str]:
+    r = ROLES[name]
+    return dict(y=r["y"], unit=r["unit"], time=r["time"], treat="D")
+
+
+def assert_same_bacon(mem: Any, eng: Any) -> None:
+    assert eng.twfe == pytest.approx(mem.twfe, rel=REL)
+    np.testing.assert_allclose(eng.weight, mem.weight, rtol=REL, atol=1e-15)
+    np.testing.assert_allclose(eng.estimate_2x2, mem.estimate_2x2, rtol=REL, atol=1e-13)
+    assert eng.type == mem.type
+    np.testing.assert_array_equal(eng.treated, mem.treated)
+    np.testing.assert_array_equal(eng.control, mem.control)
+    np.testing.assert_array_equal(eng.n_treated_units, mem.n_treated_units)
+    np.testing.assert_array_equal(eng.n_control_units, mem.n_control_units)
+    assert eng.sample.lines() == mem.sample.lines()
+    assert _summary_lines(eng) == _summary_lines(mem)
+
+
+@pytest.mark.parametrize("name", ["mpdta", "base_stagg", "castle"])
+def test_bacon_parquet_equals_in_memory(name: str, tmp_path: Path) -> None:
+    df = _with_treatment(name)
+    mem = didx.bacon(df, **_bacon_kw(name))
+    eng = didx.bacon(write(df, tmp_path), **_bacon_kw(name))
+    assert_same_bacon(mem, eng)
+    assert "Engine: DuckDB" in str(eng.summary())
+
+
+def test_bacon_relation_always_treated_and_dropped_rows() -> None:
+    """Always-treated units (the 'Later vs Always Treated' controls) and rows dropped for a missing outcome (the
+    whole unit, so the panel stays balanced) through a DuckDB relation."""
+    df = _with_treatment("castle")
+    df.loc[df["sid"] <= 3, "D"] = 1  # three states treated from the first period on
+    df.loc[df["sid"] == 5, "l_homicide"] = np.nan
+    con = duckdb.connect()
+    con.register("panel", df)
+    mem = didx.bacon(df, **_bacon_kw("castle"))
+    eng = didx.bacon(con.sql("SELECT * FROM panel"), **_bacon_kw("castle"))
+    assert "Later vs Always Treated" in mem.type
+    assert_same_bacon(mem, eng)
+
+
+def test_bacon_errors(tmp_path: Path) -> None:
+    un = _with_treatment("unbalanced")
+    with pytest.raises(didx.DesignError, match=r"unbalanced: 263 of 400 units"):
+        didx.bacon(un, **_bacon_kw("unbalanced"))
+    with pytest.raises(didx.DesignError, match=r"unbalanced: 263 of 400 units"):
+        didx.bacon(write(un, tmp_path / "un.parquet"), **_bacon_kw("unbalanced"))
+    df = _with_treatment("mpdta")
+    off = df.copy()
+    first_2004 = off.loc[off["first.treat"] == 2004, "countyreal"].iloc[0]
+    off.loc[(off["countyreal"] == first_2004) & (off["year"] == 2007), "D"] = 0
+    two = df.copy()
+    two.loc[two.index[3], "D"] = 2
+    miss = df.copy()
+    miss["D"] = miss["D"].astype(float)
+    miss.loc[miss.index[3], "D"] = np.nan
+    for frame, err, match in ((off, didx.DataError, r"not absorbing: unit \d+ is untreated in 2007"),
+                              (two, didx.DataError, r"must be 0/1.*value\(s\) 2")):
+        with pytest.raises(err, match=match):
+            didx.bacon(frame, **_bacon_kw("mpdta"))
+        with pytest.raises(err, match=match):
+            didx.bacon(write(frame, tmp_path / "bad.parquet"), **_bacon_kw("mpdta"))
+    with pytest.raises(didx.InvalidOptionError, match=r"missing treatment.*WHERE D IS NOT NULL"):
+        didx.bacon(write(miss, tmp_path / "miss.parquet"), **_bacon_kw("mpdta"))
+    with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
+        didx.bacon(write(df, tmp_path / "ok.parquet"), **_bacon_kw("mpdta"), covariates="region")

@@ -105,3 +105,12 @@ def test_collapse_spark_equals_in_memory(spark: Any) -> None:
     eng = didx.twfe(spark.createDataFrame(df), **kw)
     assert_same_result(mem, eng)
     assert eng.sample.lines() == mem.sample.lines()
+
+
+def test_bacon_spark_equals_in_memory(spark: Any) -> None:
+    from test_engines_more import _bacon_kw, _with_treatment, assert_same_bacon
+
+    df = _with_treatment("castle")
+    mem = didx.bacon(df, **_bacon_kw("castle"))
+    eng = didx.bacon(spark.createDataFrame(df), **_bacon_kw("castle"))
+    assert_same_bacon(mem, eng)

@@ -97,11 +97,11 @@ def twfe_moments(src: EngineInput, result_cls: type, design: Callable[..., tuple
             (bool(covariates), "covariates"), (bool(fe), "extra fixed effects (fe=)"), (weights is not None, "weights")]
     if collapse is not None:  # the cell means from the engine, the regression on them in memory
         from didx.engines.collapse import collapsed
-        from didx.estimators.regression.twfe import twfe
+        from didx.registry import get
 
         _options(func, base, None, unit)
         assert cohort is not None
-        return collapsed(src, twfe, func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
+        return collapsed(src, get(func).load(), func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
                          collapse=collapse, vcov=vcov, ssc=ssc, drop_singletons=drop_singletons)
     _, cl_name = _options(func, [*base, (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default "
                                                                     f"CR1)")], cluster, unit)
@@ -241,10 +241,10 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
             (weights is not None, "weights")]
     if collapse is not None:  # the cell means from the engine, the regression on them in memory
         from didx.engines.collapse import collapsed
-        from didx.estimators.regression.event_study import event_study
+        from didx.registry import get
 
         _options(func, base, None, unit)
-        return collapsed(src, event_study, func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
+        return collapsed(src, get(func).load(), func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
                          collapse=collapse, drop_always=True, ref=list(refs), vcov=vcov, ssc=ssc)
     _, cl_name = _options(func, [*base, (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default "
                                                                     f"CR1)")], cluster, unit)

@@ -13,7 +13,7 @@ need the rows: an error names the in-memory alternative.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,11 +122,13 @@ def _cells(m: Moments, refs: tuple[float, ...], time: str) -> tuple[Cells, np.nd
     return cells, X, size, np.isfinite(m.cohort_values)[m.gc]
 
 
-def sun_abraham_moments(src: EngineInput, *, y: str, unit: str, time: str, cohort: str, refs: tuple[float, ...],
+def sun_abraham_moments(src: EngineInput, parts: tuple[Callable[..., Any], ...], *, y: str, unit: str, time: str,
+                        cohort: str, refs: tuple[float, ...],
                         control: str, covariates: Any, vcov: str | None, cluster: str | Sequence[str] | None,
                         weights: str | None, ssc: SSC | None, engine: str) -> Any:
-    """:func:`didx.sun_abraham` through an engine (see the module docstring)."""
-    from didx.estimators.sun_abraham import estimator as sa
+    """:func:`didx.sun_abraham` through an engine (see the module docstring); ``parts`` are the in-memory
+    estimator's aggregations, design text and cell check (passed in, so this module does not import it)."""
+    aggregations, design_text, check_cells = parts
     from didx.estimators.sun_abraham.result import SunAbrahamCoefficients, SunAbrahamResult, readonly
     from didx.registry import PRE_PERIOD
     from didx.results.base import FrozenDict
@@ -140,14 +142,14 @@ def sun_abraham_moments(src: EngineInput, *, y: str, unit: str, time: str, cohor
                                   require_control="never" if control == "never" else "none"))
     m, notes, g_last = _sample(m, control, names)
     cells, X, size, treated = _cells(m, refs, time)
-    sa._check_cells(cells, refs)
+    check_cells(cells, refs)
     fit = regress(m, X, unit, cl_name, ssc or SSC(), treated=treated)
     coef_names = [cells.names[j] for j in fit.kept]
     dropped = [n for j, n in enumerate(cells.names) if j not in set(fit.kept.tolist())]
     all_notes = [*notes, *(["Dropped for collinearity: " + ", ".join(dropped)] if dropped else [])]
-    aggs = sa._aggregations(coef_names, cells, size, time)
+    aggs = aggregations(coef_names, cells, size, time)
     main = aggs["main"]
-    design = tuple([*sa._design(_SampleText(g_last), cells, "cohort x observation-pattern sums in the engine "  # type: ignore[arg-type]
+    design = tuple([*design_text(_SampleText(g_last), cells, "cohort x observation-pattern sums in the engine "
                                 "(identical to the regression, no dummy matrix)", refs=refs, control=control,
                                 names=names), ("Engine", src.describe)])
     source = FixedSource(V=fit.V, inference=fit.inference, names=(unit,) if cl_name is None else (unit, cl_name),

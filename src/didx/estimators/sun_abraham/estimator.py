@@ -118,8 +118,9 @@ def sun_abraham(
         from didx.engines.sa import sun_abraham_moments
 
         return cast(SunAbrahamResult, sun_abraham_moments(
-            src, y=y, unit=unit, time=time, cohort=cohort, refs=refs, control=control_group, covariates=covariates,
-            vcov=vcov, cluster=cluster, weights=weights, ssc=ssc, engine=engine))
+            src, (_aggregations, _design, _check_cells), y=y, unit=unit, time=time, cohort=cohort, refs=refs,
+            control=control_group, covariates=covariates, vcov=vcov, cluster=cluster, weights=weights, ssc=ssc,
+            engine=engine))
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                         weights=weights, cluster=cluster,
                         require_control="never" if control_group == "never" else "none", zero_weights="drop")
