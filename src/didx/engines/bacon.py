@@ -3,7 +3,7 @@
 Every 2x2 estimate and weight of the decomposition is a function of the timing-group x period means and the
 group sizes (:mod:`didx.estimators.bacon.estimator`), and the decomposed TWFE coefficient is
 :func:`didx.engines.regression.regress` on the unit moments. The timing group (first period with ``treat == 1``
-among a unit's kept rows) is a window minimum computed in the engine (:func:`didx.engines.plan.timing_table`);
+among a unit's kept rows) is a per-unit minimum computed in the engine (:func:`didx.engines.plan.timing_table`);
 one count query checks the treatment (0/1, absorbing, not missing) before the unit pass. Covariates (the
 within/between decomposition) need the rows: an error names the in-memory alternative.
 """

@@ -204,11 +204,13 @@ def _kept_cond(q: Callable[[str], str], *, y: str, time: str, unit: str, unit_nu
 def timing_table(q: Callable[[str], str], table: str, *, y: str, time: str, unit: str, treat: str,
                  unit_numeric: bool, name: str) -> str:
     """The table with each unit's first period with ``treat = 1`` among its kept rows (NULL: never treated) as
-    column ``name``: a window minimum, so the cohort plans run on a 0/1 treatment (a derived table to select
-    from)."""
+    column ``name``: a per-unit minimum joined back, so the cohort plans run on a 0/1 treatment (a derived table
+    to select from)."""
     keep = _kept_cond(q, y=y, time=time, unit=unit, unit_numeric=unit_numeric)
-    return (f"(SELECT *, MIN(CASE WHEN {keep} AND CAST({q(treat)} AS DOUBLE) = 1 THEN CAST({q(time)} AS DOUBLE) END) "
-            f"OVER (PARTITION BY {q(unit)}) AS {q(name)} FROM {table}) didx_w")
+    first = (f"SELECT {q(unit)} AS didx_uk, MIN(CASE WHEN {keep} AND CAST({q(treat)} AS DOUBLE) = 1 THEN "
+             f"CAST({q(time)} AS DOUBLE) END) AS {q(name)} FROM {table} GROUP BY {q(unit)}")
+    # a group-by joined back (a hash aggregate and a hash join: cheaper than a window's sort by unit)
+    return f"(SELECT a.*, b.{q(name)} FROM {table} a LEFT JOIN ({first}) b ON a.{q(unit)} = b.didx_uk) didx_w"
 
 
 def treat_check_sql(q: Callable[[str], str], derived: str, *, y: str, time: str, unit: str, treat: str,
