@@ -222,3 +222,19 @@ def test_bacon_errors(tmp_path: Path) -> None:
         didx.bacon(write(miss, tmp_path / "miss.parquet"), **_bacon_kw("mpdta"))
     with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
         didx.bacon(write(df, tmp_path / "ok.parquet"), **_bacon_kw("mpdta"), covariates="region")
+
+
+def test_design_checks_as_in_memory(tmp_path: Path) -> None:
+    """No never-treated units (sun_abraham's default control) and no untreated observation (twfe): the
+    in-memory errors, through the engine."""
+    df = DATA["mpdta"]()
+    treated_only = df[df["first.treat"] > 0]
+    path = write(treated_only, tmp_path)
+    for data in (treated_only, path):
+        with pytest.raises(didx.DesignError, match=r"no control units: every unit has a treatment date"):
+            didx.sun_abraham(data, **ROLES["mpdta"])
+    late = treated_only[(treated_only["year"] >= 2006) & (treated_only["first.treat"] <= 2006)]  # all treated
+    path = write(late, tmp_path / "late.parquet")
+    for data in (late, path):
+        with pytest.raises(didx.DesignError, match=r"no control observations: every row is treated"):
+            didx.twfe(data, **ROLES["mpdta"])
