@@ -339,8 +339,9 @@ def test_registry_declares_the_engines() -> None:
     """The registry's engines field says which estimators take a path, a relation or a Spark frame."""
     from didx.registry import REGISTRY
 
-    assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == {"att_gt", "twfe", "event_study", "did2x2"}
-    assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == {"att_gt", "twfe", "event_study", "did2x2"}
+    covered = {"att_gt", "twfe", "event_study", "did2x2", "sun_abraham", "bacon"}
+    assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == covered
+    assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == covered
 
 
 def test_string_units_and_float_times(tmp_path: Path) -> None:
@@ -401,9 +402,8 @@ def test_event_study_refusals(tmp_path: Path) -> None:
 
 
 def test_a_path_to_an_estimator_without_engine(tmp_path: Path) -> None:
-    roles = {k: v for k, v in ROLES["mpdta"].items() if k != "cohort"}
-    with pytest.raises(didx.InvalidOptionError, match=r"is a path; sun_abraham needs a data frame.*Fix: read it"):
-        didx.sun_abraham(write(_mpdta(), tmp_path), **roles, cohort="first.treat")
+    with pytest.raises(didx.InvalidOptionError, match=r"is a path; stacked needs a data frame.*Fix: read it"):
+        didx.stacked(write(_mpdta(), tmp_path), **ROLES["mpdta"], window=(-2, 2))
 
 
 # ----------------------------------------------------------------------------------------------- did2x2

@@ -83,3 +83,34 @@ def test_spark_errors(spark: Any) -> None:
         didx.att_gt(spark.createDataFrame(dup), **ROLES["mpdta"])
     with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
         didx.att_gt(spark.createDataFrame(df), **ROLES["mpdta"], covariates="region")
+
+
+def test_sun_abraham_spark_equals_in_memory(spark: Any) -> None:
+    from test_engines_more import assert_same_sa
+
+    df = DATA["unbalanced"]()
+    mem = didx.sun_abraham(df, **ROLES["unbalanced"], cluster="cl", control_group="last_treated")
+    eng = didx.sun_abraham(spark.createDataFrame(df), **ROLES["unbalanced"], cluster="cl",
+                           control_group="last_treated")
+    assert_same_sa(mem, eng)
+    assert dict(eng.design)["Engine"].startswith("Spark")
+
+
+def test_collapse_spark_equals_in_memory(spark: Any) -> None:
+    from test_engines_more import _with_groups, assert_same_result
+
+    df = _with_groups("castle")
+    kw = dict(**ROLES["castle"], collapse="group_period_weighted", cluster="grp")
+    mem = didx.twfe(df, **kw)
+    eng = didx.twfe(spark.createDataFrame(df), **kw)
+    assert_same_result(mem, eng)
+    assert eng.sample.lines() == mem.sample.lines()
+
+
+def test_bacon_spark_equals_in_memory(spark: Any) -> None:
+    from test_engines_more import _bacon_kw, _with_treatment, assert_same_bacon
+
+    df = _with_treatment("castle")
+    mem = didx.bacon(df, **_bacon_kw("castle"))
+    eng = didx.bacon(spark.createDataFrame(df), **_bacon_kw("castle"))
+    assert_same_bacon(mem, eng)

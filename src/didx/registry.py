@@ -231,10 +231,10 @@ REGISTRY: dict[str, EstimatorSpec] = {spec.name: spec for spec in (
     EstimatorSpec("drdid", "didx.estimators.drdid.estimator:drdid", ("DRDiDResult",), "Doubly robust DiD",
                   covariates=True, weights=True, repeated_cross_sections=True),
     EstimatorSpec("bacon", "didx.estimators.bacon.estimator:bacon", ("BaconDecomposition",),
-                  "Goodman-Bacon decomposition", covariates=True, covariance=False),
+                  "Goodman-Bacon decomposition", covariates=True, covariance=False, engines=ALL_ENGINES),
     EstimatorSpec("sun_abraham", "didx.estimators.sun_abraham.estimator:sun_abraham", ("SunAbrahamResult",),
                   "Sun-Abraham", event_study="always", comparison="sun_abraham", pre_period="sun_abraham",
-                  covariates=True, weights=True,
+                  covariates=True, weights=True, engines=ALL_ENGINES,
                   # control="never" needs never-treated units: from_panel checks that itself, after its sample rules
                   from_panel=PanelEntry("didx.estimators.sun_abraham.estimator:from_panel", require_control="none")),
     EstimatorSpec("att_gt", "didx.estimators.cs.estimator:att_gt",

@@ -191,3 +191,49 @@ def varying_example_sql(r: Roles, q: Callable[[str], str], table: str, cohort_ra
                str(never_code))
     return (f"SELECT didx_u AS u, MIN({gc}) AS lo, MAX({gc}) AS hi FROM ({_rows(r, q, table)}) a "
             f"WHERE didx_reason = 0 GROUP BY didx_u HAVING MIN({gc}) <> MAX({gc}) LIMIT 1")
+
+
+# ----------------------------------------------------------------------------------------------- a 0/1 treatment
+def _kept_cond(q: Callable[[str], str], *, y: str, time: str, unit: str, unit_numeric: bool) -> str:
+    """A row that pass 1 keeps (time, unit and outcome present and finite)."""
+    t, yy, u = q(time), q(y), q(unit)
+    return (f"NOT {_missing(t, True)} AND abs(CAST({t} AS DOUBLE)) <> {_INF} AND NOT {_missing(u, unit_numeric)} "
+            f"AND NOT {_missing(yy, True)} AND abs(CAST({yy} AS DOUBLE)) <> {_INF}")
+
+
+def timing_table(q: Callable[[str], str], table: str, *, y: str, time: str, unit: str, treat: str,
+                 unit_numeric: bool, name: str) -> str:
+    """The table with each unit's first period with ``treat = 1`` among its kept rows (NULL: never treated) as
+    column ``name``: a per-unit minimum joined back, so the cohort plans run on a 0/1 treatment (a derived table
+    to select from)."""
+    keep = _kept_cond(q, y=y, time=time, unit=unit, unit_numeric=unit_numeric)
+    first = (f"SELECT {q(unit)} AS didx_uk, MIN(CASE WHEN {keep} AND CAST({q(treat)} AS DOUBLE) = 1 THEN "
+             f"CAST({q(time)} AS DOUBLE) END) AS {q(name)} FROM {table} GROUP BY {q(unit)}")
+    # a group-by joined back (a hash aggregate and a hash join: cheaper than a window's sort by unit)
+    return f"(SELECT a.*, b.{q(name)} FROM {table} a LEFT JOIN ({first}) b ON a.{q(unit)} = b.didx_uk) didx_w"
+
+
+def treat_check_sql(q: Callable[[str], str], derived: str, *, y: str, time: str, unit: str, treat: str,
+                    unit_numeric: bool, first: str) -> str:
+    """Among the kept rows: treatments missing, not 0/1, and switching off after the first treated period."""
+    keep = _kept_cond(q, y=y, time=time, unit=unit, unit_numeric=unit_numeric)
+    d, t, f = f"CAST({q(treat)} AS DOUBLE)", f"CAST({q(time)} AS DOUBLE)", q(first)
+    return (f"SELECT SUM(CASE WHEN {_missing(q(treat), True)} THEN 1 ELSE 0 END) AS n_missing, "
+            f"SUM(CASE WHEN {d} <> 0 AND {d} <> 1 THEN 1 ELSE 0 END) AS n_bad, "
+            f"SUM(CASE WHEN {d} = 0 AND {f} IS NOT NULL AND {t} >= {f} THEN 1 ELSE 0 END) AS n_switch "
+            f"FROM {derived} WHERE {keep}")
+
+
+def treat_values_sql(q: Callable[[str], str], table: str, treat: str) -> str:
+    """A few values of a treatment column that are not 0/1 (the error path only)."""
+    d = f"CAST({q(treat)} AS DOUBLE)"
+    return f"SELECT DISTINCT {d} AS v FROM {table} WHERE {d} <> 0 AND {d} <> 1 ORDER BY v LIMIT 5"
+
+
+def switch_example_sql(q: Callable[[str], str], derived: str, *, y: str, time: str, unit: str, treat: str,
+                       unit_numeric: bool, first: str) -> str:
+    """One kept row untreated after its unit's first treated period (the error path only)."""
+    keep = _kept_cond(q, y=y, time=time, unit=unit, unit_numeric=unit_numeric)
+    t = f"CAST({q(time)} AS DOUBLE)"
+    return (f"SELECT {q(unit)} AS u, {t} AS t, {q(first)} AS f FROM {derived} WHERE {keep} AND "
+            f"CAST({q(treat)} AS DOUBLE) = 0 AND {q(first)} IS NOT NULL AND {t} >= {q(first)} LIMIT 1")

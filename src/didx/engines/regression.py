@@ -93,11 +93,18 @@ def twfe_moments(src: EngineInput, result_cls: type, design: Callable[..., tuple
     """:func:`didx.twfe` through an engine (see the module docstring); ``result_cls`` and ``design`` are the
     in-memory estimator's result type and design text (passed in, so this module does not import it)."""
     func = "twfe"
-    _, cl_name = _options(func, [
-        (treat is not None or cohort is None, "treat= (a 0/1 column; the engines take the treatment from cohort=)"),
-        (bool(covariates), "covariates"), (bool(fe), "extra fixed effects (fe=)"), (weights is not None, "weights"),
-        (collapse is not None, "collapse="),
-        (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default CR1)")], cluster, unit)
+    base = [(treat is not None or cohort is None, "treat= (a 0/1 column; the engines take the treatment from cohort=)"),
+            (bool(covariates), "covariates"), (bool(fe), "extra fixed effects (fe=)"), (weights is not None, "weights")]
+    if collapse is not None:  # the cell means from the engine, the regression on them in memory
+        from didx.engines.collapse import collapsed
+        from didx.registry import get
+
+        _options(func, base, None, unit)
+        assert cohort is not None
+        return collapsed(src, get(func).load(), func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
+                         collapse=collapse, vcov=vcov, ssc=ssc, drop_singletons=drop_singletons)
+    _, cl_name = _options(func, [*base, (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default "
+                                                                    f"CR1)")], cluster, unit)
     assert cohort is not None
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name,
                                   require_control="untreated_obs"))
@@ -230,10 +237,17 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
     from didx.registry import PRE_PERIOD
 
     func = "event_study"
-    _, cl_name = _options(func, [
-        (win is not None or bin_endpoints, "window= / bin_endpoints="), (bool(covariates), "covariates"),
-        (weights is not None, "weights"), (collapse is not None, "collapse="),
-        (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default CR1)")], cluster, unit)
+    base = [(win is not None or bin_endpoints, "window= / bin_endpoints="), (bool(covariates), "covariates"),
+            (weights is not None, "weights")]
+    if collapse is not None:  # the cell means from the engine, the regression on them in memory
+        from didx.engines.collapse import collapsed
+        from didx.registry import get
+
+        _options(func, base, None, unit)
+        return collapsed(src, get(func).load(), func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
+                         collapse=collapse, drop_always=True, ref=list(refs), vcov=vcov, ssc=ssc)
+    _, cl_name = _options(func, [*base, (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default "
+                                                                    f"CR1)")], cluster, unit)
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name,
                                   require_control="untreated_obs"))
     # always-treated units (cohort <= first period) are dropped, as in memory

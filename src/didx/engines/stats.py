@@ -168,8 +168,32 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
     sql = plan.moments_sql(r, src.quote, src.table, periods=p1.periods, cohort_raw=p1.raw, cohort_code=p1.codes,
                            never_code=p1.never_code, shift=p1.shift, all_kept=p1.all_kept)
     out = src.run(sql)
-    return _assemble(src, r, req, out, periods=p1.periods, cohort_values=p1.cohort_values, shift=p1.shift,
-                     n_input=p1.n_input, drops=p1.drops, raw=p1.raw, codes=p1.codes, never_code=p1.never_code)
+    m = _assemble(src, r, req, out, periods=p1.periods, cohort_values=p1.cohort_values, shift=p1.shift,
+                  n_input=p1.n_input, drops=p1.drops, raw=p1.raw, codes=p1.codes, never_code=p1.never_code)
+    _check_design(m, req)
+    return m
+
+
+def _check_design(m: Moments, req: Request) -> None:
+    """Treated and (where the estimator requires them) control units or observations exist, as
+    :func:`didx._panel.build_panel` checks them."""
+    if req.treat_mode:
+        return
+    present = m.n > 0
+    never = ~np.isfinite(m.cohort_values[m.gc])
+    if req.require_control == "never" and not (never & present).any():
+        raise DesignError(
+            f"{req.func}: no control units: every unit has a treatment date in {req.cohort!r}, and this estimator "
+            f"compares with never-treated units. Fix: use a not-yet-treated control group if the estimator "
+            f"offers one, or add never-treated units."
+        )
+    treated = (m.periods[None, :] >= m.cohort_values[m.gc][:, None]) & m.obs() & present[:, None]
+    if not treated.any():
+        raise DesignError(f"{req.func}: no treated observations: {req.cohort!r} is never 1 in the sample. Fix: check "
+                          f"the treatment column.")
+    if req.require_control != "none" and not (~treated & m.obs() & present[:, None]).any():
+        raise DesignError(f"{req.func}: no control observations: every row is treated in {req.cohort!r}. Fix: "
+                          f"include untreated units or periods.")
 
 
 def pass1(src: EngineInput, req: Request) -> Pass1:

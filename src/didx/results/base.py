@@ -308,7 +308,9 @@ class Result:
                 f"wald(): the test of {list(names)} is not computable: {problem}. Fix: check the estimates and "
                 f"their covariance (result.vcov), e.g. rescale the outcome or choose another covariance."
             )
-        stat = float(diff @ np.linalg.pinv(RVR) @ diff)
+        # the same cut-off as matrix_rank below: directions of RVR at round-off level (a rank-deficient covariance,
+        # e.g. more pre-periods than clusters) are left out instead of inverted
+        stat = float(diff @ np.linalg.pinv(RVR, rcond=max(RVR.shape) * np.finfo(float).eps, hermitian=True) @ diff)
         q = int(np.linalg.matrix_rank(RVR))
         if q == 0:
             raise InvalidOptionError(

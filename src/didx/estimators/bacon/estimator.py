@@ -42,6 +42,7 @@ from didx._frame import factorize
 from didx._panel import build_panel
 from didx._sample import SampleReport
 from didx._validate import as_list, fmt_value
+from didx.engines.source import engine_input
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
 from didx.results.base import Summary
@@ -270,6 +271,11 @@ def bacon(
     Reference: Goodman-Bacon (2021), Journal of Econometrics 225(2); R package bacondecomp.
     """
     func = "bacon"
+    if (src := engine_input(data, func)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.bacon import bacon_moments
+
+        return bacon_moments(src, BaconDecomposition, (_uncontrolled, _group_labels, _identity_notes), y=y, unit=unit,
+                             time=time, treat=treat, covariates=covariates)
     covs = as_list(covariates)
     panel = build_panel(data, func=func, y=y, time=time, unit=unit, treat=treat, covariates=covs or None,
                         require_control="untreated_obs")
@@ -337,6 +343,19 @@ def bacon(
         weighted_sum = float(omega * within + (1 - omega) * np.sum(weights * estimates))
     else:
         weighted_sum = float(np.sum(weights * estimates))
+    notes += _identity_notes(weighted_sum, twfe, levels, units_per_group, T)
+    return BaconDecomposition(
+        twfe=twfe, weighted_sum=weighted_sum, treated=treated_v, control=control_v, type=tuple(kinds),
+        weight=weights, estimate_2x2=estimates, n_treated_units=n_tr, n_control_units=n_co,
+        covariates=tuple(covs), within=within, omega=omega, sample=panel.report, design=tuple(design),
+        notes=tuple(notes),
+    )
+
+
+def _identity_notes(weighted_sum: float, twfe: float, levels: np.ndarray, units_per_group: np.ndarray,
+                    T: int) -> list[str]:
+    """Notes on the reconstruction, the always-treated units and the absence of never-treated units."""
+    notes: list[str] = []
     if abs(weighted_sum - twfe) > IDENTITY_TOL * max(1.0, abs(twfe)):
         notes.append(f"The reconstruction {weighted_sum:.10g} differs from the TWFE coefficient {twfe:.10g}; "
                      f"check for collinear covariates.")
@@ -346,12 +365,7 @@ def bacon(
                      f"('{LATER_VS_ALWAYS}').")
     if not np.any(levels >= T):
         notes.append("No never-treated units: every comparison is between timing groups.")
-    return BaconDecomposition(
-        twfe=twfe, weighted_sum=weighted_sum, treated=treated_v, control=control_v, type=tuple(kinds),
-        weight=weights, estimate_2x2=estimates, n_treated_units=n_tr, n_control_units=n_co,
-        covariates=tuple(covs), within=within, omega=omega, sample=panel.report, design=tuple(design),
-        notes=tuple(notes),
-    )
+    return notes
 
 
 def _group_labels(levels: np.ndarray, periods: np.ndarray, T: int) -> list[str]:

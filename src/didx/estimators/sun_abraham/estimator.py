@@ -23,13 +23,14 @@ removal, relative periods in the units of the time column, fixed cell-size weigh
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
 from didx._validate import as_list, check_option
+from didx.engines.source import engine_input
 from didx.estimators.regression.common import RegressionSource, default_spec
 from didx.estimators.sun_abraham.cells import (
     MAX_PATTERN_PERIODS,
@@ -113,6 +114,13 @@ def sun_abraham(
     built a :class:`didx._panel.Panel` uses :func:`from_panel`.
     """
     refs = _check_options(ref, control_group, engine)
+    if (src := engine_input(data, FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.sa import sun_abraham_moments
+
+        return cast(SunAbrahamResult, sun_abraham_moments(
+            src, (_aggregations, _design, _check_cells), y=y, unit=unit, time=time, cohort=cohort, refs=refs,
+            control=control_group, covariates=covariates, vcov=vcov, cluster=cluster, weights=weights, ssc=ssc,
+            engine=engine))
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                         weights=weights, cluster=cluster,
                         require_control="never" if control_group == "never" else "none", zero_weights="drop")
