@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MAKE_PANEL = ROOT.parent.parent / "shared" / "bench" / "make_panel.py"
+MAKE_PANEL = ROOT.parent / "shared" / "bench" / "make_panel.py"  # ../shared beside the repository
 
 CHILD = r"""
 import json, resource, sys, time
