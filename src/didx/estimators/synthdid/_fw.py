@@ -96,8 +96,9 @@ def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarr
     gradients goes to the first in ``A``'s order rather than in ``S_r``'s: floating-point ties only.)
 
     G : (N, N) the shared Gram matrix; S : (B, k) the columns of each problem (distinct); c : (B, k)
-    ``A_r' b_r``; n : rows of A (the objective's divisor); eta = n zeta^2. The problems are iterated ``chunk`` at
-    a time (``chunk_elements // N`` problems; each problem's iterates do not depend on the others; small chunks keep the step's arrays in cache).
+    ``A_r' b_r``; n : rows of A (the objective's divisor); eta = n zeta^2. The problems are iterated
+    ``chunk_elements // N`` at a time (default :data:`CHUNK_ELEMENTS`): each problem's iterates do not depend on
+    the others, and small chunks keep a step's arrays in cache.
     """
     B = S.shape[0]
     N = G.shape[0]
