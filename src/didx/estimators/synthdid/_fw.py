@@ -77,7 +77,7 @@ def _fw_chunk(A: np.ndarray, b: np.ndarray, x: np.ndarray, eta: np.ndarray, md2:
     diag = H[:, np.arange(k), np.arange(k)].copy()
     h = np.matmul(H, x[:, :, None])[:, :, 0]
 
-    def row(work: np.ndarray, rows: np.ndarray, i: np.ndarray, out: np.ndarray) -> None:
+    def row(work: np.ndarray, i: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
         out[...] = H[work, i, :]
 
     return _fw_loop(row, x, h, c, diag, n * md2, max_iter)
@@ -118,9 +118,9 @@ def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarr
         h = x @ G + eta * x
         md2 = np.full(Sc.shape[0], n * min_decrease * min_decrease)
 
-        def row(work: np.ndarray, rows: np.ndarray, i: np.ndarray, buf: np.ndarray) -> None:
+        def row(work: np.ndarray, i: np.ndarray, idx: np.ndarray, buf: np.ndarray) -> None:
             np.take(G, i, axis=0, out=buf, mode="clip")
-            buf[rows, i] += eta
+            buf.ravel()[idx] += eta
 
         xs, iterations[sl] = _fw_loop(row, x, h, c_full, diag_g, md2, max_iter,
                                       c_start=np.where(x > 0, c_full, 0.0))
@@ -134,8 +134,9 @@ EXCLUDED = 1e300  # -c on the columns a problem lacks: a finite "infinite" gradi
 def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None], x: np.ndarray,
              h: np.ndarray, c: np.ndarray, diag: np.ndarray, md2: np.ndarray, max_iter: int,
              c_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The batched Frank-Wolfe iterations on ``h = H x`` (see :func:`frank_wolfe_gram`); ``row(work, rows, i,
-    out)`` writes row ``i[r]`` of problem ``work[r]``'s H into ``out[r]``. ``md2`` is on the scale of
+    """The batched Frank-Wolfe iterations on ``h = H x`` (see :func:`frank_wolfe_gram`); ``row(work, i, idx,
+    out)`` writes row ``i[r]`` of problem ``work[r]``'s H into ``out[r]`` (``idx``: the flat positions of
+    ``(r, i[r])`` in ``out``). ``md2`` is on the scale of
     ``n * objective``; ``c_start`` replaces ``c`` in the initial ``c'x`` (where ``c`` holds ``-EXCLUDED`` on
     columns a problem lacks); ``diag`` is (B, k) or, shared by all problems, (k,).
 
@@ -155,41 +156,44 @@ def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Non
     iterations = np.zeros(B, dtype=np.int64)
     out = x.copy()
     work = np.arange(B)
-    rows = np.arange(B)
     prev = np.full(B, np.nan)
-    Va = np.empty((3, B, k))
-    np.subtract(h, c, out=Va[0])
-    Va[2] = c
-    Vb = Va.copy()
+    # slots [g, H_i, c, g']: a step reads three consecutive slots and writes the fourth (alternately 0..2 -> 3
+    # with coefficients [r, s, -s] and 1..3 -> 0 with [s, -s, r])
+    V = np.empty((4, B, k))
+    np.subtract(h, c, out=V[0])
+    V[2] = c
     coef = np.zeros((B, 1, 3))
     t = 0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         while t < max_iter and work.size:
-            g, buf, cc = Va[0], Va[1], Va[2]
+            even = t % 2 == 0
+            g = V[0] if even else V[3]
             i = g.argmin(axis=1)
-            gi, ci, xi = g[rows, i], cc[rows, i], xt[rows, i] * sigma
+            idx = i + np.arange(0, work.size * k, k)
+            gi, ci, xi = g.ravel().take(idx), V[2].ravel().take(idx), xt.ravel().take(idx)
             hi = gi + ci
-            di = diag[i] if shared_diag else diag[rows, i]
+            di = diag.take(i) if shared_diag else diag.ravel().take(idx)
             den = di - 2.0 * hi + xhx
-            s = np.clip(((xhx - cx) - gi) / den, 0.0, 1.0)
-            s[(xi == 1.0) | ~(den > 0)] = 0.0
+            s = ((xhx - cx) - gi) / den
+            np.minimum(s, 1.0, out=s)
+            s = np.where((den > 0) & (s > 0) & (xi * sigma != 1.0), s, 0.0)
             r = 1.0 - s
-            row(work, rows, i, buf)
-            coef[:, 0, 0] = r
-            coef[:, 0, 1] = s
-            coef[:, 0, 2] = -s
-            np.matmul(coef, Va.transpose(1, 0, 2), out=Vb[0:1].transpose(1, 0, 2))
-            Va, Vb = Vb, Va
+            row(work, i, idx, V[1])
+            if even:
+                coef[:, 0, 0], coef[:, 0, 1], coef[:, 0, 2] = r, s, -s
+                np.matmul(coef, V[0:3].transpose(1, 0, 2), out=V[3:4].transpose(1, 0, 2))
+            else:
+                coef[:, 0, 0], coef[:, 0, 1], coef[:, 0, 2] = s, -s, r
+                np.matmul(coef, V[1:4].transpose(1, 0, 2), out=V[0:1].transpose(1, 0, 2))
             # x <- r x + s e_i, as sigma <- r sigma and xt_i += s / sigma (a full step restarts at the vertex)
             sigma *= r
-            full = sigma == 0.0
-            if full.any():
+            if sigma.min() < 1e-100:
+                full = sigma == 0.0
                 xt[full] = 0.0
                 sigma[full] = 1.0
-            xt[rows, i] += s / sigma
-            if sigma.min() < 1e-100:
                 xt *= sigma[:, None]
                 sigma[:] = 1.0
+            xt.ravel()[idx] += s / sigma
             xhx = r * (r * xhx + 2.0 * s * hi) + s * s * di
             cx = r * cx + s * ci
             val = xhx - 2.0 * cx  # n * objective - b'b: the stopping rule compares differences
@@ -204,9 +208,7 @@ def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Non
                     md2 = md2[keep]
                     if not shared_diag:
                         diag = diag[keep]
-                    rows = rows[:work.size]
-                    Va = np.ascontiguousarray(Va[:, keep])
-                    Vb = Va.copy()
+                    V = np.ascontiguousarray(V[:, keep])
                     coef = coef[:work.size]
             prev = val
     iterations[work] = t
