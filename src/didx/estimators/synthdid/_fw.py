@@ -104,11 +104,18 @@ def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarr
     N = G.shape[0]
     G = np.ascontiguousarray(G, dtype=np.float64)
     diag_g = np.diag(G) + eta
-    chunk = max(1, (CHUNK_ELEMENTS if chunk_elements is None else chunk_elements) // N)
+    per = max(1, (CHUNK_ELEMENTS if chunk_elements is None else chunk_elements) // N)
+    n_chunks = -(-B // per)
+    size = -(-B // n_chunks)  # balanced chunks
     out = np.empty(S.shape)
     iterations = np.empty(B, dtype=np.int64)
-    for lo in range(0, B, chunk):
-        sl = slice(lo, min(B, lo + chunk))
+
+    def row(work: np.ndarray, i: np.ndarray, idx: np.ndarray, buf: np.ndarray) -> None:
+        np.take(G, i, axis=0, out=buf, mode="clip")
+        buf.ravel()[idx] += eta
+
+    def solve(lo: int) -> None:
+        sl = slice(lo, min(B, lo + size))
         Sc = S[sl]
         rb = np.arange(Sc.shape[0])[:, None]
         x = np.zeros((Sc.shape[0], N))
@@ -117,14 +124,12 @@ def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarr
         c_full[rb, Sc] = c[sl]
         h = x @ G + eta * x
         md2 = np.full(Sc.shape[0], n * min_decrease * min_decrease)
-
-        def row(work: np.ndarray, i: np.ndarray, idx: np.ndarray, buf: np.ndarray) -> None:
-            np.take(G, i, axis=0, out=buf, mode="clip")
-            buf.ravel()[idx] += eta
-
         xs, iterations[sl] = _fw_loop(row, x, h, c_full, diag_g, md2, max_iter,
                                       c_start=np.where(x > 0, c_full, 0.0))
         out[sl] = xs[rb, Sc]
+
+    for lo in range(0, B, size):
+        solve(lo)
     return out, iterations
 
 
