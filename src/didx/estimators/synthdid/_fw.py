@@ -17,8 +17,6 @@ the iterations it would follow alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 
@@ -76,11 +74,8 @@ def _fw_chunk(A: np.ndarray, b: np.ndarray, x: np.ndarray, eta: np.ndarray, md2:
     c = np.matmul(b[:, None, :], A)[:, 0, :]
     diag = H[:, np.arange(k), np.arange(k)].copy()
     h = np.matmul(H, x[:, :, None])[:, :, 0]
-
-    def row(work: np.ndarray, i: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
-        out[...] = H[work, i, :]
-
-    return _fw_loop(row, x, h, c, diag, n * md2, max_iter)
+    offset = np.arange(0, H.shape[0] * k, k)
+    return _fw_loop(H.reshape(-1, k), x, h, c, diag, n * md2, max_iter, row_offset=offset)
 
 
 CHUNK_ELEMENTS = 65_536  # frank_wolfe_shared iterates this many weights at a time: the step's arrays stay in cache
@@ -102,17 +97,14 @@ def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarr
     """
     B = S.shape[0]
     N = G.shape[0]
-    G = np.ascontiguousarray(G, dtype=np.float64)
-    diag_g = np.diag(G) + eta
+    H = np.array(G, dtype=np.float64)  # the Gram matrix of the ridge objective: G + eta I
+    H[np.diag_indices(N)] += eta
+    diag_g = np.diag(H).copy()
     per = max(1, (CHUNK_ELEMENTS if chunk_elements is None else chunk_elements) // N)
     n_chunks = -(-B // per)
     size = -(-B // n_chunks)  # balanced chunks
     out = np.empty(S.shape)
     iterations = np.empty(B, dtype=np.int64)
-
-    def row(work: np.ndarray, i: np.ndarray, idx: np.ndarray, buf: np.ndarray) -> None:
-        np.take(G, i, axis=0, out=buf, mode="clip")
-        buf.ravel()[idx] += eta
 
     def solve(lo: int) -> None:
         sl = slice(lo, min(B, lo + size))
@@ -124,7 +116,7 @@ def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarr
         c_full[rb, Sc] = c[sl]
         h = x @ G + eta * x
         md2 = np.full(Sc.shape[0], n * min_decrease * min_decrease)
-        xs, iterations[sl] = _fw_loop(row, x, h, c_full, diag_g, md2, max_iter,
+        xs, iterations[sl] = _fw_loop(H, x, h, c_full, diag_g, md2, max_iter,
                                       c_start=np.where(x > 0, c_full, 0.0))
         out[sl] = xs[rb, Sc]
 
@@ -133,22 +125,23 @@ def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarr
     return out, iterations
 
 
+SCALED_FROM = 256  # from this many columns the weights are kept scaled (x = sigma * xt), below updated in place
 EXCLUDED = 1e300  # -c on the columns a problem lacks: a finite "infinite" gradient (0 * inf would be NaN)
 
 
-def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None], x: np.ndarray,
-             h: np.ndarray, c: np.ndarray, diag: np.ndarray, md2: np.ndarray, max_iter: int,
-             c_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The batched Frank-Wolfe iterations on ``h = H x`` (see :func:`frank_wolfe_gram`); ``row(work, i, idx,
-    out)`` writes row ``i[r]`` of problem ``work[r]``'s H into ``out[r]`` (``idx``: the flat positions of
-    ``(r, i[r])`` in ``out``). ``md2`` is on the scale of
-    ``n * objective``; ``c_start`` replaces ``c`` in the initial ``c'x`` (where ``c`` holds ``-EXCLUDED`` on
+def _fw_loop(H: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray, diag: np.ndarray, md2: np.ndarray,
+             max_iter: int, c_start: np.ndarray | None = None,
+             row_offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The batched Frank-Wolfe iterations on ``h = H x`` (see :func:`frank_wolfe_gram`). ``H`` holds the rows
+    of the problems' matrices ``H = A'A + eta I``: one (k, k) matrix shared by all, or with ``row_offset`` the
+    problems' matrices stacked (B * k, k), problem ``r``'s row ``i`` at ``row_offset[r] + i``. ``md2`` is on the
+    scale of ``n * objective``; ``c_start`` replaces ``c`` in the initial ``c'x`` (where ``c`` holds ``-EXCLUDED`` on
     columns a problem lacks); ``diag`` is (B, k) or, shared by all problems, (k,).
 
     The state is the half gradient ``g = h - c``; a step ``x <- (1-s) x + s e_i`` makes it
     ``(1-s) g + s H_i - s c``, one batched matrix product ``[1-s, s, -s] @ [g; H_i; c]`` per problem (the three
     rows stored slot-major so each is a contiguous (B, k) array and the product reads each once). With the row
-    gather and the row minima a step streams about seven (B, k) arrays. The weights are kept as
+    gather and the row minima a step streams about seven (B, k) arrays. With many columns the weights are kept as
     ``x = sigma * xt`` with a scale per problem, so a step updates two numbers per problem instead of a row.
     The iterates equal the plain updates up to rounding (the order of the floating-point operations differs).
     """
@@ -161,6 +154,8 @@ def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Non
     iterations = np.zeros(B, dtype=np.int64)
     out = x.copy()
     work = np.arange(B)
+    base = np.arange(0, B * k, k)
+    scaled = k >= SCALED_FROM
     prev = np.full(B, np.nan)
     # slots [g, H_i, c, g']: a step reads three consecutive slots and writes the fourth (alternately 0..2 -> 3
     # with coefficients [r, s, -s] and 1..3 -> 0 with [s, -s, r])
@@ -174,32 +169,38 @@ def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Non
             even = t % 2 == 0
             g = V[0] if even else V[3]
             i = g.argmin(axis=1)
-            idx = i + np.arange(0, work.size * k, k)
+            idx = i + base
             gi, ci, xi = g.ravel().take(idx), V[2].ravel().take(idx), xt.ravel().take(idx)
             hi = gi + ci
             di = diag.take(i) if shared_diag else diag.ravel().take(idx)
             den = di - 2.0 * hi + xhx
             s = ((xhx - cx) - gi) / den
+            ok = den > 0
+            ok &= (xi * sigma if scaled else xi) != 1.0  # x is already the vertex: no move (as synthdid)
+            s = np.where(ok, s, 0.0)
             np.minimum(s, 1.0, out=s)
-            s = np.where((den > 0) & (s > 0) & (xi * sigma != 1.0), s, 0.0)
+            np.maximum(s, 0.0, out=s)
             r = 1.0 - s
-            row(work, i, idx, V[1])
+            np.take(H, i if row_offset is None else i + row_offset, axis=0, out=V[1], mode="clip")
             if even:
                 coef[:, 0, 0], coef[:, 0, 1], coef[:, 0, 2] = r, s, -s
                 np.matmul(coef, V[0:3].transpose(1, 0, 2), out=V[3:4].transpose(1, 0, 2))
             else:
                 coef[:, 0, 0], coef[:, 0, 1], coef[:, 0, 2] = s, -s, r
                 np.matmul(coef, V[1:4].transpose(1, 0, 2), out=V[0:1].transpose(1, 0, 2))
-            # x <- r x + s e_i, as sigma <- r sigma and xt_i += s / sigma (a full step restarts at the vertex)
-            sigma *= r
-            if sigma.min() < 1e-100:
-                full = sigma == 0.0
-                xt[full] = 0.0
-                sigma[full] = 1.0
-                xt *= sigma[:, None]
-                sigma[:] = 1.0
-            xt.ravel()[idx] += s / sigma
-            xhx = r * (r * xhx + 2.0 * s * hi) + s * s * di
+            if scaled:  # x <- r x + s e_i as sigma <- r sigma, xt_i += s / sigma (a full step restarts at e_i)
+                sigma *= r
+                if sigma.min() < 1e-100:
+                    full = sigma == 0.0
+                    xt[full] = 0.0
+                    sigma[full] = 1.0
+                    xt *= sigma[:, None]
+                    sigma[:] = 1.0
+                xt.ravel()[idx] += s / sigma
+            else:
+                xt *= r[:, None]
+                xt.ravel()[idx] += s
+            xhx = xhx + s * (2.0 * (hi - xhx) + s * den)  # x'Hx after the step: den = d'Hd, hi - xhx = d'Hx
             cx = r * cx + s * ci
             val = xhx - 2.0 * cx  # n * objective - b'b: the stopping rule compares differences
             t += 1
@@ -215,6 +216,9 @@ def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Non
                         diag = diag[keep]
                     V = np.ascontiguousarray(V[:, keep])
                     coef = coef[:work.size]
+                    base = base[:work.size]
+                    if row_offset is not None:
+                        row_offset = row_offset[keep]
             prev = val
     iterations[work] = t
     out[work] = xt * sigma[:, None]
