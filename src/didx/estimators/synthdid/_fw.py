@@ -78,7 +78,7 @@ def _fw_chunk(A: np.ndarray, b: np.ndarray, x: np.ndarray, eta: np.ndarray, md2:
     return _fw_loop(H.reshape(-1, k), x, h, c, diag, n * md2, max_iter, row_offset=offset)
 
 
-CHUNK_ELEMENTS = 65_536  # frank_wolfe_shared iterates this many weights at a time: the step's arrays stay in cache
+CHUNK_ELEMENTS = 40_000  # frank_wolfe_shared iterates this many weights at a time: the step's arrays stay in cache
 
 
 def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarray, eta: float, *,
