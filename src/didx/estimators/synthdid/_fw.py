@@ -17,8 +17,6 @@ the iterations it would follow alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 
@@ -76,15 +74,16 @@ def _fw_chunk(A: np.ndarray, b: np.ndarray, x: np.ndarray, eta: np.ndarray, md2:
     c = np.matmul(b[:, None, :], A)[:, 0, :]
     diag = H[:, np.arange(k), np.arange(k)].copy()
     h = np.matmul(H, x[:, :, None])[:, :, 0]
+    offset = np.arange(0, H.shape[0] * k, k)
+    return _fw_loop(H.reshape(-1, k), x, h, c, diag, n * md2, max_iter, row_offset=offset)
 
-    def row(work: np.ndarray, rows: np.ndarray, i: np.ndarray) -> np.ndarray:
-        return np.asarray(H[work, i, :])
 
-    return _fw_loop(row, x, h, c, diag, n * md2, max_iter)
+CHUNK_ELEMENTS = 40_000  # frank_wolfe_shared iterates this many weights at a time: the step's arrays stay in cache
 
 
 def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarray, eta: float, *,
-                       min_decrease: float, n: int, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+                       min_decrease: float, n: int, max_iter: int,
+                       chunk_elements: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`frank_wolfe` for problems whose regressors are column subsets ``A_r = A[:, S_r]`` of one matrix
     (the placebo's unit-weight problems: each keeps some controls). Each problem is embedded in the full column
     space, with weight 0 and an infinite gradient on the columns it does not have, so the Gram rows a step needs
@@ -92,73 +91,137 @@ def frank_wolfe_shared(G: np.ndarray, S: np.ndarray, c: np.ndarray, x0: np.ndarr
     gradients goes to the first in ``A``'s order rather than in ``S_r``'s: floating-point ties only.)
 
     G : (N, N) the shared Gram matrix; S : (B, k) the columns of each problem (distinct); c : (B, k)
-    ``A_r' b_r``; n : rows of A (the objective's divisor); eta = n zeta^2.
+    ``A_r' b_r``; n : rows of A (the objective's divisor); eta = n zeta^2. The problems are iterated
+    ``chunk_elements // N`` at a time (default :data:`CHUNK_ELEMENTS`): each problem's iterates do not depend on
+    the others, and small chunks keep a step's arrays in cache.
     """
     B = S.shape[0]
     N = G.shape[0]
-    rb = np.arange(B)[:, None]
-    x = np.zeros((B, N))
-    x[rb, S] = x0
-    c_full = np.full((B, N), -np.inf)
-    c_full[rb, S] = c
-    h = x @ G + eta * x
-    diag = np.broadcast_to(np.diag(G) + eta, (B, N))
-    md2 = np.full(B, n * min_decrease * min_decrease)
+    H = np.array(G, dtype=np.float64)  # the Gram matrix of the ridge objective: G + eta I
+    H[np.diag_indices(N)] += eta
+    diag_g = np.diag(H).copy()
+    per = max(1, (CHUNK_ELEMENTS if chunk_elements is None else chunk_elements) // N)
+    n_chunks = -(-B // per)
+    size = -(-B // n_chunks)  # balanced chunks
+    out = np.empty(S.shape)
+    iterations = np.empty(B, dtype=np.int64)
 
-    def row(work: np.ndarray, rows: np.ndarray, i: np.ndarray) -> np.ndarray:
-        out = G[i]
-        out[rows, i] += eta
-        return np.asarray(out)
+    def solve(lo: int) -> None:
+        sl = slice(lo, min(B, lo + size))
+        Sc = S[sl]
+        rb = np.arange(Sc.shape[0])[:, None]
+        x = np.zeros((Sc.shape[0], N))
+        x[rb, Sc] = x0[sl]
+        c_full = np.full((Sc.shape[0], N), -EXCLUDED)
+        c_full[rb, Sc] = c[sl]
+        h = x @ G + eta * x
+        md2 = np.full(Sc.shape[0], n * min_decrease * min_decrease)
+        xs, iterations[sl] = _fw_loop(H, x, h, c_full, diag_g, md2, max_iter,
+                                      c_start=np.where(x > 0, c_full, 0.0))
+        out[sl] = xs[rb, Sc]
 
-    out, iterations = _fw_loop(row, x, h, c_full, diag, md2, max_iter, c_start=np.where(x > 0, c_full, 0.0))
-    return out[rb, S], iterations
+    for lo in range(0, B, size):
+        solve(lo)
+    return out, iterations
 
 
-def _fw_loop(row: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], x: np.ndarray, h: np.ndarray,
-             c: np.ndarray, diag: np.ndarray, md2: np.ndarray, max_iter: int,
-             c_start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The batched Frank-Wolfe iterations on ``h = H x`` (see :func:`frank_wolfe_gram`); ``row(work, rows, i)``
-    gives row ``i[r]`` of problem ``work[r]``'s H. ``md2`` is on the scale of ``n * objective``; ``c_start``
-    replaces ``c`` in the initial ``c'x`` (where ``c`` holds infinities on columns a problem lacks)."""
-    B = x.shape[0]
-    x = x.copy()
+SCALED_FROM = 256  # from this many columns the weights are kept scaled (x = sigma * xt), below updated in place
+EXCLUDED = 1e300  # -c on the columns a problem lacks: a finite "infinite" gradient (0 * inf would be NaN)
+
+
+def _fw_loop(H: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray, diag: np.ndarray, md2: np.ndarray,
+             max_iter: int, c_start: np.ndarray | None = None,
+             row_offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The batched Frank-Wolfe iterations on ``h = H x`` (see :func:`frank_wolfe_gram`). ``H`` holds the rows
+    of the problems' matrices ``H = A'A + eta I``: one (k, k) matrix shared by all, or with ``row_offset`` the
+    problems' matrices stacked (B * k, k), problem ``r``'s row ``i`` at ``row_offset[r] + i``. ``md2`` is on the
+    scale of ``n * objective``; ``c_start`` replaces ``c`` in the initial ``c'x`` (where ``c`` holds ``-EXCLUDED`` on
+    columns a problem lacks); ``diag`` is (B, k) or, shared by all problems, (k,).
+
+    The state is the half gradient ``g = h - c``; a step ``x <- (1-s) x + s e_i`` makes it
+    ``(1-s) g + s H_i - s c``, one batched matrix product ``[1-s, s, -s] @ [g; H_i; c]`` per problem (the three
+    rows stored slot-major so each is a contiguous (B, k) array and the product reads each once). With the row
+    gather and the row minima a step streams about seven (B, k) arrays. With many columns the weights are kept as
+    ``x = sigma * xt`` with a scale per problem, so a step updates two numbers per problem instead of a row.
+    The iterates equal the plain updates up to rounding (the order of the floating-point operations differs).
+    """
+    B, k = x.shape
+    xt = x.copy()
+    sigma = np.ones(B)
+    shared_diag = diag.ndim == 1
     xhx = np.einsum("bk,bk->b", x, h)
     cx = np.einsum("bk,bk->b", c if c_start is None else c_start, x)
     iterations = np.zeros(B, dtype=np.int64)
     out = x.copy()
     work = np.arange(B)
-    rows = np.arange(B)
+    base = np.arange(0, B * k, k)
+    scaled = k >= SCALED_FROM
     prev = np.full(B, np.nan)
+    # slots [g, H_i, c, g']: a step reads three consecutive slots and writes the fourth (alternately 0..2 -> 3
+    # with coefficients [r, s, -s] and 1..3 -> 0 with [s, -s, r])
+    V = np.empty((4, B, k))
+    np.subtract(h, c, out=V[0])
+    V[2] = c
+    coef = np.zeros((B, 1, 3))
     t = 0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         while t < max_iter and work.size:
-            g = h - c
-            i = np.argmin(g, axis=1)
-            gi, hi, xi, di = g[rows, i], h[rows, i], x[rows, i], diag[rows, i]
+            even = t % 2 == 0
+            g = V[0] if even else V[3]
+            i = g.argmin(axis=1)
+            idx = i + base
+            gi, ci, xi = g.ravel().take(idx), V[2].ravel().take(idx), xt.ravel().take(idx)
+            hi = gi + ci
+            di = diag.take(i) if shared_diag else diag.ravel().take(idx)
             den = di - 2.0 * hi + xhx
-            s = np.clip(((xhx - cx) - gi) / den, 0.0, 1.0)
-            s[(xi == 1.0) | ~(den > 0)] = 0.0
+            s = ((xhx - cx) - gi) / den
+            ok = den > 0
+            ok &= (xi * sigma if scaled else xi) != 1.0  # x is already the vertex: no move (as synthdid)
+            s = np.where(ok, s, 0.0)
+            np.minimum(s, 1.0, out=s)
+            np.maximum(s, 0.0, out=s)
             r = 1.0 - s
-            x *= r[:, None]
-            x[rows, i] += s
-            h *= r[:, None]
-            h += s[:, None] * row(work, rows, i)
-            xhx = r * (r * xhx + 2.0 * s * hi) + s * s * di
-            cx = r * cx + s * (hi - gi)
+            np.take(H, i if row_offset is None else i + row_offset, axis=0, out=V[1], mode="clip")
+            if even:
+                coef[:, 0, 0], coef[:, 0, 1], coef[:, 0, 2] = r, s, -s
+                np.matmul(coef, V[0:3].transpose(1, 0, 2), out=V[3:4].transpose(1, 0, 2))
+            else:
+                coef[:, 0, 0], coef[:, 0, 1], coef[:, 0, 2] = s, -s, r
+                np.matmul(coef, V[1:4].transpose(1, 0, 2), out=V[0:1].transpose(1, 0, 2))
+            if scaled:  # x <- r x + s e_i as sigma <- r sigma, xt_i += s / sigma (a full step restarts at e_i)
+                sigma *= r
+                if sigma.min() < 1e-100:
+                    full = sigma == 0.0
+                    xt[full] = 0.0
+                    sigma[full] = 1.0
+                    xt *= sigma[:, None]
+                    sigma[:] = 1.0
+                xt.ravel()[idx] += s / sigma
+            else:
+                xt *= r[:, None]
+                xt.ravel()[idx] += s
+            xhx = xhx + s * (2.0 * (hi - xhx) + s * den)  # x'Hx after the step: den = d'Hd, hi - xhx = d'Hx
+            cx = r * cx + s * ci
             val = xhx - 2.0 * cx  # n * objective - b'b: the stopping rule compares differences
             t += 1
             if t >= 2:
                 stop = prev - val <= md2
                 if stop.any():
                     iterations[work] = t
-                    out[work[stop]] = x[stop]
+                    out[work[stop]] = xt[stop] * sigma[stop, None]
                     keep = ~stop
-                    work, x, h, xhx, cx, val = work[keep], x[keep], h[keep], xhx[keep], cx[keep], val[keep]
-                    c, diag, md2 = c[keep], diag[keep], md2[keep]
-                    rows = rows[:work.size]
+                    work, xt, sigma, xhx, cx, val = work[keep], xt[keep], sigma[keep], xhx[keep], cx[keep], val[keep]
+                    md2 = md2[keep]
+                    if not shared_diag:
+                        diag = diag[keep]
+                    V = np.ascontiguousarray(V[:, keep])
+                    coef = coef[:work.size]
+                    base = base[:work.size]
+                    if row_offset is not None:
+                        row_offset = row_offset[keep]
             prev = val
     iterations[work] = t
-    out[work] = x
+    out[work] = xt * sigma[:, None]
     return out, iterations
 
 
