@@ -81,3 +81,21 @@ def test_pages_are_found() -> None:
     nested = [p for p in (ROOT / "docs").rglob("*.md") if p.parent != ROOT / "docs"]
     assert not nested, f"pages in sub-folders are not run by the docs test: {nested}; widen PAGES"
     assert {"coming_from_r.md", "report.md", "getting_started.md"} <= {p.name for p in PAGES}
+
+
+PRIVATE_IMPORT = re.compile(r"^\s*(?:from|import)\s+didx\.(?:estimators|inference|linalg|_\w+)\b", re.M)
+INTERNAL_HEADING = re.compile(r"internal|contributor", re.I)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_user_examples_use_the_public_api(page: Path) -> None:
+    """A code block that imports a private module sits under a heading saying it is internal (found: drdid.md sent
+    users to the cell functions of didx.estimators.drdid as if they were the API)."""
+    text = page.read_text()
+    for match in BLOCK.finditer(text):
+        if PRIVATE_IMPORT.search(match.group(1)):
+            headings = re.findall(r"^#+ (.*)$", text[: match.start()], re.M)
+            heading = headings[-1] if headings else ""
+            assert INTERNAL_HEADING.search(heading), (
+                f"{page.name}: an example under {heading!r} imports a private module; use the public didx API or "
+                f"put it under an 'Internals for contributors' heading")
