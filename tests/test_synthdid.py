@@ -463,6 +463,21 @@ def test_no_numba_env_var_selects_the_numpy_loop(monkeypatch: pytest.MonkeyPatch
         assert _numba_kernel() is not None
 
 
+def test_without_numba_the_numpy_loop_runs_silently(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from didx.estimators.synthdid import _fw
+
+    _numba_on(monkeypatch, True)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    monkeypatch.delitem(sys.modules, "didx.estimators.synthdid._fw_numba", raising=False)
+    monkeypatch.setattr(_fw, "_NUMBA", [])
+    assert _fw._numba_kernel() is None
+    A, S, b, x0 = _fw_problems(0)
+    x, it = _fw.frank_wolfe(A[:, S].transpose(1, 0, 2), b, x0, 0.3, min_decrease=1e-3, max_iter=50)
+    assert np.allclose(x.sum(axis=1), 1.0) and (it >= 2).all()
+
+
 def _both_paths(monkeypatch: pytest.MonkeyPatch, run: Any) -> tuple[Any, Any]:
     pytest.importorskip("numba")
     _numba_on(monkeypatch, False)
