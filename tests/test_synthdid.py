@@ -442,3 +442,91 @@ def test_seeded_staggered_se_unchanged_by_the_fast_solver() -> None:
     assert res.std_error == pytest.approx(SEEDED_SE["stag"], rel=1e-10)
     res = didx.synthdid(STAG, **SCOLS, se="bootstrap", n_reps=40, seed=5)
     assert res.std_error == pytest.approx(SEEDED_SE["stag_bootstrap"], rel=1e-10)
+
+
+# ------------------------------------------------------------------ the optional numba kernel (didx[fast])
+def _numba_on(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
+    monkeypatch.setenv("DIDX_NO_NUMBA", "0" if on else "1")
+
+
+def test_no_numba_env_var_selects_the_numpy_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from didx.estimators.synthdid._fw import _numba_kernel
+
+    _numba_on(monkeypatch, False)
+    assert _numba_kernel() is None
+    _numba_on(monkeypatch, True)
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        assert _numba_kernel() is None  # without numba: the numpy loop, silently
+    else:
+        assert _numba_kernel() is not None
+
+
+def test_without_numba_the_numpy_loop_runs_silently(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from didx.estimators.synthdid import _fw
+
+    _numba_on(monkeypatch, True)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    monkeypatch.delitem(sys.modules, "didx.estimators.synthdid._fw_numba", raising=False)
+    monkeypatch.setattr(_fw, "_NUMBA", [])
+    assert _fw._numba_kernel() is None
+    A, S, b, x0 = _fw_problems(0)
+    x, it = _fw.frank_wolfe(A[:, S].transpose(1, 0, 2), b, x0, 0.3, min_decrease=1e-3, max_iter=50)
+    assert np.allclose(x.sum(axis=1), 1.0) and (it >= 2).all()
+
+
+def _both_paths(monkeypatch: pytest.MonkeyPatch, run: Any) -> tuple[Any, Any]:
+    pytest.importorskip("numba")
+    _numba_on(monkeypatch, False)
+    numpy_out = run()
+    _numba_on(monkeypatch, True)
+    return numpy_out, run()
+
+
+@pytest.mark.parametrize(("seed", "k"), [(0, 6), (1, 40), (2, 300)])  # 300 >= SCALED_FROM: weights kept scaled
+def test_numba_kernel_equals_the_numpy_loop(monkeypatch: pytest.MonkeyPatch, seed: int, k: int) -> None:
+    """Both Frank-Wolfe entry points (per-problem Gram matrices, and the placebo's shared Gram matrix) give the
+    same step counts and the same weights (to rounding) with the compiled loop as with the numpy loop, problems
+    stopping at different steps, one starting at a vertex."""
+    from didx.estimators.synthdid._fw import frank_wolfe, frank_wolfe_shared
+
+    rng = np.random.default_rng(seed)
+    n, N, B = 15, k + 5, 6
+    A = rng.normal(size=(n, N)) + np.linspace(0.0, 2.0, N)
+    S = np.sort(np.argsort(rng.random((B, N)), axis=1)[:, :k], axis=1)
+    b = rng.normal(size=(B, n))
+    x0 = rng.dirichlet(np.ones(k), size=B)
+    x0[2] = np.eye(k)[1]
+    md = np.array([1e-1, 3e-2, 1e-2, 1e-3, 1e-5, 1e-9])
+    c = np.take_along_axis(b @ A, S, axis=1)
+
+    def run() -> list[tuple[np.ndarray, np.ndarray]]:
+        out = [frank_wolfe(A[:, S].transpose(1, 0, 2), b, x0, 0.3, min_decrease=md, max_iter=2000)]
+        out += [frank_wolfe_shared(A.T @ A, S, c, x0, 0.4, min_decrease=m, n=n, max_iter=2000, chunk_elements=2 * N)
+                for m in (1e-2, 1e-6)]
+        return out
+
+    want, got = _both_paths(monkeypatch, run)
+    assert len(set(want[0][1].tolist())) > 2  # the problems stop at different steps
+    for (xw, iw), (xg, ig) in zip(want, got, strict=True):
+        np.testing.assert_array_equal(ig, iw)
+        np.testing.assert_allclose(xg, xw, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("case", ["prop99 sdid", "prop99 sc", "staggered placebo", "staggered bootstrap"])
+def test_numba_and_numpy_give_the_same_estimates(monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    def run() -> didx.SynthDiDResult:
+        if case.startswith("prop99"):
+            return fit(method=case.split()[1], se="placebo", n_reps=30, seed=3)
+        res: didx.SynthDiDResult = didx.synthdid(STAG, **SCOLS, se=case.split()[1], n_reps=30, seed=3)
+        return res
+
+    want, got = _both_paths(monkeypatch, run)
+    assert got.estimate == pytest.approx(want.estimate, rel=1e-10)
+    assert got.std_error == pytest.approx(want.std_error, rel=1e-10)
+    for fw, fg in zip(want.cohort_fits, got.cohort_fits, strict=True):
+        np.testing.assert_allclose(fg.omega, fw.omega, atol=1e-12, rtol=0)
+        np.testing.assert_allclose(fg.lam, fw.lam, atol=1e-12, rtol=0)

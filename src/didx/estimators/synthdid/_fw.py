@@ -17,6 +17,9 @@ the iterations it would follow alone.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -129,6 +132,24 @@ SCALED_FROM = 256  # from this many columns the weights are kept scaled (x = sig
 EXCLUDED = 1e300  # -c on the columns a problem lacks: a finite "infinite" gradient (0 * inf would be NaN)
 
 
+_NUMBA: list[Callable[..., tuple[np.ndarray, np.ndarray]] | None] = []  # the compiled loop, once looked up
+
+
+def _numba_kernel() -> Callable[..., tuple[np.ndarray, np.ndarray]] | None:
+    """The numba-compiled :func:`_fw_loop` (``_fw_numba.fw_loop``) when numba is importable (``pip install
+    didx[fast]``) and the environment variable ``DIDX_NO_NUMBA`` is not ``1``; None: the numpy loop."""
+    if os.environ.get("DIDX_NO_NUMBA", "") == "1":
+        return None
+    if not _NUMBA:
+        try:
+            from didx.estimators.synthdid._fw_numba import fw_loop
+        except ImportError:
+            _NUMBA.append(None)
+        else:
+            _NUMBA.append(fw_loop)
+    return _NUMBA[0]
+
+
 def _fw_loop(H: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray, diag: np.ndarray, md2: np.ndarray,
              max_iter: int, c_start: np.ndarray | None = None,
              row_offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -144,8 +165,19 @@ def _fw_loop(H: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray, diag: n
     gather and the row minima a step streams about seven (B, k) arrays. With many columns the weights are kept as
     ``x = sigma * xt`` with a scale per problem, so a step updates two numbers per problem instead of a row.
     The iterates equal the plain updates up to rounding (the order of the floating-point operations differs).
+
+    With numba importable the compiled copy of this loop (:mod:`._fw_numba`, one problem at a time) runs instead;
+    ``DIDX_NO_NUMBA=1`` forces this numpy loop.
     """
     B, k = x.shape
+    kernel = _numba_kernel()
+    if kernel is not None:
+        shared = diag.ndim == 1
+        return kernel(np.ascontiguousarray(H), np.ascontiguousarray(x), np.ascontiguousarray(h),
+                      np.ascontiguousarray(c), np.ascontiguousarray(c if c_start is None else c_start),
+                      np.ascontiguousarray(diag[None] if shared else diag), np.ascontiguousarray(md2, dtype=np.float64),
+                      int(max_iter), np.zeros(B, dtype=np.int64) if row_offset is None
+                      else np.ascontiguousarray(row_offset, dtype=np.int64), k >= SCALED_FROM)
     xt = x.copy()
     sigma = np.ones(B)
     shared_diag = diag.ndim == 1
