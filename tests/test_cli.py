@@ -84,7 +84,7 @@ def test_common_vocabulary_reaches_every_estimator(capsys: pytest.CaptureFixture
 
     df = didx.datasets.load("mpdta")
     df["treat_post"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
-    df["part"] = df["countyreal"] % 2  # a partition for the triple difference
+    df["part"] = (df["countyreal"] // 2) % 2  # a partition for the triple difference (FIPS codes are mostly odd)
     path = tmp_path / "mpdta.csv"
     df.to_csv(path, index=False)
     args = [str(path), "y=lemp", "unit=countyreal", "time=year", "treat=treat_post", "--output", "json"]
@@ -138,7 +138,7 @@ def mpdta_csv(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     df = didx.datasets.load("mpdta")
     df["treat_post"] = ((df["first.treat"] > 0) & (df["year"] >= df["first.treat"])).astype(int)
-    df["part"] = df["countyreal"] % 2  # a partition for the triple difference
+    df["part"] = (df["countyreal"] // 2) % 2  # a partition for the triple difference (FIPS codes are mostly odd)
     path = tmp_path_factory.mktemp("cli") / "mpdta.csv"
     df.to_csv(path, index=False)
     return str(path)
