@@ -485,18 +485,19 @@ def test_panel_level_entries_run_on_the_panel_built_once(mpdta: pd.DataFrame,
     import dataclasses
 
     import didx.comparison as comparison
+    import didx.comparison_runners as comparison_runners
 
     assert [n for n, s in comparison.SPECS.items() if s.from_panel is not None] == PANEL_LEVEL
     direct = {name: didx.event_study(mpdta, **MPDTA, estimator=name, window=(-2, 2), options=_stacked(name))
               for name in PANEL_LEVEL}
     built: list[int] = []
-    real_build = comparison.build_panel
+    real_build = comparison_runners.build_panel  # the runners build the comparison's panels
 
     def counting_build(*args: Any, **kwargs: Any) -> Any:
         built.append(1)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(comparison, "build_panel", counting_build)
+    monkeypatch.setattr(comparison_runners, "build_panel", counting_build)
     for name in PANEL_LEVEL:
         monkeypatch.setitem(comparison.SPECS, name, dataclasses.replace(comparison.SPECS[name],
                                                                         function="didx.no_such_module:f"))
