@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,21 @@ def card_krueger() -> Any:
     import didx
 
     return didx.datasets.load("card_krueger")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Spark session in local mode for the whole run (a session costs seconds to start); tests using it skip
+    without pyspark or Java and carry ``pytest.mark.spark``."""
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:  # pragma: no cover - Java 17 is on the project's machines
+        pytest.skip("Spark needs Java")
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("didx-tests")
+               .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false")
+               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+               .config("spark.driver.memory", "1g").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -1,4 +1,5 @@
-"""The Spark engine: the cases of tests/test_engines.py through Spark SQL in local mode (one session per module).
+"""The Spark engine: the cases of tests/test_engines.py through Spark SQL in local mode (the session-wide
+``spark`` fixture of conftest.py).
 
 Skipped when pyspark or Java is missing. Kept small (the whole module runs in well under two minutes): a Spark
 query has a fixed cost of a few hundred milliseconds, so each dataset is fitted once or twice.
@@ -7,7 +8,6 @@ query has a fixed cost of a few hundred milliseconds, so each dataset is fitted 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,19 +24,6 @@ pytestmark = [pytest.mark.spark, pytest.mark.filterwarnings("ignore::Deprecation
                                         "ignore::FutureWarning", "ignore::UserWarning")]
 
 SPARK_CASES = [CASES[2], CASES[3], CASES[8]]  # mpdta clustered, base_stagg not-yet, unbalanced clustered
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from pyspark.sql import SparkSession
-
-    session = (SparkSession.builder.master("local[2]").appName("didx-tests")
-               .config("spark.sql.shuffle.partitions", "2").config("spark.ui.enabled", "false")
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-               .config("spark.driver.memory", "1g").getOrCreate())
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.mark.parametrize("case", SPARK_CASES, ids=case_id)
