@@ -94,44 +94,59 @@ def twfe_moments(src: EngineInput, result_cls: type, design: Callable[..., tuple
     in-memory estimator's result type and design text (passed in, so this module does not import it)."""
     func = "twfe"
     base = [(treat is not None or cohort is None, "treat= (a 0/1 column; the engines take the treatment from cohort=)"),
-            (bool(covariates), "covariates"), (bool(fe), "extra fixed effects (fe=)"), (weights is not None, "weights")]
+            (bool(fe), "extra fixed effects (fe=)"), (weights is not None, "weights")]
     if collapse is not None:  # the cell means from the engine, the regression on them in memory
         from didx.engines.collapse import collapsed
         from didx.registry import get
 
-        _options(func, base, None, unit)
+        _options(func, [*base, (bool(covariates), "covariates with collapse=")], None, unit)
         assert cohort is not None
         return collapsed(src, get(func).load(), func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
                          collapse=collapse, vcov=vcov, ssc=ssc, drop_singletons=drop_singletons)
     _, cl_name = _options(func, [*base, (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default "
                                                                     f"CR1)")], cluster, unit)
     assert cohort is not None
+    from didx.engines.regression_cov import prepared
+
+    src, cov = prepared(src, func, covariates, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name)
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name,
                                   require_control="untreated_obs"))
+    m = m if cov is None else cov.fix_report(m)
     n_singletons = _singletons(m)
     if drop_singletons and n_singletons:
         raise InvalidOptionError(f"{func}: drop_singletons=True with {n_singletons} singleton observations is not "
                                  f"available through the engines yet. Fix: {ROWS_FIX}.")
     ssc = ssc if ssc is not None else SSC()
-    coef, V, inf, timing = _fit(m, unit, cl_name, ssc)
+    fit, timing = _fit(src, m, unit, cl_name, ssc, cov)
     fe_names = [unit, time]
     method = "exact (concentrated solve)" if min(m.n_units, m.n_periods) <= EXACT_MAX_LEVELS else \
         "alternating projections"
     des, notes = design(timing, y=y, treat=None, cohort=cohort, time=time, fe=fe_names, method=method,
-                        covariates=(), weights=None, n_singletons=n_singletons, drop_singletons=drop_singletons)
+                        covariates=cov.names if cov else (), weights=None, n_singletons=n_singletons,
+                        drop_singletons=drop_singletons)
     des.append(("Engine", src.describe))
     names = (unit,) if cl_name is None else (unit, cl_name)
-    return result_cls(estimator="Two-way fixed effects", terms=("treated",), coef=np.array([coef]), vcov_matrix=V,
+    all_terms = ["treated", *(cov.names if cov else ())]
+    terms = tuple(all_terms[j] for j in fit.kept)
+    if len(terms) < len(all_terms):
+        notes.append("Dropped for collinearity: " + ", ".join(t for t in all_terms if t not in terms))
+    V, inf = fit.V, fit.inference
+    return result_cls(estimator="Two-way fixed effects", terms=terms, coef=fit.coef, vcov_matrix=V,
                       headline="treated", inference=inf, sample=m.report, design=tuple(des), notes=tuple(notes),
                       _source=FixedSource(V=V, inference=inf, names=names, n_input_rows=m.report.n_input_rows))
 
 
-def _fit(m: Moments, unit: str, cl_name: str | None,
-         ssc: SSC) -> tuple[float, np.ndarray, Inference, tuple[int, int, int]]:
-    """beta, its CR1 covariance, the inference text and the treatment timing from the moments."""
+def _fit(src: EngineInput, m: Moments, unit: str, cl_name: str | None, ssc: SSC,
+         cov: Any) -> tuple[CellFit, tuple[int, int, int]]:
+    """The fit (with covariates: :mod:`didx.engines.regression_cov`) and the treatment timing from the moments."""
     D = (m.periods[None, :] >= m.cohort_values[:, None]).astype(np.float64)  # (G, T); never treated: inf
     treated = np.asarray((D[m.gc].astype(bool) & m.obs()).any(axis=1))  # units with a treated observation
-    fit = regress(m, D[:, :, None], unit, cl_name, ssc, treated=treated)
+    if cov is None:
+        fit = regress(m, D[:, :, None], unit, cl_name, ssc, treated=treated)
+    else:
+        from didx.engines.regression_cov import fit as fit_cov
+
+        fit = fit_cov(src, m, D[:, :, None], cov, unit, cl_name, ssc, treated=treated, rule="fe", protect="treated")
     # treatment timing as in memory (twfe._timing), per group: first treated period observed, units treated in
     # every period they are observed
     on = D[m.gc].astype(bool) & m.obs()
@@ -140,7 +155,7 @@ def _fit(m: Moments, unit: str, cl_name: str | None,
     always = on.any(axis=1) & ~off.any(axis=1)
     dates = np.unique(first[(first >= 0) & off.any(axis=1) & (m.n > 0)])
     timing = (int(dates.shape[0]), int(m.n[always].sum()), 0)
-    return float(fit.coef[0]), fit.V, fit.inference, timing
+    return fit, timing
 
 
 def _singletons(m: Moments) -> int:
@@ -165,6 +180,15 @@ class CellFit:
     inference: Inference
 
 
+def within_rows(Xg: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """The within-unit demeaned rows of (time dummies but the first, ``Xg``) of groups observed in ``obs`` (J, T);
+    ``Xg`` (J, T, K) holds each group's cohort x period regressors. Unobserved periods are 0."""
+    J, T = obs.shape
+    Z = np.concatenate([np.broadcast_to(np.eye(T)[None, :, 1:], (J, T, T - 1)), Xg], axis=2) * obs[:, :, None]
+    Tj = obs.sum(axis=1).astype(np.float64)
+    return (Z - Z.sum(axis=1, keepdims=True) / Tj[:, None, None]) * obs[:, :, None]
+
+
 def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC, *,
             treated: np.ndarray, time_effects: bool = False) -> CellFit:
     """``y_it = a_i + l_t + X[g_i, t] b + e_it``, CR1 by unit or ``cl_name``, on a balanced or unbalanced panel.
@@ -185,10 +209,8 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     S, P = m.centred(mu)
     obs = m.obs()
     n = m.n.astype(np.float64)
-    J = n.shape[0]
-    Z = np.concatenate([np.broadcast_to(np.eye(T)[None, :, 1:], (J, T, T - 1)), X[m.gc]], axis=2) * obs[:, :, None]
     Tj = obs.sum(axis=1).astype(np.float64)
-    Zt = (Z - Z.sum(axis=1, keepdims=True) / Tj[:, None, None]) * obs[:, :, None]  # within-unit demeaned rows
+    Zt = within_rows(X[m.gc], obs)
     A = np.einsum("j,jtk,jtl->kl", n, Zt, Zt)
     # collinearity among X after both effects: the Schur complement of the time block
     q = T - 1
@@ -237,19 +259,22 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
     from didx.registry import PRE_PERIOD
 
     func = "event_study"
-    base = [(win is not None or bin_endpoints, "window= / bin_endpoints="), (bool(covariates), "covariates"),
-            (weights is not None, "weights")]
+    base = [(win is not None or bin_endpoints, "window= / bin_endpoints="), (weights is not None, "weights")]
     if collapse is not None:  # the cell means from the engine, the regression on them in memory
         from didx.engines.collapse import collapsed
         from didx.registry import get
 
-        _options(func, base, None, unit)
+        _options(func, [*base, (bool(covariates), "covariates with collapse=")], None, unit)
         return collapsed(src, get(func).load(), func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster,
                          collapse=collapse, drop_always=True, ref=list(refs), vcov=vcov, ssc=ssc)
     _, cl_name = _options(func, [*base, (vcov not in (None, "CR1"), f"vcov={vcov!r} (the engines give the default "
                                                                     f"CR1)")], cluster, unit)
+    from didx.engines.regression_cov import prepared
+
+    src, cov = prepared(src, func, covariates, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name)
     m = unit_moments(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cl_name,
                                   require_control="untreated_obs"))
+    m = m if cov is None else cov.fix_report(m)
     # always-treated units (cohort <= first period) are dropped, as in memory
     g_of = m.cohort_values
     always = g_of[m.gc] <= m.periods[0]
@@ -282,18 +307,26 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
         )
     est_k = np.array([v for v in observed if not np.any(np.isclose(v, refs))])
     X = np.isclose(k[:, :, None], est_k[None, None, :]).astype(np.float64)  # NaN rows: all 0
-    fit = regress(m, X, unit, cl_name, ssc or SSC(), treated=present[m.gc])
-    names = [f"event_time::{v:g}" for v in est_k]
+    if cov is None:
+        fit = regress(m, X, unit, cl_name, ssc or SSC(), treated=present[m.gc])
+    else:
+        from didx.engines.regression_cov import fit as fit_cov
+
+        fit = fit_cov(src, m, X, cov, unit, cl_name, ssc or SSC(), treated=present[m.gc],
+                      rule="raw" if m.report.balanced else "fe")
+    n_cov = len(cov.names) if cov else 0
+    names = [f"event_time::{v:g}" for v in est_k] + list(cov.names if cov else ())
     kept_names = [names[j] for j in fit.kept]
-    et = est_k[fit.kept]
-    n_term = np.einsum("j,jtk->k", m.n.astype(np.float64), X[m.gc] * m.obs()[:, :, None])[fit.kept]
+    et = np.concatenate([est_k, np.full(n_cov, np.nan)])[fit.kept]
+    n_term = np.concatenate([np.einsum("j,jtk->k", m.n.astype(np.float64), X[m.gc] * m.obs()[:, :, None]),
+                             np.full(n_cov, float(m.report.n_obs))])[fit.kept]
     n_never = int(ng[~treated].sum())
     n_cohorts = int(present.sum())
     method = "exact (concentrated solve)" if min(m.n_units, m.n_periods) <= EXACT_MAX_LEVELS else \
         "alternating projections"
     des = design(y=y, cohort=cohort, time=time, refs=refs, win=None, bin_endpoints=False, n_trimmed=0,
                  n_always=n_always, n_never=n_never, n_cohorts=n_cohorts, fe=f"{unit}, {time} [{method}]",
-                 covariates=(), weights=None, collapse_info=None)
+                 covariates=cov.names if cov else (), weights=None, collapse_info=None)
     des.append(("Engine", src.describe))
     notes = []
     if n_never == 0 and len(refs) < 2:
