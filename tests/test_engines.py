@@ -326,8 +326,8 @@ def test_twfe_and_event_study_unbalanced(clustered: bool, tmp_path: Path) -> Non
 
 def test_twfe_refusals(tmp_path: Path) -> None:
     mp = write(_mpdta(), tmp_path)
-    with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
-        didx.twfe(mp, **ROLES["mpdta"], covariates="region")
+    with pytest.raises(didx.InvalidOptionError, match=r"weights.*in-memory"):  # covariates: test_engines_regcov
+        didx.twfe(mp, **ROLES["mpdta"], covariates="region", weights="region")
     with pytest.raises(didx.InvalidOptionError, match=r"vcov='hetero'"):
         didx.twfe(mp, **ROLES["mpdta"], vcov="hetero")
     eng = didx.twfe(mp, **ROLES["mpdta"])

@@ -139,14 +139,16 @@ def _dot(a: Callable[[int], str], b: Callable[[int], str], T: int) -> str:
 
 
 def within_sql(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: np.ndarray, cohort_raw: np.ndarray,
-               cohort_code: np.ndarray, never_code: int) -> str:
+               cohort_code: np.ndarray, never_code: int, level: np.ndarray) -> str:
     """Pass 2 of the covariates (see the module docstring). Output per (gc, pattern): n (units), rows,
     sw<k>_<p> (sums of the demeaned covariate ``k`` in period ``p``), ww<k>_<l> (sums of the products of the
     demeaned covariates over the unit's periods, k <= l), wy<k> (of the demeaned covariate and outcome),
-    bb<k> (sums of n_keep times the unit mean squared) and b<k> (of n_keep times the unit mean)."""
+    bb<k> (sums of n_keep times the unit mean squared) and b<k> (of n_keep times the unit mean). The outcome is
+    taken net of ``level[gc]`` (a constant per cohort, removed with the unit's mean: no level to cancel)."""
     T, P = int(periods.shape[0]), len(covs)
+    y_expr = "didx_y - " + plan._case("didx_gc", [(float(g), lit(v)) for g, v in enumerate(level)], "CAST(0 AS DOUBLE)")
     units = _unit_pivot(r, q, table, covs, periods=periods, cohort_raw=cohort_raw, cohort_code=cohort_code,
-                        never_code=never_code, y_expr="didx_y", cluster=False)
+                        never_code=never_code, y_expr=f"({y_expr})", cluster=False)
     c = _centred(units, T, P, ["gc", "pattern"], lambda p: f"v{p}")
     out = ["gc", "pattern", "CAST(COUNT(*) AS BIGINT) AS n", "CAST(SUM(n_keep) AS BIGINT) AS n_rows"]
     out += [f"SUM(d{k}_{p}) AS sw{k}_{p}" for k in range(P) for p in range(T)]
@@ -160,13 +162,16 @@ def within_sql(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: 
 
 def scores_sql(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: np.ndarray,
                cohort_raw: np.ndarray, cohort_code: np.ndarray, never_code: int, fitted: np.ndarray,
-               gamma: np.ndarray, clustered: bool) -> str:
+               gamma: np.ndarray, level: np.ndarray, w_centre: np.ndarray, clustered: bool) -> str:
     """Pass 3 (see the module docstring): ``fitted[g, p]`` the cohort x period part of the fit (time effect and
     cohort regressors), ``gamma`` the coefficients of ``covs``. Per unit the residuals ``e<p>`` and ``q<k> =
     sum_p (w<k>_p - mean) e<p>``; grouped by gc[, cl]: n, se<p>, sq<k> and, without ``clustered``, ee<p>_<s>
-    (p <= s), eq<p>_<k> and qq<k>_<j> (k <= j)."""
+    (p <= s), eq<p>_<k> and qq<k>_<j> (k <= j). Each row is first taken net of ``level[gc]`` and the covariates
+    of ``w_centre`` (constants within a unit, removed with its mean): the residuals lose no digits to a level."""
     T, P = int(periods.shape[0]), len(covs)
-    y_expr = "didx_y" + "".join(f" - {lit(gamma[k])} * didx_w{k}" for k in range(P))
+    y_expr = ("(didx_y - " + plan._case("didx_gc", [(float(g), lit(v)) for g, v in enumerate(level)],
+                                        "CAST(0 AS DOUBLE)") + ")"
+              + "".join(f" - {lit(gamma[k])} * (didx_w{k} - {lit(w_centre[k])})" for k in range(P)))
     units = _unit_pivot(r, q, table, covs, periods=periods, cohort_raw=cohort_raw, cohort_code=cohort_code,
                         never_code=never_code, y_expr=f"({y_expr})", cluster=clustered)
     G = int(fitted.shape[0])

@@ -219,7 +219,8 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     kept = independent_columns(Ab, scale)
     cols = np.concatenate([np.arange(q), q + kept])
     Zt, A = Zt[:, :, cols], A[np.ix_(cols, cols)]
-    ymu = mu[m.gc] * obs
+    ymu = mu[m.gc] * obs  # net of its mean over the group's periods (the rows of Zt sum to 0): no level to cancel
+    ymu = (ymu - ymu.sum(axis=1, keepdims=True) / Tj[:, None]) * obs
     theta = np.linalg.solve(A, np.einsum("jtk,jt->k", Zt, n[:, None] * ymu + S))
     ZZ = np.einsum("jtk,jtl->jkl", Zt, Zt)
     c = np.einsum("jtk,jt->jk", Zt, ymu) - np.einsum("jkl,l->jk", ZZ, theta)

@@ -140,11 +140,18 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
     S, _ = m.centred(mu)
     Zt = within_rows(X[m.gc], obs)
     A_zz = np.einsum("j,jtk,jtl->kl", n, Zt, Zt)
-    b_z = np.einsum("jtk,jt->k", Zt, n[:, None] * mu[m.gc] * obs + S)
+    # the rows of Zt sum to 0 over a group's periods: the cell means enter net of their mean over those periods
+    # (an outcome's level, e.g. 1e7, would otherwise cancel in the sum and cost digits)
+    ymu = mu[m.gc] * obs
+    ymu = (ymu - ymu.sum(axis=1, keepdims=True) / obs.sum(axis=1, keepdims=True)) * obs
+    b_z = np.einsum("jtk,jt->k", Zt, n[:, None] * ymu + S)
     # the covariates' within-unit sums by (cohort, pattern)
     never = G - 1
+    cnt = m.cell_counts()
+    level = (mu * cnt).sum(axis=1) / np.maximum(cnt.sum(axis=1), 1)  # each cohort's mean outcome
     w = src.run(plan_reg.within_sql(cov.roles, src.quote, src.table, cov.names, periods=m.periods,
-                                    cohort_raw=m.cohort_values[:-1], cohort_code=np.arange(never), never_code=never))
+                                    cohort_raw=m.cohort_values[:-1], cohort_code=np.arange(never), never_code=never,
+                                    level=level))
     gc_c = w["gc"].astype(np.int64)
     rows_c = use_gc[gc_c]
     gc_c = gc_c[rows_c]
@@ -197,7 +204,8 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
     roles = cov.roles if cl_name is not None else dataclasses.replace(cov.roles, cluster=None)
     s = src.run(plan_reg.scores_sql(roles, src.quote, src.table, kept_covs, periods=m.periods,
                                     cohort_raw=m.cohort_values[:-1], cohort_code=np.arange(never), never_code=never,
-                                    fitted=fitted, gamma=gamma, clustered=cl_name is not None))
+                                    fitted=fitted, gamma=gamma, level=level, w_centre=total[K + kw] / n_obs,
+                                    clustered=cl_name is not None))
     gc_s = s["gc"].astype(np.int64)
     rows_s = use_gc[gc_s]
     gc_s = gc_s[rows_s]
