@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_engines import DATA, ROLES, _summary_without_engine, assert_same_result, write
 
 import didx
+from test_engines import DATA, ROLES, _summary_without_engine, assert_same_result, write
 
 duckdb = pytest.importorskip("duckdb")
 

@@ -120,11 +120,10 @@ def _unit_pivot(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods:
 def _centred(inner: str, T: int, n_cov: int, keys: Sequence[str], v_of: Callable[[int], str]) -> str:
     """Per unit: ``e<p>`` = ``v_of(p)`` minus its unit mean and ``d<k>_<p>`` = the covariate minus its unit mean
     (0 where the period is unobserved), with the keys and n_keep; ``wb<k>`` the covariates' unit means."""
-    def mean(expr: Callable[[int], str]) -> str:
-        return "(" + " + ".join(f"COALESCE({expr(p)}, CAST(0 AS DOUBLE))" for p in range(T)) + ") / n_keep"
+    def mean(fmt: str) -> str:
+        return "(" + " + ".join(f"COALESCE({fmt.format(p=p)}, CAST(0 AS DOUBLE))" for p in range(T)) + ") / n_keep"
 
-    means = [f"{mean(lambda p: f'r{p}')} AS vb"] + [f"{mean(lambda p, k=k: f'w{k}_{p}')} AS wb{k}"
-                                                     for k in range(n_cov)]
+    means = [f"{mean('r{p}')} AS vb"] + [f"{mean(f'w{k}_{{p}}')} AS wb{k}" for k in range(n_cov)]
     lvl = (f"SELECT {', '.join([*keys, 'n_keep'])}, {', '.join(f'{v_of(p)} AS r{p}' for p in range(T))}"
            f"{''.join(f', w{k}_{p}' for k in range(n_cov) for p in range(T))} FROM ({inner}) c")
     lvl = f"SELECT *, {', '.join(means)} FROM ({lvl}) d"
@@ -134,8 +133,9 @@ def _centred(inner: str, T: int, n_cov: int, keys: Sequence[str], v_of: Callable
     return f"SELECT {', '.join(cols)} FROM ({lvl}) e"
 
 
-def _dot(a: Callable[[int], str], b: Callable[[int], str], T: int) -> str:
-    return " + ".join(f"{a(p)} * {b(p)}" for p in range(T))
+def _dot(a: str, b: str, T: int) -> str:
+    """``sum_p a_p * b_p`` of two column-name patterns with a ``{p}`` field."""
+    return " + ".join(f"{a.format(p=p)} * {b.format(p=p)}" for p in range(T))
 
 
 def within_sql(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: np.ndarray, cohort_raw: np.ndarray,
@@ -152,9 +152,9 @@ def within_sql(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: 
     c = _centred(units, T, P, ["gc", "pattern"], lambda p: f"v{p}")
     out = ["gc", "pattern", "CAST(COUNT(*) AS BIGINT) AS n", "CAST(SUM(n_keep) AS BIGINT) AS n_rows"]
     out += [f"SUM(d{k}_{p}) AS sw{k}_{p}" for k in range(P) for p in range(T)]
-    out += [f"SUM({_dot(lambda p, k=k: f'd{k}_{p}', lambda p, j=j: f'd{j}_{p}', T)}) AS ww{k}_{j}"
+    out += [f"SUM({_dot(f'd{k}_{{p}}', f'd{j}_{{p}}', T)}) AS ww{k}_{j}"
             for k in range(P) for j in range(k, P)]
-    out += [f"SUM({_dot(lambda p, k=k: f'd{k}_{p}', lambda p: f'e{p}', T)}) AS wy{k}" for k in range(P)]
+    out += [f"SUM({_dot(f'd{k}_{{p}}', 'e{p}', T)}) AS wy{k}" for k in range(P)]
     out += [f"SUM(n_keep * wb{k} * wb{k}) AS bb{k}" for k in range(P)]
     out += [f"SUM(n_keep * wb{k}) AS b{k}" for k in range(P)]
     return f"SELECT {', '.join(out)} FROM ({c}) f GROUP BY gc, pattern"
@@ -181,7 +181,7 @@ def scores_sql(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: 
         return f"v{p} - " + plan._case("gc", [(float(g), lit(fitted[g, p])) for g in range(G)], "CAST(0 AS DOUBLE)")
 
     c = _centred(units, T, P, keys, resid)
-    qs = [f"{_dot(lambda p, k=k: f'd{k}_{p}', lambda p: f'e{p}', T) if T else '0'} AS q{k}" for k in range(P)]
+    qs = [f"{_dot(f'd{k}_{{p}}', 'e{p}', T)} AS q{k}" for k in range(P)]
     c = f"SELECT {', '.join(keys)}, {', '.join(f'e{p}' for p in range(T))}{''.join(', ' + s for s in qs)} FROM ({c}) g"
     out = [*keys, "CAST(COUNT(*) AS BIGINT) AS n"]
     out += [f"SUM(e{p}) AS se{p}" for p in range(T)] + [f"SUM(q{k}) AS sq{k}" for k in range(P)]

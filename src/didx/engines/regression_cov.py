@@ -73,15 +73,16 @@ def prepare(src: EngineInput, func: str, *, y: str, unit: str, time: str, cohort
     names = check_columns(func, {"y": y, "time": time, "unit": unit, "cohort": cohort,
                                  "covariates": as_list(covariates), "cluster": cluster}, cols, cols)["covariates"]
     _check_kinds(src, Request(func=func, y=y, unit=unit, time=time, cohort=cohort, cluster=cluster))
-    for c in names:
-        if src.kinds[c] != "numeric":
-            got = src.run(f"SELECT {src.quote(c)} AS v FROM {src.table} WHERE {src.quote(c)} IS NOT NULL LIMIT 1")
+    for name in names:
+        if src.kinds[name] != "numeric":
+            qn = src.quote(name)
+            got = src.run(f"SELECT {qn} AS v FROM {src.table} WHERE {qn} IS NOT NULL LIMIT 1")
             example = got["v"][0] if len(got["v"]) else None
             example = example.item() if isinstance(example, np.generic) else example
             raise DataError(
-                f"{func}: the covariate column {c!r} must be numeric, but it holds "
-                f"{'dates' if src.kinds[c] == 'datetime' else 'non-numeric values'} (e.g. {example!r}). Fix: encode "
-                f"it as numbers (dummies)."
+                f"{func}: the covariate column {name!r} must be numeric, but it holds "
+                f"{'dates' if src.kinds[name] == 'datetime' else 'non-numeric values'} (e.g. {example!r}). Fix: "
+                f"encode it as numbers (dummies)."
             )
     roles = plan.Roles(y=y, time=time, unit=unit, cohort=cohort, cluster=cluster,
                        unit_numeric=src.kinds[unit] == "numeric",
@@ -91,9 +92,9 @@ def prepare(src: EngineInput, func: str, *, y: str, unit: str, time: str, cohort
     n = out["n"].astype(np.int64)
     kept = reason == 0
     const = np.zeros(len(names), dtype=bool)
-    for k, c in enumerate(names):
+    for k, name in enumerate(names):
         lo, hi = np.nanmin(out[f"lo{k}"].astype(float)), np.nanmax(out[f"hi{k}"].astype(float))
-        _check_magnitude(func, "covariates", c, None if np.isnan(lo) else (float(lo), float(hi)))
+        _check_magnitude(func, "covariates", name, None if np.isnan(lo) else (float(lo), float(hi)))
         if kept.any():
             const[k] = float(out[f"klo{k}"].astype(float)[kept][0]) == float(out[f"khi{k}"].astype(float)[kept][0])
     codes = plan_reg.reason_codes(len(names))
