@@ -136,11 +136,15 @@ def test_large_level_outcome_and_covariate(tmp_path: Path) -> None:
         _check(fn(df, **kw), fn(write(df, tmp_path), **kw))
 
 
-def test_always_treated_units_with_covariates(tmp_path: Path) -> None:
-    """The event study drops always-treated units (and their rows' covariates); twfe keeps them."""
+@pytest.mark.parametrize("never", [True, False], ids=["with-never-treated", "no-never-treated"])
+def test_always_treated_units_with_covariates(never: bool, tmp_path: Path) -> None:
+    """The event study drops always-treated units (and their rows' covariates); twfe keeps them. Without
+    never-treated units one event time is collinear: dropped and noted with the collinear covariate."""
     df = _mpdta()
+    if not never:
+        df = df[df["first.treat"] > 0].copy()
     df.loc[df["countyreal"] % 9 == 0, "first.treat"] = 2003
-    kw = dict(**ROLES["mpdta"], covariates="x")
+    kw = dict(**ROLES["mpdta"], covariates=["x", "lpop"])
     path = write(df, tmp_path)
     for fn in (didx.twfe, didx.event_study):
         _check(fn(df, **kw), fn(path, **kw))

@@ -25,9 +25,9 @@ from didx._sample import Dropped, SampleReport
 from didx._validate import cluster_count_check, fmt_value
 from didx.engines import plan
 from didx.engines.cs import ROWS_FIX
+from didx.engines.regcore import CellFit, _cr1_inference, within_rows
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, pass1, unit_moments
-from didx.estimators.regression.common import FEW_CLUSTERS
 from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest
 from didx.inference.vcov import SSC, k_for_ssc
 from didx.linalg.absorb import EXACT_MAX_LEVELS
@@ -72,18 +72,6 @@ def _options(func: str, checks: Sequence[tuple[bool, str]], cluster: str | Seque
             raise InvalidOptionError(f"{func}: {what} not available through the engines yet. Fix: {ROWS_FIX}.")
     return clusters, (clusters[0] if clusters and clusters[0] != unit else None)
 
-
-def _cr1_inference(label: str, n_cl: int, treated_cl: int, k_ssc: int, ssc: SSC, has_fe: bool) -> Inference:
-    """The inference text of a CR1 fit, as :func:`didx.estimators.regression.common.inference_info` writes it."""
-    details = [f"Treated clusters: {treated_cl} of {n_cl}"]
-    if n_cl < FEW_CLUSTERS or treated_cl < 10:
-        details.append(
-            f"Few clusters ({n_cl}, {treated_cl} treated): cluster-robust SEs can over-reject. Remedies: "
-            f"result.wild_bootstrap(term) (wild cluster bootstrap) or collapse='group_period' (group x period means)."
-        )
-    details.append(f"Coefficients counted for the small-sample factor K: {k_ssc}")
-    return Inference(vcov_type=f"CR1, clustered by {label}", df=float(n_cl - 1), n_clusters=(n_cl,),
-                     cluster_names=(label,), small_sample=ssc.describe(has_fe), details=tuple(details))
 
 
 def twfe_moments(src: EngineInput, result_cls: type, design: Callable[..., tuple[list[tuple[str, str]], list[str]]],
@@ -168,25 +156,6 @@ def _singletons(m: Moments) -> int:
         j = int(np.flatnonzero(obs[:, t] & (m.n > 0))[0])
         rows += 0 if unit_single[j] else 1
     return rows
-
-
-@dataclass(frozen=True)
-class CellFit:
-    """A regression on cohort x period regressors: kept columns, coefficients, CR1 covariance, inference."""
-
-    kept: np.ndarray
-    coef: np.ndarray
-    V: np.ndarray
-    inference: Inference
-
-
-def within_rows(Xg: np.ndarray, obs: np.ndarray) -> np.ndarray:
-    """The within-unit demeaned rows of (time dummies but the first, ``Xg``) of groups observed in ``obs`` (J, T);
-    ``Xg`` (J, T, K) holds each group's cohort x period regressors. Unobserved periods are 0."""
-    J, T = obs.shape
-    Z = np.concatenate([np.broadcast_to(np.eye(T)[None, :, 1:], (J, T, T - 1)), Xg], axis=2) * obs[:, :, None]
-    Tj = obs.sum(axis=1).astype(np.float64)
-    return (Z - Z.sum(axis=1, keepdims=True) / Tj[:, None, None]) * obs[:, :, None]
 
 
 def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC, *,

@@ -39,7 +39,7 @@ from didx._frame import _check_magnitude
 from didx._sample import Dropped
 from didx._validate import as_list, check_columns
 from didx.engines import plan, plan_reg
-from didx.engines.regression import CellFit, _cr1_inference, within_rows
+from didx.engines.regcore import CellFit, _cr1_inference, within_rows
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, _check_kinds
 from didx.inference.vcov import SSC, k_for_ssc

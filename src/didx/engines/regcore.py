@@ -1,0 +1,44 @@
+"""The pieces shared by the engine regressions (:mod:`didx.engines.regression`, :mod:`didx.engines.regression_cov`):
+the fit's record, the within-unit demeaned rows of cohort x period regressors, and the CR1 inference text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from didx.estimators.regression.common import FEW_CLUSTERS
+from didx.inference.vcov import SSC
+from didx.results.base import Inference
+
+
+@dataclass(frozen=True)
+class CellFit:
+    """A regression on cohort x period regressors: kept columns, coefficients, CR1 covariance, inference."""
+
+    kept: np.ndarray
+    coef: np.ndarray
+    V: np.ndarray
+    inference: Inference
+
+
+def within_rows(Xg: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """The within-unit demeaned rows of (time dummies but the first, ``Xg``) of groups observed in ``obs`` (J, T);
+    ``Xg`` (J, T, K) holds each group's cohort x period regressors. Unobserved periods are 0."""
+    J, T = obs.shape
+    Z = np.concatenate([np.broadcast_to(np.eye(T)[None, :, 1:], (J, T, T - 1)), Xg], axis=2) * obs[:, :, None]
+    Tj = obs.sum(axis=1).astype(np.float64)
+    return (Z - Z.sum(axis=1, keepdims=True) / Tj[:, None, None]) * obs[:, :, None]
+
+
+def _cr1_inference(label: str, n_cl: int, treated_cl: int, k_ssc: int, ssc: SSC, has_fe: bool) -> Inference:
+    """The inference text of a CR1 fit, as :func:`didx.estimators.regression.common.inference_info` writes it."""
+    details = [f"Treated clusters: {treated_cl} of {n_cl}"]
+    if n_cl < FEW_CLUSTERS or treated_cl < 10:
+        details.append(
+            f"Few clusters ({n_cl}, {treated_cl} treated): cluster-robust SEs can over-reject. Remedies: "
+            f"result.wild_bootstrap(term) (wild cluster bootstrap) or collapse='group_period' (group x period means)."
+        )
+    details.append(f"Coefficients counted for the small-sample factor K: {k_ssc}")
+    return Inference(vcov_type=f"CR1, clustered by {label}", df=float(n_cl - 1), n_clusters=(n_cl,),
+                     cluster_names=(label,), small_sample=ssc.describe(has_fe), details=tuple(details))
