@@ -150,6 +150,16 @@ def test_always_treated_units_with_covariates(never: bool, tmp_path: Path) -> No
         _check(fn(df, **kw), fn(path, **kw))
 
 
+def test_string_units_float_times_boolean_covariate(tmp_path: Path) -> None:
+    df = _castle()
+    df["year"] = df["year"].astype(float)
+    df["high_police"] = df["l_police"] > 5.7
+    kw = dict(ROLES["castle"], unit="state", covariates=["unemployrt", "high_police"])
+    path = write(df, tmp_path)
+    for fn in (didx.twfe, didx.event_study):
+        _check(fn(df, **kw, cluster="region"), fn(path, **kw, cluster="region"))
+
+
 def test_bad_covariates(tmp_path: Path) -> None:
     df = _mpdta()
     df["s"] = "a"
