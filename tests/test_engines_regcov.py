@@ -114,6 +114,24 @@ def test_collinear_and_dropped_rows_are_reported(tmp_path: Path) -> None:
     assert eng.terms == ("treated", "w", "level")
 
 
+def test_units_lost_to_covariates_are_counted(tmp_path: Path) -> None:
+    """A unit whose rows all lose their covariate, and one that loses its outcome in one row and its covariate in
+    the others, are counted under the covariate (the last reason that removed one of their rows), as in memory."""
+    df = _mpdta()
+    units = df["countyreal"].unique()
+    df.loc[df["countyreal"] == units[0], "x"] = np.nan
+    rows = df.index[df["countyreal"] == units[1]]
+    df.loc[rows[0], "lemp"] = np.nan
+    df.loc[rows[1:], "x"] = np.inf
+    df.loc[df.index[df["countyreal"] == units[2]][0], "region"] = np.nan  # a missing cluster: after the covariates
+    kw = dict(**ROLES["mpdta"], covariates="x", cluster="region")
+    mem, eng = didx.twfe(df, **kw), didx.twfe(write(df, tmp_path), **kw)
+    _check(mem, eng)
+    assert [(d.reason, d.n_rows, d.n_units) for d in eng.sample.dropped] == [
+        ("missing outcome (lemp)", 1, 0), ("missing covariate (x)", 5, 1), ("infinite covariate (x)", 4, 1),
+        ("missing cluster (region)", 1, 0)]
+
+
 def test_relation_and_csv_equal_in_memory(tmp_path: Path) -> None:
     df = _unbalanced()
     con = duckdb.connect()
