@@ -5,11 +5,10 @@ Three queries besides the two of :mod:`didx.engines.stats` (which run on the row
 1. :func:`reasons_sql` — rows by drop reason, the covariates' reasons inserted where the in-memory panel applies
    them (after the outcome, before the cluster), and each covariate's range (the overflow and constant checks).
    :func:`lost_units_sql` counts the units left with no row, by the last reason, when covariates dropped rows.
-2. :func:`within_sql` — one row per unit (its observation pattern, cohort, outcomes and covariates by period),
-   each unit's rows centred on its own means (the within-unit demeaning, done on the row values so that a
-   covariate constant within units leaves rounding noise only), then grouped by (cohort, observation pattern):
-   the sums of the demeaned covariates by period, and the sums over periods of their products with each other
-   and with the demeaned outcome.
+2. :func:`within_sql` — each unit's means and observation pattern (a group-by joined back to its rows), each row
+   centred on its unit's means (the within-unit demeaning, done on the row values so that a covariate constant
+   within units leaves rounding noise only), then grouped by (cohort, observation pattern, period): the sums of
+   the demeaned covariates and of their products with each other and with the demeaned outcome.
 3. :func:`scores_sql` — after the coefficients: each unit's residuals by period (its rows minus the fitted cohort x
    period part and the covariates' part, centred on the unit's mean) and the sums over periods of the demeaned
    covariates times the residuals, grouped by cohort (with the sums of products, for clustering by unit) or by
@@ -91,23 +90,33 @@ def filtered_table(r: Roles, q: Quote, table: str, covs: Sequence[str]) -> str:
     return f"(SELECT * FROM {table} WHERE NOT ({earlier} AND ({bad}))) didx_cf"
 
 
-def _unit_pivot(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: np.ndarray,
-                cohort_raw: np.ndarray, cohort_code: np.ndarray, never_code: int, y_expr: str,
-                cluster: bool) -> str:
-    """One row per unit of the kept rows: n_keep, pattern, gc[, cl], v<p> (``y_expr`` by period) and w<k>_<p>."""
+def _kept_rows(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: np.ndarray, cohort_raw: np.ndarray,
+               cohort_code: np.ndarray, never_code: int, cluster: bool) -> str:
+    """The kept rows: didx_u, didx_bit (the period's bit), didx_tc (its index), didx_gc (cohort code), didx_y,
+    didx_cl (or NULL) and didx_w<k>."""
     assert r.unit is not None
     keep = plan._kept_cond(q, y=r.y, time=r.time, unit=r.unit, unit_numeric=r.unit_numeric)
     if r.cluster is not None:
         keep += f" AND NOT {_missing(q(r.cluster), r.cluster_numeric)}"
-    T = int(periods.shape[0])
     bit = plan._case("didx_t", [(float(p), str(2**j)) for j, p in enumerate(periods)], "0")
+    tc = plan._case("didx_t", [(float(p), str(j)) for j, p in enumerate(periods)], "-1")
     gc = plan._case("didx_g", [(float(v), str(int(c))) for v, c in zip(cohort_raw, cohort_code, strict=True)],
                     str(never_code))
     wcols = [f"CAST({q(c)} AS DOUBLE) AS didx_w{k}" for k, c in enumerate(covs)]
     rows = (f"SELECT {q(r.unit)} AS didx_u, CAST({q(r.time)} AS DOUBLE) AS didx_t, CAST({q(r.cohort)} AS DOUBLE) AS "
             f"didx_g, CAST({q(r.y)} AS DOUBLE) AS didx_y, {q(r.cluster) if cluster and r.cluster else 'NULL'} AS "
             f"didx_cl{''.join(', ' + w for w in wcols)} FROM {table} WHERE {keep}")
-    rows = f"SELECT *, CAST({bit} AS BIGINT) AS didx_bit, {gc} AS didx_gc FROM ({rows}) a"
+    return f"SELECT *, CAST({bit} AS BIGINT) AS didx_bit, {tc} AS didx_tc, {gc} AS didx_gc FROM ({rows}) a"
+
+
+def _unit_pivot(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: np.ndarray,
+                cohort_raw: np.ndarray, cohort_code: np.ndarray, never_code: int, y_expr: str,
+                cluster: bool) -> str:
+    """One row per unit of the kept rows: n_keep, pattern, gc[, cl], v<p> (``y_expr`` by period) and w<k>_<p> (a
+    pivot: for the score pass, where it is cheaper than a group-by joined back and grouped again by unit)."""
+    T = int(periods.shape[0])
+    rows = _kept_rows(r, q, table, covs, periods=periods, cohort_raw=cohort_raw, cohort_code=cohort_code,
+                      never_code=never_code, cluster=cluster)
     cols = ["CAST(COUNT(*) AS BIGINT) AS n_keep", "CAST(bit_or(didx_bit) AS BIGINT) AS pattern", "MIN(didx_gc) AS gc"]
     if cluster:
         cols.append("MIN(didx_cl) AS cl")
@@ -140,24 +149,29 @@ def _dot(a: str, b: str, T: int) -> str:
 
 def within_sql(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: np.ndarray, cohort_raw: np.ndarray,
                cohort_code: np.ndarray, never_code: int, level: np.ndarray) -> str:
-    """Pass 2 of the covariates (see the module docstring). Output per (gc, pattern): n (units), rows,
-    sw<k>_<p> (sums of the demeaned covariate ``k`` in period ``p``), ww<k>_<l> (sums of the products of the
-    demeaned covariates over the unit's periods, k <= l), wy<k> (of the demeaned covariate and outcome),
-    bb<k> (sums of n_keep times the unit mean squared) and b<k> (of n_keep times the unit mean). The outcome is
-    taken net of ``level[gc]`` (a constant per cohort, removed with the unit's mean: no level to cancel)."""
-    T, P = int(periods.shape[0]), len(covs)
+    """Pass 2 of the covariates (see the module docstring): each unit's means (a group-by joined back to its rows)
+    subtracted from its rows, then grouped by (gc, pattern, tc): n_rows, sw<k> (sums of the demeaned covariate
+    ``k``), ww<k>_<j> (of the products of the demeaned covariates, k <= j), wy<k> (of the demeaned covariate and
+    outcome), bb<k> (of the unit mean squared) and b<k> (of the unit mean). The outcome is taken net of
+    ``level[gc]`` (a constant per cohort, removed with the unit's mean: no level to cancel). A group-by joined
+    back is cheaper than a pivot of every period's values (and than a window's sort by unit)."""
+    P = len(covs)
+    rows = _kept_rows(r, q, table, covs, periods=periods, cohort_raw=cohort_raw, cohort_code=cohort_code,
+                      never_code=never_code, cluster=False)
     y_expr = "didx_y - " + plan._case("didx_gc", [(float(g), lit(v)) for g, v in enumerate(level)], "CAST(0 AS DOUBLE)")
-    units = _unit_pivot(r, q, table, covs, periods=periods, cohort_raw=cohort_raw, cohort_code=cohort_code,
-                        never_code=never_code, y_expr=f"({y_expr})", cluster=False)
-    c = _centred(units, T, P, ["gc", "pattern"], lambda p: f"v{p}")
-    out = ["gc", "pattern", "CAST(COUNT(*) AS BIGINT) AS n", "CAST(SUM(n_keep) AS BIGINT) AS n_rows"]
-    out += [f"SUM(d{k}_{p}) AS sw{k}_{p}" for k in range(P) for p in range(T)]
-    out += [f"SUM({_dot(f'd{k}_{{p}}', f'd{j}_{{p}}', T)}) AS ww{k}_{j}"
-            for k in range(P) for j in range(k, P)]
-    out += [f"SUM({_dot(f'd{k}_{{p}}', 'e{p}', T)}) AS wy{k}" for k in range(P)]
-    out += [f"SUM(n_keep * wb{k} * wb{k}) AS bb{k}" for k in range(P)]
-    out += [f"SUM(n_keep * wb{k}) AS b{k}" for k in range(P)]
-    return f"SELECT {', '.join(out)} FROM ({c}) f GROUP BY gc, pattern"
+    rows = f"SELECT didx_u, didx_bit, didx_tc, didx_gc, {y_expr} AS didx_y" + "".join(
+        f", didx_w{k}" for k in range(P)) + f" FROM ({rows}) b"
+    units = ("SELECT didx_u AS didx_mu, CAST(bit_or(didx_bit) AS BIGINT) AS pattern, AVG(didx_y) AS yb"
+             + "".join(f", AVG(didx_w{k}) AS wb{k}" for k in range(P)) + f" FROM ({rows}) c GROUP BY didx_u")
+    joined = ("SELECT a.didx_gc AS gc, m.pattern AS pattern, a.didx_tc AS tc, a.didx_y - m.yb AS e"
+              + "".join(f", a.didx_w{k} - m.wb{k} AS d{k}, m.wb{k} AS wb{k}" for k in range(P))
+              + f" FROM ({rows}) a JOIN ({units}) m ON a.didx_u = m.didx_mu")
+    out = ["gc", "pattern", "tc", "CAST(COUNT(*) AS BIGINT) AS n_rows"]
+    out += [f"SUM(d{k}) AS sw{k}" for k in range(P)]
+    out += [f"SUM(d{k} * d{j}) AS ww{k}_{j}" for k in range(P) for j in range(k, P)]
+    out += [f"SUM(d{k} * e) AS wy{k}" for k in range(P)]
+    out += [f"SUM(wb{k} * wb{k}) AS bb{k}" for k in range(P)] + [f"SUM(wb{k}) AS b{k}" for k in range(P)]
+    return f"SELECT {', '.join(out)} FROM ({joined}) d GROUP BY gc, pattern, tc"
 
 
 def scores_sql(r: Roles, q: Quote, table: str, covs: Sequence[str], *, periods: np.ndarray,

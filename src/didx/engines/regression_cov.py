@@ -11,8 +11,8 @@ equations of ``(l, b, c)`` need
   the within-demeaned covariates by (cohort, pattern, period);
 - ``sum_it W~_it W~_it'`` and ``sum_it W~_it y~_it``, summed over any grouping.
 
-:func:`didx.engines.plan_reg.within_sql` gets the last two in one pass (a per-unit pivot, centred on the unit's
-means before any product, so a covariate constant within units, such as mpdta's ``lpop``, leaves rounding noise
+:func:`didx.engines.plan_reg.within_sql` gets the last two in one pass (the rows centred on their unit's means
+before any product, so a covariate constant within units, such as mpdta's ``lpop``, leaves rounding noise
 only and is dropped for collinearity as in memory). Collinearity is judged on the two-way demeaned cross-product
 (the Schur complement of the time block) with the in-memory rule of the same path (:func:`didx.linalg.ols.fit_ols`
 with absorbed effects for ``twfe`` and the unbalanced event study, the raw sums of squares for the balanced event
@@ -153,15 +153,20 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
     w = src.run(plan_reg.within_sql(cov.roles, src.quote, src.table, cov.names, periods=m.periods,
                                     cohort_raw=m.cohort_values[:-1], cohort_code=np.arange(never), never_code=never,
                                     level=level))
-    gc_c = w["gc"].astype(np.int64)
-    rows_c = use_gc[gc_c]
-    gc_c = gc_c[rows_c]
-    obs_c = ((w["pattern"].astype(np.int64)[rows_c][:, None] >> np.arange(T)) & 1).astype(bool)
+    gc_w = w["gc"].astype(np.int64)
+    sel = use_gc[gc_w]
+    gc_w, pat_w, tc_w = gc_w[sel], w["pattern"].astype(np.int64)[sel], w["tc"].astype(np.int64)[sel]
 
     def col(name: str) -> np.ndarray:
-        return np.asarray(w[name], dtype=np.float64)[rows_c]
+        return np.asarray(w[name], dtype=np.float64)[sel]
 
-    SW = np.stack([np.column_stack([col(f"sw{k}_{p}") for p in range(T)]) for k in range(P)], axis=2)
+    keys, key_of = np.unique(np.column_stack([gc_w, pat_w]), axis=0, return_inverse=True)
+    key_of = key_of.ravel()
+    gc_c = keys[:, 0]
+    obs_c = ((keys[:, 1][:, None] >> np.arange(T)) & 1).astype(bool)
+    SW = np.zeros((keys.shape[0], T, P))
+    for k in range(P):
+        np.add.at(SW[:, :, k], (key_of, tc_w), col(f"sw{k}"))
     A_zw = np.einsum("ctk,ctp->kp", within_rows(X[gc_c], obs_c), SW)
     A_ww = np.empty((P, P))
     for k in range(P):
