@@ -7,8 +7,9 @@ score, affine in its outcomes, follow from the groups' unit counts, sums and T x
 (``shared/design/SCALE.md``), on balanced and unbalanced panels alike. The cluster-robust covariance is CR1 by
 unit, or by a coarser ``cluster=`` from the cluster x group sums; the small-sample factor is fixest's
 (:func:`didx.inference.vcov.k_for_ssc`). Numerically the in-memory ``twfe`` and ``event_study`` (fixest's
-``feols``). ``treat=``, covariates, extra fixed effects, weights, windows and other covariance types need the
-rows: an error names the in-memory alternative.
+``feols``). Covariates: :mod:`didx.engines.regression_cov` (within-unit sums by cohort and pattern, and a score
+pass). ``treat=``, extra fixed effects, weights, windows and other covariance types need the rows: an error names
+the in-memory alternative.
 """
 
 from __future__ import annotations
