@@ -19,7 +19,7 @@ from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import LARGEST_SAFE
 from didx._sample import Dropped, SampleReport
 from didx._validate import check_columns, cluster_count_check, fmt_value
-from didx.engines import plan
+from didx.engines import grid, plan
 from didx.engines.source import EngineInput
 
 NEVER = np.inf
@@ -165,9 +165,16 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
     """Validate, run both passes, and return the :class:`Moments` (see the module docstring)."""
     p1 = pass1(src, req)
     r = p1.roles
-    sql = plan.moments_sql(r, src.quote, src.table, periods=p1.periods, cohort_raw=p1.raw, cohort_code=p1.codes,
-                           never_code=p1.never_code, shift=p1.shift, all_kept=p1.all_kept)
-    out = src.run(sql)
+    out = None
+    if grid.applies(src, all_kept=p1.all_kept, unit=req.unit, cluster=req.cluster, n_rows=p1.n_input,
+                    n_periods=p1.periods.shape[0]) and not req.treat_mode:
+        assert req.unit is not None
+        out = grid.grid_moments(src, y=req.y, unit=req.unit, time=req.time, cohort=req.cohort, periods=p1.periods,
+                                raw=p1.raw, codes=p1.codes, never_code=p1.never_code, shift=p1.shift)
+    if out is None:
+        sql = plan.moments_sql(r, src.quote, src.table, periods=p1.periods, cohort_raw=p1.raw, cohort_code=p1.codes,
+                               never_code=p1.never_code, shift=p1.shift, all_kept=p1.all_kept)
+        out = src.run(sql)
     m = _assemble(src, r, req, out, periods=p1.periods, cohort_values=p1.cohort_values, shift=p1.shift,
                   n_input=p1.n_input, drops=p1.drops, raw=p1.raw, codes=p1.codes, never_code=p1.never_code)
     _check_design(m, req)
