@@ -1,5 +1,5 @@
-"""The sorted-grid stream of pass 2 (didx.engines.grid): used when the file is a sorted balanced grid, the same
-numbers as the SQL plan and as in memory, and a fall back to the SQL plan (with its errors) at any departure."""
+"""The sorted-grid scan (didx.engines.grid): used when the file is a sorted balanced grid, the same numbers as the
+SQL plan and as in memory, and a fall back to the SQL plan (with its errors and drop counts) at any departure."""
 
 from __future__ import annotations
 
@@ -21,16 +21,16 @@ from test_engines import DATA, ROLES, assert_same_fit, assert_same_result, write
 
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Records, for every call of the grid stream, whether it produced the moments (True) or fell back (False)."""
+    """Records, for every grid scan, whether it produced the moments (True) or fell back (False)."""
     calls: list[bool] = []
-    real = grid.grid_moments
+    real = grid.scan
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         out = real(*args, **kwargs)
         calls.append(out is not None)
         return out
 
-    monkeypatch.setattr(grid, "grid_moments", wrapped)
+    monkeypatch.setattr(grid, "scan", wrapped)
     return calls
 
 
@@ -103,7 +103,8 @@ def test_a_varying_cohort_in_a_sorted_file_is_the_sql_plans_error(spy: list[bool
 
 
 def test_what_the_stream_does_not_take(spy: list[bool], tmp_path: Path) -> None:
-    """A cluster column, dropped rows, an unbalanced panel or string units go to the SQL plan directly."""
+    """A cluster column or string units go to the SQL plan directly; dropped rows or an unbalanced panel after a
+    scan that stops at the first departure."""
     df = _sorted("mpdta")
     path = write(df, tmp_path)
     didx.att_gt(path, **ROLES["mpdta"], cluster="region")
@@ -114,7 +115,7 @@ def test_what_the_stream_does_not_take(spy: list[bool], tmp_path: Path) -> None:
     didx.att_gt(write(missing, tmp_path / "missing.parquet"), **ROLES["mpdta"])
     names = df.assign(countyreal="c" + df["countyreal"].astype(str).str.zfill(5))
     didx.att_gt(write(names, tmp_path / "names.parquet"), **ROLES["mpdta"])
-    assert spy == []
+    assert spy == [False, False]
 
 
 def test_centring_keeps_digits_at_a_large_level(spy: list[bool], tmp_path: Path) -> None:
@@ -127,3 +128,27 @@ def test_centring_keeps_digits_at_a_large_level(spy: list[bool], tmp_path: Path)
     np.testing.assert_allclose(big.coef, base.coef, rtol=0, atol=1e-6)
     np.testing.assert_allclose(big.std_error, base.std_error, rtol=1e-6)
     assert spy == [True, True]
+
+
+def test_never_treated_codings_and_uneven_periods(spy: list[bool], tmp_path: Path) -> None:
+    """Never treated as NaN and as a date after the last period, periods two years apart: the scan's cohort
+    codes and periods are pass 1's."""
+    df = _sorted("mpdta")
+    df["year"] = 2003 + 2 * (df["year"] - 2003)
+    g = df["first.treat"].astype(float)
+    g = g.where(g == 0, 2003 + 2 * (g - 2003))
+    units = df["countyreal"].unique()
+    g[(g == 0) & df["countyreal"].isin(units[::2])] = np.nan
+    g[(g == 0)] = 2030.0
+    df["first.treat"] = g
+    assert_same_fit(didx.att_gt(df, **ROLES["mpdta"]), didx.att_gt(write(df, tmp_path), **ROLES["mpdta"]))
+    assert spy == [True]
+
+
+def test_null_outcomes_fall_back_and_are_counted(spy: list[bool], tmp_path: Path) -> None:
+    df = _sorted("base_stagg")
+    df.loc[df.index[-3], "y"] = np.nan  # late in the file: the scan stops there
+    eng = didx.att_gt(write(df, tmp_path), **ROLES["base_stagg"])
+    assert_same_fit(didx.att_gt(df, **ROLES["base_stagg"]), eng)
+    assert spy == [False]
+    assert "missing outcome" in "\n".join(eng.sample.lines())
