@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from didx._errors import DesignError, InvalidOptionError
-from didx._validate import fmt_value
 from didx.engines.cs import ROWS_FIX
 from didx.engines.regression import FixedSource, regress
 from didx.engines.source import EngineInput
@@ -63,7 +62,7 @@ class FirstStage:
     m: Moments
     S: np.ndarray  # sums of the outcomes centred on the cohort x period means
     P: np.ndarray  # (J, T, T) their sums of products
-    ymu: np.ndarray  # the cell means on each group's observed periods
+    ymu: np.ndarray  # the cell means on each group's observed periods, less the outcome's level
     untreated: np.ndarray
     treated: np.ndarray
     imputable: np.ndarray  # treated observations whose Y(0) is identified
@@ -131,7 +130,11 @@ def first_stage(m: Moments) -> FirstStage:
     n = m.n.astype(np.float64)
     mu = m.cell_means()
     S, P = m.centred(mu)
-    ymu = mu[m.gc] * obs
+    # the model is unchanged by a constant (the unit effects absorb it): remove the outcome's level, so that the
+    # sums below are formed at the scale of its spread
+    cnt = m.cell_counts()
+    level = float((cnt * mu).sum() / cnt.sum())
+    ymu = (mu[m.gc] - level) * obs
     Ysum = S + n[:, None] * ymu
     uy = u * Ysum
     A = np.diag((n[:, None] * u).sum(axis=0)) - np.einsum("j,jt,js->ts", n * inv_m, u, u)
@@ -345,7 +348,7 @@ def did2s_moments(src: EngineInput, opts: Any, *, y: str, unit: str, time: str, 
         terms: tuple[str, ...] = ("ATT",)
         term_et = None
     else:
-        W, term_et = _event_terms(fs, opts, func)
+        W, term_et = _event_terms(fs, opts)
         terms = tuple(f"event_time::{v:g}" for v in term_et)
     wsum = np.einsum("j,jkt->k", fs.n, W)
     if np.any(wsum <= 0):  # pragma: no cover - every term comes from a present cell
@@ -369,28 +372,14 @@ def did2s_moments(src: EngineInput, opts: Any, *, y: str, unit: str, time: str, 
                               treated_weight=treated_weight, method=method)
 
 
-def _event_terms(fs: FirstStage, opts: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
+def _event_terms(fs: FirstStage, opts: Any) -> tuple[np.ndarray, np.ndarray]:
     """The second stage's event-time indicators per unit entry (J, K, T) and their event times (as
     :func:`didx.estimators.imputation.did2s._event_terms`)."""
+    from didx.estimators.imputation.did2s import kept_event_times
+
     ev = fs.event
     rows = (fs.untreated | fs.imputable) & np.isfinite(ev) & (fs.m.n > 0)[:, None]
     values = np.unique(ev[rows])
-    missing = [r for r in opts.ref if r not in set(values.tolist())]
-    if missing:
-        raise InvalidOptionError(
-            f"{func}: ref={fmt_value(missing[0])} is not an event time of the data (event times with an "
-            f"observation: {', '.join(f'{v:g}' for v in values)}). Fix: choose ref among them, or leave it out."
-        )
-    keep = values[~np.isin(values, opts.ref)]
-    if opts.window is not None:
-        keep = keep[(keep >= opts.window[0]) & (keep <= opts.window[1])]
-    if keep.size == 0:
-        refs = [int(r) for r in opts.ref]
-        win = None if opts.window is None else tuple(fmt_value(v) for v in opts.window)
-        raise DesignError(
-            f"{func}: no event time left to estimate after ref={refs[0] if len(refs) == 1 else refs!r} and "
-            f"window={'None' if win is None else '(' + ', '.join(win) + ')'} (estimated event times: "
-            f"{', '.join(f'{v:g}' for v in values)}). Fix: widen the window or leave fewer event times in ref."
-        )
+    keep = kept_event_times(opts, values)
     W = (rows[:, None, :] & (ev[:, None, :] == keep[None, :, None])).astype(np.float64)
     return W, keep.astype(np.float64)

@@ -281,6 +281,17 @@ def _event_terms(panel: Panel, opts: _Options, lost: np.ndarray) -> tuple[np.nda
     cell_event = (panel.periods[None, :] - cohort_values[:, None]).ravel()
     present = np.bincount(cell, minlength=cell_event.shape[0]) > 0
     values = np.unique(cell_event[present & np.isfinite(cell_event)])
+    keep_vals = kept_event_times(opts, values)
+    pos = np.minimum(np.searchsorted(keep_vals, cell_event), keep_vals.shape[0] - 1)
+    cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
+    row_term = cell_term[cell]
+    sel = row_term >= 0
+    return rows_e[sel], row_term[sel], keep_vals.astype(float)
+
+
+def kept_event_times(opts: _Options, values: np.ndarray) -> np.ndarray:
+    """The event times the second stage estimates among those observed (``values``): all but ``ref``, within
+    ``window`` (shared with the engines' fit)."""
     missing = [r for r in opts.ref if r not in set(values.tolist())]
     if missing:
         raise InvalidOptionError(
@@ -298,11 +309,7 @@ def _event_terms(panel: Panel, opts: _Options, lost: np.ndarray) -> tuple[np.nda
             f"window={'None' if win is None else '(' + ', '.join(win) + ')'} (estimated event times: "
             f"{', '.join(f'{v:g}' for v in values)}). Fix: widen the window or leave fewer event times in ref."
         )
-    pos = np.minimum(np.searchsorted(keep_vals, cell_event), keep_vals.shape[0] - 1)
-    cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
-    row_term = cell_term[cell]
-    sel = row_term >= 0
-    return rows_e[sel], row_term[sel], keep_vals.astype(float)
+    return keep_vals
 
 
 def _cohort_from_treat(unit: np.ndarray, time: np.ndarray, periods: np.ndarray, treat: np.ndarray, n_units: int,
