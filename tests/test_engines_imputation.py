@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_engines import CLUSTER, DATA, REL, ROLES, _summary_without_engine, write
 
 import didx
+from test_engines import CLUSTER, DATA, REL, ROLES, _summary_without_engine, write
 
 duckdb = pytest.importorskip("duckdb")
 

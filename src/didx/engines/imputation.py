@@ -28,6 +28,7 @@ in-memory alternative.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +39,26 @@ from didx.engines.cs import ROWS_FIX
 from didx.engines.regression import FixedSource, regress
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, unit_moments
+from didx.estimators.imputation.common import report_with_lost
+from didx.estimators.imputation.source import first_stage_inference
 from didx.inference.contract import Capabilities
 from didx.inference.vcov import SSC
 from didx.linalg.absorb import EXACT_MAX_LEVELS
 
 NULL_TOL = 1e-7  # a treated observation is imputable when its design is orthogonal to A's null space (relative)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the in-memory estimator lends the engine fit (passed in: the engines import no estimator module)."""
+
+    func: str
+    design_text: Callable[..., tuple[tuple[str, str], ...]]
+    build_result: Callable[..., Any]
+    lost_reason: str
+    horizons: Callable[..., np.ndarray] | None = None  # BJS: the requested horizons among those available
+    pretrends: Callable[..., np.ndarray] | None = None  # BJS: the requested leads among those available
+    event_times: Callable[..., np.ndarray] | None = None  # did2s: the event times estimated
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,14 +248,10 @@ def _covariance(fs: FirstStage, W: np.ndarray, alpha: np.ndarray, beta: np.ndarr
 
 
 # ----------------------------------------------------------------------------------------------- imputation
-def imputation_moments(src: EngineInput, opts: Any, *, y: str, unit: str, time: str, cohort: str, covariates: Any,
-                       weights: str | None) -> Any:
+def imputation_moments(src: EngineInput, opts: Any, parts: Parts, *, y: str, unit: str, time: str, cohort: str,
+                       covariates: Any, weights: str | None) -> Any:
     """:func:`didx.imputation` through an engine (see the module docstring); ``opts`` are its checked options."""
-    from didx.estimators.imputation import bjs
-    from didx.estimators.imputation.common import report_with_lost
-    from didx.estimators.imputation.source import first_stage_inference
-
-    func = bjs.FUNC
+    func = parts.func
     m, cl_name = _moments(src, func, opts, [
         (bool(covariates), "covariates"), (weights is not None, "weights"),
         (bool(opts.treatment_weights), "treatment_weights=")], y=y, unit=unit, time=time, cohort=cohort)
@@ -250,14 +262,14 @@ def imputation_moments(src: EngineInput, opts: Any, *, y: str, unit: str, time: 
             f"{func}: no treated observation can be imputed: every treated row's unit or period has no untreated "
             f"observation. Fix: include never-treated units or pre-treatment periods of the treated units."
         )
-    W, terms, event_time, treated_weight, mode = _bjs_weights(fs, opts.horizons, bjs)
+    W, terms, event_time, treated_weight, mode = _bjs_weights(fs, opts.horizons, parts)
     coef = np.einsum("jkt,jt->k", W, fs.adj)
     n_terms = np.einsum("j,jkt->k", fs.n, (W != 0).astype(np.float64))
     alpha, beta, n_fallback = _bjs_centring(fs, W, opts.leave_out)
     V = _covariance(fs, W, alpha, beta, None)
     P = 0
     if opts.pretrends is not None:
-        leads, lead_coef, lead_n, VL = _leads(fs, opts.pretrends, unit, cl_name, bjs)
+        leads, lead_coef, lead_n, VL = _leads(fs, opts.pretrends, unit, cl_name, parts)
         P = leads.shape[0]
         coef = np.concatenate([lead_coef, coef])
         terms = tuple(f"pre{-e:g}" for e in leads) + terms
@@ -272,21 +284,21 @@ def imputation_moments(src: EngineInput, opts: Any, *, y: str, unit: str, time: 
     G, n_treated = _clusters(fs, use)
     inference = first_stage_inference("bjs", name, G, n_treated, n_fallback, leave_out=opts.leave_out,
                                       leads=P > 0)
-    report = report_with_lost(m.report, bjs.LOST_REASON, *fs.lost())
+    report = report_with_lost(m.report, parts.lost_reason, *fs.lost())
     never = int(m.n[~np.isfinite(m.cohort_values[m.gc])].sum())
     names = {"y": y, "unit": unit, "time": time, "cohort": cohort}
     method = _method(m)
-    design = bjs.design_text(names, opts, n_untreated=int((fs.n * fs.untreated.sum(axis=1)).sum()), never=never,
+    design = parts.design_text(names, opts, n_untreated=int((fs.n * fs.untreated.sum(axis=1)).sum()), never=never,
                              method=method, mode=mode, covariate_names=(), leads=event_time[:P])
     design = (*design, ("Engine", src.describe))
     source = _Source(V=V, inference=inference, names=(unit,) if cl_name is None else (unit, cl_name),
                      n_input_rows=m.report.n_input_rows)
-    return bjs.build_result(opts, P, terms=terms, coef=coef, vcov=V, inference=inference, report=report,
+    return parts.build_result(opts, P, terms=terms, coef=coef, vcov=V, inference=inference, report=report,
                             design=design, source=source, event_time=event_time, n=n_terms,
                             treated_weight=treated_weight, method=method)
 
 
-def _bjs_weights(fs: FirstStage, horizons: Any, bjs: Any
+def _bjs_weights(fs: FirstStage, horizons: Any, parts: Parts
                  ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, np.ndarray, str]:
     """The treatment weights per unit entry (J, K, T), the terms, their event times, treated weights and text (as
     :func:`didx.estimators.imputation.bjs._treatment_weights` without custom weights)."""
@@ -297,7 +309,8 @@ def _bjs_weights(fs: FirstStage, horizons: Any, bjs: Any
         return (use[:, None, :] / total, ("ATT",), np.full(1, np.nan), np.array([total]),
                 "static: every treated observation weighted equally")
     ev = fs.event
-    hs = bjs._parse_horizons(horizons, np.unique(ev[use & (fs.m.n > 0)[:, None]]))
+    assert parts.horizons is not None
+    hs = parts.horizons(horizons, np.unique(ev[use & (fs.m.n > 0)[:, None]]))
     sel = use[:, None, :] & (ev[:, None, :] == hs[None, :, None])  # (J, K, T)
     sums = np.einsum("j,jkt->k", n, sel.astype(np.float64))
     return (sel / sums[None, :, None], tuple(f"tau{h:g}" for h in hs), hs.astype(np.float64), sums,
@@ -305,14 +318,15 @@ def _bjs_weights(fs: FirstStage, horizons: Any, bjs: Any
 
 
 def _leads(fs: FirstStage, pretrends: Any, unit: str, cl_name: str | None,
-           bjs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+           parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """BJS's pre-trend regression on the untreated observations: the leads, their coefficients, counts and CR1
     covariance (fixest's conventions, as :func:`didx.inference.imputation.lead_covariance`)."""
     m = fs.m
     ev = fs.event
     U = fs.untreated
     available = np.unique(ev[U & np.isfinite(ev) & (ev < 0)])
-    leads = bjs._parse_pretrends(pretrends, available, True)
+    assert parts.pretrends is not None
+    leads = parts.pretrends(pretrends, available, True)
     mask = (U.astype(np.int64) << np.arange(m.n_periods)).sum(axis=1)
     m0 = dataclasses.replace(m, pattern=mask, S=m.S * U, P=m.P * (U[:, :, None] & U[:, None, :]))
     m0 = m0.select(mask != 0).compact_periods()
@@ -330,14 +344,10 @@ def _leads(fs: FirstStage, pretrends: Any, unit: str, cl_name: str | None,
 
 
 # ----------------------------------------------------------------------------------------------- did2s
-def did2s_moments(src: EngineInput, opts: Any, *, y: str, unit: str, time: str, treat: str | None,
+def did2s_moments(src: EngineInput, opts: Any, parts: Parts, *, y: str, unit: str, time: str, treat: str | None,
                   cohort: str | None, covariates: Any, weights: str | None) -> Any:
     """:func:`didx.did2s` through an engine (see the module docstring); ``opts`` are its checked options."""
-    from didx.estimators.imputation import did2s
-    from didx.estimators.imputation.common import report_with_lost
-    from didx.estimators.imputation.source import first_stage_inference
-
-    func = did2s.FUNC
+    func = parts.func
     m, cl_name = _moments(src, func, opts, [
         (bool(covariates), "covariates"), (weights is not None, "weights"),
         (treat is not None, "treat= (a 0/1 treatment column; give cohort=, the first treated period)")],
@@ -348,7 +358,8 @@ def did2s_moments(src: EngineInput, opts: Any, *, y: str, unit: str, time: str, 
         terms: tuple[str, ...] = ("ATT",)
         term_et = None
     else:
-        W, term_et = _event_terms(fs, opts)
+        assert parts.event_times is not None
+        W, term_et = _event_terms(fs, opts, parts.event_times)
         terms = tuple(f"event_time::{v:g}" for v in term_et)
     wsum = np.einsum("j,jkt->k", fs.n, W)
     if np.any(wsum <= 0):  # pragma: no cover - every term comes from a present cell
@@ -359,24 +370,23 @@ def did2s_moments(src: EngineInput, opts: Any, *, y: str, unit: str, time: str, 
     name = opts.cluster if opts.cluster is not None else unit
     G, n_treated = _clusters(fs, fs.imputable)
     inference = first_stage_inference("two_stage", name, G, n_treated, 0, leave_out=False, leads=False)
-    report = report_with_lost(m.report, did2s.lost_reason(opts), *fs.lost())
+    report = report_with_lost(m.report, parts.lost_reason, *fs.lost())
     names = {"y": y, "unit": unit, "time": time, "cohort": cohort}
     method = _method(m)
-    design = did2s.design_text(names, opts, n_untreated=int((fs.n * fs.untreated.sum(axis=1)).sum()),
+    design = parts.design_text(names, opts, n_untreated=int((fs.n * fs.untreated.sum(axis=1)).sum()),
                                method=method, covariate_names=(), event_study=term_et is not None)
     design = (*design, ("Engine", src.describe))
     source = _Source(V=V, inference=inference, names=(unit,) if cl_name is None else (unit, cl_name),
                      n_input_rows=m.report.n_input_rows)
-    return did2s.build_result(opts, terms=terms, coef=coef, vcov=V, inference=inference, report=report,
+    return parts.build_result(opts, terms=terms, coef=coef, vcov=V, inference=inference, report=report,
                               design=design, source=source, event_time=term_et, n=wsum.copy(),
                               treated_weight=treated_weight, method=method)
 
 
-def _event_terms(fs: FirstStage, opts: Any) -> tuple[np.ndarray, np.ndarray]:
+def _event_terms(fs: FirstStage, opts: Any, kept_event_times: Callable[..., np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The second stage's event-time indicators per unit entry (J, K, T) and their event times (as
     :func:`didx.estimators.imputation.did2s._event_terms`)."""
-    from didx.estimators.imputation.did2s import kept_event_times
-
     ev = fs.event
     rows = (fs.untreated | fs.imputable) & np.isfinite(ev) & (fs.m.n > 0)[:, None]
     values = np.unique(ev[rows])

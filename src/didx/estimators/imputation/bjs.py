@@ -268,9 +268,11 @@ def imputation(
     opts = _check_options(unit=unit, time=time, horizons=horizons, pretrends=pretrends, covariates=covariates,
                           fe=fe, cluster=cluster, treatment_weights=treatment_weights, leave_out=leave_out)
     if (src := engine_input(data, FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
-        from didx.engines.imputation import imputation_moments
+        from didx.engines.imputation import Parts, imputation_moments
 
-        return imputation_moments(src, opts, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
+        parts = Parts(FUNC, design_text, build_result, LOST_REASON, horizons=_parse_horizons,
+                      pretrends=_parse_pretrends)
+        return imputation_moments(src, opts, parts, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                                   weights=weights)
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                         weights=weights, cluster=cluster, categorical=[c for c in opts.fe if c not in (unit, time)],

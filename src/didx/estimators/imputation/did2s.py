@@ -169,9 +169,10 @@ def did2s(
     opts = _check_options(unit=unit, time=time, covariates=covariates, fe=fe, second_stage=second_stage, ref=ref,
                           window=window, cluster=cluster)
     if (src := engine_input(data, FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
-        from didx.engines.imputation import did2s_moments
+        from didx.engines.imputation import Parts, did2s_moments
 
-        return did2s_moments(src, opts, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
+        parts = Parts(FUNC, design_text, build_result, lost_reason(opts), event_times=kept_event_times)
+        return did2s_moments(src, opts, parts, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
                              covariates=covariates, weights=weights)
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
                         covariates=covariates, weights=weights, cluster=cluster,
