@@ -126,5 +126,5 @@ def report_with_lost(report: SampleReport, reason: str, n_rows: int, n_units: in
     assert report.n_units is not None
     return SampleReport(n_input_rows=report.n_input_rows, n_obs=report.n_obs - n_rows,
                         n_units=report.n_units - n_units, n_periods=report.n_periods,
-                        dropped=report.dropped + (Dropped(reason, n_rows, n_units),), balanced=report.balanced,
+                        dropped=(*report.dropped, Dropped(reason, n_rows, n_units)), balanced=report.balanced,
                         n_units_with_gaps=report.n_units_with_gaps, notes=report.notes)
