@@ -339,7 +339,7 @@ def test_registry_declares_the_engines() -> None:
     """The registry's engines field says which estimators take a path, a relation or a Spark frame."""
     from didx.registry import REGISTRY
 
-    covered = {"att_gt", "twfe", "event_study", "did2x2", "sun_abraham", "bacon"}
+    covered = {"att_gt", "twfe", "event_study", "did2x2", "sun_abraham", "bacon", "imputation", "did2s"}
     assert {s.name for s in REGISTRY.values() if "duckdb" in s.engines} == covered
     assert {s.name for s in REGISTRY.values() if "spark" in s.engines} == covered
 

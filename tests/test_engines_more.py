@@ -238,3 +238,10 @@ def test_design_checks_as_in_memory(tmp_path: Path) -> None:
     for data in (late, path):
         with pytest.raises(didx.DesignError, match=r"no control observations: every row is treated"):
             didx.twfe(data, **ROLES["mpdta"])
+
+
+@pytest.mark.parametrize("fit", ["twfe", "event_study", "sun_abraham"])
+def test_wild_bootstrap_after_an_engine_fit_names_the_in_memory_route(fit: str, tmp_path: Path) -> None:
+    res = getattr(didx, fit)(write(DATA["mpdta"](), tmp_path), **ROLES["mpdta"], cluster="region")
+    with pytest.raises(didx.InvalidOptionError, match=r"ran in an engine \(DuckDB.*in-memory frame"):
+        res.wild_bootstrap(res.terms[-1], n_bootstrap=99)

@@ -101,3 +101,25 @@ def test_bacon_spark_equals_in_memory(spark: Any) -> None:
     mem = didx.bacon(df, **_bacon_kw("castle"))
     eng = didx.bacon(spark.createDataFrame(df), **_bacon_kw("castle"))
     assert_same_bacon(mem, eng)
+
+
+@pytest.mark.parametrize("name", list(DATA))
+def test_every_covered_estimator_on_every_dataset_through_spark(spark: Any, name: str) -> None:
+    """One Spark frame per dataset; twfe, the TWFE event study, sun_abraham, collapse= and (balanced panels) bacon
+    equal the in-memory fits."""
+    from test_engines_more import _bacon_kw, _with_groups, assert_same_bacon, assert_same_sa
+    from test_engines_more import assert_same_result as assert_same_cov
+
+    df = _with_groups(name)
+    if name != "unbalanced":
+        df["D"] = ((df[ROLES[name]["cohort"]].astype(float) > 0)
+                   & (df[ROLES[name]["time"]] >= df[ROLES[name]["cohort"]].astype(float))).astype(int)
+    sdf = spark.createDataFrame(df)
+    cl = CLUSTER[name]
+    for fit in (didx.twfe, didx.event_study):
+        assert_same_cov(fit(df, **ROLES[name], cluster=cl), fit(sdf, **ROLES[name], cluster=cl))
+    assert_same_sa(didx.sun_abraham(df, **ROLES[name]), didx.sun_abraham(sdf, **ROLES[name]))
+    kw = dict(**ROLES[name], collapse="group_period_weighted", cluster="grp")
+    assert_same_cov(didx.twfe(df, **kw), didx.twfe(sdf, **kw))
+    if name != "unbalanced":
+        assert_same_bacon(didx.bacon(df, **_bacon_kw(name)), didx.bacon(sdf, **_bacon_kw(name)))

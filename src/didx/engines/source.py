@@ -19,7 +19,7 @@ import glob
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ class EngineInput:
     quote: Callable[[str], str]
     _run: Callable[[str], dict[str, np.ndarray]]
     integer: dict[str, bool]  # integer-typed columns (period labels keep the column's type, as in memory)
+    stream: Callable[[str, int], Iterator[Any]] | None = None  # DuckDB: a query's rows as Arrow batches, in order
 
     def run(self, sql: str) -> dict[str, np.ndarray]:
         return self._run(sql)
@@ -103,6 +104,13 @@ def _duckdb(func: str) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------- DuckDB
+def _has_arrow() -> bool:
+    """DuckDB streams Arrow batches only with pyarrow installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
+
+
 def _duck_quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -172,8 +180,18 @@ def _from_path(path: str | os.PathLike[str], func: str) -> EngineInput:
     kinds = {str(r[0]): _duck_kind(str(r[1])) for r in schema}
     integer = {str(r[0]): _is_int(str(r[1])) for r in schema}
     what = f"{len(files)} files" if len(files) > 1 else repr(files[0])
+
+    def stream(sql: str, rows: int) -> Iterator[Any]:
+        # the connection drops insertion order for speed; a stream read in order turns it back on for its query
+        con.execute("SET preserve_insertion_order = true")
+        try:
+            yield from con.sql(sql).to_arrow_reader(rows)
+        finally:
+            con.execute("SET preserve_insertion_order = false")
+
     return EngineInput(engine="duckdb", describe=f"DuckDB {duckdb.__version__} ({reader} of {what})",
-                       table="didx_input", kinds=kinds, quote=_duck_quote, _run=_duck_run(con), integer=integer)
+                       table="didx_input", kinds=kinds, quote=_duck_quote, _run=_duck_run(con), integer=integer,
+                       stream=stream if _has_arrow() else None)
 
 
 def _from_relation(rel: Any) -> EngineInput:
@@ -186,8 +204,12 @@ def _from_relation(rel: Any) -> EngineInput:
     def run(sql: str) -> dict[str, np.ndarray]:
         return {k: _plain(v) for k, v in rel.query(name, sql).fetchnumpy().items()}
 
+    def stream(sql: str, rows: int) -> Iterator[Any]:
+        yield from rel.query(name, sql).to_arrow_reader(rows)
+
     return EngineInput(engine="duckdb", describe=f"DuckDB {duckdb.__version__} (relation)", table=name,
-                       kinds=kinds, quote=_duck_quote, _run=run, integer=integer)
+                       kinds=kinds, quote=_duck_quote, _run=run, integer=integer,
+                       stream=stream if _has_arrow() else None)
 
 
 # ----------------------------------------------------------------------------------------------- Spark

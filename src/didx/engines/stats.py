@@ -19,7 +19,7 @@ from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import LARGEST_SAFE
 from didx._sample import Dropped, SampleReport
 from didx._validate import check_columns, cluster_count_check, fmt_value
-from didx.engines import plan
+from didx.engines import grid, plan
 from didx.engines.source import EngineInput
 
 NEVER = np.inf
@@ -163,11 +163,19 @@ class Pass1:
 
 def unit_moments(src: EngineInput, req: Request) -> Moments:
     """Validate, run both passes, and return the :class:`Moments` (see the module docstring)."""
-    p1 = pass1(src, req)
+    scanned = None
+    if grid.applies(src, unit=req.unit, cluster=req.cluster, treat_mode=req.treat_mode):
+        _schema(src, req)  # the schema errors come before any scan
+        assert req.unit is not None
+        scanned = grid.scan(src, y=req.y, unit=req.unit, time=req.time, cohort=req.cohort)
+    p1 = pass1(src, req, cells=None if scanned is None else scanned.cells())
     r = p1.roles
-    sql = plan.moments_sql(r, src.quote, src.table, periods=p1.periods, cohort_raw=p1.raw, cohort_code=p1.codes,
-                           never_code=p1.never_code, shift=p1.shift, all_kept=p1.all_kept)
-    out = src.run(sql)
+    if scanned is not None:
+        out = scanned.moments(p1.raw, p1.codes, p1.never_code, p1.shift)
+    else:
+        sql = plan.moments_sql(r, src.quote, src.table, periods=p1.periods, cohort_raw=p1.raw, cohort_code=p1.codes,
+                               never_code=p1.never_code, shift=p1.shift, all_kept=p1.all_kept)
+        out = src.run(sql)
     m = _assemble(src, r, req, out, periods=p1.periods, cohort_values=p1.cohort_values, shift=p1.shift,
                   n_input=p1.n_input, drops=p1.drops, raw=p1.raw, codes=p1.codes, never_code=p1.never_code)
     _check_design(m, req)
@@ -196,18 +204,25 @@ def _check_design(m: Moments, req: Request) -> None:
                           f"include untreated units or periods.")
 
 
-def pass1(src: EngineInput, req: Request) -> Pass1:
-    """The schema checks and pass 1 (periods, cohorts, drops, cell means), with the in-memory errors."""
-    func = req.func
+def _schema(src: EngineInput, req: Request) -> plan.Roles:
+    """The roles checked against the schema (missing columns, non-numeric outcome, time or cohort)."""
     roles: dict[str, object] = {"y": req.y, "time": req.time, "unit": req.unit, "cohort": req.cohort,
                                 "cluster": req.cluster}
-    check_columns(func, roles, list(src.columns), list(src.columns))
+    check_columns(req.func, roles, list(src.columns), list(src.columns))
     _check_kinds(src, req)
-    r = plan.Roles(y=req.y, time=req.time, unit=req.unit, cohort=req.cohort, cluster=req.cluster,
-                   unit_numeric=req.unit is not None and src.kinds[req.unit] == "numeric",
-                   cluster_numeric=req.cluster is not None and src.kinds[req.cluster] == "numeric",
-                   treat_mode=req.treat_mode)
-    cells = src.run(plan.cells_sql(r, src.quote, src.table))
+    return plan.Roles(y=req.y, time=req.time, unit=req.unit, cohort=req.cohort, cluster=req.cluster,
+                      unit_numeric=req.unit is not None and src.kinds[req.unit] == "numeric",
+                      cluster_numeric=req.cluster is not None and src.kinds[req.cluster] == "numeric",
+                      treat_mode=req.treat_mode)
+
+
+def pass1(src: EngineInput, req: Request, cells: dict[str, np.ndarray] | None = None) -> Pass1:
+    """The schema checks and pass 1 (periods, cohorts, drops, cell means), with the in-memory errors; ``cells``:
+    pass 1's table when a grid scan (:mod:`didx.engines.grid`) already formed it."""
+    func = req.func
+    r = _schema(src, req)
+    if cells is None:
+        cells = src.run(plan.cells_sql(r, src.quote, src.table))
     t, g, reason = cells["t"].astype(float), cells["g"].astype(float), cells["reason"].astype(np.int64)
     n = cells["n"].astype(np.int64)
     n_input = int(n.sum())

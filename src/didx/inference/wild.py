@@ -611,6 +611,13 @@ def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 99
                   conf_level=conf_level, r=r, cluster=cluster)
     source = result._source
     caps = getattr(source, "capabilities", None)
+    engine = dict(getattr(result, "design", None) or ()).get("Engine")
+    if engine is not None:
+        raise InvalidOptionError(
+            f"{func}: this {result.estimator} fit ran in an engine ({engine}), which returns sums by cohort and "
+            f"period, not the per-observation scores the wild bootstrap resamples. Fix: fit on an in-memory frame "
+            f"(e.g. duckdb.read_parquet(path).df() or spark_df.toPandas()) and bootstrap that result."
+        )
     if caps is None or "wild" not in caps.bootstrap:
         raise InvalidOptionError(
             f"{func}: {result.estimator} results have no wild cluster bootstrap (it needs the regression's "

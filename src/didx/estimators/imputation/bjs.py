@@ -43,6 +43,8 @@ import numpy as np
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._frame import numeric_column, read_columns
 from didx._panel import Panel, build_panel
+from didx._sample import SampleReport
+from didx.engines.source import engine_input
 from didx.estimators.imputation.common import (
     check_distinct,
     check_panel_columns,
@@ -62,7 +64,7 @@ from didx.inference.vcov import SSC
 from didx.linalg.absorb import FixedEffects
 from didx.linalg.ols import fit_ols
 from didx.registry import PRE_PERIOD
-from didx.results.base import Result
+from didx.results.base import Inference, Result
 
 FUNC = "imputation"
 
@@ -265,6 +267,13 @@ def imputation(
     """
     opts = _check_options(unit=unit, time=time, horizons=horizons, pretrends=pretrends, covariates=covariates,
                           fe=fe, cluster=cluster, treatment_weights=treatment_weights, leave_out=leave_out)
+    if (src := engine_input(data, FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.imputation import Parts, imputation_moments
+
+        parts = Parts(FUNC, design_text, build_result, LOST_REASON, horizons=_parse_horizons,
+                      pretrends=_parse_pretrends)
+        return imputation_moments(src, opts, parts, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
+                                  weights=weights)
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, cohort=cohort, covariates=covariates,
                         weights=weights, cluster=cluster, categorical=[c for c in opts.fe if c not in (unit, time)],
                         require_control="untreated_obs")
@@ -453,7 +462,7 @@ def _lead_regression(panel: Panel, factors: list[np.ndarray], fe_names: Sequence
 # result assembly
 def _assemble(panel: Panel, opts: _Options, est: _Estimates) -> ImputationResult | ImputationEventResult:
     names = panel.names
-    unit, time = names["unit"], names["time"]
+    unit = names["unit"]
     cluster_name = opts.cluster if opts.cluster is not None else unit
     source = FirstStageSource(
         untreated=est.untreated, treated=est.scores,
@@ -461,37 +470,57 @@ def _assemble(panel: Panel, opts: _Options, est: _Estimates) -> ImputationResult
         default_cluster=cluster_name, imputed=est.use, variance="bjs", leads=est.leads)
     V, inference = source.covariance(FUNC, VcovRequest(), {})
     P = est.leads.n_leads if est.leads is not None else 0
-    report = lost_rows_report(panel, est.lost, "treated observations whose Y(0) cannot be imputed (their unit or "
-                              "period has no untreated observation, e.g. units treated in every period)")
-    treated = est.treated
-    never = int(np.count_nonzero(~np.isfinite(panel.unit_cohort())))
-    design = (
+    report = lost_rows_report(panel, est.lost, LOST_REASON)
+    design = design_text(names, opts, n_untreated=int((~est.treated).sum()),
+                         never=int(np.count_nonzero(~np.isfinite(panel.unit_cohort()))), method=est.first.method,
+                         mode=est.mode, covariate_names=panel.covariate_names, leads=est.event_time[:P])
+    return build_result(opts, P, terms=est.terms, coef=est.coef, vcov=V, inference=inference, report=report,
+                        design=design, source=source, event_time=est.event_time, n=est.n,
+                        treated_weight=est.treated_weight, method=est.first.method)
+
+
+LOST_REASON = ("treated observations whose Y(0) cannot be imputed (their unit or period has no untreated "
+               "observation, e.g. units treated in every period)")
+
+
+def design_text(names: Mapping[str, Any], opts: _Options, *, n_untreated: int, never: int, method: str, mode: str,
+                covariate_names: Sequence[str], leads: np.ndarray) -> tuple[tuple[str, str], ...]:
+    """The result's design lines (shared with the engines' fit, :mod:`didx.engines.imputation`)."""
+    time = names["time"]
+    return (
         ("Estimator", "imputation (Borusyak, Jaravel & Spiess 2024)"),
         ("Outcome", names["y"]),
         ("Treatment", f"1[{time} >= {names['cohort']}] (absorbing)"),
         ("Model for Y(0)", " + ".join(opts.fe) + " fixed effects"
-         + (" + " + ", ".join(panel.covariate_names) if panel.covariate_names else "") + f" [{est.first.method}]"),
-        ("Fitted on", f"untreated observations ({int((~treated).sum())}; {never} never-treated units)"),
-        ("Treatment weights", est.mode),
+         + (" + " + ", ".join(covariate_names) if covariate_names else "") + f" [{method}]"),
+        ("Fitted on", f"untreated observations ({n_untreated}; {never} never-treated units)"),
+        ("Treatment weights", mode),
         ("Reference period", "none (Y(0) imputed from all untreated periods)"),
         ("Estimation weights", names.get("weights") or "none"),
         ("Variance", "BJS conservative" + (", leave-out averages" if opts.leave_out else "")),
-        ("Pre-trend test", "leads " + ", ".join(f"{e:g}" for e in est.event_time[:P]) if P else "none"),
+        ("Pre-trend test", "leads " + ", ".join(f"{e:g}" for e in leads) if leads.size else "none"),
     )
+
+
+def build_result(opts: _Options, n_leads: int, *, terms: tuple[str, ...], coef: np.ndarray, vcov: np.ndarray,
+                 inference: Inference, report: SampleReport, design: tuple[tuple[str, str], ...], source: Any,
+                 event_time: np.ndarray, n: np.ndarray, treated_weight: np.ndarray,
+                 method: str) -> ImputationResult | ImputationEventResult:
+    """The static or event-study result (shared with the engines' fit)."""
+    P = n_leads
     notes: tuple[str, ...] = ()
     if P:
         notes = ("Pre-trend coefficients (pre<k> = event time -k) come from a regression of the untreated "
                  "observations on the Y(0) model plus lead indicators (BJS test); their covariance with the "
                  "effects is not estimated (set to zero).",)
-    extras = {"reference": (), "first_stage_method": est.first.method}
+    extras = {"reference": (), "first_stage_method": method}
     common: dict[str, Any] = dict(
-        estimator="Imputation (BJS)", terms=est.terms, coef=est.coef, vcov_matrix=V, headline=est.terms[P],
+        estimator="Imputation (BJS)", terms=terms, coef=coef, vcov_matrix=vcov, headline=terms[P],
         inference=inference, sample=report, design=design, notes=notes, extras=extras, _source=source)
     if P or opts.horizons is not None:
-        return ImputationEventResult(term_info={"event_time": est.event_time, "n": est.n,
-                                                "treated_weight": est.treated_weight},
+        return ImputationEventResult(term_info={"event_time": event_time, "n": n, "treated_weight": treated_weight},
                                      pre_period_meaning=PRE_PERIOD_MEANING, cross_covariance=P == 0, **common)
-    return ImputationResult(term_info={"n": est.n}, **common)
+    return ImputationResult(term_info={"n": n}, **common)
 
 
 __all__ = ["ImputationEventResult", "ImputationResult", "from_panel", "imputation"]

@@ -112,13 +112,19 @@ def cluster_codes(panel: Panel, fe: Sequence[str], cluster: str | None) -> Clust
 
 def lost_rows_report(panel: Panel, lost: np.ndarray, reason: str) -> SampleReport:
     """The panel's sample report with the rows in ``lost`` dropped (and the units left without a row) counted."""
-    report = panel.report
     if not lost.any():
-        return report
+        return panel.report
     assert panel.unit is not None
     kept_units = np.bincount(panel.unit[~lost], minlength=panel.n_units) > 0
-    report = report.with_dropped(Dropped(reason, int(lost.sum()), int(np.count_nonzero(~kept_units))))
-    return SampleReport(n_input_rows=report.n_input_rows, n_obs=int(np.count_nonzero(~lost)),
-                        n_units=int(np.count_nonzero(kept_units)), n_periods=report.n_periods,
-                        dropped=report.dropped, balanced=report.balanced,
+    return report_with_lost(panel.report, reason, int(lost.sum()), int(np.count_nonzero(~kept_units)))
+
+
+def report_with_lost(report: SampleReport, reason: str, n_rows: int, n_units: int) -> SampleReport:
+    """``report`` with ``n_rows`` rows (leaving ``n_units`` units without a row) dropped for ``reason``."""
+    if n_rows == 0:
+        return report
+    assert report.n_units is not None
+    return SampleReport(n_input_rows=report.n_input_rows, n_obs=report.n_obs - n_rows,
+                        n_units=report.n_units - n_units, n_periods=report.n_periods,
+                        dropped=(*report.dropped, Dropped(reason, n_rows, n_units)), balanced=report.balanced,
                         n_units_with_gaps=report.n_units_with_gaps, notes=report.notes)

@@ -24,7 +24,7 @@ shared with BJS's variance). Memory is O(n + levels x terms).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,9 @@ import numpy as np
 
 from didx._errors import DataError, DesignError, InvalidOptionError
 from didx._panel import Panel, build_panel
+from didx._sample import SampleReport
 from didx._validate import check_option, fmt_value
+from didx.engines.source import engine_input
 from didx.estimators.imputation.common import (
     check_distinct,
     check_panel_columns,
@@ -49,7 +51,7 @@ from didx.estimators.imputation.source import FirstStageSource
 from didx.inference.contract import VcovRequest
 from didx.inference.imputation import TreatedScores, compact
 from didx.registry import PRE_PERIOD
-from didx.results.base import Result
+from didx.results.base import Inference, Result
 
 FUNC = "did2s"
 SECOND_STAGES = ("static", "event_study")
@@ -166,6 +168,12 @@ def did2s(
         )
     opts = _check_options(unit=unit, time=time, covariates=covariates, fe=fe, second_stage=second_stage, ref=ref,
                           window=window, cluster=cluster)
+    if (src := engine_input(data, FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
+        from didx.engines.imputation import Parts, did2s_moments
+
+        parts = Parts(FUNC, design_text, build_result, lost_reason(opts), event_times=kept_event_times)
+        return did2s_moments(src, opts, parts, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
+                             covariates=covariates, weights=weights)
     panel = build_panel(data, func=FUNC, y=y, unit=unit, time=time, treat=treat, cohort=cohort,
                         covariates=covariates, weights=weights, cluster=cluster,
                         categorical=[c for c in opts.fe if c not in (unit, time)], require_control="untreated_obs")
@@ -274,6 +282,17 @@ def _event_terms(panel: Panel, opts: _Options, lost: np.ndarray) -> tuple[np.nda
     cell_event = (panel.periods[None, :] - cohort_values[:, None]).ravel()
     present = np.bincount(cell, minlength=cell_event.shape[0]) > 0
     values = np.unique(cell_event[present & np.isfinite(cell_event)])
+    keep_vals = kept_event_times(opts, values)
+    pos = np.minimum(np.searchsorted(keep_vals, cell_event), keep_vals.shape[0] - 1)
+    cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
+    row_term = cell_term[cell]
+    sel = row_term >= 0
+    return rows_e[sel], row_term[sel], keep_vals.astype(float)
+
+
+def kept_event_times(opts: _Options, values: np.ndarray) -> np.ndarray:
+    """The event times the second stage estimates among those observed (``values``): all but ``ref``, within
+    ``window`` (shared with the engines' fit)."""
     missing = [r for r in opts.ref if r not in set(values.tolist())]
     if missing:
         raise InvalidOptionError(
@@ -291,11 +310,7 @@ def _event_terms(panel: Panel, opts: _Options, lost: np.ndarray) -> tuple[np.nda
             f"window={'None' if win is None else '(' + ', '.join(win) + ')'} (estimated event times: "
             f"{', '.join(f'{v:g}' for v in values)}). Fix: widen the window or leave fewer event times in ref."
         )
-    pos = np.minimum(np.searchsorted(keep_vals, cell_event), keep_vals.shape[0] - 1)
-    cell_term = np.where(keep_vals[pos] == cell_event, pos, -1)
-    row_term = cell_term[cell]
-    sel = row_term >= 0
-    return rows_e[sel], row_term[sel], keep_vals.astype(float)
+    return keep_vals
 
 
 def _cohort_from_treat(unit: np.ndarray, time: np.ndarray, periods: np.ndarray, treat: np.ndarray, n_units: int,
@@ -319,39 +334,57 @@ def _cohort_from_treat(unit: np.ndarray, time: np.ndarray, periods: np.ndarray, 
 # ---------------------------------------------------------------------------------------------------------------
 # result assembly
 def _assemble(panel: Panel, opts: _Options, est: _Estimates) -> Did2sResult | Did2sEventResult:
-    names = panel.names
     V, inference = est.source.covariance(FUNC, VcovRequest(), {})
     assert panel.treat is not None
-    n_untreated = int(np.count_nonzero(panel.treat != 1))
-    report = lost_rows_report(panel, est.lost, "treated observations whose first-stage fixed effects are not "
-                              "identified by the untreated observations (a level of "
-                              f"{', '.join(opts.fe)} never untreated)")
+    report = lost_rows_report(panel, est.lost, lost_reason(opts))
+    design = design_text(panel.names, opts, n_untreated=int(np.count_nonzero(panel.treat != 1)),
+                         method=est.first.method, covariate_names=panel.covariate_names,
+                         event_study=est.event_time is not None)
+    return build_result(opts, terms=est.terms, coef=est.coef, vcov=V, inference=inference, report=report,
+                        design=design, source=est.source, event_time=est.event_time, n=est.n,
+                        treated_weight=est.treated_weight, method=est.first.method)
+
+
+def lost_reason(opts: _Options) -> str:
+    return ("treated observations whose first-stage fixed effects are not identified by the untreated observations "
+            f"(a level of {', '.join(opts.fe)} never untreated)")
+
+
+def design_text(names: Mapping[str, Any], opts: _Options, *, n_untreated: int, method: str,
+                covariate_names: Sequence[str], event_study: bool) -> tuple[tuple[str, str], ...]:
+    """The result's design lines (shared with the engines' fit, :mod:`didx.engines.imputation`)."""
     treat = names.get("treat")
     design = [
         ("Estimator", "two-stage DiD (Gardner 2021)"),
         ("Outcome", names["y"]),
         ("Treatment", f"{treat} (0/1)" if treat else f"1[{names['time']} >= {names['cohort']}] (absorbing)"),
         ("First stage", " + ".join(opts.fe) + " fixed effects"
-         + (" + " + ", ".join(panel.covariate_names) if panel.covariate_names else "")
-         + f" on untreated observations ({n_untreated}) [{est.first.method}]"),
-        ("Second stage", "treatment indicator, no intercept" if est.event_time is None
+         + (" + " + ", ".join(covariate_names) if covariate_names else "")
+         + f" on untreated observations ({n_untreated}) [{method}]"),
+        ("Second stage", "treatment indicator, no intercept" if not event_study
          else "event-time indicators, no intercept; never-treated"
          + (f" and event times {', '.join(f'{r:g}' for r in opts.ref)}" if opts.ref else "") + " as reference"),
         ("Weights", names.get("weights") or "none"),
     ]
-    if est.event_time is not None:
+    if event_study:
         design.insert(5, ("Window", "all event times" if opts.window is None
                           else f"[{opts.window[0]:g}, {opts.window[1]:g}]"))
-    extras: dict[str, Any] = {"reference": opts.ref, "first_stage_method": est.first.method}
-    common: dict[str, Any] = dict(estimator="Two-stage DiD (Gardner)", terms=est.terms, coef=est.coef,
-                                  vcov_matrix=V, inference=inference, sample=report, design=tuple(design),
-                                  extras=extras, _source=est.source)
-    if est.event_time is None:
-        return Did2sResult(headline="ATT", term_info={"n": est.n}, **common)
-    post = [j for j, e in enumerate(est.event_time) if e >= 0]
-    return Did2sEventResult(headline=est.terms[post[0] if post else 0],
-                            term_info={"event_time": est.event_time, "n": est.n,
-                                       "treated_weight": est.treated_weight},
+    return tuple(design)
+
+
+def build_result(opts: _Options, *, terms: tuple[str, ...], coef: np.ndarray, vcov: np.ndarray,
+                 inference: Inference, report: SampleReport, design: tuple[tuple[str, str], ...], source: Any,
+                 event_time: np.ndarray | None, n: np.ndarray, treated_weight: np.ndarray,
+                 method: str) -> Did2sResult | Did2sEventResult:
+    """The static or event-study result (shared with the engines' fit)."""
+    extras: dict[str, Any] = {"reference": opts.ref, "first_stage_method": method}
+    common: dict[str, Any] = dict(estimator="Two-stage DiD (Gardner)", terms=terms, coef=coef, vcov_matrix=vcov,
+                                  inference=inference, sample=report, design=design, extras=extras, _source=source)
+    if event_time is None:
+        return Did2sResult(headline="ATT", term_info={"n": n}, **common)
+    post = [j for j, e in enumerate(event_time) if e >= 0]
+    return Did2sEventResult(headline=terms[post[0] if post else 0],
+                            term_info={"event_time": event_time, "n": n, "treated_weight": treated_weight},
                             pre_period_meaning=PRE_PERIOD_MEANING, cross_covariance=True, **common)
 
 

@@ -76,17 +76,25 @@ class FirstStageSource:
         return V, self._inference(name, G, n_treated, n_fallback)
 
     def _inference(self, name: str, G: int, n_treated: int, n_fallback: int) -> Inference:
-        label, ssc = VARIANCES[self.variance]
-        details = [f"Treated clusters: {n_treated} of {G}"]
-        if self.variance == "bjs":
-            details.append("tau averaged within cohort x event time for the residuals"
-                           + (" (leaving out the own cluster)" if self.treated.leave_out else ""))
-            if n_fallback:
-                details.append(f"leave_out: {n_fallback} treated observations are the only cluster in their cohort "
-                               f"x horizon cell; their residual is centred on the full-cell average")
-        else:
-            details.append("First-stage estimation error propagated into the second-stage covariance")
-        if self.leads is not None:
-            details.append(f"Pre-trend coefficients: CR1 clustered by {name} (fixest conventions)")
-        return Inference(vcov_type=f"{label}, clustered by {name}", df=None, n_clusters=(G,), cluster_names=(name,),
-                         small_sample=ssc, details=tuple(details))
+        return first_stage_inference(self.variance, name, G, n_treated, n_fallback, leave_out=self.treated.leave_out,
+                                     leads=self.leads is not None)
+
+
+def first_stage_inference(variance: str, name: str, G: int, n_treated: int, n_fallback: int, *, leave_out: bool,
+                          leads: bool) -> Inference:
+    """The inference text of a BJS (``variance="bjs"``) or two-stage fit clustered by ``name`` (``G`` clusters,
+    ``n_treated`` of them with an imputed treated observation); shared with the engines' fit."""
+    label, ssc = VARIANCES[variance]
+    details = [f"Treated clusters: {n_treated} of {G}"]
+    if variance == "bjs":
+        details.append("tau averaged within cohort x event time for the residuals"
+                       + (" (leaving out the own cluster)" if leave_out else ""))
+        if n_fallback:
+            details.append(f"leave_out: {n_fallback} treated observations are the only cluster in their cohort "
+                           f"x horizon cell; their residual is centred on the full-cell average")
+    else:
+        details.append("First-stage estimation error propagated into the second-stage covariance")
+    if leads:
+        details.append(f"Pre-trend coefficients: CR1 clustered by {name} (fixest conventions)")
+    return Inference(vcov_type=f"{label}, clustered by {name}", df=None, n_clusters=(G,), cluster_names=(name,),
+                     small_sample=ssc, details=tuple(details))

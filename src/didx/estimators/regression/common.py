@@ -211,7 +211,8 @@ def wild_bootstrap_mapped(result: Result, raw_source: Any, A: np.ndarray, hypoth
     from didx.inference.wild import restriction_matrix, wild_bootstrap
 
     R, rv, label = restriction_matrix("wild_bootstrap", result.terms, hypothesis, r)
-    regression = SimpleNamespace(estimator=result.estimator, _source=raw_source, inference=result.inference)
+    regression = SimpleNamespace(estimator=result.estimator, _source=raw_source, inference=result.inference,
+                                 design=result.design)
     out = wild_bootstrap(regression, R @ np.asarray(A), r=rv, **options)
     return dataclasses.replace(out, hypothesis=label)
 
