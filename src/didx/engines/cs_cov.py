@@ -1,0 +1,485 @@
+"""Callaway & Sant'Anna ``att_gt`` with covariates through the engines (balanced panels; ``dr``, ``ipw``, ``reg``).
+
+In memory, each ATT(g,t) cell calls a Sant'Anna-Zhao 2x2 estimator (:func:`didx.estimators.drdid.panel.panel_cell`)
+on the units of cohort ``g`` and of its comparison cohorts, with the outcome change ``dy = y_t - y_b`` and the
+covariates (intercept first) of period ``min(t, b)``. Every ingredient of those estimators is a sum over units,
+and units enter through their cohort only, so here everything is a GROUP BY cohort in the engine:
+
+1. the unit moments of :mod:`didx.engines.cs` (the sample rules, the cell plan; no covariates yet);
+2. per period, the covariates' means (to centre them) and a count of rows with a missing covariate (refused: the
+   in-memory path drops and counts those rows);
+3. by cohort, ``X'X`` and, per cell, ``X'dy`` (:func:`~didx.engines.plan_cov.group_sums_sql`): the outcome
+   regressions of ``reg`` and ``dr`` are solved from them in Python;
+4. ``ipw`` and ``dr``: each cell's logit propensity score by Newton-Raphson (the in-memory
+   :func:`~didx.estimators.drdid.nuisance.fit_logit`: the same start, step halving and stopping rule), every
+   iteration of every cell's logit in ONE aggregation (:func:`~didx.engines.plan_cov.logit_sql`), then one
+   aggregation at the final scores (the Hessian and the odds-weighted sums);
+5. the influence function of every cell is then an expression of a unit's outcomes, covariates and propensity
+   score with known coefficients; one last aggregation (:func:`~didx.engines.plan_cov.gram_sql`) returns, by
+   cohort (and cluster), the sums of those functions and of their products: the per-cohort Gram matrices (and
+   cluster x cohort sums) of the in-memory store's features ``(1, w, psi_1, .., psi_K)``.
+
+Aggregations, clustered SEs, the Gaussian and cluster-level multiplier bootstraps and uniform bands then run
+unchanged. Limits: balanced panels (``allow_unbalanced=True`` with gaps needs the row-level repeated-cross-section
+estimators), no weights, no missing covariate values, at most :data:`MAX_SUMS` sums in one query (about 200
+ATT(g,t) cells); beyond them an error names the in-memory route.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from didx._errors import DataError, DesignError, DidxError, InvalidOptionError
+from didx._validate import check_columns
+from didx.engines import plan
+from didx.engines import plan_cov as pc
+from didx.engines.cs import FUNC, ROWS_FIX, EngineCells, EngineStore, _prepare
+from didx.engines.source import EngineInput
+from didx.engines.stats import Request, unit_moments
+from didx.estimators.cs.cells import Cell, CellEstimates, plan_cells
+from didx.estimators.cs.data import CSData
+from didx.estimators.drdid.nuisance import _SEPARATION, DEFAULT_TRIM_LEVEL, _solve_sym
+
+MAX_SUMS = 20_000
+"""The most sums one query may return (the Gram query has J (J + 3) / 2 for J cells with an influence function)."""
+
+
+def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, time: str,
+                     cohort: str) -> EngineCells:
+    """:func:`didx.engines.cs.engine_cells` with covariates (see the module docstring)."""
+    assert unit is not None
+    covs = tuple(opts.covariates)
+    check_columns(FUNC, {"covariates": list(covs)}, list(src.columns), list(src.columns))
+    for c in covs:
+        if src.kinds[c] != "numeric":
+            raise DataError(f"{FUNC}: the covariate column {c!r} must be numeric, but it holds "
+                            f"{'dates' if src.kinds[c] == 'datetime' else 'non-numeric values'}. Fix: encode it as "
+                            f"numbers (dummies).")
+    m = unit_moments(src, Request(func=FUNC, y=y, unit=unit, time=time, cohort=cohort, cluster=opts.cluster))
+    first = float(m.periods[0])
+    pass1_cohorts = m.cohort_values
+    m, data = _prepare(m, opts)
+    if data.mode != "panel":
+        raise InvalidOptionError(
+            f"{FUNC}: covariates with an unbalanced panel (allow_unbalanced=True, units with gaps) are not available "
+            f"through the engines yet (the repeated-cross-section estimators work row by row). Fix: drop "
+            f"allow_unbalanced to use the balanced units, or {ROWS_FIX}.")
+    data = _small_cohort_note(data, len(covs))
+    cells, notes = plan_cells(data, control=opts.control_group, base_period=opts.base_period,
+                              anticipation=opts.anticipation)
+    roles = plan.Roles(y=y, time=time, unit=unit, cohort=cohort, cluster=opts.cluster,
+                       unit_numeric=src.kinds[unit] == "numeric",
+                       cluster_numeric=opts.cluster is not None and src.kinds[opts.cluster] == "numeric")
+    centre = _centres(src, roles, covs, data.periods)
+    active = [c for c in cells if not c.reference and c.controls]
+    x_periods = tuple(sorted({min(c.t, c.b) for c in active}))
+    up = pc.UnitPlan(roles=roles, covariates=covs, periods=data.periods, x_periods=x_periods, centre=centre,
+                     **_cohort_map(pass1_cohorts, data.cohort_values, first + opts.anticipation))
+    units = pc.units_sql(up, src.quote, src.table)
+    est = _Estimator(src=src, units=units, data=data, covs=covs, method=opts.est_method, cluster=opts.cluster)
+    return EngineCells(data=data, cells=est.run(cells), notes=notes, engine=src)
+
+
+def _small_cohort_note(data: CSData, p: int) -> CSData:
+    """The in-memory note on small cohorts uses ``p + 5`` units (p covariates), as ``did`` warns."""
+    notes = list(data.report.notes)
+    at = next((i for i, s in enumerate(notes) if s.startswith("Small cohorts (fewer than 5 units")), len(notes))
+    if at < len(notes):
+        notes.pop(at)
+    sizes = data.cohort_size()
+    small = [(c, s) for c, s in zip(data.cohort_values, sizes, strict=True) if s < p + 5]
+    if small:
+        notes.insert(at, f"Small cohorts (fewer than {p + 5} units, as did warns): "
+                     + ", ".join(f"{'never' if not np.isfinite(c) else f'{c:g}'} ({int(s)} units)" for c, s in small))
+    return dataclasses.replace(data, report=dataclasses.replace(data.report, notes=tuple(notes)))
+
+
+def _centres(src: EngineInput, roles: plan.Roles, covs: tuple[str, ...], periods: np.ndarray) -> np.ndarray:
+    """Covariate means per (covariate, final period); rows with a missing covariate are refused."""
+    out = src.run(pc.covariate_check_sql(roles, src.quote, src.table, covs))
+    t = np.asarray(out["t"], dtype=float)
+    bad = np.nan_to_num(np.asarray(out["bad"], dtype=float))
+    if bad.sum() > 0:
+        raise InvalidOptionError(
+            f"{FUNC}: {int(bad.sum())} rows have a missing or infinite covariate ({', '.join(covs)}); the in-memory "
+            f"path drops them (and then the units they leave unbalanced) and counts them in the sample report, which "
+            f"the engines do not do yet. Fix: filter them in the query (WHERE ... IS NOT NULL), or {ROWS_FIX}.")
+    n = np.asarray(out["n"], dtype=float)
+    centre = np.zeros((len(covs), periods.shape[0]))
+    pos = {float(v): i for i, v in enumerate(t)}
+    for s, v in enumerate(periods):
+        i = pos.get(float(v))
+        if i is None or n[i] == 0:
+            continue
+        for j in range(len(covs)):
+            centre[j, s] = float(out[f"sx{j}"][i]) / n[i]
+    return centre
+
+
+def _cohort_map(pass1: np.ndarray, final: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Raw cohort value -> final cohort code: treated values kept by the sample rules keep their place; the last
+    cohort turned comparison group (no never-treated units) and every never-treated coding map to the final
+    never code; cohorts treated by the first period (and anticipation) are dropped (-1)."""
+    never = int(np.flatnonzero(~np.isfinite(final))[0]) if (~np.isfinite(final)).any() else -1
+    treated: list[tuple[float, int]] = []
+    for v in pass1[np.isfinite(pass1)]:
+        hit = np.flatnonzero(final == v)
+        if hit.size:
+            treated.append((float(v), int(hit[0])))
+        elif v <= threshold:
+            treated.append((float(v), -1))
+        else:  # the recoded last cohort, or a cohort none of whose units is balanced (filtered by nobs)
+            treated.append((float(v), never))
+    return {"treated": tuple(treated), "never": never}
+
+
+# ----------------------------------------------------------------------------------------------- estimation
+@dataclass
+class _Logit:
+    """The sums of one logit's Newton step at a point: gradient, Hessian, deviance."""
+
+    grad: np.ndarray
+    H: np.ndarray
+    dev: float
+
+
+def _newton(XtX: np.ndarray, SXt: np.ndarray, SXc: np.ndarray, *, max_iter: int = 100,
+            tol: float = 1e-12) -> Generator[np.ndarray, _Logit, np.ndarray]:
+    """:func:`didx.estimators.drdid.nuisance.fit_logit` (unit weights) as a generator: it yields the points at which
+    it needs the gradient, Hessian and deviance and receives them, so that one query serves every cell's logit.
+    ``XtX`` sums ``z z'`` over the cell's units, ``SXt`` / ``SXc`` sum ``z`` over treated / comparison units."""
+    mu = np.array([0.75, 0.25])  # glm's start (w d + 0.5) / (w + 1) for d = 1, 0
+    eta0 = np.log(mu / (1.0 - mu))
+    v0 = mu * (1.0 - mu)
+    z0 = eta0 + (np.array([1.0, 0.0]) - mu) / v0
+    beta = _solve_sym(v0[0] * XtX, v0[0] * z0[0] * SXt + v0[1] * z0[1] * SXc, "propensity score")
+    info = yield beta
+    dev: float | None = None
+    for it in range(max_iter):
+        try:
+            step = _solve_sym(info.H, info.grad, "propensity score")
+        except DesignError:
+            if it == 0:
+                raise
+            raise DesignError(_SEPARATION) from None
+        new_beta = beta + step
+        new_info: _Logit | None = None
+        new_dev: float | None = None
+        if float(info.grad @ step) > 0.01:
+            if dev is None:
+                dev = info.dev
+            t = 1.0
+            new_info = yield new_beta
+            new_dev = new_info.dev
+            for _half in range(50):
+                if new_dev <= dev + 1e-12 * abs(dev):
+                    break
+                t *= 0.5
+                new_beta = beta + t * step
+                new_info = yield new_beta
+                new_dev = new_info.dev
+        change = np.max(np.abs(new_beta - beta) / (np.abs(new_beta) + 1e-8))
+        beta, dev = new_beta, new_dev
+        if not np.all(np.isfinite(beta)):
+            break
+        if change < tol:
+            return beta
+        # as in memory, a step taken unchecked leaves the deviance to be recomputed when a later step needs it
+        info = new_info if new_info is not None else (yield beta)
+    raise DesignError(_SEPARATION)
+
+
+@dataclass
+class _Sums:
+    """Per-cohort sums of :func:`~didx.engines.plan_cov.group_sums_sql` (rows: cohort codes)."""
+
+    n: np.ndarray  # (G,)
+    SX: dict[int, np.ndarray]  # s -> (G, p) sums of z = (1, x_s)
+    SXX: dict[int, np.ndarray]  # s -> (G, p, p)
+    SXdy: dict[int, np.ndarray]  # cell k -> (G, p) sums of z dy
+
+
+@dataclass
+class _Estimator:
+    src: EngineInput
+    units: str
+    data: CSData
+    covs: tuple[str, ...]
+    method: str
+    cluster: str | None
+
+    @property
+    def p(self) -> int:
+        return len(self.covs) + 1
+
+    def sql_cell(self, k: int, c: Cell) -> pc.CellSQL:
+        s = min(c.t, c.b)
+        return pc.CellSQL(k=k, g=c.g_code, controls=c.controls, t=c.t, b=c.b,
+                          x=tuple(pc.xcol(j, s) for j in range(len(self.covs))))
+
+    def run(self, cells: list[Cell]) -> CellEstimates:
+        G = self.data.cohort_values.shape[0]
+        act = {k: self.sql_cell(k, c) for k, c in enumerate(cells) if not c.reference and c.controls}
+        J = len(act)
+        if J * (J + 3) // 2 > MAX_SUMS:
+            raise InvalidOptionError(
+                f"{FUNC}: {J} ATT(g,t) cells with covariates need {J * (J + 3) // 2} sums in one engine query (at "
+                f"most {MAX_SUMS}: about 200 cells). Fix: fewer periods or cohorts (e.g. base_period='universal' does "
+                f"not change the count; restrict the periods in the query), or {ROWS_FIX}.")
+        x_periods = sorted({min(c.t, c.b) for c in cells if not c.reference and c.controls})
+        sums = self._group_sums(list(act.values()), x_periods, G)
+        failed: dict[int, str] = {}
+        betas: dict[int, np.ndarray] = {}
+        gammas: dict[int, np.ndarray] = {}
+        if self.method in ("ipw", "dr"):
+            gammas = self._logits(act, sums, failed)
+        if self.method in ("reg", "dr"):
+            for k, c in act.items():
+                if k in failed:
+                    continue
+                try:
+                    betas[k] = self._ols(c, sums)
+                except (DidxError, np.linalg.LinAlgError) as exc:
+                    failed[k] = f"the 2x2 estimator failed: {exc}"
+        weights = {}
+        if gammas:
+            ok = [k for k in act if k not in failed]
+            weights = self._weight_sums([(act[k], gammas[k], betas.get(k, np.zeros(self.p))) for k in ok], G)
+        terms: dict[int, pc.IFTerms] = {}
+        att: dict[int, float] = {}
+        for k, c in act.items():
+            if k in failed:
+                continue
+            try:
+                att[k], terms[k] = self._terms(c, sums, betas.get(k), gammas.get(k), weights.get(k))
+            except (DidxError, np.linalg.LinAlgError) as exc:
+                failed[k] = f"the 2x2 estimator failed: {exc}"
+                continue
+            if not np.isfinite(att[k]):
+                failed[k] = "the 2x2 estimate is not finite"
+        kept: list[Cell] = []
+        values: list[float] = []
+        psi_of: list[int] = []  # kept position -> index into the Gram's psi (or -1: a reference cell)
+        skipped: list[tuple[Cell, str]] = []
+        order: list[pc.IFTerms] = []
+        for k, c in enumerate(cells):
+            if c.reference:
+                kept.append(c)
+                values.append(0.0)
+                psi_of.append(-1)
+            elif not c.controls:
+                skipped.append((c, "no comparison units"))
+            elif k in failed:
+                skipped.append((c, failed[k]))
+            else:
+                kept.append(c)
+                values.append(att[k])
+                psi_of.append(len(order))
+                order.append(terms[k])
+        store = self._store(order, psi_of, G)
+        return CellEstimates(cells=kept, att=np.asarray(values, dtype=float), store=store, skipped=skipped)
+
+    # ------------------------------------------------------------------------------------------- queries
+    def _group_sums(self, cells: list[pc.CellSQL], x_periods: list[int], G: int) -> _Sums:
+        out = self.src.run(pc.group_sums_sql(self.units, len(self.covs), x_periods, cells))
+        gc = np.asarray(out["gc"], dtype=np.int64)
+        n = np.zeros(G)
+        n[gc] = np.asarray(out["n"], dtype=float)
+        if int(n.sum()) != self.data.n_units:
+            raise DidxError(f"{FUNC}: the engine's unit pivot has {int(n.sum())} units where the sample rules keep "
+                            f"{self.data.n_units} (an internal inconsistency; please report it). Fix: {ROWS_FIX}.")
+        p, k = self.p, len(self.covs)
+        col = {key: np.asarray(v, dtype=float) for key, v in out.items()}
+        SX: dict[int, np.ndarray] = {}
+        SXX: dict[int, np.ndarray] = {}
+        for s in x_periods:
+            a = np.zeros((G, p))
+            a[:, 0] = n
+            M = np.zeros((G, p, p))
+            M[:, 0, 0] = n
+            for j in range(k):
+                a[gc, 1 + j] = col[f"s{pc.xcol(j, s)}"]
+                for m in range(j, k):
+                    M[gc, 1 + j, 1 + m] = M[gc, 1 + m, 1 + j] = col[f"sxx{j}_{m}_{s}"]
+            M[:, 0, 1:] = a[:, 1:]
+            M[:, 1:, 0] = a[:, 1:]
+            SX[s], SXX[s] = a, M
+        SXdy: dict[int, np.ndarray] = {}
+        for c in cells:
+            a = np.zeros((G, p))
+            a[gc, 0] = col[f"sdy{c.k}"]
+            for j in range(k):
+                a[gc, 1 + j] = col[f"sxdy{j}_{c.k}"]
+            SXdy[c.k] = a
+        return _Sums(n=n, SX=SX, SXX=SXX, SXdy=SXdy)
+
+    def _s(self, c: pc.CellSQL) -> int:
+        return min(c.t, c.b)
+
+    def _ols(self, c: pc.CellSQL, sums: _Sums) -> np.ndarray:
+        """:func:`didx.estimators.drdid.nuisance.wls` of dy on z among the comparison units, from the sums."""
+        ctrl = list(c.controls)
+        what = "outcome (comparison units)"
+        n_used = int(sums.n[ctrl].sum())
+        if n_used < self.p:
+            raise DesignError(f"The {what} regression has {n_used} observations for {self.p} coefficients. Fix: use "
+                              f"fewer covariates or a larger sample.")
+        A = sums.SXX[self._s(c)][ctrl].sum(axis=0)
+        b = sums.SXdy[c.k][ctrl].sum(axis=0)
+        try:
+            coef = _solve_sym(A, b, what)
+        except DesignError:
+            raise DesignError(f"The {what} regression is rank deficient: the covariates are collinear (or do not "
+                              f"vary) in this sample. Fix: remove some covariates.") from None
+        out: np.ndarray = coef + _solve_sym(A, b - A @ coef, what)
+        return out
+
+    def _logits(self, act: dict[int, pc.CellSQL], sums: _Sums, failed: dict[int, str]) -> dict[int, np.ndarray]:
+        """Every cell's logit, Newton steps of all cells in one query per round."""
+        gens: dict[int, Generator[np.ndarray, _Logit, np.ndarray]] = {}
+        at: dict[int, np.ndarray] = {}
+        done: dict[int, np.ndarray] = {}
+        for k, c in act.items():
+            s = self._s(c)
+            codes = list(c.codes)
+            gens[k] = _newton(sums.SXX[s][codes].sum(axis=0), sums.SX[s][c.g], sums.SX[s][list(c.controls)].sum(axis=0))
+            try:
+                at[k] = next(gens[k])
+            except DesignError as exc:
+                failed[k] = f"the 2x2 estimator failed: {exc}"
+        p = self.p
+        iu = np.triu_indices(p)
+        while at:
+            out = self.src.run(pc.logit_sql(self.units, [(act[k], g) for k, g in at.items()]))
+            gc = np.asarray(out["gc"], dtype=np.int64)
+            for k in list(at):
+                c = act[k]
+                rows = np.isin(gc, c.codes)
+                sp = np.array([np.nansum(np.asarray(out[f"sp{k}_{j}"], dtype=float)[rows]) for j in range(p)])
+                hv = [np.nansum(np.asarray(out[f"h{k}_{j}_{m}"], dtype=float)[rows]) for j, m in zip(*iu, strict=True)]
+                H = np.zeros((p, p))
+                H[iu] = hv
+                H = H + np.triu(H, 1).T
+                sl = float(np.nansum(np.asarray(out[f"sl{k}"], dtype=float)[rows]))
+                SXt = sums.SX[self._s(c)][c.g]
+                info = _Logit(grad=SXt - sp, H=H, dev=2.0 * (sl - float(at[k] @ SXt)))
+                try:
+                    at[k] = gens[k].send(info)
+                except StopIteration as stop:
+                    done[k] = stop.value
+                    del at[k]
+                except DesignError as exc:
+                    failed[k] = f"the 2x2 estimator failed: {exc}"
+                    del at[k]
+        return done
+
+    def _weight_sums(self, cells: list[tuple[pc.CellSQL, np.ndarray, np.ndarray]], G: int) -> dict[int, Any]:
+        if not cells:
+            return {}
+        out = self.src.run(pc.weight_sums_sql(self.units, cells, DEFAULT_TRIM_LEVEL))
+        gc = np.asarray(out["gc"], dtype=np.int64)
+        p = self.p
+        iu = np.triu_indices(p)
+        res: dict[int, Any] = {}
+        for c, _, _ in cells:
+            k = c.k
+
+            def tot(name: str, rows: np.ndarray) -> float:
+                return float(np.nansum(np.asarray(out[name], dtype=float)[rows]))
+
+            rows = np.isin(gc, c.codes)
+            H = np.zeros((p, p))
+            H[iu] = [tot(f"h{k}_{j}_{m}", rows) for j, m in zip(*iu, strict=True)]
+            H = H + np.triu(H, 1).T
+            res[k] = (H, np.array([tot(f"so{k}_{j}", rows) for j in range(p)]),
+                      np.array([tot(f"sor{k}_{j}", rows) for j in range(p)]))
+        return res
+
+    def _terms(self, c: pc.CellSQL, sums: _Sums, beta: np.ndarray | None, gamma: np.ndarray | None,
+               weights: Any) -> tuple[float, pc.IFTerms]:
+        """The cell's ATT and influence-function coefficients (the in-memory panel_reg / panel_ipw / panel_dr)."""
+        N = float(self.data.n_units)
+        s, p = self._s(c), self.p
+        ctrl = list(c.controls)
+        n1 = float(sums.n[c.g])
+        n = n1 + float(sums.n[ctrl].sum())
+        SXt = sums.SX[s][c.g]
+        Sdy_t = float(sums.SXdy[c.k][c.g, 0])
+        b0 = np.zeros(p) if beta is None else beta
+        e_t = (Sdy_t - float(b0 @ SXt)) / n1  # mean over treated of r = dy - z'beta
+        m_treat = n1 / n
+        zero = np.zeros(p)
+        if self.method == "reg":
+            assert beta is not None
+            XpX_inv = _solve_sym(sums.SXX[s][ctrl].sum(axis=0) / n, np.eye(p), "outcome regression")
+            cvec = (N / n) * XpX_inv @ (SXt / n) / m_treat
+            return e_t, pc.IFTerms(cell=c, gamma=None, beta=beta, a_t=N / n1, e_t=e_t, b=zero, c=cvec, b_c=0.0,
+                                   e_c=0.0)
+        assert gamma is not None and weights is not None
+        Hs, So, Sor = weights
+        Hinv = _solve_sym(Hs / n, np.eye(p), "propensity score")
+        m_cont = So[0] / n
+        e_c = Sor[0] / So[0]
+        M2 = (Sor - e_c * So) / n
+        bvec = (N / n) * Hinv @ M2 / m_cont
+        if self.method == "dr":
+            assert beta is not None
+            XpX_inv = _solve_sym(sums.SXX[s][ctrl].sum(axis=0) / n, np.eye(p), "outcome regression")
+            cvec = (N / n) * XpX_inv @ (SXt / n / m_treat - So / n / m_cont)
+        else:
+            cvec = zero
+        return e_t - e_c, pc.IFTerms(cell=c, gamma=gamma, beta=b0, a_t=N / n1, e_t=e_t, b=bvec, c=cvec,
+                                     b_c=(N / n) / m_cont, e_c=e_c)
+
+    def _store(self, terms: list[pc.IFTerms], psi_of: list[int], G: int) -> EngineStore:
+        """The store of ``z = (1, w, psi of the kept cells)``: per-cohort Gram and cluster x cohort sums."""
+        J = len(terms)
+        out = self.src.run(pc.gram_sql(self.units, terms, DEFAULT_TRIM_LEVEL, self.cluster is not None))
+        gc = np.asarray(out["gc"], dtype=np.int64)
+        R = gc.shape[0]
+        zs = np.zeros((R, J + 2))  # per row (cohort [x cluster]): sums of z
+        zs[:, 0] = zs[:, 1] = np.asarray(out["n"], dtype=float)
+        for j in range(J):
+            zs[:, 2 + j] = np.nan_to_num(np.asarray(out[f"s{j}"], dtype=float))
+        zz = np.zeros((R, J + 2, J + 2))
+        zz[:, :2, :] = zs[:, None, :]
+        zz[:, :, :2] = zs[:, :, None]
+        for j in range(J):
+            for m in range(j, J):
+                v = np.nan_to_num(np.asarray(out[f"m{j}_{m}"], dtype=float))
+                zz[:, 2 + j, 2 + m] = zz[:, 2 + m, 2 + j] = v
+        # the store's layout: kept cells in order, reference cells with an all-zero column
+        Kk = len(psi_of)
+        idx = np.array([0, 1, *[2 + j for j in psi_of if j >= 0]])
+        pos = np.array([0, 1, *[2 + i for i, j in enumerate(psi_of) if j >= 0]])
+        L = Kk + 2
+        zl = np.zeros((R, L))
+        zl[:, pos] = zs[:, idx]
+        zzl = np.zeros((R, L, L))
+        zzl[np.ix_(np.arange(R), pos, pos)] = zz[np.ix_(np.arange(R), idx, idx)]
+        gram = np.zeros((G, L, L))
+        np.add.at(gram, gc, zzl)
+        coef = np.zeros((G, L, Kk))
+        for i, j in enumerate(psi_of):
+            if j >= 0:
+                coef[:, 2 + i, i] = 1.0
+        pairs = None
+        if self.cluster is not None:
+            _, cl = np.unique(np.asarray(out["cl"]), return_inverse=True)
+            keys = cl.astype(np.int64) * G + gc
+            order = np.argsort(keys, kind="stable")
+            keys, zp = keys[order], zl[order]
+            p_cohort = keys % G
+            Mc = np.zeros((G, L, L))
+            for g in range(G):
+                Zg = zp[p_cohort == g]
+                Mc[g] = Zg.T @ Zg
+            pairs = (keys // G, p_cohort, zp, Mc)
+        d = self.data
+        return EngineStore(Z=np.empty((0, L)), block=d.block, coef=coef, n=d.n_units, cluster=d.cluster,
+                           n_clusters=d.n_clusters, _gram=gram, _pairs=pairs)
