@@ -28,6 +28,7 @@ ATT(g,t) cells); beyond them an error names the in-memory route.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +82,18 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
     up = pc.UnitPlan(roles=roles, covariates=covs, periods=data.periods, x_periods=x_periods, centre=centre,
                      **_cohort_map(pass1_cohorts, data.cohort_values, first + opts.anticipation))
     units = pc.units_sql(up, src.quote, src.table)
-    est = _Estimator(src=src, units=units, data=data, covs=covs, method=opts.est_method, cluster=opts.cluster)
-    return EngineCells(data=data, cells=est.run(cells), notes=notes, engine=src)
+    cached = None
+    if src.engine == "spark":  # every later query starts from the unit pivot: Spark keeps it in memory once
+        cached = "didx_units_" + uuid.uuid4().hex[:8]
+        src.run(f"CACHE TABLE {cached} AS SELECT * FROM {units}")
+        units = cached
+    try:
+        est = _Estimator(src=src, units=units, data=data, covs=covs, method=opts.est_method, cluster=opts.cluster)
+        return EngineCells(data=data, cells=est.run(cells), notes=notes, engine=src)
+    finally:
+        if cached is not None:
+            src.run(f"UNCACHE TABLE IF EXISTS {cached}")
+            src.run(f"DROP VIEW IF EXISTS {cached}")
 
 
 def _small_cohort_note(data: CSData, p: int) -> CSData:
