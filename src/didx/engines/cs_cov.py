@@ -82,18 +82,35 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
     up = pc.UnitPlan(roles=roles, covariates=covs, periods=data.periods, x_periods=x_periods, centre=centre,
                      **_cohort_map(pass1_cohorts, data.cohort_values, first + opts.anticipation))
     units = pc.units_sql(up, src.quote, src.table)
-    cached = None
-    if src.engine == "spark":  # every later query starts from the unit pivot: Spark keeps it in memory once
-        cached = "didx_units_" + uuid.uuid4().hex[:8]
-        src.run(f"CACHE TABLE {cached} AS SELECT * FROM {units}")
-        units = cached
+    cached = _cache(src, units)
     try:
-        est = _Estimator(src=src, units=units, data=data, covs=covs, method=opts.est_method, cluster=opts.cluster)
+        est = _Estimator(src=src, units=cached or units, data=data, covs=covs, method=opts.est_method,
+                         cluster=opts.cluster)
         return EngineCells(data=data, cells=est.run(cells), notes=notes, engine=src)
     finally:
         if cached is not None:
-            src.run(f"UNCACHE TABLE IF EXISTS {cached}")
-            src.run(f"DROP VIEW IF EXISTS {cached}")
+            _uncache(src, cached)
+
+
+def _cache(src: EngineInput, units: str) -> str | None:
+    """Keep the unit pivot that every later query starts from: a cached view in Spark, a temporary table in a
+    DuckDB connection of a file input (a relation's ``query`` takes one statement, so there it is recomputed)."""
+    name = "didx_units_" + uuid.uuid4().hex[:8]
+    if src.engine == "spark":
+        src.run(f"CACHE TABLE {name} AS SELECT * FROM {units}")
+    elif src.table == "didx_input":
+        src.run(f"CREATE TEMP TABLE {name} AS SELECT * FROM {units}; SELECT 1 AS ok")
+    else:
+        return None
+    return name
+
+
+def _uncache(src: EngineInput, name: str) -> None:
+    if src.engine == "spark":
+        src.run(f"UNCACHE TABLE IF EXISTS {name}")
+        src.run(f"DROP VIEW IF EXISTS {name}")
+    else:
+        src.run(f"DROP TABLE IF EXISTS {name}; SELECT 1 AS ok")
 
 
 def _small_cohort_note(data: CSData, p: int) -> CSData:
