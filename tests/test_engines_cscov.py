@@ -147,6 +147,20 @@ def test_covariates_matter() -> None:
     assert abs(fits["reg"].estimate - fits["ipw"].estimate) > 1e-6
 
 
+@pytest.mark.parametrize("method", ["reg", "ipw", "dr"])
+def test_cells_that_fail_are_skipped_alike(method: str, tmp_path: Path) -> None:
+    """A covariate 0 for every never-treated unit: the cells compared with them alone have a singular outcome
+    regression (reg, dr) or a propensity score that separates the groups perfectly (ipw) and are skipped, with the
+    same note, in both paths."""
+    df = _mpdta()
+    df["xs"] = np.where(df["first.treat"] > 0, df["lpop"], 0.0)
+    kw = dict(**ROLE["mpdta"], covariates=["xs"], est_method=method, control_group="not_yet")
+    mem = didx.att_gt(df, **kw)
+    eng = didx.att_gt(write(df, tmp_path), **kw)
+    assert any("not estimated: the 2x2 estimator failed" in n for n in mem.notes)
+    assert_same_fit(mem, eng)
+
+
 def test_gaussian_bootstrap_with_cluster(tmp_path: Path) -> None:
     df = _mpdta()
     kw = dict(est_method="dr", cluster="region", n_bootstrap=499, multiplier="gaussian", seed=3)

@@ -46,6 +46,9 @@ from didx.estimators.cs.cells import Cell, CellEstimates, plan_cells
 from didx.estimators.cs.data import CSData
 from didx.estimators.drdid.nuisance import _SEPARATION, DEFAULT_TRIM_LEVEL, _solve_sym
 
+_EXTREME = float(np.log((1.0 - 1e-12) / 1e-12))
+"""The logit index beyond which a fitted probability is within 1e-12 of 0 or 1 (fit_logit's separation test)."""
+
 MAX_SUMS = 20_000
 """The most sums one query may return (the Gram query has J (J + 3) / 2 for J cells with an influence function)."""
 
@@ -167,6 +170,14 @@ def _cohort_map(pass1: np.ndarray, final: np.ndarray, threshold: float) -> dict[
 
 
 # ----------------------------------------------------------------------------------------------- estimation
+def _singular(what: str) -> None:
+    """Raise the in-memory error of a singular ``what`` design (its exact text: the same solver on a zero matrix).
+
+    The sums are of covariates centred on their means, so a covariate that is constant in a regression's sample
+    (e.g. 0 for every never-treated unit) is found from its range, not from the conditioning of the sums."""
+    _solve_sym(np.zeros((1, 1)), np.zeros(1), what)
+
+
 @dataclass
 class _Logit:
     """The sums of one logit's Newton step at a point: gradient, Hessian, deviance."""
@@ -174,13 +185,18 @@ class _Logit:
     grad: np.ndarray
     H: np.ndarray
     dev: float
+    separated: bool  # the index puts every treated unit strictly above (or below) every comparison unit
+    extreme: bool  # some fitted probability within 1e-12 of 0 or 1
 
 
 def _newton(XtX: np.ndarray, SXt: np.ndarray, SXc: np.ndarray, *, max_iter: int = 100,
             tol: float = 1e-12) -> Generator[np.ndarray, _Logit, np.ndarray]:
     """:func:`didx.estimators.drdid.nuisance.fit_logit` (unit weights) as a generator: it yields the points at which
     it needs the gradient, Hessian and deviance and receives them, so that one query serves every cell's logit.
-    ``XtX`` sums ``z z'`` over the cell's units, ``SXt`` / ``SXc`` sum ``z`` over treated / comparison units."""
+    ``XtX`` sums ``z z'`` over the cell's units, ``SXt`` / ``SXc`` sum ``z`` over treated / comparison units.
+    Complete separation (an index that orders the two groups strictly, seen at any iterate) fails at once: in
+    memory it fails after ``max_iter`` steps; the extreme-probability test at the end uses the last point queried.
+    """
     mu = np.array([0.75, 0.25])  # glm's start (w d + 0.5) / (w + 1) for d = 1, 0
     eta0 = np.log(mu / (1.0 - mu))
     v0 = mu * (1.0 - mu)
@@ -189,6 +205,8 @@ def _newton(XtX: np.ndarray, SXt: np.ndarray, SXc: np.ndarray, *, max_iter: int 
     info = yield beta
     dev: float | None = None
     for it in range(max_iter):
+        if info.separated:  # no maximum exists: in memory the steps run on until max_iter and then fail
+            raise DesignError(_SEPARATION)
         try:
             step = _solve_sym(info.H, info.grad, "propensity score")
         except DesignError:
@@ -219,7 +237,9 @@ def _newton(XtX: np.ndarray, SXt: np.ndarray, SXc: np.ndarray, *, max_iter: int 
             return beta
         # as in memory, a step taken unchecked leaves the deviance to be recomputed when a later step needs it
         info = new_info if new_info is not None else (yield beta)
-    raise DesignError(_SEPARATION)
+    if not np.all(np.isfinite(beta)) or info.extreme:
+        raise DesignError(_SEPARATION)
+    return beta  # not converged, kept (as in memory)
 
 
 @dataclass
@@ -230,6 +250,12 @@ class _Sums:
     SX: dict[int, np.ndarray]  # s -> (G, p) sums of z = (1, x_s)
     SXX: dict[int, np.ndarray]  # s -> (G, p, p)
     SXdy: dict[int, np.ndarray]  # cell k -> (G, p) sums of z dy
+    lo: dict[int, np.ndarray]  # s -> (G, k) covariate minima (inf where a cohort has no units)
+    hi: dict[int, np.ndarray]
+
+    def constant(self, s: int, codes: list[int]) -> bool:
+        """Whether a covariate of period ``s`` takes one value over the units of the cohorts ``codes``."""
+        return bool(np.any(self.lo[s][codes].min(axis=0) == self.hi[s][codes].max(axis=0)))
 
 
 @dataclass
@@ -325,7 +351,14 @@ class _Estimator:
         col = {key: np.asarray(v, dtype=float) for key, v in out.items()}
         SX: dict[int, np.ndarray] = {}
         SXX: dict[int, np.ndarray] = {}
+        lo: dict[int, np.ndarray] = {}
+        hi: dict[int, np.ndarray] = {}
         for s in x_periods:
+            lo[s] = np.full((G, k), np.inf)
+            hi[s] = np.full((G, k), -np.inf)
+            for j in range(k):
+                lo[s][gc, j] = col[f"lo{j}_{s}"]
+                hi[s][gc, j] = col[f"hi{j}_{s}"]
             a = np.zeros((G, p))
             a[:, 0] = n
             M = np.zeros((G, p, p))
@@ -344,7 +377,7 @@ class _Estimator:
             for j in range(k):
                 a[gc, 1 + j] = col[f"sxdy{j}_{c.k}"]
             SXdy[c.k] = a
-        return _Sums(n=n, SX=SX, SXX=SXX, SXdy=SXdy)
+        return _Sums(n=n, SX=SX, SXX=SXX, SXdy=SXdy, lo=lo, hi=hi)
 
     def _s(self, c: pc.CellSQL) -> int:
         return min(c.t, c.b)
@@ -360,6 +393,8 @@ class _Estimator:
         A = sums.SXX[self._s(c)][ctrl].sum(axis=0)
         b = sums.SXdy[c.k][ctrl].sum(axis=0)
         try:
+            if sums.constant(self._s(c), ctrl):
+                _singular(what)
             coef = _solve_sym(A, b, what)
         except DesignError:
             raise DesignError(f"The {what} regression is rank deficient: the covariates are collinear (or do not "
@@ -375,6 +410,12 @@ class _Estimator:
         for k, c in act.items():
             s = self._s(c)
             codes = list(c.codes)
+            if sums.constant(s, codes):
+                try:
+                    _singular("propensity score")
+                except DesignError as exc:
+                    failed[k] = f"the 2x2 estimator failed: {exc}"
+                continue
             gens[k] = _newton(sums.SXX[s][codes].sum(axis=0), sums.SX[s][c.g], sums.SX[s][list(c.controls)].sum(axis=0))
             try:
                 at[k] = next(gens[k])
@@ -395,7 +436,12 @@ class _Estimator:
                 H = H + np.triu(H, 1).T
                 sl = float(np.nansum(np.asarray(out[f"sl{k}"], dtype=float)[rows]))
                 SXt = sums.SX[self._s(c)][c.g]
-                info = _Logit(grad=SXt - sp, H=H, dev=2.0 * (sl - float(at[k] @ SXt)))
+                lo, hi = np.asarray(out[f"elo{k}"], dtype=float), np.asarray(out[f"ehi{k}"], dtype=float)
+                tr, co = gc == c.g, rows & (gc != c.g)
+                sep = bool(lo[tr].min() > hi[co].max() or hi[tr].max() < lo[co].min())
+                extreme = bool(max(hi[rows].max(), -lo[rows].min()) > _EXTREME)
+                info = _Logit(grad=SXt - sp, H=H, dev=2.0 * (sl - float(at[k] @ SXt)), separated=sep,
+                              extreme=extreme)
                 try:
                     at[k] = gens[k].send(info)
                 except StopIteration as stop:

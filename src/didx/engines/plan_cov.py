@@ -128,12 +128,14 @@ class CellSQL:
 
 
 def group_sums_sql(units: str, n_cov: int, x_periods: Sequence[int], cells: Sequence[CellSQL]) -> str:
-    """By cohort: ``n``; per covariate period s: ``sx<j>_<s>`` and ``sxx<j>_<l>_<s>`` (j <= l); per cell k:
+    """By cohort: ``n``; per covariate period s: ``sx<j>_<s>``, ``sxx<j>_<l>_<s>`` (j <= l) and the range
+    ``lo<j>_<s>``, ``hi<j>_<s>`` (a covariate constant in a regression's sample makes it rank deficient); per cell k:
     ``sdy<k>`` and ``sxdy<j>_<k>``."""
     cols = ["gc", "CAST(COUNT(*) AS BIGINT) AS n"]
     for s in x_periods:
         cols += [f"SUM({xcol(j, s)}) AS s{xcol(j, s)}" for j in range(n_cov)]
         cols += [f"SUM({xcol(j, s)} * {xcol(m, s)}) AS sxx{j}_{m}_{s}" for j in range(n_cov) for m in range(j, n_cov)]
+        cols += [f"MIN({xcol(j, s)}) AS lo{j}_{s}, MAX({xcol(j, s)}) AS hi{j}_{s}" for j in range(n_cov)]
     for c in cells:
         cols.append(f"SUM({c.dy}) AS sdy{c.k}")
         cols += [f"SUM({x} * {c.dy}) AS sxdy{j}_{c.k}" for j, x in enumerate(c.x)]
@@ -157,7 +159,7 @@ def _products(prefix: str, w: str, x: Sequence[str]) -> list[str]:
 
 def logit_sql(units: str, cells: Sequence[tuple[CellSQL, np.ndarray]]) -> str:
     """By cohort, per cell k at its coefficients: ``sp<k>_<j>`` = sum p z_j, ``h<k>_<j>_<m>`` = sum p(1-p) z_j z_m,
-    ``sl<k>`` = sum log(1 + exp(e))."""
+    ``sl<k>`` = sum log(1 + exp(e)), and the range ``elo<k>``, ``ehi<k>`` of the index e (separation)."""
     xs = sorted({x for c, _ in cells for x in c.x})
     inner = ", ".join(["gc", *xs, *(_pscore(c, g) for c, g in cells)])
     mid = ["gc", *xs]
@@ -171,6 +173,7 @@ def logit_sql(units: str, cells: Sequence[tuple[CellSQL, np.ndarray]]) -> str:
         cols += _products(f"h{c.k}_", f"{p} * (CAST(1 AS DOUBLE) - {p})", c.x)
         cols.append(f"SUM(CASE WHEN {e} > 0 THEN {e} + ln(CAST(1 AS DOUBLE) + exp(-{e})) "
                     f"ELSE ln(CAST(1 AS DOUBLE) + exp({e})) END) AS sl{c.k}")
+        cols.append(f"MIN({e}) AS elo{c.k}, MAX({e}) AS ehi{c.k}")
     return (f"SELECT {', '.join(cols)} FROM (SELECT {', '.join(mid)} FROM (SELECT {inner} FROM {units}) didx_b) "
             f"didx_c GROUP BY gc")
 
