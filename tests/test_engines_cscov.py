@@ -2,9 +2,10 @@
 
 Each case fits the same call on a pandas frame and through the engine (a Parquet file, a DuckDB relation, a Spark
 DataFrame) and checks the ATT(g,t), the covariance of every cell and of the four aggregations, the pre-test, the
-notes and the sample report to 1e-10 relative (the covariance as correlations, see assert_same_result). Covariates: ``lpop``
-(time-invariant) on mpdta, ``x1`` on base_stagg, the time-varying ``l_police`` and ``unemployrt`` on castle (so the
-covariates of period min(t, b) are used), and a simulated panel with a time-varying covariate.
+notes and the sample report to 1e-10 relative (the covariance as correlations, see assert_same_result).
+Covariates: ``lpop`` (time-invariant) on mpdta, ``x1`` on base_stagg, the time-varying ``l_police`` and
+``unemployrt`` on castle (so the covariates of period min(t, b) are used), and a simulated panel with a
+time-varying covariate.
 """
 
 from __future__ import annotations

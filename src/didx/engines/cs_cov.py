@@ -321,17 +321,17 @@ class _Estimator:
         psi_of: list[int] = []  # kept position -> index into the Gram's psi (or -1: a reference cell)
         skipped: list[tuple[Cell, str]] = []
         order: list[pc.IFTerms] = []
-        for k, c in enumerate(cells):
-            if c.reference:
-                kept.append(c)
+        for k, cell in enumerate(cells):
+            if cell.reference:
+                kept.append(cell)
                 values.append(0.0)
                 psi_of.append(-1)
-            elif not c.controls:
-                skipped.append((c, "no comparison units"))
+            elif not cell.controls:
+                skipped.append((cell, "no comparison units"))
             elif k in failed:
-                skipped.append((c, failed[k]))
+                skipped.append((cell, failed[k]))
             else:
-                kept.append(c)
+                kept.append(cell)
                 values.append(att[k])
                 psi_of.append(len(order))
                 order.append(terms[k])
