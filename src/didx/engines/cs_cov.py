@@ -266,6 +266,7 @@ class _Estimator:
     covs: tuple[str, ...]
     method: str
     cluster: str | None
+    x_periods: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def p(self) -> int:
@@ -285,8 +286,8 @@ class _Estimator:
                 f"{FUNC}: {J} ATT(g,t) cells with covariates need {J * (J + 3) // 2} sums in one engine query (at "
                 f"most {MAX_SUMS}: about 200 cells). Fix: fewer periods or cohorts (e.g. base_period='universal' does "
                 f"not change the count; restrict the periods in the query), or {ROWS_FIX}.")
-        x_periods = sorted({min(c.t, c.b) for c in cells if not c.reference and c.controls})
-        sums = self._group_sums(list(act.values()), x_periods, G)
+        self.x_periods = sorted({c.s for c in act.values()})
+        sums = self._group_sums(list(act.values()), self.x_periods, G)
         failed: dict[int, str] = {}
         betas: dict[int, np.ndarray] = {}
         gammas: dict[int, np.ndarray] = {}
@@ -424,22 +425,23 @@ class _Estimator:
         p = self.p
         iu = np.triu_indices(p)
         while at:
-            out = self.src.run(pc.logit_sql(self.units, [(act[k], g) for k, g in at.items()]))
-            gc = np.asarray(out["gc"], dtype=np.int64)
+            out = self.src.run(pc.logit_sql(self.units, [(act[k], g) for k, g in at.items()], len(self.covs),
+                                            self.x_periods, self.data.n_periods))
+            kk, gc = np.asarray(out["k"], dtype=np.int64), np.asarray(out["gc"], dtype=np.int64)
+            col = {name: np.asarray(v, dtype=float) for name, v in out.items()}
             for k in list(at):
                 c = act[k]
-                rows = np.isin(gc, c.codes)
-                sp = np.array([np.nansum(np.asarray(out[f"sp{k}_{j}"], dtype=float)[rows]) for j in range(p)])
-                hv = [np.nansum(np.asarray(out[f"h{k}_{j}_{m}"], dtype=float)[rows]) for j, m in zip(*iu, strict=True)]
+                rows = kk == k
+                sp = np.array([col[f"sp{j}"][rows].sum() for j in range(p)])
                 H = np.zeros((p, p))
-                H[iu] = hv
+                H[iu] = [col[f"h{j}_{m}"][rows].sum() for j, m in zip(*iu, strict=True)]
                 H = H + np.triu(H, 1).T
-                sl = float(np.nansum(np.asarray(out[f"sl{k}"], dtype=float)[rows]))
-                SXt = sums.SX[self._s(c)][c.g]
-                lo, hi = np.asarray(out[f"elo{k}"], dtype=float), np.asarray(out[f"ehi{k}"], dtype=float)
-                tr, co = gc == c.g, rows & (gc != c.g)
-                sep = bool(lo[tr].min() > hi[co].max() or hi[tr].max() < lo[co].min())
-                extreme = bool(max(hi[rows].max(), -lo[rows].min()) > _EXTREME)
+                sl = float(col["sl"][rows].sum())
+                SXt = sums.SX[c.s][c.g]
+                lo, hi, g_rows = col["elo"][rows], col["ehi"][rows], gc[rows]
+                tr = g_rows == c.g
+                sep = bool(lo[tr].min() > hi[~tr].max() or hi[tr].max() < lo[~tr].min())
+                extreme = bool(max(hi.max(), -lo.min()) > _EXTREME)
                 info = _Logit(grad=SXt - sp, H=H, dev=2.0 * (sl - float(at[k] @ SXt)), separated=sep,
                               extreme=extreme)
                 try:
@@ -455,23 +457,20 @@ class _Estimator:
     def _weight_sums(self, cells: list[tuple[pc.CellSQL, np.ndarray, np.ndarray]], G: int) -> dict[int, Any]:
         if not cells:
             return {}
-        out = self.src.run(pc.weight_sums_sql(self.units, cells, DEFAULT_TRIM_LEVEL))
-        gc = np.asarray(out["gc"], dtype=np.int64)
+        out = self.src.run(pc.weight_sums_sql(self.units, cells, DEFAULT_TRIM_LEVEL, len(self.covs), self.x_periods,
+                                              self.data.n_periods))
+        kk = np.asarray(out["k"], dtype=np.int64)
+        col = {name: np.asarray(v, dtype=float) for name, v in out.items()}
         p = self.p
         iu = np.triu_indices(p)
         res: dict[int, Any] = {}
         for c, _, _ in cells:
-            k = c.k
-
-            def tot(name: str, rows: np.ndarray) -> float:
-                return float(np.nansum(np.asarray(out[name], dtype=float)[rows]))
-
-            rows = np.isin(gc, c.codes)
+            rows = kk == c.k
             H = np.zeros((p, p))
-            H[iu] = [tot(f"h{k}_{j}_{m}", rows) for j, m in zip(*iu, strict=True)]
+            H[iu] = [col[f"h{j}_{m}"][rows].sum() for j, m in zip(*iu, strict=True)]
             H = H + np.triu(H, 1).T
-            res[k] = (H, np.array([tot(f"so{k}_{j}", rows) for j in range(p)]),
-                      np.array([tot(f"sor{k}_{j}", rows) for j in range(p)]))
+            res[c.k] = (H, np.array([col[f"so{j}"][rows].sum() for j in range(p)]),
+                        np.array([col[f"sor{j}"][rows].sum() for j in range(p)]))
         return res
 
     def _terms(self, c: pc.CellSQL, sums: _Sums, beta: np.ndarray | None, gamma: np.ndarray | None,
@@ -513,20 +512,29 @@ class _Estimator:
     def _store(self, terms: list[pc.IFTerms], psi_of: list[int], G: int) -> EngineStore:
         """The store of ``z = (1, w, psi of the kept cells)``: per-cohort Gram and cluster x cohort sums."""
         J = len(terms)
-        out = self.src.run(pc.gram_sql(self.units, terms, DEFAULT_TRIM_LEVEL, self.cluster is not None))
-        gc = np.asarray(out["gc"], dtype=np.int64)
+        gcs, cls, zs_parts, zz_parts = [], [], [], []
+        for h in range(G):  # one aggregation per cohort, with the cells that involve it
+            js = [j for j, f in enumerate(terms) if h in f.cell.codes]
+            out = self.src.run(pc.gram_sql(self.units, terms, DEFAULT_TRIM_LEVEL, self.cluster is not None, h))
+            r = np.asarray(out["n"]).shape[0]
+            zs_h = np.zeros((r, J + 2))  # per row (cohort [x cluster]): sums of z
+            zs_h[:, 0] = zs_h[:, 1] = np.asarray(out["n"], dtype=float)
+            for j in js:
+                zs_h[:, 2 + j] = np.asarray(out[f"s{j}"], dtype=float)
+            zz_h = np.zeros((r, J + 2, J + 2))
+            zz_h[:, :2, :] = zs_h[:, None, :]
+            zz_h[:, :, :2] = zs_h[:, :, None]
+            for a, j in enumerate(js):
+                for m in js[a:]:
+                    zz_h[:, 2 + j, 2 + m] = zz_h[:, 2 + m, 2 + j] = np.asarray(out[f"m{j}_{m}"], dtype=float)
+            gcs.append(np.full(r, h, dtype=np.int64))
+            if self.cluster is not None:
+                cls.append(np.asarray(out["cl"]))
+            zs_parts.append(zs_h)
+            zz_parts.append(zz_h)
+        gc = np.concatenate(gcs)
         R = gc.shape[0]
-        zs = np.zeros((R, J + 2))  # per row (cohort [x cluster]): sums of z
-        zs[:, 0] = zs[:, 1] = np.asarray(out["n"], dtype=float)
-        for j in range(J):
-            zs[:, 2 + j] = np.nan_to_num(np.asarray(out[f"s{j}"], dtype=float))
-        zz = np.zeros((R, J + 2, J + 2))
-        zz[:, :2, :] = zs[:, None, :]
-        zz[:, :, :2] = zs[:, :, None]
-        for j in range(J):
-            for m in range(j, J):
-                v = np.nan_to_num(np.asarray(out[f"m{j}_{m}"], dtype=float))
-                zz[:, 2 + j, 2 + m] = zz[:, 2 + m, 2 + j] = v
+        zs, zz = np.concatenate(zs_parts), np.concatenate(zz_parts)
         # the store's layout: kept cells in order, reference cells with an all-zero column
         Kk = len(psi_of)
         idx = np.array([0, 1, *[2 + j for j in psi_of if j >= 0]])
@@ -544,7 +552,7 @@ class _Estimator:
                 coef[:, 2 + i, i] = 1.0
         pairs = None
         if self.cluster is not None:
-            _, cl = np.unique(np.asarray(out["cl"]), return_inverse=True)
+            _, cl = np.unique(np.concatenate(cls), return_inverse=True)
             keys = cl.astype(np.int64) * G + gc
             order = np.argsort(keys, kind="stable")
             keys, zp = keys[order], zl[order]

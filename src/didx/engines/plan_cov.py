@@ -102,10 +102,6 @@ def lin(coef: np.ndarray, j_s: Sequence[str]) -> str:
     return "(" + " + ".join(terms) + ")"
 
 
-def _in(codes: Sequence[int]) -> str:
-    return f"gc IN ({', '.join(str(int(c)) for c in codes)})"
-
-
 @dataclass(frozen=True)
 class CellSQL:
     """A cell as the plans see it: its index, treated cohort code, comparison codes, periods (indices) and the
@@ -117,6 +113,11 @@ class CellSQL:
     t: int
     b: int
     x: tuple[str, ...]
+
+    @property
+    def s(self) -> int:
+        """The period of the covariates."""
+        return min(self.t, self.b)
 
     @property
     def codes(self) -> tuple[int, ...]:
@@ -142,82 +143,112 @@ def group_sums_sql(units: str, n_cov: int, x_periods: Sequence[int], cells: Sequ
     return f"SELECT {', '.join(cols)} FROM {units} GROUP BY gc"
 
 
-def _pscore(c: CellSQL, gamma: np.ndarray) -> str:
-    """The cell's logit index (NULL outside its cohorts), as a column ``e<k>``."""
-    return f"CASE WHEN {_in(c.codes)} THEN {lin(gamma, c.x)} END AS e{c.k}"
-
-
 def _sigmoid(e: str) -> str:
     return f"(CAST(1 AS DOUBLE) / (CAST(1 AS DOUBLE) + exp(LEAST(-{e}, CAST(700 AS DOUBLE)))))"
 
 
-def _products(prefix: str, w: str, x: Sequence[str]) -> list[str]:
-    """``sum w z_j z_m`` (j <= m) for ``z = (1, x)``, named ``<prefix><j>_<m>``."""
-    z = ["CAST(1 AS DOUBLE)", *x]
-    return [f"SUM({w} * {z[j]} * {z[m]}) AS {prefix}{j}_{m}" for j in range(len(z)) for m in range(j, len(z))]
+ZERO = "CAST(0 AS DOUBLE)"
 
 
-def logit_sql(units: str, cells: Sequence[tuple[CellSQL, np.ndarray]]) -> str:
-    """By cohort, per cell k at its coefficients: ``sp<k>_<j>`` = sum p z_j, ``h<k>_<j>_<m>`` = sum p(1-p) z_j z_m,
-    ``sl<k>`` = sum log(1 + exp(e)), and the range ``elo<k>``, ``ehi<k>`` of the index e (separation)."""
-    xs = sorted({x for c, _ in cells for x in c.x})
-    inner = ", ".join(["gc", *xs, *(_pscore(c, g) for c, g in cells)])
-    mid = ["gc", *xs]
-    for c, _ in cells:
-        e = f"e{c.k}"
-        mid += [f"{e}", f"{_sigmoid(e)} AS p{c.k}"]
-    cols = ["gc"]
-    for c, _ in cells:
-        p, e, z = f"p{c.k}", f"e{c.k}", ["CAST(1 AS DOUBLE)", *c.x]
-        cols += [f"SUM({p} * {zj}) AS sp{c.k}_{j}" for j, zj in enumerate(z)]
-        cols += _products(f"h{c.k}_", f"{p} * (CAST(1 AS DOUBLE) - {p})", c.x)
-        cols.append(f"SUM(CASE WHEN {e} > 0 THEN {e} + ln(CAST(1 AS DOUBLE) + exp(-{e})) "
-                    f"ELSE ln(CAST(1 AS DOUBLE) + exp({e})) END) AS sl{c.k}")
-        cols.append(f"MIN({e}) AS elo{c.k}, MAX({e}) AS ehi{c.k}")
-    return (f"SELECT {', '.join(cols)} FROM (SELECT {', '.join(mid)} FROM (SELECT {inner} FROM {units}) didx_b) "
-            f"didx_c GROUP BY gc")
+def _name(col: str) -> str:
+    return col.rsplit(" AS ", 1)[-1]
 
 
-def _capped(c: CellSQL, gamma: np.ndarray) -> str:
-    return f"LEAST({_sigmoid(f'e{c.k}')}, {lit(PSCORE_CAP)})"
+def _inputs(cells: Sequence[CellSQL]) -> list[str]:
+    """The unit columns the cells read: covariates and outcomes."""
+    return sorted({x for c in cells for x in c.x}) + sorted({f"y{p}" for c in cells for p in (c.t, c.b)})
 
 
-def _odds(c: CellSQL, trim: float) -> str:
-    """The trimmed odds of a comparison unit (0 for the treated cohort and trimmed units)."""
-    p = f"ps{c.k}"
-    return (f"CASE WHEN gc = {c.g} THEN CAST(0 AS DOUBLE) WHEN {p} >= {lit(trim)} THEN CAST(0 AS DOUBLE) "
-            f"ELSE {p} / (CAST(1 AS DOUBLE) - {p}) END")
+def _cell_table(rows: Sequence[tuple[CellSQL, np.ndarray, np.ndarray]]) -> str:
+    """The cells as a small table (one row per cell and member cohort): ``k``, ``h`` (cohort), ``d`` (1: the
+    treated cohort), ``s``, ``t``, ``b`` (period indices) and the coefficients ``g<j>`` (propensity score) and
+    ``c<j>`` (outcome regression) on ``z = (1, x)``."""
+    out = []
+    for c, g, beta in rows:
+        for h in c.codes:
+            cols = [f"{c.k} AS k", f"{int(h)} AS h", f"{int(h == c.g)} AS d", f"{c.s} AS s", f"{c.t} AS t",
+                    f"{c.b} AS b"]
+            cols += [f"{lit(v)} AS g{j}" for j, v in enumerate(g)]
+            cols += [f"{lit(v)} AS c{j}" for j, v in enumerate(beta)]
+            out.append(f"SELECT {', '.join(cols)}")
+    return "(" + " UNION ALL ".join(out) + ")"
 
 
-def _scored(units: str, cells: Sequence[tuple[CellSQL, np.ndarray, np.ndarray]], trim: float,
-            extra: Sequence[str] = ()) -> str:
-    """The units with, per cell, ``ps<k>`` (capped pscore), ``o<k>`` (trimmed odds) and ``r<k>`` (outcome change
-    less the regression's fit; NULL outside the cell's cohorts)."""
-    xs = sorted({x for c, _, _ in cells for x in c.x})
-    inner = ["gc", *extra, *xs, *sorted({f"y{p}" for c, _, _ in cells for p in (c.t, c.b)})]
-    inner += [_pscore(c, g) for c, g, _ in cells]
-    mid = ["gc", *extra, *xs]
+def _long(units: str, rows: Sequence[tuple[CellSQL, np.ndarray, np.ndarray]], n_cov: int, x_periods: Sequence[int],
+          periods: int, trim: float, aggs: dict[str, str]) -> str:
+    """The units joined with the cells they belong to (long: one row per unit and cell), each with its cell's
+    covariates ``z<j>``, outcome change ``dy``, index ``e``, probability ``p``, capped score ``ps``, trimmed odds
+    ``o`` (0 for the treated) and ``r`` (dy less the regression's fit), aggregated by (cell, cohort): a fixed set
+    of expressions whatever the number of cells."""
+    def pick(key: str, pairs: Sequence[tuple[int, str]]) -> str:
+        return f"CASE {key} " + " ".join(f"WHEN {v} THEN {col}" for v, col in pairs) + " END"
+
+    z = [pick("c.s", [(v, f"u.{xcol(j, v)}") for v in x_periods]) + f" AS z{j + 1}" for j in range(n_cov)]
+    y = [pick(f"c.{w}", [(v, f"u.y{v}") for v in range(periods)]) + f" AS y{w}" for w in ("t", "b")]
+    gs = [f"c.g{j}" for j in range(n_cov + 1)]
+    cs = [f"c.c{j}" for j in range(n_cov + 1)]
+    first = (f"SELECT c.k AS k, u.gc AS gc, c.d AS d, {', '.join([*z, *y, *gs, *cs])} "
+             f"FROM (SELECT * FROM {units}) u JOIN {_cell_table(rows)} c ON u.gc = c.h")
+    zs = _zs(n_cov)
+    e = " + ".join(f"g{j} * {zj}" for j, zj in enumerate(zs))
+    fit = " + ".join(f"c{j} * {zj}" for j, zj in enumerate(zs))
+    second = (f"SELECT k, gc, d, {', '.join(zs[1:]) + ', ' if n_cov else ''}{e} AS e, yt - yb - ({fit}) AS r "
+              f"FROM ({first}) didx_p")
+    third = (f"SELECT *, {_sigmoid('e')} AS p, LEAST({_sigmoid('e')}, {lit(PSCORE_CAP)}) AS ps FROM ({second}) "
+             f"didx_q")
+    fourth = (f"SELECT *, CASE WHEN d = 1 OR ps >= {lit(trim)} THEN {ZERO} ELSE ps / (CAST(1 AS DOUBLE) - ps) END "
+              f"AS o FROM ({third}) didx_r")
+    cols = ["k", "gc", *(f"{v} AS {n}" for n, v in aggs.items())]
+    return f"SELECT {', '.join(cols)} FROM ({fourth}) didx_s GROUP BY k, gc"
+
+
+def _zs(n_cov: int) -> list[str]:
+    return ["CAST(1 AS DOUBLE)", *(f"z{j + 1}" for j in range(n_cov))]
+
+
+def logit_sql(units: str, cells: Sequence[tuple[CellSQL, np.ndarray]], n_cov: int, x_periods: Sequence[int],
+              periods: int) -> str:
+    """By (cell k, cohort), at the cell's coefficients: ``sp<j>`` = sum p z_j, ``h<j>_<m>`` = sum p(1-p) z_j z_m,
+    ``sl`` = sum log(1 + exp(e)), and the range ``elo``, ``ehi`` of the index e (separation)."""
+    zs = _zs(n_cov)
+    aggs = {f"sp{j}": f"SUM(p * {zj})" for j, zj in enumerate(zs)}
+    aggs.update({f"h{j}_{m}": f"SUM(p * (CAST(1 AS DOUBLE) - p) * {zs[j]} * {zs[m]})"
+                 for j in range(len(zs)) for m in range(j, len(zs))})
+    aggs["sl"] = "SUM(CASE WHEN e > 0 THEN e + ln(CAST(1 AS DOUBLE) + exp(-e)) ELSE ln(CAST(1 AS DOUBLE) + exp(e)) END)"
+    aggs["elo"], aggs["ehi"] = "MIN(e)", "MAX(e)"
+    rows = [(c, g, np.zeros(n_cov + 1)) for c, g in cells]
+    return _long(units, rows, n_cov, x_periods, periods, 1.0, aggs)
+
+
+def weight_sums_sql(units: str, cells: Sequence[tuple[CellSQL, np.ndarray, np.ndarray]], trim: float, n_cov: int,
+                    x_periods: Sequence[int], periods: int) -> str:
+    """By (cell k, cohort), at the final pscore: ``h<j>_<m>`` = sum ps(1-ps) z_j z_m (capped ps), ``so<j>`` = sum o
+    z_j, ``sor<j>`` = sum o r z_j."""
+    zs = _zs(n_cov)
+    aggs = {f"h{j}_{m}": f"SUM(ps * (CAST(1 AS DOUBLE) - ps) * {zs[j]} * {zs[m]})"
+            for j in range(len(zs)) for m in range(j, len(zs))}
+    aggs.update({f"so{j}": f"SUM(o * {zj})" for j, zj in enumerate(zs)})
+    aggs.update({f"sor{j}": f"SUM(o * r * {zj})" for j, zj in enumerate(zs)})
+    return _long(units, cells, n_cov, x_periods, periods, trim, aggs)
+
+
+def _scored(h: int, cells: Sequence[tuple[CellSQL, np.ndarray | None, np.ndarray]],
+            trim: float) -> list[list[str]]:
+    """Row projections for the units of cohort h: per cell k, ``r<k>`` (outcome change less the regression's fit)
+    and, with a propensity score, ``ps<k>`` (capped) and ``o<k>`` (the trimmed odds of a comparison unit, 0 for the
+    treated cohort)."""
+    first = _inputs([c for c, _, _ in cells])
+    second: list[str] = []
+    third: list[str] = []
     for c, g, beta in cells:
-        mid += [f"{_capped(c, g)} AS ps{c.k}",
-                f"CASE WHEN {_in(c.codes)} THEN {c.dy} - {lin(beta, c.x)} END AS r{c.k}"]
-    outer = ["gc", *extra, *xs]
-    for c, _, _ in cells:
-        outer += [f"ps{c.k}", f"r{c.k}", f"{_odds(c, trim)} AS o{c.k}"]
-    return (f"(SELECT {', '.join(outer)} FROM (SELECT {', '.join(mid)} FROM (SELECT {', '.join(inner)} FROM {units}) "
-            f"didx_b) didx_c) didx_d")
-
-
-def weight_sums_sql(units: str, cells: Sequence[tuple[CellSQL, np.ndarray, np.ndarray]], trim: float) -> str:
-    """By cohort, per cell k at its final pscore: ``h<k>_<j>_<m>`` = sum ps(1-ps) z_j z_m (capped ps),
-    ``so<k>_<j>`` = sum o z_j, ``sor<k>_<j>`` = sum o r z_j."""
-    cols = ["gc"]
-    for c, _, _ in cells:
         k = c.k
-        z = ["CAST(1 AS DOUBLE)", *c.x]
-        cols += _products(f"h{k}_", f"ps{k} * (CAST(1 AS DOUBLE) - ps{k})", c.x)
-        cols += [f"SUM(o{k} * {zj}) AS so{k}_{j}" for j, zj in enumerate(z)]
-        cols += [f"SUM(o{k} * r{k} * {zj}) AS sor{k}_{j}" for j, zj in enumerate(z)]
-    return f"SELECT {', '.join(cols)} FROM {_scored(units, cells, trim)} GROUP BY gc"
+        first.append(f"{c.dy} - {lin(beta, c.x)} AS r{k}")
+        if g is not None:
+            second.append(f"LEAST({_sigmoid(lin(g, c.x))}, {lit(PSCORE_CAP)}) AS ps{k}")
+            odds = (ZERO if h == c.g else
+                    f"CASE WHEN ps{k} >= {lit(trim)} THEN {ZERO} ELSE ps{k} / (CAST(1 AS DOUBLE) - ps{k}) END")
+            third.append(f"{odds} AS o{k}")
+    return [lv for lv in (first, second, third) if lv]
 
 
 @dataclass(frozen=True)
@@ -237,32 +268,35 @@ class IFTerms:
     e_c: float
 
 
-def _psi(f: IFTerms) -> str:
+def _psi(h: int, f: IFTerms) -> str:
+    """The influence function of a unit of cohort h."""
     c = f.cell
     r = f"r{c.k}"
-    if f.gamma is None:
-        treated = f"{lit(f.a_t)} * ({r} - {lit(f.e_t)})"
-        control = f"-{r} * {lin(f.c, c.x)}"
-    else:
-        ps = f"ps{c.k}"
-        zb = lin(f.b, c.x)
-        treated = f"{lit(f.a_t)} * ({r} - {lit(f.e_t)}) - (CAST(1 AS DOUBLE) - {ps}) * {zb}"
-        control = (f"-{r} * {lin(f.c, c.x)} - {lit(f.b_c)} * o{c.k} * ({r} - {lit(f.e_c)}) "
-                   f"+ {ps} * {zb}")
-    return (f"CASE WHEN gc = {c.g} THEN {treated} WHEN {_in(c.controls)} THEN {control} "
-            f"ELSE CAST(0 AS DOUBLE) END")
+    if h == c.g:
+        out = f"{lit(f.a_t)} * ({r} - {lit(f.e_t)})"
+        if f.gamma is not None:
+            out += f" - (CAST(1 AS DOUBLE) - ps{c.k}) * {lin(f.b, c.x)}"
+        return out
+    out = f"-{r} * {lin(f.c, c.x)}"
+    if f.gamma is not None:
+        out += f" - {lit(f.b_c)} * o{c.k} * ({r} - {lit(f.e_c)}) + ps{c.k} * {lin(f.b, c.x)}"
+    return out
 
 
-def gram_sql(units: str, terms: Sequence[IFTerms], trim: float, cluster: bool) -> str:
-    """By cohort [and cluster]: ``n``, ``s<j>`` = sum psi_j, ``m<j>_<l>`` = sum psi_j psi_l (j <= l), where j
-    indexes ``terms``."""
-    extra = ["cl"] if cluster else []
-    scored = _scored(units, [(f.cell, np.zeros(1 + len(f.cell.x)) if f.gamma is None else f.gamma, f.beta)
-                             for f in terms], trim, extra)
-    psi = ", ".join(["gc", *extra, *(f"{_psi(f)} AS psi{j}" for j, f in enumerate(terms))])
-    keys = ["gc", *extra]
-    J = len(terms)
-    cols = [*keys, "CAST(COUNT(*) AS BIGINT) AS n"]
-    cols += [f"SUM(psi{j}) AS s{j}" for j in range(J)]
-    cols += [f"SUM(psi{j} * psi{m}) AS m{j}_{m}" for j in range(J) for m in range(j, J)]
-    return f"SELECT {', '.join(cols)} FROM (SELECT {psi} FROM {scored}) didx_e GROUP BY {', '.join(keys)}"
+def gram_sql(units: str, terms: Sequence[IFTerms], trim: float, cluster: bool, h: int) -> str:
+    """The units of cohort h [by cluster]: ``n``, ``s<j>`` = sum psi_j, ``m<j>_<l>`` = sum psi_j psi_l (j <= l) over
+    the cells j that involve cohort h (``terms`` index them). A unit's cohort decides whether it is treated or a
+    comparison unit in a cell, so one aggregation per cohort computes only the influence functions that are not 0
+    there (with every cohort in one query, the pairs of the others would have to be returned as NULL columns)."""
+    keys = ["gc", *(["cl"] if cluster else [])]
+    sub = [(j, f) for j, f in enumerate(terms) if h in f.cell.codes]
+    levels = _scored(h, [(f.cell, f.gamma, f.beta) for _, f in sub], trim) if sub else []
+    levels.append([f"{_psi(h, f)} AS psi{j}" for j, f in sub])
+    aggs = ["CAST(COUNT(*) AS BIGINT) AS n", *(f"SUM(psi{j}) AS s{j}" for j, _ in sub)]
+    aggs += [f"SUM(psi{j} * psi{m}) AS m{j}_{m}" for a, (j, _) in enumerate(sub) for m, _ in sub[a:]]
+    src = f"(SELECT * FROM {units} WHERE gc = {int(h)}) didx_l0"
+    seen: list[str] = []
+    for i, level in enumerate(lv for lv in levels if lv):
+        src = f"(SELECT {', '.join([*keys, *seen, *level])} FROM {src}) didx_l{i + 1}"
+        seen += [_name(c) for c in level]
+    return f"SELECT {', '.join([*keys, *aggs])} FROM {src} GROUP BY {', '.join(keys)}"
