@@ -135,6 +135,18 @@ def test_covariates_relation_equals_in_memory(name: str) -> None:
     assert "relation" in dict(eng.design)["Engine"]
 
 
+def test_string_units_csv_and_summary(tmp_path: Path) -> None:
+    """Units labelled by strings, a float time column, a CSV file; summary() names the engine and the covariates."""
+    df = _castle()
+    df = df.assign(state="s" + df["sid"].astype(str), year=df["year"].astype(float))
+    kw = dict(ROLE["castle"], unit="state", covariates=COVS["castle"], est_method="dr", cluster="region")
+    mem = didx.att_gt(df, **kw)
+    eng = didx.att_gt(write(df, tmp_path, "csv"), **kw)
+    assert_same_fit(mem, eng)
+    text = eng.summary()
+    assert "Engine: DuckDB" in text and "l_police, unemployrt" in text
+
+
 def test_covariates_matter() -> None:
     """A check that the cases above can fail: with the trend-shifting covariate the three methods differ from the
     unconditional estimate and from each other, through the engine too."""
