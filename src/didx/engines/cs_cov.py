@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,6 +170,15 @@ def _cohort_map(pass1: np.ndarray, final: np.ndarray, threshold: float) -> dict[
 
 
 # ----------------------------------------------------------------------------------------------- estimation
+def _failure(f: Callable[[], None]) -> str:
+    """The skipped-cell note of the DesignError ``f`` raises."""
+    try:
+        f()
+    except DesignError as exc:
+        return f"the 2x2 estimator failed: {exc}"
+    raise AssertionError("no error")  # pragma: no cover
+
+
 def _singular(what: str) -> None:
     """Raise the in-memory error of a singular ``what`` design (its exact text: the same solver on a zero matrix).
 
@@ -404,20 +413,29 @@ class _Estimator:
         return out
 
     def _logits(self, act: dict[int, pc.CellSQL], sums: _Sums, failed: dict[int, str]) -> dict[int, np.ndarray]:
-        """Every cell's logit, Newton steps of all cells in one query per round."""
+        """Every cell's logit (its units, the covariates of period min(t, b))."""
+        starts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for k, c in act.items():
+            codes = list(c.codes)
+            if sums.constant(c.s, codes):
+                failed[k] = _failure(lambda: _singular("propensity score"))
+                continue
+            SX = sums.SX[c.s]
+            starts[k] = (sums.SXX[c.s][codes].sum(axis=0), SX[c.g], SX[list(c.controls)].sum(axis=0))
+        return self.newton_rounds(act, starts, failed, lambda cells: pc.logit_sql(
+            self.units, cells, len(self.covs), self.x_periods, self.data.n_periods))
+
+    def newton_rounds(self, act: dict[int, pc.CellSQL], starts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                      failed: dict[int, str],
+                      sql: Callable[[list[tuple[pc.CellSQL, np.ndarray]]], str]) -> dict[int, np.ndarray]:
+        """:func:`_newton` for every cell in ``starts`` (its ``X'X``, treated and comparison ``X`` sums), one query
+        per round for all cells still iterating (``sql``: rows by cell ``k`` and cohort ``gc`` with the columns of
+        :func:`~didx.engines.plan_cov.logit_sql`)."""
         gens: dict[int, Generator[np.ndarray, _Logit, np.ndarray]] = {}
         at: dict[int, np.ndarray] = {}
         done: dict[int, np.ndarray] = {}
-        for k, c in act.items():
-            s = self._s(c)
-            codes = list(c.codes)
-            if sums.constant(s, codes):
-                try:
-                    _singular("propensity score")
-                except DesignError as exc:
-                    failed[k] = f"the 2x2 estimator failed: {exc}"
-                continue
-            gens[k] = _newton(sums.SXX[s][codes].sum(axis=0), sums.SX[s][c.g], sums.SX[s][list(c.controls)].sum(axis=0))
+        for k, (XtX, SXt, SXc) in starts.items():
+            gens[k] = _newton(XtX, SXt, SXc)
             try:
                 at[k] = next(gens[k])
             except DesignError as exc:
@@ -425,8 +443,7 @@ class _Estimator:
         p = self.p
         iu = np.triu_indices(p)
         while at:
-            out = self.src.run(pc.logit_sql(self.units, [(act[k], g) for k, g in at.items()], len(self.covs),
-                                            self.x_periods, self.data.n_periods))
+            out = self.src.run(sql([(act[k], g) for k, g in at.items()]))
             kk, gc = np.asarray(out["k"], dtype=np.int64), np.asarray(out["gc"], dtype=np.int64)
             col = {name: np.asarray(v, dtype=float) for name, v in out.items()}
             for k in list(at):
@@ -437,7 +454,7 @@ class _Estimator:
                 H[iu] = [col[f"h{j}_{m}"][rows].sum() for j, m in zip(*iu, strict=True)]
                 H = H + np.triu(H, 1).T
                 sl = float(col["sl"][rows].sum())
-                SXt = sums.SX[c.s][c.g]
+                SXt = starts[k][1]
                 lo, hi, g_rows = col["elo"][rows], col["ehi"][rows], gc[rows]
                 tr = g_rows == c.g
                 sep = bool(lo[tr].min() > hi[~tr].max() or hi[tr].max() < lo[~tr].min())
