@@ -295,6 +295,11 @@ class _Estimator:
                 f"{FUNC}: {J} ATT(g,t) cells with covariates need {J * (J + 3) // 2} sums in one engine query (at "
                 f"most {MAX_SUMS}: about 200 cells). Fix: fewer periods or cohorts (e.g. base_period='universal' does "
                 f"not change the count; restrict the periods in the query), or {ROWS_FIX}.")
+        att, terms, failed = self.estimate(act, G)
+        return self.assemble(cells, att, terms, failed, G)
+
+    def estimate(self, act: dict[int, pc.CellSQL], G: int) -> tuple[dict[int, float], dict[int, Any], dict[int, str]]:
+        """The ATT, influence-function terms (for :meth:`gram_sql`) and failures of the cells ``act``."""
         self.x_periods = sorted({c.s for c in act.values()})
         sums = self._group_sums(list(act.values()), self.x_periods, G)
         failed: dict[int, str] = {}
@@ -314,7 +319,7 @@ class _Estimator:
         if gammas:
             ok = [k for k in act if k not in failed]
             weights = self._weight_sums([(act[k], gammas[k], betas.get(k, np.zeros(self.p))) for k in ok], G)
-        terms: dict[int, pc.IFTerms] = {}
+        terms: dict[int, Any] = {}
         att: dict[int, float] = {}
         for k, c in act.items():
             if k in failed:
@@ -326,11 +331,17 @@ class _Estimator:
                 continue
             if not np.isfinite(att[k]):
                 failed[k] = "the 2x2 estimate is not finite"
+        return att, terms, failed
+
+    def assemble(self, cells: list[Cell], att: dict[int, float], terms: dict[int, Any], failed: dict[int, str],
+                 G: int) -> CellEstimates:
+        """The kept cells in plan order (reference cells 0, no influence function), the skipped ones with their
+        reasons, and the store."""
         kept: list[Cell] = []
         values: list[float] = []
         psi_of: list[int] = []  # kept position -> index into the Gram's psi (or -1: a reference cell)
         skipped: list[tuple[Cell, str]] = []
-        order: list[pc.IFTerms] = []
+        order: list[Any] = []
         for k, cell in enumerate(cells):
             if cell.reference:
                 kept.append(cell)
@@ -526,13 +537,16 @@ class _Estimator:
         return e_t - e_c, pc.IFTerms(cell=c, gamma=gamma, beta=b0, a_t=N / n1, e_t=e_t, b=bvec, c=cvec,
                                      b_c=(N / n) / m_cont, e_c=e_c)
 
-    def _store(self, terms: list[pc.IFTerms], psi_of: list[int], G: int) -> EngineStore:
+    def gram_sql(self, terms: list[Any], h: int) -> str:
+        return pc.gram_sql(self.units, terms, DEFAULT_TRIM_LEVEL, self.cluster is not None, h)
+
+    def _store(self, terms: list[Any], psi_of: list[int], G: int) -> EngineStore:
         """The store of ``z = (1, w, psi of the kept cells)``: per-cohort Gram and cluster x cohort sums."""
         J = len(terms)
         gcs, cls, zs_parts, zz_parts = [], [], [], []
         for h in range(G):  # one aggregation per cohort, with the cells that involve it
             js = [j for j, f in enumerate(terms) if h in f.cell.codes]
-            out = self.src.run(pc.gram_sql(self.units, terms, DEFAULT_TRIM_LEVEL, self.cluster is not None, h))
+            out = self.src.run(self.gram_sql(terms, h))
             r = np.asarray(out["n"]).shape[0]
             zs_h = np.zeros((r, J + 2))  # per row (cohort [x cluster]): sums of z
             zs_h[:, 0] = zs_h[:, 1] = np.asarray(out["n"], dtype=float)
