@@ -5,7 +5,7 @@ DataFrame) and checks the ATT(g,t), the covariance of every cell and of the four
 notes and the sample report to 1e-10 relative (the covariance as correlations, see assert_same_result).
 Covariates: ``lpop`` (time-invariant) on mpdta, ``x1`` on base_stagg, the time-varying ``l_police`` and
 ``unemployrt`` on castle (so the covariates of period min(t, b) are used), and a simulated panel with a
-time-varying covariate.
+time-varying covariate, balanced (units with gaps dropped) and unbalanced (``allow_unbalanced=True``: reg, ipw).
 """
 
 from __future__ import annotations
@@ -101,6 +101,13 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("simulated", {"est_method": "dr", "cluster": "cl"}),
     ("simulated", {"est_method": "reg", "control_group": "not_yet"}),
     ("simulated", {"est_method": "ipw", "cluster": "cl", "base_period": "universal"}),
+    # unbalanced panels: the repeated-cross-section cells (reg, ipw)
+    ("simulated", {"est_method": "reg", "allow_unbalanced": True, "cluster": "cl"}),
+    ("simulated", {"est_method": "ipw", "allow_unbalanced": True}),
+    ("simulated", {"est_method": "reg", "allow_unbalanced": True, "control_group": "not_yet",
+                   "base_period": "universal"}),
+    ("simulated", {"est_method": "ipw", "allow_unbalanced": True, "control_group": "not_yet", "anticipation": 1,
+                   "cluster": "cl"}),
 ]
 
 
@@ -198,10 +205,21 @@ def test_cluster_rademacher_bootstrap(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- refusals and errors
-def test_unbalanced_with_covariates_is_refused(tmp_path: Path) -> None:
+def test_unbalanced_dr_is_refused(tmp_path: Path) -> None:
     path = write(_simulated(), tmp_path)
-    with pytest.raises(didx.InvalidOptionError, match=r"unbalanced.*Fix: drop allow_unbalanced.*in-memory"):
-        _fit(path, "simulated", allow_unbalanced=True)
+    with pytest.raises(didx.InvalidOptionError, match=r"'dr'.*unbalanced.*Fix: est_method='reg' or 'ipw'.*in-memory"):
+        _fit(path, "simulated", allow_unbalanced=True, est_method="dr")
+
+
+def test_unbalanced_outcome_level(tmp_path: Path) -> None:
+    """The unbalanced cells regress outcome levels: the engine centres each period's outcome on its mean, so a
+    level of 1e7 leaves the estimates and SEs as they are (to 1e-7 of the estimates' scale)."""
+    df = _simulated()
+    base = _fit(write(df, tmp_path / "a.parquet"), "simulated", allow_unbalanced=True, est_method="ipw")
+    df["y"] = df["y"] + 1e7
+    big = _fit(write(df, tmp_path / "b.parquet"), "simulated", allow_unbalanced=True, est_method="ipw")
+    np.testing.assert_allclose(big.coef, base.coef, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(big.std_error, base.std_error, rtol=1e-7)
 
 
 def test_missing_covariate_values_are_refused(tmp_path: Path) -> None:
@@ -233,7 +251,7 @@ def test_weights_still_refused(tmp_path: Path) -> None:
 @pytest.mark.spark
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning", "ignore::FutureWarning",
                             "ignore::UserWarning")
-@pytest.mark.parametrize("case", [CASES[2], CASES[11]], ids=case_id)
+@pytest.mark.parametrize("case", [CASES[2], CASES[11], CASES[14]], ids=case_id)
 def test_covariates_spark_equals_in_memory(spark: Any, case: tuple[str, dict[str, Any]]) -> None:
     name, opts = case
     df = DATA[name]()

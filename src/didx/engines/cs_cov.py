@@ -68,10 +68,11 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
     first = float(m.periods[0])
     pass1_cohorts = m.cohort_values
     m, data = _prepare(m, opts)
-    if data.mode != "panel":
+    balanced = data.mode == "panel"
+    if not balanced and opts.est_method == "dr":
         raise InvalidOptionError(
-            f"{FUNC}: covariates with an unbalanced panel (allow_unbalanced=True, units with gaps) are not available "
-            f"through the engines yet (the repeated-cross-section estimators work row by row). Fix: drop "
+            f"{FUNC}: est_method='dr' with covariates on an unbalanced panel (allow_unbalanced=True, units with gaps) "
+            f"is not available through the engines yet ('reg' and 'ipw' are). Fix: est_method='reg' or 'ipw', drop "
             f"allow_unbalanced to use the balanced units, or {ROWS_FIX}.")
     data = _small_cohort_note(data, len(covs))
     cells, notes = plan_cells(data, control=opts.control_group, base_period=opts.base_period,
@@ -80,15 +81,31 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
                        unit_numeric=src.kinds[unit] == "numeric",
                        cluster_numeric=opts.cluster is not None and src.kinds[opts.cluster] == "numeric")
     centre = _centres(src, roles, covs, data.periods)
+    y_centre = None
+    if not balanced:
+        # rows of different periods share a regression: one centre per covariate (an affine change of it); the
+        # outcome of each period on its mean (every estimate and influence function of the repeated-cross-section
+        # estimators is invariant to a shift of the outcome by period, and their sums are then accurate when its
+        # level is large against its spread)
+        centre[:] = centre.mean(axis=1, keepdims=True)
+        cnt = m.cell_counts().sum(axis=0)
+        y_centre = (m.cell_means() * m.cell_counts()).sum(axis=0) / np.where(cnt > 0, cnt, 1)
     active = [c for c in cells if not c.reference and c.controls]
-    x_periods = tuple(sorted({min(c.t, c.b) for c in active}))
+    # the covariates of period min(t, b) (balanced), of both periods (unbalanced: every row its own covariates)
+    x_periods = tuple(sorted({p for c in active for p in ((min(c.t, c.b),) if balanced else (c.t, c.b))}))
+    cmap = _cohort_map(pass1_cohorts, data.cohort_values, first + opts.anticipation)
     up = pc.UnitPlan(roles=roles, covariates=covs, periods=data.periods, x_periods=x_periods, centre=centre,
-                     **_cohort_map(pass1_cohorts, data.cohort_values, first + opts.anticipation))
+                     balanced=balanced, y_centre=y_centre, **cmap)
     units = pc.units_sql(up, src.quote, src.table)
     cached = _cache(src, units)
     try:
-        est = _Estimator(src=src, units=cached or units, data=data, covs=covs, method=opts.est_method,
-                         cluster=opts.cluster)
+        kind = _Estimator
+        if not balanced:
+            from didx.engines.cs_cov_rc import RCEstimator
+
+            kind = RCEstimator
+        est = kind(src=src, units=cached or units, data=data, covs=covs, method=opts.est_method,
+                   cluster=opts.cluster)
         return EngineCells(data=data, cells=est.run(cells), notes=notes, engine=src)
     finally:
         if cached is not None:

@@ -45,6 +45,8 @@ class UnitPlan:
     centre: np.ndarray
     treated: tuple[tuple[float, int], ...]
     never: int
+    balanced: bool = True  # False: every unit observed in some period (allow_unbalanced)
+    y_centre: np.ndarray | None = None  # per period, subtracted from the outcome (None: raw outcomes)
 
 
 def xcol(j: int, s: int) -> str:
@@ -76,8 +78,8 @@ def covariate_check_sql(r: Roles, q: Callable[[str], str], table: str, covariate
 
 
 def units_sql(p: UnitPlan, q: Callable[[str], str], table: str) -> str:
-    """One row per unit of the (balanced) estimation sample: ``gc``, [``cl``], ``y<p>`` per final period,
-    ``x<j>_<s>`` (centred) per covariate and covariate period."""
+    """One row per unit of the estimation sample: ``gc``, [``cl``], ``y<p>`` per final period (NULL where not
+    observed), ``x<j>_<s>`` (centred) per covariate and covariate period."""
     r = p.roles
     assert r.unit is not None
     t = f"CAST({q(r.time)} AS DOUBLE)"
@@ -88,12 +90,14 @@ def units_sql(p: UnitPlan, q: Callable[[str], str], table: str) -> str:
     cols = [f"MIN({gmap}) AS gc", f"SUM(CASE WHEN {in_periods} THEN 1 ELSE 0 END) AS nobs"]
     if r.cluster is not None:
         cols.append(f"MIN({q(r.cluster)}) AS cl")
-    cols += [f"SUM(CASE WHEN {t} = {lit(v)} THEN CAST({q(r.y)} AS DOUBLE) END) AS y{k}"
+    shift = [f" - {lit(v)}" if v else "" for v in (np.zeros(len(p.periods)) if p.y_centre is None else p.y_centre)]
+    cols += [f"SUM(CASE WHEN {t} = {lit(v)} THEN CAST({q(r.y)} AS DOUBLE) END){shift[k]} AS y{k}"
              for k, v in enumerate(p.periods)]
     cols += [f"SUM(CASE WHEN {t} = {lit(p.periods[s])} THEN {_num(q, c)} END) - {lit(p.centre[j, s])} AS {xcol(j, s)}"
              for j, c in enumerate(p.covariates) for s in p.x_periods]
     inner = f"SELECT {', '.join(cols)} FROM {table} WHERE {_kept(r, q)} GROUP BY {q(r.unit)}"
-    return f"(SELECT * FROM ({inner}) didx_a WHERE gc >= 0 AND nobs = {p.periods.shape[0]}) didx_units"
+    keep = f"nobs = {p.periods.shape[0]}" if p.balanced else "nobs >= 1"
+    return f"(SELECT * FROM ({inner}) didx_a WHERE gc >= 0 AND {keep}) didx_units"
 
 
 def lin(coef: np.ndarray, j_s: Sequence[str]) -> str:
@@ -113,6 +117,10 @@ class CellSQL:
     t: int
     b: int
     x: tuple[str, ...]
+
+    def x_at(self, period: int) -> tuple[str, ...]:
+        """The covariate columns of period index ``period``."""
+        return tuple(xcol(j, period) for j in range(len(self.x)))
 
     @property
     def s(self) -> int:
@@ -210,12 +218,7 @@ def logit_sql(units: str, cells: Sequence[tuple[CellSQL, np.ndarray]], n_cov: in
               periods: int) -> str:
     """By (cell k, cohort), at the cell's coefficients: ``sp<j>`` = sum p z_j, ``h<j>_<m>`` = sum p(1-p) z_j z_m,
     ``sl`` = sum log(1 + exp(e)), and the range ``elo``, ``ehi`` of the index e (separation)."""
-    zs = _zs(n_cov)
-    aggs = {f"sp{j}": f"SUM(p * {zj})" for j, zj in enumerate(zs)}
-    aggs.update({f"h{j}_{m}": f"SUM(p * (CAST(1 AS DOUBLE) - p) * {zs[j]} * {zs[m]})"
-                 for j in range(len(zs)) for m in range(j, len(zs))})
-    aggs["sl"] = "SUM(CASE WHEN e > 0 THEN e + ln(CAST(1 AS DOUBLE) + exp(-e)) ELSE ln(CAST(1 AS DOUBLE) + exp(e)) END)"
-    aggs["elo"], aggs["ehi"] = "MIN(e)", "MAX(e)"
+    aggs = logit_aggs(n_cov)
     rows = [(c, g, np.zeros(n_cov + 1)) for c, g in cells]
     return _long(units, rows, n_cov, x_periods, periods, 1.0, aggs)
 
@@ -297,6 +300,154 @@ def gram_sql(units: str, terms: Sequence[IFTerms], trim: float, cluster: bool, h
     src = f"(SELECT * FROM {units} WHERE gc = {int(h)}) didx_l0"
     seen: list[str] = []
     for i, level in enumerate(lv for lv in levels if lv):
+        src = f"(SELECT {', '.join([*keys, *seen, *level])} FROM {src}) didx_l{i + 1}"
+        seen += [_name(c) for c in level]
+    return f"SELECT {', '.join([*keys, *aggs])} FROM {src} GROUP BY {', '.join(keys)}"
+
+
+# ----------------------------------------------------------------------------------------------- unbalanced panels
+def _rc_cell_table(rows: Sequence[tuple[CellSQL, np.ndarray]]) -> str:
+    """The cells' row slots (unbalanced panels): per cell, member cohort and period (post: t, pre: b) ``k``, ``h``,
+    ``d``, ``post``, ``p`` (period index) and the propensity-score coefficients ``g<j>``."""
+    out = []
+    for c, g in rows:
+        for h in c.codes:
+            for post, per in ((1, c.t), (0, c.b)):
+                cols = [f"{c.k} AS k", f"{int(h)} AS h", f"{int(h == c.g)} AS d", f"{post} AS post", f"{per} AS p"]
+                cols += [f"{lit(v)} AS g{j}" for j, v in enumerate(g)]
+                out.append(f"SELECT {', '.join(cols)}")
+    return "(" + " UNION ALL ".join(out) + ")"
+
+
+def rc_sql(units: str, rows: Sequence[tuple[CellSQL, np.ndarray]], n_cov: int, x_periods: Sequence[int],
+           trim: float, aggs: dict[str, str]) -> str:
+    """Unbalanced panels: every observed (unit, period) row of every cell (the repeated-cross-section estimators
+    see a unit's rows at t and at b as two observations), with its covariates ``z<j>`` of its own period, outcome
+    ``y``, index ``e``, probability ``p``, capped score ``ps`` and trimmed odds ``o``, aggregated by (cell, cohort,
+    post)."""
+    def pick(key: str, pairs: Sequence[tuple[int, str]]) -> str:
+        return f"CASE {key} " + " ".join(f"WHEN {v} THEN {col}" for v, col in pairs) + " END"
+
+    periods = sorted({p for c, _ in rows for p in (c.t, c.b)})
+    z = [pick("c.p", [(v, f"u.{xcol(j, v)}") for v in x_periods]) + f" AS z{j + 1}" for j in range(n_cov)]
+    y = pick("c.p", [(v, f"u.y{v}") for v in periods]) + " AS y"
+    gs = [f"c.g{j}" for j in range(n_cov + 1)]
+    first = (f"SELECT c.k AS k, u.gc AS gc, c.d AS d, c.post AS post, {', '.join([*z, y, *gs])} "
+             f"FROM (SELECT * FROM {units}) u JOIN {_rc_cell_table(rows)} c ON u.gc = c.h")
+    zs = _zs(n_cov)
+    e = " + ".join(f"g{j} * {zj}" for j, zj in enumerate(zs))
+    second = (f"SELECT k, gc, d, post, y, {', '.join(zs[1:]) + ', ' if n_cov else ''}{e} AS e FROM ({first}) "
+              f"didx_p WHERE y IS NOT NULL")
+    third = (f"SELECT *, {_sigmoid('e')} AS p, LEAST({_sigmoid('e')}, {lit(PSCORE_CAP)}) AS ps FROM ({second}) "
+             f"didx_q")
+    fourth = (f"SELECT *, CASE WHEN d = 1 OR ps >= {lit(trim)} THEN {ZERO} ELSE ps / (CAST(1 AS DOUBLE) - ps) END "
+              f"AS o FROM ({third}) didx_r")
+    cols = ["k", "gc", "post", *(f"{v} AS {n}" for n, v in aggs.items())]
+    return f"SELECT {', '.join(cols)} FROM ({fourth}) didx_s GROUP BY k, gc, post"
+
+
+def rc_sums_aggs(n_cov: int) -> dict[str, str]:
+    """Rows, ``sz<j>``, ``szz<j>_<m>`` (j <= m), ``szy<j>`` (``z_0 = 1``), and the covariates' range."""
+    zs = _zs(n_cov)
+    aggs = {"n": "CAST(COUNT(*) AS BIGINT)"}
+    aggs.update({f"sz{j}": f"SUM({zs[j]})" for j in range(1, len(zs))})
+    aggs.update({f"szz{j}_{m}": f"SUM({zs[j]} * {zs[m]})" for j in range(1, len(zs)) for m in range(j, len(zs))})
+    aggs.update({f"szy{j}": f"SUM({zj} * y)" for j, zj in enumerate(zs)})
+    aggs.update({f"lo{j}": f"MIN({zs[j]})" for j in range(1, len(zs))})
+    aggs.update({f"hi{j}": f"MAX({zs[j]})" for j in range(1, len(zs))})
+    return aggs
+
+
+def logit_aggs(n_cov: int, p: str = "p") -> dict[str, str]:
+    """The aggregates of a Newton step (see :func:`logit_sql`)."""
+    zs = _zs(n_cov)
+    aggs = {f"sp{j}": f"SUM({p} * {zj})" for j, zj in enumerate(zs)}
+    aggs.update({f"h{j}_{m}": f"SUM({p} * (CAST(1 AS DOUBLE) - {p}) * {zs[j]} * {zs[m]})"
+                 for j in range(len(zs)) for m in range(j, len(zs))})
+    aggs["sl"] = "SUM(CASE WHEN e > 0 THEN e + ln(CAST(1 AS DOUBLE) + exp(-e)) ELSE ln(CAST(1 AS DOUBLE) + exp(e)) END)"
+    aggs["elo"], aggs["ehi"] = "MIN(e)", "MAX(e)"
+    return aggs
+
+
+def rc_weight_aggs(n_cov: int) -> dict[str, str]:
+    """At the final scores: ``h<j>_<m>`` (capped ps), ``so<j>`` = sum o z_j, ``soy<j>`` = sum o y z_j."""
+    zs = _zs(n_cov)
+    aggs = {f"h{j}_{m}": f"SUM(ps * (CAST(1 AS DOUBLE) - ps) * {zs[j]} * {zs[m]})"
+            for j in range(len(zs)) for m in range(j, len(zs))}
+    aggs.update({f"so{j}": f"SUM(o * {zj})" for j, zj in enumerate(zs)})
+    aggs.update({f"soy{j}": f"SUM(o * y * {zj})" for j, zj in enumerate(zs)})
+    return aggs
+
+
+@dataclass(frozen=True)
+class RCRow:
+    """A row's influence function in a cell (unbalanced panels), by its role (treated or not, post or pre):
+    ``b (y - a) + b_o o (y - a) + z'c + (y - z'beta) z'v + (ps - delta) z'hv`` (terms with None left out)."""
+
+    b: float = 0.0
+    b_o: float = 0.0
+    a: float = 0.0
+    c: np.ndarray | None = None
+    beta: np.ndarray | None = None
+    v: np.ndarray | None = None
+    hv: np.ndarray | None = None
+    delta: float = 0.0
+
+    def sql(self, y: str, x: Sequence[str], ps: str, o: str) -> str:
+        parts = []
+        if self.b:
+            parts.append(f"{lit(self.b)} * ({y} - {lit(self.a)})")
+        if self.b_o:
+            parts.append(f"{lit(self.b_o)} * {o} * ({y} - {lit(self.a)})")
+        if self.c is not None:
+            parts.append(lin(self.c, x))
+        if self.v is not None and self.beta is not None:
+            parts.append(f"({y} - {lin(self.beta, x)}) * {lin(self.v, x)}")
+        if self.hv is not None:
+            parts.append(f"({ps} - {lit(self.delta)}) * {lin(self.hv, x)}")
+        return " + ".join(parts) if parts else ZERO
+
+
+@dataclass(frozen=True)
+class RCTerms:
+    """A cell's influence function per unit: the sum over its observed rows (post at t, pre at b) of
+    :class:`RCRow` by role; ``rows[(treated, post)]``."""
+
+    cell: CellSQL
+    gamma: np.ndarray | None
+    rows: dict[tuple[bool, bool], RCRow]
+
+
+def rc_gram_sql(units: str, terms: Sequence[RCTerms], trim: float, cluster: bool, h: int) -> str:
+    """:func:`gram_sql` for unbalanced panels: a unit's influence function in a cell sums its rows at t and b."""
+    keys = ["gc", *(["cl"] if cluster else [])]
+    sub = [(j, f) for j, f in enumerate(terms) if h in f.cell.codes]
+    first = sorted({col for _, f in sub for col in (*f.cell.x_at(f.cell.t), *f.cell.x_at(f.cell.b),
+                                                   f"y{f.cell.t}", f"y{f.cell.b}")})
+    second: list[str] = []
+    third: list[str] = []
+    psi: list[str] = []
+    for j, f in sub:
+        c = f.cell
+        treated = h == c.g
+        ends = []
+        for post, per in ((True, c.t), (False, c.b)):
+            tag = f"{j}{'t' if post else 'b'}"
+            x = c.x_at(per)
+            ps, o = f"ps{tag}", f"o{tag}"
+            if f.gamma is not None:
+                second.append(f"LEAST({_sigmoid(lin(f.gamma, x))}, {lit(PSCORE_CAP)}) AS {ps}")
+                odds = f"CASE WHEN {ps} >= {lit(trim)} THEN {ZERO} ELSE {ps} / (CAST(1 AS DOUBLE) - {ps}) END"
+                third.append(f"{ZERO if treated else odds} AS {o}")
+            expr = f.rows[(treated, post)].sql(f"y{per}", x, ps, o)
+            ends.append(f"CASE WHEN y{per} IS NULL THEN {ZERO} ELSE {expr} END")
+        psi.append(f"{' + '.join(ends)} AS psi{j}")
+    levels = [lv for lv in (first, second, third, psi) if lv]
+    aggs = ["CAST(COUNT(*) AS BIGINT) AS n", *(f"SUM(psi{j}) AS s{j}" for j, _ in sub)]
+    aggs += [f"SUM(psi{j} * psi{m}) AS m{j}_{m}" for a, (j, _) in enumerate(sub) for m, _ in sub[a:]]
+    src = f"(SELECT * FROM {units} WHERE gc = {int(h)}) didx_l0"
+    seen: list[str] = []
+    for i, level in enumerate(levels):
         src = f"(SELECT {', '.join([*keys, *seen, *level])} FROM {src}) didx_l{i + 1}"
         seen += [_name(c) for c in level]
     return f"SELECT {', '.join([*keys, *aggs])} FROM {src} GROUP BY {', '.join(keys)}"
