@@ -1,4 +1,4 @@
-"""Callaway & Sant'Anna ``att_gt`` with covariates through the engines (balanced panels; ``dr``, ``ipw``, ``reg``).
+"""Callaway & Sant'Anna ``att_gt`` with covariates through the engines (``dr``, ``ipw``, ``reg``).
 
 In memory, each ATT(g,t) cell calls a Sant'Anna-Zhao 2x2 estimator (:func:`didx.estimators.drdid.panel.panel_cell`)
 on the units of cohort ``g`` and of its comparison cohorts, with the outcome change ``dy = y_t - y_b`` and the
@@ -20,9 +20,9 @@ and units enter through their cohort only, so here everything is a GROUP BY coho
    cluster x cohort sums) of the in-memory store's features ``(1, w, psi_1, .., psi_K)``.
 
 Aggregations, clustered SEs, the Gaussian and cluster-level multiplier bootstraps and uniform bands then run
-unchanged. Limits: balanced panels (``allow_unbalanced=True`` with gaps needs the row-level repeated-cross-section
-estimators), no weights, no missing covariate values, at most :data:`MAX_SUMS` sums in one query (about 200
-ATT(g,t) cells); beyond them an error names the in-memory route.
+unchanged. Unbalanced panels (``allow_unbalanced=True`` with gaps): :mod:`didx.engines.cs_cov_rc` (``reg``,
+``ipw``; ``dr`` is refused). Limits: no weights, no missing covariate values, at most :data:`MAX_SUMS` sums in one
+query (about 200 ATT(g,t) cells); beyond them an error names the in-memory route.
 """
 
 from __future__ import annotations
@@ -310,8 +310,8 @@ class _Estimator:
         if J * (J + 3) // 2 > MAX_SUMS:
             raise InvalidOptionError(
                 f"{FUNC}: {J} ATT(g,t) cells with covariates need {J * (J + 3) // 2} sums in one engine query (at "
-                f"most {MAX_SUMS}: about 200 cells). Fix: fewer periods or cohorts (e.g. base_period='universal' does "
-                f"not change the count; restrict the periods in the query), or {ROWS_FIX}.")
+                f"most {MAX_SUMS}: about 200 cells). Fix: fewer periods or cohorts (restrict them in the query), or "
+                f"{ROWS_FIX}.")
         att, terms, failed = self.estimate(act, G)
         return self.assemble(cells, att, terms, failed, G)
 
