@@ -5,7 +5,7 @@ DataFrame) and checks the ATT(g,t), the covariance of every cell and of the four
 notes and the sample report to 1e-10 relative (the covariance as correlations, see assert_same_result).
 Covariates: ``lpop`` (time-invariant) on mpdta, ``x1`` on base_stagg, the time-varying ``l_police`` and
 ``unemployrt`` on castle (so the covariates of period min(t, b) are used), and a simulated panel with a
-time-varying covariate, balanced (units with gaps dropped) and unbalanced (``allow_unbalanced=True``: reg, ipw).
+time-varying covariate, balanced (units with gaps dropped) and unbalanced (``allow_unbalanced=True``).
 """
 
 from __future__ import annotations
@@ -108,6 +108,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
                    "base_period": "universal"}),
     ("simulated", {"est_method": "ipw", "allow_unbalanced": True, "control_group": "not_yet", "anticipation": 1,
                    "cluster": "cl"}),
+    ("simulated", {"est_method": "dr", "allow_unbalanced": True, "cluster": "cl"}),
+    ("simulated", {"est_method": "dr", "allow_unbalanced": True, "control_group": "not_yet",
+                   "base_period": "universal"}),
 ]
 
 
@@ -205,19 +208,13 @@ def test_cluster_rademacher_bootstrap(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- refusals and errors
-def test_unbalanced_dr_is_refused(tmp_path: Path) -> None:
-    path = write(_simulated(), tmp_path)
-    with pytest.raises(didx.InvalidOptionError, match=r"'dr'.*unbalanced.*Fix: est_method='reg' or 'ipw'.*in-memory"):
-        _fit(path, "simulated", allow_unbalanced=True, est_method="dr")
-
-
 def test_unbalanced_outcome_level(tmp_path: Path) -> None:
     """The unbalanced cells regress outcome levels: the engine centres each period's outcome on its mean, so a
     level of 1e7 leaves the estimates and SEs as they are (to 1e-7 of the estimates' scale)."""
     df = _simulated()
-    base = _fit(write(df, tmp_path / "a.parquet"), "simulated", allow_unbalanced=True, est_method="ipw")
+    base = _fit(write(df, tmp_path / "a.parquet"), "simulated", allow_unbalanced=True, est_method="dr")
     df["y"] = df["y"] + 1e7
-    big = _fit(write(df, tmp_path / "b.parquet"), "simulated", allow_unbalanced=True, est_method="ipw")
+    big = _fit(write(df, tmp_path / "b.parquet"), "simulated", allow_unbalanced=True, est_method="dr")
     np.testing.assert_allclose(big.coef, base.coef, rtol=0, atol=1e-7)
     np.testing.assert_allclose(big.std_error, base.std_error, rtol=1e-7)
 

@@ -20,9 +20,9 @@ and units enter through their cohort only, so here everything is a GROUP BY coho
    cluster x cohort sums) of the in-memory store's features ``(1, w, psi_1, .., psi_K)``.
 
 Aggregations, clustered SEs, the Gaussian and cluster-level multiplier bootstraps and uniform bands then run
-unchanged. Unbalanced panels (``allow_unbalanced=True`` with gaps): :mod:`didx.engines.cs_cov_rc` (``reg``,
-``ipw``; ``dr`` is refused). Limits: no weights, no missing covariate values, at most :data:`MAX_SUMS` sums in one
-query (about 200 ATT(g,t) cells); beyond them an error names the in-memory route.
+unchanged. Unbalanced panels (``allow_unbalanced=True`` with gaps): :mod:`didx.engines.cs_cov_rc`. Limits: no
+weights, no missing covariate values, at most :data:`MAX_SUMS` sums in one query (about 200 ATT(g,t) cells);
+beyond them an error names the in-memory route.
 """
 
 from __future__ import annotations
@@ -69,11 +69,6 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
     pass1_cohorts = m.cohort_values
     m, data = _prepare(m, opts)
     balanced = data.mode == "panel"
-    if not balanced and opts.est_method == "dr":
-        raise InvalidOptionError(
-            f"{FUNC}: est_method='dr' with covariates on an unbalanced panel (allow_unbalanced=True, units with gaps) "
-            f"is not available through the engines yet ('reg' and 'ipw' are). Fix: est_method='reg' or 'ipw', drop "
-            f"allow_unbalanced to use the balanced units, or {ROWS_FIX}.")
     data = _small_cohort_note(data, len(covs))
     cells, notes = plan_cells(data, control=opts.control_group, base_period=opts.base_period,
                               anticipation=opts.anticipation)

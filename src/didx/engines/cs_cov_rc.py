@@ -1,14 +1,13 @@
-"""``att_gt`` with covariates on unbalanced panels (``allow_unbalanced=True``) through the engines: ``reg``, ``ipw``.
+"""``att_gt`` with covariates on unbalanced panels (``allow_unbalanced=True``) through the engines.
 
 In memory (:func:`didx.estimators.cs.cells.estimate_covariates`), a panel with gaps runs the repeated-cross-section
 estimators of Sant'Anna and Zhao on each cell's rows: a unit's rows at t and at b are two observations, each with
 the covariates of its own period, and the row influence functions are summed by unit. Here every sum they need is
-a GROUP BY (cell, cohort, post) of the units' observed rows (:func:`didx.engines.plan_cov.rc_sql`): the two
-comparison-group regressions of ``reg_did_rc`` from ``X'X`` and ``X'y``, the logit of ``std_ipw_did_rc`` by the
-Newton rounds of :mod:`didx.engines.cs_cov`, and its odds-weighted sums; then one aggregation per cohort returns
-the Gram matrices of the units' summed influence functions (:func:`didx.engines.plan_cov.rc_gram_sql`). ``dr``
-(``drdid_rc``: four outcome regressions and their estimation effects) is not ported: it is refused with the
-in-memory route.
+a GROUP BY (cell, cohort, post) of the units' observed rows (:func:`didx.engines.plan_cov.rc_sql`): the outcome
+regressions of ``reg_did_rc`` (comparison group by period) and ``drdid_rc`` (both groups by period) from ``X'X``
+and ``X'y``, the logit of ``std_ipw_did_rc`` and ``drdid_rc`` by the Newton rounds of :mod:`didx.engines.cs_cov`,
+and the odds-weighted sums at the final scores; then one aggregation per cohort returns the Gram matrices of the
+units' summed influence functions (:func:`didx.engines.plan_cov.rc_gram_sql`).
 """
 
 from __future__ import annotations
@@ -60,7 +59,7 @@ class RCEstimator(_Estimator):
                 failed[k] = EMPTY
         gammas: dict[int, np.ndarray] = {}
         weights: dict[int, Any] = {}
-        if self.method == "ipw":
+        if self.method in ("ipw", "dr"):
             starts = {}
             for k, gr in groups.items():
                 if k in failed:
@@ -82,8 +81,10 @@ class RCEstimator(_Estimator):
                 with np.errstate(invalid="ignore", divide="ignore"):
                     if self.method == "reg":
                         att[k], terms[k] = self._reg(c, groups[k])
-                    else:
+                    elif self.method == "ipw":
                         att[k], terms[k] = self._ipw(c, groups[k], gammas[k], weights[k])
+                    else:
+                        att[k], terms[k] = self._dr(c, groups[k], gammas[k], weights[k])
             except (DidxError, np.linalg.LinAlgError) as exc:
                 failed[k] = f"the 2x2 estimator failed: {exc}"
                 continue
@@ -146,8 +147,13 @@ class RCEstimator(_Estimator):
             per = {}
             for is_post in (True, False):
                 r = rows & (gc != c.g) & ((post == 1) == is_post)
-                per[is_post] = (np.array([col[f"so{j}"][r].sum() for j in range(p)]),
-                                np.array([col[f"soy{j}"][r].sum() for j in range(p)]))
+                So = np.array([col[f"so{j}"][r].sum() for j in range(p)])
+                SoZZ = np.zeros((p, p))
+                SoZZ[0] = SoZZ[:, 0] = So
+                for j in range(1, p):
+                    for m in range(j, p):
+                        SoZZ[j, m] = SoZZ[m, j] = col[f"soz{j}_{m}"][r].sum()
+                per[is_post] = (So, np.array([col[f"soy{j}"][r].sum() for j in range(p)]), SoZZ)
             res[c.k] = (H, per)
         return res
 
@@ -199,7 +205,7 @@ class RCEstimator(_Estimator):
         scale = float(self.data.n_units) / n
         H, per = weights
         Hinv = _solve_sym(H / n, np.eye(self.p), "propensity score")
-        (So_p, Soy_p), (So_b, Soy_b) = per[True], per[False]
+        (So_p, Soy_p, _), (So_b, Soy_b, _) = per[True], per[False]
         a_tp, a_tb = tp.ZY[0] / tp.n, tb.ZY[0] / tb.n
         a_cp, a_cb = Soy_p[0] / So_p[0], Soy_b[0] / So_b[0]
         m_cp, m_cb = So_p[0] / n, So_b[0] / n
@@ -210,3 +216,56 @@ class RCEstimator(_Estimator):
                 (False, True): pc.RCRow(b_o=-scale / m_cp, a=a_cp, hv=hv),
                 (False, False): pc.RCRow(b_o=scale / m_cb, a=a_cb, hv=hv)}
         return float((a_tp - a_tb) - (a_cp - a_cb)), pc.RCTerms(cell=c, gamma=gamma, rows=rows)
+
+    def _dr(self, c: pc.CellSQL, gr: dict[tuple[bool, bool], _Group], gamma: np.ndarray,
+            weights: Any) -> tuple[float, pc.RCTerms]:
+        """``drdid_rc``: the logit, outcome regressions of both groups in both periods, and their estimation
+        effects (R's form, see :func:`didx.estimators.drdid.rc.rc_dr`)."""
+        tp, tb, cp, cb = gr[(True, True)], gr[(True, False)], gr[(False, True)], gr[(False, False)]
+        n = tp.n + tb.n + cp.n + cb.n
+        scale = float(self.data.n_units) / n
+        p = self.p
+        H, per = weights
+        Hinv = _solve_sym(H / n, np.eye(p), "propensity score")
+        b_cb = self._ols_rows(cb, "outcome (cpre)")
+        b_cp = self._ols_rows(cp, "outcome (cpost)")
+        b_tb = self._ols_rows(tb, "outcome (tpre)")
+        b_tp = self._ols_rows(tp, "outcome (tpost)")
+        (So_p, Soy_p, SoZZ_p), (So_b, Soy_b, SoZZ_b) = per[True], per[False]
+        m_tp, m_tb, nD = tp.n / n, tb.n / n, tp.n + tb.n
+        m_d = nD / n
+        m_cp, m_cb = So_p[0] / n, So_b[0] / n
+        ZD = tp.Z + tb.Z
+        a_tp = (tp.ZY[0] - float(b_cp @ tp.Z)) / tp.n
+        a_tb = (tb.ZY[0] - float(b_cb @ tb.Z)) / tb.n
+        Sor_p = Soy_p - SoZZ_p @ b_cp  # sum o r z over the comparison rows, r = y - z'beta_c
+        Sor_b = Soy_b - SoZZ_b @ b_cb
+        a_cp, a_cb = Sor_p[0] / So_p[0], Sor_b[0] / So_b[0]
+        g_post, g_pre = b_tp - b_cp, b_tb - b_cb
+        a_d_post, a_dt1_post = float(g_post @ ZD) / nD, float(g_post @ tp.Z) / tp.n
+        a_d_pre, a_dt0_pre = float(g_pre @ ZD) / nD, float(g_pre @ tb.Z) / tb.n
+        att = ((a_tp - a_tb) - (a_cp - a_cb) + (a_d_post - a_dt1_post) - (a_d_pre - a_dt0_pre))
+        inv = {key: _solve_sym(g.ZZ / n, np.eye(p), f"outcome regression ({name})")
+               for key, g, name in ((0, cb, "comparison, pre"), (1, cp, "comparison, post"),
+                                    (2, tb, "treated, pre"), (3, tp, "treated, post"))}
+        M1_post, M1_pre = -tp.Z / n / m_tp, -tb.Z / n / m_tb
+        M2 = (Sor_p - a_cp * So_p) / n / m_cp - (Sor_b - a_cb * So_b) / n / m_cb
+        M3_post, M3_pre = -So_p / n / m_cp, -So_b / n / m_cb
+        mom_post, mom_pre = (ZD / m_d - tp.Z / m_tp) / n, (ZD / m_d - tb.Z / m_tb) / n
+        hv = scale * (Hinv @ M2)
+        # the efficiency terms of the treated rows: linear in z
+        eff_tp = g_post / m_d - g_post / m_tp - g_pre / m_d
+        eff_tp[0] += -a_d_post / m_d + a_dt1_post / m_tp + a_d_pre / m_d
+        eff_tb = g_post / m_d - g_pre / m_d + g_pre / m_tb
+        eff_tb[0] += -a_d_post / m_d + a_d_pre / m_d - a_dt0_pre / m_tb
+        rows = {
+            (True, True): pc.RCRow(fit=b_cp, b=scale / m_tp, a=a_tp, c=scale * eff_tp, beta=b_tp,
+                                   v=scale * (inv[3] @ mom_post), hv=hv, delta=1.0),
+            (True, False): pc.RCRow(fit=b_cb, b=-scale / m_tb, a=a_tb, c=scale * eff_tb, beta=b_tb,
+                                    v=-scale * (inv[2] @ mom_pre), hv=hv, delta=1.0),
+            (False, True): pc.RCRow(fit=b_cp, b_o=-scale / m_cp, a=a_cp, beta=b_cp,
+                                    v=scale * (inv[1] @ (M1_post - M3_post - mom_post)), hv=hv),
+            (False, False): pc.RCRow(fit=b_cb, b_o=scale / m_cb, a=a_cb, beta=b_cb,
+                                     v=scale * (inv[0] @ (M1_pre - M3_pre + mom_pre)), hv=hv),
+        }
+        return float(att), pc.RCTerms(cell=c, gamma=gamma, rows=rows)

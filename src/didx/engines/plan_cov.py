@@ -370,20 +370,24 @@ def logit_aggs(n_cov: int, p: str = "p") -> dict[str, str]:
 
 
 def rc_weight_aggs(n_cov: int) -> dict[str, str]:
-    """At the final scores: ``h<j>_<m>`` (capped ps), ``so<j>`` = sum o z_j, ``soy<j>`` = sum o y z_j."""
+    """At the final scores: ``h<j>_<m>`` (capped ps), ``so<j>`` = sum o z_j, ``soy<j>`` = sum o y z_j, ``soz<j>_<m>``
+    = sum o z_j z_m (1 <= j <= m)."""
     zs = _zs(n_cov)
     aggs = {f"h{j}_{m}": f"SUM(ps * (CAST(1 AS DOUBLE) - ps) * {zs[j]} * {zs[m]})"
             for j in range(len(zs)) for m in range(j, len(zs))}
     aggs.update({f"so{j}": f"SUM(o * {zj})" for j, zj in enumerate(zs)})
     aggs.update({f"soy{j}": f"SUM(o * y * {zj})" for j, zj in enumerate(zs)})
+    aggs.update({f"soz{j}_{m}": f"SUM(o * {zs[j]} * {zs[m]})" for j in range(1, len(zs)) for m in range(j, len(zs))})
     return aggs
 
 
 @dataclass(frozen=True)
 class RCRow:
     """A row's influence function in a cell (unbalanced panels), by its role (treated or not, post or pre):
-    ``b (y - a) + b_o o (y - a) + z'c + (y - z'beta) z'v + (ps - delta) z'hv`` (terms with None left out)."""
+    ``b (r - a) + b_o o (r - a) + z'c + (y - z'beta) z'v + (ps - delta) z'hv`` with ``r = y - z'fit`` (``y``
+    without ``fit``); terms with None are left out."""
 
+    fit: np.ndarray | None = None
     b: float = 0.0
     b_o: float = 0.0
     a: float = 0.0
@@ -395,10 +399,11 @@ class RCRow:
 
     def sql(self, y: str, x: Sequence[str], ps: str, o: str) -> str:
         parts = []
+        r = y if self.fit is None else f"({y} - {lin(self.fit, x)})"
         if self.b:
-            parts.append(f"{lit(self.b)} * ({y} - {lit(self.a)})")
+            parts.append(f"{lit(self.b)} * ({r} - {lit(self.a)})")
         if self.b_o:
-            parts.append(f"{lit(self.b_o)} * {o} * ({y} - {lit(self.a)})")
+            parts.append(f"{lit(self.b_o)} * {o} * ({r} - {lit(self.a)})")
         if self.c is not None:
             parts.append(lin(self.c, x))
         if self.v is not None and self.beta is not None:
