@@ -64,10 +64,6 @@ def engine_cells(src: EngineInput, opts: Any, *, y: str, unit: str | None, time:
     """Moments from the engine, ``did``'s sample rules, the cell plan and the cell estimates with their store."""
     refuse(opts)
     assert unit is not None
-    if opts.covariates:
-        from didx.engines.cs_cov import engine_cells_cov
-
-        return engine_cells_cov(src, opts, y=y, unit=unit, time=time, cohort=cohort)
     m = unit_moments(src, Request(func=FUNC, y=y, unit=unit, time=time, cohort=cohort, cluster=opts.cluster))
     m, data = _prepare(m, opts)
     cells, notes = plan_cells(data, control=opts.control_group, base_period=opts.base_period,

@@ -19,7 +19,7 @@ import numpy as np
 
 from didx._errors import DesignError, DidxError
 from didx.engines import plan_cov as pc
-from didx.engines.cs_cov import _Estimator, _failure, _singular
+from didx.engines.cs_cov_panel import _Estimator, _failure, _singular
 from didx.estimators.drdid.nuisance import DEFAULT_TRIM_LEVEL, _solve_sym
 
 EMPTY = "an empty treated or comparison cell in the period or base period"
