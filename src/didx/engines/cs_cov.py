@@ -15,9 +15,9 @@ and units enter through their cohort only, so here everything is a GROUP BY coho
    iteration of every cell's logit in ONE aggregation (:func:`~didx.engines.plan_cov.logit_sql`), then one
    aggregation at the final scores (the Hessian and the odds-weighted sums);
 5. the influence function of every cell is then an expression of a unit's outcomes, covariates and propensity
-   score with known coefficients; one last aggregation (:func:`~didx.engines.plan_cov.gram_sql`) returns, by
-   cohort (and cluster), the sums of those functions and of their products: the per-cohort Gram matrices (and
-   cluster x cohort sums) of the in-memory store's features ``(1, w, psi_1, .., psi_K)``.
+   score with known coefficients; one aggregation per cohort (:func:`~didx.engines.plan_cov.gram_sql`, over the
+   cells that involve it) returns, by cluster if any, the sums of those functions and of their products: the
+   per-cohort Gram matrices (and cluster x cohort sums) of the in-memory store's features ``(1, w, psi_1, ..)``.
 
 Aggregations, clustered SEs, the Gaussian and cluster-level multiplier bootstraps and uniform bands then run
 unchanged. The balanced-panel cells: :mod:`didx.engines.cs_cov_panel`; unbalanced panels (``allow_unbalanced=True``

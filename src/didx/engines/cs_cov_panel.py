@@ -26,7 +26,7 @@ _EXTREME = float(np.log((1.0 - 1e-12) / 1e-12))
 """The logit index beyond which a fitted probability is within 1e-12 of 0 or 1 (fit_logit's separation test)."""
 
 MAX_SUMS = 20_000
-"""The most sums one query may return (the Gram query has J (J + 3) / 2 for J cells with an influence function)."""
+"""The most sums one query may return (the Gram query of the never-treated has J (J + 3) / 2 for J cells)."""
 
 
 
