@@ -211,7 +211,7 @@ def test_with_vcov_keeps_what_the_engine_summed(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- refusals and errors
 @pytest.mark.parametrize(("opts", "match"), [
-    ({"covariates": "lemp"}, "covariates"),
+    # covariates run through the engines (balanced panels): tests/test_engines_cscov.py
     ({"n_bootstrap": 199}, "unit-level rademacher"),
     ({"weights": "region"}, "weights"),
 ])

@@ -68,8 +68,8 @@ def test_spark_errors(spark: Any) -> None:
     dup = df.iloc[[0, *range(len(df))]]
     with pytest.raises(didx.DataError, match=r"duplicate"):
         didx.att_gt(spark.createDataFrame(dup), **ROLES["mpdta"])
-    with pytest.raises(didx.InvalidOptionError, match=r"covariates.*in-memory"):
-        didx.att_gt(spark.createDataFrame(df), **ROLES["mpdta"], covariates="region")
+    with pytest.raises(didx.InvalidOptionError, match=r"weights.*in-memory"):  # covariates run: test_engines_cscov
+        didx.att_gt(spark.createDataFrame(df), **ROLES["mpdta"], weights="region")
 
 
 def test_sun_abraham_spark_equals_in_memory(spark: Any) -> None:

@@ -8,8 +8,8 @@ are applied to those groups, the cells are planned and estimated by the in-memor
 ``M_g = sum_{i in g} z_i z_i'`` (and the cluster x cohort sums) computed from the moments instead of from unit
 rows. Aggregations, clustered SEs, Gaussian and cluster-level multiplier bootstraps and uniform bands then run
 unchanged. What needs unit rows is refused with the in-memory alternative: unit-level (Rademacher / Mammen)
-bootstrap draws, ``influence_functions()``, clustering on a column not given at fit time, covariates, weights,
-repeated cross sections.
+bootstrap draws, ``influence_functions()``, clustering on a column not given at fit time, weights, repeated cross
+sections. Covariates: :mod:`didx.engines.cs_cov`.
 """
 
 from __future__ import annotations
@@ -49,9 +49,7 @@ class EngineCells:
 def refuse(opts: Any) -> None:
     """Options that need unit rows: a clear error naming the in-memory alternative."""
     what = None
-    if opts.covariates:
-        what = "covariates (the per-cell regressions and propensity scores need unit rows)"
-    elif opts.weights is not None:
+    if opts.weights is not None:
         what = "sampling weights"
     elif opts.mode == "rc":
         what = "repeated cross sections (panel=False)"

@@ -139,8 +139,10 @@ def att_gt(
     check_distinct_roles(_FUNC, {"y": y, "unit": unit, "time": time, "cohort": cohort})
     if (src := engine_input(data, _FUNC)) is not None:  # a file, a DuckDB relation or a Spark frame: didx.engines
         from didx.engines.cs import engine_cells, with_engine
+        from didx.engines.cs_cov import engine_cells_cov
 
-        cells = engine_cells(src, opts, y=y, unit=unit, time=time, cohort=cohort)
+        run = engine_cells_cov if opts.covariates else engine_cells
+        cells = run(src, opts, y=y, unit=unit, time=time, cohort=cohort)
         return with_engine(_assemble(_estimate(cells, opts), opts), src)
     held = [build_panel(data, func=_FUNC, y=y, time=time, unit=unit, cohort=cohort, covariates=list(opts.covariates),
                         weights=weights, cluster=opts.cluster, require_control="none", check_duplicates=panel,
