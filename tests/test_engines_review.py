@@ -129,3 +129,26 @@ def test_grid_one_unit_falls_back_to_the_in_memory_error(spy: list[bool], tmp_pa
     with pytest.raises(type(mem.value)):
         didx.att_gt(write(df, tmp_path), **ROLES_SIM)
     assert spy == [False]
+
+
+# ----------------------------------------------------------------------------------------------- wild bootstrap
+@pytest.mark.parametrize("fn", [didx.twfe, didx.event_study], ids=["twfe", "event_study"])
+@pytest.mark.parametrize("opts", [{"collapse": "group_period"},
+                                  {"collapse": "group_period_weighted", "cluster": "grp"}], ids=["cohort", "grp"])
+def test_wild_bootstrap_after_a_collapsed_engine_fit(fn: Any, opts: dict[str, Any], tmp_path: Path) -> None:
+    """collapse= through an engine fits the in-memory estimator on the cells, so the wild bootstrap works as in
+    memory (engines/collapse.py says so); the refusal for engine fits refused it too. With every sign vector
+    enumerated (2^G draws <= n_bootstrap) the bootstrap does not depend on the clusters' order: equal to 1e-10.
+    With random draws the clusters may be met in another order (same distribution, other draws)."""
+    from test_engines_more import _with_groups
+
+    df = _with_groups("mpdta")
+    mem = fn(df, **ROLES["mpdta"], **opts)
+    eng = fn(write(df, tmp_path), **ROLES["mpdta"], **opts)
+    term = mem.terms[-1]
+    a = mem.wild_bootstrap(term, n_bootstrap=9999, seed=1, progress=False)
+    b = eng.wild_bootstrap(term, n_bootstrap=9999, seed=1, progress=False)
+    assert "full enumeration" in str(b)
+    assert b.p_value == pytest.approx(a.p_value, rel=1e-10)
+    assert b.statistic == pytest.approx(a.statistic, rel=1e-10)
+    np.testing.assert_allclose(b.conf_int, a.conf_int, rtol=1e-10)
