@@ -152,3 +152,44 @@ def test_wild_bootstrap_after_a_collapsed_engine_fit(fn: Any, opts: dict[str, An
     assert b.p_value == pytest.approx(a.p_value, rel=1e-10)
     assert b.statistic == pytest.approx(a.statistic, rel=1e-10)
     np.testing.assert_allclose(b.conf_int, a.conf_int, rtol=1e-10)
+
+
+# ------------------------------------------------------------------------------------ regression with covariates
+def _mpdta_x() -> pd.DataFrame:
+    from test_engines_regcov import _mpdta
+
+    return _mpdta()
+
+
+@pytest.mark.parametrize("balanced", [True, False], ids=["balanced", "unbalanced"])
+def test_event_study_keeps_a_covariate_far_from_zero(balanced: bool, tmp_path: Path) -> None:
+    """A covariate at 1e6 with spread ~1: identified (adding a constant to a covariate changes no coefficient
+    under unit effects). The balanced event study judged it against its raw sum of squares (1e12 per row) and
+    dropped it, unlike twfe and the unbalanced path; now every path keeps it, in memory and through DuckDB."""
+    df = _mpdta_x()
+    if not balanced:
+        df = df.drop(index=[5])
+    df["big"] = 1e6 + df["x"]
+    r = ROLES["mpdta"]
+    for fn in (didx.event_study, didx.twfe):
+        mem = fn(df, **r, covariates=["big"])
+        assert mem.terms[-1] == "big" and not any("collinearity" in n for n in mem.notes)
+        shifted = fn(df, **r, covariates=["x"])
+        np.testing.assert_allclose(mem.coef, shifted.coef, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(mem.std_error, shifted.std_error, rtol=1e-8)
+        eng = fn(write(df, tmp_path / f"{fn.__name__}.parquet"), **r, covariates=["big"])
+        assert_same_result(mem, eng)
+        assert eng.notes == mem.notes
+
+
+def test_event_study_still_drops_a_covariate_absorbed_by_the_unit_effects(tmp_path: Path) -> None:
+    """The centred rule keeps its floor: lpop (constant within counties) and a constant are dropped and noted,
+    on the balanced path, in memory and through DuckDB."""
+    df = _mpdta_x()
+    df["one"] = 7.0
+    kw = dict(**ROLES["mpdta"], covariates=["x", "lpop", "one"])
+    mem = didx.event_study(df, **kw)
+    assert mem.terms[-1] == "x" and mem.notes[-1] == "Dropped for collinearity: lpop, one"
+    eng = didx.event_study(write(df, tmp_path), **kw)
+    assert_same_result(mem, eng)
+    assert eng.notes == mem.notes

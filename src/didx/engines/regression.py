@@ -135,7 +135,7 @@ def _fit(src: EngineInput, m: Moments, unit: str, cl_name: str | None, ssc: SSC,
     else:
         from didx.engines.regression_cov import fit as fit_cov
 
-        fit = fit_cov(src, m, D[:, :, None], cov, unit, cl_name, ssc, treated=treated, rule="fe", protect="treated")
+        fit = fit_cov(src, m, D[:, :, None], cov, unit, cl_name, ssc, treated=treated, protect="treated")
     # treatment timing as in memory (twfe._timing), per group: first treated period observed, units treated in
     # every period they are observed
     on = D[m.gc].astype(bool) & m.obs()
@@ -283,8 +283,7 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
     else:
         from didx.engines.regression_cov import fit as fit_cov
 
-        fit = fit_cov(src, m, X, cov, unit, cl_name, ssc or SSC(), treated=present[m.gc],
-                      rule="raw" if m.report.balanced else "fe")
+        fit = fit_cov(src, m, X, cov, unit, cl_name, ssc or SSC(), treated=present[m.gc])
     n_cov = len(cov.names) if cov else 0
     names = [f"event_time::{v:g}" for v in est_k] + list(cov.names if cov else ())
     kept_names = [names[j] for j in fit.kept]

@@ -14,10 +14,10 @@ equations of ``(l, b, c)`` need
 :func:`didx.engines.plan_reg.within_sql` gets the last two in one pass (the rows centred on their unit's means
 before any product, so a covariate constant within units, such as mpdta's ``lpop``, leaves rounding noise
 only and is dropped for collinearity as in memory). Collinearity is judged on the two-way demeaned cross-product
-(the Schur complement of the time block) with the in-memory rule of the same path (:func:`didx.linalg.ols.fit_ols`
-with absorbed effects for ``twfe`` and the unbalanced event study, the raw sums of squares for the balanced event
-study). A unit's cluster score is no longer affine in sums fixed in advance (it holds products of its covariates
-and residuals), so one more pass after the coefficients (:func:`didx.engines.plan_reg.scores_sql`) returns the
+(the Schur complement of the time block) with the in-memory rule (:func:`didx.linalg.ols.fit_ols` with absorbed
+effects: each column's centred sum of squares, its raw one as the floor; ``twfe`` and the event study alike). A
+unit's cluster score is no longer affine in sums fixed in advance (it holds products of its covariates and
+residuals), so one more pass after the coefficients (:func:`didx.engines.plan_reg.scores_sql`) returns the
 residuals' sums and sums of products by cohort (clustering by unit) or their sums by (cohort, cluster): with ``L``
 the rows of the inverse normal matrix for ``(b, c)``, unit ``i``'s share of the sandwich ``L s_i`` is
 ``sum_t H[g_i, t] e_it + L_W q_i`` (``H`` a cohort x period table, ``q_i = sum_t W~_it e_it``), so the CR1
@@ -122,14 +122,14 @@ def prepare(src: EngineInput, func: str, *, y: str, unit: str, time: str, cohort
 
 
 def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str, cl_name: str | None, ssc: SSC, *,
-        treated: np.ndarray, rule: str, protect: str | None = None, func: str = "twfe") -> CellFit:
+        treated: np.ndarray, protect: str | None = None, func: str = "twfe") -> CellFit:
     """``y_it = a_i + l_t + X[g_i, t] b + W_it' c + e_it``, CR1 by unit or ``cl_name`` (see the module docstring).
 
     ``X`` (G, T, K) are the cohort x period regressors; the cohorts present in ``m`` are those estimated (the
-    event study has dropped its always-treated units from ``m``). ``rule``: ``"fe"`` judges collinearity as
-    :func:`didx.linalg.ols.fit_ols` with absorbed effects (centred sums of squares, a floor on the raw ones),
-    ``"raw"`` as the balanced event study (raw sums of squares). ``protect``: the name of ``X``'s first column,
-    whose removal is an error (the treatment). ``kept`` indexes the columns of ``X`` then the covariates."""
+    event study has dropped its always-treated units from ``m``). Collinearity is judged as
+    :func:`didx.linalg.ols.fit_ols` with absorbed effects (centred sums of squares, a floor on the raw ones).
+    ``protect``: the name of ``X``'s first column, whose removal is an error (the treatment). ``kept`` indexes the
+    columns of ``X`` then the covariates."""
     T, K, P = m.n_periods, X.shape[2], len(cov.names)
     q = T - 1
     G = m.cohort_values.shape[0]
@@ -185,7 +185,7 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
     centred = np.maximum(raw - total ** 2 / n_obs, 0.0)
     x_const = np.array([np.unique(X[m.gc][obs][:, j]).shape[0] == 1 for j in range(K)], dtype=bool)
     centred[np.concatenate([x_const, cov.constant])] = 0.0
-    kept = independent_columns(Ab, centred, floor=raw) if rule == "fe" else independent_columns(Ab, raw)
+    kept = independent_columns(Ab, centred, floor=raw)
     if protect is not None and 0 not in set(kept.tolist()):
         raise DesignError(
             f"{func}: the regressor(s) {protect!r} are collinear with the fixed effects or other regressors, so the "
