@@ -193,3 +193,127 @@ def test_event_study_still_drops_a_covariate_absorbed_by_the_unit_effects(tmp_pa
     eng = didx.event_study(write(df, tmp_path), **kw)
     assert_same_result(mem, eng)
     assert eng.notes == mem.notes
+
+
+def _regcov_cases() -> list[Any]:
+    """(name, data, roles, options) of twfe/event_study with covariates on inputs the regcov tests do not cover."""
+    from test_engines_regcov import _unbalanced
+
+    r = ROLES["mpdta"]
+    out = []
+    a = _mpdta_x()
+    half = a["countyreal"] % 2 == 0
+    a.loc[half, "x"] = a.loc[half, "countyreal"] * 0.01  # constant within half of the units only
+    out.append(("const-in-some-units", a, r, {"covariates": ["x"], "cluster": "region"}))
+    b = _mpdta_x()
+    b["z"] = 1.0
+    b.loc[b["countyreal"] == b["countyreal"].iloc[0], "z"] = np.arange(5.0)  # varies in one unit only
+    out.append(("varies-in-one-unit", b, r, {"covariates": ["x", "z"]}))
+    u = _unbalanced()
+    u["cls"] = "c" + u["cl"].astype(str)
+    u.loc[u.index[::29], "cls"] = None  # a string cluster with NULLs
+    out.append(("string-cluster-nulls", u, ROLES["unbalanced"], {"covariates": ["w", "level"], "cluster": "cls"}))
+    for code in (np.nan, np.inf, 3000.0):
+        d = _mpdta_x().astype({"first.treat": float})
+        d.loc[d["first.treat"] == 0, "first.treat"] = code
+        out.append((f"never={code}", d, r, {"covariates": ["x"], "cluster": "region"}))
+    e = _mpdta_x()
+    e["k"] = 2.0
+    e.loc[e.index[:3], "lemp"] = np.nan
+    e.loc[e.index[:3], "k"] = [5.0, 6.0, 7.0]  # constant on the kept rows only
+    out.append(("constant-on-kept-rows", e, r, {"covariates": ["x", "k"]}))
+    f = _mpdta_x()
+    f["year"] = (f["year"] - 2000) / 4
+    f["first.treat"] = np.where(f["first.treat"] > 0, (f["first.treat"] - 2000) / 4, 0)
+    out.append(("quarter-periods", f, r, {"covariates": ["x"]}))
+    g = _mpdta_x().rename(columns={"x": 'my "x" col', "lemp": "y.v"})
+    out.append(("quoted-names", g, dict(r, y="y.v"), {"covariates": ['my "x" col'], "cluster": "region"}))
+    h = _mpdta_x()
+    h["first.treat"] = h["first.treat"].astype("Int64")
+    h.loc[h["first.treat"] == 0, "first.treat"] = pd.NA  # an integer cohort with NULLs
+    h["ix"] = (h["x"] * 1000).round().astype("int64")  # an integer covariate
+    out.append(("int-cohort-nulls-int-covariate", h, r, {"covariates": ["ix"]}))
+    return out
+
+
+REGCOV_CASES = _regcov_cases()
+
+
+@pytest.mark.parametrize("fn", [didx.twfe, didx.event_study], ids=["twfe", "event_study"])
+@pytest.mark.parametrize("case", REGCOV_CASES, ids=[c[0] for c in REGCOV_CASES])
+def test_covariates_on_more_inputs(case: Any, fn: Any, tmp_path: Path) -> None:
+    from test_engines_regcov import _check
+
+    _, df, roles, opts = case
+    _check(fn(df, **roles, **opts), fn(write(df, tmp_path), **roles, **opts))
+
+
+
+# ----------------------------------------------------------------------------------------------- disconnected designs
+def _split() -> pd.DataFrame:
+    """Half of the units seen in periods 1-4 only, the other half in 5-8 only: the unit-period graph has two
+    connected components, so one more unit or period effect is redundant."""
+    df = DATA["unbalanced"]()
+    df["w"] = np.sin(df["unit"] * 1.1 + df["time"])
+    half = df["unit"] % 2 == 0
+    return df[(half & (df["time"] <= 4)) | (~half & (df["time"] > 4))].reset_index(drop=True)
+
+
+SPLIT_FITS = [(didx.twfe, {}), (didx.twfe, {"cluster": "cl"}), (didx.twfe, {"covariates": "w"}),
+              (didx.twfe, {"ssc": didx.SSC(fixef_exact=False)}), (didx.event_study, {}),
+              (didx.event_study, {"covariates": "w", "cluster": "cl"}), (didx.sun_abraham, {})]
+
+
+@pytest.mark.parametrize(("fn", "opts"), SPLIT_FITS, ids=[f"{f.__name__}-{i}" for i, (f, _) in enumerate(SPLIT_FITS)])
+def test_small_sample_k_counts_the_components(fn: Any, opts: dict[str, Any], tmp_path: Path) -> None:
+    """fixest's K (and didx's in memory, ssc.fixef_exact) counts the identified effects: units + periods less one
+    per connected component. The engines counted N + T - 1 always, so their SEs were 0.04% too large here."""
+    df = _split()
+    r = ROLES["unbalanced"]
+    mem, eng = fn(df, **r, **opts), fn(write(df, tmp_path), **r, **opts)
+    assert_same_result(mem, eng)
+    assert eng.inference.details == mem.inference.details
+
+
+def test_imputation_pretrends_on_disconnected_periods(tmp_path: Path) -> None:
+    """BJS's lead regression (untreated rows, unit and period effects) on the same design: the CR1 factor's K."""
+    from test_engines_imputation import assert_same
+
+    df = _split()
+    r = ROLES["unbalanced"]
+    for kw in ({"pretrends": True}, {"horizons": True}):
+        assert_same(didx.imputation(df, **r, **kw), didx.imputation(write(df, tmp_path), **r, **kw))
+
+
+# ----------------------------------------------------------------------------------------------- imputation
+def _imputation_cases() -> list[Any]:
+    un = DATA["unbalanced"]()
+    cl_nan = un.astype({"cl": float})
+    cl_nan.loc[cl_nan["unit"] % 37 == 0, "cl"] = np.nan  # units without a cluster
+    cl_nan.loc[cl_nan.index[::17], "cl"] = np.nan  # and rows without one
+    step = un.copy()
+    step["time"] = step["time"] * 2 + 1
+    step["cohort"] = np.where(step["cohort"] > 0, step["cohort"] * 2 + 1, 0)
+    late = un["unit"] % 5 == 0
+    early = (un["unit"] % 5 == 1) & (un["cohort"] == 0)
+    gaps = un[~(late & (un["time"] <= 3)) & ~(early & (un["time"] > 3))]  # units seen early or late only
+    half = un["unit"] % 2 == 0
+    split = un[(half & (un["time"] <= 4)) | (~half & (un["time"] > 4))]  # two blocks of periods bridged by none
+    return [("cluster-nan", cl_nan, {"cluster": "cl"}), ("periods-2-apart", step, {}),
+            ("early-or-late-units", gaps, {}), ("disconnected-periods", split, {})]
+
+
+IMP_CASES = _imputation_cases()
+
+
+@pytest.mark.parametrize("case", IMP_CASES, ids=[c[0] for c in IMP_CASES])
+def test_imputation_and_did2s_on_more_inputs(case: Any, tmp_path: Path) -> None:
+    from test_engines_imputation import assert_same
+
+    _, df, opts = case
+    r = ROLES["unbalanced"]
+    path = write(df, tmp_path)
+    for kw in ({"horizons": True, "leave_out": True}, {"horizons": True, "pretrends": True}):
+        assert_same(didx.imputation(df, **r, **opts, **kw), didx.imputation(path, **r, **opts, **kw))
+    for kw in ({}, {"second_stage": "event_study"}):
+        assert_same(didx.did2s(df, **r, **opts, **kw), didx.did2s(path, **r, **opts, **kw))

@@ -26,11 +26,11 @@ from didx._sample import Dropped, SampleReport
 from didx._validate import cluster_count_check, fmt_value
 from didx.engines import plan
 from didx.engines.cs import ROWS_FIX
-from didx.engines.regcore import CellFit, _cr1_inference, within_rows
+from didx.engines.regcore import CellFit, _cr1_inference, ssc_k, within_rows
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, pass1, unit_moments
 from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest
-from didx.inference.vcov import SSC, k_for_ssc
+from didx.inference.vcov import SSC
 from didx.linalg.absorb import EXACT_MAX_LEVELS
 from didx.linalg.ols import independent_columns
 from didx.results.base import Inference
@@ -207,9 +207,8 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
         meat = score.T @ score
         n_cl = m.n_clusters
         treated_cl = int(np.unique(m.cl[treated & (m.n > 0)]).shape[0])
-    N = int(n.sum())
     n_obs = int((n * Tj).sum())
-    k_ssc = k_for_ssc(len(kept), N + T - 1, [N, T], [True, False], ssc, True)
+    k_ssc = ssc_k(m, len(kept), ssc)
     adj = (n_obs - 1) / (n_obs - k_ssc) if ssc.adj else 1.0
     factor = adj * (n_cl / (n_cl - 1) if ssc.cluster_adj else 1.0)
     Ainv = np.linalg.inv(A)

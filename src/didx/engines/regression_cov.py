@@ -39,10 +39,10 @@ from didx._frame import _check_magnitude
 from didx._sample import Dropped
 from didx._validate import as_list, check_columns
 from didx.engines import plan, plan_reg
-from didx.engines.regcore import CellFit, _cr1_inference, within_rows
+from didx.engines.regcore import CellFit, _cr1_inference, ssc_k, within_rows
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, _check_kinds
-from didx.inference.vcov import SSC, k_for_ssc
+from didx.inference.vcov import SSC
 from didx.linalg.ols import independent_columns
 
 
@@ -248,9 +248,8 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
         n_cl = int(labels.shape[0])
         assert m.cl is not None
         treated_cl = int(np.unique(m.cl[treated & (m.n > 0)]).shape[0])
-    N = int(m.n.sum())
     n_rows = int(n_obs)
-    k_ssc = k_for_ssc(len(kept), N + T - 1, [N, T], [True, False], ssc, True)
+    k_ssc = ssc_k(m, len(kept), ssc)
     adj = (n_rows - 1) / (n_rows - k_ssc) if ssc.adj else 1.0
     factor = adj * (n_cl / (n_cl - 1) if ssc.cluster_adj else 1.0)
     V = factor * 0.5 * (meat + meat.T)
