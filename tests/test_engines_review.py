@@ -276,12 +276,14 @@ def test_small_sample_k_counts_the_components(fn: Any, opts: dict[str, Any], tmp
 
 
 def test_imputation_pretrends_on_disconnected_periods(tmp_path: Path) -> None:
-    """BJS's lead regression (untreated rows, unit and period effects) on the same design: the CR1 factor's K."""
+    """BJS's lead regression (untreated rows, unit and period effects) on the same design: the CR1 factor's K;
+    and with two leads its period block was exactly singular (numpy's LinAlgError): the redundant period effect
+    of the second component is now left out, as the in-memory solver absorbs it."""
     from test_engines_imputation import assert_same
 
     df = _split()
     r = ROLES["unbalanced"]
-    for kw in ({"pretrends": True}, {"horizons": True}):
+    for kw in ({"pretrends": True}, {"horizons": True, "pretrends": 2, "cluster": "cl"}):
         assert_same(didx.imputation(df, **r, **kw), didx.imputation(write(df, tmp_path), **r, **kw))
 
 
@@ -317,3 +319,22 @@ def test_imputation_and_did2s_on_more_inputs(case: Any, tmp_path: Path) -> None:
         assert_same(didx.imputation(df, **r, **opts, **kw), didx.imputation(path, **r, **opts, **kw))
     for kw in ({}, {"second_stage": "event_study"}):
         assert_same(didx.did2s(df, **r, **opts, **kw), didx.did2s(path, **r, **opts, **kw))
+
+
+@pytest.mark.parametrize("fn", [didx.twfe, didx.event_study], ids=["twfe", "event_study"])
+def test_disconnected_design_with_covariates_and_a_period_nobody_bridges(fn: Any, tmp_path: Path) -> None:
+    """Three blocks of periods, each seen by its own units (three components), covariates and clusters: the
+    redundant period effects are left out (their Gram block was singular up to rounding), every slope, SE and
+    the inference text as in memory."""
+    df = DATA["unbalanced"]()
+    df["w"] = np.cos(df["unit"] * 0.7 + 2 * df["time"])
+    third = df["unit"] % 3
+    df = df[((third == 0) & (df["time"] <= 3)) | ((third == 1) & (df["time"].between(4, 6)))
+            | ((third == 2) & (df["time"] >= 7))].reset_index(drop=True)
+    r = ROLES["unbalanced"]
+    for opts in ({"covariates": "w"}, {"covariates": "w", "cluster": "cl"}, {}):
+        mem = fn(df, **r, **opts)
+        eng = fn(write(df, tmp_path / f"{len(opts)}.parquet"), **r, **opts)
+        assert_same_result(mem, eng)
+        assert eng.inference.details == mem.inference.details
+        assert eng.notes == mem.notes

@@ -43,6 +43,19 @@ def _components(m: Moments) -> tuple[np.ndarray, np.ndarray, int]:
     return seen, label, int(np.unique(label[seen]).shape[0]) if seen.any() else int(n_comp)
 
 
+def time_dummies(m: Moments) -> np.ndarray:
+    """The columns of :func:`within_rows`' time dummies (period ``p`` is column ``p - 1``) that are identified:
+    all but the first period of each connected component of the unit-period graph and the periods no unit
+    observes. Units seen in disjoint sets of periods (several components) leave one period effect per component
+    to the unit effects; dropping those dummies changes no fitted value, slope or score (the in-memory solvers
+    absorb the same redundancy)."""
+    seen, label, _ = _components(m)
+    keep = seen.copy()
+    for c in np.unique(label[seen]):
+        keep[np.flatnonzero(seen & (label == c))[0]] = False
+    return np.flatnonzero(keep[1:])
+
+
 def ssc_k(m: Moments, n_coef: int, ssc: SSC) -> int:
     """fixest's K of a unit + period regression clustered by the unit or a coarser column (unit effects nested):
     ``n_coef`` slopes and the identified effects as :meth:`didx.linalg.absorb.FixedEffects.n_params` counts them,

@@ -39,7 +39,7 @@ from didx._frame import _check_magnitude
 from didx._sample import Dropped
 from didx._validate import as_list, check_columns
 from didx.engines import plan, plan_reg
-from didx.engines.regcore import CellFit, _cr1_inference, ssc_k, within_rows
+from didx.engines.regcore import CellFit, _cr1_inference, ssc_k, time_dummies, within_rows
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, _check_kinds
 from didx.inference.vcov import SSC
@@ -176,7 +176,9 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
     A = np.block([[A_zz, A_zw], [A_zw.T, A_ww]])
     b = np.concatenate([b_z, b_w])
     # collinearity after both effects (the Schur complement of the time block), as in memory
-    Ab = A[q:, q:] - A[q:, :q] @ np.linalg.solve(A[:q, :q], A[:q, q:])
+    tk = time_dummies(m)  # the identified period effects (one per component of the unit-period graph is not)
+    nt = tk.shape[0]
+    Ab = A[q:, q:] - A[q:, tk] @ np.linalg.solve(A[np.ix_(tk, tk)], A[tk, q:])
     n_obs = float((n * obs.sum(axis=1)).sum())
     Xo = X[m.gc] * obs[:, :, None]
     raw = np.concatenate([np.einsum("j,jtk->k", n, Xo ** 2),
@@ -192,20 +194,21 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
             f"effect is not identified. Fix: check that treatment varies within units and periods (e.g. there are "
             f"treated and untreated observations in some period)."
         )
-    cols = np.concatenate([np.arange(q), q + kept])
+    cols = np.concatenate([tk, q + kept])
     A_k = A[np.ix_(cols, cols)]
     theta = np.linalg.solve(A_k, b[cols])
     kx, kw = kept[kept < K], kept[kept >= K] - K
     nx = kx.shape[0]
-    lam = np.concatenate([[0.0], theta[:q]])
-    fitted = lam[None, :] + X[:, :, kx] @ theta[q:q + nx]
-    gamma = theta[q + nx:]
+    lam = np.zeros(T)
+    lam[1 + tk] = theta[:nt]
+    fitted = lam[None, :] + X[:, :, kx] @ theta[nt:nt + nx]
+    gamma = theta[nt + nx:]
     # the scores: a unit's share of the sandwich is sum_t H[g, t] e_it + L_W q_i
     Ainv = np.linalg.inv(A_k)
-    L = 0.5 * (Ainv + Ainv.T)[q:, :]
-    H = np.einsum("mk,gtk->gmt", L[:, q:q + nx], X[:, :, kx])
-    H[:, :, 1:] += L[:, :q][None, :, :]
-    L_W = L[:, q + nx:]
+    L = 0.5 * (Ainv + Ainv.T)[nt:, :]
+    H = np.einsum("mk,gtk->gmt", L[:, nt:nt + nx], X[:, :, kx])
+    H[:, :, 1 + tk] += L[:, :nt][None, :, :]
+    L_W = L[:, nt + nx:]
     kept_covs = [cov.names[j] for j in kw]
     roles = cov.roles if cl_name is not None else dataclasses.replace(cov.roles, cluster=None)
     s = src.run(plan_reg.scores_sql(roles, src.quote, src.table, kept_covs, periods=m.periods,
@@ -254,7 +257,7 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
     factor = adj * (n_cl / (n_cl - 1) if ssc.cluster_adj else 1.0)
     V = factor * 0.5 * (meat + meat.T)
     inf = _cr1_inference(cl_name or unit, n_cl, treated_cl, k_ssc, ssc, True)
-    return CellFit(kept=kept, coef=theta[q:], V=V, inference=inf)
+    return CellFit(kept=kept, coef=theta[nt:], V=V, inference=inf)
 
 
 def term_names(x_names: Sequence[str], cov: Covariates | None) -> list[str]:
