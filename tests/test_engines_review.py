@@ -338,3 +338,17 @@ def test_disconnected_design_with_covariates_and_a_period_nobody_bridges(fn: Any
         assert_same_result(mem, eng)
         assert eng.inference.details == mem.inference.details
         assert eng.notes == mem.notes
+
+
+# ----------------------------------------------------------------------------------------------- messages
+@pytest.mark.parametrize("fn", [didx.twfe, didx.imputation, didx.did2s], ids=["twfe", "imputation", "did2s"])
+def test_a_cluster_cutting_across_units_names_the_in_memory_route(fn: Any, tmp_path: Path) -> None:
+    """These estimators cluster on any column in memory; through the engines the error said clusters must nest
+    units 'because the influence functions are per unit' (untrue of them) and gave no way to fit: it now says
+    what the engines need and names the in-memory route."""
+    df = DATA["mpdta"]()
+    df["period_group"] = df["year"] % 3
+    kw = dict(**ROLES["mpdta"], cluster="period_group")
+    fn(df, **kw)  # in memory: fine
+    with pytest.raises(didx.DataError, match=r"varies within units\. Through the engines .*in-memory data frame"):
+        fn(write(df, tmp_path), **kw)
