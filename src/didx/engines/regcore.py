@@ -38,9 +38,9 @@ def _components(m: Moments) -> tuple[np.ndarray, np.ndarray, int]:
     from scipy.sparse.csgraph import connected_components
 
     obs = (m.obs() & (m.n > 0)[:, None]).astype(np.int64)
-    seen = obs.any(axis=0)
+    seen = np.asarray(obs.any(axis=0), dtype=bool)
     n_comp, label = connected_components(obs.T @ obs > 0, directed=False)
-    return seen, label, int(np.unique(label[seen]).shape[0]) if seen.any() else int(n_comp)
+    return seen, np.asarray(label), int(np.unique(label[seen]).shape[0]) if seen.any() else int(n_comp)
 
 
 def time_dummies(m: Moments) -> np.ndarray:
