@@ -352,3 +352,24 @@ def test_a_cluster_cutting_across_units_names_the_in_memory_route(fn: Any, tmp_p
     fn(df, **kw)  # in memory: fine
     with pytest.raises(didx.DataError, match=r"varies within units\. Through the engines .*in-memory data frame"):
         fn(write(df, tmp_path), **kw)
+
+
+# ----------------------------------------------------------------------------------------------- file inputs
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_glob_whose_files_store_a_column_with_different_types(fmt: str, tmp_path: Path) -> None:
+    """The outcome stored as integers in the first file and as floats in the next (e.g. a part written after a
+    unit change): DuckDB read a Parquet glob with the first file's types, rounding the floats to integers silently
+    (att_gt moved by 0.3%); the files are now read with union_by_name (types unified, columns matched by name:
+    a part with its columns in another order is read right too). CSV (types sniffed over the files) as a control."""
+    df = DATA["mpdta"]()
+    df["lemp"] = df["lemp"] * 100
+    parts = [df.iloc[:1500].copy(), df.iloc[1500:2200].copy(), df.iloc[2200:].copy()]
+    parts[0]["lemp"] = parts[0]["lemp"].round().astype("int64")
+    parts[2] = parts[2][list(reversed(parts[2].columns))]
+    for i, part in enumerate(parts):
+        write(part, tmp_path / f"part{i}.{fmt}", fmt)
+    full = pd.concat(parts)[df.columns]
+    r = ROLES["mpdta"]
+    glob = str(tmp_path / f"*.{fmt}")
+    assert_same_fit(didx.att_gt(full, **r), didx.att_gt(glob, **r))
+    assert_same_result(didx.twfe(full, **r, cluster="region"), didx.twfe(glob, **r, cluster="region"))

@@ -172,6 +172,8 @@ def _from_path(path: str | os.PathLike[str], func: str) -> EngineInput:
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False,
                                  "temp_directory": os.path.join(tempfile.gettempdir(), "didx_duckdb")})
     literal = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    if len(files) > 1:  # columns matched by name and their types unified (else the first file's types: a DOUBLE
+        literal += ", union_by_name = true"  # column stored as BIGINT in the first file is rounded silently)
     try:
         con.execute(f"CREATE VIEW didx_input AS SELECT * FROM {reader}({literal})")
         schema = con.execute("DESCRIBE didx_input").fetchall()
