@@ -373,3 +373,13 @@ def test_a_glob_whose_files_store_a_column_with_different_types(fmt: str, tmp_pa
     glob = str(tmp_path / f"*.{fmt}")
     assert_same_fit(didx.att_gt(full, **r), didx.att_gt(glob, **r))
     assert_same_result(didx.twfe(full, **r, cluster="region"), didx.twfe(glob, **r, cluster="region"))
+
+
+def test_a_glob_whose_parts_lack_a_column_is_an_error(tmp_path: Path) -> None:
+    """Read by name, a part without the cohort column would give NULL cohorts (never treated): a DataError naming
+    the part and the column instead (before the change: DuckDB's own schema-mismatch error at the first scan)."""
+    df = DATA["mpdta"]()
+    write(df.iloc[:1500], tmp_path / "part0.parquet")
+    write(df.iloc[1500:].drop(columns=["first.treat"]), tmp_path / "part1.parquet")
+    with pytest.raises(didx.DataError, match=r"not hold the same columns: .*part1\.parquet' lacks \['first\.treat'"):
+        didx.att_gt(str(tmp_path / "*.parquet"), **ROLES["mpdta"])
