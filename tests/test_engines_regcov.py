@@ -148,7 +148,7 @@ def test_large_level_outcome_and_covariate(tmp_path: Path) -> None:
     """An outcome and a covariate far from zero (earnings in dollars): the sums are centred before products."""
     df = _mpdta()
     df["lemp"] = 1e7 + 1e3 * df["lemp"]
-    df["x"] = 1e3 + df["x"]  # far from 0, but kept by the balanced event study's rule (raw sums of squares)
+    df["x"] = 1e3 + df["x"]  # far from 0: kept (judged on its centred sum of squares, as in memory)
     kw = dict(**ROLES["mpdta"], covariates="x", cluster="region")
     for fn in (didx.twfe, didx.event_study):
         _check(fn(df, **kw), fn(write(df, tmp_path), **kw))

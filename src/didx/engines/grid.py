@@ -13,11 +13,11 @@ everything downstream is unchanged.
 
 It applies only when it cannot change a number: a DuckDB input with a numeric unit column, no ``cluster=`` and a
 cohort (not a 0/1 group) column. The layout is verified, not assumed: every block of ``T`` rows must hold one unit,
-the periods of the first block in increasing order, one cohort and finite outcomes, and units must increase from
-block to block (so no unit appears twice). At the first departure :func:`scan` returns None and the caller runs
-the two SQL passes, which also count dropped rows and raise the typed errors (duplicates, a varying cohort) that
-the departure may stand for. An unsorted file departs in its first block, so the fall back costs little. Spark
-keeps the SQL plan: on a cluster the rows must stay where they are.
+the periods of the first block (finite, in increasing order), one cohort and finite outcomes, and units must
+increase from block to block (so no unit appears twice). At the first departure :func:`scan` returns None and the
+caller runs the two SQL passes, which also count dropped rows and raise the typed errors (duplicates, a varying
+cohort) that the departure may stand for. An unsorted file departs in its first block, so the fall back costs
+little. Spark keeps the SQL plan: on a cluster the rows must stay where they are.
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ class GridScan:
         """Add whole units (rows a multiple of T); False at the first departure from the sorted grid."""
         if self.periods is None:
             first_t = t[:_block(t)]
-            if first_t.size < 2 or not bool((first_t[1:] > first_t[:-1]).all()):
+            # finite periods too: an infinite time is a row pass 1 drops (and counts), not a period
+            if (first_t.size < 2 or not bool((first_t[1:] > first_t[:-1]).all())
+                    or not bool(np.isfinite(first_t).all())):
                 return False
             self.periods = first_t.astype(np.float64)
         T = self.periods.shape[0]

@@ -26,11 +26,11 @@ from didx._sample import Dropped, SampleReport
 from didx._validate import cluster_count_check, fmt_value
 from didx.engines import plan
 from didx.engines.cs import ROWS_FIX
-from didx.engines.regcore import CellFit, _cr1_inference, within_rows
+from didx.engines.regcore import CellFit, _cr1_inference, ssc_k, time_dummies, within_rows
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, pass1, unit_moments
 from didx.inference.contract import Capabilities, ClusterCodes, VcovRequest
-from didx.inference.vcov import SSC, k_for_ssc
+from didx.inference.vcov import SSC
 from didx.linalg.absorb import EXACT_MAX_LEVELS
 from didx.linalg.ols import independent_columns
 from didx.results.base import Inference
@@ -135,7 +135,7 @@ def _fit(src: EngineInput, m: Moments, unit: str, cl_name: str | None, ssc: SSC,
     else:
         from didx.engines.regression_cov import fit as fit_cov
 
-        fit = fit_cov(src, m, D[:, :, None], cov, unit, cl_name, ssc, treated=treated, rule="fe", protect="treated")
+        fit = fit_cov(src, m, D[:, :, None], cov, unit, cl_name, ssc, treated=treated, protect="treated")
     # treatment timing as in memory (twfe._timing), per group: first treated period observed, units treated in
     # every period they are observed
     on = D[m.gc].astype(bool) & m.obs()
@@ -172,8 +172,10 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     products only. ``b`` and its block
     of the sandwich are those of the two-way fixed-effects regression (Frisch-Waugh-Lovell). Collinear columns
     of ``X`` (judged on its two-way demeaned cross-product) are dropped as
-    :func:`didx.linalg.ols.independent_columns` judges them in memory. ``time_effects``: also return the time
-    effects (periods but the first) as the first coefficients (the 2x2's ``post``), with their covariance."""
+    :func:`didx.linalg.ols.independent_columns` judges them in memory; so are the period effects that units seen in
+    disjoint sets of periods leave unidentified (:func:`didx.engines.regcore.time_dummies`). ``time_effects``: also
+    return the time effects (periods but the first) as the first coefficients (the 2x2's ``post``), with their
+    covariance."""
     T = m.n_periods
     mu = m.cell_means()
     S, P = m.centred(mu)
@@ -184,10 +186,11 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
     A = np.einsum("j,jtk,jtl->kl", n, Zt, Zt)
     # collinearity among X after both effects: the Schur complement of the time block
     q = T - 1
-    Ab = A[q:, q:] - A[q:, :q] @ np.linalg.solve(A[:q, :q], A[:q, q:])
+    tk = np.arange(q) if time_effects else time_dummies(m)  # the identified period effects
+    Ab = A[q:, q:] - A[q:, tk] @ np.linalg.solve(A[np.ix_(tk, tk)], A[tk, q:])
     scale = np.einsum("j,jtk->k", n, (X[m.gc] * obs[:, :, None]) ** 2)
     kept = independent_columns(Ab, scale)
-    cols = np.concatenate([np.arange(q), q + kept])
+    cols = np.concatenate([tk, q + kept])
     Zt, A = Zt[:, :, cols], A[np.ix_(cols, cols)]
     ymu = mu[m.gc] * obs  # net of its mean over the group's periods (the rows of Zt sum to 0): no level to cancel
     ymu = (ymu - ymu.sum(axis=1, keepdims=True) / Tj[:, None]) * obs
@@ -207,13 +210,12 @@ def regress(m: Moments, X: np.ndarray, unit: str, cl_name: str | None, ssc: SSC,
         meat = score.T @ score
         n_cl = m.n_clusters
         treated_cl = int(np.unique(m.cl[treated & (m.n > 0)]).shape[0])
-    N = int(n.sum())
     n_obs = int((n * Tj).sum())
-    k_ssc = k_for_ssc(len(kept), N + T - 1, [N, T], [True, False], ssc, True)
+    k_ssc = ssc_k(m, len(kept), ssc)
     adj = (n_obs - 1) / (n_obs - k_ssc) if ssc.adj else 1.0
     factor = adj * (n_cl / (n_cl - 1) if ssc.cluster_adj else 1.0)
     Ainv = np.linalg.inv(A)
-    first = 0 if time_effects else q
+    first = 0 if time_effects else tk.shape[0]
     V = (factor * (Ainv @ (0.5 * (meat + meat.T)) @ Ainv))[first:, first:]
     inf = _cr1_inference(cl_name or unit, n_cl, treated_cl, k_ssc, ssc, True)
     return CellFit(kept=kept, coef=theta[first:], V=V, inference=inf)
@@ -283,8 +285,7 @@ def event_study_moments(src: EngineInput, result_cls: type, design: Callable[...
     else:
         from didx.engines.regression_cov import fit as fit_cov
 
-        fit = fit_cov(src, m, X, cov, unit, cl_name, ssc or SSC(), treated=present[m.gc],
-                      rule="raw" if m.report.balanced else "fe")
+        fit = fit_cov(src, m, X, cov, unit, cl_name, ssc or SSC(), treated=present[m.gc])
     n_cov = len(cov.names) if cov else 0
     names = [f"event_time::{v:g}" for v in est_k] + list(cov.names if cov else ())
     kept_names = [names[j] for j in fit.kept]

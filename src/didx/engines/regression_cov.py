@@ -14,10 +14,10 @@ equations of ``(l, b, c)`` need
 :func:`didx.engines.plan_reg.within_sql` gets the last two in one pass (the rows centred on their unit's means
 before any product, so a covariate constant within units, such as mpdta's ``lpop``, leaves rounding noise
 only and is dropped for collinearity as in memory). Collinearity is judged on the two-way demeaned cross-product
-(the Schur complement of the time block) with the in-memory rule of the same path (:func:`didx.linalg.ols.fit_ols`
-with absorbed effects for ``twfe`` and the unbalanced event study, the raw sums of squares for the balanced event
-study). A unit's cluster score is no longer affine in sums fixed in advance (it holds products of its covariates
-and residuals), so one more pass after the coefficients (:func:`didx.engines.plan_reg.scores_sql`) returns the
+(the Schur complement of the time block) with the in-memory rule (:func:`didx.linalg.ols.fit_ols` with absorbed
+effects: each column's centred sum of squares, its raw one as the floor; ``twfe`` and the event study alike). A
+unit's cluster score is no longer affine in sums fixed in advance (it holds products of its covariates and
+residuals), so one more pass after the coefficients (:func:`didx.engines.plan_reg.scores_sql`) returns the
 residuals' sums and sums of products by cohort (clustering by unit) or their sums by (cohort, cluster): with ``L``
 the rows of the inverse normal matrix for ``(b, c)``, unit ``i``'s share of the sandwich ``L s_i`` is
 ``sum_t H[g_i, t] e_it + L_W q_i`` (``H`` a cohort x period table, ``q_i = sum_t W~_it e_it``), so the CR1
@@ -39,10 +39,10 @@ from didx._frame import _check_magnitude
 from didx._sample import Dropped
 from didx._validate import as_list, check_columns
 from didx.engines import plan, plan_reg
-from didx.engines.regcore import CellFit, _cr1_inference, within_rows
+from didx.engines.regcore import CellFit, _cr1_inference, ssc_k, time_dummies, within_rows
 from didx.engines.source import EngineInput
 from didx.engines.stats import Moments, Request, _check_kinds
-from didx.inference.vcov import SSC, k_for_ssc
+from didx.inference.vcov import SSC
 from didx.linalg.ols import independent_columns
 
 
@@ -122,14 +122,14 @@ def prepare(src: EngineInput, func: str, *, y: str, unit: str, time: str, cohort
 
 
 def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str, cl_name: str | None, ssc: SSC, *,
-        treated: np.ndarray, rule: str, protect: str | None = None, func: str = "twfe") -> CellFit:
+        treated: np.ndarray, protect: str | None = None, func: str = "twfe") -> CellFit:
     """``y_it = a_i + l_t + X[g_i, t] b + W_it' c + e_it``, CR1 by unit or ``cl_name`` (see the module docstring).
 
     ``X`` (G, T, K) are the cohort x period regressors; the cohorts present in ``m`` are those estimated (the
-    event study has dropped its always-treated units from ``m``). ``rule``: ``"fe"`` judges collinearity as
-    :func:`didx.linalg.ols.fit_ols` with absorbed effects (centred sums of squares, a floor on the raw ones),
-    ``"raw"`` as the balanced event study (raw sums of squares). ``protect``: the name of ``X``'s first column,
-    whose removal is an error (the treatment). ``kept`` indexes the columns of ``X`` then the covariates."""
+    event study has dropped its always-treated units from ``m``). Collinearity is judged as
+    :func:`didx.linalg.ols.fit_ols` with absorbed effects (centred sums of squares, a floor on the raw ones).
+    ``protect``: the name of ``X``'s first column, whose removal is an error (the treatment). ``kept`` indexes the
+    columns of ``X`` then the covariates."""
     T, K, P = m.n_periods, X.shape[2], len(cov.names)
     q = T - 1
     G = m.cohort_values.shape[0]
@@ -176,7 +176,9 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
     A = np.block([[A_zz, A_zw], [A_zw.T, A_ww]])
     b = np.concatenate([b_z, b_w])
     # collinearity after both effects (the Schur complement of the time block), as in memory
-    Ab = A[q:, q:] - A[q:, :q] @ np.linalg.solve(A[:q, :q], A[:q, q:])
+    tk = time_dummies(m)  # the identified period effects (one per component of the unit-period graph is not)
+    nt = tk.shape[0]
+    Ab = A[q:, q:] - A[q:, tk] @ np.linalg.solve(A[np.ix_(tk, tk)], A[tk, q:])
     n_obs = float((n * obs.sum(axis=1)).sum())
     Xo = X[m.gc] * obs[:, :, None]
     raw = np.concatenate([np.einsum("j,jtk->k", n, Xo ** 2),
@@ -185,27 +187,28 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
     centred = np.maximum(raw - total ** 2 / n_obs, 0.0)
     x_const = np.array([np.unique(X[m.gc][obs][:, j]).shape[0] == 1 for j in range(K)], dtype=bool)
     centred[np.concatenate([x_const, cov.constant])] = 0.0
-    kept = independent_columns(Ab, centred, floor=raw) if rule == "fe" else independent_columns(Ab, raw)
+    kept = independent_columns(Ab, centred, floor=raw)
     if protect is not None and 0 not in set(kept.tolist()):
         raise DesignError(
             f"{func}: the regressor(s) {protect!r} are collinear with the fixed effects or other regressors, so the "
             f"effect is not identified. Fix: check that treatment varies within units and periods (e.g. there are "
             f"treated and untreated observations in some period)."
         )
-    cols = np.concatenate([np.arange(q), q + kept])
+    cols = np.concatenate([tk, q + kept])
     A_k = A[np.ix_(cols, cols)]
     theta = np.linalg.solve(A_k, b[cols])
     kx, kw = kept[kept < K], kept[kept >= K] - K
     nx = kx.shape[0]
-    lam = np.concatenate([[0.0], theta[:q]])
-    fitted = lam[None, :] + X[:, :, kx] @ theta[q:q + nx]
-    gamma = theta[q + nx:]
+    lam = np.zeros(T)
+    lam[1 + tk] = theta[:nt]
+    fitted = lam[None, :] + X[:, :, kx] @ theta[nt:nt + nx]
+    gamma = theta[nt + nx:]
     # the scores: a unit's share of the sandwich is sum_t H[g, t] e_it + L_W q_i
     Ainv = np.linalg.inv(A_k)
-    L = 0.5 * (Ainv + Ainv.T)[q:, :]
-    H = np.einsum("mk,gtk->gmt", L[:, q:q + nx], X[:, :, kx])
-    H[:, :, 1:] += L[:, :q][None, :, :]
-    L_W = L[:, q + nx:]
+    L = 0.5 * (Ainv + Ainv.T)[nt:, :]
+    H = np.einsum("mk,gtk->gmt", L[:, nt:nt + nx], X[:, :, kx])
+    H[:, :, 1 + tk] += L[:, :nt][None, :, :]
+    L_W = L[:, nt + nx:]
     kept_covs = [cov.names[j] for j in kw]
     roles = cov.roles if cl_name is not None else dataclasses.replace(cov.roles, cluster=None)
     s = src.run(plan_reg.scores_sql(roles, src.quote, src.table, kept_covs, periods=m.periods,
@@ -248,14 +251,13 @@ def fit(src: EngineInput, m: Moments, X: np.ndarray, cov: Covariates, unit: str,
         n_cl = int(labels.shape[0])
         assert m.cl is not None
         treated_cl = int(np.unique(m.cl[treated & (m.n > 0)]).shape[0])
-    N = int(m.n.sum())
     n_rows = int(n_obs)
-    k_ssc = k_for_ssc(len(kept), N + T - 1, [N, T], [True, False], ssc, True)
+    k_ssc = ssc_k(m, len(kept), ssc)
     adj = (n_rows - 1) / (n_rows - k_ssc) if ssc.adj else 1.0
     factor = adj * (n_cl / (n_cl - 1) if ssc.cluster_adj else 1.0)
     V = factor * 0.5 * (meat + meat.T)
     inf = _cr1_inference(cl_name or unit, n_cl, treated_cl, k_ssc, ssc, True)
-    return CellFit(kept=kept, coef=theta[q:], V=V, inference=inf)
+    return CellFit(kept=kept, coef=theta[nt:], V=V, inference=inf)
 
 
 def term_names(x_names: Sequence[str], cov: Covariates | None) -> list[str]:

@@ -172,8 +172,14 @@ def _from_path(path: str | os.PathLike[str], func: str) -> EngineInput:
     con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False,
                                  "temp_directory": os.path.join(tempfile.gettempdir(), "didx_duckdb")})
     literal = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    # Parquet parts: their types unified by name (else the first file's: a DOUBLE column stored as BIGINT in the
+    # first part rounds the others silently), once every part is checked to hold the same columns
+    unify = reader == "read_parquet" and len(files) > 1
     try:
-        con.execute(f"CREATE VIEW didx_input AS SELECT * FROM {reader}({literal})")
+        if unify:
+            _same_columns(con, literal, text, func)
+        con.execute(f"CREATE VIEW didx_input AS SELECT * FROM {reader}({literal}"
+                    f"{', union_by_name = true' if unify else ''})")
         schema = con.execute("DESCRIBE didx_input").fetchall()
     except duckdb.Error as exc:
         raise DataError(f"{func}: DuckDB cannot read {text!r}: {exc}. Fix: check the file.") from exc
@@ -192,6 +198,23 @@ def _from_path(path: str | os.PathLike[str], func: str) -> EngineInput:
     return EngineInput(engine="duckdb", describe=f"DuckDB {duckdb.__version__} ({reader} of {what})",
                        table="didx_input", kinds=kinds, quote=_duck_quote, _run=_duck_run(con), integer=integer,
                        stream=stream if _has_arrow() else None)
+
+
+def _same_columns(con: Any, literal: str, text: str, func: str) -> None:
+    """Every Parquet file of a glob holds the same columns (read from the footers): union_by_name would give a
+    column missing from a part NULLs, and a missing cohort would then read as never treated."""
+    rows = con.execute(f"SELECT file_name, list(name ORDER BY name) FROM parquet_schema({literal}) "
+                       f"WHERE coalesce(num_children, 0) = 0 GROUP BY file_name ORDER BY file_name").fetchall()
+    first_file, first = rows[0][0], set(rows[0][1])
+    for name, cols in rows[1:]:
+        if set(cols) != first:
+            missing, extra = sorted(first - set(cols)), sorted(set(cols) - first)
+            raise DataError(
+                f"{func}: the files of {text!r} do not hold the same columns: {name!r} "
+                f"{'lacks ' + repr(missing) if missing else ''}{' and ' if missing and extra else ''}"
+                f"{'has ' + repr(extra) + ' too' if extra else ''} (against {first_file!r}). Fix: write every part "
+                f"with the same columns, or pass a glob of the parts that match."
+            )
 
 
 def _from_relation(rel: Any) -> EngineInput:

@@ -410,9 +410,10 @@ def _assemble(src: EngineInput, r: plan.Roles, req: Request, out: dict[str, np.n
         )
     if (out["bad_cl"].astype(np.int64) > 0).any():
         raise DataError(
-            f"{func}: the cluster column {req.cluster!r} varies within units. Clusters must nest units (e.g. states "
-            f"containing counties), because the influence functions are per unit. Fix: cluster on a variable that is "
-            f"constant within each unit."
+            f"{func}: the cluster column {req.cluster!r} varies within units. Through the engines clusters must nest "
+            f"units (e.g. states containing counties): the engines keep sums per unit, not rows. Fix: cluster on a "
+            f"variable that is constant within each unit, or (where {func} allows clusters that cut across units) "
+            f"pass an in-memory data frame (e.g. duckdb.read_parquet(path).df(), or spark_df.toPandas())."
         )
     # units left with no row, by the last reason that removed one of their rows (only when rows were dropped)
     lost_units: dict[int, int] = {}

@@ -612,7 +612,8 @@ def wild_bootstrap(result: Any, hypothesis: Hypothesis, *, n_bootstrap: int = 99
     source = result._source
     caps = getattr(source, "capabilities", None)
     engine = dict(getattr(result, "design", None) or ()).get("Engine")
-    if engine is not None:
+    # an engine fit's own source has no rows to resample; a collapsed one (the cells in memory) bootstraps as usual
+    if engine is not None and (caps is None or "wild" not in caps.bootstrap):
         raise InvalidOptionError(
             f"{func}: this {result.estimator} fit ran in an engine ({engine}), which returns sums by cohort and "
             f"period, not the per-observation scores the wild bootstrap resamples. Fix: fit on an in-memory frame "

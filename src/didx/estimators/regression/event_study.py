@@ -47,7 +47,7 @@ from didx.estimators.regression.collapse import CollapseInfo, check_collapse, co
 from didx.estimators.regression.common import RegressionResult, default_spec, make_regression_result
 from didx.inference.vcov import SSC, resolve_vcov
 from didx.linalg.absorb import FixedEffects
-from didx.linalg.ols import OLSFit, fit_ols, independent_columns
+from didx.linalg.ols import OLSFit, _centred_sums, fit_ols, independent_columns
 from didx.registry import PRE_PERIOD
 from didx.results.event import EventStudyResult
 
@@ -358,7 +358,8 @@ def _fit_balanced(panel: Panel, col_of: np.ndarray, n_event: int, names: Sequenc
     ``x_it - mean_s f(g_i, s) - sum_h p_h f(h, t) + sum_h p_h mean_s f(h, s)`` (``p_h`` the cohort shares) is a
     cohort x period table: built on the C x T cells and gathered, with no dense indicator matrix and no iterative
     demeaning of K columns. Covariates and the outcome go through the fixed-effect solver. Collinearity is judged
-    as in :func:`didx.linalg.ols.fit_ols` (against each column's sum of squares before demeaning).
+    as in :func:`didx.linalg.ols.fit_ols` with absorbed effects (against each column's centred sum of squares,
+    with its raw one as the floor), as on an unbalanced panel.
     """
     unit = _units(panel)
     T = panel.n_periods
@@ -379,12 +380,16 @@ def _fit_balanced(panel: Panel, col_of: np.ndarray, n_event: int, names: Sequenc
     period_mean = np.tensordot(share, F, axes=(0, 0))  # T x K: the period means
     cell_value = F - unit_mean[:, None, :] - period_mean[None, :, :] + share @ unit_mean
     Xd = np.take(cell_value.reshape(n_cohorts * T, n_event), cell, axis=0)
-    scale = np.bincount(col_of[col_of >= 0], minlength=n_event).astype(np.float64)
+    # the rule of fit_ols with absorbed effects (as twfe and the unbalanced path): each column against its centred
+    # sum of squares, its raw one as the floor (a covariate at 1e6 +- 1 is identified; a constant is not)
+    floor = np.bincount(col_of[col_of >= 0], minlength=n_event).astype(np.float64)  # 0/1 indicators: counts
+    scale = floor - floor ** 2 / panel.n_obs
     if panel.covariates.shape[1]:
         cov = panel.covariates
         Xd = np.column_stack([Xd, fes.demean(cov)])
-        scale = np.concatenate([scale, np.einsum("ij,ij->j", cov, cov)])
-    keep = independent_columns(Xd.T @ Xd, scale)
+        c_scale, c_floor = _centred_sums(cov, None)
+        scale, floor = np.concatenate([scale, c_scale]), np.concatenate([floor, c_floor])
+    keep = independent_columns(Xd.T @ Xd, scale, floor=floor)
     kept = set(keep.tolist())
     dropped = tuple(n for j, n in enumerate(names) if j not in kept)
     if len(kept) < Xd.shape[1]:
