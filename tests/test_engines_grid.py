@@ -46,6 +46,7 @@ def test_a_sorted_grid_streams_and_equals_in_memory(name: str, spy: list[bool], 
     mem = didx.att_gt(df, **ROLES[name])
     eng = didx.att_gt(path, **ROLES[name])
     assert spy == [True]
+    assert dict(eng.design)["Engine"].endswith("; one ordered scan of a sorted grid")
     assert_same_fit(mem, eng)
     assert_same_result(didx.twfe(df, **ROLES[name]), didx.twfe(path, **ROLES[name]))
 
@@ -72,8 +73,10 @@ def test_units_split_between_batches(spy: list[bool], monkeypatch: pytest.Monkey
 
 def test_unsorted_rows_fall_back_to_the_sql_plan(spy: list[bool], tmp_path: Path) -> None:
     df = DATA["mpdta"]().sample(frac=1.0, random_state=3)
-    assert_same_fit(didx.att_gt(df, **ROLES["mpdta"]), didx.att_gt(write(df, tmp_path), **ROLES["mpdta"]))
+    eng = didx.att_gt(write(df, tmp_path), **ROLES["mpdta"])
+    assert_same_fit(didx.att_gt(df, **ROLES["mpdta"]), eng)
     assert spy == [False]
+    assert "sorted grid" not in dict(eng.design)["Engine"]
 
 
 def test_sorted_but_descending_units_fall_back(spy: list[bool], tmp_path: Path) -> None:

@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+ROUTE = "one ordered scan of a sorted grid"
+"""Appended to the engine's description (the Engine line of ``summary()``) when the scan produced the moments."""
+
 BATCH_ROWS = 1 << 20
 """Rows per Arrow batch (about 32 MB for the four role columns)."""
 

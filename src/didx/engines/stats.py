@@ -172,6 +172,8 @@ def unit_moments(src: EngineInput, req: Request) -> Moments:
     r = p1.roles
     if scanned is not None:
         out = scanned.moments(p1.raw, p1.codes, p1.never_code, p1.shift)
+        if grid.ROUTE not in src.describe:  # summary() says which plan ran
+            src.describe = f"{src.describe}; {grid.ROUTE}"
     else:
         sql = plan.moments_sql(r, src.quote, src.table, periods=p1.periods, cohort_raw=p1.raw, cohort_code=p1.codes,
                                never_code=p1.never_code, shift=p1.shift, all_kept=p1.all_kept)
