@@ -301,6 +301,21 @@ def test_missing_covariates_dropped_as_in_memory(case: tuple[str, dict[str, Any]
             assert any("not observed in every period" in s for s in lines)
 
 
+@pytest.mark.parametrize("unbalanced", [False, True])
+def test_missing_covariates_and_cluster(unbalanced: bool, tmp_path: Path) -> None:
+    """Missing cluster values too: a row missing both a covariate and its cluster counts under the covariate (the
+    earlier reason in memory), the others under the cluster."""
+    df = _mpdta_missing()
+    df["region"] = df["region"].astype(float)
+    df.loc[[30, 31, 47], "region"] = np.nan
+    df.loc[30, "lpop"] = np.nan
+    opts = {"est_method": "dr", "cluster": "region", "allow_unbalanced": unbalanced}
+    mem = _fit_missing(df, "mpdta", **opts)
+    eng = _fit_missing(write(df, tmp_path), "mpdta", **opts)
+    assert "  2 rows (0 units removed entirely): missing cluster (region)" in mem.sample.lines()
+    assert_same_fit(mem, eng)
+
+
 def test_missing_covariates_relation(tmp_path: Path) -> None:
     df = _mpdta_missing()
     con = duckdb.connect()
