@@ -5,7 +5,9 @@ DataFrame) and checks the ATT(g,t), the covariance of every cell and of the four
 notes and the sample report to 1e-10 relative (the covariance as correlations, see assert_same_result).
 Covariates: ``lpop`` (time-invariant) on mpdta, ``x1`` on base_stagg, the time-varying ``l_police`` and
 ``unemployrt`` on castle (so the covariates of period min(t, b) are used), and a simulated panel with a
-time-varying covariate, balanced (units with gaps dropped) and unbalanced (``allow_unbalanced=True``).
+time-varying covariate, balanced (units with gaps dropped) and unbalanced (``allow_unbalanced=True``). Rows with a
+missing or infinite covariate (mpdta with a time-varying ``xt``, the simulated panel) are dropped and counted as in
+memory: the same sample report and summary() too.
 """
 
 from __future__ import annotations
@@ -219,11 +221,121 @@ def test_unbalanced_outcome_level(tmp_path: Path) -> None:
     np.testing.assert_allclose(big.std_error, base.std_error, rtol=1e-7)
 
 
-def test_missing_covariate_values_are_refused(tmp_path: Path) -> None:
+# ----------------------------------------------------------------------------------------------- missing covariates
+def _mpdta_missing() -> pd.DataFrame:
+    """mpdta with a time-varying covariate ``xt`` and missing / infinite values in it and in ``lpop``: single
+    rows (the balancing then drops their units), a unit with ``lpop`` missing in every row (removed by that reason),
+    a unit whose rows go by two reasons (counted under the later one) and a row with both the outcome and ``lpop``
+    missing (counted under the outcome, the earlier reason)."""
     df = _mpdta()
-    df.loc[3, "lpop"] = np.nan
-    with pytest.raises(didx.InvalidOptionError, match=r"1 rows have a missing or infinite covariate.*Fix"):
-        _fit(write(df, tmp_path), "mpdta")
+    rng = np.random.default_rng(5)
+    df["xt"] = rng.normal(size=len(df)) + 0.2 * (df["year"] - 2004) * (df["first.treat"] > 0)
+    df["lemp"] = df["lemp"] + 0.3 * df["xt"]
+    rows = rng.choice(np.arange(20, len(df)), 14, replace=False)
+    df.loc[rows[:4], "lpop"] = np.nan
+    df.loc[rows[4:6], "lpop"] = np.inf
+    df.loc[rows[6:10], "xt"] = np.nan
+    df.loc[rows[10:13], "xt"] = -np.inf
+    df.loc[rows[13], ["lemp", "lpop"]] = np.nan
+    unit = df["countyreal"]
+    df.loc[unit == unit.iloc[0], "lpop"] = np.nan
+    both = unit == unit.iloc[10]
+    df.loc[both, "lpop"] = np.nan
+    df.loc[both & (df["year"] >= 2006), ["lpop", "xt"]] = [1.0, np.inf]
+    return df
+
+
+def _simulated_missing() -> pd.DataFrame:
+    """The simulated panel (gaps already) with the covariate missing or infinite in a few more rows."""
+    df = _simulated()
+    rng = np.random.default_rng(8)
+    rows = rng.choice(len(df), 9, replace=False)
+    df.loc[rows[:6], "x"] = np.nan
+    df.loc[rows[6:], "x"] = np.inf
+    return df
+
+
+MISSING = {"mpdta": _mpdta_missing, "simulated": _simulated_missing}
+MISSING_COVS = {"mpdta": ["lpop", "xt"], "simulated": ["x"]}
+MISSING_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("mpdta", {"est_method": "reg"}),
+    ("mpdta", {"est_method": "ipw", "control_group": "not_yet", "cluster": "region"}),
+    ("mpdta", {"est_method": "dr", "base_period": "universal"}),
+    ("mpdta", {"est_method": "reg", "allow_unbalanced": True, "cluster": "region"}),
+    ("mpdta", {"est_method": "ipw", "allow_unbalanced": True}),
+    ("mpdta", {"est_method": "dr", "allow_unbalanced": True, "control_group": "not_yet"}),
+    ("simulated", {"est_method": "dr", "cluster": "cl"}),
+    ("simulated", {"est_method": "reg", "allow_unbalanced": True}),
+    ("simulated", {"est_method": "dr", "allow_unbalanced": True, "cluster": "cl", "base_period": "universal"}),
+]
+
+
+def _fit_missing(data: Any, name: str, **opts: Any) -> Any:
+    return didx.att_gt(data, **ROLE[name], covariates=MISSING_COVS[name], **opts)
+
+
+def _without_engine_line(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith("Engine"))
+
+
+@pytest.mark.parametrize("case", MISSING_CASES, ids=case_id)
+def test_missing_covariates_dropped_as_in_memory(case: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
+    """Rows with a missing or infinite covariate are dropped and counted by reason as in memory, then the sample
+    rules (balancing, or the unbalanced estimators) see the units they leave with gaps: the same estimates, SEs,
+    sample report, notes and summary (but its Engine line)."""
+    name, opts = case
+    df = MISSING[name]()
+    mem = _fit_missing(df, name, **opts)
+    eng = _fit_missing(write(df, tmp_path), name, **opts)
+    assert_same_fit(mem, eng)
+    assert _without_engine_line(eng.summary()) == _without_engine_line(mem.summary())
+    assert "Engine: DuckDB" in eng.summary()
+    lines = mem.sample.lines()
+    assert any("missing covariate" in s for s in lines) and any("infinite covariate" in s for s in lines)
+    if name == "mpdta":
+        assert mem.sample.n_input_rows == len(df)
+        assert any(s.endswith("missing covariate (lpop)") and "(1 units removed entirely)" in s for s in lines)
+        assert any(s.endswith("infinite covariate (xt)") and "(1 units removed entirely)" in s for s in lines)
+        assert any(s.endswith("(lemp)") for s in lines)
+        if not opts.get("allow_unbalanced"):
+            assert any("not observed in every period" in s for s in lines)
+
+
+@pytest.mark.parametrize("unbalanced", [False, True])
+def test_missing_covariates_and_cluster(unbalanced: bool, tmp_path: Path) -> None:
+    """Missing cluster values too: a row missing both a covariate and its cluster counts under the covariate (the
+    earlier reason in memory), the others under the cluster."""
+    df = _mpdta_missing()
+    df["region"] = df["region"].astype(float)
+    df.loc[[30, 31, 47], "region"] = np.nan
+    df.loc[30, "lpop"] = np.nan
+    opts = {"est_method": "dr", "cluster": "region", "allow_unbalanced": unbalanced}
+    mem = _fit_missing(df, "mpdta", **opts)
+    eng = _fit_missing(write(df, tmp_path), "mpdta", **opts)
+    assert "  2 rows (0 units removed entirely): missing cluster (region)" in mem.sample.lines()
+    assert_same_fit(mem, eng)
+
+
+def test_missing_covariates_relation(tmp_path: Path) -> None:
+    df = _mpdta_missing()
+    con = duckdb.connect()
+    con.register("panel", df)
+    mem = _fit_missing(df, "mpdta", est_method="dr", cluster="region")
+    eng = _fit_missing(con.sql("SELECT * FROM panel"), "mpdta", est_method="dr", cluster="region")
+    assert_same_fit(mem, eng)
+    assert "relation" in dict(eng.design)["Engine"]
+
+
+def test_missing_covariates_change_the_sample(tmp_path: Path) -> None:
+    """A check that the cases above can fail: the rows the covariates drop change the fit (the same data without
+    those values gives other estimates, other units)."""
+    df = _mpdta_missing()
+    clean = df.assign(lpop=df["lpop"].fillna(3.0).replace(np.inf, 3.0), xt=df["xt"].fillna(0.0).replace(
+        [np.inf, -np.inf], 0.0), lemp=df["lemp"].fillna(5.0))
+    a = _fit_missing(write(df, tmp_path / "a.parquet"), "mpdta", est_method="dr")
+    b = _fit_missing(write(clean, tmp_path / "b.parquet"), "mpdta", est_method="dr")
+    assert a.sample.n_units < b.sample.n_units
+    assert np.max(np.abs(a.coef - b.coef)) > 1e-6
 
 
 def test_covariate_column_errors(tmp_path: Path) -> None:
@@ -254,5 +366,17 @@ def test_covariates_spark_equals_in_memory(spark: Any, case: tuple[str, dict[str
     df = DATA[name]()
     mem = _fit(df, name, **opts)
     eng = _fit(spark.createDataFrame(df), name, **opts)
+    assert_same_fit(mem, eng)
+    assert dict(eng.design)["Engine"].startswith("Spark")
+
+
+@pytest.mark.spark
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning", "ignore::FutureWarning",
+                            "ignore::UserWarning")
+def test_missing_covariates_spark(spark: Any) -> None:
+    df = _mpdta_missing()
+    opts = {"est_method": "dr", "cluster": "region"}
+    mem = _fit_missing(df, "mpdta", **opts)
+    eng = _fit_missing(spark.createDataFrame(df), "mpdta", **opts)
     assert_same_fit(mem, eng)
     assert dict(eng.design)["Engine"].startswith("Spark")

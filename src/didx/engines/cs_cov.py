@@ -5,9 +5,12 @@ on the units of cohort ``g`` and of its comparison cohorts, with the outcome cha
 covariates (intercept first) of period ``min(t, b)``. Every ingredient of those estimators is a sum over units,
 and units enter through their cohort only, so here everything is a GROUP BY cohort in the engine:
 
+0. the rows with a missing or infinite covariate, counted by reason in the in-memory order and the units they
+   leave with no row by the last reason (:func:`didx.engines.regression_cov.prepare`, as ``twfe`` does); every
+   later query reads the input without them (a derived table), so the sample rules below see the units they leave
+   with gaps (a balanced panel drops those, counted; ``allow_unbalanced=True`` keeps them), as in memory;
 1. the unit moments of :mod:`didx.engines.cs` (the sample rules, the cell plan; no covariates yet);
-2. per period, the covariates' means (to centre them) and a count of rows with a missing covariate (refused: the
-   in-memory path drops and counts those rows);
+2. per period, the covariates' means (to centre them);
 3. by cohort, ``X'X`` and, per cell, ``X'dy`` (:func:`~didx.engines.plan_cov.group_sums_sql`): the outcome
    regressions of ``reg`` and ``dr`` are solved from them in Python;
 4. ``ipw`` and ``dr``: each cell's logit propensity score by Newton-Raphson (the in-memory
@@ -21,7 +24,7 @@ and units enter through their cohort only, so here everything is a GROUP BY coho
 
 Aggregations, clustered SEs, the Gaussian and cluster-level multiplier bootstraps and uniform bands then run
 unchanged. The balanced-panel cells: :mod:`didx.engines.cs_cov_panel`; unbalanced panels (``allow_unbalanced=True``
-with gaps): :mod:`didx.engines.cs_cov_rc`. Limits: no weights, no missing covariate values, at most
+with gaps): :mod:`didx.engines.cs_cov_rc`. Limits: no weights, at most
 :data:`~didx.engines.cs_cov_panel.MAX_SUMS` sums in one query (about 200 ATT(g,t) cells); beyond them an error
 names the in-memory route.
 """
@@ -34,13 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from didx._errors import DataError, InvalidOptionError
-from didx._validate import check_columns
 from didx.engines import plan
 from didx.engines import plan_cov as pc
-from didx.engines.cs import FUNC, ROWS_FIX, EngineCells, _prepare, refuse
+from didx.engines.cs import FUNC, EngineCells, _prepare, refuse
 from didx.engines.cs_cov_panel import _Estimator
 from didx.engines.cs_cov_rc import RCEstimator
+from didx.engines.regression_cov import prepare
 from didx.engines.source import EngineInput
 from didx.engines.stats import Request, unit_moments
 from didx.estimators.cs.cells import plan_cells
@@ -52,14 +54,14 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
     """:func:`didx.engines.cs.engine_cells` with covariates (see the module docstring)."""
     refuse(opts)
     assert unit is not None
-    covs = tuple(opts.covariates)
-    check_columns(FUNC, {"covariates": list(covs)}, list(src.columns), list(src.columns))
-    for c in covs:
-        if src.kinds[c] != "numeric":
-            raise DataError(f"{FUNC}: the covariate column {c!r} must be numeric, but it holds "
-                            f"{'dates' if src.kinds[c] == 'datetime' else 'non-numeric values'}. Fix: encode it as "
-                            f"numbers (dummies).")
-    m = unit_moments(src, Request(func=FUNC, y=y, unit=unit, time=time, cohort=cohort, cluster=opts.cluster))
+    # rows with a missing or infinite covariate: counted by reason (in the in-memory order) and left out of every
+    # later query, as the twfe path does; the sample rules then see the units they leave with gaps
+    src_in = src
+    src, cov = prepare(src, FUNC, y=y, unit=unit, time=time, cohort=cohort, cluster=opts.cluster,
+                       covariates=list(opts.covariates))
+    covs = cov.names
+    m = cov.fix_report(unit_moments(src, Request(func=FUNC, y=y, unit=unit, time=time, cohort=cohort,
+                                                 cluster=opts.cluster)))
     first = float(m.periods[0])
     pass1_cohorts = m.cohort_values
     m, data = _prepare(m, opts)
@@ -67,9 +69,7 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
     data = _small_cohort_note(data, len(covs))
     cells, notes = plan_cells(data, control=opts.control_group, base_period=opts.base_period,
                               anticipation=opts.anticipation)
-    roles = plan.Roles(y=y, time=time, unit=unit, cohort=cohort, cluster=opts.cluster,
-                       unit_numeric=src.kinds[unit] == "numeric",
-                       cluster_numeric=opts.cluster is not None and src.kinds[opts.cluster] == "numeric")
+    roles = cov.roles
     centre = _centres(src, roles, covs, data.periods)
     y_centre = None
     if not balanced:
@@ -87,7 +87,7 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
     up = pc.UnitPlan(roles=roles, covariates=covs, periods=data.periods, x_periods=x_periods, centre=centre,
                      balanced=balanced, y_centre=y_centre, **cmap)
     units = pc.units_sql(up, src.quote, src.table)
-    cached = _cache(src, units)
+    cached = _cache(src, units, own_connection=src_in.table == "didx_input")
     try:
         kind = _Estimator if balanced else RCEstimator
         est = kind(src=src, units=cached or units, data=data, covs=covs, method=opts.est_method,
@@ -98,13 +98,14 @@ def engine_cells_cov(src: EngineInput, opts: Any, *, y: str, unit: str | None, t
             _uncache(src, cached)
 
 
-def _cache(src: EngineInput, units: str) -> str | None:
+def _cache(src: EngineInput, units: str, *, own_connection: bool) -> str | None:
     """Keep the unit pivot that every later query starts from: a cached view in Spark, a temporary table in a
-    DuckDB connection of a file input (a relation's ``query`` takes one statement, so there it is recomputed)."""
+    DuckDB connection of a file input (``own_connection``; a relation's ``query`` takes one statement, so there
+    it is recomputed)."""
     name = "didx_units_" + uuid.uuid4().hex[:8]
     if src.engine == "spark":
         src.run(f"CACHE TABLE {name} AS SELECT * FROM {units}")
-    elif src.table == "didx_input":
+    elif own_connection:
         src.run(f"CREATE TEMP TABLE {name} AS SELECT * FROM {units}; SELECT 1 AS ok")
     else:
         return None
@@ -134,15 +135,10 @@ def _small_cohort_note(data: CSData, p: int) -> CSData:
 
 
 def _centres(src: EngineInput, roles: plan.Roles, covs: tuple[str, ...], periods: np.ndarray) -> np.ndarray:
-    """Covariate means per (covariate, final period); rows with a missing covariate are refused."""
+    """Covariate means per (covariate, final period), over the input without the rows :func:`prepare` dropped."""
     out = src.run(pc.covariate_check_sql(roles, src.quote, src.table, covs))
     t = np.asarray(out["t"], dtype=float)
-    bad = np.nan_to_num(np.asarray(out["bad"], dtype=float))
-    if bad.sum() > 0:
-        raise InvalidOptionError(
-            f"{FUNC}: {int(bad.sum())} rows have a missing or infinite covariate ({', '.join(covs)}); the in-memory "
-            f"path drops them (and then the units they leave unbalanced) and counts them in the sample report, which "
-            f"the engines do not do yet. Fix: filter them in the query (WHERE ... IS NOT NULL), or {ROWS_FIX}.")
+    assert np.nan_to_num(np.asarray(out["bad"], dtype=float)).sum() == 0  # prepare's table has none left
     n = np.asarray(out["n"], dtype=float)
     centre = np.zeros((len(covs), periods.shape[0]))
     pos = {float(v): i for i, v in enumerate(t)}
