@@ -5,19 +5,19 @@ on the units of cohort ``g`` and of its comparison cohorts, with the outcome cha
 covariates (intercept first) of period ``min(t, b)``. Every ingredient of those estimators is a sum over units,
 and units enter through their cohort only, so here everything is a GROUP BY cohort in the engine:
 
-0. the rows with a missing or infinite covariate, counted by reason in the in-memory order and the units they
+1. the rows with a missing or infinite covariate, counted by reason in the in-memory order and the units they
    leave with no row by the last reason (:func:`didx.engines.regression_cov.prepare`, as ``twfe`` does); every
    later query reads the input without them (a derived table), so the sample rules below see the units they leave
    with gaps (a balanced panel drops those, counted; ``allow_unbalanced=True`` keeps them), as in memory;
-1. the unit moments of :mod:`didx.engines.cs` (the sample rules, the cell plan; no covariates yet);
-2. per period, the covariates' means (to centre them);
-3. by cohort, ``X'X`` and, per cell, ``X'dy`` (:func:`~didx.engines.plan_cov.group_sums_sql`): the outcome
+2. the unit moments of :mod:`didx.engines.cs` (the sample rules, the cell plan; no covariates yet);
+3. per period, the covariates' means (to centre them);
+4. by cohort, ``X'X`` and, per cell, ``X'dy`` (:func:`~didx.engines.plan_cov.group_sums_sql`): the outcome
    regressions of ``reg`` and ``dr`` are solved from them in Python;
-4. ``ipw`` and ``dr``: each cell's logit propensity score by Newton-Raphson (the in-memory
+5. ``ipw`` and ``dr``: each cell's logit propensity score by Newton-Raphson (the in-memory
    :func:`~didx.estimators.drdid.nuisance.fit_logit`: the same start, step halving and stopping rule), every
    iteration of every cell's logit in ONE aggregation (:func:`~didx.engines.plan_cov.logit_sql`), then one
    aggregation at the final scores (the Hessian and the odds-weighted sums);
-5. the influence function of every cell is then an expression of a unit's outcomes, covariates and propensity
+6. the influence function of every cell is then an expression of a unit's outcomes, covariates and propensity
    score with known coefficients; one aggregation per cohort (:func:`~didx.engines.plan_cov.gram_sql`, over the
    cells that involve it) returns, by cluster if any, the sums of those functions and of their products: the
    per-cohort Gram matrices (and cluster x cohort sums) of the in-memory store's features ``(1, w, psi_1, ..)``.
