@@ -105,8 +105,9 @@ def test_bacon_spark_equals_in_memory(spark: Any) -> None:
 
 @pytest.mark.parametrize("name", list(DATA))
 def test_every_covered_estimator_on_every_dataset_through_spark(spark: Any, name: str) -> None:
-    """One Spark frame per dataset; twfe, the TWFE event study, sun_abraham, collapse= and (balanced panels) bacon
-    equal the in-memory fits."""
+    """One Spark frame per dataset; att_gt, twfe, the TWFE event study, sun_abraham, imputation, did2s, collapse=
+    and (balanced panels) bacon equal the in-memory fits."""
+    from test_engines_imputation import assert_same as assert_same_imputation
     from test_engines_more import _bacon_kw, _with_groups, assert_same_bacon, assert_same_sa
     from test_engines_more import assert_same_result as assert_same_cov
 
@@ -119,6 +120,12 @@ def test_every_covered_estimator_on_every_dataset_through_spark(spark: Any, name
     for fit in (didx.twfe, didx.event_study):
         assert_same_cov(fit(df, **ROLES[name], cluster=cl), fit(sdf, **ROLES[name], cluster=cl))
     assert_same_sa(didx.sun_abraham(df, **ROLES[name]), didx.sun_abraham(sdf, **ROLES[name]))
+    opts = {"allow_unbalanced": True} if name == "unbalanced" else {}
+    assert_same_fit(didx.att_gt(df, **ROLES[name], **opts), didx.att_gt(sdf, **ROLES[name], **opts))
+    assert_same_imputation(didx.imputation(df, **ROLES[name], horizons=True),
+                           didx.imputation(sdf, **ROLES[name], horizons=True))
+    assert_same_imputation(didx.did2s(df, **ROLES[name], second_stage="event_study"),
+                           didx.did2s(sdf, **ROLES[name], second_stage="event_study"))
     kw = dict(**ROLES[name], collapse="group_period_weighted", cluster="grp")
     assert_same_cov(didx.twfe(df, **kw), didx.twfe(sdf, **kw))
     if name != "unbalanced":
