@@ -7,6 +7,7 @@ the 1-minute load average, and the peak resident memory of the whole process (``
 Python driver only: the JVM is a separate process, its heap capped by ``spark.driver.memory``).
 
     python benchmarks/scale.py --units 1000000 --pandas --spark      # the 1M-unit comparisons
+    python benchmarks/scale.py --units 1000000 --pandas --repeat 5 --interleave   # modes alternating
     python benchmarks/scale.py --units 5000000                       # 50M rows through DuckDB
 
 Panels: ``../shared/bench/make_panel.py N 10 5 1 OUT.parquet`` (N units x 10 periods, 5 cohorts, 30% never
@@ -94,6 +95,10 @@ def main() -> None:
     ap.add_argument("--pandas", action="store_true", help="also pandas.read_parquet + the in-memory path")
     ap.add_argument("--spark", action="store_true", help="also Spark local[2] (needs pyspark and Java)")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--interleave", action="store_true",
+                    help="repeat the whole list of modes (DuckDB, pandas, DuckDB, ...) instead of each mode in turn: "
+                         "no process follows one of its own kind (pandas' read is faster right after another "
+                         "pandas process on the development VM)")
     a = ap.parse_args()
     for units in (int(u) for u in a.units.split(",")):
         path = panel(units, Path(a.data_dir))
@@ -102,9 +107,10 @@ def main() -> None:
             modes += ["pandas_att_gt", "pandas_twfe"]
         if a.spark:
             modes += ["spark_att_gt", "spark_twfe"]
-        for mode in modes:
-            for _ in range(a.repeat):
-                print(json.dumps({"units": units, "rows": units * 10, **run(mode, path)}), flush=True)
+        order = [m for _ in range(a.repeat) for m in modes] if a.interleave else [m for m in modes
+                                                                                 for _ in range(a.repeat)]
+        for mode in order:
+            print(json.dumps({"units": units, "rows": units * 10, **run(mode, path)}), flush=True)
 
 
 if __name__ == "__main__":
