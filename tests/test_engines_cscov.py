@@ -360,7 +360,7 @@ def test_weights_still_refused(tmp_path: Path) -> None:
 @pytest.mark.spark
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning", "ignore::FutureWarning",
                             "ignore::UserWarning")
-@pytest.mark.parametrize("case", [CASES[2], CASES[11], CASES[13]], ids=case_id)
+@pytest.mark.parametrize("case", [CASES[2], CASES[8], CASES[11], CASES[13]], ids=case_id)  # base_stagg: 40 s in Spark
 def test_covariates_spark_equals_in_memory(spark: Any, case: tuple[str, dict[str, Any]]) -> None:
     name, opts = case
     df = DATA[name]()

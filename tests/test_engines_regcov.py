@@ -219,8 +219,11 @@ spark_ok = shutil.which("java") is not None
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning", "ignore::FutureWarning",
                             "ignore::UserWarning")
 @pytest.mark.parametrize(("case", "fn", "clustered"), [("castle", didx.twfe, True),
-                                                       ("unbalanced", didx.event_study, False)],
-                         ids=["castle-twfe-cluster", "unbalanced-event_study-unit"])
+                                                       ("unbalanced", didx.event_study, False),
+                                                       ("mpdta-x-lpop", didx.event_study, True),
+                                                       ("base_stagg", didx.twfe, False)],
+                         ids=["castle-twfe-cluster", "unbalanced-event_study-unit", "mpdta-event_study-cluster",
+                              "base_stagg-twfe-unit"])
 def test_spark_equals_in_memory(spark: Any, case: str, fn: Any, clustered: bool) -> None:
     """One fit per case (a Spark query costs about a second here): the other combinations run through DuckDB on
     the same SQL text."""
