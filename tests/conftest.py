@@ -55,3 +55,21 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The engines' sorted-grid scan (didx.engines.grid.scan) watched: for every scan, whether it produced the
+    moments (True) or fell back to the SQL plan (False)."""
+    from didx.engines import grid
+
+    calls: list[bool] = []
+    real = grid.scan
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(grid, "scan", wrapped)
+    return calls

@@ -23,7 +23,8 @@ import didx
 
 duckdb = pytest.importorskip("duckdb")
 
-from test_engines import AGGREGATIONS, REL, ROLES, write  # noqa: E402
+from test_engines import REL, ROLES, write  # noqa: E402
+from test_engines import assert_same_fit as engines_fit  # noqa: E402
 
 
 def assert_same_result(mem: Any, eng: Any) -> None:
@@ -42,16 +43,9 @@ def assert_same_result(mem: Any, eng: Any) -> None:
 
 
 def assert_same_fit(mem: Any, eng: Any) -> None:
-    """Cells, headline, pre-test, notes, sample report and the four aggregations (tests/test_engines.py's
-    check with the covariance compared as correlations)."""
-    assert_same_result(mem, eng)
-    assert eng.sample.lines() == mem.sample.lines()
-    assert eng.notes == mem.notes
-    if mem.pretest is not None:
-        assert eng.pretest.statistic == pytest.approx(mem.pretest.statistic, rel=1e-9)
-    for kind in AGGREGATIONS:
-        assert_same_result(mem.aggregate(kind), eng.aggregate(kind))
-    assert_same_result(mem.aggregate("dynamic", min_e=-2, max_e=2), eng.aggregate("dynamic", min_e=-2, max_e=2))
+    """tests/test_engines.py's check (cells, headline, pre-test, notes, sample report, the four aggregations) with
+    the covariance compared as correlations."""
+    engines_fit(mem, eng, same=assert_same_result)
 
 
 def _mpdta() -> pd.DataFrame:

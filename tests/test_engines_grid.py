@@ -4,7 +4,6 @@ SQL plan and as in memory, and a fall back to the SQL plan (with its errors and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,21 +16,6 @@ pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")
 
 from test_engines import DATA, ROLES, assert_same_fit, assert_same_result, write
-
-
-@pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Records, for every grid scan, whether it produced the moments (True) or fell back (False)."""
-    calls: list[bool] = []
-    real = grid.scan
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        out = real(*args, **kwargs)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(grid, "scan", wrapped)
-    return calls
 
 
 def _sorted(name: str) -> pd.DataFrame:

@@ -24,21 +24,6 @@ duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("pyarrow")
 
 
-@pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """For every grid scan, whether it produced the moments (True) or fell back to the SQL plan (False)."""
-    calls: list[bool] = []
-    real = grid.scan
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        out = real(*args, **kwargs)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(grid, "scan", wrapped)
-    return calls
-
-
 def _sorted_mpdta(n_units: int | None = None) -> pd.DataFrame:
     r = ROLES["mpdta"]
     df = DATA["mpdta"]().sort_values([r["unit"], r["time"]]).reset_index(drop=True)
